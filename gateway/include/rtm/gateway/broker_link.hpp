@@ -1,0 +1,50 @@
+#pragma once
+// The gateway's only view of the broker. Kept behind an interface of our own so that
+// the hot path can change (several connections, another client library) without
+// touching the logic, and so that the logic can be unit-tested without a broker.
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "rtm/gateway/config.hpp"
+
+namespace rtm::gateway {
+
+struct Message {
+  std::string topic;
+  std::string payload;
+  int qos = 0;
+  bool retained = false;
+};
+
+class BrokerLink {
+ public:
+  // Called on the link's own threads: implementations hand work to a queue.
+  class Listener {
+   public:
+    virtual ~Listener() = default;
+    // (Re)connected and every subscription is in place again.
+    virtual void on_connected() = 0;
+    virtual void on_connection_lost(const std::string& why) = 0;
+    virtual void on_message(Message&& message) = 0;
+  };
+
+  virtual ~BrokerLink() = default;
+  // Starts connecting in the background; keeps reconnecting with backoff until stop().
+  virtual void start(Listener* listener) = 0;
+  // Disconnects cleanly; no callbacks after it returns.
+  virtual void stop() = 0;
+  virtual bool connected() const = 0;
+  // Adds filters to the set the link keeps subscribed across reconnects.
+  virtual void subscribe(const std::vector<std::string>& filters, int qos) = 0;
+  // Queues a message for sending; false when it cannot be queued (link down, buffer
+  // full). Never throws.
+  virtual bool publish(const std::string& topic, std::string_view payload, int qos,
+                       bool retain) = 0;
+};
+
+// Eclipse Paho MQTT C++ implementation.
+std::unique_ptr<BrokerLink> make_paho_link(const BrokerConfig& config);
+
+}  // namespace rtm::gateway

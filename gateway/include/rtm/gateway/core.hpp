@@ -1,0 +1,117 @@
+#pragma once
+// The gateway's logic without threads or sockets: it takes broker messages and the
+// time, and publishes through an Outbox. Everything here runs on one thread (the
+// gateway loop), so the state needs no locks.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "rtm/gateway/broker_link.hpp"
+#include "rtm/gateway/config.hpp"
+#include "rtm/gateway/dedup.hpp"
+#include "rtm/gateway/request.hpp"
+#include "rtm/gateway/timers.hpp"
+#include "rtm/topics/tree.hpp"
+
+namespace rtm::gateway {
+
+class Outbox {
+ public:
+  virtual ~Outbox() = default;
+  // false when the message could not be queued for the broker.
+  virtual bool publish(const std::string& topic, std::string_view payload, int qos,
+                       bool retain) = 0;
+};
+
+using Clock = std::function<std::int64_t()>;  // milliseconds since the Unix epoch
+Clock system_clock();
+
+// One request in the hands of its handler.
+struct Call {
+  const std::string& uid;
+  const topics::Uri& uri;
+  const Params& params;
+  std::int64_t now_ms;
+};
+
+struct Operation {
+  std::string name;
+  bool needs_session = true;
+  std::vector<std::string_view> params;  // the parameter names it accepts
+  std::function<Outcome<json::Document>(Call&)> handle;
+};
+
+struct Counters {
+  std::uint64_t requests = 0;
+  std::uint64_t answered_ok = 0;
+  std::uint64_t answered_error = 0;
+  std::uint64_t replayed = 0;  // answered again from the dedup cache
+  std::uint64_t publish_failed = 0;
+  std::uint64_t dropped_inbound = 0;  // queue full before the loop saw them
+};
+
+class Core {
+ public:
+  Core(const Config& config, Outbox& outbox, Clock clock = system_clock());
+  ~Core();
+
+  const Config& config() const { return config_; }
+  const topics::TopicTree& tree() const { return tree_; }
+  Timers& timers() { return timers_; }
+  Counters& counters() { return counters_; }
+  std::int64_t now_ms() const { return clock_(); }
+
+  // Filters the broker link must keep subscribed.
+  std::vector<std::string> subscriptions() const;
+
+  void add_operation(Operation op);
+  // Hook for operations: does uid have a live session? (Set by the session module.)
+  void set_session_check(std::function<bool(const std::string& uid)> check);
+  // Hook for other topics the gateway reads (presence, bridge): the handler returns
+  // true when the message was its own. `filter` is added to the broker subscriptions.
+  void add_message_handler(std::string filter, std::function<bool(const Message&)> handler);
+  // Keeps a module (the owner of registered handlers) alive as long as the core.
+  void keep(std::shared_ptr<void> module) { modules_.push_back(std::move(module)); }
+
+  void on_message(const Message& message);
+  // Runs timers that are due; returns the next deadline (ms since epoch) or -1.
+  std::int64_t run_due();
+
+  bool publish(const std::string& topic, std::string_view payload, int qos = 0,
+               bool retain = false);
+  // Publishes an event JSON to P/u/{uid}/events/{kind}.
+  void publish_user_event(const std::string& uid, std::string_view kind,
+                          const json::Document& event);
+
+ private:
+  void handle_request(const topics::ParsedTopic& parsed, const Message& message);
+  void answer(const std::string& uid, const std::string& response_topic,
+              const std::string& msg_id, const Outcome<json::Document>& outcome,
+              std::uint64_t fingerprint, bool cache);
+
+  Config config_;
+  Outbox& outbox_;
+  Clock clock_;
+  topics::TopicTree tree_;
+  Timers timers_;
+  Dedup dedup_;
+  Counters counters_;
+  std::unordered_map<std::string, Operation> operations_;
+  std::function<bool(const std::string&)> session_check_;
+  std::vector<std::function<bool(const Message&)>> message_handlers_;
+  std::vector<std::string> extra_subscriptions_;
+  std::vector<std::shared_ptr<void>> modules_;
+};
+
+// Serialises a response: {"msg_id":..,"code":0,"result":..} or with error/message.
+std::string response_payload(const std::string& msg_id, const Outcome<json::Document>& outcome);
+
+// Registers the operations that need no session (ping).
+void register_basic_operations(Core& core);
+
+}  // namespace rtm::gateway

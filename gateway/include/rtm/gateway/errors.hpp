@@ -1,0 +1,53 @@
+#pragma once
+// The error codes answered in responses ({"code":N,"error":"NAME","message":...}).
+// docs/protocol.md carries the same table; numbers never change once released.
+#include <string_view>
+
+namespace rtm::gateway {
+
+enum class ErrorCode : int {
+  ok = 0,
+  internal = 1,
+  bad_request = 2,
+  not_joined = 3,
+  not_logged_in = 4,
+  unknown_operation = 5,
+  missing_msg_id = 6,
+  bad_json = 7,
+  invalid_name = 8,
+  payload_too_large = 9,
+  duplicate_parameter = 10,
+  missing_parameter = 11,
+  invalid_parameter = 12,
+  invalid_uri = 13,
+  msg_id_reused = 14,
+  token_invalid = 20,
+  token_bad_signature = 21,
+  token_expired = 22,
+  token_uid_mismatch = 23,
+  token_unsupported_alg = 24,
+  token_not_yet_valid = 25,
+  limit_channels = 30,
+  limit_topics = 31,
+  limit_members = 32,
+  limit_subscriptions = 33,
+  limit_watch = 34,
+  already_joined = 35,
+  no_route = 40,
+  timeout = 41,
+  backend_error = 42,
+  rate_limited = 43,
+  unavailable = 44,
+};
+
+struct ErrorInfo {
+  ErrorCode code;
+  std::string_view name;     // "NOT_JOINED"
+  std::string_view meaning;  // one line for docs and logs
+};
+
+// Every code with its name and meaning, in numeric order.
+const ErrorInfo* error_table(std::size_t* count);
+std::string_view error_name(ErrorCode code);
+
+}  // namespace rtm::gateway

@@ -1,0 +1,214 @@
+#include "rtm/gateway/core.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "rtm/topics/names.hpp"
+
+namespace rtm::gateway {
+namespace {
+
+// FNV-1a: a cheap fingerprint to tell a redelivery from a reused msg_id.
+std::uint64_t fingerprint(std::string_view a, std::string_view b) {
+  std::uint64_t h = 1469598103934665603ULL;
+  auto mix = [&h](std::string_view s) {
+    for (unsigned char c : s) {
+      h ^= c;
+      h *= 1099511628211ULL;
+    }
+    h ^= 0xff;
+    h *= 1099511628211ULL;
+  };
+  mix(a);
+  mix(b);
+  return h;
+}
+
+}  // namespace
+
+Clock system_clock() {
+  return [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+}
+
+std::string response_payload(const std::string& msg_id, const Outcome<json::Document>& outcome) {
+  rapidjson::StringBuffer buf;
+  json::Writer w(buf);
+  w.StartObject();
+  w.Key("msg_id");
+  json::write_string(w, msg_id);
+  if (outcome.ok()) {
+    w.Key("code");
+    w.Int(0);
+    w.Key("result");
+    outcome.value().Accept(w);
+  } else {
+    w.Key("code");
+    w.Int(static_cast<int>(outcome.error().code));
+    w.Key("error");
+    json::write_string(w, error_name(outcome.error().code));
+    w.Key("message");
+    json::write_string(w, outcome.error().message);
+  }
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+Core::Core(const Config& config, Outbox& outbox, Clock clock)
+    : config_(config),
+      outbox_(outbox),
+      clock_(std::move(clock)),
+      tree_(config.topics.prefix),
+      dedup_(static_cast<std::int64_t>(config.requests.dedup_window_s) * 1000,
+             config.requests.dedup_max_entries) {}
+
+Core::~Core() = default;
+
+std::vector<std::string> Core::subscriptions() const {
+  std::vector<std::string> filters{tree_.request_filter()};
+  filters.insert(filters.end(), extra_subscriptions_.begin(), extra_subscriptions_.end());
+  return filters;
+}
+
+void Core::add_operation(Operation op) {
+  auto name = op.name;
+  operations_[name] = std::move(op);
+}
+
+void Core::set_session_check(std::function<bool(const std::string&)> check) {
+  session_check_ = std::move(check);
+}
+
+void Core::add_message_handler(std::string filter, std::function<bool(const Message&)> handler) {
+  extra_subscriptions_.push_back(std::move(filter));
+  message_handlers_.push_back(std::move(handler));
+}
+
+bool Core::publish(const std::string& topic, std::string_view payload, int qos, bool retain) {
+  if (outbox_.publish(topic, payload, qos, retain)) return true;
+  ++counters_.publish_failed;
+  return false;
+}
+
+void Core::publish_user_event(const std::string& uid, std::string_view kind,
+                              const json::Document& event) {
+  publish(tree_.user_event(uid, kind), json::dump(event), 1, false);
+}
+
+std::int64_t Core::run_due() {
+  timers_.run_due(clock_());
+  return timers_.next_due();
+}
+
+void Core::on_message(const Message& message) {
+  auto parsed = tree_.parse(message.topic);
+  if (parsed && parsed->kind == topics::TopicKind::request) {
+    handle_request(*parsed, message);
+    return;
+  }
+  for (auto& handler : message_handlers_) {
+    if (handler(message)) return;
+  }
+  spdlog::debug("ignored message on {}", message.topic);
+}
+
+void Core::answer(const std::string& uid, const std::string& response_topic,
+                  const std::string& msg_id, const Outcome<json::Document>& outcome,
+                  std::uint64_t print, bool cache) {
+  auto payload = response_payload(msg_id, outcome);
+  if (outcome.ok()) {
+    ++counters_.answered_ok;
+  } else {
+    ++counters_.answered_error;
+    spdlog::debug("request {} from {} failed: {} {}", response_topic, uid,
+                  error_name(outcome.error().code), outcome.error().message);
+  }
+  if (cache) dedup_.remember(uid, msg_id, print, payload, clock_());
+  // Responses go at QoS 1: a lost answer would leave the caller waiting for its timeout.
+  publish(response_topic, payload, 1, false);
+}
+
+void Core::handle_request(const topics::ParsedTopic& parsed, const Message& message) {
+  ++counters_.requests;
+  const std::string& uid = parsed.uid;
+  const std::string response_topic = tree_.response(uid, parsed.uri);
+  const std::uint64_t print = fingerprint(parsed.uri, message.payload);
+
+  auto uri = topics::parse_uri(parsed.uri);
+  const std::string msg_id = uri.ok() ? uri->msg_id : std::string();
+
+  auto fail = [&](ErrorCode code, std::string text) {
+    answer(uid, response_topic, msg_id, failure(code, std::move(text)), print, !msg_id.empty());
+  };
+
+  if (auto why = topics::name_error(uid, "uid")) return fail(ErrorCode::invalid_name, *why);
+  if (!uri) return fail(ErrorCode::invalid_uri, uri.error().message);
+  if (msg_id.empty()) {
+    return fail(ErrorCode::missing_msg_id,
+                "the request topic needs a msg_id query parameter, e.g. " +
+                    tree_.request(uid, uri->path + "?msg_id=1"));
+  }
+
+  if (const auto* seen = dedup_.find(uid, msg_id, clock_())) {
+    if (seen->fingerprint != print) {
+      answer(uid, response_topic, msg_id,
+             failure(ErrorCode::msg_id_reused,
+                     "msg_id " + msg_id + " was used in the last " +
+                         std::to_string(config_.requests.dedup_window_s) +
+                         " s for a different request"),
+             print, false);
+      return;
+    }
+    ++counters_.replayed;
+    if (!seen->pending) publish(response_topic, seen->response, 1, false);
+    return;
+  }
+
+  if (message.payload.size() > config_.requests.max_payload_bytes) {
+    return fail(ErrorCode::payload_too_large,
+                "payload is " + std::to_string(message.payload.size()) + " bytes, over the limit of " +
+                    std::to_string(config_.requests.max_payload_bytes));
+  }
+  if (uri->absolute) {
+    return fail(ErrorCode::no_route, "no module serves " + uri->scheme + "://" + uri->host);
+  }
+  auto op = operations_.find(uri->path);
+  if (op == operations_.end()) {
+    return fail(ErrorCode::unknown_operation, "unknown operation \"" + uri->path + "\"");
+  }
+  auto params = Params::merge(*uri, message.payload);
+  if (!params) return fail(params.error().code, params.error().message);
+  if (auto bad = params->only(op->second.name, op->second.params)) {
+    return fail(bad->code, bad->message);
+  }
+  if (op->second.needs_session && !(session_check_ && session_check_(uid))) {
+    return fail(ErrorCode::not_logged_in, uid + " has no live session: log in first");
+  }
+
+  Call call{uid, *uri, *params, clock_()};
+  Outcome<json::Document> outcome = failure(ErrorCode::internal, "operation did not answer");
+  try {
+    outcome = op->second.handle(call);
+  } catch (const std::exception& e) {
+    // A handler bug must not take the loop down; the caller learns something went wrong.
+    spdlog::error("operation {} for {} threw: {}", op->second.name, uid, e.what());
+    outcome = failure(ErrorCode::internal, "internal error in " + op->second.name);
+  }
+  answer(uid, response_topic, msg_id, outcome, print, true);
+}
+
+void register_basic_operations(Core& core) {
+  core.add_operation({"ping", false, {}, [](Call& call) -> Outcome<json::Document> {
+                        auto result = json::object();
+                        json::set_int(result, "time_ms", call.now_ms);
+                        json::set(result, "version", RTM_VERSION);
+                        json::set(result, "uid", call.uid);
+                        return result;
+                      }});
+}
+
+}  // namespace rtm::gateway

@@ -1,0 +1,31 @@
+#include "rtm/gateway/dedup.hpp"
+
+namespace rtm::gateway {
+
+void Dedup::expire(std::int64_t now_ms) {
+  while (!order_.empty() && (order_.front().first <= now_ms || entries_.size() > max_entries_)) {
+    entries_.erase(order_.front().second);
+    order_.pop_front();
+  }
+}
+
+const Dedup::Seen* Dedup::find(const std::string& uid, const std::string& msg_id,
+                               std::int64_t now_ms) {
+  expire(now_ms);
+  auto it = entries_.find(key(uid, msg_id));
+  return it == entries_.end() ? nullptr : &it->second;
+}
+
+void Dedup::remember(const std::string& uid, const std::string& msg_id, std::uint64_t fingerprint,
+                     std::optional<std::string> response, std::int64_t now_ms) {
+  if (window_ms_ <= 0 || max_entries_ == 0) return;
+  auto k = key(uid, msg_id);
+  auto [it, inserted] = entries_.try_emplace(k);
+  it->second.fingerprint = fingerprint;
+  it->second.pending = !response.has_value();
+  it->second.response = response ? std::move(*response) : std::string();
+  if (inserted) order_.emplace_back(now_ms + window_ms_, std::move(k));
+  expire(now_ms);
+}
+
+}  // namespace rtm::gateway

@@ -1,0 +1,55 @@
+#include "rtm/gateway/errors.hpp"
+
+#include <iterator>
+
+namespace rtm::gateway {
+namespace {
+constexpr ErrorInfo kErrors[] = {
+    {ErrorCode::ok, "OK", "success"},
+    {ErrorCode::internal, "INTERNAL", "unexpected failure inside the gateway; the request had no effect"},
+    {ErrorCode::bad_request, "BAD_REQUEST", "the request is malformed in a way no other code names"},
+    {ErrorCode::not_joined, "NOT_JOINED", "the user has not joined the channel named in the request"},
+    {ErrorCode::not_logged_in, "NOT_LOGGED_IN", "the operation needs a live session: log in first"},
+    {ErrorCode::unknown_operation, "UNKNOWN_OPERATION", "no built-in operation has this name"},
+    {ErrorCode::missing_msg_id, "MISSING_MSG_ID", "the request topic has no msg_id query parameter, or it is empty"},
+    {ErrorCode::bad_json, "BAD_JSON", "the payload is not valid JSON, or not a JSON object"},
+    {ErrorCode::invalid_name, "INVALID_NAME", "a uid, channel or topic name breaks the naming rules"},
+    {ErrorCode::payload_too_large, "PAYLOAD_TOO_LARGE", "the request payload is over requests.max_payload_bytes"},
+    {ErrorCode::duplicate_parameter, "DUPLICATE_PARAMETER", "a parameter is given both in the query and in the body"},
+    {ErrorCode::missing_parameter, "MISSING_PARAMETER", "a required parameter is missing"},
+    {ErrorCode::invalid_parameter, "INVALID_PARAMETER", "a parameter has the wrong type or an unknown name"},
+    {ErrorCode::invalid_uri, "INVALID_URI", "the URI in the request topic cannot be parsed"},
+    {ErrorCode::msg_id_reused, "MSG_ID_REUSED", "the msg_id was used recently for a different request"},
+    {ErrorCode::token_invalid, "TOKEN_INVALID", "the token is not a well-formed JWT"},
+    {ErrorCode::token_bad_signature, "TOKEN_BAD_SIGNATURE", "the token's signature does not match"},
+    {ErrorCode::token_expired, "TOKEN_EXPIRED", "the token's exp is in the past"},
+    {ErrorCode::token_uid_mismatch, "TOKEN_UID_MISMATCH", "the token's sub is not the uid of the request"},
+    {ErrorCode::token_unsupported_alg, "TOKEN_UNSUPPORTED_ALG", "the token is not signed with HS256"},
+    {ErrorCode::token_not_yet_valid, "TOKEN_NOT_YET_VALID", "the token's nbf is in the future"},
+    {ErrorCode::limit_channels, "LIMIT_CHANNELS", "the user is in limits.channels_per_user channels already"},
+    {ErrorCode::limit_topics, "LIMIT_TOPICS", "the user publishes in limits.topics_per_channel topics of this channel already"},
+    {ErrorCode::limit_members, "LIMIT_MEMBERS", "the channel has limits.members_per_channel members already"},
+    {ErrorCode::limit_subscriptions, "LIMIT_SUBSCRIPTIONS", "the user subscribes to 64 publishers of this topic already"},
+    {ErrorCode::limit_watch, "LIMIT_WATCH", "the user watches limits.watched_users_per_user users already"},
+    {ErrorCode::already_joined, "ALREADY_JOINED", "the user is a publisher of this topic already"},
+    {ErrorCode::no_route, "NO_ROUTE", "no live backend node or allow-listed HTTP backend serves this URI"},
+    {ErrorCode::timeout, "TIMEOUT", "the backend did not answer in time"},
+    {ErrorCode::backend_error, "BACKEND_ERROR", "the backend failed to handle the request"},
+    {ErrorCode::rate_limited, "RATE_LIMITED", "too many requests from this user; slow down"},
+    {ErrorCode::unavailable, "UNAVAILABLE", "the gateway cannot serve this now (shutting down, broker link down)"},
+};
+}  // namespace
+
+const ErrorInfo* error_table(std::size_t* count) {
+  *count = std::size(kErrors);
+  return kErrors;
+}
+
+std::string_view error_name(ErrorCode code) {
+  for (const auto& e : kErrors) {
+    if (e.code == code) return e.name;
+  }
+  return "INTERNAL";
+}
+
+}  // namespace rtm::gateway

@@ -1,0 +1,103 @@
+#include "rtm/gateway/gateway.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "rtm/gateway/operations.hpp"
+
+namespace rtm::gateway {
+
+Gateway::Gateway(const Config& config, std::unique_ptr<BrokerLink> link)
+    : config_(config), link_(std::move(link)), core_(std::make_unique<Core>(config_, *this)) {
+  register_basic_operations(*core_);
+  register_rtm_operations(*core_);
+}
+
+Gateway::~Gateway() { link_->stop(); }
+
+void Gateway::on_connected() {
+  spdlog::info("gateway: serving requests on {}", core_->tree().request_filter());
+}
+
+void Gateway::on_connection_lost(const std::string& why) {
+  spdlog::warn("gateway: broker connection lost ({}); reconnecting", why);
+}
+
+void Gateway::on_message(Message&& message) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (inbox_.size() >= config_.requests.queue_capacity) {
+      ++dropped_;  // the loop is behind: shed load rather than grow without bound
+      return;
+    }
+    inbox_.push_back(std::move(message));
+  }
+  wake_.notify_one();
+}
+
+bool Gateway::publish(const std::string& topic, std::string_view payload, int qos, bool retain) {
+  return link_->publish(topic, payload, qos, retain);
+}
+
+void Gateway::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+}
+
+void Gateway::log_stats() {
+  const auto& c = core_->counters();
+  spdlog::info("stats: requests={} ok={} errors={} replayed={} publish_failed={} dropped_inbound={}",
+               c.requests, c.answered_ok, c.answered_error, c.replayed, c.publish_failed,
+               c.dropped_inbound);
+}
+
+void Gateway::run() {
+  link_->subscribe(core_->subscriptions(), 1);
+  link_->start(this);
+  const auto stats_every = std::chrono::seconds(config_.log.stats_interval_s);
+  auto next_stats = std::chrono::steady_clock::now() + stats_every;
+  std::deque<Message> batch;
+  auto next_drop_log = std::chrono::steady_clock::now();
+  while (true) {
+    const std::int64_t next_due = core_->run_due();
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      auto ready = [this] { return stopping_ || !inbox_.empty(); };
+      if (next_due < 0) {
+        wake_.wait_for(lock, std::chrono::seconds(1), ready);
+      } else {
+        const auto wait_ms = std::max<std::int64_t>(0, next_due - core_->now_ms());
+        wake_.wait_for(lock, std::chrono::milliseconds(std::min<std::int64_t>(wait_ms, 1000)),
+                       ready);
+      }
+      if (stopping_) break;
+      batch.swap(inbox_);
+      core_->counters().dropped_inbound += dropped_;
+      dropped_ = 0;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (core_->counters().dropped_inbound > dropped_logged_ && now >= next_drop_log) {
+      spdlog::warn("gateway: inbound queue full (capacity {}): {} messages dropped so far",
+                   config_.requests.queue_capacity, core_->counters().dropped_inbound);
+      dropped_logged_ = core_->counters().dropped_inbound;
+      next_drop_log = now + std::chrono::seconds(5);
+    }
+    for (auto& message : batch) {
+      core_->on_message(message);
+    }
+    batch.clear();
+    if (config_.log.stats_interval_s > 0 && std::chrono::steady_clock::now() >= next_stats) {
+      log_stats();
+      next_stats = std::chrono::steady_clock::now() + stats_every;
+    }
+  }
+  spdlog::info("gateway: stopping");
+  link_->stop();
+  log_stats();
+}
+
+}  // namespace rtm::gateway

@@ -1,0 +1,177 @@
+#include "rtm/gateway/jwt.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+namespace rtm::gateway {
+namespace {
+
+constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+std::string hmac_sha256(std::string_view key, std::string_view data) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &len);
+  return std::string(reinterpret_cast<char*>(out), len);
+}
+
+TokenFailure fail(ErrorCode code, std::string message) { return {code, std::move(message)}; }
+
+bool read_int64(const rapidjson::Value& obj, const char* key, std::int64_t& out) {
+  auto it = obj.FindMember(key);
+  if (it == obj.MemberEnd()) return false;
+  if (it->value.IsInt64()) {
+    out = it->value.GetInt64();
+    return true;
+  }
+  if (it->value.IsDouble()) {  // NumericDate may carry fractions
+    out = static_cast<std::int64_t>(it->value.GetDouble());
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string base64url_encode(std::string_view bytes) {
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    unsigned v = (static_cast<unsigned char>(bytes[i]) << 16) |
+                 (static_cast<unsigned char>(bytes[i + 1]) << 8) |
+                 static_cast<unsigned char>(bytes[i + 2]);
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += kAlphabet[v & 63];
+  }
+  if (std::size_t rest = bytes.size() - i; rest > 0) {
+    unsigned v = static_cast<unsigned char>(bytes[i]) << 16;
+    if (rest == 2) v |= static_cast<unsigned char>(bytes[i + 1]) << 8;
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    if (rest == 2) out += kAlphabet[(v >> 6) & 63];
+  }
+  return out;
+}
+
+std::optional<std::string> base64url_decode(std::string_view text) {
+  if (text.size() % 4 == 1) return std::nullopt;
+  std::string out;
+  out.reserve(text.size() * 3 / 4);
+  unsigned buffer = 0;
+  int bits = 0;
+  for (char c : text) {
+    int v;
+    if (c >= 'A' && c <= 'Z') v = c - 'A';
+    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9') v = c - '0' + 52;
+    else if (c == '-') v = 62;
+    else if (c == '_') v = 63;
+    else return std::nullopt;  // no padding, no standard alphabet in JWTs
+    buffer = (buffer << 6) | static_cast<unsigned>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((buffer >> bits) & 0xff);
+    }
+  }
+  return out;
+}
+
+std::string sign_token(const TokenClaims& claims, std::string_view secret) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartObject();
+  w.Key("sub");
+  w.String(claims.sub.data(), static_cast<rapidjson::SizeType>(claims.sub.size()));
+  w.Key("iat");
+  w.Int64(claims.iat);
+  w.Key("exp");
+  w.Int64(claims.exp);
+  if (claims.nbf) {
+    w.Key("nbf");
+    w.Int64(*claims.nbf);
+  }
+  w.EndObject();
+  std::string signing_input = base64url_encode(R"({"alg":"HS256","typ":"JWT"})") + "." +
+                              base64url_encode(std::string_view(buf.GetString(), buf.GetSize()));
+  return signing_input + "." + base64url_encode(hmac_sha256(secret, signing_input));
+}
+
+Expected<TokenClaims, TokenFailure> verify_token(std::string_view token, std::string_view secret,
+                                                 std::int64_t now_s) {
+  if (token.empty()) return fail(ErrorCode::token_invalid, "token is empty");
+  if (token.size() > 8192) return fail(ErrorCode::token_invalid, "token is longer than 8192 bytes");
+  const auto dot1 = token.find('.');
+  const auto dot2 = dot1 == std::string_view::npos ? dot1 : token.find('.', dot1 + 1);
+  if (dot2 == std::string_view::npos || token.find('.', dot2 + 1) != std::string_view::npos) {
+    return fail(ErrorCode::token_invalid, "token must have three dot-separated parts");
+  }
+  auto header_text = base64url_decode(token.substr(0, dot1));
+  auto payload_text = base64url_decode(token.substr(dot1 + 1, dot2 - dot1 - 1));
+  auto signature = base64url_decode(token.substr(dot2 + 1));
+  if (!header_text || !payload_text || !signature) {
+    return fail(ErrorCode::token_invalid, "token part is not base64url");
+  }
+
+  rapidjson::Document header;
+  header.Parse(header_text->data(), header_text->size());
+  if (header.HasParseError() || !header.IsObject()) {
+    return fail(ErrorCode::token_invalid, "token header is not a JSON object");
+  }
+  auto alg = header.FindMember("alg");
+  if (alg == header.MemberEnd() || !alg->value.IsString()) {
+    return fail(ErrorCode::token_invalid, "token header has no alg");
+  }
+  if (std::string_view(alg->value.GetString()) != "HS256") {
+    return fail(ErrorCode::token_unsupported_alg,
+                std::string("token alg \"") + alg->value.GetString() + "\" is not accepted, only HS256");
+  }
+
+  const auto expected = hmac_sha256(secret, token.substr(0, dot2));
+  if (signature->size() != expected.size() ||
+      CRYPTO_memcmp(signature->data(), expected.data(), expected.size()) != 0) {
+    return fail(ErrorCode::token_bad_signature, "token signature does not match");
+  }
+
+  rapidjson::Document payload;
+  payload.Parse(payload_text->data(), payload_text->size());
+  if (payload.HasParseError() || !payload.IsObject()) {
+    return fail(ErrorCode::token_invalid, "token payload is not a JSON object");
+  }
+  TokenClaims claims;
+  auto sub = payload.FindMember("sub");
+  if (sub == payload.MemberEnd() || !sub->value.IsString()) {
+    return fail(ErrorCode::token_invalid, "token has no sub claim");
+  }
+  claims.sub.assign(sub->value.GetString(), sub->value.GetStringLength());
+  if (!read_int64(payload, "exp", claims.exp)) {
+    return fail(ErrorCode::token_invalid, "token has no numeric exp claim");
+  }
+  read_int64(payload, "iat", claims.iat);
+  std::int64_t nbf = 0;
+  if (payload.HasMember("nbf")) {
+    if (!read_int64(payload, "nbf", nbf)) {
+      return fail(ErrorCode::token_invalid, "token nbf claim is not a number");
+    }
+    claims.nbf = nbf;
+  }
+  if (claims.exp <= now_s) {
+    return fail(ErrorCode::token_expired,
+                "token expired " + std::to_string(now_s - claims.exp) + " s ago");
+  }
+  if (claims.nbf && *claims.nbf > now_s) {
+    return fail(ErrorCode::token_not_yet_valid,
+                "token is not valid for another " + std::to_string(*claims.nbf - now_s) + " s");
+  }
+  return claims;
+}
+
+}  // namespace rtm::gateway

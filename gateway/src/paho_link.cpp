@@ -1,0 +1,188 @@
+#include <mqtt/async_client.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "rtm/gateway/broker_link.hpp"
+
+namespace rtm::gateway {
+namespace {
+
+// Paho's own automatic reconnect does not cover a failed first connect, so one thread
+// of ours owns (re)connecting with exponential backoff and re-subscribing.
+class PahoLink final : public BrokerLink {
+ public:
+  explicit PahoLink(const BrokerConfig& config)
+      : config_(config),
+        client_(normalise_uri(config.uri), config.client_id,
+                mqtt::create_options(MQTTVERSION_3_1_1, 1000000)) {}
+
+  ~PahoLink() override { stop(); }
+
+  void start(Listener* listener) override {
+    listener_ = listener;
+    client_.set_message_callback([this](mqtt::const_message_ptr msg) {
+      Message m;
+      m.topic = msg->get_topic();
+      m.payload = msg->get_payload_str();
+      m.qos = msg->get_qos();
+      m.retained = msg->is_retained();
+      listener_->on_message(std::move(m));
+    });
+    client_.set_connection_lost_handler([this](const std::string& cause) {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        connected_ = false;
+      }
+      wake_.notify_all();
+      listener_->on_connection_lost(cause.empty() ? "connection lost" : cause);
+    });
+    worker_ = std::thread([this] { connect_loop(); });
+  }
+
+  void stop() override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_) return;
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    if (worker_.joinable()) worker_.join();
+    try {
+      if (client_.is_connected()) client_.disconnect(1000)->wait_for(std::chrono::seconds(2));
+    } catch (const std::exception& e) {
+      spdlog::debug("broker: disconnect: {}", e.what());
+    }
+    client_.set_message_callback([](mqtt::const_message_ptr) {});
+    client_.set_connection_lost_handler([](const std::string&) {});
+  }
+
+  bool connected() const override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return connected_;
+  }
+
+  void subscribe(const std::vector<std::string>& filters, int qos) override {
+    bool now;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (const auto& f : filters) subscriptions_.emplace_back(f, qos);
+      now = connected_;
+    }
+    if (now) {
+      for (const auto& f : filters) {
+        try {
+          client_.subscribe(f, qos);
+        } catch (const std::exception& e) {
+          spdlog::warn("broker: subscribe {}: {}", f, e.what());
+        }
+      }
+    }
+  }
+
+  bool publish(const std::string& topic, std::string_view payload, int qos, bool retain) override {
+    try {
+      client_.publish(topic, payload.data(), payload.size(), qos, retain);
+      return true;
+    } catch (const std::exception& e) {
+      spdlog::debug("broker: publish to {} failed: {}", topic, e.what());
+      return false;
+    }
+  }
+
+ private:
+  static std::string normalise_uri(std::string uri) {
+    if (uri.rfind("mqtt://", 0) == 0) uri = "tcp://" + uri.substr(7);
+    if (uri.rfind("mqtts://", 0) == 0) uri = "ssl://" + uri.substr(8);
+    return uri;
+  }
+
+  void connect_loop() {
+    auto backoff = std::chrono::milliseconds(config_.reconnect_min_ms);
+    const auto max_backoff = std::chrono::milliseconds(config_.reconnect_max_ms);
+    bool logged_failure = false;
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (!stopping_) {
+      if (connected_) {
+        wake_.wait(lock, [this] { return stopping_ || !connected_; });
+        continue;
+      }
+      lock.unlock();
+      const bool ok = try_connect(logged_failure);
+      lock.lock();
+      if (ok) {
+        connected_ = true;
+        backoff = std::chrono::milliseconds(config_.reconnect_min_ms);
+        logged_failure = false;
+        lock.unlock();
+        listener_->on_connected();
+        lock.lock();
+        continue;
+      }
+      logged_failure = true;
+      wake_.wait_for(lock, backoff, [this] { return stopping_; });
+      backoff = std::min(backoff * 2, max_backoff);
+    }
+  }
+
+  bool try_connect(bool quiet) {
+    mqtt::connect_options options;
+    options.set_mqtt_version(MQTTVERSION_3_1_1);
+    options.set_clean_session(true);
+    options.set_keep_alive_interval(config_.keepalive_s);
+    options.set_connect_timeout(config_.connect_timeout_s);
+    options.set_automatic_reconnect(false);
+    options.set_max_inflight(65535);
+    if (!config_.username.empty()) options.set_user_name(config_.username);
+    if (!config_.password.empty()) options.set_password(config_.password);
+    try {
+      auto token = client_.connect(options);
+      if (!token->wait_for(std::chrono::seconds(config_.connect_timeout_s + 1))) {
+        throw std::runtime_error("timed out");
+      }
+      std::vector<std::pair<std::string, int>> subs;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        subs = subscriptions_;
+      }
+      for (const auto& [filter, qos] : subs) {
+        client_.subscribe(filter, qos)->wait_for(std::chrono::seconds(config_.connect_timeout_s));
+      }
+      spdlog::info("broker: connected to {} as {}", config_.uri, config_.client_id);
+      return true;
+    } catch (const std::exception& e) {
+      if (quiet) {
+        spdlog::debug("broker: connect to {} failed: {}", config_.uri, e.what());
+      } else {
+        spdlog::warn("broker: connect to {} failed: {}; retrying", config_.uri, e.what());
+      }
+      try {
+        if (client_.is_connected()) client_.disconnect()->wait_for(std::chrono::seconds(1));
+      } catch (const std::exception&) {
+      }
+      return false;
+    }
+  }
+
+  BrokerConfig config_;
+  mqtt::async_client client_;
+  Listener* listener_ = nullptr;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  bool connected_ = false;
+  bool stopping_ = false;
+  std::vector<std::pair<std::string, int>> subscriptions_;
+  std::thread worker_;
+};
+
+}  // namespace
+
+std::unique_ptr<BrokerLink> make_paho_link(const BrokerConfig& config) {
+  return std::make_unique<PahoLink>(config);
+}
+
+}  // namespace rtm::gateway

@@ -1,0 +1,465 @@
+#include "rtm/gateway/state.hpp"
+
+#include <algorithm>
+
+namespace rtm::gateway {
+namespace {
+
+template <class T>
+bool sorted_insert(std::vector<T>& v, const T& x) {
+  auto it = std::lower_bound(v.begin(), v.end(), x);
+  if (it != v.end() && *it == x) return false;
+  v.insert(it, x);
+  return true;
+}
+
+template <class T>
+bool sorted_erase(std::vector<T>& v, const T& x) {
+  auto it = std::lower_bound(v.begin(), v.end(), x);
+  if (it == v.end() || *it != x) return false;
+  v.erase(it);
+  return true;
+}
+
+bool erase_value(std::vector<std::string>& v, const std::string& x) {
+  auto it = std::find(v.begin(), v.end(), x);
+  if (it == v.end()) return false;
+  v.erase(it);
+  return true;
+}
+
+bool contains(const std::vector<std::string>& v, const std::string& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+Failure not_joined(const std::string& uid, const std::string& channel) {
+  return failure(ErrorCode::not_joined, uid + " has not joined channel " + channel);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- Interner
+
+UserId Interner::acquire(const std::string& name) {
+  auto it = index_.find(name);
+  if (it != index_.end()) {
+    ++entries_[it->second].refs;
+    return it->second;
+  }
+  UserId id;
+  if (!free_.empty()) {
+    id = free_.back();
+    free_.pop_back();
+  } else {
+    id = static_cast<UserId>(entries_.size());
+    entries_.emplace_back();
+  }
+  entries_[id].name = name;
+  entries_[id].refs = 1;
+  index_.emplace(name, id);
+  return id;
+}
+
+void Interner::release(UserId id) {
+  auto& e = entries_[id];
+  if (e.refs == 0) return;
+  if (--e.refs == 0) {
+    index_.erase(e.name);
+    e.name = std::string();  // give the memory back
+    free_.push_back(id);
+  }
+}
+
+std::optional<UserId> Interner::find(const std::string& name) const {
+  auto it = index_.find(name);
+  if (it == index_.end()) return std::nullopt;
+  return it->second;
+}
+
+// ---------------------------------------------------------------- sessions
+
+const Session* State::session(const std::string& uid) const {
+  auto it = sessions_.find(uid);
+  return it == sessions_.end() ? nullptr : &it->second;
+}
+
+bool State::online(const std::string& uid) const {
+  if (sessions_.count(uid)) return true;
+  auto it = presence_.find(uid);
+  return it != presence_.end() && it->second.connected;
+}
+
+Session& State::start_session(const std::string& uid, std::string session_id, std::int64_t now_ms,
+                              std::int64_t expires_at_ms) {
+  auto& s = sessions_[uid];
+  s = Session{};
+  s.session_id = std::move(session_id);
+  s.started_ms = now_ms;
+  s.expires_at_ms = expires_at_ms;
+  return s;
+}
+
+void State::renew_session(const std::string& uid, std::int64_t expires_at_ms) {
+  auto it = sessions_.find(uid);
+  if (it != sessions_.end()) it->second.expires_at_ms = expires_at_ms;
+}
+
+std::vector<Departure> State::end_session(const std::string& uid) {
+  std::vector<Departure> gone;
+  auto it = sessions_.find(uid);
+  if (it == sessions_.end()) return gone;
+  const auto channels = it->second.channels;
+  for (const auto& channel : channels) {
+    auto d = leave(uid, channel);
+    if (d) gone.push_back(std::move(d.value()));
+  }
+  remove_watches(uid, it->second);
+  sessions_.erase(it);
+  return gone;
+}
+
+// ---------------------------------------------------------------- channels
+
+State::Channel* State::find_channel(const std::string& channel) {
+  auto it = channels_.find(channel);
+  return it == channels_.end() ? nullptr : &it->second;
+}
+
+const State::Channel* State::find_channel(const std::string& channel) const {
+  auto it = channels_.find(channel);
+  return it == channels_.end() ? nullptr : &it->second;
+}
+
+Outcome<State::Member*> State::membership(const std::string& uid, const std::string& channel,
+                                          Channel** out) {
+  auto* ch = find_channel(channel);
+  auto id = users_.find(uid);
+  if (!ch || !id) return not_joined(uid, channel);
+  auto m = ch->members.find(*id);
+  if (m == ch->members.end()) return not_joined(uid, channel);
+  *out = ch;
+  return &m->second;
+}
+
+bool State::is_member(const std::string& uid, const std::string& channel) const {
+  const auto* ch = find_channel(channel);
+  auto id = users_.find(uid);
+  return ch && id && ch->members.count(*id);
+}
+
+Snapshot State::snapshot(const std::string& channel) const {
+  Snapshot snap;
+  const auto* ch = find_channel(channel);
+  if (!ch) return snap;
+  snap.members.reserve(ch->join_order.size());
+  for (auto id : ch->join_order) snap.members.push_back(users_.name(id));
+  for (const auto& [name, topic] : ch->topics) {
+    if (topic.publishers.empty()) continue;
+    TopicInfo info{name, {}};
+    for (auto id : topic.publishers) info.publishers.push_back(users_.name(id));
+    std::sort(info.publishers.begin(), info.publishers.end());
+    snap.topics.push_back(std::move(info));
+  }
+  std::sort(snap.topics.begin(), snap.topics.end(),
+            [](const TopicInfo& a, const TopicInfo& b) { return a.topic < b.topic; });
+  return snap;
+}
+
+Outcome<Snapshot> State::join(const std::string& uid, const std::string& channel, bool* joined) {
+  *joined = false;
+  auto s = sessions_.find(uid);
+  if (s == sessions_.end()) return failure(ErrorCode::not_logged_in, uid + " is not logged in");
+  if (is_member(uid, channel)) return snapshot(channel);
+  if (static_cast<int>(s->second.channels.size()) >= limits_.channels_per_user) {
+    return failure(ErrorCode::limit_channels,
+                   uid + " is in " + std::to_string(s->second.channels.size()) +
+                       " channels already, the limit (limits.channels_per_user)");
+  }
+  auto* existing = find_channel(channel);
+  if (existing && static_cast<int>(existing->members.size()) >= limits_.members_per_channel) {
+    return failure(ErrorCode::limit_members,
+                   "channel " + channel + " has " + std::to_string(existing->members.size()) +
+                       " members already, the limit (limits.members_per_channel)");
+  }
+  auto& ch = channels_[channel];
+  const UserId id = users_.acquire(uid);
+  ch.members.emplace(id, Member{});
+  ch.join_order.push_back(id);
+  s->second.channels.push_back(channel);
+  *joined = true;
+  return snapshot(channel);
+}
+
+Outcome<Departure> State::leave(const std::string& uid, const std::string& channel) {
+  Channel* ch = nullptr;
+  auto m = membership(uid, channel, &ch);
+  if (!m) return m.error();
+  const UserId id = *users_.find(uid);
+  Departure d{channel, {}};
+  Member member = std::move(*m.value());
+  for (const auto& topic : member.publishing) {
+    auto t = ch->topics.find(topic);
+    if (t == ch->topics.end()) continue;
+    if (sorted_erase(t->second.publishers, id)) {
+      users_.release(id);
+      d.topics_left.push_back(topic);
+    }
+    if (t->second.empty()) ch->topics.erase(t);
+  }
+  for (const auto& topic : member.subscribing) drop_subscription(*ch, topic, id);
+  ch->members.erase(id);
+  ch->join_order.erase(std::find(ch->join_order.begin(), ch->join_order.end(), id));
+  users_.release(id);
+  if (ch->members.empty()) channels_.erase(channel);
+  if (auto s = sessions_.find(uid); s != sessions_.end()) erase_value(s->second.channels, channel);
+  return d;
+}
+
+Outcome<std::vector<std::string>> State::members(const std::string& channel) const {
+  std::vector<std::string> out;
+  if (const auto* ch = find_channel(channel)) {
+    for (auto id : ch->join_order) out.push_back(users_.name(id));
+  }
+  return out;
+}
+
+std::vector<std::string> State::channels_of(const std::string& uid) const {
+  auto s = sessions_.find(uid);
+  return s == sessions_.end() ? std::vector<std::string>{} : s->second.channels;
+}
+
+// ---------------------------------------------------------------- topics
+
+Outcome<bool> State::join_topic(const std::string& uid, const std::string& channel,
+                                const std::string& topic) {
+  Channel* ch = nullptr;
+  auto m = membership(uid, channel, &ch);
+  if (!m) return m.error();
+  Member& member = *m.value();
+  if (contains(member.publishing, topic)) return false;
+  if (static_cast<int>(member.publishing.size()) >= limits_.topics_per_channel) {
+    return failure(ErrorCode::limit_topics,
+                   uid + " publishes in " + std::to_string(member.publishing.size()) +
+                       " topics of channel " + channel +
+                       " already, the limit (limits.topics_per_channel)");
+  }
+  member.publishing.push_back(topic);
+  sorted_insert(ch->topics[topic].publishers, users_.acquire(uid));
+  return true;
+}
+
+Outcome<bool> State::leave_topic(const std::string& uid, const std::string& channel,
+                                 const std::string& topic) {
+  Channel* ch = nullptr;
+  auto m = membership(uid, channel, &ch);
+  if (!m) return m.error();
+  if (!erase_value(m.value()->publishing, topic)) return false;
+  auto t = ch->topics.find(topic);
+  const UserId id = *users_.find(uid);
+  if (t != ch->topics.end() && sorted_erase(t->second.publishers, id)) {
+    users_.release(id);
+    if (t->second.empty()) ch->topics.erase(t);
+  }
+  return true;
+}
+
+std::vector<std::string> State::publishers(const std::string& channel,
+                                           const std::string& topic) const {
+  std::vector<std::string> out;
+  const auto* ch = find_channel(channel);
+  if (!ch) return out;
+  auto t = ch->topics.find(topic);
+  if (t == ch->topics.end()) return out;
+  for (auto id : t->second.publishers) out.push_back(users_.name(id));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// ---------------------------------------------------------------- subscriptions
+
+void State::drop_subscription(Channel& ch, const std::string& topic, UserId subscriber) {
+  auto t = ch.topics.find(topic);
+  if (t == ch.topics.end()) return;
+  auto s = t->second.subscriptions.find(subscriber);
+  if (s == t->second.subscriptions.end()) return;
+  for (auto p : s->second.publishers) users_.release(p);
+  subscription_count_ -= s->second.publishers.size();
+  t->second.subscriptions.erase(s);
+  users_.release(subscriber);
+  if (t->second.empty()) ch.topics.erase(t);
+}
+
+Outcome<std::vector<UserResult>> State::subscribe(const std::string& uid,
+                                                  const std::string& channel,
+                                                  const std::string& topic,
+                                                  const std::vector<std::string>& users) {
+  Channel* ch = nullptr;
+  auto m = membership(uid, channel, &ch);
+  if (!m) return m.error();
+  Member& member = *m.value();
+  const UserId self = *users_.find(uid);
+  Topic& t = ch->topics[topic];
+  auto [sub, created] = t.subscriptions.try_emplace(self);
+  if (created) {
+    users_.acquire(uid);
+    member.subscribing.push_back(topic);
+  }
+  std::vector<UserResult> results;
+  for (const auto& user : users) {
+    UserResult r{user, std::nullopt};
+    auto existing = users_.find(user);
+    if (existing && std::binary_search(sub->second.publishers.begin(),
+                                       sub->second.publishers.end(), *existing)) {
+      results.push_back(std::move(r));  // already subscribed: idempotent
+      continue;
+    }
+    if (static_cast<int>(sub->second.publishers.size()) >= limits_.publishers_per_subscription) {
+      r.error = failure(ErrorCode::limit_subscriptions,
+                        uid + " subscribes to " + std::to_string(sub->second.publishers.size()) +
+                            " publishers of " + channel + "/" + topic + " already, the limit");
+    } else {
+      sorted_insert(sub->second.publishers, users_.acquire(user));
+      ++subscription_count_;
+    }
+    results.push_back(std::move(r));
+  }
+  if (sub->second.publishers.empty()) {  // every user refused: keep no empty record
+    drop_subscription(*ch, topic, self);
+    erase_value(member.subscribing, topic);
+  }
+  return results;
+}
+
+Outcome<std::vector<UserResult>> State::unsubscribe(const std::string& uid,
+                                                    const std::string& channel,
+                                                    const std::string& topic,
+                                                    const std::vector<std::string>& users) {
+  Channel* ch = nullptr;
+  auto m = membership(uid, channel, &ch);
+  if (!m) return m.error();
+  std::vector<UserResult> results;
+  const UserId self = *users_.find(uid);
+  auto t = ch->topics.find(topic);
+  Subscription* sub = nullptr;
+  if (t != ch->topics.end()) {
+    auto s = t->second.subscriptions.find(self);
+    if (s != t->second.subscriptions.end()) sub = &s->second;
+  }
+  for (const auto& user : users) {
+    UserResult r{user, std::nullopt};
+    auto id = users_.find(user);
+    if (!sub || !id || !sorted_erase(sub->publishers, *id)) {
+      r.error = failure(ErrorCode::invalid_parameter,
+                        uid + " does not subscribe to " + user + " in " + channel + "/" + topic);
+    } else {
+      users_.release(*id);
+      --subscription_count_;
+    }
+    results.push_back(std::move(r));
+  }
+  if (sub && sub->publishers.empty()) {
+    drop_subscription(*ch, topic, self);
+    erase_value(m.value()->subscribing, topic);
+  }
+  return results;
+}
+
+Outcome<std::vector<std::string>> State::subscribed(const std::string& uid,
+                                                    const std::string& channel,
+                                                    const std::string& topic) const {
+  const auto* ch = find_channel(channel);
+  auto self = users_.find(uid);
+  if (!ch || !self || !ch->members.count(*self)) return not_joined(uid, channel);
+  std::vector<std::string> out;
+  auto t = ch->topics.find(topic);
+  if (t == ch->topics.end()) return out;
+  auto s = t->second.subscriptions.find(*self);
+  if (s == t->second.subscriptions.end()) return out;
+  for (auto id : s->second.publishers) out.push_back(users_.name(id));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// ---------------------------------------------------------------- watches
+
+Outcome<std::vector<UserResult>> State::watch(const std::string& uid,
+                                              const std::vector<std::string>& users) {
+  auto s = sessions_.find(uid);
+  if (s == sessions_.end()) return failure(ErrorCode::not_logged_in, uid + " is not logged in");
+  std::vector<UserResult> results;
+  for (const auto& user : users) {
+    UserResult r{user, std::nullopt};
+    auto existing = users_.find(user);
+    if (existing && std::binary_search(s->second.watching.begin(), s->second.watching.end(),
+                                       *existing)) {
+      results.push_back(std::move(r));
+      continue;
+    }
+    if (static_cast<int>(s->second.watching.size()) >= limits_.watched_users) {
+      r.error = failure(ErrorCode::limit_watch, uid + " watches " +
+                                                    std::to_string(s->second.watching.size()) +
+                                                    " users already, the limit (limits.watched_users)");
+    } else {
+      const UserId target = users_.acquire(user);
+      sorted_insert(s->second.watching, target);
+      sorted_insert(watchers_[target], users_.acquire(uid));
+    }
+    results.push_back(std::move(r));
+  }
+  return results;
+}
+
+std::vector<UserResult> State::unwatch(const std::string& uid,
+                                       const std::vector<std::string>& users) {
+  std::vector<UserResult> results;
+  auto s = sessions_.find(uid);
+  auto self = users_.find(uid);
+  for (const auto& user : users) {
+    UserResult r{user, std::nullopt};
+    auto target = users_.find(user);
+    if (s == sessions_.end() || !target || !self ||
+        !sorted_erase(s->second.watching, *target)) {
+      r.error = failure(ErrorCode::invalid_parameter, uid + " does not watch " + user);
+    } else {
+      auto w = watchers_.find(*target);
+      if (w != watchers_.end() && sorted_erase(w->second, *self)) {
+        users_.release(*self);
+        if (w->second.empty()) watchers_.erase(w);
+      }
+      users_.release(*target);
+    }
+    results.push_back(std::move(r));
+  }
+  return results;
+}
+
+void State::remove_watches(const std::string& uid, Session& session) {
+  std::vector<std::string> names;
+  for (auto id : session.watching) names.push_back(users_.name(id));
+  unwatch(uid, names);
+}
+
+std::vector<std::string> State::watchers_of(const std::string& uid) const {
+  std::vector<std::string> out;
+  auto id = users_.find(uid);
+  if (!id) return out;
+  auto w = watchers_.find(*id);
+  if (w == watchers_.end()) return out;
+  for (auto watcher : w->second) out.push_back(users_.name(watcher));
+  return out;
+}
+
+// ---------------------------------------------------------------- presence
+
+const PresenceRecord* State::presence(const std::string& uid) const {
+  auto it = presence_.find(uid);
+  return it == presence_.end() ? nullptr : &it->second;
+}
+
+void State::set_presence(const std::string& uid, bool connected, std::string connection) {
+  auto& p = presence_[uid];
+  p.connected = connected;
+  p.connection = std::move(connection);
+}
+
+}  // namespace rtm::gateway

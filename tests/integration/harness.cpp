@@ -1,0 +1,362 @@
+#include "harness.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "rtm/topics/names.hpp"
+
+namespace rtm::test {
+
+namespace fs = std::filesystem;
+
+TempDir::TempDir() {
+  std::random_device rd;
+  for (int i = 0; i < 100; ++i) {
+    auto candidate = fs::temp_directory_path() / ("rtm-test-" + std::to_string(rd()));
+    if (fs::create_directory(candidate)) {
+      path_ = candidate;
+      return;
+    }
+  }
+  throw std::runtime_error("cannot create a temp dir");
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    throw std::runtime_error("bind to a free port failed");
+  }
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+static bool port_accepts(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void write_file(const fs::path& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+}
+
+std::string find_program(const std::string& name) {
+  std::vector<std::string> dirs{"/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"};
+  if (const char* path = std::getenv("PATH")) {
+    std::stringstream s(path);
+    std::string dir;
+    while (std::getline(s, dir, ':')) dirs.insert(dirs.begin(), dir);
+  }
+  for (const auto& dir : dirs) {
+    fs::path p = fs::path(dir) / name;
+    if (::access(p.c_str(), X_OK) == 0) return p.string();
+  }
+  throw std::runtime_error(name + " not found (is it installed?)");
+}
+
+Process::Process(const std::vector<std::string>& argv, const fs::path& log_path)
+    : log_path_(log_path) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const pid_t parent = ::getpid();
+  pid_ = ::fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive a crashed test
+    if (::getppid() != parent) ::_exit(127);
+    int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::close(fd);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+}
+
+Process::~Process() {
+  if (running()) stop(SIGKILL, 0ms);
+}
+
+bool Process::running() {
+  if (pid_ <= 0 || status_) return false;
+  int status = 0;
+  if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+    status_ = status;
+    return false;
+  }
+  return true;
+}
+
+int Process::stop(int sig, std::chrono::milliseconds grace) {
+  if (running()) {
+    ::kill(pid_, sig);
+    const auto deadline = Clock::now() + grace;
+    while (running() && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
+    if (running()) {
+      ::kill(pid_, SIGKILL);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+      status_ = status;
+    }
+  }
+  if (!status_) return -1;
+  return WIFEXITED(*status_) ? WEXITSTATUS(*status_) : 128 + WTERMSIG(*status_);
+}
+
+std::string Process::log() const { return read_file(log_path_); }
+
+CommandResult run_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+  TempDir dir;
+  std::vector<std::string> full = argv;
+  if (full[0].find('/') == std::string::npos) full[0] = find_program(full[0]);
+  Process p(full, dir.path() / "out.log");
+  const auto deadline = Clock::now() + timeout;
+  while (p.running() && Clock::now() < deadline) std::this_thread::sleep_for(2ms);
+  int code = p.stop(SIGKILL, 0ms);
+  return {code, p.log()};
+}
+
+Mosquitto::Mosquitto(std::string extra_config, bool allow_anonymous)
+    : port_(free_port()), extra_config_(std::move(extra_config)), allow_anonymous_(allow_anonymous) {
+  start();
+}
+
+Mosquitto::~Mosquitto() { stop(); }
+
+void Mosquitto::start() {
+  std::ostringstream conf;
+  conf << "listener " << port_ << " 127.0.0.1\n"
+       << "allow_anonymous " << (allow_anonymous_ ? "true" : "false") << "\n"
+       << "set_tcp_nodelay true\n"
+       << "persistence false\n"
+       << "log_dest stdout\n"
+       << "log_type error\nlog_type warning\nlog_type notice\n"
+       << extra_config_ << "\n";
+  write_file(dir_.path() / "mosquitto.conf", conf.str());
+  process_ = std::make_unique<Process>(
+      std::vector<std::string>{find_program("mosquitto"), "-c",
+                               (dir_.path() / "mosquitto.conf").string()},
+      dir_.path() / "mosquitto.log");
+  const auto deadline = Clock::now() + 10s;
+  while (Clock::now() < deadline) {
+    if (!process_->running()) {
+      throw std::runtime_error("mosquitto exited at start: " + process_->log());
+    }
+    if (port_accepts(port_)) return;
+    std::this_thread::sleep_for(10ms);
+  }
+  throw std::runtime_error("mosquitto did not accept connections within 10 s");
+}
+
+void Mosquitto::kill_hard() {
+  if (process_) process_->kill_hard();
+}
+
+void Mosquitto::stop() {
+  if (process_) process_->stop();
+}
+
+std::string Mosquitto::log() const { return read_file(dir_.path() / "mosquitto.log"); }
+
+std::string gateway_binary() { return RTM_GATEWAY_BIN; }
+
+GatewayProcess::GatewayProcess(const std::string& broker_uri, const std::string& extra_yaml,
+                               const std::string& prefix) {
+  config_path_ = dir_.path() / "config.yaml";
+  std::ostringstream yaml;
+  yaml << "broker:\n  uri: " << broker_uri << "\n  client_id: " << unique_id("gw")
+       << "\n  reconnect_min_ms: 50\n  reconnect_max_ms: 500\n"
+       << "topics:\n  prefix: " << prefix << "\n"
+       << "auth:\n  token_secret: " << kSecret << "\n"
+       << "log:\n  level: debug\n  stats_interval_s: 1\n"
+       << extra_yaml;
+  write_file(config_path_, yaml.str());
+  start();
+}
+
+GatewayProcess::~GatewayProcess() {
+  if (process_) process_->stop();
+}
+
+void GatewayProcess::start() {
+  process_ = std::make_unique<Process>(
+      std::vector<std::string>{gateway_binary(), "--config", config_path_.string()},
+      dir_.path() / "gateway.log");
+}
+
+Client::Client(const std::string& uri, const std::string& client_id, Options options)
+    : uri_(uri), options_(std::move(options)) {
+  client_ = std::make_unique<mqtt::async_client>(uri, client_id,
+                                                 mqtt::create_options(MQTTVERSION_3_1_1, 100000));
+  client_->set_message_callback([this](mqtt::const_message_ptr m) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      messages_.push_back({m->get_topic(), m->get_payload_str(), m->is_retained()});
+    }
+    cv_.notify_all();
+  });
+}
+
+Client::~Client() {
+  try {
+    if (client_->is_connected()) client_->disconnect(0)->wait_for(2s);
+  } catch (...) {
+  }
+}
+
+void Client::connect(std::chrono::milliseconds timeout) {
+  mqtt::connect_options opts;
+  opts.set_mqtt_version(MQTTVERSION_3_1_1);
+  opts.set_clean_session(options_.clean_session);
+  opts.set_keep_alive_interval(30);
+  if (!options_.username.empty()) opts.set_user_name(options_.username);
+  if (!options_.password.empty()) opts.set_password(options_.password);
+  if (!options_.will_topic.empty()) {
+    opts.set_will(mqtt::will_options(options_.will_topic, options_.will_payload, 1,
+                                     options_.will_retain));
+  }
+  auto tok = client_->connect(opts);
+  if (!tok->wait_for(timeout)) throw std::runtime_error("connect timed out");
+}
+
+int Client::subscribe(const std::string& filter, int qos) {
+  auto tok = client_->subscribe(filter, qos);
+  if (!tok->wait_for(10s)) throw std::runtime_error("subscribe timed out");
+  auto rsp = tok->get_subscribe_response();
+  return rsp.get_reason_codes().empty() ? -1 : static_cast<int>(rsp.get_reason_codes()[0]);
+}
+
+void Client::unsubscribe(const std::string& filter) { client_->unsubscribe(filter)->wait_for(10s); }
+
+void Client::publish(const std::string& topic, const std::string& payload, int qos, bool retain) {
+  auto tok = client_->publish(topic, payload.data(), payload.size(), qos, retain);
+  if (qos > 0) tok->wait_for(10s);
+}
+
+void Client::disconnect() {
+  if (client_->is_connected()) client_->disconnect()->wait_for(5s);
+}
+
+bool Client::connected() { return client_->is_connected(); }
+
+std::optional<Received> Client::wait_for(const std::string& filter,
+                                         std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  const auto deadline = Clock::now() + timeout;
+  while (true) {
+    for (auto it = messages_.begin(); it != messages_.end(); ++it) {
+      if (topics::filter_matches(filter, it->topic)) {
+        Received r = std::move(*it);
+        messages_.erase(it);
+        return r;
+      }
+    }
+    if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      // one last look after the deadline
+      for (auto it = messages_.begin(); it != messages_.end(); ++it) {
+        if (topics::filter_matches(filter, it->topic)) {
+          Received r = std::move(*it);
+          messages_.erase(it);
+          return r;
+        }
+      }
+      return std::nullopt;
+    }
+  }
+}
+
+std::vector<Received> Client::take(const std::string& filter) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<Received> out;
+  for (auto it = messages_.begin(); it != messages_.end();) {
+    if (topics::filter_matches(filter, it->topic)) {
+      out.push_back(std::move(*it));
+      it = messages_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return out;
+}
+
+std::size_t Client::buffered() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return messages_.size();
+}
+
+rapidjson::Document request(Client& client, const std::string& uid, const std::string& uri,
+                            const std::string& payload, const std::string& prefix,
+                            std::chrono::milliseconds timeout) {
+  client.publish(prefix + "/req/" + uid + "/" + uri, payload, 1);
+  rapidjson::Document doc;
+  auto got = client.wait_for(prefix + "/u/" + uid + "/res/" + uri, timeout);
+  if (!got) {
+    doc.SetNull();
+    return doc;
+  }
+  doc.Parse(got->payload.c_str());
+  return doc;
+}
+
+bool wait_gateway_ready(const std::string& broker_uri, std::chrono::milliseconds timeout,
+                        const std::string& prefix) {
+  const std::string uid = unique_id("probe");
+  Client probe(broker_uri, uid);
+  probe.connect();
+  probe.subscribe(prefix + "/u/" + uid + "/#");
+  const auto deadline = Clock::now() + timeout;
+  for (int i = 1; Clock::now() < deadline; ++i) {
+    auto doc = request(probe, uid, "ping?msg_id=ready-" + std::to_string(i), "", prefix, 200ms);
+    if (doc.IsObject() && doc.HasMember("code") && doc["code"].GetInt() == 0) return true;
+  }
+  return false;
+}
+
+std::string unique_id(const std::string& base) {
+  static std::atomic<int> counter{0};
+  return base + "-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
+}
+
+}  // namespace rtm::test

@@ -1,0 +1,174 @@
+#pragma once
+// Real parts for integration tests: a Mosquitto the test starts on a free port with its
+// own config, the real rtm-gateway binary, and real Paho clients. Waiting is always for
+// an event with a deadline, never a fixed sleep.
+#include <mqtt/async_client.h>
+#include <rapidjson/document.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace rtm::test {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+// A fresh directory under the system temp dir, removed at destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+int free_port();
+// Full path of an installed program (PATH, then the sbin directories).
+std::string find_program(const std::string& name);
+std::string read_file(const std::filesystem::path& path);
+void write_file(const std::filesystem::path& path, const std::string& text);
+
+// A child process with its output in a log file.
+class Process {
+ public:
+  Process() = default;
+  Process(const std::vector<std::string>& argv, const std::filesystem::path& log_path);
+  ~Process();
+  Process(Process&&) = delete;
+  bool running();
+  // SIGTERM (or `sig`), then wait up to `grace` before SIGKILL. Returns the exit status.
+  int stop(int sig = 15, std::chrono::milliseconds grace = 5000ms);
+  void kill_hard() { stop(9, 0ms); }
+  int pid() const { return pid_; }
+  std::string log() const;
+
+ private:
+  int pid_ = -1;
+  std::optional<int> status_;
+  std::filesystem::path log_path_;
+};
+
+// Runs a command to completion; returns exit code and combined output.
+struct CommandResult {
+  int exit_code;
+  std::string output;
+};
+CommandResult run_command(const std::vector<std::string>& argv,
+                          std::chrono::milliseconds timeout = 30000ms);
+
+class Mosquitto {
+ public:
+  // `extra_config` lines are appended to the generated mosquitto.conf.
+  explicit Mosquitto(std::string extra_config = "", bool allow_anonymous = true);
+  ~Mosquitto();
+  int port() const { return port_; }
+  std::string uri() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
+  void start();  // (re)starts on the same port, waits until it accepts connections
+  void kill_hard();
+  void stop();
+  std::string log() const;
+  const std::filesystem::path& dir() const { return dir_.path(); }
+
+ private:
+  TempDir dir_;
+  int port_;
+  std::string extra_config_;
+  bool allow_anonymous_;
+  std::unique_ptr<Process> process_;
+};
+
+// Path of a built binary (set by CMake).
+std::string gateway_binary();
+
+class GatewayProcess {
+ public:
+  // `extra_yaml` is appended to a config that points at `broker_uri`.
+  GatewayProcess(const std::string& broker_uri, const std::string& extra_yaml = "",
+                 const std::string& prefix = "rtm");
+  ~GatewayProcess();
+  void start();
+  int stop() { return process_ ? process_->stop() : -1; }
+  std::string log() const { return process_ ? process_->log() : ""; }
+  const std::filesystem::path& config_path() const { return config_path_; }
+  static constexpr const char* kSecret = "integration-test-secret-0123456789abcdef";
+
+ private:
+  TempDir dir_;
+  std::filesystem::path config_path_;
+  std::unique_ptr<Process> process_;
+};
+
+struct Received {
+  std::string topic;
+  std::string payload;
+  bool retained = false;
+};
+
+// A real Paho client that collects what it receives.
+class Client {
+ public:
+  struct Options {
+    std::string username;
+    std::string password;
+    std::string will_topic;
+    std::string will_payload;
+    bool will_retain = true;
+    bool clean_session = true;
+  };
+  Client(const std::string& uri, const std::string& client_id, Options options);
+  Client(const std::string& uri, const std::string& client_id)
+      : Client(uri, client_id, Options{}) {}
+  ~Client();
+
+  // Connects; throws on failure.
+  void connect(std::chrono::milliseconds timeout = 10000ms);
+  // Waits for the SUBACK; returns the granted QoS (128 = refused by the broker).
+  int subscribe(const std::string& filter, int qos = 1);
+  void unsubscribe(const std::string& filter);
+  void publish(const std::string& topic, const std::string& payload, int qos = 1,
+               bool retain = false);
+  void disconnect();
+  bool connected();
+
+  // The first received message (in arrival order) whose topic matches `filter`,
+  // removed from the buffer; nullopt at the deadline.
+  std::optional<Received> wait_for(const std::string& filter,
+                                   std::chrono::milliseconds timeout = 10000ms);
+  // Everything matching `filter` received so far, removed from the buffer.
+  std::vector<Received> take(const std::string& filter);
+  // How many messages are buffered.
+  std::size_t buffered();
+
+ private:
+  std::string uri_;
+  Options options_;
+  std::unique_ptr<mqtt::async_client> client_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<Received> messages_;
+};
+
+// Sends a request as `uid` and waits for its response: P/req/{uid}/{uri} → P/u/{uid}/res/{uri}.
+// The client must be subscribed to P/u/{uid}/#.
+rapidjson::Document request(Client& client, const std::string& uid, const std::string& uri,
+                            const std::string& payload = "", const std::string& prefix = "rtm",
+                            std::chrono::milliseconds timeout = 10000ms);
+
+// Pings as `uid` until the gateway answers (or the deadline passes): the gateway is ready.
+bool wait_gateway_ready(const std::string& broker_uri, std::chrono::milliseconds timeout = 20000ms,
+                        const std::string& prefix = "rtm");
+
+std::string unique_id(const std::string& base);
+
+}  // namespace rtm::test

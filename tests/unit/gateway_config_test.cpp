@@ -1,0 +1,413 @@
+// Tests of rtm/gateway/config.hpp: defaults, every documented key, and the problem lines of
+// bad configs (each starting with its key path, all reported together).
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "rtm/gateway/config.hpp"
+
+namespace {
+
+using rtm::gateway::Config;
+using rtm::gateway::ConfigError;
+using rtm::gateway::load_config_text;
+
+const std::string kSecret = "demo-secret-change-me-0123456789abcdef";  // 38 bytes
+const std::string kAuth = "auth:\n  token_secret: \"" + kSecret + "\"\n";
+
+// The problems of a config that must be refused; fails the test when it is accepted.
+std::vector<std::string> problems_of(const std::string& yaml) {
+  try {
+    load_config_text(yaml);
+  } catch (const ConfigError& e) {
+    return e.problems();
+  }
+  FAIL("config was accepted:\n" << yaml);
+  return {};
+}
+
+std::string joined(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const auto& l : lines) out += "  [" + l + "]\n";
+  return out;
+}
+
+// A copy of config.yaml with every key set to a value other than its default.
+const char* const kEveryKey = R"(
+broker:
+  uri: ssl://broker.example.com:8883
+  client_id: gw-2
+  username: gw-user
+  password: "s3cret"
+  keepalive_s: 45
+  connect_timeout_s: 7
+  reconnect_min_ms: 200
+  reconnect_max_ms: 9000
+topics:
+  prefix: acme/rtm
+auth:
+  token_secret: "0123456789abcdef0123456789abcdef-x"
+  token_warn_before_s: 10
+  max_token_ttl_s: 3600
+log:
+  level: debug
+  stats_interval_s: 0
+requests:
+  max_payload_bytes: 1024
+  dedup_window_s: 5
+  dedup_max_entries: 77
+  queue_capacity: 500
+limits:
+  channels_per_user: 3
+  topics_per_channel: 2
+  members_per_channel: 100
+  publishers_per_subscription: 10
+  watched_users: 0
+)";
+
+}  // namespace
+
+TEST_CASE("config: defaults when only auth.token_secret is given") {
+  const Config c = load_config_text(kAuth);
+  CHECK(c.broker.uri == "tcp://127.0.0.1:1883");
+  CHECK(c.broker.client_id == "rtm-gateway");
+  CHECK(c.broker.username == "rtm-gateway");
+  CHECK(c.broker.password.empty());
+  CHECK(c.broker.keepalive_s == 30);
+  CHECK(c.broker.connect_timeout_s == 5);
+  CHECK(c.broker.reconnect_min_ms == 100);
+  CHECK(c.broker.reconnect_max_ms == 5000);
+  CHECK(c.topics.prefix == "rtm");
+  CHECK(c.auth.token_secret == kSecret);
+  CHECK(c.auth.token_warn_before_s == 30);
+  CHECK(c.auth.max_token_ttl_s == 604800);
+  CHECK(c.log.level == "info");
+  CHECK(c.log.stats_interval_s == 60);
+  CHECK(c.requests.max_payload_bytes == 65536);
+  CHECK(c.requests.dedup_window_s == 30);
+  CHECK(c.requests.dedup_max_entries == 100000);
+  CHECK(c.requests.queue_capacity == 100000);
+  CHECK(c.limits.channels_per_user == 50);
+  CHECK(c.limits.topics_per_channel == 8);
+  CHECK(c.limits.members_per_channel == 10000);
+  CHECK(c.limits.publishers_per_subscription == 64);
+  CHECK(c.limits.watched_users == 1000);
+}
+
+TEST_CASE("config: empty sections and comments keep the defaults") {
+  const Config c = load_config_text("# a comment\nbroker:\ntopics: {}\n" + kAuth + "log:\n");
+  CHECK(c.broker.uri == "tcp://127.0.0.1:1883");
+  CHECK(c.topics.prefix == "rtm");
+  CHECK(c.log.level == "info");
+}
+
+TEST_CASE("config: every key of config.yaml is accepted and read") {
+  const Config c = load_config_text(kEveryKey);
+  CHECK(c.broker.uri == "ssl://broker.example.com:8883");
+  CHECK(c.broker.client_id == "gw-2");
+  CHECK(c.broker.username == "gw-user");
+  CHECK(c.broker.password == "s3cret");
+  CHECK(c.broker.keepalive_s == 45);
+  CHECK(c.broker.connect_timeout_s == 7);
+  CHECK(c.broker.reconnect_min_ms == 200);
+  CHECK(c.broker.reconnect_max_ms == 9000);
+  CHECK(c.topics.prefix == "acme/rtm");
+  CHECK(c.auth.token_secret == "0123456789abcdef0123456789abcdef-x");
+  CHECK(c.auth.token_warn_before_s == 10);
+  CHECK(c.auth.max_token_ttl_s == 3600);
+  CHECK(c.log.level == "debug");
+  CHECK(c.log.stats_interval_s == 0);
+  CHECK(c.requests.max_payload_bytes == 1024);
+  CHECK(c.requests.dedup_window_s == 5);
+  CHECK(c.requests.dedup_max_entries == 77);
+  CHECK(c.requests.queue_capacity == 500);
+  CHECK(c.limits.channels_per_user == 3);
+  CHECK(c.limits.topics_per_channel == 2);
+  CHECK(c.limits.members_per_channel == 100);
+  CHECK(c.limits.publishers_per_subscription == 10);
+  CHECK(c.limits.watched_users == 0);
+}
+
+TEST_CASE("config: the values of the shipped config.yaml (its defaults) load") {
+  // The same keys and values as /work/main/config.yaml, comments left out.
+  const Config c = load_config_text(R"(
+broker:
+  uri: tcp://127.0.0.1:1883
+  client_id: rtm-gateway
+  username: rtm-gateway
+  password: ""
+  keepalive_s: 30
+  connect_timeout_s: 5
+  reconnect_min_ms: 100
+  reconnect_max_ms: 5000
+topics:
+  prefix: rtm
+auth:
+  token_secret: "demo-secret-change-me-0123456789abcdef"
+  token_warn_before_s: 30
+  max_token_ttl_s: 604800
+log:
+  level: info
+  stats_interval_s: 60
+requests:
+  max_payload_bytes: 65536
+  dedup_window_s: 30
+  dedup_max_entries: 100000
+  queue_capacity: 100000
+limits:
+  channels_per_user: 50
+  topics_per_channel: 8
+  members_per_channel: 10000
+  publishers_per_subscription: 64
+  watched_users: 1000
+)");
+  const Config d = load_config_text(kAuth);
+  CHECK(c.broker.uri == d.broker.uri);
+  CHECK(c.broker.password == d.broker.password);
+  CHECK(c.topics.prefix == d.topics.prefix);
+  CHECK(c.auth.max_token_ttl_s == d.auth.max_token_ttl_s);
+  CHECK(c.requests.queue_capacity == d.requests.queue_capacity);
+  CHECK(c.limits.watched_users == d.limits.watched_users);
+}
+
+TEST_CASE("config: accepted edge values") {
+  SUBCASE("broker uri schemes and hosts") {
+    for (const char* uri : {"tcp://localhost:1", "mqtt://10.0.0.1:65535", "mqtts://h.example:8883",
+                            "ssl://[::1]:8883", "tcp://my_host-1.local:1883"}) {
+      CAPTURE(uri);
+      const Config c = load_config_text(kAuth + "broker:\n  uri: \"" + uri + "\"\n");
+      CHECK(c.broker.uri == uri);
+    }
+  }
+  SUBCASE("secret of exactly 32 bytes") {
+    const std::string secret(32, 'k');
+    CHECK(load_config_text("auth:\n  token_secret: " + secret + "\n").auth.token_secret == secret);
+  }
+  SUBCASE("bounds of integer ranges") {
+    const Config c = load_config_text(kAuth +
+                                      "broker:\n  keepalive_s: 65535\n  reconnect_min_ms: 10\n"
+                                      "  reconnect_max_ms: 10\n"
+                                      "requests:\n  dedup_window_s: 0\n  dedup_max_entries: 0\n"
+                                      "limits:\n  publishers_per_subscription: 1\n");
+    CHECK(c.broker.keepalive_s == 65535);
+    CHECK(c.broker.reconnect_min_ms == 10);
+    CHECK(c.broker.reconnect_max_ms == 10);
+    CHECK(c.requests.dedup_window_s == 0);
+    CHECK(c.requests.dedup_max_entries == 0);
+    CHECK(c.limits.publishers_per_subscription == 1);
+  }
+  SUBCASE("every log level") {
+    for (const char* level : {"trace", "debug", "info", "warn", "error", "off"}) {
+      CAPTURE(level);
+      CHECK(load_config_text(kAuth + "log:\n  level: " + level + "\n").log.level == level);
+    }
+  }
+  SUBCASE("multi-level prefix") {
+    CHECK(load_config_text(kAuth + "topics:\n  prefix: a/b/c\n").topics.prefix == "a/b/c");
+  }
+}
+
+TEST_CASE("config: each bad config gives its exact problem line") {
+  struct Case {
+    const char* what;
+    std::string yaml;
+    std::string problem;
+  };
+  const std::vector<Case> cases = {
+      {"bad broker uri", kAuth + "broker:\n  uri: x\n",
+       "broker.uri: expected tcp://host:port, got \"x\""},
+      {"broker uri without port", kAuth + "broker:\n  uri: tcp://localhost\n",
+       "broker.uri: expected tcp://host:port, got \"tcp://localhost\""},
+      {"broker uri port 0", kAuth + "broker:\n  uri: tcp://localhost:0\n",
+       "broker.uri: expected tcp://host:port, got \"tcp://localhost:0\""},
+      {"broker uri port 65536", kAuth + "broker:\n  uri: tcp://localhost:65536\n",
+       "broker.uri: expected tcp://host:port, got \"tcp://localhost:65536\""},
+      {"broker uri http", kAuth + "broker:\n  uri: http://localhost:80\n",
+       "broker.uri: expected tcp://host:port, got \"http://localhost:80\""},
+      {"unknown top-level key", kAuth + "bogus: 1\n", "bogus: unknown key"},
+      {"unknown nested key", kAuth + "broker:\n  bogus: 1\n", "broker.bogus: unknown key"},
+      {"unknown key in auth", kAuth + "  token_secrets: x\n", "auth.token_secrets: unknown key"},
+      {"missing auth", "broker:\n  uri: tcp://h:1\n", "auth.token_secret: is required"},
+      {"empty document", "", "auth.token_secret: is required"},
+      {"auth without token_secret", "auth:\n  token_warn_before_s: 5\n",
+       "auth.token_secret: is required"},
+      {"empty auth", "auth:\n", "auth.token_secret: is required"},
+      {"short secret", "auth:\n  token_secret: short\n",
+       "auth.token_secret: must be at least 32 bytes (HS256 needs a key as long as its hash), got 5"},
+      {"31-byte secret", "auth:\n  token_secret: " + std::string(31, 'k') + "\n",
+       "auth.token_secret: must be at least 32 bytes (HS256 needs a key as long as its hash), got 31"},
+      {"secret is a list", "auth:\n  token_secret: [a, b]\n",
+       "auth.token_secret: expected a string, got a list"},
+      {"non-number", kAuth + "broker:\n  keepalive_s: abc\n",
+       "broker.keepalive_s: expected a whole number, got \"abc\""},
+      {"fraction", kAuth + "requests:\n  dedup_window_s: 1.5\n",
+       "requests.dedup_window_s: expected a whole number, got \"1.5\""},
+      {"hex", kAuth + "requests:\n  dedup_window_s: 0x10\n",
+       "requests.dedup_window_s: expected a whole number, got \"0x10\""},
+      {"number too big for 64 bits", kAuth + "requests:\n  max_payload_bytes: 99999999999999999999\n",
+       "requests.max_payload_bytes: expected a whole number, got \"99999999999999999999\""},
+      {"number is a mapping", kAuth + "log:\n  stats_interval_s: {a: 1}\n",
+       "log.stats_interval_s: expected a whole number, got a mapping"},
+      {"out of range low", kAuth + "broker:\n  keepalive_s: 0\n",
+       "broker.keepalive_s: must be between 1 and 65535, got 0"},
+      {"out of range high", kAuth + "limits:\n  publishers_per_subscription: 65\n",
+       "limits.publishers_per_subscription: must be between 1 and 64, got 65"},
+      {"negative size", kAuth + "requests:\n  dedup_max_entries: -1\n",
+       "requests.dedup_max_entries: must be between 0 and 10000000, got -1"},
+      {"payload limit too small", kAuth + "requests:\n  max_payload_bytes: 15\n",
+       "requests.max_payload_bytes: must be between 16 and 268435456, got 15"},
+      {"reconnect max below min", kAuth + "broker:\n  reconnect_min_ms: 500\n  reconnect_max_ms: 400\n",
+       "broker.reconnect_max_ms: must not be below broker.reconnect_min_ms"},
+      {"scalar where a mapping is expected", kAuth + "broker: 5\n",
+       "broker: expected a mapping, got \"5\""},
+      {"list where a mapping is expected", kAuth + "limits: [1, 2]\n",
+       "limits: expected a mapping, got a list"},
+      {"bad log level", kAuth + "log:\n  level: verbose\n",
+       "log.level: expected one of trace, debug, info, warn, error, off, got \"verbose\""},
+      {"empty client id", kAuth + "broker:\n  client_id: \"\"\n",
+       "broker.client_id: must be 1-64 bytes, got 0"},
+      {"client id as a list", kAuth + "broker:\n  client_id: [a]\n",
+       "broker.client_id: expected a string, got a list"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.what);
+    const auto problems = problems_of(c.yaml);
+    INFO("problems:\n" << joined(problems));
+    REQUIRE(problems.size() == 1);
+    CHECK(problems[0] == c.problem);
+  }
+}
+
+TEST_CASE("config: an empty or null token_secret counts as missing") {
+  // `token_secret:` with no value is YAML null; it must not leave the secret empty.
+  for (const std::string& yaml : {std::string("auth:\n  token_secret:\n"),
+                                 std::string("auth:\n  token_secret: ~\n"),
+                                 std::string("auth: {token_secret: null}\n")}) {
+    CAPTURE(yaml);
+    const auto problems = problems_of(yaml);
+    INFO("problems:\n" << joined(problems));
+    REQUIRE(problems.size() == 1);
+    CHECK(problems[0] == "auth.token_secret: is required");
+  }
+  const auto problems = problems_of("auth:\n  token_secret: \"\"\n");
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0] ==
+        "auth.token_secret: must be at least 32 bytes (HS256 needs a key as long as its hash), got 0");
+}
+
+TEST_CASE("config: auth that is not a mapping is one problem, not a crash") {
+  SUBCASE("scalar") {
+    const auto problems = problems_of("auth: 5\n");
+    INFO("problems:\n" << joined(problems));
+    REQUIRE(problems.size() == 1);
+    CHECK(problems[0] == "auth: expected a mapping, got \"5\"");
+  }
+  SUBCASE("list") {
+    const auto problems = problems_of("auth: [a]\n");
+    INFO("problems:\n" << joined(problems));
+    REQUIRE(problems.size() == 1);
+    CHECK(problems[0] == "auth: expected a mapping, got a list");
+  }
+}
+
+TEST_CASE("config: a document that is not a mapping") {
+  for (const char* yaml : {"5\n", "- a\n- b\n", "just text\n"}) {
+    CAPTURE(yaml);
+    const auto problems = problems_of(yaml);
+    INFO("problems:\n" << joined(problems));
+    REQUIRE(!problems.empty());
+    CHECK(problems[0].rfind("config: expected a mapping, got ", 0) == 0);
+  }
+}
+
+TEST_CASE("config: a key that is not a scalar is reported, not a crash") {
+  const auto problems = problems_of(kAuth + "? [a, b]\n: 1\n");
+  INFO("problems:\n" << joined(problems));
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0] == "<a list>: unknown key");
+}
+
+TEST_CASE("config: invalid YAML names the line") {
+  SUBCASE("unclosed flow sequence") {
+    const auto problems = problems_of(kAuth + "broker:\n  uri: [tcp://h:1\n");
+    REQUIRE(problems.size() == 1);
+    CHECK(problems[0].rfind("config: not valid YAML at line ", 0) == 0);
+  }
+  SUBCASE("bad indentation on line 3") {
+    const auto problems = problems_of("broker:\n  uri: tcp://h:1\n client_id: x\n");
+    REQUIRE(problems.size() == 1);
+    INFO(problems[0]);
+    CHECK(problems[0].rfind("config: not valid YAML at line 3, column ", 0) == 0);
+  }
+  SUBCASE("a mapping value inside a plain scalar on line 2") {
+    const auto problems = problems_of("auth:\n  token_secret: a: b\n");
+    REQUIRE(problems.size() == 1);
+    INFO(problems[0]);
+    CHECK(problems[0].rfind("config: not valid YAML at line 2, column ", 0) == 0);
+  }
+}
+
+TEST_CASE("config: several problems are reported together, in order") {
+  const std::string yaml =
+      "bogus: 1\n"
+      "broker:\n  uri: x\n  keepalive_s: abc\n  extra: 2\n"
+      "topics:\n  prefix: \"\"\n"
+      "auth:\n  token_secret: short\n"
+      "log:\n  level: loud\n"
+      "limits: 7\n";
+  try {
+    load_config_text(yaml);
+    FAIL("accepted");
+  } catch (const ConfigError& e) {
+    const std::vector<std::string> expected = {
+        "broker.uri: expected tcp://host:port, got \"x\"",
+        "broker.keepalive_s: expected a whole number, got \"abc\"",
+        "broker.extra: unknown key",
+        "topics.prefix: prefix is empty",
+        "auth.token_secret: must be at least 32 bytes (HS256 needs a key as long as its hash), got 5",
+        "log.level: expected one of trace, debug, info, warn, error, off, got \"loud\"",
+        "limits: expected a mapping, got \"7\"",
+        "bogus: unknown key",
+    };
+    CHECK(e.problems() == expected);
+    // what() carries every problem, one per line.
+    std::string all;
+    for (const auto& p : expected) all += (all.empty() ? "" : "\n") + p;
+    CHECK(std::string(e.what()) == all);
+  }
+}
+
+TEST_CASE("config: bad topics.prefix values") {
+  struct Case {
+    std::string prefix;
+    std::string problem;
+  };
+  const std::vector<Case> cases = {
+      {"\"\"", "topics.prefix: prefix is empty"},
+      {"\"$SYS\"", "topics.prefix: prefix \"$SYS\" starts with '$', which brokers reserve for their own topics"},
+      {"\"a//b\"", "topics.prefix: prefix \"a//b\" has an empty level at byte 2"},
+      {"\"/rtm\"", "topics.prefix: prefix \"/rtm\" has an empty level at byte 0"},
+      {"\"rtm/\"", "topics.prefix: prefix \"rtm/\" has an empty level at byte 4"},
+      {"\"rtm/+\"",
+       "topics.prefix: prefix is not a valid topic: topic name contains '+' at byte 4 (wildcards are "
+       "only allowed in filters)"},
+      {"\"rtm/#\"",
+       "topics.prefix: prefix is not a valid topic: topic name contains '#' at byte 4 (wildcards are "
+       "only allowed in filters)"},
+      {"[a, b]", "topics.prefix: expected a string, got a list"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.prefix);
+    const auto problems = problems_of(kAuth + "topics:\n  prefix: " + c.prefix + "\n");
+    INFO("problems:\n" << joined(problems));
+    REQUIRE(problems.size() == 1);
+    CHECK(problems[0] == c.problem);
+  }
+}
+
+TEST_CASE("config: ConfigError keeps its problems") {
+  const ConfigError e({"a.b: one", "c: two"});
+  CHECK(e.problems() == std::vector<std::string>{"a.b: one", "c: two"});
+  CHECK(std::string(e.what()) == "a.b: one\nc: two");
+}

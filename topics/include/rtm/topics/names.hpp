@@ -1,0 +1,35 @@
+#pragma once
+// Validation of RTM names (uid, channel, topic) and of MQTT topic names and filters.
+// Byte positions in error messages ("at byte 3") are offsets counted from 0.
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace rtm::topics {
+
+inline constexpr std::size_t kMaxNameBytes = 64;
+inline constexpr std::size_t kMaxTopicBytes = 65535;
+
+// uid, channel and topic names: 1–64 bytes of printable ASCII (0x21..0x7e) without
+// '/', '+', '#', '$', '"' or '\'. Returns nullopt when valid, else a reason such as
+// "must be 1-64 bytes, got 70" or "contains '/' at byte 3". `what` names the thing
+// ("uid", "channel") at the start of the reason: "channel contains '/' at byte 3".
+std::optional<std::string> name_error(std::string_view name, std::string_view what = "name");
+inline bool is_valid_name(std::string_view name) { return !name_error(name).has_value(); }
+
+// Well-formed UTF-8 (no overlong forms, no surrogates, <= U+10FFFF).
+bool is_valid_utf8(std::string_view text);
+// Offset of the first byte of the first ill-formed UTF-8 sequence, or nullopt when valid.
+std::optional<std::size_t> utf8_error_offset(std::string_view text);
+
+// MQTT 3.1.1 topic name: 1..65535 bytes, valid UTF-8, no U+0000, no '+' or '#'.
+std::optional<std::string> topic_name_error(std::string_view topic);
+// MQTT 3.1.1 topic filter: as a name, but '+' must fill a whole level and '#' must be
+// the whole last level.
+std::optional<std::string> topic_filter_error(std::string_view filter);
+
+// MQTT matching of a (valid) filter against a (valid) topic name, including the rule
+// that a filter starting with a wildcard does not match a topic starting with '$'.
+bool filter_matches(std::string_view filter, std::string_view topic);
+
+}  // namespace rtm::topics
