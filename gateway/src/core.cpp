@@ -25,6 +25,31 @@ std::uint64_t fingerprint(std::string_view a, std::string_view b) {
   return h;
 }
 
+// The raw msg_id of a URI that did not parse, so that even that error answer carries
+// it when it is plain text. Empty when there is none or it needs decoding.
+std::string best_effort_msg_id(std::string_view uri) {
+  const auto q = uri.find('?');
+  if (q == std::string_view::npos) return {};
+  std::string_view query = uri.substr(q + 1);
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const auto pair = query.substr(0, amp);
+    if (pair.rfind("msg_id=", 0) == 0) {
+      const auto value = pair.substr(7);
+      for (char c : value) {
+        if (c == '%' || c == '#' || static_cast<unsigned char>(c) < 0x21 ||
+            static_cast<unsigned char>(c) > 0x7e) {
+          return {};
+        }
+      }
+      return std::string(value.substr(0, 128));
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return {};
+}
+
 }  // namespace
 
 Clock system_clock() {
@@ -110,10 +135,31 @@ void Core::on_message(const Message& message) {
     handle_request(*parsed, message);
     return;
   }
+  if (!parsed && answer_topic_without_uri(message)) return;
   for (auto& handler : message_handlers_) {
     if (handler(message)) return;
   }
   spdlog::debug("ignored message on {}", message.topic);
+}
+
+// "P/req/{uid}" or "P/req/{uid}/" carry no URI, so there is no mirrored topic; the
+// answer goes to P/u/{uid}/res so that the sender still hears why nothing happened.
+bool Core::answer_topic_without_uri(const Message& message) {
+  const std::string request_root = tree_.prefix() + "/req/";
+  if (message.topic.rfind(request_root, 0) != 0) return false;
+  std::string uid = message.topic.substr(request_root.size());
+  if (!uid.empty() && uid.back() == '/') uid.pop_back();
+  ++counters_.requests;
+  if (topics::name_error(uid) || uid.find('/') != std::string::npos) {
+    spdlog::debug("request on {} has neither a valid uid nor a URI", message.topic);
+    return true;
+  }
+  answer(uid, tree_.prefix() + "/u/" + uid + "/res", "",
+         failure(ErrorCode::invalid_uri,
+                 "the request topic has no URI after the uid, e.g. " +
+                     tree_.request(uid, "ping?msg_id=1")),
+         0, false);
+  return true;
 }
 
 void Core::answer(const std::string& uid, const std::string& response_topic,
@@ -139,7 +185,7 @@ void Core::handle_request(const topics::ParsedTopic& parsed, const Message& mess
   const std::uint64_t print = fingerprint(parsed.uri, message.payload);
 
   auto uri = topics::parse_uri(parsed.uri);
-  const std::string msg_id = uri.ok() ? uri->msg_id : std::string();
+  const std::string msg_id = uri.ok() ? uri->msg_id : best_effort_msg_id(parsed.uri);
 
   auto fail = [&](ErrorCode code, std::string text) {
     answer(uid, response_topic, msg_id, failure(code, std::move(text)), print, !msg_id.empty());
@@ -196,6 +242,9 @@ void Core::handle_request(const topics::ParsedTopic& parsed, const Message& mess
   } catch (const std::exception& e) {
     // A handler bug must not take the loop down; the caller learns something went wrong.
     spdlog::error("operation {} for {} threw: {}", op->second.name, uid, e.what());
+    outcome = failure(ErrorCode::internal, "internal error in " + op->second.name);
+  } catch (...) {
+    spdlog::error("operation {} for {} threw a non-standard exception", op->second.name, uid);
     outcome = failure(ErrorCode::internal, "internal error in " + op->second.name);
   }
   answer(uid, response_topic, msg_id, outcome, print, true);

@@ -30,7 +30,9 @@ bool read_int64(const rapidjson::Value& obj, const char* key, std::int64_t& out)
     return true;
   }
   if (it->value.IsDouble()) {  // NumericDate may carry fractions
-    out = static_cast<std::int64_t>(it->value.GetDouble());
+    const double d = it->value.GetDouble();
+    if (!(d > -9.0e15 && d < 9.0e15)) return false;  // also refuses NaN
+    out = static_cast<std::int64_t>(d);
     return true;
   }
   return false;
@@ -82,6 +84,9 @@ std::optional<std::string> base64url_decode(std::string_view text) {
       out += static_cast<char>((buffer >> bits) & 0xff);
     }
   }
+  // Leftover bits must be zero: otherwise two different strings decode to the same
+  // bytes, and a token would have several spellings.
+  if (bits > 0 && (buffer & ((1u << bits) - 1)) != 0) return std::nullopt;
   return out;
 }
 

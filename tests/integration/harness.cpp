@@ -202,16 +202,16 @@ std::string Mosquitto::log() const { return read_file(dir_.path() / "mosquitto.l
 
 std::string gateway_binary() { return RTM_GATEWAY_BIN; }
 
-GatewayProcess::GatewayProcess(const std::string& broker_uri, const std::string& extra_yaml,
-                               const std::string& prefix) {
+GatewayProcess::GatewayProcess(const std::string& broker_uri, GatewayOptions options) {
   config_path_ = dir_.path() / "config.yaml";
   std::ostringstream yaml;
   yaml << "broker:\n  uri: " << broker_uri << "\n  client_id: " << unique_id("gw")
-       << "\n  reconnect_min_ms: 50\n  reconnect_max_ms: 500\n"
-       << "topics:\n  prefix: " << prefix << "\n"
+       << "\n  username: " << options.username << "\n  password: \"" << options.password
+       << "\"\n  reconnect_min_ms: 50\n  reconnect_max_ms: 500\n"
+       << "topics:\n  prefix: " << options.prefix << "\n"
        << "auth:\n  token_secret: " << kSecret << "\n"
-       << "log:\n  level: debug\n  stats_interval_s: 1\n"
-       << extra_yaml;
+       << "log:\n  level: " << options.log_level << "\n  stats_interval_s: 1\n"
+       << options.extra_yaml;
   write_file(config_path_, yaml.str());
   start();
 }

@@ -91,11 +91,19 @@ class Mosquitto {
 // Path of a built binary (set by CMake).
 std::string gateway_binary();
 
+struct GatewayOptions {
+  std::string extra_yaml;  // top-level sections appended to the generated config
+  std::string prefix = "rtm";
+  std::string username = "rtm-gateway";  // the gateway's broker credentials
+  std::string password;
+  std::string log_level = "debug";
+};
+
 class GatewayProcess {
  public:
-  // `extra_yaml` is appended to a config that points at `broker_uri`.
-  GatewayProcess(const std::string& broker_uri, const std::string& extra_yaml = "",
-                 const std::string& prefix = "rtm");
+  GatewayProcess(const std::string& broker_uri, GatewayOptions options);
+  explicit GatewayProcess(const std::string& broker_uri)
+      : GatewayProcess(broker_uri, GatewayOptions{}) {}
   ~GatewayProcess();
   void start();
   int stop() { return process_ ? process_->stop() : -1; }

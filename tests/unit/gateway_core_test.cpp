@@ -329,12 +329,12 @@ TEST_CASE("core: each malformed request gets its error code") {
       {"n a fraction (body)", "alice", "echo?msg_id=1", R"({"channel":"a","users":["b"],"n":1.5})",
        12, "INVALID_PARAMETER", "1"},
       {"bad percent escape in a query value", "alice", "ping?msg_id=1&x=%zz", "", 13, "INVALID_URI",
-       ""},
-      {"bad percent escape in the path", "alice", "pi%zzng?msg_id=1", "", 13, "INVALID_URI", ""},
+       "1"},
+      {"bad percent escape in the path", "alice", "pi%zzng?msg_id=1", "", 13, "INVALID_URI", "1"},
       {"truncated percent escape", "alice", "ping?msg_id=1%2", "", 13, "INVALID_URI", ""},
       {"%00 in the uri", "alice", "ping?msg_id=1%00", "", 13, "INVALID_URI", ""},
-      {"query key given twice", "alice", "ping?msg_id=1&msg_id=2", "", 13, "INVALID_URI", ""},
-      {"empty path", "alice", "?msg_id=1", "", 13, "INVALID_URI", ""},
+      {"query key given twice", "alice", "ping?msg_id=1&msg_id=2", "", 13, "INVALID_URI", "1"},
+      {"empty path", "alice", "?msg_id=1", "", 13, "INVALID_URI", "1"},
       {"absolute URI", "alice", "im://modulus/remove_feeds_member?msg_id=1002", "", 40, "NO_ROUTE",
        "1002"},
       {"absolute http URI", "alice", "http://billing/pay/one.json?msg_id=9", R"({"a":1})", 40,
@@ -398,6 +398,17 @@ TEST_CASE("core: a handler that throws answers INTERNAL and the next request is 
   CHECK(h.boom_calls == 2);
 }
 
+TEST_CASE("core: a request topic without a URI is answered on P/u/{uid}/res") {
+  Harness h;
+  h.core->on_message(Message{"rtm/req/alice", "", 1, false});
+  h.core->on_message(Message{"rtm/req/bob/", "", 1, false});
+  h.core->on_message(Message{"rtm/req/b$d", "", 1, false});  // no valid uid: nowhere to answer
+  REQUIRE(h.outbox.sent.size() == 2);
+  CHECK(h.outbox.sent[0].topic == "rtm/u/alice/res");
+  CHECK(h.outbox.sent[0].payload.find("INVALID_URI") != std::string::npos);
+  CHECK(h.outbox.sent[1].topic == "rtm/u/bob/res");
+}
+
 TEST_CASE("core: messages outside the request branch are not answered") {
   Harness h;
   std::vector<std::string> seen;
@@ -407,11 +418,10 @@ TEST_CASE("core: messages outside the request branch are not answered") {
   });
   h.core->on_message(Message{"rtm/presence/alice", R"({"state":"online"})", 1, true});
   h.core->on_message(Message{"rtm/u/alice/res/ping?msg_id=1", "{}", 1, false});
-  h.core->on_message(Message{"rtm/req/alice", "", 1, false});  // no URI level
   h.core->on_message(Message{"other/req/alice/ping?msg_id=1", "", 1, false});
   CHECK(h.outbox.sent.empty());
   CHECK(seen == std::vector<std::string>{"rtm/presence/alice", "rtm/u/alice/res/ping?msg_id=1",
-                                         "rtm/req/alice", "other/req/alice/ping?msg_id=1"});
+                                         "other/req/alice/ping?msg_id=1"});
   CHECK(h.core->counters().requests == 0);
   // The handler's filter joins the subscriptions.
   CHECK(h.core->subscriptions() == std::vector<std::string>{"rtm/req/+/#", "rtm/presence/+"});

@@ -90,6 +90,7 @@ class Core {
 
  private:
   void handle_request(const topics::ParsedTopic& parsed, const Message& message);
+  bool answer_topic_without_uri(const Message& message);
   void answer(const std::string& uid, const std::string& response_topic,
               const std::string& msg_id, const Outcome<json::Document>& outcome,
               std::uint64_t fingerprint, bool cache);

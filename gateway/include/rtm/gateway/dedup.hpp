@@ -29,7 +29,10 @@ class Dedup {
  private:
   void expire(std::int64_t now_ms);
   static std::string key(const std::string& uid, const std::string& msg_id) {
-    return uid + '\n' + msg_id;  // '\n' is in neither a uid nor a decoded topic's msg_id use
+    std::string k = uid;
+    k += '\0';  // a decoded msg_id never holds NUL (%00 is refused), so keys cannot collide
+    k += msg_id;
+    return k;
   }
 
   std::int64_t window_ms_;
