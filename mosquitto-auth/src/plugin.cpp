@@ -14,7 +14,8 @@
 //   plugin_opt_token_secret_file  or a file holding it (trailing white space ignored)
 //   plugin_opt_service_users      usernames that may never log in with a token, separated by
 //                                 commas or spaces (default: rtm-gateway); they are left to the
-//                                 password_file, so a token for "rtm-gateway" gets no gateway rights.
+//                                 password_file, so a token for "rtm-gateway" gets no gateway
+//                                 rights.
 //
 // Never crashes the broker: every callback catches everything, all client input is bounded
 // before use, and the token itself is never logged.
@@ -68,7 +69,9 @@ std::string loggable(const char* text) {
   return out;
 }
 
-std::string loggable(const std::string& text) { return loggable(text.c_str()); }
+std::string loggable(const std::string& text) {
+  return loggable(text.c_str());
+}
 
 std::string trim_trailing_space(std::string text) {
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
@@ -141,8 +144,8 @@ bool configure(Plugin& plugin, const mosquitto_opt* options, int option_count, s
     return false;
   }
   if (plugin.secret.size() < kMinSecretBytes) {
-    error = "the token secret is " + std::to_string(plugin.secret.size()) +
-            " bytes; at least " + std::to_string(kMinSecretBytes) + " are required" +
+    error = "the token secret is " + std::to_string(plugin.secret.size()) + " bytes; at least " +
+            std::to_string(kMinSecretBytes) + " are required" +
             " (the same value as the gateway's auth.token_secret)";
     return false;
   }
@@ -231,9 +234,11 @@ RTM_PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, v
       return rc;
     }
     std::string services;
-    for (const auto& name : plugin->service_users) services += (services.empty() ? "" : ", ") + name;
-    mosquitto_log_printf(MOSQ_LOG_INFO, "%s: token login enabled; service users (password_file): %s",
-                         kLogTag, services.empty() ? "(none)" : services.c_str());
+    for (const auto& name : plugin->service_users)
+      services += (services.empty() ? "" : ", ") + name;
+    mosquitto_log_printf(MOSQ_LOG_INFO,
+                         "%s: token login enabled; service users (password_file): %s", kLogTag,
+                         services.empty() ? "(none)" : services.c_str());
     *userdata = plugin.release();
     return MOSQ_ERR_SUCCESS;
   } catch (const std::exception& e) {

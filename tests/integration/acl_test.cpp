@@ -44,13 +44,18 @@ std::string password_file_in(const TempDir& dir) {
   return path;
 }
 
-// The secure set-up of docker/mosquitto/mosquitto.secure.conf, with test paths.
-std::string secure_config(const std::string& password_file,
-                          const std::string& secret_option = std::string("plugin_opt_token_secret ") +
-                                                             GatewayProcess::kSecret) {
-  return std::string("plugin ") + RTM_AUTH_PLUGIN + "\n" + secret_option + "\n" +
-         "password_file " + password_file + "\n" + "acl_file " + RTM_SOURCE_DIR +
-         "/docker/mosquitto/acl\n";
+std::string inline_secret() {
+  return std::string("plugin_opt_token_secret ") + GatewayProcess::kSecret;
+}
+
+// The set-up of docker/mosquitto/mosquitto.secure.conf with test paths: the plugin, the
+// password_file and the shipped ACL file itself.
+std::string secure_config(const std::string& password_file, const std::string& secret_option) {
+  std::string config = std::string("plugin ") + RTM_AUTH_PLUGIN + "\n";
+  config += secret_option + "\n";
+  config += "password_file " + password_file + "\n";
+  config += std::string("acl_file ") + RTM_SOURCE_DIR + "/docker/mosquitto/acl\n";
+  return config;
 }
 
 Client::Options login_as(const std::string& username, const std::string& password) {
@@ -92,8 +97,8 @@ bool wait_ready_with_token(const std::string& uri) {
   auto probe = user_client(uri, uid);
   const auto deadline = Clock::now() + 20s;
   for (int i = 1; Clock::now() < deadline; ++i) {
-    if (answered_ok(request(*probe, uid, "ping?msg_id=ready-" + std::to_string(i), "", "rtm",
-                            200ms))) {
+    if (answered_ok(
+            request(*probe, uid, "ping?msg_id=ready-" + std::to_string(i), "", "rtm", 200ms))) {
       return true;
     }
   }
@@ -103,7 +108,7 @@ bool wait_ready_with_token(const std::string& uri) {
 struct SecureBroker {
   TempDir dir;
   std::string password_file = password_file_in(dir);
-  Mosquitto broker{secure_config(password_file), /*allow_anonymous=*/false};
+  Mosquitto broker{secure_config(password_file, inline_secret()), /*allow_anonymous=*/false};
 };
 
 struct SecureSetup : SecureBroker {
@@ -116,11 +121,13 @@ struct SecureSetup : SecureBroker {
   SecureSetup() { REQUIRE_MESSAGE(wait_ready_with_token(broker.uri()), gateway.log()); }
 };
 
-std::string login_body(const std::string& uid) { return "{\"token\":\"" + token_for(uid) + "\"}"; }
+std::string login_body(const std::string& uid) {
+  return "{\"token\":\"" + token_for(uid) + "\"}";
+}
 
 }  // namespace
 
-TEST_CASE("broker login: a valid token connects, and expired, foreign or garbage passwords are refused") {
+TEST_CASE("broker login: a valid token connects, expired, foreign or garbage ones are refused") {
   SecureBroker s;
   const auto uri = s.broker.uri();
   CHECK(connect_outcome(uri, "alice", token_for("alice")) == 0);
@@ -133,8 +140,8 @@ TEST_CASE("broker login: a valid token connects, and expired, foreign or garbage
   CHECK(connect_outcome(uri, "alice", "garbage") == kNotAuthorized);
   CHECK(connect_outcome(uri, "alice", "") == kNotAuthorized);
   CHECK(connect_outcome(uri, "", "") == kNotAuthorized);
-  const auto not_yet = rtm::gateway::sign_token({"alice", now, now + 600, now + 300},
-                                                GatewayProcess::kSecret);
+  const auto not_yet =
+      rtm::gateway::sign_token({"alice", now, now + 600, now + 300}, GatewayProcess::kSecret);
   CHECK(connect_outcome(uri, "alice", not_yet) == kNotAuthorized);
   CHECK(connect_outcome(uri, "alice",
                         token_for("alice", 600, "another-secret-of-at-least-32-bytes!!")) ==

@@ -32,7 +32,6 @@ enum class ErrorCode : int {
   limit_members = 32,
   limit_subscriptions = 33,
   limit_watch = 34,
-  already_joined = 35,
   no_route = 40,
   timeout = 41,
   backend_error = 42,
