@@ -220,7 +220,25 @@ void Core::handle_request(const topics::ParsedTopic& parsed, const Message& mess
                     std::to_string(config_.requests.max_payload_bytes));
   }
   if (uri->absolute) {
-    return fail(ErrorCode::no_route, "no module serves " + uri->scheme + "://" + uri->host);
+    if (!absolute_handler_) {
+      return fail(ErrorCode::no_route, "no module serves " + uri->scheme + "://" + uri->host);
+    }
+    Params none = Params::merge(topics::Uri{}, "").value();
+    Call call{uid, *uri, none, clock_()};
+    PendingRequest pending{uid, msg_id, response_topic, print};
+    std::optional<Outcome<json::Document>> now;
+    try {
+      now = absolute_handler_(call, message.payload, pending);
+    } catch (const std::exception& e) {
+      spdlog::error("module request {} for {} threw: {}", uri->raw, uid, e.what());
+      now = Outcome<json::Document>(failure(ErrorCode::internal, "internal error routing the request"));
+    }
+    if (now) {
+      answer(uid, response_topic, msg_id, *now, print, true);
+    } else {
+      dedup_.remember(uid, msg_id, print, std::nullopt, clock_());  // a repeat waits for it
+    }
+    return;
   }
   auto op = operations_.find(uri->path);
   if (op == operations_.end()) {
@@ -248,6 +266,34 @@ void Core::handle_request(const topics::ParsedTopic& parsed, const Message& mess
     outcome = failure(ErrorCode::internal, "internal error in " + op->second.name);
   }
   answer(uid, response_topic, msg_id, outcome, print, true);
+}
+
+void Core::complete(const PendingRequest& p, const Outcome<json::Document>& outcome) {
+  answer(p.uid, p.response_topic, p.msg_id, outcome, p.fingerprint, true);
+}
+
+void Core::complete_raw(const PendingRequest& p, std::string_view result_json) {
+  std::string payload = "{\"msg_id\":";
+  {
+    rapidjson::StringBuffer buf;
+    json::Writer w(buf);
+    json::write_string(w, p.msg_id);
+    payload.append(buf.GetString(), buf.GetSize());
+  }
+  payload += ",\"code\":0,\"result\":";
+  payload += result_json;
+  payload += "}";
+  ++counters_.answered_ok;
+  dedup_.remember(p.uid, p.msg_id, p.fingerprint, payload, clock_());
+  publish(p.response_topic, payload, 1, false);
+}
+
+void Core::post(std::function<void()> task) {
+  if (poster_) {
+    poster_(std::move(task));
+  } else {
+    task();
+  }
 }
 
 void register_basic_operations(Core& core) {

@@ -10,6 +10,13 @@ namespace rtm::gateway {
 
 Gateway::Gateway(const Config& config, std::unique_ptr<BrokerLink> link)
     : config_(config), link_(std::move(link)), core_(std::make_unique<Core>(config_, *this)) {
+  core_->set_poster([this](std::function<void()> task) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      tasks_.push_back(std::move(task));
+    }
+    wake_.notify_one();
+  });
   register_basic_operations(*core_);
   register_rtm_operations(*core_);
 }
@@ -61,12 +68,13 @@ void Gateway::run() {
   const auto stats_every = std::chrono::seconds(config_.log.stats_interval_s);
   auto next_stats = std::chrono::steady_clock::now() + stats_every;
   std::deque<Message> batch;
+  std::deque<std::function<void()>> tasks;
   auto next_drop_log = std::chrono::steady_clock::now();
   while (true) {
     const std::int64_t next_due = core_->run_due();
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      auto ready = [this] { return stopping_ || !inbox_.empty(); };
+      auto ready = [this] { return stopping_ || !inbox_.empty() || !tasks_.empty(); };
       if (next_due < 0) {
         wake_.wait_for(lock, std::chrono::seconds(1), ready);
       } else {
@@ -76,6 +84,7 @@ void Gateway::run() {
       }
       if (stopping_) break;
       batch.swap(inbox_);
+      tasks.swap(tasks_);
       core_->counters().dropped_inbound += dropped_;
       dropped_ = 0;
     }
@@ -90,6 +99,14 @@ void Gateway::run() {
       core_->on_message(message);
     }
     batch.clear();
+    for (auto& task : tasks) {
+      try {
+        task();
+      } catch (const std::exception& e) {
+        spdlog::error("gateway: posted task failed: {}", e.what());
+      }
+    }
+    tasks.clear();
     if (config_.log.stats_interval_s > 0 && std::chrono::steady_clock::now() >= next_stats) {
       log_stats();
       next_stats = std::chrono::steady_clock::now() + stats_every;

@@ -39,6 +39,19 @@ struct Call {
   std::int64_t now_ms;
 };
 
+// A request whose answer comes later (module RPC, HTTP proxy): what is needed to answer it.
+struct PendingRequest {
+  std::string uid;
+  std::string msg_id;
+  std::string response_topic;
+  std::uint64_t fingerprint = 0;
+};
+
+// Handles absolute-URI requests. Returns the answer now, or nullopt when it will call
+// Core::complete(pending, outcome) later (on the loop thread; see Core::post).
+using AbsoluteHandler = std::function<std::optional<Outcome<json::Document>>(
+    Call& call, const std::string& payload, const PendingRequest& pending)>;
+
 struct Operation {
   std::string name;
   bool needs_session = true;
@@ -78,6 +91,19 @@ class Core {
   // Keeps a module (the owner of registered handlers) alive as long as the core.
   void keep(std::shared_ptr<void> module) { modules_.push_back(std::move(module)); }
 
+  // Absolute URIs (scheme://host/...) go here; without a handler they get NO_ROUTE.
+  void set_absolute_handler(AbsoluteHandler handler) { absolute_handler_ = std::move(handler); }
+  // Answers a request that an AbsoluteHandler deferred. Loop thread only.
+  void complete(const PendingRequest& pending, const Outcome<json::Document>& outcome);
+  // Answers a deferred request with a payload already serialised as JSON (a worker's
+  // answer relayed as the result). Loop thread only.
+  void complete_raw(const PendingRequest& pending, std::string_view result_json);
+
+  // Runs `task` on the loop thread soon; callable from any thread. The Gateway installs
+  // its queue here; without one, tasks run at once (unit tests).
+  void post(std::function<void()> task);
+  void set_poster(std::function<void(std::function<void()>)> poster) { poster_ = std::move(poster); }
+
   void on_message(const Message& message);
   // Runs timers that are due; returns the next deadline (ms since epoch) or -1.
   std::int64_t run_due();
@@ -95,6 +121,8 @@ class Core {
               const std::string& msg_id, const Outcome<json::Document>& outcome,
               std::uint64_t fingerprint, bool cache);
 
+  AbsoluteHandler absolute_handler_;
+  std::function<void(std::function<void()>)> poster_;
   Config config_;
   Outbox& outbox_;
   Clock clock_;

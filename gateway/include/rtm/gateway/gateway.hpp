@@ -2,6 +2,7 @@
 // The running gateway: a broker link feeding one loop thread that owns the Core.
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 
@@ -41,6 +42,7 @@ class Gateway final : public BrokerLink::Listener, public Outbox {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Message> inbox_;
+  std::deque<std::function<void()>> tasks_;  // posted from other threads (Core::post)
   bool stopping_ = false;
   std::uint64_t dropped_ = 0;
   std::uint64_t dropped_logged_ = 0;
