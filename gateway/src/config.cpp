@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "rtm/gateway/bridge.hpp"
 #include "rtm/topics/tree.hpp"
 
 namespace rtm::gateway {
@@ -79,6 +80,19 @@ class Section {
     out = value;
   }
 
+  void boolean(const std::string& key, bool& out) {
+    auto n = child(key);
+    if (!n || n.IsNull()) return;
+    const std::string v = n.IsScalar() ? n.Scalar() : "";
+    if (v == "true" || v == "yes" || v == "on") {
+      out = true;
+    } else if (v == "false" || v == "no" || v == "off") {
+      out = false;
+    } else {
+      problem(key_path(key), "expected true or false, got " + quoted(n));
+    }
+  }
+
   template <class Int>
   void integer(const std::string& key, Int& out, long long min, long long max) {
     auto n = child(key);
@@ -138,6 +152,314 @@ std::string check_level(const std::string& level) {
   return {};
 }
 
+// ---------------------------------------------------------------- mapping section
+
+// "{room}" or a literal: a scalar string, or a problem at `path`.
+bool scalar_string(Section& s, const std::string& key, std::string& out, bool required) {
+  auto n = s.child(key);
+  if (!n || n.IsNull()) {
+    if (required) s.problem(s.key_path(key), "is required");
+    return false;
+  }
+  if (!n.IsScalar()) {
+    s.problem(s.key_path(key), "expected a string, got " + quoted(n));
+    return false;
+  }
+  out = n.Scalar();
+  return true;
+}
+
+// An RTM endpoint: {channel, topic, publisher} or {to, from}.
+void parse_endpoint(const YAML::Node& node, const std::string& path,
+                    std::vector<std::string>& problems, std::string& channel, std::string& topic,
+                    std::string& publisher, std::string& to, std::string& from) {
+  Section s(node, path, problems);
+  const bool is_inbox = node.IsMap() && (node["to"] || node["from"]);
+  if (is_inbox) {
+    scalar_string(s, "to", to, true);
+    scalar_string(s, "from", from, true);
+  } else {
+    scalar_string(s, "channel", channel, true);
+    scalar_string(s, "topic", topic, true);
+    scalar_string(s, "publisher", publisher, true);
+  }
+}
+
+void parse_transform(const YAML::Node& node, const std::string& path,
+                     std::vector<std::string>& problems, mapping::TransformSpec& out) {
+  if (!node || node.IsNull()) return;
+  if (node.IsScalar()) {
+    if (node.Scalar() == "pass") return;
+    problems.push_back(path + ": expected pass or a mapping with type, got " + quoted(node));
+    return;
+  }
+  Section s(node, path, problems);
+  std::string type = "pass";
+  s.string("type", type);
+  if (type == "pass") {
+    out.kind = mapping::TransformKind::pass;
+  } else if (type == "envelope") {
+    out.kind = mapping::TransformKind::envelope;
+    auto fields = s.child("fields");
+    if (!fields || !fields.IsMap() || fields.size() == 0) {
+      s.problem(path + ".fields", "an envelope needs a mapping of field: template");
+    } else {
+      for (const auto& kv : fields) {
+        const std::string name = kv.first.IsScalar() ? kv.first.Scalar() : "";
+        if (!kv.second.IsScalar()) {
+          s.problem(path + ".fields." + name, "expected a string template, got " + quoted(kv.second));
+          continue;
+        }
+        out.fields.push_back({name, kv.second.Scalar()});
+      }
+    }
+  } else if (type == "extract") {
+    out.kind = mapping::TransformKind::extract;
+    scalar_string(s, "pointer", out.pointer, true);
+  } else {
+    s.problem(path + ".type", "expected pass, envelope or extract, got \"" + type + "\"");
+  }
+}
+
+void parse_mapping(const YAML::Node& node, Config& cfg, std::vector<std::string>& problems) {
+  if (!node || node.IsNull()) return;
+  auto& m = cfg.mapping;
+  std::size_t before = problems.size();
+  {
+    Section s(node, "mapping", problems);
+    s.integer("echo_ttl_ms", m.echo_ttl_ms, 0, 600000);
+    s.integer("qos0_queue", m.qos0_queue, 1, 10000000);
+    s.integer("qos1_queue", m.qos1_queue, 1, 10000000);
+    s.integer("max_in_flight", m.max_in_flight, 1, 1000000);
+    auto rules = s.child("rules");
+    if (rules && !rules.IsNull() && !rules.IsSequence()) {
+      s.problem("mapping.rules", "expected a list of rules, got " + quoted(rules));
+    } else if (rules) {
+      for (std::size_t i = 0; i < rules.size(); ++i) {
+        const std::string path = "mapping.rules[" + std::to_string(i) + "]";
+        mapping::RuleSpec rule;
+        Section r(rules[i], path, problems);
+        scalar_string(r, "name", rule.name, true);
+        std::string direction = "inbound";
+        r.string("direction", direction);
+        if (direction == "inbound") {
+          rule.direction = mapping::Direction::inbound;
+        } else if (direction == "outbound") {
+          rule.direction = mapping::Direction::outbound;
+        } else {
+          r.problem(path + ".direction", "expected inbound or outbound, got \"" + direction + "\"");
+        }
+        auto source = r.child("source");
+        auto target = r.child("target");
+        if (rule.direction == mapping::Direction::inbound) {
+          if (!source || !source.IsScalar()) {
+            r.problem(path + ".source", "an inbound rule needs a device topic pattern, e.g. \"coplay/{room}/{player}/input\"");
+          } else {
+            rule.source.device_topic = source.Scalar();
+          }
+          if (!target || !target.IsMap()) {
+            r.problem(path + ".target", "an inbound rule needs {channel, topic, publisher} or {to, from}");
+          } else {
+            parse_endpoint(target, path + ".target", problems, rule.target.channel,
+                           rule.target.topic, rule.target.publisher, rule.target.inbox_to,
+                           rule.target.inbox_from);
+          }
+        } else {
+          if (!source || !source.IsMap()) {
+            r.problem(path + ".source", "an outbound rule needs {channel, topic, publisher} or {to, from}");
+          } else {
+            parse_endpoint(source, path + ".source", problems, rule.source.channel,
+                           rule.source.topic, rule.source.publisher, rule.source.inbox_to,
+                           rule.source.inbox_from);
+          }
+          if (!target || !target.IsScalar()) {
+            r.problem(path + ".target", "an outbound rule needs a device topic, e.g. \"coplay/{room}/state\"");
+          } else {
+            rule.target.device_topic = target.Scalar();
+          }
+        }
+        r.integer("qos", rule.qos, 0, 1);
+        r.boolean("retain", rule.retain);
+        parse_transform(r.child("transform"), path + ".transform", problems, rule.transform);
+        m.rules.push_back(std::move(rule));
+      }
+    }
+    auto presence = s.child("presence");
+    if (presence && !presence.IsNull() && !presence.IsSequence()) {
+      s.problem("mapping.presence", "expected a list of presence rules, got " + quoted(presence));
+    } else if (presence) {
+      for (std::size_t i = 0; i < presence.size(); ++i) {
+        const std::string path = "mapping.presence[" + std::to_string(i) + "]";
+        mapping::PresenceRuleSpec rule;
+        Section r(presence[i], path, problems);
+        scalar_string(r, "name", rule.name, true);
+        scalar_string(r, "source", rule.source, true);
+        scalar_string(r, "uid", rule.uid, true);
+        r.string("online", rule.online_payload);
+        r.string("offline", rule.offline_payload);
+        m.presence.push_back(std::move(rule));
+      }
+    }
+  }
+  if (problems.size() == before) compile_mapping(cfg, problems);
+}
+
+// ---------------------------------------------------------------- modules, http_backends
+
+// "http(s)://host[:port][/path]" into `b`; "" when usable, else why not.
+std::string parse_base_url(const std::string& url, HttpBackendConfig& b) {
+  static const std::regex pattern(
+      R"(^(https?)://([A-Za-z0-9._\-]+|\[[0-9A-Fa-f:.]+\])(:([0-9]{1,5}))?(/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*)?$)");
+  const std::string expected = "expected http(s)://host[:port][/path], got \"" + url + "\"";
+  std::smatch m;
+  if (!std::regex_match(url, m, pattern)) return expected;
+  int port = m[1] == "https" ? 443 : 80;
+  if (m[4].matched) {
+    port = std::stoi(m[4]);
+    if (port < 1 || port > 65535) return expected;
+  }
+  b.scheme = m[1];
+  b.host = m[2];
+  b.port = port;
+  std::string path = m[5];
+  while (!path.empty() && path.back() == '/') path.pop_back();
+  b.base_path = path;
+  return {};
+}
+
+bool http_token(const std::string& name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string check_header_name(const std::string& name) {
+  return http_token(name) ? "" : "expected an HTTP header name, got \"" + name + "\"";
+}
+
+std::string lower_ascii(std::string text) {
+  for (char& c : text) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return text;
+}
+
+void parse_http_backend(const std::string& name, const YAML::Node& node, HttpBackendConfig& b,
+                        std::vector<std::string>& problems) {
+  const std::string path = "http_backends." + name;
+  Section s(node, path, problems);
+  if (!node["base_url"] || node["base_url"].IsNull()) {
+    s.child("base_url");
+    s.problem(path + ".base_url", "is required");
+  } else {
+    s.string("base_url", b.base_url,
+             [&b](const std::string& url) { return parse_base_url(url, b); });
+  }
+  s.integer("timeout_ms", b.timeout_ms, 1, 600000);
+  s.string("uid_header", b.uid_header, check_header_name);
+  s.string("ca_file", b.ca_file, [&b](const std::string& file) -> std::string {
+    if (file.empty()) return {};
+    if (b.scheme == "http") return "is only for https:// backends";
+    std::ifstream in(file);
+    return in ? "" : "cannot be read: \"" + file + "\"";
+  });
+
+  auto headers = s.child("headers");
+  if (headers && !headers.IsNull()) {
+    if (!headers.IsMap()) {
+      s.problem(path + ".headers", "expected a mapping of name: value, got " + quoted(headers));
+    } else {
+      b.headers.clear();
+      for (const auto& kv : headers) {
+        const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "<" + quoted(kv.first) + ">";
+        const std::string key_path = path + ".headers." + key;
+        if (!http_token(key)) {
+          s.problem(key_path, "expected an HTTP header name");
+        } else if (!kv.second.IsScalar()) {
+          s.problem(key_path, "expected a string, got " + quoted(kv.second));
+        } else if (kv.second.Scalar().find_first_of("\r\n") != std::string::npos) {
+          s.problem(key_path, "a header value cannot hold a line break");
+        } else if (lower_ascii(key) == lower_ascii(b.uid_header)) {
+          s.problem(key_path, "is the uid header, which the gateway sets itself");
+        } else {
+          b.headers.emplace_back(key, kv.second.Scalar());
+        }
+      }
+    }
+  }
+
+  auto pass = s.child("pass_headers");
+  if (pass && !pass.IsNull()) {
+    if (!pass.IsSequence()) {
+      s.problem(path + ".pass_headers", "expected a list of header names, got " + quoted(pass));
+    } else {
+      static const std::set<std::string> never{"host", "content-length", "transfer-encoding",
+                                               "connection", "te", "upgrade", "trailer",
+                                               "keep-alive"};
+      b.pass_headers.clear();
+      for (std::size_t i = 0; i < pass.size(); ++i) {
+        const std::string item_path = path + ".pass_headers[" + std::to_string(i) + "]";
+        const auto& item = pass[i];
+        if (!item.IsScalar() || !http_token(item.Scalar())) {
+          s.problem(item_path, "expected an HTTP header name, got " + quoted(item));
+        } else if (never.count(lower_ascii(item.Scalar()))) {
+          s.problem(item_path, item.Scalar() + " is set by the HTTP client, not passed");
+        } else if (lower_ascii(item.Scalar()) == lower_ascii(b.uid_header)) {
+          s.problem(item_path, "is the uid header, which callers may never set");
+        } else {
+          b.pass_headers.push_back(item.Scalar());
+        }
+      }
+    }
+  }
+}
+
+void parse_modules(Section& top, Config& cfg, std::vector<std::string>& problems) {
+  {
+    auto& m = cfg.modules;
+    Section s(top.child("modules"), "modules", problems);
+    s.integer("timeout_ms", m.timeout_ms, 1, 3600000);
+    s.integer("max_pending", m.max_pending, 1, 10000000);
+    s.integer("max_pending_per_user", m.max_pending_per_user, 1, 1000000);
+    s.integer("max_result_bytes", m.max_result_bytes, 16, 256 * 1024 * 1024);
+    s.integer("cache_max_entries", m.cache_max_entries, 0, 100000000);
+    s.integer("http_threads", m.http_threads, 1, 64);
+  }
+  auto node = top.child("http_backends");
+  if (!node || node.IsNull()) return;
+  if (!node.IsMap()) {
+    problems.push_back("http_backends: expected a mapping of NAME: {base_url: ...}, got " +
+                       quoted(node));
+    return;
+  }
+  for (const auto& kv : node) {
+    const std::string name = kv.first.IsScalar() ? kv.first.Scalar() : "<" + quoted(kv.first) + ">";
+    bool good = !name.empty() && name.size() <= 64;
+    for (char c : name) {
+      good = good && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+                      c == '_' || c == '~');
+    }
+    if (!good) {
+      problems.push_back("http_backends." + name +
+                         ": a backend name is the host of http://NAME/...: 1-64 lower-case "
+                         "letters, digits, '-', '.', '_' or '~'");
+      continue;
+    }
+    if (!kv.second.IsMap()) {
+      problems.push_back("http_backends." + name + ": expected a mapping with base_url, got " +
+                         quoted(kv.second));
+      continue;
+    }
+    HttpBackendConfig backend;
+    parse_http_backend(name, kv.second, backend, problems);
+    cfg.http_backends[name] = std::move(backend);
+  }
+}
+
 Config parse(const YAML::Node& root) {
   Config cfg;
   std::vector<std::string> problems;
@@ -194,6 +516,9 @@ Config parse(const YAML::Node& root) {
       s.integer("publishers_per_subscription", cfg.limits.publishers_per_subscription, 1, 64);
       s.integer("watched_users", cfg.limits.watched_users, 0, 1000000);
     }
+    parse_modules(top, cfg, problems);
+    if (problems.empty()) parse_mapping(top.child("mapping"), cfg, problems);
+    else top.child("mapping");
   }
   if (!problems.empty()) throw ConfigError(std::move(problems));
   return cfg;

@@ -288,6 +288,23 @@ void Core::complete_raw(const PendingRequest& p, std::string_view result_json) {
   publish(p.response_topic, payload, 1, false);
 }
 
+void Core::run_idle_hooks() {
+  for (auto& hook : idle_hooks_) hook();
+}
+
+bool Core::backpressured() const {
+  for (const auto& check : backpressure_) {
+    if (check()) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> Core::stats_lines() const {
+  std::vector<std::string> lines;
+  for (const auto& line : stats_lines_) lines.push_back(line());
+  return lines;
+}
+
 void Core::post(std::function<void()> task) {
   if (poster_) {
     poster_(std::move(task));

@@ -4,6 +4,8 @@
 
 #include <chrono>
 
+#include "rtm/gateway/bridge.hpp"
+#include "rtm/gateway/modules.hpp"
 #include "rtm/gateway/operations.hpp"
 
 namespace rtm::gateway {
@@ -18,10 +20,17 @@ Gateway::Gateway(const Config& config, std::unique_ptr<BrokerLink> link)
     wake_.notify_one();
   });
   register_basic_operations(*core_);
-  register_rtm_operations(*core_);
+  auto rtm = register_rtm_operations(*core_);
+  register_bridge(*core_, rtm);
+  register_module_rpc(*core_);
 }
 
-Gateway::~Gateway() { link_->stop(); }
+Gateway::~Gateway() {
+  link_->stop();
+  // Modules may run threads that post to the loop's queue (the HTTP proxy): end them while
+  // the queue still exists.
+  core_.reset();
+}
 
 void Gateway::on_connected() {
   spdlog::info("gateway: serving requests on {}", core_->tree().request_filter());
@@ -33,15 +42,36 @@ void Gateway::on_connection_lost(const std::string& why) {
 
 void Gateway::on_message(Message&& message) {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::unique_lock<std::mutex> lock(mutex_);
     if (inbox_.size() >= config_.requests.queue_capacity) {
-      ++dropped_;  // the loop is behind: shed load rather than grow without bound
-      return;
+      if (message.qos > 0) {
+        // QoS 1 is never dropped: hold Paho's thread, so the broker keeps the rest.
+        space_.wait(lock, [this] {
+          return stopping_ || inbox_.size() < config_.requests.queue_capacity;
+        });
+        if (stopping_) return;
+      } else if (inbox_.front().qos == 0) {
+        inbox_.pop_front();  // QoS 0: the oldest goes first, fresh data matters more
+        ++dropped_;
+      } else {
+        ++dropped_;
+        return;
+      }
     }
     inbox_.push_back(std::move(message));
   }
   wake_.notify_one();
 }
+
+void Gateway::on_drained() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    drained_ = true;
+  }
+  wake_.notify_one();
+}
+
+std::size_t Gateway::in_flight() const { return link_->in_flight(); }
 
 bool Gateway::publish(const std::string& topic, std::string_view payload, int qos, bool retain) {
   return link_->publish(topic, payload, qos, retain);
@@ -53,6 +83,7 @@ void Gateway::stop() {
     stopping_ = true;
   }
   wake_.notify_all();
+  space_.notify_all();
 }
 
 void Gateway::log_stats() {
@@ -60,9 +91,11 @@ void Gateway::log_stats() {
   spdlog::info("stats: requests={} ok={} errors={} replayed={} publish_failed={} dropped_inbound={}",
                c.requests, c.answered_ok, c.answered_error, c.replayed, c.publish_failed,
                c.dropped_inbound);
+  for (const auto& line : core_->stats_lines()) spdlog::info("stats: {}", line);
 }
 
 void Gateway::run() {
+  link_->set_drain_mark(config_.mapping.max_in_flight / 2);
   link_->subscribe(core_->subscriptions(), 1);
   link_->start(this);
   const auto stats_every = std::chrono::seconds(config_.log.stats_interval_s);
@@ -74,16 +107,20 @@ void Gateway::run() {
     const std::int64_t next_due = core_->run_due();
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      auto ready = [this] { return stopping_ || !inbox_.empty() || !tasks_.empty(); };
-      if (next_due < 0) {
-        wake_.wait_for(lock, std::chrono::seconds(1), ready);
-      } else {
-        const auto wait_ms = std::max<std::int64_t>(0, next_due - core_->now_ms());
-        wake_.wait_for(lock, std::chrono::milliseconds(std::min<std::int64_t>(wait_ms, 1000)),
-                       ready);
+      const bool hold = core_->backpressured();
+      auto ready = [this, hold] {
+        return stopping_ || drained_ || !tasks_.empty() || (!hold && !inbox_.empty());
+      };
+      // Held back, the loop still looks often: the link may drain without telling us
+      // (for example when the connection drops and its counters reset).
+      std::int64_t wait_ms = hold ? 10 : 1000;
+      if (next_due >= 0) {
+        wait_ms = std::min<std::int64_t>(wait_ms, std::max<std::int64_t>(0, next_due - core_->now_ms()));
       }
+      wake_.wait_for(lock, std::chrono::milliseconds(wait_ms), ready);
       if (stopping_) break;
-      batch.swap(inbox_);
+      drained_ = false;
+      if (!hold) batch.swap(inbox_);
       tasks.swap(tasks_);
       core_->counters().dropped_inbound += dropped_;
       dropped_ = 0;
@@ -95,6 +132,7 @@ void Gateway::run() {
       dropped_logged_ = core_->counters().dropped_inbound;
       next_drop_log = now + std::chrono::seconds(5);
     }
+    if (!batch.empty()) space_.notify_all();
     for (auto& message : batch) {
       core_->on_message(message);
     }
@@ -107,6 +145,7 @@ void Gateway::run() {
       }
     }
     tasks.clear();
+    core_->run_idle_hooks();
     if (config_.log.stats_interval_s > 0 && std::chrono::steady_clock::now() >= next_stats) {
       log_stats();
       next_stats = std::chrono::steady_clock::now() + stats_every;

@@ -85,14 +85,22 @@ class PahoLink final : public BrokerLink {
   }
 
   bool publish(const std::string& topic, std::string_view payload, int qos, bool retain) override {
+    in_flight_.fetch_add(1, std::memory_order_relaxed);
     try {
-      client_.publish(topic, payload.data(), payload.size(), qos, retain);
+      client_.publish(topic, payload.data(), payload.size(), qos, retain, nullptr, completions_);
       return true;
     } catch (const std::exception& e) {
+      in_flight_.fetch_sub(1, std::memory_order_relaxed);
       spdlog::debug("broker: publish to {} failed: {}", topic, e.what());
       return false;
     }
   }
+
+  std::size_t in_flight() const override {
+    const auto n = in_flight_.load(std::memory_order_relaxed);
+    return n > 0 ? static_cast<std::size_t>(n) : 0;  // late completions after a reset
+  }
+  void set_drain_mark(std::size_t mark) override { drain_mark_ = static_cast<long long>(mark); }
 
  private:
   static std::string normalise_uri(std::string uri) {
@@ -152,6 +160,9 @@ class PahoLink final : public BrokerLink {
       for (const auto& [filter, qos] : subs) {
         client_.subscribe(filter, qos)->wait_for(std::chrono::seconds(config_.connect_timeout_s));
       }
+      // A clean session starts with nothing in flight; completions lost with the old
+      // connection must not keep callers throttled forever.
+      in_flight_.store(0, std::memory_order_relaxed);
       spdlog::info("broker: connected to {} as {}", config_.uri, config_.client_id);
       return true;
     } catch (const std::exception& e) {
@@ -168,7 +179,27 @@ class PahoLink final : public BrokerLink {
     }
   }
 
+  // Counts each publish out when Paho has written (QoS 0) or delivered (QoS 1) it, or
+  // given up on it, so that callers can bound what they hand over.
+  class Completions final : public mqtt::iaction_listener {
+   public:
+    explicit Completions(PahoLink& link) : link_(link) {}
+    void on_success(const mqtt::token&) override { link_.completed(); }
+    void on_failure(const mqtt::token&) override { link_.completed(); }
+
+   private:
+    PahoLink& link_;
+  };
+
+  void completed() {
+    const auto left = in_flight_.fetch_sub(1, std::memory_order_relaxed) - 1;
+    if (left == drain_mark_ && listener_) listener_->on_drained();
+  }
+
   BrokerConfig config_;
+  std::atomic<long long> in_flight_{0};
+  long long drain_mark_ = 0;
+  Completions completions_{*this};
   mqtt::async_client client_;
   Listener* listener_ = nullptr;
   mutable std::mutex mutex_;

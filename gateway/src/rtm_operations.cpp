@@ -3,6 +3,7 @@
 // this file turns requests into state changes and state changes into events.
 #include <spdlog/spdlog.h>
 
+#include <climits>
 #include <random>
 
 #include "rtm/gateway/jwt.hpp"
@@ -21,8 +22,9 @@ constexpr const char* kLoggedOut = "logged_out";
 constexpr const char* kTokenExpired = "token_expired";
 constexpr const char* kReplaced = "replaced";
 constexpr const char* kConnectionLost = "connection_lost";
+constexpr std::int64_t kNeverMs = INT64_MAX / 4;  // device sessions carry no token
 
-class RtmService {
+class RtmService final : public RtmApi {
  public:
   explicit RtmService(Core& core)
       : core_(core), state_(core.config().limits), rng_(std::random_device{}()) {}
@@ -48,6 +50,46 @@ class RtmService {
   }
 
   State& state() { return state_; }
+
+  bool ensure_device_publisher(const std::string& uid, const std::string& channel,
+                               const std::string& topic, std::string* why) override {
+    if (!state_.session(uid)) {
+      const bool was_online = state_.online(uid);
+      state_.start_session(uid, "device-" + new_session_id(), now_ms(), kNeverMs);
+      presence_changed(uid, was_online);
+    }
+    if (!state_.is_member(uid, channel)) {
+      bool joined = false;
+      auto snap = state_.join(uid, channel, &joined);
+      if (!snap) {
+        *why = snap.error().message;
+        return false;
+      }
+      if (joined) channel_event(channel, "member_joined", uid);
+    }
+    auto added = state_.join_topic(uid, channel, topic);
+    if (!added) {
+      *why = added.error().message;
+      return false;
+    }
+    if (*added) channel_event(channel, "publisher_joined", uid, &topic);
+    return true;
+  }
+
+  void device_presence(const std::string& uid, bool online) override {
+    const bool was_online = state_.online(uid);
+    if (online) {
+      state_.set_presence(uid, true, "");
+      presence_changed(uid, was_online);
+    } else {
+      state_.forget_presence(uid);
+      if (state_.session(uid)) {
+        end_session(uid, kConnectionLost, true);  // tells watchers too
+      } else {
+        presence_changed(uid, was_online);
+      }
+    }
+  }
 
  private:
   using Method = Outcome<Document> (RtmService::*)(Call&);
@@ -495,10 +537,11 @@ class RtmService {
 
 }  // namespace
 
-void register_rtm_operations(Core& core) {
+std::shared_ptr<RtmApi> register_rtm_operations(Core& core) {
   auto service = std::make_shared<RtmService>(core);
   service->install();
   core.keep(service);
+  return service;
 }
 
 }  // namespace rtm::gateway

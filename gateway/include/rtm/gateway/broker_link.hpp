@@ -28,6 +28,8 @@ class BrokerLink {
     virtual void on_connected() = 0;
     virtual void on_connection_lost(const std::string& why) = 0;
     virtual void on_message(Message&& message) = 0;
+    // The number of messages in flight fell to the drain mark (see set_drain_mark).
+    virtual void on_drained() {}
   };
 
   virtual ~BrokerLink() = default;
@@ -42,6 +44,10 @@ class BrokerLink {
   // full). Never throws.
   virtual bool publish(const std::string& topic, std::string_view payload, int qos,
                        bool retain) = 0;
+  // Messages queued by publish() and not yet written (QoS 0) or acknowledged (QoS 1).
+  virtual std::size_t in_flight() const { return 0; }
+  // on_drained() is called each time in_flight() falls to `mark`.
+  virtual void set_drain_mark(std::size_t mark) { (void)mark; }
 };
 
 // Eclipse Paho MQTT C++ implementation.

@@ -2,10 +2,14 @@
 // Gateway configuration: loaded from YAML, validated with the key path in every
 // message, then used. Defaults here are the documented defaults of config.yaml.
 #include <cstddef>
+#include <map>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "rtm/mapping/rules.hpp"
 
 namespace rtm::gateway {
 
@@ -50,6 +54,42 @@ struct LimitsConfig {
   int watched_users = 1000;
 };
 
+// The bridge: mapping rules between device topics and the RTM tree (docs/mapping.md).
+struct MappingConfig {
+  std::vector<mapping::RuleSpec> rules;
+  std::vector<mapping::PresenceRuleSpec> presence;
+  // Compiled and checked at load (loops, captures, names); shared, immutable.
+  std::shared_ptr<const mapping::RuleSet> compiled;
+  int echo_ttl_ms = 5000;             // how long the gateway remembers what it published
+  std::size_t qos0_queue = 10000;     // bridged QoS 0 messages waiting; oldest dropped beyond
+  std::size_t qos1_queue = 10000;     // bridged QoS 1 messages waiting; reading pauses beyond
+  std::size_t max_in_flight = 2000;   // bridged messages handed to the broker link, not yet sent
+};
+
+// Module RPC and the HTTP proxy: absolute-URI requests (docs/modules.md).
+struct ModulesConfig {
+  int timeout_ms = 10000;                  // a worker's answer deadline; TIMEOUT after it
+  std::size_t max_pending = 10000;         // requests waiting for workers and HTTP backends
+  std::size_t max_pending_per_user = 32;   // of them, per uid (RATE_LIMITED beyond)
+  std::size_t max_result_bytes = 1048576;  // largest worker result or HTTP body relayed
+  std::size_t cache_max_entries = 100000;  // uid -> node memory of the `cache` rule
+  int http_threads = 4;                    // threads making HTTP calls
+};
+
+// One allow-listed HTTP backend: `http://NAME/...` and `https://NAME/...` call it.
+struct HttpBackendConfig {
+  std::string base_url;   // http(s)://host[:port][/path]
+  std::string scheme;     // parsed from base_url: "http" or "https"
+  std::string host;       // parsed: host name, IPv4, or "[v6]"
+  int port = 0;           // parsed, or the scheme's default
+  std::string base_path;  // parsed: "" or "/path" without a trailing '/'
+  int timeout_ms = 10000;
+  std::vector<std::pair<std::string, std::string>> headers;  // set on every call
+  std::vector<std::string> pass_headers{"Content-Type", "Accept"};  // caller headers let through
+  std::string uid_header = "X-RTM-Uid";  // carries the caller's uid
+  std::string ca_file;                   // https: CA bundle (PEM); empty = the system's
+};
+
 struct Config {
   BrokerConfig broker;
   TopicsConfig topics;
@@ -57,6 +97,9 @@ struct Config {
   LogConfig log;
   RequestsConfig requests;
   LimitsConfig limits;
+  MappingConfig mapping;
+  ModulesConfig modules;
+  std::map<std::string, HttpBackendConfig> http_backends;  // by NAME
 };
 
 // Thrown at start-up when a config cannot be used; one message per problem, each

@@ -26,6 +26,8 @@ class Outbox {
   // false when the message could not be queued for the broker.
   virtual bool publish(const std::string& topic, std::string_view payload, int qos,
                        bool retain) = 0;
+  // Messages handed over and not yet sent (see BrokerLink::in_flight).
+  virtual std::size_t in_flight() const { return 0; }
 };
 
 using Clock = std::function<std::int64_t()>;  // milliseconds since the Unix epoch
@@ -88,6 +90,8 @@ class Core {
   // Hook for other topics the gateway reads (presence, bridge): the handler returns
   // true when the message was its own. `filter` is added to the broker subscriptions.
   void add_message_handler(std::string filter, std::function<bool(const Message&)> handler);
+  // Adds a filter to the broker subscriptions.
+  void add_subscription(std::string filter) { extra_subscriptions_.push_back(std::move(filter)); }
   // Keeps a module (the owner of registered handlers) alive as long as the core.
   void keep(std::shared_ptr<void> module) { modules_.push_back(std::move(module)); }
 
@@ -105,6 +109,17 @@ class Core {
   void set_poster(std::function<void(std::function<void()>)> poster) { poster_ = std::move(poster); }
 
   void on_message(const Message& message);
+  // Hooks run by the loop after each batch of messages (the bridge pumps its queues).
+  void add_idle_hook(std::function<void()> hook) { idle_hooks_.push_back(std::move(hook)); }
+  void run_idle_hooks();
+  // While any of these says true, the loop takes no new messages (the bridge's QoS 1
+  // queue is full): the broker then holds them, and nothing is dropped in between.
+  void add_backpressure(std::function<bool()> check) { backpressure_.push_back(std::move(check)); }
+  bool backpressured() const;
+  std::size_t in_flight() const { return outbox_.in_flight(); }
+  // Extra lines for the periodic stats log (the bridge's counters).
+  void add_stats_line(std::function<std::string()> line) { stats_lines_.push_back(std::move(line)); }
+  std::vector<std::string> stats_lines() const;
   // Runs timers that are due; returns the next deadline (ms since epoch) or -1.
   std::int64_t run_due();
 
@@ -134,6 +149,9 @@ class Core {
   std::function<bool(const std::string&)> session_check_;
   std::vector<std::function<bool(const Message&)>> message_handlers_;
   std::vector<std::string> extra_subscriptions_;
+  std::vector<std::function<void()>> idle_hooks_;
+  std::vector<std::function<bool()>> backpressure_;
+  std::vector<std::function<std::string()>> stats_lines_;
   std::vector<std::shared_ptr<void>> modules_;
 };
 

@@ -28,9 +28,11 @@ class Gateway final : public BrokerLink::Listener, public Outbox {
   void on_connected() override;
   void on_connection_lost(const std::string& why) override;
   void on_message(Message&& message) override;
+  void on_drained() override;
 
   // Outbox (loop thread)
   bool publish(const std::string& topic, std::string_view payload, int qos, bool retain) override;
+  std::size_t in_flight() const override;
 
  private:
   void log_stats();
@@ -41,9 +43,11 @@ class Gateway final : public BrokerLink::Listener, public Outbox {
 
   std::mutex mutex_;
   std::condition_variable wake_;
+  std::condition_variable space_;  // the inbox has room again
   std::deque<Message> inbox_;
   std::deque<std::function<void()>> tasks_;  // posted from other threads (Core::post)
   bool stopping_ = false;
+  bool drained_ = false;
   std::uint64_t dropped_ = 0;
   std::uint64_t dropped_logged_ = 0;
 };

@@ -1,7 +1,26 @@
 #pragma once
+#include <memory>
+#include <string>
+
 #include "rtm/gateway/core.hpp"
 
 namespace rtm::gateway {
+
+// What other modules (the bridge) may ask of the RTM state.
+class RtmApi {
+ public:
+  virtual ~RtmApi() = default;
+  // A mapped device publishes in (channel, topic) as `uid`: gives it a session (a device
+  // session never expires) if it has none, joins it to the channel and registers it as a
+  // publisher of the topic, with the usual events the first time. False with `why` when a
+  // limit refuses it.
+  virtual bool ensure_device_publisher(const std::string& uid, const std::string& channel,
+                                       const std::string& topic, std::string* why) = 0;
+  // A mapped device's status topic said online/offline.
+  virtual void device_presence(const std::string& uid, bool online) = 0;
+};
+
 // Registers the RTM operations (sessions, channels, topics, subscriptions, presence).
-void register_rtm_operations(Core& core);
+std::shared_ptr<RtmApi> register_rtm_operations(Core& core);
+
 }  // namespace rtm::gateway
