@@ -515,6 +515,8 @@ Config parse(const YAML::Node& root) {
       s.integer("members_per_channel", cfg.limits.members_per_channel, 1, 10000000);
       s.integer("publishers_per_subscription", cfg.limits.publishers_per_subscription, 1, 64);
       s.integer("watched_users", cfg.limits.watched_users, 0, 1000000);
+      s.integer("subscribed_topics_per_channel", cfg.limits.subscribed_topics_per_channel, 1,
+                10000);
     }
     parse_modules(top, cfg, problems);
     if (problems.empty()) parse_mapping(top.child("mapping"), cfg, problems);

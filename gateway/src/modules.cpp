@@ -555,16 +555,19 @@ class ModuleRpc {
     if (auto busy = over_limit(call.uid)) return Outcome<Document>(*busy);
 
     const std::string id = next_id();
-    const int timeout_ms = backend->second.timeout_ms;
-    add_pending(id, Pending{pending, "", backend->first, "", 0}, call.now_ms + timeout_ms,
-                "HTTP backend " + backend->first + " did not answer within " +
-                    std::to_string(timeout_ms) + " ms");
+    add_pending(id, Pending{pending, "", backend->first, "", 0},
+                call.now_ms + backend->second.timeout_ms, http_timeout_message(backend->first));
     spdlog::debug("modules: {} from {} -> {} {} {} as {}", uri.raw, call.uid, built->method,
                   backend->second.base_url, built->target, id);
     pool_->submit(std::move(*built), [this, id](http::Result result) {
       core_.post([this, id, result = std::move(result)] { on_http_done(id, result); });
     });
     return std::nullopt;
+  }
+
+  std::string http_timeout_message(const std::string& backend) const {
+    return "HTTP backend " + backend + " did not answer within " +
+           std::to_string(core_.config().http_backends.at(backend).timeout_ms) + " ms";
   }
 
   void on_http_done(const std::string& id, const http::Result& result) {
@@ -575,9 +578,8 @@ class ModuleRpc {
       case http::Result::Kind::completed:
         core_.complete_raw(take(it), http::answer_json(result));
         return;
-      case http::Result::Kind::timeout:
-        return finish(it, failure(ErrorCode::timeout,
-                                  "HTTP backend " + backend + ": " + result.error));
+      case http::Result::Kind::timeout:  // the same words as the loop's own timer
+        return finish(it, failure(ErrorCode::timeout, http_timeout_message(backend)));
       case http::Result::Kind::failed:
         return finish(it, failure(ErrorCode::backend_error,
                                   "HTTP backend " + backend + ": " + result.error));

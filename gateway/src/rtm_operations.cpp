@@ -365,7 +365,7 @@ class RtmService final : public RtmApi {
     auto removed = state_.leave_topic(call.uid, ct->channel, ct->topic);
     if (!removed) return removed.error();
     if (!*removed) {
-      return failure(ErrorCode::invalid_parameter, call.uid + " is not a publisher of " +
+      return failure(ErrorCode::not_publisher, call.uid + " is not a publisher of " +
                                                        ct->channel + "/" + ct->topic);
     }
     channel_event(ct->channel, "publisher_left", call.uid, &ct->topic, kLeft);

@@ -91,6 +91,9 @@ bool State::online(const std::string& uid) const {
 
 Session& State::start_session(const std::string& uid, std::string session_id, std::int64_t now_ms,
                               std::int64_t expires_at_ms) {
+  // Callers end a replaced session first (with its events); this keeps the state whole
+  // if one ever does not.
+  if (sessions_.count(uid)) end_session(uid);
   auto& s = sessions_[uid];
   s = Session{};
   s.session_id = std::move(session_id);
@@ -298,6 +301,13 @@ Outcome<std::vector<UserResult>> State::subscribe(const std::string& uid,
   if (!m) return m.error();
   Member& member = *m.value();
   const UserId self = *users_.find(uid);
+  if (!contains(member.subscribing, topic) &&
+      static_cast<int>(member.subscribing.size()) >= limits_.subscribed_topics_per_channel) {
+    return failure(ErrorCode::limit_subscriptions,
+                   uid + " subscribes in " + std::to_string(member.subscribing.size()) +
+                       " topics of channel " + channel +
+                       " already, the limit (limits.subscribed_topics_per_channel)");
+  }
   Topic& t = ch->topics[topic];
   auto [sub, created] = t.subscriptions.try_emplace(self);
   if (created) {
@@ -316,7 +326,8 @@ Outcome<std::vector<UserResult>> State::subscribe(const std::string& uid,
     if (static_cast<int>(sub->second.publishers.size()) >= limits_.publishers_per_subscription) {
       r.error = failure(ErrorCode::limit_subscriptions,
                         uid + " subscribes to " + std::to_string(sub->second.publishers.size()) +
-                            " publishers of " + channel + "/" + topic + " already, the limit");
+                            " publishers of " + channel + "/" + topic +
+                            " already, the limit (limits.publishers_per_subscription)");
     } else {
       sorted_insert(sub->second.publishers, users_.acquire(user));
       ++subscription_count_;
@@ -349,7 +360,7 @@ Outcome<std::vector<UserResult>> State::unsubscribe(const std::string& uid,
     UserResult r{user, std::nullopt};
     auto id = users_.find(user);
     if (!sub || !id || !sorted_erase(sub->publishers, *id)) {
-      r.error = failure(ErrorCode::invalid_parameter,
+      r.error = failure(ErrorCode::not_subscribed,
                         uid + " does not subscribe to " + user + " in " + channel + "/" + topic);
     } else {
       users_.release(*id);
@@ -419,7 +430,7 @@ std::vector<UserResult> State::unwatch(const std::string& uid,
     auto target = users_.find(user);
     if (s == sessions_.end() || !target || !self ||
         !sorted_erase(s->second.watching, *target)) {
-      r.error = failure(ErrorCode::invalid_parameter, uid + " does not watch " + user);
+      r.error = failure(ErrorCode::not_watched, uid + " does not watch " + user);
     } else {
       auto w = watchers_.find(*target);
       if (w != watchers_.end() && sorted_erase(w->second, *self)) {
@@ -446,6 +457,7 @@ std::vector<std::string> State::watchers_of(const std::string& uid) const {
   auto w = watchers_.find(*id);
   if (w == watchers_.end()) return out;
   for (auto watcher : w->second) out.push_back(users_.name(watcher));
+  std::sort(out.begin(), out.end());
   return out;
 }
 

@@ -881,7 +881,7 @@ TEST_CASE("state: unsubscribe answers a per-user error for users not subscribed"
   // bob: subscribed; ghost: never seen; zoe: known, subscribed in another topic only;
   // bob again: just unsubscribed.
   CHECK(results(s.unsubscribe("amy", "c", "t", {"bob", "ghost", "zoe", "bob"})) ==
-        "bob=OK,ghost=INVALID_PARAMETER,zoe=INVALID_PARAMETER,bob=INVALID_PARAMETER");
+        "bob=OK,ghost=NOT_SUBSCRIBED,zoe=NOT_SUBSCRIBED,bob=NOT_SUBSCRIBED");
   CHECK(s.subscription_count() == 2);
   CHECK(subscribed_str(s, "amy", "c", "t") == "cy");
   CHECK(subscribed_str(s, "amy", "c", "u") == "zoe");
@@ -894,14 +894,14 @@ TEST_CASE("state: unsubscribe answers a per-user error for users not subscribed"
 
   // A topic with no subscription at all: every user an error.
   CHECK(results(s.unsubscribe("amy", "c", "none", {"cy", "zoe"})) ==
-        "cy=INVALID_PARAMETER,zoe=INVALID_PARAMETER");
+        "cy=NOT_SUBSCRIBED,zoe=NOT_SUBSCRIBED");
   // Another subscriber's subscription is not ours to drop.
-  CHECK(results(s.unsubscribe("zoe", "c", "t", {"cy"})) == "cy=INVALID_PARAMETER");
+  CHECK(results(s.unsubscribe("zoe", "c", "t", {"cy"})) == "cy=NOT_SUBSCRIBED");
   CHECK(subscribed_str(s, "amy", "c", "t") == "cy");
 
   CHECK(results(s.unsubscribe("amy", "c", "t", {"cy"})) == "cy=OK");
   CHECK(subscribed_str(s, "amy", "c", "t") == "");
-  CHECK(results(s.unsubscribe("amy", "c", "t", {"cy"})) == "cy=INVALID_PARAMETER");
+  CHECK(results(s.unsubscribe("amy", "c", "t", {"cy"})) == "cy=NOT_SUBSCRIBED");
   CHECK(s.subscription_count() == 1);
 }
 
@@ -948,7 +948,7 @@ TEST_CASE("state: watch needs a session; unwatch without one answers per-user er
   s.set_presence("amy", true, "conn-1");  // connected, but no session
   CHECK(results(s.watch("amy", {"bob"})) == "failed:NOT_LOGGED_IN");
   CHECK(watchers_str(s, "bob") == "");
-  CHECK(results(s.unwatch("amy", {"bob"})) == "bob=INVALID_PARAMETER");
+  CHECK(results(s.unwatch("amy", {"bob"})) == "bob=NOT_WATCHED");
 }
 
 TEST_CASE("state: watch, watchers_of and unwatch") {
@@ -965,10 +965,10 @@ TEST_CASE("state: watch, watchers_of and unwatch") {
 
   // amy: watched; cy: never seen; zoe: known, but zoe does not watch herself; amy again: gone.
   CHECK(results(s.unwatch("zoe", {"amy", "cy", "zoe", "amy"})) ==
-        "amy=OK,cy=INVALID_PARAMETER,zoe=INVALID_PARAMETER,amy=INVALID_PARAMETER");
+        "amy=OK,cy=NOT_WATCHED,zoe=NOT_WATCHED,amy=NOT_WATCHED");
   CHECK(watchers_str(s, "amy") == "");
   CHECK(watchers_str(s, "bob") == "amy,zoe");
-  CHECK(results(s.unwatch("bob", {"ghost"})) == "ghost=INVALID_PARAMETER");  // amy's watch
+  CHECK(results(s.unwatch("bob", {"ghost"})) == "ghost=NOT_WATCHED");  // amy's watch
   CHECK(watchers_str(s, "ghost") == "amy");
   CHECK(results(s.unwatch("amy", {"ghost", "bob"})) == "ghost=OK,bob=OK");
   CHECK(watchers_str(s, "ghost") == "");
@@ -1012,14 +1012,14 @@ TEST_CASE("state: end_session drops the user's watches, not the watches of it") 
   CHECK(watchers_str(s, "cy") == "bob");
   CHECK(watchers_str(s, "ghost") == "");
   CHECK(watchers_str(s, "amy") == "bob");
-  CHECK(results(s.unwatch("amy", {"bob"})) == "bob=INVALID_PARAMETER");
+  CHECK(results(s.unwatch("amy", {"bob"})) == "bob=NOT_WATCHED");
   s.end_session("bob");
   CHECK(watchers_str(s, "amy") == "");
   CHECK(watchers_str(s, "cy") == "");
   // A new session starts without watches, and the limit counts from zero again.
   login(s, "amy");
   CHECK(s.session("amy")->watching.empty());
-  CHECK(results(s.unwatch("amy", {"cy"})) == "cy=INVALID_PARAMETER");
+  CHECK(results(s.unwatch("amy", {"cy"})) == "cy=NOT_WATCHED");
 }
 
 // ================================================================= presence
@@ -1361,8 +1361,8 @@ struct RandomRun {
       Strings parts;
       for (const auto& p : targets) {
         const bool removed = set.erase(p) > 0;
-        parts.push_back(p + (removed ? "=OK" : "=INVALID_PARAMETER"));
-        ++seen[removed ? "unsubscribe:OK" : "unsubscribe:INVALID_PARAMETER"];
+        parts.push_back(p + (removed ? "=OK" : "=NOT_SUBSCRIBED"));
+        ++seen[removed ? "unsubscribe:OK" : "unsubscribe:NOT_SUBSCRIBED"];
       }
       if (set.empty()) model.subs.erase({u, c, t});
       want = str(parts);
@@ -1409,8 +1409,8 @@ struct RandomRun {
       auto it = model.watching.find(u);
       const bool removed = it != model.watching.end() && it->second.erase(w) > 0;
       if (it != model.watching.end() && it->second.empty()) model.watching.erase(it);
-      parts.push_back(w + (removed ? "=OK" : "=INVALID_PARAMETER"));
-      ++seen[removed ? "unwatch:OK" : "unwatch:INVALID_PARAMETER"];
+      parts.push_back(w + (removed ? "=OK" : "=NOT_WATCHED"));
+      ++seen[removed ? "unwatch:OK" : "unwatch:NOT_WATCHED"];
     }
     expect("unwatch " + u + " [" + str(targets) + "]", results(state.unwatch(u, targets)),
            str(parts));
@@ -1575,8 +1575,8 @@ TEST_CASE("state: a long random sequence matches the model and ends empty") {
                             "leave:OK",          "leave:NOT_JOINED", "channel deleted",
                             "join_topic:OK",     "join_topic:NOT_JOINED", "leave_topic:OK",
                             "subscribe:new",     "subscribe:NOT_JOINED",  "unsubscribe:OK",
-                            "unsubscribe:INVALID_PARAMETER", "watch:NOT_LOGGED_IN", "unwatch:OK",
-                            "unwatch:INVALID_PARAMETER", "replace"};
+                            "unsubscribe:NOT_SUBSCRIBED", "watch:NOT_LOGGED_IN", "unwatch:OK",
+                            "unwatch:NOT_WATCHED", "replace"};
     for (const auto& what : always) {
       CAPTURE(what);
       CHECK(run.seen[what] > 0);

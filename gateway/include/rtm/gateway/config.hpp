@@ -51,6 +51,7 @@ struct LimitsConfig {
   int topics_per_channel = 8;  // topics one user publishes in, per channel
   int members_per_channel = 10000;
   int publishers_per_subscription = 64;  // per (subscriber, channel, topic)
+  int subscribed_topics_per_channel = 50;  // topics one user subscribes in, per channel
   int watched_users = 1000;
 };
 

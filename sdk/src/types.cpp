@@ -1,0 +1,91 @@
+#include "rtm/sdk/types.hpp"
+
+namespace rtm::sdk {
+
+std::string_view error_name(int code) {
+  switch (static_cast<ErrorCode>(code)) {
+    case ErrorCode::ok: return "OK";
+    case ErrorCode::internal: return "INTERNAL";
+    case ErrorCode::bad_request: return "BAD_REQUEST";
+    case ErrorCode::not_joined: return "NOT_JOINED";
+    case ErrorCode::not_logged_in: return "NOT_LOGGED_IN";
+    case ErrorCode::unknown_operation: return "UNKNOWN_OPERATION";
+    case ErrorCode::missing_msg_id: return "MISSING_MSG_ID";
+    case ErrorCode::bad_json: return "BAD_JSON";
+    case ErrorCode::invalid_name: return "INVALID_NAME";
+    case ErrorCode::payload_too_large: return "PAYLOAD_TOO_LARGE";
+    case ErrorCode::duplicate_parameter: return "DUPLICATE_PARAMETER";
+    case ErrorCode::missing_parameter: return "MISSING_PARAMETER";
+    case ErrorCode::invalid_parameter: return "INVALID_PARAMETER";
+    case ErrorCode::invalid_uri: return "INVALID_URI";
+    case ErrorCode::msg_id_reused: return "MSG_ID_REUSED";
+    case ErrorCode::not_subscribed: return "NOT_SUBSCRIBED";
+    case ErrorCode::not_watched: return "NOT_WATCHED";
+    case ErrorCode::not_publisher: return "NOT_PUBLISHER";
+    case ErrorCode::token_invalid: return "TOKEN_INVALID";
+    case ErrorCode::token_bad_signature: return "TOKEN_BAD_SIGNATURE";
+    case ErrorCode::token_expired: return "TOKEN_EXPIRED";
+    case ErrorCode::token_uid_mismatch: return "TOKEN_UID_MISMATCH";
+    case ErrorCode::token_unsupported_alg: return "TOKEN_UNSUPPORTED_ALG";
+    case ErrorCode::token_not_yet_valid: return "TOKEN_NOT_YET_VALID";
+    case ErrorCode::limit_channels: return "LIMIT_CHANNELS";
+    case ErrorCode::limit_topics: return "LIMIT_TOPICS";
+    case ErrorCode::limit_members: return "LIMIT_MEMBERS";
+    case ErrorCode::limit_subscriptions: return "LIMIT_SUBSCRIPTIONS";
+    case ErrorCode::limit_watch: return "LIMIT_WATCH";
+    case ErrorCode::no_route: return "NO_ROUTE";
+    case ErrorCode::timeout: return "TIMEOUT";
+    case ErrorCode::backend_error: return "BACKEND_ERROR";
+    case ErrorCode::rate_limited: return "RATE_LIMITED";
+    case ErrorCode::unavailable: return "UNAVAILABLE";
+  }
+  return "UNKNOWN";
+}
+
+std::string Status::to_string() const {
+  if (ok()) return "OK";
+  std::string s = error_ + " (" + std::to_string(code_) + ")";
+  if (!message_.empty()) s += ": " + message_;
+  return s;
+}
+
+bool SubscribeResult::all_ok() const {
+  for (const auto& u : users) {
+    if (!u.status.ok()) return false;
+  }
+  return true;
+}
+
+std::vector<std::string> SubscribeResult::succeeded() const {
+  std::vector<std::string> out;
+  for (const auto& u : users) {
+    if (u.status.ok()) out.push_back(u.uid);
+  }
+  return out;
+}
+
+std::string_view to_string(ConnectionState state) {
+  switch (state) {
+    case ConnectionState::disconnected: return "disconnected";
+    case ConnectionState::connecting: return "connecting";
+    case ConnectionState::connected: return "connected";
+    case ConnectionState::reconnecting: return "reconnecting";
+    case ConnectionState::restored: return "restored";
+    case ConnectionState::failed: return "failed";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(ChannelEventType type) {
+  switch (type) {
+    case ChannelEventType::snapshot: return "snapshot";
+    case ChannelEventType::member_joined: return "member_joined";
+    case ChannelEventType::member_left: return "member_left";
+    case ChannelEventType::member_timed_out: return "member_timed_out";
+    case ChannelEventType::publisher_joined: return "publisher_joined";
+    case ChannelEventType::publisher_left: return "publisher_left";
+  }
+  return "unknown";
+}
+
+}  // namespace rtm::sdk
