@@ -16,6 +16,10 @@
 //                                 commas or spaces (default: rtm-gateway); they are left to the
 //                                 password_file, so a token for "rtm-gateway" gets no gateway
 //                                 rights.
+//   plugin_opt_client_id_rule     uid-prefix (default): a token user's client id must be its
+//                                 uid or start with "{uid}/", so that nobody can take over
+//                                 (and fire the Will of) another user's connection by reusing
+//                                 its client id; any: no rule.
 //
 // Never crashes the broker: every callback catches everything, all client input is bounded
 // before use, and the token itself is never logged.
@@ -52,6 +56,7 @@ struct Plugin {
   mosquitto_plugin_id_t* id = nullptr;
   std::string secret;
   std::set<std::string, std::less<>> service_users;
+  bool client_id_uid_prefix = true;
 };
 
 // Client-supplied text made safe for one log line: printable ASCII only, bounded length.
@@ -125,9 +130,19 @@ bool configure(Plugin& plugin, const mosquitto_opt* options, int option_count, s
       secret_file = value;
     } else if (key == "service_users") {
       service_users = value;
+    } else if (key == "client_id_rule") {
+      const std::string_view rule = value;
+      if (rule == "uid-prefix") {
+        plugin.client_id_uid_prefix = true;
+      } else if (rule == "any") {
+        plugin.client_id_uid_prefix = false;
+      } else {
+        error = "plugin_opt_client_id_rule must be uid-prefix or any, got '" + loggable(value) + "'";
+        return false;
+      }
     } else {
       error = "unknown option plugin_opt_" + loggable(options[i].key) +
-              " (known: token_secret, token_secret_file, service_users)";
+              " (known: token_secret, token_secret_file, service_users, client_id_rule)";
       return false;
     }
   }
@@ -161,6 +176,14 @@ int defer(const char* client_id, const char* username, const std::string& why) {
   return MOSQ_ERR_PLUGIN_DEFER;
 }
 
+// "{uid}" or "{uid}/...": '/' cannot occur in a uid, so no uid is a prefix of another's ids.
+bool client_id_fits(const char* client_id, std::string_view uid) {
+  if (client_id == nullptr) return false;
+  const std::string_view id = client_id;
+  return id.size() >= uid.size() && id.compare(0, uid.size(), uid) == 0 &&
+         (id.size() == uid.size() || id[uid.size()] == '/');
+}
+
 int check_login(const Plugin& plugin, mosquitto* client, const char* username,
                 const char* password) {
   const char* client_id = client ? mosquitto_client_id(client) : nullptr;
@@ -185,6 +208,10 @@ int check_login(const Plugin& plugin, mosquitto* client, const char* username,
   if (!claims) return defer(client_id, username, loggable(claims.error().message));
   if (claims->sub != username) {
     return defer(client_id, username, "the token is for uid '" + loggable(claims->sub) + "'");
+  }
+  if (plugin.client_id_uid_prefix && !client_id_fits(client_id, username)) {
+    return defer(client_id, username,
+                 "the client id must be the uid or start with '" + loggable(username) + "/'");
   }
   mosquitto_log_printf(MOSQ_LOG_INFO, "%s: client '%s' logged in as '%s' by token (valid %lld s)",
                        kLogTag, loggable(client_id).c_str(), loggable(username).c_str(),

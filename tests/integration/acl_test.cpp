@@ -67,8 +67,9 @@ Client::Options login_as(const std::string& username, const std::string& passwor
 
 // 0 when the broker accepts the CONNECT, else the CONNACK return code (5 = not authorised).
 int connect_outcome(const std::string& uri, const std::string& username,
-                    const std::string& password) {
-  Client client(uri, unique_id("login"), login_as(username, password));
+                    const std::string& password, std::string client_id = "") {
+  if (client_id.empty()) client_id = username + "/" + unique_id("c");  // the uid-prefix rule
+  Client client(uri, client_id, login_as(username, password));
   try {
     client.connect();
     return 0;
@@ -79,7 +80,8 @@ int connect_outcome(const std::string& uri, const std::string& username,
 
 // A user's client, logged in to the broker with a fresh token, subscribed to its own subtree.
 std::unique_ptr<Client> user_client(const std::string& uri, const std::string& uid) {
-  auto client = std::make_unique<Client>(uri, unique_id(uid), login_as(uid, token_for(uid)));
+  auto client =
+      std::make_unique<Client>(uri, uid + "/" + unique_id("c"), login_as(uid, token_for(uid)));
   client->connect();
   REQUIRE(client->subscribe("rtm/u/" + uid + "/#") == 1);
   return client;
@@ -149,6 +151,18 @@ TEST_CASE("broker login: a valid token connects, expired, foreign or garbage one
   // A huge password is refused like any other bad one, and the broker keeps serving.
   CHECK(connect_outcome(uri, "alice", std::string(60000, 'x')) == kNotAuthorized);
   CHECK(connect_outcome(uri, "alice", token_for("alice")) == 0);
+}
+
+TEST_CASE("broker login: a token user's client id must be its uid or start with uid/") {
+  SecureBroker s;
+  const std::string token = token_for("alice");
+  CHECK(connect_outcome(s.broker.uri(), "alice", token, "alice") == 0);
+  CHECK(connect_outcome(s.broker.uri(), "alice", token, "alice/phone-1") == 0);
+  // Reusing bob's client id would take over his connection and fire his Will.
+  CHECK(connect_outcome(s.broker.uri(), "alice", token, "bob/phone-1") == 5);
+  CHECK(connect_outcome(s.broker.uri(), "alice", token, "bob") == 5);
+  CHECK(connect_outcome(s.broker.uri(), "alice", token, "alicex") == 5);
+  CHECK(connect_outcome(s.broker.uri(), "alice", token, "mosquitto_sub_1234") == 5);
 }
 
 TEST_CASE("broker login: the gateway user logs in with the password_file, never with a token") {

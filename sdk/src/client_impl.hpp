@@ -1,0 +1,222 @@
+#pragma once
+// The SDK's machinery (internal): one Paho connection, request correlation by msg_id with
+// deadlines, the connection loop with session restore, and routing of what arrives.
+//
+// Threads:
+//  - Paho's own threads call on_mqtt_message / on_connection_lost; they do only quick
+//    work: complete pending requests, update state, and post events to the dispatcher;
+//  - the connector thread (re)connects, disconnects and restores the session; it may block;
+//  - the timer thread fails requests whose deadline passed with TIMEOUT;
+//  - the dispatcher thread runs the app's callbacks.
+// `done` continuations of internal operations run on any of the first three, exactly once,
+// never under `mutex_`; they must not block.
+#include <mqtt/async_client.h>
+#include <rapidjson/document.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "dispatcher.hpp"
+#include "rtm/sdk/client.hpp"
+
+namespace rtm::sdk::detail {
+
+using Clock = std::chrono::steady_clock;
+
+// A gateway answer, or a local failure.
+struct Reply {
+  Status status;
+  std::shared_ptr<rapidjson::Document> doc;  // the whole answer; empty for local failures
+  const rapidjson::Value& result() const;    // doc["result"], or an empty object
+};
+using ReplyFn = std::function<void(Reply)>;
+
+class ClientImpl {
+ public:
+  explicit ClientImpl(ClientConfig config);
+  ~ClientImpl();
+  void shutdown();
+
+  const ClientConfig& config() const { return config_; }
+  ConnectionState state() const;
+  std::string session_id() const;
+
+  template <class E>
+  using HandlerPtr = std::shared_ptr<const std::function<void(const E&)>>;
+  void set_handler(std::function<void(const ConnectionStateEvent&)> h);
+  void set_handler(std::function<void(const MessageEvent&)> h);
+  void set_handler(std::function<void(const InboxMessage&)> h);
+  void set_handler(std::function<void(const ChannelEvent&)> h);
+  void set_handler(std::function<void(const PresenceEvent&)> h);
+  void set_handler(std::function<void(const TokenEvent&)> h);
+  void set_handler(std::function<void(const SessionEvent&)> h);
+
+  // ---- operations; `done` runs once, on an internal thread (see above)
+  void login(std::string token, Callback<LoginInfo> done);
+  void logout(Callback<void> done);
+  void renew_token(std::string token, Callback<std::int64_t> done);
+  Result<void> publish_inbox(const std::string& user, std::string_view payload, int qos);
+  void watch(const std::vector<std::string>& users, bool unwatch,
+             Callback<std::vector<UserPresence>> done);
+  void who_now(const std::string& channel, Callback<std::vector<std::string>> done);
+  void where_now(const std::string& uid, Callback<std::vector<std::string>> done);
+  void raw_request(const std::string& uri, const std::string& body, Callback<std::string> done);
+
+  bool joined(const std::string& channel) const;
+  void join(const std::string& channel, Callback<ChannelSnapshot> done);
+  void leave(const std::string& channel, Callback<void> done);
+  void join_topic(const std::string& channel, const std::string& topic, Callback<void> done);
+  void leave_topic(const std::string& channel, const std::string& topic, Callback<void> done);
+  Result<void> publish_topic(const std::string& channel, const std::string& topic,
+                             std::string_view payload, int qos);
+  void subscribe(const std::string& channel, const std::string& topic,
+                 const std::vector<std::string>& users, bool unsubscribe,
+                 Callback<SubscribeResult> done);
+  void subscribed(const std::string& channel, const std::string& topic,
+                  Callback<std::vector<std::string>> done);
+
+  // ---- for the public layer
+  // Wraps an app callback so that it runs on the dispatcher.
+  template <class T>
+  Callback<T> on_dispatcher(Callback<T> cb) {
+    return [d = dispatcher_, cb = std::move(cb)](Result<T> r) {
+      if (!cb) return;
+      d->post([cb, r = std::move(r)]() { cb(r); }, false);
+    };
+  }
+  // Starts an operation and waits for its result. Safe on the dispatcher thread: internal
+  // completions never need the dispatcher.
+  template <class T>
+  static Result<T> wait(const std::function<void(Callback<T>)>& start) {
+    auto promise = std::make_shared<std::promise<Result<T>>>();
+    auto future = promise->get_future();
+    start([promise](Result<T> r) { promise->set_value(std::move(r)); });
+    return future.get();
+  }
+
+ private:
+  struct Pending {
+    std::string what;  // for messages: "join room-42"
+    ReplyFn done;
+    Clock::time_point deadline;
+    std::chrono::milliseconds timeout;
+  };
+  struct ChannelState {
+    std::map<std::string, std::string> topics;                 // joined as publisher -> publish_to
+    std::map<std::string, std::set<std::string>> subscribed;   // topic -> publishers
+  };
+
+  // requests
+  std::string next_msg_id();
+  void send_request(const std::string& op, std::string body, std::string what, ReplyFn done,
+                    bool internal = false, std::chrono::milliseconds timeout = {});
+  Reply call_sync(const std::string& op, std::string body, std::string what,
+                  std::chrono::milliseconds timeout);
+  void complete(const std::string& id, Reply reply);
+  void fail_all_pending(const Status& status);
+  void timer_loop();
+
+  // connection
+  void connector_loop();
+  bool try_connect(std::string* error);
+  void do_disconnect(bool publish_offline, const std::string& connection_id);
+  enum class RestoreOutcome { done, retry, failed };
+  RestoreOutcome restore();
+  void on_connection_lost(const std::string& cause);
+  void set_state_locked(ConnectionState state, std::string reason);
+  void end_session_locked(ConnectionState state, std::string reason);
+  std::vector<std::string> mqtt_filters_locked() const;
+  void mqtt_subscribe(const std::vector<std::string>& filters);
+  void mqtt_unsubscribe(const std::vector<std::string>& filters);
+
+  // what arrives
+  void on_mqtt_message(const mqtt::const_message_ptr& msg);
+  void on_response(const std::string& payload);
+  void on_personal_event(std::string_view kind, const std::string& payload);
+  void on_channel_event(const std::string& payload);
+
+  template <class E>
+  void emit(const HandlerPtr<E>& handler, E event, bool droppable = false);
+  template <class E>
+  HandlerPtr<E> handler_of() const;
+
+  // names
+  std::string events_topic(const std::string& channel) const;
+  std::string data_topic(const std::string& channel, const std::string& topic,
+                         const std::string& user) const;
+  std::string presence_topic() const;
+  std::string presence_payload(bool online, const std::string& connection_id) const;
+  void log(LogLevel level, const std::string& text) const;
+
+  const ClientConfig config_;
+  const std::string base_;        // "rtm/"
+  const std::string user_base_;   // "u/alice/" (after base_)
+  const std::string req_base_;    // "rtm/req/alice/"
+  std::string msg_id_prefix_;
+  std::atomic<std::uint64_t> msg_counter_{0};
+
+  std::shared_ptr<Dispatcher> dispatcher_;
+
+  mutable std::mutex handlers_mutex_;
+  HandlerPtr<ConnectionStateEvent> on_state_;
+  HandlerPtr<MessageEvent> on_message_;
+  HandlerPtr<InboxMessage> on_inbox_;
+  HandlerPtr<ChannelEvent> on_channel_;
+  HandlerPtr<PresenceEvent> on_presence_;
+  HandlerPtr<TokenEvent> on_token_;
+  HandlerPtr<SessionEvent> on_session_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable connector_cv_;
+  std::condition_variable timer_cv_;
+  // connection
+  bool want_online_ = false;    // login asked for a connection, no logout / failure since
+  bool connected_ = false;      // MQTT up, base subscriptions made, online published
+  bool ready_ = false;          // connected and not restoring: app requests go out
+  bool had_connection_ = false; // connected at least once since want_online_ became true
+  bool need_restore_ = false;
+  bool publish_offline_ = true;  // at the next deliberate disconnect
+  bool closing_ = false;
+  bool closed_ = false;
+  bool timer_stop_ = false;
+  std::string connection_id_;
+  std::vector<std::function<void(Status)>> connect_waiters_;
+  std::vector<std::function<void()>> disconnect_waiters_;
+  ConnectionState state_ = ConnectionState::disconnected;
+  // session
+  bool logged_in_ = false;
+  int login_in_flight_ = 0;
+  bool logging_out_ = false;
+  std::string token_;
+  std::string session_id_;
+  std::map<std::string, ChannelState> channels_;
+  std::set<std::string> watched_;
+  std::unordered_set<std::string> data_topics_;  // MQTT data topics whose messages we deliver
+  // requests
+  std::unordered_map<std::string, Pending> pending_;
+
+  std::thread connector_;
+  std::thread timer_;
+  std::atomic<int> active_callbacks_{0};
+  std::atomic<bool> paho_closed_{false};
+
+  class SubscribeLogger;
+  std::unique_ptr<SubscribeLogger> subscribe_logger_;
+  // Last: destroyed first, so Paho stops before the state above goes away.
+  std::unique_ptr<mqtt::async_client> client_;
+};
+
+// uid / channel / topic names (docs/protocol.md): nullopt when valid.
+std::optional<std::string> name_error(std::string_view what, std::string_view name);
+
+}  // namespace rtm::sdk::detail
