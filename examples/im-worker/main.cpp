@@ -159,7 +159,7 @@ class Worker {
   // On every (re)connect: subscriptions first, so that no request routed after the
   // announcement is missed; then the retained announcement.
   void on_connected() {
-    client_.subscribe(rpc_topic_, 1);
+    client_.subscribe(rpc_topic_, 0);
     client_.subscribe(node_topic_, 1);
     client_.publish(node_topic_, announcement("up", nullptr), 1, true);
     log("node " + options_.node + " of module " + options_.module + " is up on " + rpc_topic_ +
@@ -315,7 +315,7 @@ class Worker {
     if (deadline > 0 && now_ms() > deadline) {
       log("request " + id + " (" + method + ") finished after its deadline; answering anyway");
     }
-    client_.publish(reply_to, buf.GetString(), buf.GetSize(), 1, false);
+    client_.publish(reply_to, buf.GetString(), buf.GetSize(), 0, false);
   }
 
   Options options_;

@@ -147,7 +147,11 @@ std::string uid_on(const std::string& node, const std::string& base = "user") {
 // module RPC over MQTT
 
 TEST_CASE("module rpc: modulus keeps each uid on one node and spreads uids over both") {
+  auto t0 = Clock::now();
   TwoNodes rig;
+  MESSAGE("setup " << ms_since(t0));
+  for (int i = 0; i < 5; ++i) { auto t1 = Clock::now(); rig.call("a", "ping"); MESSAGE("ping " << ms_since(t1)); }
+  for (int i = 0; i < 5; ++i) { auto t1 = Clock::now(); rig.call("a", "im://im-1/whoami"); MESSAGE("rpc " << ms_since(t1)); }
   std::set<std::string> used;
   for (int i = 0; i < 12; ++i) {
     const std::string uid = "player-" + std::to_string(i);
@@ -155,6 +159,7 @@ TEST_CASE("module rpc: modulus keeps each uid on one node and spreads uids over 
     CHECK(first == *rtm::gateway::modules::modulus_pick(kNodes, uid));
     for (int k = 0; k < 2; ++k) CHECK(rig.served_by(uid, "im://modulus/whoami") == first);
     used.insert(first);
+    MESSAGE("uid " << i << " " << ms_since(t0));
   }
   CHECK(used == std::set<std::string>(kNodes.begin(), kNodes.end()));
 }

@@ -1,0 +1,225 @@
+// The public API: thin wrappers over ClientImpl. Blocking calls wait for the internal
+// completion; `_async` calls hand the result to the dispatcher thread.
+#include "rtm/sdk/client.hpp"
+
+#include "client_impl.hpp"
+
+namespace rtm::sdk {
+
+using detail::ClientImpl;
+
+Client::Client(ClientConfig config) : impl_(std::make_shared<ClientImpl>(std::move(config))) {}
+
+Client::~Client() {
+  if (impl_) impl_->shutdown();
+}
+
+const std::string& Client::uid() const { return impl_->config().uid; }
+const std::string& Client::prefix() const { return impl_->config().prefix; }
+ConnectionState Client::state() const { return impl_->state(); }
+std::string Client::session_id() const { return impl_->session_id(); }
+
+void Client::on_connection_state(std::function<void(const ConnectionStateEvent&)> handler) {
+  impl_->set_handler(std::move(handler));
+}
+void Client::on_message(std::function<void(const MessageEvent&)> handler) {
+  impl_->set_handler(std::move(handler));
+}
+void Client::on_inbox(std::function<void(const InboxMessage&)> handler) {
+  impl_->set_handler(std::move(handler));
+}
+void Client::on_channel_event(std::function<void(const ChannelEvent&)> handler) {
+  impl_->set_handler(std::move(handler));
+}
+void Client::on_presence(std::function<void(const PresenceEvent&)> handler) {
+  impl_->set_handler(std::move(handler));
+}
+void Client::on_token(std::function<void(const TokenEvent&)> handler) {
+  impl_->set_handler(std::move(handler));
+}
+void Client::on_session(std::function<void(const SessionEvent&)> handler) {
+  impl_->set_handler(std::move(handler));
+}
+
+// ---- session
+
+Result<LoginInfo> Client::login() { return login(std::string()); }
+
+Result<LoginInfo> Client::login(const std::string& token) {
+  auto impl = impl_;
+  return ClientImpl::wait<LoginInfo>([&](Callback<LoginInfo> done) { impl->login(token, done); });
+}
+
+void Client::login_async(Callback<LoginInfo> done) { login_async(std::string(), std::move(done)); }
+
+void Client::login_async(const std::string& token, Callback<LoginInfo> done) {
+  impl_->login(token, impl_->on_dispatcher(std::move(done)));
+}
+
+Result<void> Client::logout() {
+  auto impl = impl_;
+  return ClientImpl::wait<void>([&](Callback<void> done) { impl->logout(done); });
+}
+
+void Client::logout_async(Callback<void> done) { impl_->logout(impl_->on_dispatcher(std::move(done))); }
+
+Result<std::int64_t> Client::renew_token(const std::string& token) {
+  auto impl = impl_;
+  return ClientImpl::wait<std::int64_t>(
+      [&](Callback<std::int64_t> done) { impl->renew_token(token, done); });
+}
+
+void Client::renew_token_async(const std::string& token, Callback<std::int64_t> done) {
+  impl_->renew_token(token, impl_->on_dispatcher(std::move(done)));
+}
+
+Result<void> Client::publish(const std::string& user, std::string_view payload,
+                             PublishOptions options) {
+  return impl_->publish_inbox(user, payload, options.qos);
+}
+
+// ---- presence
+
+Result<std::vector<UserPresence>> Client::watch(const std::vector<std::string>& users) {
+  auto impl = impl_;
+  return ClientImpl::wait<std::vector<UserPresence>>(
+      [&](Callback<std::vector<UserPresence>> done) { impl->watch(users, false, done); });
+}
+
+void Client::watch_async(const std::vector<std::string>& users,
+                         Callback<std::vector<UserPresence>> done) {
+  impl_->watch(users, false, impl_->on_dispatcher(std::move(done)));
+}
+
+Result<std::vector<UserPresence>> Client::unwatch(const std::vector<std::string>& users) {
+  auto impl = impl_;
+  return ClientImpl::wait<std::vector<UserPresence>>(
+      [&](Callback<std::vector<UserPresence>> done) { impl->watch(users, true, done); });
+}
+
+void Client::unwatch_async(const std::vector<std::string>& users,
+                           Callback<std::vector<UserPresence>> done) {
+  impl_->watch(users, true, impl_->on_dispatcher(std::move(done)));
+}
+
+Result<std::vector<std::string>> Client::who_now(const std::string& channel) {
+  auto impl = impl_;
+  return ClientImpl::wait<std::vector<std::string>>(
+      [&](Callback<std::vector<std::string>> done) { impl->who_now(channel, done); });
+}
+
+void Client::who_now_async(const std::string& channel, Callback<std::vector<std::string>> done) {
+  impl_->who_now(channel, impl_->on_dispatcher(std::move(done)));
+}
+
+Result<std::vector<std::string>> Client::where_now(const std::string& uid) {
+  auto impl = impl_;
+  return ClientImpl::wait<std::vector<std::string>>(
+      [&](Callback<std::vector<std::string>> done) { impl->where_now(uid, done); });
+}
+
+void Client::where_now_async(const std::string& uid, Callback<std::vector<std::string>> done) {
+  impl_->where_now(uid, impl_->on_dispatcher(std::move(done)));
+}
+
+Result<std::string> Client::request(const std::string& uri, const std::string& body) {
+  auto impl = impl_;
+  return ClientImpl::wait<std::string>(
+      [&](Callback<std::string> done) { impl->raw_request(uri, body, done); });
+}
+
+void Client::request_async(const std::string& uri, const std::string& body,
+                           Callback<std::string> done) {
+  impl_->raw_request(uri, body, impl_->on_dispatcher(std::move(done)));
+}
+
+StreamChannel Client::stream_channel(const std::string& name) { return StreamChannel(impl_, name); }
+
+// ====================================================================== StreamChannel
+
+bool StreamChannel::joined() const { return impl_->joined(name_); }
+
+Result<ChannelSnapshot> StreamChannel::join() {
+  return ClientImpl::wait<ChannelSnapshot>(
+      [&](Callback<ChannelSnapshot> done) { impl_->join(name_, done); });
+}
+
+void StreamChannel::join_async(Callback<ChannelSnapshot> done) {
+  impl_->join(name_, impl_->on_dispatcher(std::move(done)));
+}
+
+Result<void> StreamChannel::leave() {
+  return ClientImpl::wait<void>([&](Callback<void> done) { impl_->leave(name_, done); });
+}
+
+void StreamChannel::leave_async(Callback<void> done) {
+  impl_->leave(name_, impl_->on_dispatcher(std::move(done)));
+}
+
+Result<void> StreamChannel::join_topic(const std::string& topic) {
+  return ClientImpl::wait<void>(
+      [&](Callback<void> done) { impl_->join_topic(name_, topic, done); });
+}
+
+void StreamChannel::join_topic_async(const std::string& topic, Callback<void> done) {
+  impl_->join_topic(name_, topic, impl_->on_dispatcher(std::move(done)));
+}
+
+Result<void> StreamChannel::leave_topic(const std::string& topic) {
+  return ClientImpl::wait<void>(
+      [&](Callback<void> done) { impl_->leave_topic(name_, topic, done); });
+}
+
+void StreamChannel::leave_topic_async(const std::string& topic, Callback<void> done) {
+  impl_->leave_topic(name_, topic, impl_->on_dispatcher(std::move(done)));
+}
+
+Result<void> StreamChannel::publish_topic(const std::string& topic, std::string_view payload,
+                                          PublishOptions options) {
+  return impl_->publish_topic(name_, topic, payload, options.qos);
+}
+
+Result<SubscribeResult> StreamChannel::subscribe_topic(const std::string& topic,
+                                                       const std::vector<std::string>& users) {
+  return ClientImpl::wait<SubscribeResult>(
+      [&](Callback<SubscribeResult> done) { impl_->subscribe(name_, topic, users, false, done); });
+}
+
+void StreamChannel::subscribe_topic_async(const std::string& topic,
+                                          const std::vector<std::string>& users,
+                                          Callback<SubscribeResult> done) {
+  impl_->subscribe(name_, topic, users, false, impl_->on_dispatcher(std::move(done)));
+}
+
+Result<SubscribeResult> StreamChannel::unsubscribe_topic(const std::string& topic,
+                                                         const std::vector<std::string>& users) {
+  return ClientImpl::wait<SubscribeResult>(
+      [&](Callback<SubscribeResult> done) { impl_->subscribe(name_, topic, users, true, done); });
+}
+
+void StreamChannel::unsubscribe_topic_async(const std::string& topic,
+                                            const std::vector<std::string>& users,
+                                            Callback<SubscribeResult> done) {
+  impl_->subscribe(name_, topic, users, true, impl_->on_dispatcher(std::move(done)));
+}
+
+Result<std::vector<std::string>> StreamChannel::subscribed_users(const std::string& topic) {
+  return ClientImpl::wait<std::vector<std::string>>(
+      [&](Callback<std::vector<std::string>> done) { impl_->subscribed(name_, topic, done); });
+}
+
+void StreamChannel::subscribed_users_async(const std::string& topic,
+                                           Callback<std::vector<std::string>> done) {
+  impl_->subscribed(name_, topic, impl_->on_dispatcher(std::move(done)));
+}
+
+Result<std::vector<std::string>> StreamChannel::who_now() {
+  return ClientImpl::wait<std::vector<std::string>>(
+      [&](Callback<std::vector<std::string>> done) { impl_->who_now(name_, done); });
+}
+
+void StreamChannel::who_now_async(Callback<std::vector<std::string>> done) {
+  impl_->who_now(name_, impl_->on_dispatcher(std::move(done)));
+}
+
+}  // namespace rtm::sdk

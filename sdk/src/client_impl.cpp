@@ -1,0 +1,1294 @@
+#include "client_impl.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+
+#include "json.hpp"
+
+namespace rtm::sdk::detail {
+
+using namespace std::chrono_literals;
+using Lock = std::unique_lock<std::mutex>;
+
+namespace {
+
+std::string random_hex(std::size_t n) {
+  static std::mutex mutex;
+  static std::mt19937_64 rng(std::random_device{}() ^
+                             static_cast<std::uint64_t>(Clock::now().time_since_epoch().count()));
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::lock_guard<std::mutex> lock(mutex);
+  std::string s(n, '0');
+  for (auto& c : s) c = kHex[rng() & 15];
+  return s;
+}
+
+std::string normalise_uri(std::string uri) {
+  if (uri.rfind("mqtt://", 0) == 0) return "tcp://" + uri.substr(7);
+  if (uri.rfind("mqtts://", 0) == 0) return "ssl://" + uri.substr(8);
+  if (uri.find("://") == std::string::npos) return "tcp://" + uri;
+  return uri;
+}
+
+bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+
+bool transport_failure(const Status& s) {
+  return s.is(ErrorCode::timeout) || s.is(ErrorCode::unavailable);
+}
+
+ChannelSnapshot parse_snapshot(const rapidjson::Value& result, const std::string& channel) {
+  ChannelSnapshot snap;
+  snap.channel = json::str(result, "channel", channel);
+  auto it = result.FindMember("snapshot");
+  if (it == result.MemberEnd() || !it->value.IsObject()) return snap;
+  const auto& s = it->value;
+  snap.members = json::strings(s, "members");
+  auto topics = s.FindMember("topics");
+  if (topics != s.MemberEnd() && topics->value.IsArray()) {
+    for (const auto& t : topics->value.GetArray()) {
+      snap.topics.push_back({json::str(t, "topic"), json::strings(t, "publishers")});
+    }
+  }
+  return snap;
+}
+
+// {"users":[{"uid":"bob","ok":true,...},{"uid":"x","ok":false,"code":..,"error":..,"message":..}]}
+struct ParsedUser {
+  UserResult result;
+  std::string state;  // watch
+};
+std::vector<ParsedUser> parse_users(const rapidjson::Value& result) {
+  std::vector<ParsedUser> out;
+  auto it = result.FindMember("users");
+  if (it == result.MemberEnd() || !it->value.IsArray()) return out;
+  for (const auto& u : it->value.GetArray()) {
+    ParsedUser p;
+    p.result.uid = json::str(u, "uid");
+    if (!json::boolean(u, "ok")) {
+      const int code = static_cast<int>(json::int64(u, "code", static_cast<int>(ErrorCode::internal)));
+      p.result.status = Status(code, json::str(u, "error", std::string(error_name(code))),
+                               json::str(u, "message"));
+    }
+    p.state = json::str(u, "state");
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::string> name_error(std::string_view what, std::string_view name) {
+  const std::string quoted = std::string(what) + " \"" + std::string(name) + "\"";
+  if (name.empty() || name.size() > 64) {
+    return std::string(what) + " must be 1-64 bytes, got " + std::to_string(name.size());
+  }
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    const auto c = static_cast<unsigned char>(name[i]);
+    if (c < 0x21 || c > 0x7e) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02x", c);
+      return std::string(what) + " contains byte " + hex + " (not printable ASCII) at byte " +
+             std::to_string(i);
+    }
+    if (std::strchr("/+#$\"\\", c)) {
+      return quoted + " contains '" + std::string(1, static_cast<char>(c)) + "' at byte " +
+             std::to_string(i);
+    }
+  }
+  return std::nullopt;
+}
+
+const rapidjson::Value& Reply::result() const {
+  static const rapidjson::Value kEmpty(rapidjson::kObjectType);
+  if (!doc || !doc->IsObject()) return kEmpty;
+  auto it = doc->FindMember("result");
+  if (it == doc->MemberEnd() || !it->value.IsObject()) return kEmpty;
+  return it->value;
+}
+
+// Logs subscriptions the broker refused (they are made without waiting).
+class ClientImpl::SubscribeLogger final : public mqtt::iaction_listener {
+ public:
+  explicit SubscribeLogger(ClientImpl& c) : c_(c) {}
+  void on_success(const mqtt::token&) override {}
+  void on_failure(const mqtt::token& tok) override {
+    c_.log(LogLevel::warn, "rtm sdk: an MQTT subscription failed (code " +
+                               std::to_string(tok.get_return_code()) + ")");
+  }
+
+ private:
+  ClientImpl& c_;
+};
+
+// ====================================================================== life
+
+ClientImpl::ClientImpl(ClientConfig config)
+    : config_(std::move(config)),
+      base_(config_.prefix + "/"),
+      user_base_("u/" + config_.uid + "/"),
+      req_base_(config_.prefix + "/req/" + config_.uid + "/") {
+  if (auto e = name_error("uid", config_.uid)) throw Error(Status(ErrorCode::invalid_name, *e));
+  if (config_.prefix.empty() || config_.prefix.find_first_of("+#") != std::string::npos) {
+    throw Error(Status(ErrorCode::invalid_parameter,
+                       "prefix must be a non-empty MQTT topic without wildcards, got \"" +
+                           config_.prefix + "\""));
+  }
+  if (config_.request_timeout <= 0ms || config_.connect_timeout <= 0ms) {
+    throw Error(Status(ErrorCode::invalid_parameter, "timeouts must be positive"));
+  }
+  token_ = config_.token;
+  msg_id_prefix_ = random_hex(8) + "-";
+  const std::string client_id =
+      config_.client_id.empty() ? "rtm-" + config_.uid + "-" + random_hex(8) : config_.client_id;
+  mqtt::create_options create(MQTTVERSION_3_1_1);
+  create.set_send_while_disconnected(false);
+  // Applies while connected too: the default (100) makes publish() throw under load.
+  create.set_max_buffered_messages(100000);
+  try {
+    client_ = std::make_unique<mqtt::async_client>(normalise_uri(config_.broker_uri), client_id,
+                                                   create, nullptr);
+  } catch (const std::exception& e) {
+    throw Error(Status(ErrorCode::invalid_parameter,
+                       "broker_uri \"" + config_.broker_uri + "\": " + e.what()));
+  }
+  subscribe_logger_ = std::make_unique<SubscribeLogger>(*this);
+  dispatcher_ = Dispatcher::create(config_.max_queued_events, config_.logger);
+  client_->set_message_callback([this](mqtt::const_message_ptr msg) {
+    active_callbacks_.fetch_add(1);
+    if (!paho_closed_.load()) on_mqtt_message(msg);
+    active_callbacks_.fetch_sub(1);
+  });
+  client_->set_connection_lost_handler([this](const std::string& cause) {
+    active_callbacks_.fetch_add(1);
+    if (!paho_closed_.load()) on_connection_lost(cause);
+    active_callbacks_.fetch_sub(1);
+  });
+  timer_ = std::thread([this] { timer_loop(); });
+  connector_ = std::thread([this] { connector_loop(); });
+}
+
+ClientImpl::~ClientImpl() { shutdown(); }
+
+void ClientImpl::shutdown() {
+  {
+    Lock lock(mutex_);
+    if (closing_) return;
+    closing_ = true;
+    want_online_ = false;
+    if (logged_in_) publish_offline_ = true;  // the gateway ends the session, tells the channels
+  }
+  connector_cv_.notify_all();
+  // A restore in progress waits on requests: end them now.
+  fail_all_pending(Status(ErrorCode::unavailable, "the client is closed"));
+  if (connector_.joinable()) connector_.join();
+  {
+    Lock lock(mutex_);
+    closed_ = true;
+  }
+  fail_all_pending(Status(ErrorCode::unavailable, "the client is closed"));
+  {
+    Lock lock(mutex_);
+    timer_stop_ = true;
+  }
+  timer_cv_.notify_all();
+  if (timer_.joinable()) timer_.join();
+  paho_closed_.store(true);
+  while (active_callbacks_.load() > 0) std::this_thread::sleep_for(1ms);
+  dispatcher_->stop();
+}
+
+ConnectionState ClientImpl::state() const {
+  Lock lock(mutex_);
+  return state_;
+}
+
+std::string ClientImpl::session_id() const {
+  Lock lock(mutex_);
+  return session_id_;
+}
+
+void ClientImpl::log(LogLevel level, const std::string& text) const {
+  if (config_.logger) config_.logger(level, text);
+}
+
+// ====================================================================== handlers
+
+#define RTM_SDK_HANDLER(Event, member)                                       \
+  void ClientImpl::set_handler(std::function<void(const Event&)> h) {        \
+    auto p = h ? std::make_shared<const std::function<void(const Event&)>>(  \
+                     std::move(h))                                           \
+               : nullptr;                                                    \
+    std::lock_guard<std::mutex> lock(handlers_mutex_);                       \
+    member = std::move(p);                                                   \
+  }                                                                          \
+  template <>                                                                \
+  ClientImpl::HandlerPtr<Event> ClientImpl::handler_of<Event>() const {      \
+    std::lock_guard<std::mutex> lock(handlers_mutex_);                       \
+    return member;                                                           \
+  }
+RTM_SDK_HANDLER(ConnectionStateEvent, on_state_)
+RTM_SDK_HANDLER(MessageEvent, on_message_)
+RTM_SDK_HANDLER(InboxMessage, on_inbox_)
+RTM_SDK_HANDLER(ChannelEvent, on_channel_)
+RTM_SDK_HANDLER(PresenceEvent, on_presence_)
+RTM_SDK_HANDLER(TokenEvent, on_token_)
+RTM_SDK_HANDLER(SessionEvent, on_session_)
+#undef RTM_SDK_HANDLER
+
+template <class E>
+void ClientImpl::emit(const HandlerPtr<E>& handler, E event, bool droppable) {
+  if (!handler) return;
+  dispatcher_->post([handler, e = std::move(event)]() { (*handler)(e); }, droppable);
+}
+
+// ====================================================================== names
+
+std::string ClientImpl::events_topic(const std::string& channel) const {
+  return base_ + "events/" + channel;
+}
+std::string ClientImpl::data_topic(const std::string& channel, const std::string& topic,
+                                   const std::string& user) const {
+  return base_ + "ch/" + channel + "/" + topic + "/" + user;
+}
+std::string ClientImpl::presence_topic() const { return base_ + "presence/" + config_.uid; }
+std::string ClientImpl::presence_payload(bool online, const std::string& connection_id) const {
+  return json::Object().str("state", online ? "online" : "offline").str("session", connection_id).text();
+}
+
+// ====================================================================== requests
+
+std::string ClientImpl::next_msg_id() {
+  return msg_id_prefix_ + std::to_string(msg_counter_.fetch_add(1) + 1);
+}
+
+void ClientImpl::send_request(const std::string& op, std::string body, std::string what,
+                              ReplyFn done, bool internal, std::chrono::milliseconds timeout) {
+  if (timeout <= 0ms) timeout = config_.request_timeout;
+  const std::string id = next_msg_id();
+  const std::string uri = op + (op.find('?') == std::string::npos ? "?" : "&") + "msg_id=" + id;
+  Status refused;
+  {
+    Lock lock(mutex_);
+    if (closing_ || closed_) {
+      refused = Status(ErrorCode::unavailable, "the client is closed");
+    } else if (!connected_) {
+      if (!want_online_) {
+        refused = Status(ErrorCode::not_logged_in, "not logged in: call login() first");
+      } else {
+        refused = Status(ErrorCode::unavailable, "not connected to the broker (" +
+                                                     std::string(to_string(state_)) + ")");
+      }
+    } else if (!internal && !ready_) {
+      refused = Status(ErrorCode::unavailable,
+                       "the session is being restored after a reconnect; try again after the "
+                       "restored event");
+    } else {
+      pending_.emplace(id, Pending{what, done, Clock::now() + timeout, timeout});
+    }
+  }
+  if (!refused.ok()) {
+    done(Reply{refused, nullptr});
+    return;
+  }
+  timer_cv_.notify_one();
+  try {
+    client_->publish(req_base_ + uri, body.data(), body.size(), 1, false);
+  } catch (const std::exception& e) {
+    complete(id, Reply{Status(ErrorCode::unavailable, "cannot send " + what + ": " + e.what()),
+                       nullptr});
+  }
+}
+
+Reply ClientImpl::call_sync(const std::string& op, std::string body, std::string what,
+                            std::chrono::milliseconds timeout) {
+  auto promise = std::make_shared<std::promise<Reply>>();
+  auto future = promise->get_future();
+  send_request(op, std::move(body), std::move(what),
+               [promise](Reply r) { promise->set_value(std::move(r)); }, true, timeout);
+  return future.get();
+}
+
+void ClientImpl::complete(const std::string& id, Reply reply) {
+  ReplyFn done;
+  {
+    Lock lock(mutex_);
+    auto it = pending_.find(id);
+    if (it == pending_.end()) return;  // late (after a timeout), or someone else's
+    done = std::move(it->second.done);
+    pending_.erase(it);
+  }
+  done(std::move(reply));
+}
+
+void ClientImpl::fail_all_pending(const Status& status) {
+  std::vector<ReplyFn> failed;
+  {
+    Lock lock(mutex_);
+    for (auto& [id, p] : pending_) failed.push_back(std::move(p.done));
+    pending_.clear();
+  }
+  for (auto& done : failed) done(Reply{status, nullptr});
+}
+
+void ClientImpl::timer_loop() {
+  Lock lock(mutex_);
+  while (!timer_stop_) {
+    const auto now = Clock::now();
+    auto next = Clock::time_point::max();
+    std::vector<std::pair<ReplyFn, Status>> expired;
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (it->second.deadline <= now) {
+        expired.emplace_back(std::move(it->second.done),
+                             Status(ErrorCode::timeout,
+                                    "no answer from the gateway within " +
+                                        std::to_string(it->second.timeout.count()) + " ms to " +
+                                        it->second.what));
+        it = pending_.erase(it);
+      } else {
+        next = std::min(next, it->second.deadline);
+        ++it;
+      }
+    }
+    if (!expired.empty()) {
+      lock.unlock();
+      for (auto& [done, status] : expired) done(Reply{status, nullptr});
+      lock.lock();
+      continue;
+    }
+    if (next == Clock::time_point::max()) {
+      timer_cv_.wait(lock);
+    } else {
+      timer_cv_.wait_until(lock, next);
+    }
+  }
+}
+
+// ====================================================================== connection
+
+void ClientImpl::set_state_locked(ConnectionState state, std::string reason) {
+  state_ = state;
+  log(LogLevel::info, "rtm sdk: " + config_.uid + ": " + std::string(to_string(state)) + ": " + reason);
+  emit(handler_of<ConnectionStateEvent>(), ConnectionStateEvent{state, std::move(reason)});
+}
+
+// The session is over for good (replaced, expired, refused at restore): forget it and
+// disconnect. No offline presence: the gateway has already dealt with it, and after a
+// replacement the newer connection is the one online.
+void ClientImpl::end_session_locked(ConnectionState state, std::string reason) {
+  logged_in_ = false;
+  session_id_.clear();
+  channels_.clear();
+  watched_.clear();
+  data_topics_.clear();
+  want_online_ = false;
+  publish_offline_ = false;
+  need_restore_ = false;
+  ready_ = false;
+  set_state_locked(state, std::move(reason));
+  connector_cv_.notify_all();
+}
+
+std::vector<std::string> ClientImpl::mqtt_filters_locked() const {
+  std::vector<std::string> filters;
+  for (const auto& [name, ch] : channels_) filters.push_back(events_topic(name));
+  filters.insert(filters.end(), data_topics_.begin(), data_topics_.end());
+  return filters;
+}
+
+void ClientImpl::mqtt_subscribe(const std::vector<std::string>& filters) {
+  if (filters.empty()) return;
+  try {
+    client_->subscribe(mqtt::string_collection::create(filters),
+                       mqtt::iasync_client::qos_collection(filters.size(), 1), nullptr,
+                       *subscribe_logger_);
+  } catch (const std::exception& e) {
+    log(LogLevel::debug, std::string("rtm sdk: subscribe: ") + e.what());  // reconnect redoes it
+  }
+}
+
+void ClientImpl::mqtt_unsubscribe(const std::vector<std::string>& filters) {
+  if (filters.empty()) return;
+  try {
+    client_->unsubscribe(mqtt::string_collection::create(filters));
+  } catch (const std::exception& e) {
+    log(LogLevel::debug, std::string("rtm sdk: unsubscribe: ") + e.what());
+  }
+}
+
+void ClientImpl::connector_loop() {
+  auto backoff = config_.reconnect_min;
+  Lock lock(mutex_);
+  while (true) {
+    const bool want = want_online_ && !closing_;
+    if (want && !connected_) {
+      const bool first = !had_connection_;
+      lock.unlock();
+      std::string error;
+      const bool ok = try_connect(&error);
+      lock.lock();
+      if (ok) {
+        connected_ = true;
+        had_connection_ = true;
+        backoff = config_.reconnect_min;
+        if (logged_in_) {
+          need_restore_ = true;
+          ready_ = false;
+        } else {
+          ready_ = true;
+        }
+        auto waiters = std::move(connect_waiters_);
+        connect_waiters_.clear();
+        lock.unlock();
+        for (auto& w : waiters) w(Status{});
+        lock.lock();
+        continue;
+      }
+      if (first) {
+        want_online_ = false;
+        const std::string why = "cannot connect to " + config_.broker_uri + ": " + error;
+        set_state_locked(ConnectionState::failed, why);
+        auto waiters = std::move(connect_waiters_);
+        connect_waiters_.clear();
+        lock.unlock();
+        for (auto& w : waiters) w(Status(ErrorCode::unavailable, why));
+        lock.lock();
+        continue;
+      }
+      log(LogLevel::debug, "rtm sdk: reconnect to " + config_.broker_uri + " failed: " + error);
+      connector_cv_.wait_for(lock, backoff, [this] { return closing_ || !want_online_; });
+      backoff = std::min(backoff * 2, config_.reconnect_max);
+      continue;
+    }
+    if (!want && connected_) {
+      const bool offline = publish_offline_;
+      const std::string connection = connection_id_;
+      connected_ = false;
+      ready_ = false;
+      lock.unlock();
+      do_disconnect(offline, connection);
+      fail_all_pending(Status(ErrorCode::unavailable, "disconnected"));
+      lock.lock();
+      continue;
+    }
+    if (!want) {
+      had_connection_ = false;
+      need_restore_ = false;
+      if (!connect_waiters_.empty() || !disconnect_waiters_.empty()) {
+        auto connect_waiters = std::move(connect_waiters_);
+        auto disconnect_waiters = std::move(disconnect_waiters_);
+        connect_waiters_.clear();
+        disconnect_waiters_.clear();
+        const Status why(ErrorCode::unavailable,
+                         closing_ ? "the client is closed" : "login was cancelled");
+        lock.unlock();
+        for (auto& w : connect_waiters) w(why);
+        for (auto& w : disconnect_waiters) w();
+        lock.lock();
+        continue;
+      }
+      if (closing_) break;
+    }
+    if (want && connected_ && need_restore_) {
+      need_restore_ = false;
+      lock.unlock();
+      const auto outcome = restore();
+      lock.lock();
+      if (outcome == RestoreOutcome::retry && connected_ && want_online_ && !closing_) {
+        connector_cv_.wait_for(lock, backoff,
+                               [this] { return closing_ || !want_online_ || !connected_; });
+        backoff = std::min(backoff * 2, config_.reconnect_max);
+        if (connected_ && want_online_ && logged_in_) need_restore_ = true;
+      }
+      continue;
+    }
+    connector_cv_.wait(lock);
+  }
+}
+
+bool ClientImpl::try_connect(std::string* error) {
+  const std::string connection = random_hex(16);
+  std::string token;
+  std::vector<std::string> filters{base_ + user_base_ + "#"};
+  {
+    Lock lock(mutex_);
+    token = token_;
+    auto more = mqtt_filters_locked();
+    filters.insert(filters.end(), more.begin(), more.end());
+  }
+  mqtt::connect_options options;
+  options.set_mqtt_version(MQTTVERSION_3_1_1);
+  options.set_clean_session(true);
+  options.set_keep_alive_interval(config_.keepalive);
+  options.set_connect_timeout(
+      std::max<long long>(1, (config_.connect_timeout.count() + 999) / 1000));
+  options.set_automatic_reconnect(false);
+  options.set_user_name(config_.uid);  // the uid: broker ACLs use %u
+  if (!token.empty()) options.set_password(token);
+  options.set_will(
+      mqtt::will_options(presence_topic(), presence_payload(false, connection), 1, true));
+  try {
+    auto tok = client_->connect(options);
+    if (!tok->wait_for(config_.connect_timeout + 1s)) throw std::runtime_error("timed out");
+    // Everything addressed to this user, and the channels and publishers of the session,
+    // before anything is asked of the gateway.
+    auto sub = client_->subscribe(mqtt::string_collection::create(filters),
+                                  mqtt::iasync_client::qos_collection(filters.size(), 1));
+    if (!sub->wait_for(config_.connect_timeout)) throw std::runtime_error("subscribe timed out");
+    {
+      Lock lock(mutex_);
+      connection_id_ = connection;
+    }
+    client_->publish(presence_topic(), presence_payload(true, connection), 1, true);
+    log(LogLevel::debug, "rtm sdk: " + config_.uid + " connected to " + config_.broker_uri +
+                             " (connection " + connection + ")");
+    return true;
+  } catch (const std::exception& e) {
+    *error = e.what();
+    try {
+      if (client_->is_connected()) client_->disconnect(0)->wait_for(1s);
+    } catch (const std::exception&) {
+    }
+    return false;
+  }
+}
+
+void ClientImpl::do_disconnect(bool publish_offline, const std::string& connection_id) {
+  try {
+    if (publish_offline && client_->is_connected()) {
+      // A clean DISCONNECT sends no Will: say offline ourselves, so the gateway ends the
+      // session and the retained presence is right.
+      client_->publish(presence_topic(), presence_payload(false, connection_id), 1, true)
+          ->wait_for(config_.connect_timeout);
+    }
+    if (client_->is_connected()) client_->disconnect(1000)->wait_for(2s);
+  } catch (const std::exception& e) {
+    log(LogLevel::debug, std::string("rtm sdk: disconnect: ") + e.what());
+  }
+}
+
+void ClientImpl::on_connection_lost(const std::string& cause) {
+  {
+    Lock lock(mutex_);
+    if (!connected_) return;
+    connected_ = false;
+    ready_ = false;
+    if (want_online_ && logged_in_) {
+      set_state_locked(ConnectionState::reconnecting,
+                       cause.empty() ? "connection to the broker lost"
+                                     : "connection to the broker lost: " + cause);
+    }
+  }
+  connector_cv_.notify_all();
+  fail_all_pending(Status(ErrorCode::unavailable, "connection to the broker lost"));
+}
+
+ClientImpl::RestoreOutcome ClientImpl::restore() {
+  using json::Object;
+  const auto attempt = std::min(config_.request_timeout, std::chrono::milliseconds(1000));
+  // 1. Is the session still there? Short attempts: the gateway may itself still be
+  //    reconnecting to the broker, and requests sent before it subscribes are lost.
+  Reply probe;
+  for (;;) {
+    {
+      Lock lock(mutex_);
+      if (closing_ || !connected_ || !want_online_) return RestoreOutcome::retry;
+    }
+    probe = call_sync("where_now", Object().str("uid", config_.uid).text(), "where_now (restore)",
+                      attempt);
+    if (!probe.status.is(ErrorCode::timeout)) break;
+  }
+  if (probe.status.is(ErrorCode::unavailable)) return RestoreOutcome::retry;
+  bool relogin = false;
+  if (!probe.status.ok()) {  // NOT_LOGGED_IN: the session ended while we were away
+    relogin = true;
+    std::string token;
+    {
+      Lock lock(mutex_);
+      token = token_;
+    }
+    auto r = call_sync("login", Object().str("token", token).text(), "login (restore)",
+                       config_.request_timeout);
+    if (transport_failure(r.status)) return RestoreOutcome::retry;
+    if (!r.status.ok()) {
+      Lock lock(mutex_);
+      end_session_locked(ConnectionState::failed,
+                         "the session could not be restored: login refused: " + r.status.to_string());
+      return RestoreOutcome::failed;
+    }
+    Lock lock(mutex_);
+    session_id_ = json::str(r.result(), "session_id");
+  }
+
+  // 2. Channels, topics, subscriptions and watches, asserted again (idempotent at the gateway).
+  std::map<std::string, ChannelState> channels;
+  std::set<std::string> watched;
+  {
+    Lock lock(mutex_);
+    channels = channels_;
+    watched = watched_;
+  }
+  std::vector<std::string> problems;
+  std::size_t n_topics = 0, n_subscriptions = 0;
+  auto forget = [this](const std::string& channel, const std::string* topic,
+                       const std::string* user, bool publisher) {
+    std::vector<std::string> drop;
+    {
+      Lock lock(mutex_);
+      auto ch = channels_.find(channel);
+      if (ch == channels_.end()) return;
+      if (!topic) {
+        drop.push_back(events_topic(channel));
+        for (const auto& [t, users] : ch->second.subscribed) {
+          for (const auto& u : users) {
+            drop.push_back(data_topic(channel, t, u));
+            data_topics_.erase(drop.back());
+          }
+        }
+        channels_.erase(ch);
+      } else if (publisher) {
+        ch->second.topics.erase(*topic);
+      } else if (user) {
+        ch->second.subscribed[*topic].erase(*user);
+        drop.push_back(data_topic(channel, *topic, *user));
+        data_topics_.erase(drop.back());
+      }
+    }
+    mqtt_unsubscribe(drop);
+  };
+  for (const auto& [name, ch] : channels) {
+    auto r = call_sync("join", Object().str("channel", name).text(), "join " + name + " (restore)",
+                       config_.request_timeout);
+    if (transport_failure(r.status)) return RestoreOutcome::retry;
+    if (!r.status.ok()) {
+      problems.push_back("join " + name + ": " + r.status.to_string());
+      forget(name, nullptr, nullptr, false);
+      continue;
+    }
+    ChannelEvent ev;
+    ev.type = ChannelEventType::snapshot;
+    ev.channel = name;
+    ev.reason = "restored";
+    ev.snapshot = parse_snapshot(r.result(), name);
+    emit(handler_of<ChannelEvent>(), std::move(ev));
+    for (const auto& [topic, publish_to] : ch.topics) {
+      r = call_sync("join_topic", Object().str("channel", name).str("topic", topic).text(),
+                    "join_topic " + name + "/" + topic + " (restore)", config_.request_timeout);
+      if (transport_failure(r.status)) return RestoreOutcome::retry;
+      if (!r.status.ok()) {
+        problems.push_back("join_topic " + name + "/" + topic + ": " + r.status.to_string());
+        forget(name, &topic, nullptr, true);
+      } else {
+        ++n_topics;
+      }
+    }
+    for (const auto& [topic, users] : ch.subscribed) {
+      if (users.empty()) continue;
+      r = call_sync("subscribe",
+                    Object().str("channel", name).str("topic", topic)
+                        .list("users", std::vector<std::string>(users.begin(), users.end()))
+                        .text(),
+                    "subscribe " + name + "/" + topic + " (restore)", config_.request_timeout);
+      if (transport_failure(r.status)) return RestoreOutcome::retry;
+      if (!r.status.ok()) {
+        problems.push_back("subscribe " + name + "/" + topic + ": " + r.status.to_string());
+        for (const auto& u : users) forget(name, &topic, &u, false);
+        continue;
+      }
+      for (const auto& p : parse_users(r.result())) {
+        if (p.result.status.ok()) {
+          ++n_subscriptions;
+        } else {
+          problems.push_back("subscribe " + name + "/" + topic + " " + p.result.uid + ": " +
+                             p.result.status.to_string());
+          forget(name, &topic, &p.result.uid, false);
+        }
+      }
+    }
+  }
+  if (!watched.empty()) {
+    auto r = call_sync("watch",
+                       Object().list("users", std::vector<std::string>(watched.begin(), watched.end())).text(),
+                       "watch (restore)", config_.request_timeout);
+    if (transport_failure(r.status)) return RestoreOutcome::retry;
+    if (!r.status.ok()) {
+      problems.push_back("watch: " + r.status.to_string());
+    } else {
+      for (const auto& p : parse_users(r.result())) {
+        if (!p.result.status.ok()) {
+          problems.push_back("watch " + p.result.uid + ": " + p.result.status.to_string());
+          Lock lock(mutex_);
+          watched_.erase(p.result.uid);
+        }
+      }
+    }
+  }
+
+  Lock lock(mutex_);
+  if (closing_ || !connected_ || !want_online_) return RestoreOutcome::retry;
+  ready_ = true;
+  std::string reason = std::string(relogin ? "logged in again" : "session kept") + "; " +
+                       std::to_string(channels_.size()) + " channel(s), " +
+                       std::to_string(n_topics) + " topic(s), " +
+                       std::to_string(n_subscriptions) + " subscription(s), " +
+                       std::to_string(watched_.size()) + " watch(es) restored";
+  for (const auto& p : problems) reason += "; failed: " + p;
+  set_state_locked(ConnectionState::restored, std::move(reason));
+  return RestoreOutcome::done;
+}
+
+// ====================================================================== what arrives
+
+void ClientImpl::on_mqtt_message(const mqtt::const_message_ptr& msg) {
+  const std::string& topic = msg->get_topic();
+  std::string_view t(topic);
+  if (!starts_with(t, base_)) return;
+  t.remove_prefix(base_.size());
+  if (starts_with(t, "ch/")) {
+    {
+      Lock lock(mutex_);
+      if (data_topics_.find(topic) == data_topics_.end()) return;  // not (or no longer) subscribed
+    }
+    t.remove_prefix(3);
+    const auto a = t.find('/');
+    const auto b = a == std::string_view::npos ? a : t.find('/', a + 1);
+    if (b == std::string_view::npos) return;
+    MessageEvent ev;
+    ev.channel = std::string(t.substr(0, a));
+    ev.topic = std::string(t.substr(a + 1, b - a - 1));
+    ev.publisher = std::string(t.substr(b + 1));
+    ev.payload = msg->get_payload_str();
+    ev.qos = msg->get_qos();
+    emit(handler_of<MessageEvent>(), std::move(ev), true);
+  } else if (starts_with(t, user_base_)) {
+    t.remove_prefix(user_base_.size());
+    if (starts_with(t, "res/")) {
+      on_response(msg->get_payload_str());
+    } else if (starts_with(t, "events/")) {
+      on_personal_event(t.substr(7), msg->get_payload_str());
+    } else if (starts_with(t, "inbox/")) {
+      InboxMessage ev;
+      ev.from = std::string(t.substr(6));
+      ev.payload = msg->get_payload_str();
+      ev.qos = msg->get_qos();
+      emit(handler_of<InboxMessage>(), std::move(ev), true);
+    }
+  } else if (starts_with(t, "events/")) {
+    on_channel_event(msg->get_payload_str());
+  }
+}
+
+void ClientImpl::on_response(const std::string& payload) {
+  auto doc = std::make_shared<rapidjson::Document>();
+  doc->Parse(payload.data(), payload.size());
+  if (doc->HasParseError() || !doc->IsObject()) {
+    log(LogLevel::warn, "rtm sdk: an answer that is not a JSON object: " + payload.substr(0, 200));
+    return;
+  }
+  const std::string id = json::str(*doc, "msg_id");
+  if (id.empty()) return;
+  const auto code = static_cast<int>(json::int64(*doc, "code", static_cast<int>(ErrorCode::internal)));
+  Status status;
+  if (code != 0) {
+    status = Status(code, json::str(*doc, "error", std::string(error_name(code))),
+                    json::str(*doc, "message"));
+  }
+  complete(id, Reply{std::move(status), std::move(doc)});
+}
+
+void ClientImpl::on_personal_event(std::string_view kind, const std::string& payload) {
+  rapidjson::Document doc;
+  doc.Parse(payload.data(), payload.size());
+  if (doc.HasParseError() || !doc.IsObject()) return;
+  if (kind == "session") {
+    SessionEvent ev;
+    ev.state = json::str(doc, "state");
+    ev.reason = json::str(doc, "reason");
+    ev.session_id = json::str(doc, "session_id");
+    Lock lock(mutex_);
+    const bool ours = !session_id_.empty() && ev.session_id == session_id_;
+    ev.current = ours || (ev.state == "logged_in" && login_in_flight_ > 0);
+    emit(handler_of<SessionEvent>(), ev);
+    if (!ours || login_in_flight_ > 0 || logging_out_) return;
+    if (ev.state == "replaced") {
+      end_session_locked(ConnectionState::failed,
+                         "replaced: " + (ev.reason.empty() ? std::string("logged in elsewhere") : ev.reason));
+    } else if (ev.state == "ended") {
+      if (ev.reason == "connection_lost") {
+        // An older connection's Will ended the session: log in again and restore.
+        if (connected_ && want_online_) {
+          need_restore_ = true;
+          ready_ = false;
+          set_state_locked(ConnectionState::reconnecting,
+                           "the gateway ended the session (connection_lost); restoring it");
+          connector_cv_.notify_all();
+        }
+      } else {
+        end_session_locked(ConnectionState::failed, "session ended: " + ev.reason);
+      }
+    }
+  } else if (kind == "token") {
+    TokenEvent ev;
+    ev.state = json::str(doc, "state") == "expired" ? TokenEvent::State::expired
+                                                    : TokenEvent::State::will_expire;
+    ev.expires_at = json::int64(doc, "expires_at");
+    emit(handler_of<TokenEvent>(), ev);
+  } else if (kind == "presence") {
+    PresenceEvent ev;
+    ev.uid = json::str(doc, "uid");
+    ev.online = json::str(doc, "state") == "online";
+    ev.ts = json::int64(doc, "ts");
+    emit(handler_of<PresenceEvent>(), ev);
+  }
+}
+
+void ClientImpl::on_channel_event(const std::string& payload) {
+  rapidjson::Document doc;
+  doc.Parse(payload.data(), payload.size());
+  if (doc.HasParseError() || !doc.IsObject()) return;
+  const std::string name = json::str(doc, "event");
+  ChannelEvent ev;
+  if (name == "member_joined") {
+    ev.type = ChannelEventType::member_joined;
+  } else if (name == "member_left") {
+    ev.type = ChannelEventType::member_left;
+  } else if (name == "member_timed_out") {
+    ev.type = ChannelEventType::member_timed_out;
+  } else if (name == "publisher_joined") {
+    ev.type = ChannelEventType::publisher_joined;
+  } else if (name == "publisher_left") {
+    ev.type = ChannelEventType::publisher_left;
+  } else {
+    log(LogLevel::debug, "rtm sdk: unknown channel event " + name);
+    return;
+  }
+  ev.channel = json::str(doc, "channel");
+  ev.uid = json::str(doc, "uid");
+  ev.topic = json::str(doc, "topic");
+  ev.reason = json::str(doc, "reason");
+  ev.ts = json::int64(doc, "ts");
+  emit(handler_of<ChannelEvent>(), std::move(ev));
+}
+
+// ====================================================================== operations
+
+void ClientImpl::login(std::string token, Callback<LoginInfo> done) {
+  auto send = [this, done](Status connected) {
+    if (!connected.ok()) {
+      {
+        Lock lock(mutex_);
+        --login_in_flight_;
+      }
+      done(connected);
+      return;
+    }
+    std::string tok;
+    {
+      Lock lock(mutex_);
+      tok = token_;
+    }
+    send_request(
+        "login", json::Object().str("token", tok).text(), "login",
+        [this, done](Reply r) {
+          Lock lock(mutex_);
+          --login_in_flight_;
+          if (r.status.ok()) {
+            logged_in_ = true;
+            session_id_ = json::str(r.result(), "session_id");
+            LoginInfo info{json::str(r.result(), "uid", config_.uid), session_id_,
+                           json::int64(r.result(), "expires_at")};
+            set_state_locked(ConnectionState::connected, "logged in as " + config_.uid);
+            lock.unlock();
+            done(std::move(info));
+            return;
+          }
+          if (!logged_in_ && want_online_) {
+            want_online_ = false;
+            publish_offline_ = true;
+            set_state_locked(ConnectionState::failed, "login failed: " + r.status.to_string());
+            connector_cv_.notify_all();
+          }
+          lock.unlock();
+          done(r.status);
+        },
+        true);
+  };
+  Status refused;
+  bool now = false;
+  {
+    Lock lock(mutex_);
+    if (closing_) {
+      refused = Status(ErrorCode::unavailable, "the client is closed");
+    } else {
+      if (!token.empty()) token_ = std::move(token);
+      if (token_.empty()) {
+        refused = Status(ErrorCode::missing_parameter,
+                         "no token: set ClientConfig::token or pass one to login()");
+      } else {
+        ++login_in_flight_;
+        if (connected_) {
+          now = true;
+        } else {
+          connect_waiters_.push_back(send);
+          if (!want_online_) {
+            want_online_ = true;
+            publish_offline_ = true;
+            set_state_locked(ConnectionState::connecting, "connecting to " + config_.broker_uri);
+          }
+        }
+      }
+    }
+  }
+  if (!refused.ok()) {
+    done(refused);
+    return;
+  }
+  connector_cv_.notify_all();
+  if (now) send(Status{});
+}
+
+void ClientImpl::logout(Callback<void> done) {
+  auto finish = [this, done](Status status) {
+    {
+      Lock lock(mutex_);
+      logging_out_ = false;
+      logged_in_ = false;
+      session_id_.clear();
+      channels_.clear();
+      watched_.clear();
+      data_topics_.clear();
+      want_online_ = false;
+      publish_offline_ = true;
+      need_restore_ = false;
+      disconnect_waiters_.push_back([this, done, status] {
+        {
+          Lock inner(mutex_);
+          set_state_locked(ConnectionState::disconnected, "logged out");
+        }
+        done(status.ok() ? Result<void>() : Result<void>(status));
+      });
+    }
+    connector_cv_.notify_all();
+  };
+  bool send = false;
+  {
+    Lock lock(mutex_);
+    if (closing_) {
+      lock.unlock();
+      done(Status(ErrorCode::unavailable, "the client is closed"));
+      return;
+    }
+    send = connected_ && logged_in_;
+    logging_out_ = true;
+  }
+  if (send) {
+    send_request("logout", "", "logout", [finish](Reply r) { finish(r.status); }, true);
+  } else {
+    finish(Status{});
+  }
+}
+
+void ClientImpl::renew_token(std::string token, Callback<std::int64_t> done) {
+  if (token.empty()) {
+    done(Status(ErrorCode::missing_parameter, "renew_token needs a token"));
+    return;
+  }
+  send_request("renew_token", json::Object().str("token", token).text(), "renew_token",
+               [this, token, done](Reply r) {
+                 if (!r.status.ok()) return done(r.status);
+                 {
+                   Lock lock(mutex_);
+                   token_ = token;  // for the next CONNECT and any re-login
+                 }
+                 done(json::int64(r.result(), "expires_at"));
+               });
+}
+
+Result<void> ClientImpl::publish_inbox(const std::string& user, std::string_view payload, int qos) {
+  if (auto e = name_error("uid", user)) return Status(ErrorCode::invalid_name, *e);
+  if (qos < 0 || qos > 1) return Status(ErrorCode::invalid_parameter, "qos must be 0 or 1");
+  {
+    Lock lock(mutex_);
+    if (!connected_) {
+      return Status(want_online_ ? ErrorCode::unavailable : ErrorCode::not_logged_in,
+                    want_online_ ? "not connected to the broker" : "not logged in: call login() first");
+    }
+  }
+  const std::string topic = base_ + "u/" + user + "/inbox/" + config_.uid;
+  try {
+    client_->publish(topic, payload.data(), payload.size(), qos, false);
+  } catch (const std::exception& e) {
+    return Status(ErrorCode::unavailable, "publish to " + topic + " failed: " + e.what());
+  }
+  return {};
+}
+
+void ClientImpl::watch(const std::vector<std::string>& users, bool unwatch,
+                       Callback<std::vector<UserPresence>> done) {
+  for (const auto& u : users) {
+    if (auto e = name_error("uid", u)) return done(Status(ErrorCode::invalid_name, *e));
+  }
+  const char* op = unwatch ? "unwatch" : "watch";
+  send_request(op, json::Object().list("users", users).text(), op,
+               [this, unwatch, done](Reply r) {
+                 if (!r.status.ok()) return done(r.status);
+                 std::vector<UserPresence> out;
+                 {
+                   Lock lock(mutex_);
+                   for (auto& p : parse_users(r.result())) {
+                     if (p.result.status.ok()) {
+                       if (unwatch) {
+                         watched_.erase(p.result.uid);
+                       } else {
+                         watched_.insert(p.result.uid);
+                       }
+                     }
+                     out.push_back({p.result.uid, p.result.status, p.state == "online"});
+                   }
+                 }
+                 done(std::move(out));
+               });
+}
+
+void ClientImpl::who_now(const std::string& channel, Callback<std::vector<std::string>> done) {
+  if (auto e = name_error("channel", channel)) return done(Status(ErrorCode::invalid_name, *e));
+  send_request("who_now", json::Object().str("channel", channel).text(), "who_now " + channel,
+               [done](Reply r) {
+                 if (!r.status.ok()) return done(r.status);
+                 done(json::strings(r.result(), "members"));
+               });
+}
+
+void ClientImpl::where_now(const std::string& uid, Callback<std::vector<std::string>> done) {
+  if (auto e = name_error("uid", uid)) return done(Status(ErrorCode::invalid_name, *e));
+  send_request("where_now", json::Object().str("uid", uid).text(), "where_now " + uid,
+               [done](Reply r) {
+                 if (!r.status.ok()) return done(r.status);
+                 done(json::strings(r.result(), "channels"));
+               });
+}
+
+void ClientImpl::raw_request(const std::string& uri, const std::string& body,
+                             Callback<std::string> done) {
+  if (uri.empty() || uri.find_first_of("+#") != std::string::npos || uri.front() == '/') {
+    return done(Status(ErrorCode::invalid_uri,
+                       "the URI must be non-empty, must not start with '/' and must not contain "
+                       "'+' or '#', got \"" + uri + "\""));
+  }
+  if (uri.find("msg_id=") != std::string::npos) {
+    return done(Status(ErrorCode::invalid_parameter, "the SDK adds msg_id itself"));
+  }
+  send_request(uri, body, uri, [done](Reply r) {
+    if (!r.status.ok()) return done(r.status);
+    done(json::dump(r.result()));
+  });
+}
+
+bool ClientImpl::joined(const std::string& channel) const {
+  Lock lock(mutex_);
+  return channels_.count(channel) > 0;
+}
+
+void ClientImpl::join(const std::string& channel, Callback<ChannelSnapshot> done) {
+  if (auto e = name_error("channel", channel)) return done(Status(ErrorCode::invalid_name, *e));
+  const std::string events = events_topic(channel);
+  bool subscribe_now;
+  {
+    Lock lock(mutex_);
+    subscribe_now = connected_ && channels_.count(channel) == 0;
+  }
+  // Subscribed before the request goes out (the broker keeps one connection's packets in
+  // order), so no event after the snapshot is missed.
+  if (subscribe_now) mqtt_subscribe({events});
+  send_request("join", json::Object().str("channel", channel).text(), "join " + channel,
+               [this, channel, events, done](Reply r) {
+                 if (!r.status.ok()) {
+                   bool drop;
+                   {
+                     Lock lock(mutex_);
+                     drop = channels_.count(channel) == 0;
+                   }
+                   if (drop) mqtt_unsubscribe({events});
+                   return done(r.status);
+                 }
+                 {
+                   Lock lock(mutex_);
+                   channels_[channel];
+                 }
+                 done(parse_snapshot(r.result(), channel));
+               });
+}
+
+void ClientImpl::leave(const std::string& channel, Callback<void> done) {
+  if (auto e = name_error("channel", channel)) return done(Status(ErrorCode::invalid_name, *e));
+  send_request("leave", json::Object().str("channel", channel).text(), "leave " + channel,
+               [this, channel, done](Reply r) {
+                 if (r.status.ok() || r.status.is(ErrorCode::not_joined)) {
+                   std::vector<std::string> drop;
+                   {
+                     Lock lock(mutex_);
+                     auto ch = channels_.find(channel);
+                     if (ch != channels_.end()) {
+                       drop.push_back(events_topic(channel));
+                       for (const auto& [t, users] : ch->second.subscribed) {
+                         for (const auto& u : users) {
+                           drop.push_back(data_topic(channel, t, u));
+                           data_topics_.erase(drop.back());
+                         }
+                       }
+                       channels_.erase(ch);
+                     }
+                   }
+                   mqtt_unsubscribe(drop);
+                 }
+                 done(r.status.ok() ? Result<void>() : Result<void>(r.status));
+               });
+}
+
+void ClientImpl::join_topic(const std::string& channel, const std::string& topic,
+                            Callback<void> done) {
+  if (auto e = name_error("channel", channel)) return done(Status(ErrorCode::invalid_name, *e));
+  if (auto e = name_error("topic", topic)) return done(Status(ErrorCode::invalid_name, *e));
+  send_request("join_topic", json::Object().str("channel", channel).str("topic", topic).text(),
+               "join_topic " + channel + "/" + topic, [this, channel, topic, done](Reply r) {
+                 if (!r.status.ok()) return done(r.status);
+                 const std::string publish_to = json::str(
+                     r.result(), "publish_to", data_topic(channel, topic, config_.uid));
+                 bool new_channel;
+                 {
+                   Lock lock(mutex_);
+                   new_channel = channels_.count(channel) == 0;
+                   channels_[channel].topics[topic] = publish_to;
+                 }
+                 if (new_channel) mqtt_subscribe({events_topic(channel)});
+                 done(Result<void>());
+               });
+}
+
+void ClientImpl::leave_topic(const std::string& channel, const std::string& topic,
+                             Callback<void> done) {
+  if (auto e = name_error("channel", channel)) return done(Status(ErrorCode::invalid_name, *e));
+  if (auto e = name_error("topic", topic)) return done(Status(ErrorCode::invalid_name, *e));
+  send_request("leave_topic", json::Object().str("channel", channel).str("topic", topic).text(),
+               "leave_topic " + channel + "/" + topic, [this, channel, topic, done](Reply r) {
+                 if (r.status.ok() || r.status.is(ErrorCode::not_publisher) ||
+                     r.status.is(ErrorCode::not_joined)) {
+                   Lock lock(mutex_);
+                   auto ch = channels_.find(channel);
+                   if (ch != channels_.end()) ch->second.topics.erase(topic);
+                 }
+                 done(r.status.ok() ? Result<void>() : Result<void>(r.status));
+               });
+}
+
+Result<void> ClientImpl::publish_topic(const std::string& channel, const std::string& topic,
+                                       std::string_view payload, int qos) {
+  if (qos < 0 || qos > 1) return Status(ErrorCode::invalid_parameter, "qos must be 0 or 1");
+  std::string to;
+  {
+    Lock lock(mutex_);
+    auto ch = channels_.find(channel);
+    if (ch == channels_.end() || ch->second.topics.count(topic) == 0) {
+      return Status(ErrorCode::not_joined, config_.uid + " has not joined topic " + topic +
+                                               " of channel " + channel + " (call join_topic first)");
+    }
+    if (!connected_) return Status(ErrorCode::unavailable, "not connected to the broker");
+    to = ch->second.topics[topic];
+  }
+  try {
+    client_->publish(to, payload.data(), payload.size(), qos, false);
+  } catch (const std::exception& e) {
+    return Status(ErrorCode::unavailable, "publish to " + to + " failed: " + e.what());
+  }
+  return {};
+}
+
+void ClientImpl::subscribe(const std::string& channel, const std::string& topic,
+                           const std::vector<std::string>& users, bool unsubscribe,
+                           Callback<SubscribeResult> done) {
+  if (auto e = name_error("channel", channel)) return done(Status(ErrorCode::invalid_name, *e));
+  if (auto e = name_error("topic", topic)) return done(Status(ErrorCode::invalid_name, *e));
+  for (const auto& u : users) {
+    if (auto e = name_error("uid", u)) return done(Status(ErrorCode::invalid_name, *e));
+  }
+  // Subscribing: the data topics are subscribed before the request goes out, so they are
+  // in place at the broker when the answer comes back.
+  std::vector<std::string> fresh;
+  if (!unsubscribe) {
+    {
+      Lock lock(mutex_);
+      for (const auto& u : users) {
+        auto t = data_topic(channel, topic, u);
+        if (data_topics_.insert(t).second) fresh.push_back(std::move(t));
+      }
+      if (!connected_) fresh.clear();  // the request fails below; nothing to subscribe
+    }
+    mqtt_subscribe(fresh);
+  }
+  const char* op = unsubscribe ? "unsubscribe" : "subscribe";
+  send_request(
+      op, json::Object().str("channel", channel).str("topic", topic).list("users", users).text(),
+      std::string(op) + " " + channel + "/" + topic,
+      [this, channel, topic, unsubscribe, fresh, done](Reply r) {
+        std::vector<std::string> drop;
+        std::vector<std::string> add;
+        if (!r.status.ok()) {
+          {
+            Lock lock(mutex_);
+            for (const auto& t : fresh) data_topics_.erase(t);
+          }
+          mqtt_unsubscribe(fresh);
+          return done(r.status);
+        }
+        SubscribeResult result{channel, topic, {}};
+        {
+          Lock lock(mutex_);
+          ChannelState* ch = nullptr;
+          if (auto it = channels_.find(channel); it != channels_.end()) {
+            ch = &it->second;
+          } else if (!unsubscribe) {
+            ch = &channels_[channel];  // joined through another client of this uid
+            add.push_back(events_topic(channel));
+          }
+          for (auto& p : parse_users(r.result())) {
+            const auto t = data_topic(channel, topic, p.result.uid);
+            const bool ok = p.result.status.ok();
+            if (!unsubscribe) {
+              if (ok) {
+                ch->subscribed[topic].insert(p.result.uid);
+                if (data_topics_.insert(t).second) add.push_back(t);
+              } else if (std::find(fresh.begin(), fresh.end(), t) != fresh.end()) {
+                data_topics_.erase(t);
+                drop.push_back(t);
+              }
+            } else if (ok || p.result.status.is(ErrorCode::not_subscribed)) {
+              if (ch) {
+                auto users = ch->subscribed.find(topic);
+                if (users != ch->subscribed.end()) {
+                  users->second.erase(p.result.uid);
+                  if (users->second.empty()) ch->subscribed.erase(users);
+                }
+              }
+              if (data_topics_.erase(t)) drop.push_back(t);
+            }
+            result.users.push_back(std::move(p.result));
+          }
+        }
+        mqtt_subscribe(add);
+        mqtt_unsubscribe(drop);
+        done(std::move(result));
+      });
+}
+
+void ClientImpl::subscribed(const std::string& channel, const std::string& topic,
+                            Callback<std::vector<std::string>> done) {
+  if (auto e = name_error("channel", channel)) return done(Status(ErrorCode::invalid_name, *e));
+  if (auto e = name_error("topic", topic)) return done(Status(ErrorCode::invalid_name, *e));
+  send_request("subscribed", json::Object().str("channel", channel).str("topic", topic).text(),
+               "subscribed " + channel + "/" + topic, [done](Reply r) {
+                 if (!r.status.ok()) return done(r.status);
+                 done(json::strings(r.result(), "users"));
+               });
+}
+
+}  // namespace rtm::sdk::detail
