@@ -399,14 +399,18 @@ class RtmService final : public RtmApi {
     return doc;
   }
 
-  Outcome<Document> subscribe(Call& call) {
+  using SubscriptionChange = Outcome<std::vector<UserResult>> (State::*)(
+      const std::string&, const std::string&, const std::string&, const std::vector<std::string>&);
+
+  // subscribe / unsubscribe: per-user results, each naming the MQTT topic of that
+  // publisher, because the data plane stays on the broker.
+  Outcome<Document> change_subscription(Call& call, SubscriptionChange change) {
     auto ct = channel_topic(call);
     if (!ct) return ct.error();
     auto users = call.params.names("users");
     if (!users) return users.error();
-    auto results = state_.subscribe(call.uid, ct->channel, ct->topic, *users);
+    auto results = (state_.*change)(call.uid, ct->channel, ct->topic, *users);
     if (!results) return results.error();
-    // The data plane stays on the broker: the answer names the topic to subscribe to.
     auto doc = user_results(*results, [&](const std::string& user, json::Value& item, auto& a) {
       item.AddMember("topic",
                      json::str(core_.tree().channel_message(ct->channel, ct->topic, user), a), a);
@@ -416,20 +420,9 @@ class RtmService final : public RtmApi {
     return doc;
   }
 
+  Outcome<Document> subscribe(Call& call) { return change_subscription(call, &State::subscribe); }
   Outcome<Document> unsubscribe(Call& call) {
-    auto ct = channel_topic(call);
-    if (!ct) return ct.error();
-    auto users = call.params.names("users");
-    if (!users) return users.error();
-    auto results = state_.unsubscribe(call.uid, ct->channel, ct->topic, *users);
-    if (!results) return results.error();
-    auto doc = user_results(*results, [&](const std::string& user, json::Value& item, auto& a) {
-      item.AddMember("topic",
-                     json::str(core_.tree().channel_message(ct->channel, ct->topic, user), a), a);
-    });
-    json::set(doc, "channel", ct->channel);
-    json::set(doc, "topic", ct->topic);
-    return doc;
+    return change_subscription(call, &State::unsubscribe);
   }
 
   Outcome<Document> subscribed(Call& call) {
