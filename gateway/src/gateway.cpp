@@ -41,16 +41,27 @@ void Gateway::on_connection_lost(const std::string& why) {
 }
 
 void Gateway::on_message(Message&& message) {
+  switch (core_->fast_path(message)) {
+    case FastResult::handled:
+      return;
+    case FastResult::deferred:
+      message.deferred = true;
+      break;
+    case FastResult::not_mine:
+      break;
+  }
   {
     std::unique_lock<std::mutex> lock(mutex_);
     if (inbox_.size() >= config_.requests.queue_capacity) {
-      if (message.qos > 0) {
-        // QoS 1 is never dropped: hold Paho's thread, so the broker keeps the rest.
+      // QoS 1 is never dropped, nor a message the bridge's fast path is waiting for.
+      auto droppable = [](const Message& m) { return m.qos == 0 && !m.deferred; };
+      if (!droppable(message)) {
+        // Hold the link's thread, so that the broker keeps the rest meanwhile.
         space_.wait(lock, [this] {
           return stopping_ || inbox_.size() < config_.requests.queue_capacity;
         });
         if (stopping_) return;
-      } else if (inbox_.front().qos == 0) {
+      } else if (droppable(inbox_.front())) {
         inbox_.pop_front();  // QoS 0: the oldest goes first, fresh data matters more
         ++dropped_;
       } else {

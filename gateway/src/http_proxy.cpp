@@ -26,7 +26,9 @@ std::string lower(std::string_view text) {
   return out;
 }
 
-bool same_name(std::string_view a, std::string_view b) { return lower(a) == lower(b); }
+bool same_name(std::string_view a, std::string_view b) {
+  return lower(a) == lower(b);
+}
 
 bool is_unreserved(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -62,8 +64,8 @@ std::pair<std::string_view, std::string_view> raw_path_query(std::string_view ra
   auto path_start = before_query.find('/', authority);
   std::string_view path =
       path_start == std::string_view::npos ? std::string_view() : before_query.substr(path_start);
-  std::string_view query = question == std::string_view::npos ? std::string_view()
-                                                                : raw.substr(question + 1);
+  std::string_view query =
+      question == std::string_view::npos ? std::string_view() : raw.substr(question + 1);
   return {path, query};
 }
 
@@ -129,8 +131,8 @@ const std::set<std::string>& methods() {
 }
 
 bool hop_by_hop(std::string_view name) {
-  static const std::set<std::string> h{"connection", "keep-alive",        "proxy-authenticate",
-                                       "proxy-authorization", "te",       "trailer",
+  static const std::set<std::string> h{"connection",          "keep-alive", "proxy-authenticate",
+                                       "proxy-authorization", "te",         "trailer",
                                        "transfer-encoding",   "upgrade"};
   return h.count(lower(name)) > 0;
 }
@@ -162,7 +164,8 @@ std::string base64(std::string_view data) {
 }
 
 std::string describe(httplib::Error error, const HttpBackendConfig& backend) {
-  const std::string where = backend.scheme + "://" + backend.host + ":" + std::to_string(backend.port);
+  const std::string where =
+      backend.scheme + "://" + backend.host + ":" + std::to_string(backend.port);
   switch (error) {
     case httplib::Error::Connection:
       return "cannot connect to " + where;
@@ -221,8 +224,9 @@ Outcome<Call> build_call(const std::string& name, const HttpBackendConfig& backe
       if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
     }
     if (!methods().count(method)) {
-      return bad_param("Method must be one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, got \"" +
-                       method.substr(0, 16) + "\"");
+      return bad_param(
+          "Method must be one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, got \"" +
+          method.substr(0, 16) + "\"");
     }
     call.method = method;
   }
@@ -322,8 +326,8 @@ std::string answer_json(const Result& result) {
   }
   w.EndObject();
   w.Key("Body");
-  const bool text = topics::is_valid_utf8(result.body) &&
-                    result.body.find('\0') == std::string::npos;
+  const bool text =
+      topics::is_valid_utf8(result.body) && result.body.find('\0') == std::string::npos;
   json::write_string(w, text ? result.body : base64(result.body));
   if (!text) {
     w.Key("BodyEncoding");
@@ -411,7 +415,8 @@ void Pool::run(Worker& w) {
       const HttpBackendConfig& backend = backends_.at(call.backend);
       auto& client = w.clients[call.backend];
       if (!client) {
-        std::string host_port = backend.scheme + "://" + backend.host + ":" + std::to_string(backend.port);
+        std::string host_port =
+            backend.scheme + "://" + backend.host + ":" + std::to_string(backend.port);
         client = std::make_unique<httplib::Client>(host_port);
         client->set_keep_alive(true);
         client->set_follow_location(false);

@@ -25,7 +25,9 @@ std::uint64_t fnv1a64(std::string_view text) {
 
 namespace {
 
-bool lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+bool lower_alnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
 
 std::string shown(std::string_view text) {
   constexpr std::size_t kMax = 64;
@@ -169,8 +171,7 @@ Outcome<std::string> Directory::route(const std::string& module, const std::stri
                                           "\" (rules: modulus, random, cache, or a live node id)");
 }
 
-void Directory::served(const std::string& module, const std::string& uid,
-                       const std::string& node) {
+void Directory::served(const std::string& module, const std::string& uid, const std::string& node) {
   if (cache_max_ == 0) return;
   std::string key = module + '\0' + uid;
   auto it = index_.find(key);
@@ -232,10 +233,10 @@ class ModuleRpc {
                               [this](const Message& m) { return on_node(m); });
     core_.add_message_handler(reply_prefix_ + "+",
                               [this](const Message& m) { return on_reply(m); });
-    core_.set_absolute_handler([this](Call& call, const std::string& payload,
-                                      const PendingRequest& pending) {
-      return handle(call, payload, pending);
-    });
+    core_.set_absolute_handler(
+        [this](Call& call, const std::string& payload, const PendingRequest& pending) {
+          return handle(call, payload, pending);
+        });
     spdlog::info("modules: answers on {}+, {} HTTP backend(s)", reply_prefix_,
                  core_.config().http_backends.size());
   }
@@ -257,19 +258,19 @@ class ModuleRpc {
     const auto& uri = call.uri;
     if (uri.scheme == "http" || uri.scheme == "https") return http_request(call, payload, pending);
     if (auto why = modules::module_name_error(uri.scheme)) {
-      return Outcome<Document>(failure(ErrorCode::no_route, "no module serves " + uri.scheme +
-                                                                "://: " + *why));
+      return Outcome<Document>(
+          failure(ErrorCode::no_route, "no module serves " + uri.scheme + "://: " + *why));
     }
     if (!uri.userinfo.empty() || uri.port) {
-      return Outcome<Document>(failure(
-          ErrorCode::invalid_uri, "module URIs take no user, password or port: " + uri.scheme +
-                                      "://RULE/METHOD?msg_id=N, RULE = modulus, random, cache "
-                                      "or a node id"));
+      return Outcome<Document>(failure(ErrorCode::invalid_uri,
+                                       "module URIs take no user, password or port: " + uri.scheme +
+                                           "://RULE/METHOD?msg_id=N, RULE = modulus, random, cache "
+                                           "or a node id"));
     }
     if (uri.path.empty()) {
-      return Outcome<Document>(failure(ErrorCode::invalid_uri,
-                                       "the URI names no method: " + uri.scheme + "://" +
-                                           uri.host + "/METHOD?msg_id=N"));
+      return Outcome<Document>(failure(
+          ErrorCode::invalid_uri,
+          "the URI names no method: " + uri.scheme + "://" + uri.host + "/METHOD?msg_id=N"));
     }
     if (!uri.path_params.empty()) {
       return Outcome<Document>(failure(ErrorCode::invalid_uri,
@@ -293,8 +294,7 @@ class ModuleRpc {
     const std::string id = next_id();
     const std::string topic = rpc_prefix_ + uri.scheme + "/" + *node;
     const std::int64_t deadline = call.now_ms + config_.timeout_ms;
-    const std::string envelope =
-        request_envelope(id, call, *node, body, pending.msg_id, deadline);
+    const std::string envelope = request_envelope(id, call, *node, body, pending.msg_id, deadline);
     if (!core_.publish(topic, envelope, 1, false)) {
       return Outcome<Document>(
           failure(ErrorCode::unavailable, "the gateway cannot reach the broker now"));
@@ -433,8 +433,8 @@ class ModuleRpc {
     if (m.payload.empty()) {  // the retained announcement was cleared
       if (directory_.down(module, node, "")) {
         spdlog::info("modules: node {}/{} is gone (announcement cleared)", module, node);
-        fail_node(module, node, "", "node " + node + " of module " + module +
-                                        " went down before answering");
+        fail_node(module, node, "",
+                  "node " + node + " of module " + module + " went down before answering");
       }
       return true;
     }
@@ -442,8 +442,9 @@ class ModuleRpc {
     doc.Parse(m.payload.data(), m.payload.size());
     if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("state") ||
         !doc["state"].IsString()) {
-      spdlog::warn("modules: ignored announcement on {}: expected {{\"state\":\"up\"|\"down\",...}}",
-                   m.topic);
+      spdlog::warn(
+          "modules: ignored announcement on {}: expected {{\"state\":\"up\"|\"down\",...}}",
+          m.topic);
       return true;
     }
     const std::string state = doc["state"].GetString();
@@ -454,8 +455,8 @@ class ModuleRpc {
       if (auto old = directory_.up(module, node, session)) {
         spdlog::info("modules: node {}/{} restarted (session {} -> {})", module, node, *old,
                      session);
-        fail_node(module, node, *old, "node " + node + " of module " + module +
-                                          " restarted before answering");
+        fail_node(module, node, *old,
+                  "node " + node + " of module " + module + " restarted before answering");
       } else if (!was_up) {
         spdlog::info("modules: node {}/{} is up ({} live node(s) of {})", module, node,
                      directory_.nodes(module).size(), module);
@@ -463,12 +464,12 @@ class ModuleRpc {
     } else if (state == "down") {
       if (directory_.down(module, node, session)) {
         spdlog::info("modules: node {}/{} is down", module, node);
-        fail_node(module, node, "", "node " + node + " of module " + module +
-                                        " went down before answering");
+        fail_node(module, node, "",
+                  "node " + node + " of module " + module + " went down before answering");
       }
     } else {
-      spdlog::warn("modules: ignored announcement on {}: state must be up or down, got {}",
-                   m.topic, clipped(state, 32));
+      spdlog::warn("modules: ignored announcement on {}: state must be up or down, got {}", m.topic,
+                   clipped(state, 32));
     }
     return true;
   }
@@ -505,23 +506,22 @@ class ModuleRpc {
     if (failed) {
       std::string why =
           doc["error"].IsString() ? doc["error"].GetString() : json::dump(doc["error"]);
-      finish(it, failure(ErrorCode::backend_error,
-                                "node " + it->second.node + " of module " + module +
-                                    " failed: " + clipped(std::move(why))));
+      finish(it,
+             failure(ErrorCode::backend_error, "node " + it->second.node + " of module " + module +
+                                                   " failed: " + clipped(std::move(why))));
       return true;
     }
     if (!doc.HasMember("result")) {
-      finish(it, failure(ErrorCode::backend_error,
-                                "node " + it->second.node + " of module " + module +
-                                    " answered without result or error"));
+      finish(it,
+             failure(ErrorCode::backend_error, "node " + it->second.node + " of module " + module +
+                                                   " answered without result or error"));
       return true;
     }
     const std::string result = json::dump(doc["result"]);  // valid JSON by construction
     if (result.size() > config_.max_result_bytes) {
-      finish(it, failure(ErrorCode::backend_error,
-                                "the answer of node " + it->second.node + " is " +
-                                    std::to_string(result.size()) +
-                                    " bytes, over modules.max_result_bytes"));
+      finish(it, failure(ErrorCode::backend_error, "the answer of node " + it->second.node +
+                                                       " is " + std::to_string(result.size()) +
+                                                       " bytes, over modules.max_result_bytes"));
       return true;
     }
     core_.complete_raw(take(it), result);
@@ -535,19 +535,21 @@ class ModuleRpc {
     const auto& backends = core_.config().http_backends;
     auto backend = backends.find(uri.host);
     if (backend == backends.end()) {
-      return Outcome<Document>(failure(
-          ErrorCode::no_route, "\"" + uri.host + "\" is not an HTTP backend of this gateway "
-                                                 "(config http_backends)"));
+      return Outcome<Document>(
+          failure(ErrorCode::no_route, "\"" + uri.host +
+                                           "\" is not an HTTP backend of this gateway "
+                                           "(config http_backends)"));
     }
     if (backend->second.scheme != uri.scheme) {
-      return Outcome<Document>(failure(
-          ErrorCode::no_route, "HTTP backend \"" + uri.host + "\" is reached with " +
-                                   backend->second.scheme + "://" + uri.host + "/..."));
+      return Outcome<Document>(
+          failure(ErrorCode::no_route, "HTTP backend \"" + uri.host + "\" is reached with " +
+                                           backend->second.scheme + "://" + uri.host + "/..."));
     }
     if (!uri.userinfo.empty() || uri.port) {
-      return Outcome<Document>(failure(
-          ErrorCode::invalid_uri, "HTTP proxy URIs take no user, password or port: the backend "
-                                  "name stands for its configured base URL"));
+      return Outcome<Document>(
+          failure(ErrorCode::invalid_uri,
+                  "HTTP proxy URIs take no user, password or port: the backend "
+                  "name stands for its configured base URL"));
     }
     auto built = http::build_call(backend->first, backend->second, uri, payload, call.uid,
                                   config_.max_result_bytes);
@@ -581,8 +583,8 @@ class ModuleRpc {
       case http::Result::Kind::timeout:  // the same words as the loop's own timer
         return finish(it, failure(ErrorCode::timeout, http_timeout_message(backend)));
       case http::Result::Kind::failed:
-        return finish(it, failure(ErrorCode::backend_error,
-                                  "HTTP backend " + backend + ": " + result.error));
+        return finish(
+            it, failure(ErrorCode::backend_error, "HTTP backend " + backend + ": " + result.error));
     }
   }
 

@@ -3,6 +3,7 @@
 // this file turns requests into state changes and state changes into events.
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <climits>
 #include <random>
 
@@ -74,6 +75,10 @@ class RtmService final : public RtmApi {
     }
     if (*added) channel_event(channel, "publisher_joined", uid, &topic);
     return true;
+  }
+
+  std::uint64_t generation() const override {
+    return generation_.load(std::memory_order_acquire);
   }
 
   void device_presence(const std::string& uid, bool online) override {
@@ -171,6 +176,7 @@ class RtmService final : public RtmApi {
     if (!s) return;
     const bool was_online = state_.online(uid);
     const std::string session_id = s->session_id;
+    removing();
     cancel_timers(uid);
     departures(uid, state_.end_session(uid), reason);
     if (tell_user) session_event(uid, "ended", session_id, reason);
@@ -327,6 +333,7 @@ class RtmService final : public RtmApi {
   Outcome<Document> leave(Call& call) {
     auto channel = call.params.name("channel");
     if (!channel) return channel.error();
+    removing();
     auto gone = state_.leave(call.uid, *channel);
     if (!gone) return gone.error();
     departures(call.uid, {*gone}, kLeft);
@@ -362,6 +369,7 @@ class RtmService final : public RtmApi {
   Outcome<Document> leave_topic(Call& call) {
     auto ct = channel_topic(call);
     if (!ct) return ct.error();
+    removing();
     auto removed = state_.leave_topic(call.uid, ct->channel, ct->topic);
     if (!removed) return removed.error();
     if (!*removed) {
@@ -522,7 +530,11 @@ class RtmService final : public RtmApi {
     return true;
   }
 
+  // Bumped before every removal from the state (see RtmApi::generation).
+  void removing() { generation_.fetch_add(1, std::memory_order_acq_rel); }
+
   Core& core_;
+  std::atomic<std::uint64_t> generation_{1};
   State state_;
   std::mt19937_64 rng_;
   std::unordered_map<std::string, SessionTimers> timers_;

@@ -471,6 +471,15 @@ std::optional<std::string> RuleSet::Compiled::decide_presence(std::string_view p
   return std::nullopt;
 }
 
+bool RuleSet::matches_any(std::string_view topic) const {
+  if (!index_) return false;
+  Captures captures;
+  for (const std::uint32_t i : index_->candidates(topic)) {
+    if (rules_[i]->source.match(topic, captures)) return true;
+  }
+  return false;
+}
+
 std::vector<Decision> RuleSet::route(std::string_view topic, std::string_view payload,
                                      std::int64_t now_ms) const {
   std::vector<Decision> decisions;

@@ -16,6 +16,7 @@ struct Message {
   std::string payload;
   int qos = 0;
   bool retained = false;
+  bool deferred = false;  // the bridge's fast path handed it to the loop (see Core::fast_path)
 };
 
 class BrokerLink {

@@ -70,6 +70,13 @@ struct Counters {
   std::uint64_t dropped_inbound = 0;  // queue full before the loop saw them
 };
 
+// What a fast path did with a message on the broker link's own thread.
+enum class FastResult {
+  not_mine,  // not a bridge message: the loop handles it
+  handled,   // relayed (or dropped) already: nothing left to do
+  deferred,  // a bridge message that needs the loop (registration, presence, full queues)
+};
+
 class Core {
  public:
   Core(const Config& config, Outbox& outbox, Clock clock = system_clock());
@@ -109,6 +116,17 @@ class Core {
   void set_poster(std::function<void(std::function<void()>)> poster) { poster_ = std::move(poster); }
 
   void on_message(const Message& message);
+
+  // A handler that runs on the broker link's thread, before a message is queued for the
+  // loop, so that the bridge's hot path skips a thread hop. It must be thread-safe and may
+  // only use the Outbox (thread-safe) and its own synchronised state.
+  void set_fast_path(std::function<FastResult(const Message&)> handler) {
+    fast_path_ = std::move(handler);
+  }
+  FastResult fast_path(const Message& message) {
+    return fast_path_ ? fast_path_(message) : FastResult::not_mine;
+  }
+  Outbox& outbox() { return outbox_; }
   // Hooks run by the loop after each batch of messages (the bridge pumps its queues).
   void add_idle_hook(std::function<void()> hook) { idle_hooks_.push_back(std::move(hook)); }
   void run_idle_hooks();
@@ -137,6 +155,7 @@ class Core {
               std::uint64_t fingerprint, bool cache);
 
   AbsoluteHandler absolute_handler_;
+  std::function<FastResult(const Message&)> fast_path_;
   std::function<void(std::function<void()>)> poster_;
   Config config_;
   Outbox& outbox_;

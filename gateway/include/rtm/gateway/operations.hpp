@@ -1,4 +1,5 @@
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -18,6 +19,9 @@ class RtmApi {
                                        const std::string& topic, std::string* why) = 0;
   // A mapped device's status topic said online/offline.
   virtual void device_presence(const std::string& uid, bool online) = 0;
+  // Grows whenever a user leaves a channel or topic or a session ends, so that a cache of
+  // registered device publishers (kept by the bridge on another thread) knows it is stale.
+  virtual std::uint64_t generation() const = 0;
 };
 
 // Registers the RTM operations (sessions, channels, topics, subscriptions, presence).

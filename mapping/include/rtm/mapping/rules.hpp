@@ -124,6 +124,9 @@ class RuleSet {
   std::vector<std::string> subscriptions() const;
   bool empty() const;
 
+  // True when some rule's source matches `topic` (no decision is made; cheap).
+  bool matches_any(std::string_view topic) const;
+
   // What to do with an incoming message. Empty when no rule matches. A rule that matches
   // but cannot carry the message (invalid JSON for a JSON transform, a capture that is
   // not a legal name, a topic that is not a valid MQTT topic) yields a drop with a
