@@ -1,7 +1,8 @@
 // im-worker: a node of module `im` for rtm-mqtt-gateway's module RPC (docs/modules.md),
 // after the IM example of mqant. A device sends
 //
-//   mosquitto_pub -t 'rtm/req/alice/im://modulus/remove_feeds_member?msg_id=1002' -m '{"feeds_id":"f1"}'
+//   mosquitto_pub -t 'rtm/req/alice/im://modulus/remove_feeds_member?msg_id=1002' -m
+//   '{"feeds_id":"f1"}'
 //
 // the gateway routes it to a live node of `im` on rtm/rpc/im/{node}, this worker answers
 // {"Trace":..,"Error":"","Result":"success"}, and alice reads it on
@@ -9,17 +10,17 @@
 //
 // The worker side of the protocol, in short:
 //   - connect with a Will: retained {"state":"down","session":S} on P/nodes/{module}/{node};
-//   - subscribe to P/rpc/{module}/{node}, then publish retained {"state":"up","session":S};
+//   - subscribe to P/rpc/{module}/{node} (QoS 0), then publish retained {"state":"up","session":S};
 //   - answer each request {"id","uid","method","params","body","reply_to",...} on its
-//     reply_to topic with {"id":..,"result":..} (or {"id":..,"error":".."});
+//     reply_to topic with {"id":..,"result":..} (or {"id":..,"error":".."}), QoS 0;
 //   - push to a user by publishing to P/u/{uid}/push/{module}/{path};
 //   - at a clean stop, publish retained {"state":"down","session":S} before DISCONNECT.
-#include <CLI/CLI.hpp>
 #include <mqtt/async_client.h>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 #include <signal.h>
+#include <CLI/CLI.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -116,7 +117,8 @@ class Worker {
     opts.set_automatic_reconnect(1, 10);
     if (!options_.username.empty()) opts.set_user_name(options_.username);
     if (!options_.password.empty()) opts.set_password(options_.password);
-    opts.set_will(mqtt::will_options(node_topic_, announcement("down", "connection_lost"), 1, true));
+    opts.set_will(
+        mqtt::will_options(node_topic_, announcement("down", "connection_lost"), 1, true));
     client_.connect(opts)->wait_for(std::chrono::seconds(30));
     if (!client_.is_connected()) throw std::runtime_error("cannot connect to " + options_.broker);
   }
@@ -158,6 +160,12 @@ class Worker {
 
   // On every (re)connect: subscriptions first, so that no request routed after the
   // announcement is missed; then the retained announcement.
+  //
+  // Requests are taken at QoS 0 and answered at QoS 0: with QoS 1 Paho sends a PUBACK
+  // just before the answer, and without TCP_NODELAY (Paho C has no option for it) Nagle
+  // holds the answer until the broker ACKs the PUBACK, ~40 ms on Linux. A request lost with
+  // a dropped connection is answered TIMEOUT by the gateway, and the session is clean, so
+  // QoS 1 would not bring it back anyway.
   void on_connected() {
     client_.subscribe(rpc_topic_, 0);
     client_.subscribe(node_topic_, 1);
@@ -181,9 +189,8 @@ class Worker {
   void check_announcement(const std::string& payload) {
     rapidjson::Document d;
     d.Parse(payload.c_str());
-    const std::string state = d.IsObject() && d.HasMember("state") && d["state"].IsString()
-                                  ? d["state"].GetString()
-                                  : "";
+    const std::string state =
+        d.IsObject() && d.HasMember("state") && d["state"].IsString() ? d["state"].GetString() : "";
     const std::string session = d.IsObject() && d.HasMember("session") && d["session"].IsString()
                                     ? d["session"].GetString()
                                     : "";
@@ -226,19 +233,21 @@ class Worker {
     const std::string id = req["id"].GetString();
     const std::string reply_to = req["reply_to"].GetString();
     const std::string method = req["method"].GetString();
-    const std::string uid = req.HasMember("uid") && req["uid"].IsString() ? req["uid"].GetString() : "";
+    const std::string uid =
+        req.HasMember("uid") && req["uid"].IsString() ? req["uid"].GetString() : "";
     // Answers go to the gateway's answer topics only, never anywhere a request names.
     if (reply_to.rfind(options_.prefix + "/rpc-reply/", 0) != 0) {
       log("ignored request " + id + ": reply_to " + reply_to + " is not an answer topic");
       return;
     }
-    if (options_.slow_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(options_.slow_ms));
+    if (options_.slow_ms > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(options_.slow_ms));
 
     rapidjson::Document result(rapidjson::kObjectType);
     auto& a = result.GetAllocator();
-    std::string error;  // mqant's Error: the module's own failure, relayed in the result
+    std::string error;          // mqant's Error: the module's own failure, relayed in the result
     std::string gateway_error;  // {"id","error"}: the gateway answers BACKEND_ERROR
-    rapidjson::Value value;  // mqant's Result
+    rapidjson::Value value;     // mqant's Result
 
     if (method == "remove_feeds_member" || method == "agree_join_feeds") {
       value.SetString("success", a);
@@ -247,10 +256,12 @@ class Worker {
       value.AddMember("node", rapidjson::Value(options_.node.c_str(), a), a);
       value.AddMember("module", rapidjson::Value(options_.module.c_str(), a), a);
       for (const char* key : {"uid", "method", "msg_id"}) {
-        if (req.HasMember(key)) value.AddMember(rapidjson::StringRef(key), rapidjson::Value(req[key], a), a);
+        if (req.HasMember(key))
+          value.AddMember(rapidjson::StringRef(key), rapidjson::Value(req[key], a), a);
       }
       for (const char* key : {"params", "body"}) {
-        if (req.HasMember(key)) value.AddMember(rapidjson::StringRef(key), rapidjson::Value(req[key], a), a);
+        if (req.HasMember(key))
+          value.AddMember(rapidjson::StringRef(key), rapidjson::Value(req[key], a), a);
       }
     } else if (method == "sleep") {
       const std::string ms = param(req, "ms");
@@ -277,7 +288,8 @@ class Worker {
         const auto& body = req["body"];
         message = body.HasMember("message") ? dump(body["message"]) : dump(body);
       }
-      if (to.find_first_of("/+#") != std::string::npos || path.find_first_of("+#") != std::string::npos) {
+      if (to.find_first_of("/+#") != std::string::npos ||
+          path.find_first_of("+#") != std::string::npos) {
         error = "bad push target";
       } else {
         client_.publish(options_.prefix + "/u/" + to + "/push/" + options_.module + "/" + path,
@@ -310,8 +322,9 @@ class Worker {
       w.EndObject();
     }
     w.EndObject();
-    const std::int64_t deadline =
-        req.HasMember("deadline_ms") && req["deadline_ms"].IsInt64() ? req["deadline_ms"].GetInt64() : 0;
+    const std::int64_t deadline = req.HasMember("deadline_ms") && req["deadline_ms"].IsInt64()
+                                      ? req["deadline_ms"].GetInt64()
+                                      : 0;
     if (deadline > 0 && now_ms() > deadline) {
       log("request " + id + " (" + method + ") finished after its deadline; answering anyway");
     }
@@ -336,21 +349,43 @@ int main(int argc, char** argv) {
   Options o;
   CLI::App app{"im-worker: a node of module im for rtm-mqtt-gateway module RPC"};
   app.add_option("--broker", o.broker, "MQTT broker URI")->capture_default_str();
-  app.add_option("--node", o.node, "node id: lower-case letters, digits, '-', '.', '_'")->required();
+  app.add_option("--node", o.node, "node id: lower-case letters, digits, '-', '.', '_'")
+      ->required();
   app.add_option("--module", o.module, "module name (the URI scheme)")->capture_default_str();
-  app.add_option("--prefix", o.prefix, "topic prefix P (topics.prefix of the gateway)")->capture_default_str();
+  app.add_option("--prefix", o.prefix, "topic prefix P (topics.prefix of the gateway)")
+      ->capture_default_str();
   app.add_option("--username", o.username, "broker username (a service user)");
   app.add_option("--password", o.password, "broker password");
-  app.add_option("--slow-ms", o.slow_ms, "delay every answer by this many ms")->capture_default_str();
-  app.add_option("--threads", o.threads, "requests handled at once")->capture_default_str()->check(CLI::Range(1, 256));
-  app.add_option("--keepalive", o.keepalive_s, "MQTT keep-alive, s")->capture_default_str()->check(CLI::Range(1, 3600));
+  app.add_option("--slow-ms", o.slow_ms, "delay every answer by this many ms")
+      ->capture_default_str();
+  app.add_option("--threads", o.threads, "requests handled at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  app.add_option("--keepalive", o.keepalive_s, "MQTT keep-alive, s")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
   CLI11_PARSE(app, argc, argv);
-  for (char c : o.node) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
-    if (!ok || o.node.size() > 64) {
-      std::cerr << "im-worker: --node must be 1-64 lower-case letters, digits, '-', '.' or '_'\n";
-      return 2;
+  // The same rules as the gateway's (docs/modules.md): it ignores announcements that break them.
+  auto lower_word = [](const std::string& text, const char* extra) {
+    if (text.empty() || text.size() > 64) return false;
+    for (char c : text) {
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                      std::string(extra).find(c) != std::string::npos;
+      if (!ok) return false;
     }
+    return true;
+  };
+  if (!lower_word(o.node, "-._") || o.node == "modulus" || o.node == "random" ||
+      o.node == "cache") {
+    std::cerr << "im-worker: --node must be 1-64 lower-case letters, digits, '-', '.' or '_', "
+                 "and not modulus, random or cache\n";
+    return 2;
+  }
+  if (!lower_word(o.module, "-.") || !(o.module[0] >= 'a' && o.module[0] <= 'z') ||
+      o.module == "http" || o.module == "https") {
+    std::cerr << "im-worker: --module must be a lower-case letter, then lower-case letters, "
+                 "digits, '-' or '.' (not http or https)\n";
+    return 2;
   }
 
   // Signals are taken by sigwait below, so block them before any thread starts.

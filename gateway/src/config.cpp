@@ -475,6 +475,13 @@ Config parse(const YAML::Node& root) {
       s.integer("connect_timeout_s", cfg.broker.connect_timeout_s, 1, 600);
       s.integer("reconnect_min_ms", cfg.broker.reconnect_min_ms, 10, 600000);
       s.integer("reconnect_max_ms", cfg.broker.reconnect_max_ms, 10, 600000);
+      s.string("client", cfg.broker.client, [](const std::string& v) -> std::string {
+        if (v == "native" || v == "paho" || v.empty()) return {};
+        return "expected native or paho, got \"" + v + "\"";
+      });
+      if (cfg.broker.client == "native" && cfg.broker.uri.rfind("ssl", 0) == 0) {
+        s.problem("broker.client", "native speaks tcp:// only; use paho for " + cfg.broker.uri);
+      }
       if (cfg.broker.reconnect_max_ms < cfg.broker.reconnect_min_ms) {
         s.problem("broker.reconnect_max_ms", "must not be below broker.reconnect_min_ms");
       }

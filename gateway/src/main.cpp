@@ -27,7 +27,7 @@ int run_gateway(const Config& config) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
-  Gateway gateway(config, make_paho_link(config.broker));
+  Gateway gateway(config, make_broker_link(config.broker));
   std::thread signal_thread([&] {
     int sig = 0;
     sigwait(&signals, &sig);

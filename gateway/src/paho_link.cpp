@@ -216,4 +216,10 @@ std::unique_ptr<BrokerLink> make_paho_link(const BrokerConfig& config) {
   return std::make_unique<PahoLink>(config);
 }
 
+std::unique_ptr<BrokerLink> make_broker_link(const BrokerConfig& config) {
+  const bool tls = config.uri.rfind("ssl://", 0) == 0 || config.uri.rfind("mqtts://", 0) == 0;
+  if (config.client == "paho" || (config.client.empty() && tls)) return make_paho_link(config);
+  return make_native_link(config);
+}
+
 }  // namespace rtm::gateway

@@ -520,7 +520,8 @@ class RtmService final : public RtmApi {
       state_.forget_presence(uid);
       if (!m.retained && state_.session(uid)) {
         spdlog::info("{} went offline (connection {}): ending its session", uid, connection);
-        end_session(uid, kConnectionLost, true);
+        end_session(uid, kConnectionLost, true);  // tells watchers itself
+        return true;
       }
     } else {
       spdlog::debug("presence of {}: unknown state \"{}\"", uid, state);

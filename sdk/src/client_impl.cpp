@@ -76,6 +76,13 @@ std::vector<ParsedUser> parse_users(const rapidjson::Value& result) {
   return out;
 }
 
+// Every live client of this process, for the Paho connect work-around (wait_connected).
+std::mutex g_clients_mutex;
+std::set<ClientImpl*>& live_clients() {
+  static std::set<ClientImpl*> clients;
+  return clients;
+}
+
 }  // namespace
 
 std::optional<std::string> name_error(std::string_view what, std::string_view name) {
@@ -139,8 +146,11 @@ ClientImpl::ClientImpl(ClientConfig config)
   }
   token_ = config_.token;
   msg_id_prefix_ = random_hex(8) + "-";
+  // "{uid}/{random}": brokers with the rtm auth plugin accept a token user's client id only
+  // as its uid or "{uid}/..." (docs/security.md), and a random part keeps two clients of one
+  // uid from taking over each other's connection.
   const std::string client_id =
-      config_.client_id.empty() ? "rtm-" + config_.uid + "-" + random_hex(8) : config_.client_id;
+      config_.client_id.empty() ? config_.uid + "/" + random_hex(12) : config_.client_id;
   mqtt::create_options create(MQTTVERSION_3_1_1);
   create.set_send_while_disconnected(false);
   // Applies while connected too: the default (100) makes publish() throw under load.
@@ -164,6 +174,10 @@ ClientImpl::ClientImpl(ClientConfig config)
     if (!paho_closed_.load()) on_connection_lost(cause);
     active_callbacks_.fetch_sub(1);
   });
+  {
+    std::lock_guard<std::mutex> lock(g_clients_mutex);
+    live_clients().insert(this);
+  }
   timer_ = std::thread([this] { timer_loop(); });
   connector_ = std::thread([this] { connector_loop(); });
 }
@@ -177,6 +191,10 @@ void ClientImpl::shutdown() {
     closing_ = true;
     want_online_ = false;
     if (logged_in_) publish_offline_ = true;  // the gateway ends the session, tells the channels
+  }
+  {
+    std::lock_guard<std::mutex> lock(g_clients_mutex);
+    live_clients().erase(this);
   }
   connector_cv_.notify_all();
   // A restore in progress waits on requests: end them now.
@@ -528,8 +546,7 @@ bool ClientImpl::try_connect(std::string* error) {
   options.set_will(
       mqtt::will_options(presence_topic(), presence_payload(false, connection), 1, true));
   try {
-    auto tok = client_->connect(options);
-    if (!tok->wait_for(config_.connect_timeout + 1s)) throw std::runtime_error("timed out");
+    wait_connected(client_->connect(options));
     // Everything addressed to this user, and the channels and publishers of the session,
     // before anything is asked of the gateway.
     auto sub = client_->subscribe(mqtt::string_collection::create(filters),
@@ -549,6 +566,39 @@ bool ClientImpl::try_connect(std::string* error) {
       if (client_->is_connected()) client_->disconnect(0)->wait_for(1s);
     } catch (const std::exception&) {
     }
+    return false;
+  }
+}
+
+// Paho C 1.3.12 shares one receive thread among the clients of a process; it waits in
+// select() for up to 1 s on the sockets it knew when it started waiting, so a second
+// client's new socket is only looked at a second or two later (paho.mqtt.c #1039, #1430):
+// every client after the first took ~2.1 s to connect. Any packet arriving on a socket
+// already in that select() wakes the thread, so while this client connects, another live
+// client of the process asks its broker for an UNSUBACK (an UNSUBSCRIBE of a filter it
+// never subscribed: no state changes, no ACL check). Measured: 2.1 s -> ~10 ms.
+void ClientImpl::wait_connected(const mqtt::token_ptr& token) {
+  const auto deadline = Clock::now() + config_.connect_timeout + 1s;
+  if (token->wait_for(2ms)) return;
+  while (Clock::now() < deadline) {
+    {
+      std::lock_guard<std::mutex> lock(g_clients_mutex);
+      for (auto* other : live_clients()) {
+        if (other != this && other->wake_paho()) break;
+      }
+    }
+    if (token->wait_for(3ms)) return;
+  }
+  throw std::runtime_error("timed out");
+}
+
+// Called with g_clients_mutex held (so this client is not being destroyed).
+bool ClientImpl::wake_paho() {
+  try {
+    if (!client_->is_connected()) return false;
+    client_->unsubscribe(base_ + user_base_ + "paho-wake");
+    return true;
+  } catch (const std::exception&) {
     return false;
   }
 }
@@ -585,9 +635,10 @@ void ClientImpl::on_connection_lost(const std::string& cause) {
 
 ClientImpl::RestoreOutcome ClientImpl::restore() {
   using json::Object;
-  const auto attempt = std::min(config_.request_timeout, std::chrono::milliseconds(1000));
-  // 1. Is the session still there? Short attempts: the gateway may itself still be
-  //    reconnecting to the broker, and requests sent before it subscribes are lost.
+  // 1. Is the session still there? Short attempts first: the gateway may itself still be
+  //    reconnecting to the broker, and requests sent before it subscribes are lost. They
+  //    grow up to request_timeout, so that a slow gateway is waited for.
+  auto attempt = std::min(config_.request_timeout, std::chrono::milliseconds(250));
   Reply probe;
   for (;;) {
     {
@@ -597,6 +648,7 @@ ClientImpl::RestoreOutcome ClientImpl::restore() {
     probe = call_sync("where_now", Object().str("uid", config_.uid).text(), "where_now (restore)",
                       attempt);
     if (!probe.status.is(ErrorCode::timeout)) break;
+    attempt = std::min(config_.request_timeout, attempt * 2);
   }
   if (probe.status.is(ErrorCode::unavailable)) return RestoreOutcome::retry;
   bool relogin = false;

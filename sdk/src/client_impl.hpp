@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -129,6 +130,8 @@ class ClientImpl {
   // connection
   void connector_loop();
   bool try_connect(std::string* error);
+  void wait_connected(const mqtt::token_ptr& token);
+  bool wake_paho();
   void do_disconnect(bool publish_offline, const std::string& connection_id);
   enum class RestoreOutcome { done, retry, failed };
   RestoreOutcome restore();

@@ -77,7 +77,7 @@ std::optional<rapidjson::Document> wait_channel_event(Client& c, const std::stri
 
 }  // namespace
 
-TEST_CASE("coplay: every controller frame reaches the host in order, intact; state goes back out") {
+TEST_CASE("coplay: every controller frame reaches the host in order, intact, state goes back out") {
   Setup s(coplay_mapping());
   RtmUser host(s, "host-a");
   host.ok("login", "", "{\"token\":\"" + token_for("host-a") + "\"}");
@@ -169,7 +169,7 @@ TEST_CASE("coplay: a controller's status topic is its presence") {
   CHECK(host.ok("who_now", "channel=room-7")["result"]["members"].Size() == 1);
 }
 
-TEST_CASE("bridge: a message a rule cannot carry is dropped and counted; the rest flow on") {
+TEST_CASE("bridge: a message a rule cannot carry is dropped and counted, the rest flow on") {
   Setup s(coplay_mapping());
   RtmUser host(s, "host-a");
   host.ok("login", "", "{\"token\":\"" + token_for("host-a") + "\"}");

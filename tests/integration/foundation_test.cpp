@@ -96,7 +96,7 @@ TEST_CASE("every malformed request gets its error on the mirrored topic") {
   CHECK(request(c, "alice", "ping?msg_id=after")["code"].GetInt() == 0);
 }
 
-TEST_CASE("a repeated msg_id is answered from the first answer; reuse for another request is refused") {
+TEST_CASE("a repeated msg_id is answered from the first answer, reuse for another request is refused") {
   Setup s;
   Client c(s.broker.uri(), "dedup-client");
   c.connect();

@@ -31,7 +31,9 @@ rapidjson::Document parse(const std::string& text) {
   return d;
 }
 
-std::string str(const rapidjson::Value& v) { return v.IsString() ? v.GetString() : ""; }
+std::string str(const rapidjson::Value& v) {
+  return v.IsString() ? v.GetString() : "";
+}
 
 std::string error_of(const rapidjson::Document& d) {
   return d.IsObject() && d.HasMember("error") ? str(d["error"]) : "OK";
@@ -61,8 +63,8 @@ struct Rig {
   }
 
   void start_worker(const std::string& node, std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv{RTM_IM_WORKER, "--broker", broker.uri(), "--node", node,
-                                  "--threads", "8"};
+    std::vector<std::string> argv{RTM_IM_WORKER, "--broker",  broker.uri(), "--node",
+                                  node,          "--threads", "8"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     workers[node] = std::make_unique<Process>(argv, logs.path() / (node + ".log"));
   }
@@ -147,11 +149,7 @@ std::string uid_on(const std::string& node, const std::string& base = "user") {
 // module RPC over MQTT
 
 TEST_CASE("module rpc: modulus keeps each uid on one node and spreads uids over both") {
-  auto t0 = Clock::now();
   TwoNodes rig;
-  MESSAGE("setup " << ms_since(t0));
-  for (int i = 0; i < 5; ++i) { auto t1 = Clock::now(); rig.call("a", "ping"); MESSAGE("ping " << ms_since(t1)); }
-  for (int i = 0; i < 5; ++i) { auto t1 = Clock::now(); rig.call("a", "im://im-1/whoami"); MESSAGE("rpc " << ms_since(t1)); }
   std::set<std::string> used;
   for (int i = 0; i < 12; ++i) {
     const std::string uid = "player-" + std::to_string(i);
@@ -159,7 +157,6 @@ TEST_CASE("module rpc: modulus keeps each uid on one node and spreads uids over 
     CHECK(first == *rtm::gateway::modules::modulus_pick(kNodes, uid));
     for (int k = 0; k < 2; ++k) CHECK(rig.served_by(uid, "im://modulus/whoami") == first);
     used.insert(first);
-    MESSAGE("uid " << i << " " << ms_since(t0));
   }
   CHECK(used == std::set<std::string>(kNodes.begin(), kNodes.end()));
 }
@@ -172,7 +169,8 @@ TEST_CASE("module rpc: literal node ids, random and cache") {
   CHECK(error_of(rig.call("alice", "chat://modulus/whoami")) == "NO_ROUTE");
 
   std::set<std::string> seen;
-  for (int i = 0; i < 24 && seen.size() < 2; ++i) seen.insert(rig.served_by("alice", "im://random/whoami"));
+  for (int i = 0; i < 24 && seen.size() < 2; ++i)
+    seen.insert(rig.served_by("alice", "im://random/whoami"));
   CHECK(seen.size() == 2);  // each round misses a node with probability 1/2: 2^-23 for all
 
   // cache: the node that last served this uid, even against modulus.
@@ -196,8 +194,8 @@ TEST_CASE("module rpc: the worker gets the trusted uid, params without msg_id an
     CHECK_FALSE(str(r["Trace"]).empty());
   }
   // The answer topic mirrors the request URI, msg_id included.
-  const std::string full = rig.send("alice", "im://modulus/whoami?room=r%2042",
-                                    R"({"uid":"mallory","n":7})");
+  const std::string full =
+      rig.send("alice", "im://modulus/whoami?room=r%2042", R"({"uid":"mallory","n":7})");
   auto d = rig.answer("alice", full);
   REQUIRE(d.IsObject());
   CHECK(str(d["msg_id"]) == full.substr(full.find("msg_id=") + 7));
@@ -218,7 +216,9 @@ TEST_CASE("module rpc: the worker gets the trusted uid, params without msg_id an
   CHECK(error_of(rig.call("alice", "im://modulus/whoami", "[1,2]")) == "BAD_JSON");
 }
 
-TEST_CASE("module rpc: a node killed with SIGKILL fails its request at once, then the other serves, then NO_ROUTE") {
+TEST_CASE(
+    "module rpc: a node killed with SIGKILL fails its request at once, then the other serves, then "
+    "NO_ROUTE") {
   TwoNodes rig("modules:\n  timeout_ms: 20000\n");
   const std::string full = rig.send("alice", "im://im-1/sleep?ms=15000");
   // The worker has the request once whoami of the same node is answered after it (FIFO
@@ -249,7 +249,9 @@ TEST_CASE("module rpc: a node killed with SIGKILL fails its request at once, the
   CHECK(rig.served_by("alice", "im://modulus/whoami") == "im-1");
 }
 
-TEST_CASE("module rpc: no answer within modules.timeout_ms is TIMEOUT; pending requests are bounded") {
+TEST_CASE(
+    "module rpc: no answer within modules.timeout_ms is TIMEOUT, and pending requests are "
+    "bounded") {
   TwoNodes rig("modules:\n  timeout_ms: 800\n  max_pending_per_user: 2\n");
   const auto start = Clock::now();
   auto d = rig.call("alice", "im://im-1/sleep?ms=4000");
@@ -406,16 +408,22 @@ std::string backends_yaml(int port) {
   const std::string base = "http://127.0.0.1:" + std::to_string(port) + "/api";
   return "http_backends:\n"
          "  local:\n"
-         "    base_url: " + base + "\n"
+         "    base_url: " +
+         base +
+         "\n"
          "    timeout_ms: 5000\n"
          "    headers:\n"
          "      X-Api-Key: test-key\n"
          "    pass_headers: [Content-Type, X-Trace]\n"
          "  slow:\n"
-         "    base_url: " + base + "\n"
+         "    base_url: " +
+         base +
+         "\n"
          "    timeout_ms: 600\n"
          "  patient:\n"
-         "    base_url: " + base + "\n"
+         "    base_url: " +
+         base +
+         "\n"
          "    timeout_ms: 15000\n";
 }
 
@@ -426,7 +434,8 @@ struct HttpRig {
 
 }  // namespace
 
-TEST_CASE("http proxy: a call reaches the allow-listed backend with the uid header and without msg_id") {
+TEST_CASE(
+    "http proxy: a call reaches the allow-listed backend with the uid header and without msg_id") {
   HttpRig h;
   const std::string full = h.rig.send(
       "alice", "http://local/echo?a=1&b=x%20y",
@@ -474,7 +483,7 @@ TEST_CASE("http proxy: 4xx and 5xx are relayed as StatusCode") {
   CHECK(missing["result"]["StatusCode"].GetInt() == 404);
 }
 
-TEST_CASE("http proxy: a hanging backend gives TIMEOUT; hosts not allow-listed get NO_ROUTE") {
+TEST_CASE("http proxy: a hanging backend gives TIMEOUT, and hosts not allow-listed get NO_ROUTE") {
   HttpRig h;
   const auto start = Clock::now();
   auto d = h.rig.call("alice", "http://slow/hang");
@@ -497,7 +506,8 @@ TEST_CASE("http proxy: a hanging backend gives TIMEOUT; hosts not allow-listed g
 TEST_CASE("http proxy: eight hanging calls never stall the loop: a ping is answered at once") {
   HttpRig h;
   std::vector<std::string> hanging;
-  for (int i = 0; i < 8; ++i) hanging.push_back(h.rig.send("user" + std::to_string(i), "http://patient/hang"));
+  for (int i = 0; i < 8; ++i)
+    hanging.push_back(h.rig.send("user" + std::to_string(i), "http://patient/hang"));
   // All four HTTP threads (modules.http_threads) are blocked in calls.
   REQUIRE_MESSAGE(h.backend.wait_hanging(4, 10000ms), h.rig.gateway->log());
   for (int round = 0; round < 3; ++round) {
@@ -514,4 +524,96 @@ TEST_CASE("http proxy: eight hanging calls never stall the loop: a ping is answe
     CHECK(d["code"].GetInt() == 0);
     CHECK(str(d["result"]["Body"]) == "late");
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// broker ACL for workers
+
+namespace {
+
+// The ACL block for `im-worker` exactly as docs/modules.md gives it.
+std::string documented_worker_acl() {
+  const std::string doc = read_file(std::string(RTM_SOURCE_DIR) + "/docs/modules.md");
+  const auto start = doc.find("```\nuser im-worker\n");
+  REQUIRE(start != std::string::npos);
+  const auto end = doc.find("```", start + 3);
+  REQUIRE(end != std::string::npos);
+  return doc.substr(start + 4, end - start - 4);
+}
+
+Client::Options as_user(const std::string& name) {
+  Client::Options o;
+  o.username = name;
+  o.password = name + "-password";
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "module rpc: the worker ACL of docs/modules.md is enough, and keeps a worker to its module") {
+  TempDir dir;
+  const std::string passwd = (dir.path() / "passwd").string();
+  for (const char* user : {"rtm-gateway", "im-worker", "alice", "bob"}) {
+    std::vector<std::string> argv{"mosquitto_passwd", "-b", passwd, user,
+                                  std::string(user) + "-password"};
+    if (std::string(user) == "rtm-gateway") argv.insert(argv.begin() + 2, "-c");
+    auto made = run_command(argv);
+    REQUIRE_MESSAGE(made.exit_code == 0, made.output);
+  }
+  const std::string acl = (dir.path() / "acl").string();
+  write_file(acl, read_file(std::string(RTM_SOURCE_DIR) + "/docker/mosquitto/acl") + "\n" +
+                      documented_worker_acl());
+  Mosquitto broker("password_file " + passwd + "\nacl_file " + acl + "\n", false);
+  GatewayOptions options;
+  options.password = "rtm-gateway-password";
+  options.extra_yaml = "modules:\n  timeout_ms: 300\n";
+  GatewayProcess gateway(broker.uri(), options);
+
+  Client alice(broker.uri(), unique_id("alice"), as_user("alice"));
+  alice.connect();
+  alice.subscribe("rtm/u/alice/#");
+  Client bob(broker.uri(), unique_id("bob"), as_user("bob"));
+  bob.connect();
+  bob.subscribe("rtm/u/bob/#");
+  int next = 0;
+  auto call = [&](const std::string& uri, const std::string& body = "",
+                  std::chrono::milliseconds timeout = 10000ms) {
+    return request(alice, "alice", uri + "msg_id=a" + std::to_string(++next), body, "rtm", timeout);
+  };
+  auto wait_for_code = [&](const std::string& uri, const std::string& wanted) {
+    const auto deadline = Clock::now() + 20s;
+    while (Clock::now() < deadline) {
+      if (error_of(call(uri, "", 1000ms)) == wanted) return true;
+    }
+    return false;
+  };
+
+  const std::vector<std::string> worker{RTM_IM_WORKER, "--broker",   broker.uri(),
+                                        "--node",      "im-1",       "--username",
+                                        "im-worker",   "--password", "im-worker-password"};
+  Process im(worker, dir.path() / "im-1.log");
+  REQUIRE_MESSAGE(wait_for_code("im://im-1/whoami?", "OK"), gateway.log() << "\n" << im.log());
+
+  // Requests, answers and server push under the worker's rights.
+  auto pushed = call("im://modulus/push?to=bob&topic=news&", R"({"message":{"text":"hi bob"}})");
+  CHECK(pushed["code"].GetInt() == 0);
+  auto got = bob.wait_for("rtm/u/bob/push/im/news");
+  REQUIRE(got);
+  CHECK(str(parse(got->payload)["text"]) == "hi bob");
+
+  // The same user cannot announce a node of another module. On one connection it announces
+  // chat/c-1, then im/marker-1: once the gateway knows the marker, it would have seen c-1
+  // before it (per-connection order), so NO_ROUTE for c-1 means the broker dropped it.
+  Client as_worker(broker.uri(), unique_id("as-worker"), as_user("im-worker"));
+  as_worker.connect();
+  as_worker.publish("rtm/nodes/chat/c-1", R"({"state":"up","session":"x"})", 1, true);
+  as_worker.publish("rtm/nodes/im/marker-1", R"({"state":"up","session":"x"})", 1, true);
+  CHECK(wait_for_code("im://marker-1/whoami?", "TIMEOUT"));  // routed: nobody answers
+  CHECK(error_of(call("chat://c-1/whoami?")) == "NO_ROUTE");
+  as_worker.publish("rtm/nodes/im/marker-1", R"({"state":"down","session":"x"})", 1, true);
+
+  // The Will is allowed: a killed worker leaves the node set.
+  im.kill_hard();
+  CHECK(wait_for_code("im://im-1/whoami?", "NO_ROUTE"));
 }

@@ -314,7 +314,7 @@ TEST_CASE("renew_token keeps the session past the first token's expiry") {
   }
 }
 
-TEST_CASE("presence: a client killed without DISCONNECT goes offline; watchers and channels hear it") {
+TEST_CASE("presence: a client killed without DISCONNECT goes offline, watchers and channels hear it") {
   Setup s;
   User alice(s, "alice");
   alice.login();

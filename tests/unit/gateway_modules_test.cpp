@@ -80,7 +80,8 @@ TEST_CASE("modules config: defaults without the sections") {
 }
 
 TEST_CASE("modules config: the shipped config.yaml has the documented defaults") {
-  const Config shipped = rtm::gateway::load_config_file(std::string(RTM_SOURCE_DIR) + "/config.yaml");
+  const Config shipped =
+      rtm::gateway::load_config_file(std::string(RTM_SOURCE_DIR) + "/config.yaml");
   const Config defaults = load_config_text(kAuth);
   CHECK(shipped.modules.timeout_ms == defaults.modules.timeout_ms);
   CHECK(shipped.modules.max_pending == defaults.modules.max_pending);
@@ -157,13 +158,16 @@ TEST_CASE("modules config: each bad value gives its exact problem line") {
       {"ftp base url", kAuth + "http_backends:\n  billing:\n    base_url: ftp://x\n",
        "http_backends.billing.base_url: expected http(s)://host[:port][/path], got \"ftp://x\""},
       {"query in base url", kAuth + "http_backends:\n  billing:\n    base_url: http://x/a?b=1\n",
-       "http_backends.billing.base_url: expected http(s)://host[:port][/path], got \"http://x/a?b=1\""},
+       "http_backends.billing.base_url: expected http(s)://host[:port][/path], got "
+       "\"http://x/a?b=1\""},
       {"port 0", kAuth + "http_backends:\n  billing:\n    base_url: http://x:0\n",
        "http_backends.billing.base_url: expected http(s)://host[:port][/path], got \"http://x:0\""},
       {"port 70000", kAuth + "http_backends:\n  billing:\n    base_url: http://x:70000/\n",
-       "http_backends.billing.base_url: expected http(s)://host[:port][/path], got \"http://x:70000/\""},
+       "http_backends.billing.base_url: expected http(s)://host[:port][/path], got "
+       "\"http://x:70000/\""},
       {"user in base url", kAuth + "http_backends:\n  billing:\n    base_url: http://u:p@x/\n",
-       "http_backends.billing.base_url: expected http(s)://host[:port][/path], got \"http://u:p@x/\""},
+       "http_backends.billing.base_url: expected http(s)://host[:port][/path], got "
+       "\"http://u:p@x/\""},
       {"missing base url", kAuth + "http_backends:\n  billing:\n    timeout_ms: 5\n",
        "http_backends.billing.base_url: is required"},
       {"upper-case name", kAuth + "http_backends:\n  Billing:\n    base_url: http://h:1\n",
@@ -193,7 +197,8 @@ TEST_CASE("modules config: each bad value gives its exact problem line") {
       {"ca_file for http", b + "    ca_file: /etc/hosts\n",
        "http_backends.billing.ca_file: is only for https:// backends"},
       {"unreadable ca_file",
-       kAuth + "http_backends:\n  billing:\n    base_url: https://h\n    ca_file: /nonexistent/ca.pem\n",
+       kAuth + "http_backends:\n  billing:\n    base_url: https://h\n    ca_file: "
+               "/nonexistent/ca.pem\n",
        "http_backends.billing.ca_file: cannot be read: \"/nonexistent/ca.pem\""},
       {"http_threads 0", kAuth + "modules:\n  http_threads: 0\n",
        "modules.http_threads: must be between 1 and 64, got 0"},
@@ -230,7 +235,8 @@ TEST_CASE("modules: module names and node ids") {
     CAPTURE(bad);
     CHECK(modules::module_name_error(bad));
   }
-  CHECK(*modules::module_name_error("http") == "module name \"http\" is reserved for the HTTP proxy");
+  CHECK(*modules::module_name_error("http") ==
+        "module name \"http\" is reserved for the HTTP proxy");
   for (const char* ok : {"im-1", "node_2", "10.0.0.1", "a"}) {
     CAPTURE(ok);
     CHECK_FALSE(modules::node_id_error(ok));
@@ -342,7 +348,7 @@ TEST_CASE("routing: a literal node id, and NO_ROUTE") {
 TEST_CASE("routing: sessions tell a restart and an old Will from a live node") {
   Directory d(10);
   CHECK_FALSE(d.up("im", "n1", "s1"));
-  CHECK_FALSE(d.up("im", "n1", "s1"));  // repeated announcement
+  CHECK_FALSE(d.up("im", "n1", "s1"));                                // repeated announcement
   CHECK(d.up("im", "n1", "s2") == std::optional<std::string>("s1"));  // restarted
   CHECK_FALSE(d.down("im", "n1", "s1"));  // the old incarnation's Will: ignored
   CHECK(*d.session("im", "n1") == "s2");
@@ -490,7 +496,7 @@ TEST_CASE("module rpc: the envelope a worker receives, and the relayed answer") 
   CHECK(again[0].topic == "rtm/u/alice/res/" + uri);
 }
 
-TEST_CASE("module rpc: an empty body is {}, a bad one BAD_JSON; URI checks") {
+TEST_CASE("module rpc: an empty body is {}, a bad one BAD_JSON, and URI checks") {
   Rig r;
   r.node("im", "n1", "up");
   auto env = r.routed("alice", "im://n1/x?msg_id=1");
@@ -753,7 +759,7 @@ TEST_CASE("http proxy: target, method and body of a call") {
   CHECK(values(*c, "Content-Type") == std::vector<std::string>{"application/json"});
 }
 
-TEST_CASE("http proxy: headers pass only when allowed; the uid header is the gateway's") {
+TEST_CASE("http proxy: headers pass only when allowed, and the uid header is the gateway's") {
   auto c = build("http://billing/x?msg_id=1", R"({"Header":{
       "Content-Type":"text/plain", "X-Trace":["t1","t2"], "Cookie":"secret",
       "X-RTM-Uid":"admin", "x-api-key":"forged"}})");
@@ -802,8 +808,11 @@ TEST_CASE("http proxy: the mqant-style answer") {
   http::Result r;
   r.kind = http::Result::Kind::completed;
   r.status = 404;
-  r.headers = {{"Content-Type", "text/plain"}, {"Set-Cookie", "a=1"}, {"set-cookie", "b=2"},
-               {"Connection", "keep-alive"}, {"Transfer-Encoding", "chunked"}};
+  r.headers = {{"Content-Type", "text/plain"},
+               {"Set-Cookie", "a=1"},
+               {"set-cookie", "b=2"},
+               {"Connection", "keep-alive"},
+               {"Transfer-Encoding", "chunked"}};
   r.body = "not found";
   auto d = parse(http::answer_json(r));
   CHECK(d["StatusCode"].GetInt() == 404);

@@ -266,7 +266,7 @@ TEST_CASE("state: Interner refcounts follow a random sequence (model)") {
 
 // ================================================================= sessions
 
-TEST_CASE("state: start, renew and end a session; online follows the session") {
+TEST_CASE("state: start, renew and end a session, online follows the session") {
   State s{LimitsConfig{}};
   CHECK(s.session("amy") == nullptr);
   CHECK_FALSE(s.online("amy"));
@@ -942,7 +942,7 @@ TEST_CASE("state: subscription_count stays exact through every operation") {
 
 // ================================================================= watches
 
-TEST_CASE("state: watch needs a session; unwatch without one answers per-user errors") {
+TEST_CASE("state: watch needs a session, unwatch without one answers per-user errors") {
   State s{LimitsConfig{}};
   CHECK(results(s.watch("amy", {"bob"})) == "failed:NOT_LOGGED_IN");
   s.set_presence("amy", true, "conn-1");  // connected, but no session

@@ -22,6 +22,9 @@ struct BrokerConfig {
   int connect_timeout_s = 5;
   int reconnect_min_ms = 100;
   int reconnect_max_ms = 5000;
+  // native: the gateway's own lean MQTT client (tcp:// only); paho: Eclipse Paho (also
+  // ssl://). Default: native for tcp://, paho for ssl://.
+  std::string client;
 };
 
 struct TopicsConfig {

@@ -264,7 +264,7 @@ struct ClientConfig {
   std::string uid;
   std::string token;  // login token (JWT); also the MQTT password (brokers with the auth plugin)
   std::string prefix = "rtm";
-  std::string client_id;  // MQTT client id; default "rtm-{uid}-{random}"
+  std::string client_id;  // MQTT client id; default "{uid}/{random}" (what the auth plugin allows)
   std::chrono::milliseconds request_timeout{10000};
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::seconds keepalive{30};

@@ -1,0 +1,441 @@
+#!/usr/bin/env python3
+"""Turns the raw outputs of scripts/bench.sh into bench/results/: results.md (targets of issue 7
+with pass/miss, every benchmark next to its baseline), results.csv (every number, flat),
+latency_percentiles.csv and latency.png (gnuplot). With --readme, also replaces the part of
+README.md between the bench markers with the targets table and the plot."""
+import argparse
+import csv
+import datetime
+import glob
+import json
+import os
+import platform
+import subprocess
+import sys
+
+README_BEGIN = "<!-- bench:begin (scripts/bench.sh writes this part) -->"
+README_END = "<!-- bench:end -->"
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def fmt(v, digits=2):
+    if v is None:
+        return "–"
+    if isinstance(v, str):
+        return v
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.{digits}f}"
+
+
+def verdict(ok):
+    if ok is None:
+        return "n/a"
+    return "**pass**" if ok else "**miss**"
+
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def meta(raw):
+    m = {}
+    try:
+        with open(os.path.join(raw, "meta.txt")) as f:
+            for line in f:
+                k, _, v = line.strip().partition("=")
+                m[k] = v
+    except OSError:
+        pass
+    return m
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def pkg_version(name):
+    return sh(["dpkg-query", "-W", "-f=${Version}", name]) or "?"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--raw", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--readme")
+    args = ap.parse_args()
+    raw, out = args.raw, args.out
+    os.makedirs(out, exist_ok=True)
+    m = meta(raw)
+    quick = m.get("quick") == "1"
+
+    rows = []  # results.csv: benchmark, config, metric, value
+    md = []
+    targets = []  # (target, measured, baseline, verdict)
+
+    # ------------------------------------------------------------ latency
+    lat = {}
+    for p in glob.glob(os.path.join(raw, "latency-*.json")):
+        d = load(p)
+        if d:
+            lat[(d["path"], int(d["pairs"]))] = d
+            for k, v in d.items():
+                if isinstance(v, (int, float)):
+                    rows.append(("latency", f"{d['path']} {int(d['pairs'])} pairs", k, v))
+
+    def L(path, pairs, key):
+        d = lat.get((path, pairs))
+        return None if d is None else d.get(key)
+
+    a50, a99 = L("direct", 100, "latency.p50_ms"), L("direct", 100, "latency.p99_ms")
+    c50, c99 = L("bridge", 100, "latency.p50_ms"), L("bridge", 100, "latency.p99_ms")
+    b50, b99 = L("sdk", 100, "latency.p50_ms"), L("sdk", 100, "latency.p99_ms")
+    if a50 is not None and b50 is not None:
+        ok = abs(b50 - a50) <= max(0.05, 0.1 * a50) and abs(b99 - a99) <= max(0.5, 0.25 * a99)
+        targets.append(("(b) SDK path equal to (a) direct within noise, 100 pairs "
+                        "(p50 within max(0.05 ms, 10%), p99 within max(0.5 ms, 25%))",
+                        f"p50 {fmt(b50, 3)} / p99 {fmt(b99, 3)} ms", f"(a) p50 {fmt(a50, 3)} / p99 {fmt(a99, 3)} ms",
+                        verdict(ok)))
+    elif lat:
+        targets.append(("(b) SDK path equal to (a) direct within noise, 100 pairs", "not run (no SDK in this build)", "", "n/a"))
+    if a50 is not None and c50 is not None:
+        targets.append(("(c) bridge adds ≤ 0.3 ms p50 over (a), 100 pairs", f"+{fmt(c50 - a50, 3)} ms (p50 {fmt(c50, 3)})",
+                        f"(a) p50 {fmt(a50, 3)} ms", verdict(c50 - a50 <= 0.3)))
+        targets.append(("(c) bridge adds ≤ 1 ms p99 over (a), 100 pairs", f"+{fmt(c99 - a99, 3)} ms (p99 {fmt(c99, 3)})",
+                        f"(a) p99 {fmt(a99, 3)} ms", verdict(c99 - a99 <= 1.0)))
+    lost_total = sum(int(d.get("lost", 0)) + int(d.get("reordered", 0)) for d in lat.values())
+    if lat:
+        targets.append(("coplay frames: none lost or reordered (every path and size)",
+                        f"{lost_total} lost + reordered", "", verdict(lost_total == 0)))
+
+    # ------------------------------------------------------------ throughput
+    tp = {}
+    for p in glob.glob(os.path.join(raw, "throughput-*.json")):
+        d = load(p)
+        if d:
+            tp[(d["path"], int(d["qos"]), int(d["size"]))] = d
+            for k, v in d.items():
+                if isinstance(v, (int, float)):
+                    rows.append(("throughput", f"{d['path']} QoS {int(d['qos'])} {int(d['size'])} B", k, v))
+    for qos in (0, 1):
+        for size in (64, 1024):
+            direct, bridge = tp.get(("direct", qos, size)), tp.get(("bridge", qos, size))
+            if not direct or not bridge:
+                continue
+            dr, br = direct.get("rate", 0), bridge.get("rate", 0)
+            ratio = br / dr if dr else None
+            rows.append(("throughput", f"QoS {qos} {size} B", "bridge_over_direct", ratio if ratio is not None else ""))
+            targets.append((f"bridge ≥ 0.45 × direct, QoS {qos}, {size} B",
+                            f"{fmt(ratio)} × ({fmt(br)} msg/s)", f"direct {fmt(dr)} msg/s",
+                            verdict(ratio is not None and ratio >= 0.45)))
+
+    # ------------------------------------------------------------ control
+    ctl = {}
+    for label in ("echo", "gateway"):
+        d = load(os.path.join(raw, f"control-{label}.json"))
+        if d:
+            ctl[label] = d
+            for k, v in d.items():
+                if isinstance(v, (int, float)):
+                    rows.append(("control", label, k, v))
+    g, e = ctl.get("gateway"), ctl.get("echo")
+    if g:
+        base = f"echo {fmt(e['ops_per_s'], 0)} ops/s, p99 {fmt(e['latency.p99_ms'])} ms" if e else ""
+        targets.append(("control plane ≥ 20,000 ops/s (50 clients)", f"{fmt(g['ops_per_s'], 0)} ops/s", base,
+                        verdict(g["ops_per_s"] >= 20000)))
+        targets.append(("control plane p99 ≤ 5 ms", f"{fmt(g['latency.p99_ms'])} ms (p50 {fmt(g['latency.p50_ms'])})",
+                        base, verdict(g["latency.p99_ms"] <= 5)))
+
+    # ------------------------------------------------------------ state + sessions
+    state = load(os.path.join(raw, "state.json"))
+    bms = {}
+    if state:
+        for b in state.get("benchmarks", []):
+            bms[b["name"].split("/iterations")[0]] = b
+            for k, v in b.items():
+                if isinstance(v, (int, float)):
+                    rows.append(("state", b["name"], k, v))
+    pop = bms.get("BM_Populate")
+    hashfind = bms.get("BM_HashFind")
+    if pop:
+        targets.append(("≤ 1 KB per idle session: State (100k sessions, heap)",
+                        f"{fmt(pop['B_per_session_heap'], 0)} B (+{fmt(pop['B_per_join_heap'], 0)} B per channel joined)",
+                        "", verdict(pop["B_per_session_heap"] <= 1024)))
+    ses = load(os.path.join(raw, "sessions.json"))
+    if ses:
+        for k, v in ses.items():
+            if isinstance(v, (int, float)):
+                rows.append(("sessions", "gateway process", k, v))
+        targets.append((f"≤ 1 KB per idle session: gateway process RSS, {int(ses['count']):,} logins",
+                        f"{fmt(ses['bytes_per_session'], 0)} B",
+                        f"gateway RSS before: {fmt(ses['rss_before_kb'] / 1024, 1)} MB",
+                        verdict(ses["bytes_per_session"] <= 1024)))
+    if pop:
+        targets.append(("≤ 100 B per subscription: State (1M subscriptions, heap)",
+                        f"{fmt(pop['B_per_subscription_heap'], 1)} B (RSS {fmt(pop['B_per_subscription_rss'], 1)} B)",
+                        "", verdict(pop["B_per_subscription_heap"] <= 100)))
+
+    # ------------------------------------------------------------ plot
+    curves = []
+    for p in sorted(glob.glob(os.path.join(raw, "latency-*.csv"))):
+        with open(p) as f:
+            curves.extend(csv.DictReader(f))
+    if curves:
+        with open(os.path.join(out, "latency_percentiles.csv"), "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["path", "pairs", "percentile", "nines", "latency_ms"])
+            for r in curves:
+                w.writerow([r["path"], r["pairs"], r["percentile"], r["nines"], r["latency_ms"]])
+        plot(raw, out, lat, quick)
+
+    with open(os.path.join(out, "results.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["benchmark", "config", "metric", "value"])
+        for r in rows:
+            w.writerow(r)
+
+    # ------------------------------------------------------------ markdown
+    commit = sh(["git", "rev-parse", "--short", "HEAD"])
+    dirty = " (with uncommitted changes)" if sh(["git", "status", "--porcelain", "--untracked-files=no"]) else ""
+    now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    md.append("# Benchmark results\n")
+    md.append(f"Written by `scripts/bench.sh` on {now}, commit `{commit}`{dirty}. "
+              f"{os.cpu_count()} × {cpu_model()}, Linux {platform.release()}; Mosquitto {pkg_version('mosquitto')} "
+              f"(`set_tcp_nodelay true`, the rest default: `max_inflight_messages` 20, `max_queued_messages` 1000), Paho C {pkg_version('libpaho-mqtt1.3')}, "
+              f"Paho C++ {pkg_version('libpaho-mqttpp3-1')}; gateway and benchmarks built {m.get('build_type') or '?'}; "
+              f"gateway broker link: {m.get('gateway_client', 'default')}. "
+              f"Load average at the start: {m.get('loadavg', '?')}.")
+    if quick:
+        md.append("\n**Quick run (BENCH_QUICK=1): short phases, a smoke test of the programs; "
+                  "do not read performance into these numbers.**")
+    md.append("\nMethods, profiles and what the misses come from: [bench/README.md](../README.md).\n")
+    md.append("## Targets (issue 7)\n")
+    md.append("| target | measured | baseline (same run) | result |")
+    md.append("| --- | --- | --- | --- |")
+    for t in targets:
+        md.append("| " + " | ".join(t) + " |")
+
+    md.append("\n## 1. Coplay latency (60 Hz, one-way, same machine, steady clock)\n")
+    if lat:
+        sec = next(iter(lat.values())).get("seconds")
+        md.append(f"Each run: {fmt(sec, 0)} s measured after a warm-up; frames of 32 bytes, QoS 0. "
+                  "(a) direct: the player publishes `rtm/ch/{room}/input/{player}`, the host subscribes to it. "
+                  "(b) SDK: both ends are `rtm::sdk::Client`s (login, join, join_topic / subscribe_topic, "
+                  "`publish_topic` → `on_message`). (c) bridge: the player publishes "
+                  "`coplay/{room}/{player}/input` (rule `controller-input` of examples/coplay), the host reads "
+                  "`rtm/ch/{room}/input/{player}`. One MQTT connection per player and per host; the pairs are "
+                  "split over client processes of 10 pairs each; sends follow an absolute schedule with the pairs "
+                  "spread evenly over the 16.7 ms period.\n")
+        md.append("| path | pairs | p50 ms | p99 ms | p99.9 ms | max ms | lost | reordered | broker CPU | gateway CPU | sender lateness p99 ms |")
+        md.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        names = {"direct": "(a) direct (baseline)", "sdk": "(b) SDK", "bridge": "(c) bridge"}
+        for pairs in (1, 100):
+            for path in ("direct", "sdk", "bridge"):
+                d = lat.get((path, pairs))
+                if not d:
+                    continue
+                wall = d.get("cpu.wall_s") or 1
+                md.append(f"| {names[path]} | {pairs} | {fmt(d['latency.p50_ms'], 3)} | {fmt(d['latency.p99_ms'], 3)} | "
+                          f"{fmt(d['latency.p999_ms'], 3)} | {fmt(d['latency.max_ms'], 3)} | {int(d['lost'])}/{int(d['expected'])} | "
+                          f"{int(d['reordered'])} | {fmt(100 * d['cpu.broker_s'] / wall, 0)}% | "
+                          f"{fmt(100 * d['cpu.gateway_s'] / wall, 0)}% | {fmt(d['sender_lateness.p99_ms'], 3)} |")
+        md.append("\nCPU: share of one core over the measured part. Sender lateness: how late the client "
+                  "processes sent against the schedule (a busy machine shows here).\n")
+        md.append("![latency by percentile](latency.png)\n")
+
+    md.append("## 2. Bridge throughput (highest rate with no loss)\n")
+    if tp:
+        any_tp = next(iter(tp.values()))
+        md.append(f"{int(any_tp['pub_procs'])} publisher processes × {int(any_tp['publishers']) // max(1, int(any_tp['pub_procs']))} "
+                  f"Paho connections, {int(any_tp['subscribers'])} subscriber connections; steps of "
+                  f"{fmt(any_tp['step_s'], 1)} s. Direct: the publishers write `rtm/ch/tput/input/{{pub}}`, which the "
+                  "subscribers read; bridge: they write `coplay/tput/{pub}/input` (QoS 0 rule `controller-input`) or "
+                  "`coplay-q1/tput/{pub}/input` (its QoS 1 twin) and the gateway republishes to the same "
+                  "`rtm/ch/tput/input/{pub}`. Method: a closed-loop probe, then open-loop rate steps ×1.2 from the rate of "
+                  "the probe, then one step between the last clean and the first failed rate. A step is clean with "
+                  "no loss, the rate reached, the median latency not growing over the step and no backlog at the end.\n")
+        md.append("| QoS | payload | direct msg/s | bridge msg/s | bridge / direct | broker busy at direct max | broker CPU-s / 100k (direct, bridge) | gateway CPU-s / 100k | bridge p99 at that rate | steps (bridge) |")
+        md.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        client_bound = []
+        for qos in (0, 1):
+            for size in (64, 1024):
+                dd, bd = tp.get(("direct", qos, size)), tp.get(("bridge", qos, size))
+                if not dd and not bd:
+                    continue
+                dr = dd.get("rate") if dd else None
+                br = bd.get("rate") if bd else None
+                ratio = br / dr if dr and br is not None else None
+                busy = None
+                if dd and dr and dd.get("cpu.broker_s_per_100k") is not None:
+                    busy = dd["cpu.broker_s_per_100k"] * dr / 1e5
+                    if busy < 0.8:
+                        client_bound.append(f"QoS {qos} {size} B")
+                md.append(f"| {qos} | {size} B | {fmt(dr)} | {fmt(br)} | {fmt(ratio)} | "
+                          f"{fmt(100 * busy, 0) + '% of a core' if busy is not None else '–'} | "
+                          f"{fmt(dd.get('cpu.broker_s_per_100k') if dd else None)}, {fmt(bd.get('cpu.broker_s_per_100k') if bd else None)} | "
+                          f"{fmt(bd.get('cpu.gateway_s_per_100k') if bd else None)} | "
+                          f"{fmt(bd.get('latency.p99_ms') if bd else None)} ms | {bd.get('steps', '').strip().rstrip(';') if bd else ''} |")
+        if client_bound:
+            md.append(f"\nAt the direct maximum the broker was below 80% of a core for {', '.join(client_bound)}: "
+                      "there the clients (or other load on the machine), not the broker, set the direct rate, "
+                      "and the ratio overstates the bridge (the 0.5 limit holds when the broker is the bottleneck).")
+        drops = 0
+        try:
+            with open(os.path.join(raw, "mosquitto-throughput.log")) as f:
+                drops = sum(1 for line in f if "dropped" in line)
+        except OSError:
+            pass
+        if drops:
+            md.append(f"\nMosquitto logged \"Outgoing messages are being dropped\" {drops} time(s) during this part: "
+                      "a subscriber (or the gateway) fell more than `max_queued_messages` behind, which is how a "
+                      "failed step loses messages.")
+        md.append("")
+
+    md.append("## 3. Control plane\n")
+    if ctl:
+        any_c = next(iter(ctl.values()))
+        md.append(f"{int(any_c['clients'])} clients in {int(any_c['procs'])} processes, each its own connection and uid, "
+                  "each running login → join → join_topic → subscribe → leave cycles, one request at a time "
+                  f"(QoS 1 both ways), {fmt(any_c['seconds'], 0)} s measured. Baseline: the same clients against "
+                  "`rtm-bench echo`, a responder that answers every request on its mirrored topic and does nothing "
+                  "else. The bench clients set TCP_NODELAY on their sockets"
+                  + (" (see bench/README.md: without it every request waits ~40 ms in the client)." if any_c.get("nodelay") else ".")
+                  + "\n")
+        md.append("| responder | ops/s | p50 ms | p99 ms | p99.9 ms | max ms | errors | broker CPU | responder CPU |")
+        md.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for label, name in (("echo", "echo (baseline)"), ("gateway", "gateway")):
+            d = ctl.get(label)
+            if not d:
+                continue
+            md.append(f"| {name} | {fmt(d['ops_per_s'], 0)} | {fmt(d['latency.p50_ms'])} | {fmt(d['latency.p99_ms'])} | "
+                      f"{fmt(d['latency.p999_ms'])} | {fmt(d['latency.max_ms'])} | {int(d['errors'])} | "
+                      f"{fmt(100 * d['cpu.broker_s'] / d['seconds'], 0)}% | {fmt(100 * d['cpu.responder_s'] / d['seconds'], 0)}% |")
+        if g:
+            md.append("\nPer operation (gateway): " + "; ".join(
+                f"{op} p50 {fmt(g.get(f'op.{op}.p50_ms'))} / p99 {fmt(g.get(f'op.{op}.p99_ms'))} ms"
+                for op in ("login", "join", "join_topic", "subscribe", "leave")) + ".")
+        md.append("")
+
+    md.append("## 4. State scale and memory\n")
+    if pop:
+        md.append("`rtm-bench-state` (Google Benchmark) over `rtm::gateway::State` with the gateway's default limits: "
+                  "100k sessions (uids `user-000123`, 16-hex session ids), each in one channel of 20 members (5,000 "
+                  "channels) as a publisher of `input`, each subscribed to 10 other members' `input`: "
+                  f"{fmt(pop['subscriptions'])} subscriptions. Memory is the heap in use (mallinfo2) and the resident "
+                  "set (/proc/self/statm) before and after each step.\n")
+        md.append("| memory | heap | RSS |")
+        md.append("| --- | --- | --- |")
+        md.append(f"| per idle session (start_session) | {fmt(pop['B_per_session_heap'], 0)} B | {fmt(pop['B_per_session_rss'], 0)} B |")
+        md.append(f"| per channel membership (join) | {fmt(pop['B_per_join_heap'], 0)} B | {fmt(pop['B_per_join_rss'], 0)} B |")
+        md.append(f"| per topic publisher (join_topic) | {fmt(pop['B_per_publisher_heap'], 0)} B | |")
+        md.append(f"| per subscription | {fmt(pop['B_per_subscription_heap'], 1)} B | {fmt(pop['B_per_subscription_rss'], 1)} B |")
+        md.append(f"| all of it | {fmt(pop['MB_total_heap'], 1)} MB | {fmt(pop['MB_total_rss'], 1)} MB |")
+        if ses:
+            md.append(f"| gateway process, {int(ses['count']):,} real logins (RSS delta) | | {fmt(ses['bytes_per_session'], 0)} B per session |")
+        md.append("")
+        md.append("| operation at that scale | time | split |")
+        md.append("| --- | --- | --- |")
+
+        def t(name):
+            b = bms.get(name)
+            return None if not b else (b["real_time"], b.get("time_unit", "ns"), b)
+
+        for name, label, split in (("BM_StartEndSession", "start_session + end_session (login/logout)", ("start_session_ns", "end_session_ns")),
+                                   ("BM_JoinLeave/20", "join + leave, channel of 20", ("join_ns", "leave_ns")),
+                                   ("BM_JoinLeave/1000", "join + leave, channel of 1,000", ("join_ns", "leave_ns")),
+                                   ("BM_JoinLeave/5000", "join + leave, channel of 5,000", ("join_ns", "leave_ns")),
+                                   ("BM_SubscribeUnsubscribe", "subscribe + unsubscribe one publisher", ("subscribe_ns", "unsubscribe_ns")),
+                                   ("BM_HashFind", "baseline: one find in an unordered_map of 100k strings", None)):
+            r = t(name)
+            if not r:
+                continue
+            v, unit, b = r
+            sp = "" if not split else f"{split[0][:-3]} {fmt(b.get(split[0]), 0)} ns, {split[1][:-3]} {fmt(b.get(split[1]), 0)} ns"
+            md.append(f"| {label} | {fmt(v, 0)} {unit} | {sp} |")
+        md.append("\nThe split is timed inside each iteration; the first half pays the cache misses of reaching "
+                  "the channel, the second finds it warm.\n")
+
+    text = "\n".join(md) + "\n"
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write(text)
+    print(f"report: {os.path.join(out, 'results.md')}")
+    for t_ in targets:
+        print(f"  {t_[3].strip('*'):5} {t_[0]}: {t_[1]}" + (f"  [baseline {t_[2]}]" if t_[2] else ""))
+
+    if args.readme:
+        update_readme(args.readme, targets, now, commit)
+
+
+def plot(raw, out, lat, quick):
+    series = []
+    colors = {"direct": "#1b9e77", "sdk": "#7570b3", "bridge": "#d95f02"}
+    names = {"direct": "(a) direct", "sdk": "(b) SDK", "bridge": "(c) bridge"}
+    for pairs in (1, 100):
+        for path in ("direct", "sdk", "bridge"):
+            f = os.path.join(raw, f"latency-{path}-{pairs}.csv")
+            if os.path.exists(f):
+                series.append((pairs, path, f))
+    if not series:
+        return
+    gp = os.path.join(raw, "latency.gp")
+    png = os.path.join(out, "latency.png")
+    with open(gp, "w") as g:
+        g.write(f'set terminal pngcairo size 1200,500 font "sans,10"\nset output "{png}"\n')
+        g.write('set datafile separator ","\nset key top left\nset grid\nset logscale y\n')
+        g.write('set xtics ("p0" 0, "p90" 1, "p99" 2, "p99.9" 3, "p99.99" 4, "p99.999" 5)\n')
+        g.write('set xlabel "percentile"\nset ylabel "one-way latency (ms)"\n')
+        g.write(f'set multiplot layout 1,2 title "coplay latency, 60 Hz{" (QUICK RUN)" if quick else ""}"\n')
+        for pairs in (1, 100):
+            mine = [s for s in series if s[0] == pairs]
+            if not mine:
+                continue
+            g.write(f'set title "{pairs} pair{"s" if pairs > 1 else ""}"\n')
+            parts = [f'"{f}" using 4:5 skip 1 with lines lw 2 lc rgb "{colors[p]}" title "{names[p]}"'
+                     for _, p, f in mine]
+            g.write("plot " + ", \\\n     ".join(parts) + "\n")
+        g.write("unset multiplot\n")
+    r = subprocess.run(["gnuplot", gp], capture_output=True, text=True)
+    if r.returncode != 0:
+        print("gnuplot failed:", r.stderr, file=sys.stderr)
+
+
+def update_readme(path, targets, now, commit):
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return
+    if README_BEGIN not in text or README_END not in text:
+        print(f"report: {path} has no bench markers; not updated")
+        return
+    lines = [README_BEGIN, "",
+             f"Latest full run ({now}, commit `{commit}`); details in "
+             "[bench/results/results.md](bench/results/results.md):", "",
+             "| target | measured | baseline (same run) | result |", "| --- | --- | --- | --- |"]
+    lines += ["| " + " | ".join(t) + " |" for t in targets]
+    lines += ["", "![coplay latency by percentile](bench/results/latency.png)", "", README_END]
+    start, end = text.index(README_BEGIN), text.index(README_END) + len(README_END)
+    with open(path, "w") as f:
+        f.write(text[:start] + "\n".join(lines) + text[end:])
+    print(f"report: updated the benchmark table in {path}")
+
+
+if __name__ == "__main__":
+    main()

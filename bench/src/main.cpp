@@ -1,0 +1,119 @@
+// rtm-bench: the client side of the benchmarks (issue 7). scripts/bench.sh starts Mosquitto
+// and the gateway and runs these subcommands; each prints its result and writes JSON.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "common.hpp"
+#include "control.hpp"
+#include "latency.hpp"
+#include "throughput.hpp"
+
+using namespace rtm::bench;
+
+int main(int argc, char** argv) {
+  CLI::App app{"rtm-mqtt-gateway benchmarks (see scripts/bench.sh)"};
+  app.require_subcommand(1);
+  std::string tag = random_tag();
+
+  LatencyOptions lat;
+  auto* l = app.add_subcommand("latency", "coplay latency: P host/player pairs at H Hz");
+  l->add_option("--path", lat.path, "direct | bridge | sdk")->required();
+  l->add_option("--broker", lat.broker, "broker URI");
+  l->add_option("--prefix", lat.prefix, "topics.prefix of the gateway");
+  l->add_option("--secret", lat.secret, "token secret (sdk path)");
+  l->add_option("--pairs", lat.pairs, "host/player pairs");
+  l->add_option("--pairs-per-connection", lat.pairs_per_connection,
+                "direct/bridge: pairs sharing one player and one host connection");
+  l->add_option("--procs", lat.procs, "client processes the pairs are split between (0: one per 10 pairs)");
+  l->add_option("--hz", lat.hz, "frames per second per player");
+  l->add_option("--seconds", lat.seconds, "measured seconds");
+  l->add_option("--warmup", lat.warmup_s, "seconds sent first and not counted");
+  l->add_option("--frame-bytes", lat.frame_bytes, "frame size (at least 24)");
+  l->add_option("--broker-pid", lat.broker_pid, "for CPU readings");
+  l->add_option("--gateway-pid", lat.gateway_pid, "for CPU readings");
+  l->add_option("--json", lat.json_out, "write results here");
+  l->add_option("--curve", lat.curve_out, "write latency by percentile here (CSV)");
+
+  ThroughputOptions tp;
+  auto* t = app.add_subcommand("throughput", "highest rate with no loss, direct or through one mapping rule");
+  t->add_option("--path", tp.path, "direct | bridge")->required();
+  t->add_option("--broker", tp.broker, "broker URI");
+  t->add_option("--prefix", tp.prefix, "topics.prefix of the gateway");
+  t->add_option("--qos", tp.qos, "0 or 1");
+  t->add_option("--size", tp.size, "payload bytes");
+  t->add_option("--pub-procs", tp.pub_procs, "publisher processes");
+  t->add_option("--pub-conns", tp.pub_conns, "connections per publisher process");
+  t->add_option("--subscribers", tp.subscribers, "subscriber connections");
+  t->add_option("--step-seconds", tp.step_s, "length of a rate step");
+  t->add_option("--probe-seconds", tp.probe_s, "length of the closed-loop probe");
+  t->add_option("--factor", tp.factor, "rate multiplier between steps");
+  t->add_option("--start-rate", tp.start_rate, "first step (msg/s); 0 = from the probe");
+  t->add_option("--max-steps", tp.max_steps, "most steps");
+  t->add_option("--window", tp.window, "Paho in-flight bound per connection");
+  t->add_option("--closed-window", tp.closed_window, "probe: in flight per connection end to end");
+  t->add_option("--broker-pid", tp.broker_pid, "for CPU readings");
+  t->add_option("--gateway-pid", tp.gateway_pid, "for CPU readings");
+  t->add_option("--json", tp.json_out, "write results here");
+
+  ControlOptions ctl;
+  auto* c = app.add_subcommand("control", "control plane: N clients running login/join/join_topic/subscribe/leave");
+  c->add_option("--broker", ctl.broker, "broker URI");
+  c->add_option("--prefix", ctl.prefix, "prefix of the responder (rtm: gateway, echo: baseline)");
+  c->add_option("--secret", ctl.secret, "token secret");
+  c->add_option("--label", ctl.label, "name in the output");
+  c->add_option("--clients", ctl.clients, "concurrent clients");
+  c->add_option("--procs", ctl.procs, "client processes");
+  c->add_option("--seconds", ctl.seconds, "measured seconds");
+  c->add_option("--warmup", ctl.warmup_s, "seconds before measuring");
+  c->add_option("--broker-pid", ctl.broker_pid, "for CPU readings");
+  c->add_option("--responder-pid", ctl.gateway_pid, "for CPU readings (gateway or echo)");
+  c->add_flag("--nodelay", ctl.nodelay, "set TCP_NODELAY on the clients' sockets");
+  c->add_option("--json", ctl.json_out, "write results here");
+
+  std::string echo_broker = "tcp://127.0.0.1:1883", echo_prefix = "echo";
+  auto* e = app.add_subcommand("echo", "baseline responder: answers every request on its mirrored topic");
+  e->add_option("--broker", echo_broker, "broker URI");
+  e->add_option("--prefix", echo_prefix, "prefix to answer under");
+
+  std::string ready_broker = "tcp://127.0.0.1:1883", ready_prefix = "rtm";
+  double ready_timeout = 20;
+  auto* w = app.add_subcommand("wait-ready", "ping until the gateway (or echo) answers");
+  w->add_option("--broker", ready_broker, "broker URI");
+  w->add_option("--prefix", ready_prefix, "prefix");
+  w->add_option("--timeout", ready_timeout, "seconds");
+
+  SessionsOptions ses;
+  auto* s = app.add_subcommand("sessions", "gateway RSS with many logged-in idle sessions");
+  s->add_option("--broker", ses.broker, "broker URI");
+  s->add_option("--prefix", ses.prefix, "topics.prefix of the gateway");
+  s->add_option("--secret", ses.secret, "token secret")->required();
+  s->add_option("--count", ses.count, "sessions");
+  s->add_option("--window", ses.window, "logins in flight");
+  s->add_option("--gateway-pid", ses.gateway_pid, "the gateway process")->required();
+  s->add_option("--settle", ses.settle_s, "seconds to wait before each RSS reading");
+  s->add_option("--json", ses.json_out, "write results here");
+
+  auto* f = app.add_subcommand("features", "prints the optional parts built in (sdk)");
+
+  CLI11_PARSE(app, argc, argv);
+  lat.tag = tp.tag = ctl.tag = ses.tag = tag;
+  try {
+    if (*l) return run_latency(lat);
+    if (*t) return run_throughput(tp);
+    if (*c) return run_control(ctl);
+    if (*e) return run_echo(echo_broker, echo_prefix);
+    if (*w) return run_wait_ready(ready_broker, ready_prefix, ready_timeout);
+    if (*s) return run_sessions(ses);
+    if (*f) {
+#ifdef RTM_BENCH_HAVE_SDK
+      std::cout << "sdk\n";
+#endif
+      return 0;
+    }
+  } catch (const std::exception& ex) {
+    std::cerr << "rtm-bench: " << ex.what() << "\n";
+    return 2;
+  }
+  return 2;
+}

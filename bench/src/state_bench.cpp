@@ -1,0 +1,294 @@
+// State scale: rtm::gateway::State with 100k sessions and 1M subscriptions.
+//
+// BM_Populate builds the population once and reports memory per item, from the heap in use
+// (mallinfo2) and from the resident set (/proc/self/statm):
+//   100k sessions (start_session, as login does; uids "user-000123", 16-hex session ids),
+//   each joins one channel of 20 members (5,000 channels) and publishes in topic "input",
+//   each subscribes to the next 10 members' input: 1,000,000 subscriptions.
+// The other benchmarks run single operations against that population and undo them in the
+// same iteration (so the population stays the same size); counters split the two halves.
+// BM_HashFind is the baseline: one lookup in a std::unordered_map of 100k strings, the floor
+// of any operation that finds a user or a channel by name.
+#include <benchmark/benchmark.h>
+#include <malloc.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "rtm/gateway/state.hpp"
+
+namespace {
+
+using rtm::gateway::LimitsConfig;
+using GwState = rtm::gateway::State;
+using SteadyClock = std::chrono::steady_clock;
+
+constexpr int kSessions = 100000;
+constexpr int kChannelSize = 20;
+constexpr int kChannels = kSessions / kChannelSize;
+constexpr int kSubsPerUser = 10;
+
+std::string uid(int i) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "user-%06d", i);
+  return buf;
+}
+std::string channel(int c) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "room-%05d", c);
+  return buf;
+}
+std::string session_id(int i) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%016llx", 0x9e3779b97f4a7c15ULL * static_cast<unsigned long long>(i + 1));
+  return buf;
+}
+
+struct Memory {
+  double heap = 0;  // bytes malloc has handed out
+  double rss = 0;   // resident bytes
+};
+Memory memory() {
+  Memory m;
+  const auto mi = ::mallinfo2();
+  m.heap = static_cast<double>(mi.uordblks + mi.hblkhd);
+  std::ifstream statm("/proc/self/statm");
+  long size = 0, resident = 0;
+  statm >> size >> resident;
+  m.rss = static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+  return m;
+}
+
+struct Population {
+  std::unique_ptr<GwState> state;
+  std::vector<std::string> uids;  // made before measuring: the caller's strings
+  std::vector<std::string> channels;
+  std::vector<std::vector<std::string>> subscribe_to;  // per user: the next 10 members
+  // measured while building
+  double bytes_session_heap = 0, bytes_session_rss = 0;
+  double bytes_join_heap = 0, bytes_join_rss = 0;
+  double bytes_publisher_heap = 0;
+  double bytes_subscription_heap = 0, bytes_subscription_rss = 0;
+  double ns_start_session = 0, ns_join = 0, ns_join_topic = 0, ns_subscribe10 = 0;
+  double total_heap = 0, total_rss = 0;
+  std::size_t subscriptions = 0;
+};
+
+LimitsConfig limits() {
+  LimitsConfig l;  // the gateway's defaults (config.yaml)
+  return l;
+}
+
+Population& population() {
+  static Population* p = [] {
+    auto* pop = new Population;
+    pop->uids.reserve(kSessions);
+    for (int i = 0; i < kSessions; ++i) pop->uids.push_back(uid(i));
+    for (int c = 0; c < kChannels; ++c) pop->channels.push_back(channel(c));
+    pop->subscribe_to.resize(kSessions);
+    for (int i = 0; i < kSessions; ++i) {
+      const int base = i / kChannelSize * kChannelSize;
+      for (int k = 1; k <= kSubsPerUser; ++k) {
+        pop->subscribe_to[i].push_back(pop->uids[base + (i % kChannelSize + k) % kChannelSize]);
+      }
+    }
+    auto per_op_ns = [](SteadyClock::time_point t0, int n) {
+      return std::chrono::duration<double, std::nano>(SteadyClock::now() - t0).count() / n;
+    };
+
+    const Memory m0 = memory();
+    pop->state = std::make_unique<GwState>(limits());
+    auto& s = *pop->state;
+    auto t0 = SteadyClock::now();
+    for (int i = 0; i < kSessions; ++i) s.start_session(pop->uids[i], session_id(i), 1, 1LL << 50);
+    pop->ns_start_session = per_op_ns(t0, kSessions);
+    const Memory m1 = memory();
+
+    t0 = SteadyClock::now();
+    for (int i = 0; i < kSessions; ++i) {
+      bool joined = false;
+      auto r = s.join(pop->uids[i], pop->channels[i / kChannelSize], &joined);
+      if (!r || !joined) std::abort();
+    }
+    pop->ns_join = per_op_ns(t0, kSessions);
+    const Memory m2 = memory();
+
+    t0 = SteadyClock::now();
+    for (int i = 0; i < kSessions; ++i) {
+      if (!s.join_topic(pop->uids[i], pop->channels[i / kChannelSize], "input")) std::abort();
+    }
+    pop->ns_join_topic = per_op_ns(t0, kSessions);
+    const Memory m3 = memory();
+
+    t0 = SteadyClock::now();
+    for (int i = 0; i < kSessions; ++i) {
+      if (!s.subscribe(pop->uids[i], pop->channels[i / kChannelSize], "input", pop->subscribe_to[i])) std::abort();
+    }
+    pop->ns_subscribe10 = per_op_ns(t0, kSessions);
+    const Memory m4 = memory();
+    pop->subscriptions = s.subscription_count();
+
+    pop->bytes_session_heap = (m1.heap - m0.heap) / kSessions;
+    pop->bytes_session_rss = (m1.rss - m0.rss) / kSessions;
+    pop->bytes_join_heap = (m2.heap - m1.heap) / kSessions;
+    pop->bytes_join_rss = (m2.rss - m1.rss) / kSessions;
+    pop->bytes_publisher_heap = (m3.heap - m2.heap) / kSessions;
+    pop->bytes_subscription_heap = (m4.heap - m3.heap) / static_cast<double>(pop->subscriptions);
+    pop->bytes_subscription_rss = (m4.rss - m3.rss) / static_cast<double>(pop->subscriptions);
+    pop->total_heap = m4.heap - m0.heap;
+    pop->total_rss = m4.rss - m0.rss;
+    return pop;
+  }();
+  return *p;
+}
+
+void BM_Populate(benchmark::State& st) {
+  for (auto _ : st) {
+    benchmark::DoNotOptimize(population());
+  }
+  const auto& p = population();
+  st.counters["sessions"] = kSessions;
+  st.counters["subscriptions"] = static_cast<double>(p.subscriptions);
+  st.counters["B_per_session_heap"] = p.bytes_session_heap;
+  st.counters["B_per_session_rss"] = p.bytes_session_rss;
+  st.counters["B_per_join_heap"] = p.bytes_join_heap;
+  st.counters["B_per_join_rss"] = p.bytes_join_rss;
+  st.counters["B_per_publisher_heap"] = p.bytes_publisher_heap;
+  st.counters["B_per_subscription_heap"] = p.bytes_subscription_heap;
+  st.counters["B_per_subscription_rss"] = p.bytes_subscription_rss;
+  st.counters["MB_total_heap"] = p.total_heap / 1e6;
+  st.counters["MB_total_rss"] = p.total_rss / 1e6;
+  st.counters["ns_build_start_session"] = p.ns_start_session;
+  st.counters["ns_build_join"] = p.ns_join;
+  st.counters["ns_build_join_topic"] = p.ns_join_topic;
+  st.counters["ns_build_subscribe10"] = p.ns_subscribe10;
+}
+BENCHMARK(BM_Populate)->Iterations(1)->Unit(benchmark::kMillisecond);
+
+// Times two halves of an iteration separately (each with its clock reads, ~20 ns).
+class Split {
+ public:
+  void first_done() { t1_ = SteadyClock::now(); }
+  void start() { t0_ = SteadyClock::now(); }
+  void second_done() {
+    const auto t2 = SteadyClock::now();
+    a_ += std::chrono::duration<double, std::nano>(t1_ - t0_).count();
+    b_ += std::chrono::duration<double, std::nano>(t2 - t1_).count();
+  }
+  void report(benchmark::State& st, const char* a, const char* b) const {
+    st.counters[a] = benchmark::Counter(a_, benchmark::Counter::kAvgIterations);
+    st.counters[b] = benchmark::Counter(b_, benchmark::Counter::kAvgIterations);
+  }
+
+ private:
+  SteadyClock::time_point t0_, t1_;
+  double a_ = 0, b_ = 0;
+};
+
+// Login-like: a new session among 100k, then its end.
+void BM_StartEndSession(benchmark::State& st) {
+  auto& s = *population().state;
+  std::vector<std::string> names;
+  for (int i = 0; i < 4096; ++i) names.push_back("extra-" + std::to_string(i));
+  Split split;
+  std::size_t k = 0;
+  for (auto _ : st) {
+    const auto& name = names[k++ % names.size()];
+    split.start();
+    s.start_session(name, "0123456789abcdef", 1, 1LL << 50);
+    split.first_done();
+    s.end_session(name);
+    split.second_done();
+  }
+  split.report(st, "start_session_ns", "end_session_ns");
+}
+BENCHMARK(BM_StartEndSession);
+
+// A logged-in user joins a channel of `range(0)` members (each a publisher of "input") and
+// leaves it. join answers the channel's snapshot, so its cost grows with the channel.
+void BM_JoinLeave(benchmark::State& st) {
+  auto& s = *population().state;
+  const int size = static_cast<int>(st.range(0));
+  std::vector<std::string> rooms;
+  if (size == kChannelSize) {
+    rooms = population().channels;  // the population's own channels
+  } else {
+    const std::string room = "big-" + std::to_string(size);
+    for (int i = 0; i < size; ++i) {
+      const std::string member = "big" + std::to_string(size) + "-" + std::to_string(i);
+      if (s.session(member)) continue;
+      s.start_session(member, "0123456789abcdef", 1, 1LL << 50);
+      bool joined = false;
+      (void)s.join(member, room, &joined);
+      (void)s.join_topic(member, room, "input");
+    }
+    rooms.push_back(room);
+  }
+  const std::string who = "joiner-" + std::to_string(size);
+  if (!s.session(who)) s.start_session(who, "0123456789abcdef", 1, 1LL << 50);
+  Split split;
+  std::size_t k = 0;
+  for (auto _ : st) {
+    const auto& room = rooms[k++ % rooms.size()];
+    bool joined = false;
+    split.start();
+    auto snap = s.join(who, room, &joined);
+    split.first_done();
+    auto gone = s.leave(who, room);
+    split.second_done();
+    benchmark::DoNotOptimize(snap);
+    benchmark::DoNotOptimize(gone);
+  }
+  split.report(st, "join_ns", "leave_ns");
+  st.counters["members"] = size;
+}
+BENCHMARK(BM_JoinLeave)->Arg(kChannelSize)->Arg(1000)->Arg(5000);
+
+// A member subscribes to one more publisher of its channel's input, then unsubscribes.
+void BM_SubscribeUnsubscribe(benchmark::State& st) {
+  auto& p = population();
+  auto& s = *p.state;
+  Split split;
+  std::size_t k = 0;
+  for (auto _ : st) {
+    const int i = static_cast<int>((k++ * 7919) % kSessions);
+    const int base = i / kChannelSize * kChannelSize;
+    const std::vector<std::string> one{p.uids[base + (i % kChannelSize + 15) % kChannelSize]};
+    const auto& room = p.channels[i / kChannelSize];
+    split.start();
+    auto a = s.subscribe(p.uids[i], room, "input", one);
+    split.first_done();
+    auto b = s.unsubscribe(p.uids[i], room, "input", one);
+    split.second_done();
+    benchmark::DoNotOptimize(a);
+    benchmark::DoNotOptimize(b);
+  }
+  split.report(st, "subscribe_ns", "unsubscribe_ns");
+}
+BENCHMARK(BM_SubscribeUnsubscribe);
+
+// Baseline: one lookup of a 11-byte key in an unordered_map of 100k strings.
+void BM_HashFind(benchmark::State& st) {
+  static const auto* map = [] {
+    auto* m = new std::unordered_map<std::string, std::uint32_t>;
+    for (int i = 0; i < kSessions; ++i) m->emplace(uid(i), static_cast<std::uint32_t>(i));
+    return m;
+  }();
+  const auto& uids = population().uids;
+  std::size_t k = 0;
+  for (auto _ : st) {
+    auto it = map->find(uids[(k++ * 7919) % kSessions]);
+    benchmark::DoNotOptimize(it);
+  }
+}
+BENCHMARK(BM_HashFind);
+
+}  // namespace
+
+BENCHMARK_MAIN();

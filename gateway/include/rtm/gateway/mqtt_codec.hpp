@@ -1,0 +1,72 @@
+#pragma once
+// MQTT 3.1.1 packets for the gateway's own broker link: encoding into a byte buffer and
+// incremental decoding from one. Pure, no I/O; only what a client with QoS 0/1 needs.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace rtm::gateway::mqtt_codec {
+
+enum class PacketType : std::uint8_t {
+  connect = 1,
+  connack = 2,
+  publish = 3,
+  puback = 4,
+  pubrec = 5,
+  pubrel = 6,
+  pubcomp = 7,
+  subscribe = 8,
+  suback = 9,
+  unsubscribe = 10,
+  unsuback = 11,
+  pingreq = 12,
+  pingresp = 13,
+  disconnect = 14,
+};
+
+struct ConnectOptions {
+  std::string client_id;
+  std::string username;
+  std::string password;
+  std::uint16_t keepalive_s = 30;
+  bool clean_session = true;
+};
+
+void append_connect(std::string& out, const ConnectOptions& options);
+void append_publish(std::string& out, std::string_view topic, std::string_view payload, int qos,
+                    bool retain, std::uint16_t packet_id, bool dup = false);
+void append_puback(std::string& out, std::uint16_t packet_id);
+void append_subscribe(std::string& out, std::uint16_t packet_id,
+                      const std::vector<std::pair<std::string, int>>& filters);
+void append_pingreq(std::string& out);
+void append_disconnect(std::string& out);
+
+// One decoded packet. For PUBLISH, topic and payload view into the input buffer: valid
+// until the buffer changes.
+struct Packet {
+  PacketType type;
+  std::uint8_t flags = 0;        // low nibble of the fixed header
+  std::uint16_t packet_id = 0;   // PUBLISH with QoS > 0, PUBACK, SUBACK, ...
+  std::string_view topic;        // PUBLISH
+  std::string_view payload;      // PUBLISH
+  int qos = 0;                   // PUBLISH
+  bool retain = false;           // PUBLISH
+  std::uint8_t return_code = 0;  // CONNACK: 0 accepted; SUBACK: first granted QoS (0x80 refused)
+  std::size_t size = 0;          // bytes the packet took in the buffer
+};
+
+enum class DecodeStatus { ok, need_more, malformed };
+
+struct DecodeResult {
+  DecodeStatus status;
+  Packet packet;
+  std::string error;  // when malformed
+};
+
+// Decodes the packet at the start of `buffer`. Packets larger than `max_packet_bytes` are
+// malformed (a broker would never send one we did not agree to).
+DecodeResult decode(std::string_view buffer, std::size_t max_packet_bytes);
+
+}  // namespace rtm::gateway::mqtt_codec

@@ -1,0 +1,250 @@
+#!/usr/bin/env bash
+# Runs the benchmarks of issue 7 against a Mosquitto (set_tcp_nodelay true) and a gateway
+# (with the coplay mapping rules) that it starts itself on a free port, each benchmark with
+# its baseline in the same run, and writes bench/results/: results.md (targets, pass/miss),
+# latency.png, results.csv and latency_percentiles.csv. Under 10 minutes on 2 cores.
+#
+#   BENCH_QUICK=1        3 s phases and short throughput steps: a smoke run (~3 min)
+#   BENCH_ONLY="..."     a subset of: state sessions control latency throughput
+#   BENCH_SECONDS=N      length of each latency run (default 20, quick 3)
+#   BENCH_NO_SDK=1       leave out latency path (b) (and do not build it against the SDK)
+#   RTM_BENCH_BUILD_DIR  build directory (default build-bench, CMAKE_BUILD_TYPE=Release)
+#   BENCH_SKIP_BUILD=1   use the binaries already in the build directory
+#   BENCH_RESULTS=DIR    where the results go (default bench/results)
+#   BENCH_GATEWAY_CLIENT the gateway's broker.client (native or paho); default: its own default
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+started=$(date +%s)
+
+quick=${BENCH_QUICK:-0}
+only=${BENCH_ONLY:-state sessions control latency throughput}
+build=${RTM_BENCH_BUILD_DIR:-build-bench}
+results=${BENCH_RESULTS:-bench/results}
+if [[ $quick == 1 ]]; then
+  lat_seconds=${BENCH_SECONDS:-3}; lat_warmup=0.5
+  ctl_seconds=3; ctl_warmup=0.5
+  tp_step=1; tp_probe=1
+  sessions=2000
+  state_args=(--benchmark_min_time=0.1)
+else
+  lat_seconds=${BENCH_SECONDS:-20}; lat_warmup=1
+  ctl_seconds=10; ctl_warmup=1
+  tp_step=1.5; tp_probe=1
+  sessions=10000
+  state_args=()
+fi
+want() { [[ " $only " == *" $1 "* ]]; }
+say() { printf '\n== %s (%ds)\n' "$*" $(( $(date +%s) - started )); }
+
+# ---------------------------------------------------------------- build
+./scripts/install-deps.sh
+if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
+  say "build ($build, Release)"
+  sdk_opt=ON
+  if [[ ${BENCH_NO_SDK:-0} == 1 ]]; then sdk_opt=OFF; fi
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRTM_BUILD_TESTS=OFF \
+    -DRTM_BUILD_BENCH=ON -DRTM_BENCH_SDK=$sdk_opt -DRTM_SANITIZE=OFF >/dev/null
+  cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" --target rtm-gateway rtm-bench rtm-bench-state
+fi
+gateway_bin="$root/$build/gateway/rtm-gateway"
+bench_bin="$root/$build/bench/rtm-bench"
+state_bin="$root/$build/bench/rtm-bench-state"
+mosquitto_bin=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+has_sdk=0
+if [[ ${BENCH_NO_SDK:-0} != 1 ]] && "$bench_bin" features | grep -qx sdk; then
+  has_sdk=1
+fi
+
+raw="$root/$build/bench-raw"
+work=$(mktemp -d /tmp/rtm-bench.XXXXXX)
+rm -rf "$raw"
+mkdir -p "$raw" "$results"
+secret=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
+# Machine state at the start, for the report.
+{
+  echo "quick=$quick"
+  echo "lat_seconds=$lat_seconds"
+  echo "loadavg=$(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "has_sdk=$has_sdk"
+  echo "build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CMakeCache.txt")"
+  echo "gateway_client=${BENCH_GATEWAY_CLIENT:-default}"
+} >"$raw/meta.txt"
+
+# ---------------------------------------------------------------- processes
+pids=()
+broker_pid=0
+gateway_pid=0
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  pids=()
+}
+trap 'cleanup; rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start_stack NAME: a fresh Mosquitto and gateway for one benchmark group.
+start_stack() {
+  local name=$1 attempt
+  for attempt in 1 2 3; do  # another program may take the free port before Mosquitto does
+    port=$(free_port)
+    broker="tcp://127.0.0.1:$port"
+    cat >"$work/mosquitto.conf" <<CONF
+listener $port 127.0.0.1
+allow_anonymous true
+set_tcp_nodelay true
+persistence false
+log_dest stdout
+log_type error
+log_type warning
+log_type notice
+CONF
+    "$mosquitto_bin" -c "$work/mosquitto.conf" >"$raw/mosquitto-$name.log" 2>&1 &
+    broker_pid=$!
+    for _ in $(seq 200); do
+      kill -0 "$broker_pid" 2>/dev/null || break
+      port_open "$port" && break
+      sleep 0.05
+    done
+    sleep 0.2  # a Mosquitto that lost the port to another program exits right after trying
+    if kill -0 "$broker_pid" 2>/dev/null && port_open "$port" &&
+       ! grep -q "Error" "$raw/mosquitto-$name.log"; then
+      pids+=("$broker_pid")
+      break
+    fi
+    kill "$broker_pid" 2>/dev/null || true
+    wait "$broker_pid" 2>/dev/null || true
+    if [[ $attempt == 3 ]]; then
+      echo "mosquitto did not start: $raw/mosquitto-$name.log" >&2
+      exit 1
+    fi
+  done
+
+  # The gateway: the coplay example's rules, plus a QoS 1 twin of controller-input for the
+  # QoS 1 throughput (source coplay-q1/{room}/{player}/input, same target).
+  cat >"$work/gateway.yaml" <<YAML
+broker:
+  uri: $broker
+  client_id: rtm-gateway-bench
+${BENCH_GATEWAY_CLIENT:+  client: $BENCH_GATEWAY_CLIENT}
+topics:
+  prefix: rtm
+auth:
+  token_secret: "$secret"
+log:
+  level: info
+  stats_interval_s: 10
+YAML
+  cat >"$work/q1-rule.yaml" <<'YAML'
+    - name: controller-input-q1
+      direction: inbound
+      source: "coplay-q1/{room}/{player}/input"
+      target:
+        channel: "{room}"
+        topic: input
+        publisher: "{player}"
+      qos: 1
+YAML
+  awk '/^mapping:/{m=1} m' examples/coplay/gateway.yaml | sed "/^  rules:\$/r $work/q1-rule.yaml" \
+    >>"$work/gateway.yaml"
+  "$gateway_bin" --check-config --config "$work/gateway.yaml" >/dev/null
+  "$gateway_bin" --config "$work/gateway.yaml" >"$raw/gateway-$name.log" 2>&1 &
+  gateway_pid=$!
+  pids+=("$gateway_pid")
+  "$bench_bin" wait-ready --broker "$broker" --prefix rtm --timeout 20 ||
+    { echo "the gateway did not answer: $raw/gateway-$name.log" >&2; exit 1; }
+}
+
+stop_stack() {
+  local name=$1
+  cleanup
+  if grep -qi "dropped" "$raw/mosquitto-$name.log"; then
+    echo "NOTE: Mosquitto dropped messages during $name (see $raw/mosquitto-$name.log):"
+    grep -i "dropped" "$raw/mosquitto-$name.log" | head -3
+  fi
+}
+
+# ---------------------------------------------------------------- 4. state scale
+if want state; then
+  say "state scale: rtm::gateway::State, 100k sessions, 1M subscriptions (Google Benchmark)"
+  echo "baseline: BM_HashFind, one lookup in an unordered_map of 100k strings"
+  "$state_bin" "${state_args[@]}" --benchmark_out="$raw/state.json" --benchmark_out_format=json
+fi
+
+# ---------------------------------------------------------------- gateway RSS, idle sessions
+if want sessions; then
+  say "gateway memory with $sessions logged-in idle sessions"
+  start_stack sessions
+  "$bench_bin" sessions --broker "$broker" --secret "$secret" --count "$sessions" \
+    --gateway-pid "$gateway_pid" --json "$raw/sessions.json" || echo "sessions: failed"
+  stop_stack sessions
+fi
+
+# ---------------------------------------------------------------- 3. control plane
+if want control; then
+  say "control plane: 50 clients, login/join/join_topic/subscribe/leave"
+  start_stack control
+  "$bench_bin" echo --broker "$broker" --prefix echo >"$raw/echo.log" 2>&1 &
+  echo_pid=$!
+  pids+=("$echo_pid")
+  "$bench_bin" wait-ready --broker "$broker" --prefix echo --timeout 10
+  echo "baseline: the same requests answered by a trivial responder (rtm-bench echo)"
+  "$bench_bin" control --broker "$broker" --prefix echo --label echo --secret "$secret" \
+    --clients 50 --seconds "$ctl_seconds" --warmup "$ctl_warmup" --nodelay --broker-pid "$broker_pid" \
+    --responder-pid "$echo_pid" --json "$raw/control-echo.json" || true
+  "$bench_bin" control --broker "$broker" --prefix rtm --label gateway --secret "$secret" \
+    --clients 50 --seconds "$ctl_seconds" --warmup "$ctl_warmup" --nodelay --broker-pid "$broker_pid" \
+    --responder-pid "$gateway_pid" --json "$raw/control-gateway.json" || true
+  stop_stack control
+fi
+
+# ---------------------------------------------------------------- 1. coplay latency
+if want latency; then
+  say "coplay latency: 1 and 100 pairs at 60 Hz, ${lat_seconds} s each"
+  start_stack latency
+  paths=(direct bridge)
+  if [[ $has_sdk == 1 ]]; then paths=(direct sdk bridge); fi
+  for pairs in 1 100; do
+    for path in "${paths[@]}"; do
+      [[ $path == direct ]] && echo "baseline: direct (a)"
+      "$bench_bin" latency --path "$path" --pairs "$pairs" --hz 60 --seconds "$lat_seconds" \
+        --warmup "$lat_warmup" --broker "$broker" --secret "$secret" --broker-pid "$broker_pid" \
+        --gateway-pid "$gateway_pid" --json "$raw/latency-$path-$pairs.json" \
+        --curve "$raw/latency-$path-$pairs.csv" || echo "latency $path $pairs failed"
+    done
+  done
+  stop_stack latency
+fi
+
+# ---------------------------------------------------------------- 2. bridge throughput
+if want throughput; then
+  say "bridge throughput: QoS 0/1, 64 B/1 KB, direct (baseline) then through one rule"
+  start_stack throughput
+  for qos in 0 1; do
+    for size in 64 1024; do
+      for path in direct bridge; do
+        [[ $path == direct ]] && echo "baseline: direct"
+        "$bench_bin" throughput --path "$path" --qos "$qos" --size "$size" --broker "$broker" \
+          --step-seconds "$tp_step" --probe-seconds "$tp_probe" --broker-pid "$broker_pid" \
+          --gateway-pid "$gateway_pid" --json "$raw/throughput-$path-q$qos-$size.json" ||
+          echo "throughput $path QoS $qos $size B: no clean step"
+      done
+    done
+  done
+  stop_stack throughput
+fi
+
+# ---------------------------------------------------------------- report
+say "report"
+report_args=(--raw "$raw" --out "$results")
+if [[ $quick != 1 && $only == "state sessions control latency throughput" ]]; then
+  report_args+=(--readme README.md)
+fi
+python3 bench/report.py "${report_args[@]}"
+say "done: $results/results.md, $results/latency.png"
