@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -159,6 +160,9 @@ class Client {
   std::size_t buffered();
 
  private:
+  static std::mutex& live_clients_mutex();
+  static std::set<Client*>& live_clients();
+
   std::string uri_;
   Options options_;
   std::unique_ptr<mqtt::async_client> client_;
