@@ -428,6 +428,7 @@ void parse_modules(Section& top, Config& cfg, std::vector<std::string>& problems
     s.integer("max_result_bytes", m.max_result_bytes, 16, 256 * 1024 * 1024);
     s.integer("cache_max_entries", m.cache_max_entries, 0, 100000000);
     s.integer("http_threads", m.http_threads, 1, 64);
+    s.boolean("require_login", m.require_login);
   }
   auto node = top.child("http_backends");
   if (!node || node.IsNull()) return;

@@ -223,6 +223,9 @@ void Core::handle_request(const topics::ParsedTopic& parsed, const Message& mess
     if (!absolute_handler_) {
       return fail(ErrorCode::no_route, "no module serves " + uri->scheme + "://" + uri->host);
     }
+    if (config_.modules.require_login && !(session_check_ && session_check_(uid))) {
+      return fail(ErrorCode::not_logged_in, uid + " has no live session: log in first");
+    }
     Params none = Params::merge(topics::Uri{}, "").value();
     Call call{uid, *uri, none, clock_()};
     PendingRequest pending{uid, msg_id, response_topic, print};

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "rtm/gateway/jwt.hpp"
 #include "rtm/gateway/modules.hpp"
 
 using namespace rtm::test;
@@ -70,6 +71,22 @@ struct Rig {
   }
   Process& worker(const std::string& node) { return *workers.at(node); }
 
+  // Module requests need a session (modules.require_login): each caller logs in once.
+  void login_once(const std::string& uid) {
+    if (!logged_in.insert(uid).second) return;
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    const std::string token = rtm::gateway::sign_token({uid, now, now + 3600, std::nullopt},
+                                                       GatewayProcess::kSecret);
+    const std::string full = "login?msg_id=login-" + std::to_string(++next_id);
+    caller.publish("rtm/req/" + uid + "/" + full, "{\"token\":\"" + token + "\"}", 1);
+    auto got = caller.wait_for("rtm/u/" + uid + "/res/" + full, 10s);
+    REQUIRE_MESSAGE(got, "no answer to the login of " << uid);
+    REQUIRE_MESSAGE(got->payload.find("\"code\":0") != std::string::npos, got->payload);
+  }
+  std::set<std::string> logged_in;
+
   std::string uri_with_id(const std::string& uri) {
     return uri + (uri.find('?') == std::string::npos ? "?" : "&") + "msg_id=m" +
            std::to_string(++next_id);
@@ -77,6 +94,7 @@ struct Rig {
 
   // Publishes a request; returns the full URI (with msg_id) to wait on.
   std::string send(const std::string& uid, const std::string& uri, const std::string& body = "") {
+    login_once(uid);
     const std::string full = uri_with_id(uri);
     caller.publish("rtm/req/" + uid + "/" + full, body, 1);
     return full;
@@ -576,6 +594,16 @@ TEST_CASE(
   Client bob(broker.uri(), unique_id("bob"), as_user("bob"));
   bob.connect();
   bob.subscribe("rtm/u/bob/#");
+  {
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    const std::string token = rtm::gateway::sign_token({"alice", now, now + 3600, std::nullopt},
+                                                       GatewayProcess::kSecret);
+    auto login = request(alice, "alice", "login?msg_id=a-login", "{\"token\":\"" + token + "\"}");
+    REQUIRE_MESSAGE(login.IsObject(), "no answer to alice's login\n" << gateway.log());
+    REQUIRE(login["code"].GetInt() == 0);
+  }
   int next = 0;
   auto call = [&](const std::string& uri, const std::string& body = "",
                   std::chrono::milliseconds timeout = 10000ms) {

@@ -724,3 +724,28 @@ TEST_CASE("dedup: a zero window or zero entries remembers nothing") {
   CHECK(none.size() == 0);
   CHECK(none.find("u", "1", 0) == nullptr);
 }
+
+TEST_CASE("core: module requests need a session unless modules.require_login is false") {
+  int calls = 0;
+  auto handler = [&calls](rtm::gateway::Call&, const std::string&, const rtm::gateway::PendingRequest&)
+      -> std::optional<rtm::gateway::Outcome<json::Document>> {
+    ++calls;
+    return rtm::gateway::Outcome<json::Document>(json::object());
+  };
+  {
+    Harness h;
+    h.core->set_absolute_handler(handler);
+    h.core->set_session_check([](const std::string& uid) { return uid == "alice"; });
+    CHECK(h.request("bob", "im://modulus/hello?msg_id=1").error == "NOT_LOGGED_IN");
+    CHECK(calls == 0);
+    CHECK(h.request("alice", "im://modulus/hello?msg_id=2").code == 0);
+    CHECK(calls == 1);
+  }
+  {
+    Harness h([](Config& c) { c.modules.require_login = false; });
+    h.core->set_absolute_handler(handler);
+    h.core->set_session_check([](const std::string&) { return false; });
+    CHECK(h.request("bob", "im://modulus/hello?msg_id=3").code == 0);
+    CHECK(calls == 2);
+  }
+}

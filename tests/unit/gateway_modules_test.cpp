@@ -387,6 +387,7 @@ constexpr std::int64_t kStart = 1700000000000;
 struct Rig {
   explicit Rig(const std::function<void(Config&)>& adjust = {}) {
     config.auth.token_secret = "0123456789abcdef0123456789abcdef";
+    config.modules.require_login = false;  // sessions are the RTM module's; tested in core
     config.modules.timeout_ms = 1000;
     if (adjust) adjust(config);
     core = std::make_unique<Core>(config, outbox, [this] { return now; });

@@ -78,6 +78,7 @@ struct ModulesConfig {
   std::size_t max_result_bytes = 1048576;  // largest worker result or HTTP body relayed
   std::size_t cache_max_entries = 100000;  // uid -> node memory of the `cache` rule
   int http_threads = 4;                    // threads making HTTP calls
+  bool require_login = true;               // module requests need a live session, as RTM ops do
 };
 
 // One allow-listed HTTP backend: `http://NAME/...` and `https://NAME/...` call it.
