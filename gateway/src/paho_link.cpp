@@ -218,7 +218,11 @@ std::unique_ptr<BrokerLink> make_paho_link(const BrokerConfig& config) {
 
 std::unique_ptr<BrokerLink> make_broker_link(const BrokerConfig& config) {
   const bool tls = config.uri.rfind("ssl://", 0) == 0 || config.uri.rfind("mqtts://", 0) == 0;
-  if (config.client == "paho" || (config.client.empty() && tls)) return make_paho_link(config);
+  if (config.client == "paho" || (config.client.empty() && tls)) {
+    spdlog::info("broker link: paho (Eclipse Paho MQTT C++)");
+    return make_paho_link(config);
+  }
+  spdlog::info("broker link: native");
   return make_native_link(config);
 }
 

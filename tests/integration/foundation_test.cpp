@@ -154,3 +154,25 @@ TEST_CASE("the gateway stops cleanly on SIGTERM") {
   CHECK(s.gateway.stop() == 0);
   CHECK(s.gateway.log().find("gateway: stopping") != std::string::npos);
 }
+
+TEST_CASE("the Paho broker link serves and recovers too (broker.client: paho)") {
+  Mosquitto broker;
+  GatewayProcess gateway(broker.uri());
+  gateway.stop();
+  // The same config, with the Paho link chosen explicitly.
+  std::string text = read_file(gateway.config_path());
+  const auto at = text.find("  reconnect_min_ms:");
+  REQUIRE(at != std::string::npos);
+  text.insert(at, "  client: paho\n");
+  write_file(gateway.config_path(), text);
+  gateway.start();
+  REQUIRE_MESSAGE(wait_gateway_ready(broker.uri()), gateway.log());
+  Client c(broker.uri(), "paho-link-client");
+  c.connect();
+  c.subscribe("rtm/u/dave/#");
+  CHECK(request(c, "dave", "ping?msg_id=1")["code"].GetInt() == 0);
+  CHECK(gateway.log().find("broker link: paho") != std::string::npos);
+  broker.kill_hard();
+  broker.start();
+  CHECK_MESSAGE(wait_gateway_ready(broker.uri(), std::chrono::seconds(20)), gateway.log());
+}

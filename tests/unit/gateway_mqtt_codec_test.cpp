@@ -1,0 +1,128 @@
+// The gateway's own MQTT 3.1.1 codec (native broker link): bytes checked against the
+// spec's layouts, and decoding that never reads past what it was given.
+#include <doctest/doctest.h>
+
+#include <random>
+#include <string>
+
+#include "rtm/gateway/mqtt_codec.hpp"
+
+using namespace rtm::gateway::mqtt_codec;
+
+namespace {
+std::string bytes(std::initializer_list<int> list) {
+  std::string s;
+  for (int b : list) s += static_cast<char>(b);
+  return s;
+}
+}  // namespace
+
+TEST_CASE("mqtt codec: CONNECT carries level 4, flags, keep-alive, id, user and password") {
+  std::string out;
+  append_connect(out, {"gw", "u", "p", 30, true});
+  CHECK(out == bytes({0x10, 20, 0, 4, 'M', 'Q', 'T', 'T', 4, 0xC2, 0, 30, 0, 2, 'g', 'w', 0, 1,
+                      'u', 0, 1, 'p'}));
+  std::string anonymous;
+  append_connect(anonymous, {"gw", "", "", 60, false});
+  CHECK(anonymous == bytes({0x10, 14, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x00, 0, 60, 0, 2, 'g', 'w'}));
+}
+
+TEST_CASE("mqtt codec: PUBLISH at QoS 0 and 1 round-trips through decode") {
+  struct Case {
+    std::string topic, payload;
+    int qos;
+    bool retain;
+    std::uint16_t id;
+  } cases[] = {
+      {"a/b", "hello", 0, false, 0},
+      {"rtm/ch/room-42/input/p2", std::string("\0\xff\x01", 3), 1, false, 7},
+      {"t", "", 1, true, 65535},
+      {"big", std::string(200000, 'x'), 0, false, 0},  // 3-byte remaining length
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.topic);
+    std::string out;
+    append_publish(out, c.topic, c.payload, c.qos, c.retain, c.id);
+    auto r = decode(out, 1 << 20);
+    REQUIRE(r.status == DecodeStatus::ok);
+    CHECK(r.packet.type == PacketType::publish);
+    CHECK(r.packet.topic == c.topic);
+    CHECK(r.packet.payload == c.payload);
+    CHECK(r.packet.qos == c.qos);
+    CHECK(r.packet.retain == c.retain);
+    if (c.qos > 0) CHECK(r.packet.packet_id == c.id);
+    CHECK(r.packet.size == out.size());
+    // Every proper prefix needs more bytes, never decodes wrongly.
+    for (std::size_t n : {std::size_t{0}, std::size_t{1}, out.size() / 2, out.size() - 1}) {
+      CHECK(decode(std::string_view(out).substr(0, n), 1 << 20).status == DecodeStatus::need_more);
+    }
+  }
+}
+
+TEST_CASE("mqtt codec: SUBSCRIBE, PUBACK, PINGREQ and DISCONNECT bytes") {
+  std::string sub;
+  append_subscribe(sub, 10, {{"rtm/req/+/#", 1}});
+  CHECK(sub == bytes({0x82, 16, 0, 10, 0, 11, 'r', 't', 'm', '/', 'r', 'e', 'q', '/', '+', '/',
+                      '#', 1}));
+  std::string ack;
+  append_puback(ack, 0x1234);
+  CHECK(ack == bytes({0x40, 2, 0x12, 0x34}));
+  std::string ping;
+  append_pingreq(ping);
+  CHECK(ping == bytes({0xC0, 0}));
+  std::string bye;
+  append_disconnect(bye);
+  CHECK(bye == bytes({0xE0, 0}));
+}
+
+TEST_CASE("mqtt codec: CONNACK, SUBACK, PUBACK and PINGRESP decode") {
+  auto connack = decode(bytes({0x20, 2, 0, 5}), 100);
+  REQUIRE(connack.status == DecodeStatus::ok);
+  CHECK(connack.packet.type == PacketType::connack);
+  CHECK(connack.packet.return_code == 5);
+  auto suback = decode(bytes({0x90, 3, 0, 10, 0x80}), 100);
+  REQUIRE(suback.status == DecodeStatus::ok);
+  CHECK(suback.packet.packet_id == 10);
+  CHECK(suback.packet.return_code == 0x80);
+  auto puback = decode(bytes({0x40, 2, 0xAB, 0xCD}), 100);
+  REQUIRE(puback.status == DecodeStatus::ok);
+  CHECK(puback.packet.packet_id == 0xABCD);
+  CHECK(decode(bytes({0xD0, 0}), 100).packet.type == PacketType::pingresp);
+}
+
+TEST_CASE("mqtt codec: malformed input is refused, never read past") {
+  struct Case {
+    std::string what, input;
+  } cases[] = {
+      {"remaining length of 5 bytes", bytes({0x30, 0xff, 0xff, 0xff, 0xff, 0x01})},
+      {"CONNACK of 3 bytes", bytes({0x20, 3, 0, 0, 0})},
+      {"PUBLISH with QoS 3", bytes({0x36, 4, 0, 1, 'a', 'b'})},
+      {"PUBLISH topic longer than the packet", bytes({0x30, 3, 0, 9, 'a'})},
+      {"PUBLISH QoS 1 without packet id", bytes({0x32, 3, 0, 1, 'a'})},
+      {"SUBACK without codes", bytes({0x90, 2, 0, 1})},
+      {"CONNECT from the broker", bytes({0x10, 0})},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.what);
+    auto r = decode(c.input, 1 << 20);
+    CHECK(r.status == DecodeStatus::malformed);
+    CHECK_FALSE(r.error.empty());
+  }
+  // Over the agreed maximum.
+  std::string big;
+  append_publish(big, "t", std::string(5000, 'x'), 0, false, 0);
+  CHECK(decode(big, 1000).status == DecodeStatus::malformed);
+}
+
+TEST_CASE("mqtt codec: random bytes decode to ok, need_more or malformed, within bounds") {
+  std::mt19937 rng(7);
+  for (int i = 0; i < 100000; ++i) {
+    std::string input(rng() % 24, '\0');
+    for (auto& c : input) c = static_cast<char>(rng());
+    auto r = decode(input, 1 << 16);
+    if (r.status == DecodeStatus::ok) {
+      REQUIRE(r.packet.size <= input.size());
+      REQUIRE(r.packet.topic.size() + r.packet.payload.size() <= input.size());
+    }
+  }
+}
