@@ -215,36 +215,40 @@ class RtmService final : public RtmApi {
 
   // ------------------------------------------------------------ token timers
 
-  struct SessionTimers {
-    Timers::Id warn = 0;
-    Timers::Id expire = 0;
-  };
-
+  // One timer per session (its id kept in the Session): it fires first for the "will
+  // expire" warning and then re-arms itself for the expiry. Memory per idle session counts.
   void cancel_timers(const std::string& uid) {
-    auto it = timers_.find(uid);
-    if (it == timers_.end()) return;
-    core_.timers().cancel(it->second.warn);
-    core_.timers().cancel(it->second.expire);
-    timers_.erase(it);
+    if (auto* s = state_.mutable_session(uid); s && s->timer != 0) {
+      core_.timers().cancel(s->timer);
+      s->timer = 0;
+    }
   }
 
   void schedule_timers(const std::string& uid, std::int64_t expires_at_s) {
     cancel_timers(uid);
-    SessionTimers t;
+    auto* s = state_.mutable_session(uid);
+    if (!s) return;
     const std::int64_t expires_ms = expires_at_s * 1000;
     const std::int64_t warn_ms = expires_ms - core_.config().auth.token_warn_before_s * 1000LL;
-    if (core_.config().auth.token_warn_before_s > 0) {
-      t.warn = core_.timers().at(std::max(warn_ms, now_ms()), [this, uid, expires_at_s] {
+    if (core_.config().auth.token_warn_before_s > 0 && warn_ms < expires_ms) {
+      s->timer = core_.timers().at(std::max(warn_ms, now_ms()), [this, uid, expires_at_s] {
         token_event(uid, "will_expire", expires_at_s);
+        if (auto* live = state_.mutable_session(uid)) {
+          live->timer = core_.timers().at(expires_at_s * 1000, [this, uid, expires_at_s] {
+            expire(uid, expires_at_s);
+          });
+        }
       });
+    } else {
+      s->timer = core_.timers().at(expires_ms, [this, uid, expires_at_s] { expire(uid, expires_at_s); });
     }
-    t.expire = core_.timers().at(expires_ms, [this, uid, expires_at_s] {
-      timers_.erase(uid);
-      spdlog::info("session of {} ended: token expired", uid);
-      token_event(uid, "expired", expires_at_s);
-      end_session(uid, kTokenExpired, true);
-    });
-    timers_[uid] = t;
+  }
+
+  void expire(const std::string& uid, std::int64_t expires_at_s) {
+    if (auto* live = state_.mutable_session(uid)) live->timer = 0;
+    spdlog::info("session of {} ended: token expired", uid);
+    token_event(uid, "expired", expires_at_s);
+    end_session(uid, kTokenExpired, true);
   }
 
   Outcome<TokenClaims> check_token(Call& call) {
@@ -538,7 +542,6 @@ class RtmService final : public RtmApi {
   std::atomic<std::uint64_t> generation_{1};
   State state_;
   std::mt19937_64 rng_;
-  std::unordered_map<std::string, SessionTimers> timers_;
 };
 
 }  // namespace

@@ -83,6 +83,11 @@ const Session* State::session(const std::string& uid) const {
   return it == sessions_.end() ? nullptr : &it->second;
 }
 
+Session* State::mutable_session(const std::string& uid) {
+  auto it = sessions_.find(uid);
+  return it == sessions_.end() ? nullptr : &it->second;
+}
+
 bool State::online(const std::string& uid) const {
   if (sessions_.count(uid)) return true;
   auto it = presence_.find(uid);

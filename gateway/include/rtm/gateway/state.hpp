@@ -41,6 +41,7 @@ struct Session {
   std::int64_t expires_at_ms = 0;
   std::vector<std::string> channels;  // joined, in join order
   std::vector<UserId> watching;       // sorted
+  std::uint64_t timer = 0;            // the token timer of the session (Timers::Id), 0: none
 };
 
 struct TopicInfo {
@@ -75,6 +76,7 @@ class State {
 
   // ---- sessions
   const Session* session(const std::string& uid) const;
+  Session* mutable_session(const std::string& uid);
   bool online(const std::string& uid) const;
   // Starts (or replaces) uid's session. A replaced session must be ended first.
   Session& start_session(const std::string& uid, std::string session_id, std::int64_t now_ms,
