@@ -34,6 +34,7 @@ cat >"$rundir/mosquitto.conf" <<CONF
 listener $port 127.0.0.1
 allow_anonymous true
 set_tcp_nodelay true
+max_queued_messages 10000
 persistence false
 log_dest stdout
 CONF
