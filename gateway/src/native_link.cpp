@@ -25,6 +25,7 @@
 #include <regex>
 #include <thread>
 #include <unordered_set>
+#include <vector>
 
 #include "rtm/gateway/broker_link.hpp"
 #include "rtm/gateway/mqtt_codec.hpp"
@@ -195,8 +196,7 @@ class NativeLink final : public BrokerLink {
   void reset_connection() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
-    in_.clear();
-    in_start_ = 0;
+    in_start_ = in_len_ = 0;
     sending_.clear();
     sent_ = 0;
     long long lost = 0;
@@ -366,29 +366,30 @@ class NativeLink final : public BrokerLink {
   }
 
   void read_packets(bool& acknowledged, bool& subscribed, std::uint16_t subscribe_id) {
-    // One recv() takes as many packets as the kernel holds, up to a chunk.
-    if (in_start_ > 0 && in_start_ == in_.size()) {
-      in_.clear();
+    // One recv() takes as many packets as the kernel holds. The buffer keeps its size
+    // between reads (no zero-filling per read); consumed bytes are dropped by moving the
+    // unread tail to the front only when room runs short.
+    if (in_start_ == in_len_) {
+      in_start_ = in_len_ = 0;
+    } else if (in_.size() - in_len_ < kReadChunk / 4) {
+      std::memmove(in_.data(), in_.data() + in_start_, in_len_ - in_start_);
+      in_len_ -= in_start_;
       in_start_ = 0;
-    } else if (in_start_ > kReadChunk) {
-      in_.erase(0, in_start_);
-      in_start_ = 0;
+      if (in_.size() - in_len_ < kReadChunk / 4) in_.resize(in_.size() * 2);  // a big packet
     }
-    const std::size_t old_size = in_.size();
-    in_.resize(old_size + kReadChunk);
-    const ssize_t n = ::recv(fd_, in_.data() + old_size, kReadChunk, MSG_DONTWAIT);
+    const ssize_t n = ::recv(fd_, in_.data() + in_len_, in_.size() - in_len_, MSG_DONTWAIT);
     if (n <= 0) {
-      in_.resize(old_size);
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
       throw LinkError(n == 0 ? "connection closed by the broker"
                              : std::string("recv: ") + std::strerror(errno));
     }
-    in_.resize(old_size + static_cast<std::size_t>(n));
+    in_len_ += static_cast<std::size_t>(n);
     last_received_ = Clock::now();
 
     std::string acks;
-    while (in_start_ < in_.size()) {
-      auto r = codec::decode(std::string_view(in_).substr(in_start_), kMaxPacketBytes);
+    while (in_start_ < in_len_) {
+      auto r = codec::decode(std::string_view(in_.data() + in_start_, in_len_ - in_start_),
+                             kMaxPacketBytes);
       if (r.status == codec::DecodeStatus::need_more) break;
       if (r.status == codec::DecodeStatus::malformed) throw LinkError("from the broker: " + r.error);
       const auto& p = r.packet;
@@ -455,8 +456,9 @@ class NativeLink final : public BrokerLink {
 
   // Network thread only.
   int fd_ = -1;
-  std::string in_;
-  std::size_t in_start_ = 0;
+  std::vector<char> in_ = std::vector<char>(kReadChunk);
+  std::size_t in_start_ = 0;  // first unread byte
+  std::size_t in_len_ = 0;    // bytes held
   std::string sending_;
   std::size_t sent_ = 0;
   std::uint64_t batch_start_ = 0;  // stream offset of sending_[0]
