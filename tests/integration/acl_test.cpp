@@ -31,7 +31,7 @@ std::int64_t now_s() {
       .count();
 }
 
-std::string token_for(const std::string& uid, std::int64_t ttl_s = 600,
+std::string signed_token(const std::string& uid, std::int64_t ttl_s = 600,
                       std::string_view secret = GatewayProcess::kSecret) {
   const auto now = now_s();
   return rtm::gateway::sign_token({uid, now, now + ttl_s, std::nullopt}, secret);
@@ -81,7 +81,7 @@ int connect_outcome(const std::string& uri, const std::string& username,
 // A user's client, logged in to the broker with a fresh token, subscribed to its own subtree.
 std::unique_ptr<Client> user_client(const std::string& uri, const std::string& uid) {
   auto client =
-      std::make_unique<Client>(uri, uid + "/" + unique_id("c"), login_as(uid, token_for(uid)));
+      std::make_unique<Client>(uri, uid + "/" + unique_id("c"), login_as(uid, signed_token(uid)));
   client->connect();
   REQUIRE(client->subscribe("rtm/u/" + uid + "/#") == 1);
   return client;
@@ -124,7 +124,7 @@ struct SecureSetup : SecureBroker {
 };
 
 std::string login_body(const std::string& uid) {
-  return "{\"token\":\"" + token_for(uid) + "\"}";
+  return "{\"token\":\"" + signed_token(uid) + "\"}";
 }
 
 }  // namespace
@@ -132,13 +132,13 @@ std::string login_body(const std::string& uid) {
 TEST_CASE("broker login: a valid token connects, expired, foreign or garbage ones are refused") {
   SecureBroker s;
   const auto uri = s.broker.uri();
-  CHECK(connect_outcome(uri, "alice", token_for("alice")) == 0);
+  CHECK(connect_outcome(uri, "alice", signed_token("alice")) == 0);
 
   const auto now = now_s();
   const auto expired = rtm::gateway::sign_token({"alice", now - 120, now - 60, std::nullopt},
                                                 GatewayProcess::kSecret);
   CHECK(connect_outcome(uri, "alice", expired) == kNotAuthorized);
-  CHECK(connect_outcome(uri, "bob", token_for("alice")) == kNotAuthorized);
+  CHECK(connect_outcome(uri, "bob", signed_token("alice")) == kNotAuthorized);
   CHECK(connect_outcome(uri, "alice", "garbage") == kNotAuthorized);
   CHECK(connect_outcome(uri, "alice", "") == kNotAuthorized);
   CHECK(connect_outcome(uri, "", "") == kNotAuthorized);
@@ -146,16 +146,16 @@ TEST_CASE("broker login: a valid token connects, expired, foreign or garbage one
       rtm::gateway::sign_token({"alice", now, now + 600, now + 300}, GatewayProcess::kSecret);
   CHECK(connect_outcome(uri, "alice", not_yet) == kNotAuthorized);
   CHECK(connect_outcome(uri, "alice",
-                        token_for("alice", 600, "another-secret-of-at-least-32-bytes!!")) ==
+                        signed_token("alice", 600, "another-secret-of-at-least-32-bytes!!")) ==
         kNotAuthorized);
   // A huge password is refused like any other bad one, and the broker keeps serving.
   CHECK(connect_outcome(uri, "alice", std::string(60000, 'x')) == kNotAuthorized);
-  CHECK(connect_outcome(uri, "alice", token_for("alice")) == 0);
+  CHECK(connect_outcome(uri, "alice", signed_token("alice")) == 0);
 }
 
 TEST_CASE("broker login: a token user's client id must be its uid or start with uid/") {
   SecureBroker s;
-  const std::string token = token_for("alice");
+  const std::string token = signed_token("alice");
   CHECK(connect_outcome(s.broker.uri(), "alice", token, "alice") == 0);
   CHECK(connect_outcome(s.broker.uri(), "alice", token, "alice/phone-1") == 0);
   // Reusing bob's client id would take over his connection and fire his Will.
@@ -171,7 +171,7 @@ TEST_CASE("broker login: the gateway user logs in with the password_file, never 
   CHECK(connect_outcome(uri, kGatewayUser, kGatewayPassword) == 0);
   CHECK(connect_outcome(uri, kGatewayUser, "wrong-password") == kNotAuthorized);
   // Whoever can get a token signed for the name "rtm-gateway" still gets no gateway rights.
-  CHECK(connect_outcome(uri, kGatewayUser, token_for(kGatewayUser)) == kNotAuthorized);
+  CHECK(connect_outcome(uri, kGatewayUser, signed_token(kGatewayUser)) == kNotAuthorized);
   // And a user's token is not a password for someone in the password_file.
   CHECK(connect_outcome(uri, "alice", kGatewayPassword) == kNotAuthorized);
 }
@@ -185,7 +185,7 @@ TEST_CASE("broker login: the plugin reads the secret from a file and refuses a s
     Mosquitto broker(
         secure_config(password_file, "plugin_opt_token_secret_file " + secret_file.string()),
         false);
-    CHECK(connect_outcome(broker.uri(), "alice", token_for("alice")) == 0);
+    CHECK(connect_outcome(broker.uri(), "alice", signed_token("alice")) == 0);
     CHECK(connect_outcome(broker.uri(), "alice", "garbage") == kNotAuthorized);
   }
   std::string error;

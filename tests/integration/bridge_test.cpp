@@ -13,13 +13,6 @@ using namespace rtm::test;
 
 namespace {
 
-std::string token_for(const std::string& uid) {
-  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
-  return rtm::gateway::sign_token({uid, now, now + 3600, std::nullopt}, GatewayProcess::kSecret);
-}
-
 // The mapping section of the shipped example, so the test proves what users run.
 std::string coplay_mapping() {
   const std::string text = read_file(std::string(RTM_SOURCE_DIR) + "/examples/coplay/gateway.yaml");

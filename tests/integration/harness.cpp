@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "rtm/gateway/jwt.hpp"
 #include "rtm/sdk/net.hpp"
 #include "rtm/topics/names.hpp"
 
@@ -393,6 +394,13 @@ bool wait_gateway_ready(const std::string& broker_uri, std::chrono::milliseconds
     if (doc.IsObject() && doc.HasMember("code") && doc["code"].GetInt() == 0) return true;
   }
   return false;
+}
+
+std::string token_for(const std::string& uid, std::int64_t ttl_s) {
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  return rtm::gateway::sign_token({uid, now, now + ttl_s, std::nullopt}, GatewayProcess::kSecret);
 }
 
 std::string unique_id(const std::string& base) {

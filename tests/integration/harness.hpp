@@ -183,4 +183,8 @@ bool wait_gateway_ready(const std::string& broker_uri, std::chrono::milliseconds
 
 std::string unique_id(const std::string& base);
 
+// A login token for `uid`, valid for `ttl_s`, signed with GatewayProcess::kSecret (the secret
+// of every gateway the tests start), as an app's backend would make it.
+std::string token_for(const std::string& uid, std::int64_t ttl_s = 3600);
+
 }  // namespace rtm::test

@@ -24,13 +24,6 @@ namespace sdk = rtm::sdk;
 
 namespace {
 
-std::string token_for(const std::string& uid, std::int64_t ttl_s = 3600) {
-  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
-  return rtm::gateway::sign_token({uid, now, now + ttl_s, std::nullopt}, GatewayProcess::kSecret);
-}
-
 struct Setup {
   Mosquitto broker;
   GatewayProcess gateway;
