@@ -263,8 +263,15 @@ def main():
     md.append("## 2. Bridge throughput (highest rate with no loss)\n")
     if tp:
         any_tp = next(iter(tp.values()))
+        client = any_tp.get("client", "paho")  # runs before the lean clients wrote no "client"
+        if client == "lean":
+            kind = ("lean MQTT connections of the bench's own (TCP_NODELAY, the gateway's codec; each publisher "
+                    f"writes what is due every {fmt(any_tp.get('tick_ms', 1), 0)} ms with one send(), each subscriber "
+                    "decodes many packets per recv(); `--client lean`)")
+        else:
+            kind = "Paho connections (`--client paho`)"
         md.append(f"{int(any_tp['pub_procs'])} publisher processes × {int(any_tp['publishers']) // max(1, int(any_tp['pub_procs']))} "
-                  f"Paho connections, {int(any_tp['subscribers'])} subscriber connections; steps of "
+                  f"{kind}, {int(any_tp['subscribers'])} subscriber connections; steps of "
                   f"{fmt(any_tp['step_s'], 1)} s. Direct: the publishers write `rtm/ch/tput/input/{{pub}}`, which the "
                   "subscribers read; bridge: they write `coplay/tput/{pub}/input` (QoS 0 rule `controller-input`) or "
                   "`coplay-q1/tput/{pub}/input` (its QoS 1 twin) and the gateway republishes to the same "

@@ -79,7 +79,7 @@ LeanConnection::LeanConnection(const std::string& uri, const std::string& client
   bool acked = false;
   while (!acked) {
     if (now_ns() > deadline) throw std::runtime_error("lean client: no CONNACK from " + uri);
-    wait(100);
+    wait(100, true, false);
     read_some();
     for_each_packet([&](const codec::Packet& p) {
       if (p.type != codec::PacketType::connack) return;
@@ -115,7 +115,7 @@ void LeanConnection::subscribe(const std::vector<std::pair<std::string, int>>& f
   if (!flush_until(deadline)) throw std::runtime_error("lean client: SUBSCRIBE timed out");
   while (!waiting.empty()) {
     if (now_ns() > deadline) throw std::runtime_error("lean client: no SUBACK");
-    wait(100);
+    wait(100, true, false);
     read_some();
     for_each_packet([&](const codec::Packet& p) {
       if (p.type != codec::PacketType::suback) return;
@@ -186,8 +186,8 @@ std::size_t LeanConnection::read_some() {
   }
 }
 
-short LeanConnection::wait(int timeout_ms, bool write) const {
-  pollfd p{fd_, static_cast<short>(POLLIN | (write ? POLLOUT : 0)), 0};
+short LeanConnection::wait(int timeout_ms, bool read, bool write) const {
+  pollfd p{fd_, static_cast<short>((read ? POLLIN : 0) | (write ? POLLOUT : 0)), 0};
   if (::poll(&p, 1, timeout_ms) <= 0) return 0;
   return p.revents;
 }

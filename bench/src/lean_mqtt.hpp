@@ -58,9 +58,9 @@ class LeanConnection {
     return n;
   }
 
-  // Waits until the socket is readable (and, with `write`, writable) or timeout_ms passes.
-  // Returns the poll revents (0 on timeout).
-  short wait(int timeout_ms, bool write = false) const;
+  // Waits until the socket is readable (with `read`) or writable (with `write`), or
+  // timeout_ms passes. Returns the poll revents (0 on timeout).
+  short wait(int timeout_ms, bool read, bool write) const;
 
   // Appends a PINGREQ when nothing was written for idle_s: the broker drops a connection
   // that sends nothing for 1.5 × keepalive (a QoS 0 subscriber never sends otherwise).

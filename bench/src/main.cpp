@@ -41,6 +41,8 @@ int main(int argc, char** argv) {
   t->add_option("--client", tp.client,
                 "lean (the bench's own MQTT connections, batched; default) | paho (Paho C++ clients)");
   t->add_option("--tick-ms", tp.tick_ms, "lean: a publisher writes what is due once per tick");
+  t->add_option("--sub-pause-us", tp.sub_pause_us,
+                "lean: a subscriber pauses this long after each read, so that one wake-up reads many messages");
   t->add_option("--broker", tp.broker, "broker URI");
   t->add_option("--prefix", tp.prefix, "topics.prefix of the gateway");
   t->add_option("--qos", tp.qos, "0 or 1");

@@ -26,6 +26,7 @@ struct ThroughputOptions {
   double start_rate = 0;  // msg/s of the first step; 0 = from the probe
   int max_steps = 10;
   double tick_ms = 1;     // lean: a publisher writes what is due once per tick, in one send()
+  int sub_pause_us = 100;  // lean: a subscriber pauses this long after each read (fewer wake-ups)
   // In flight per publisher connection; 0 = 5000 (QoS 0) / 1000 (QoS 1). Paho: messages
   // handed to Paho and not yet written or acknowledged; lean: QoS 1 messages not yet
   // acknowledged (PUBACK), QoS 0 messages the socket has not taken yet.
