@@ -38,6 +38,9 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t kMaxPacketBytes = 64 * 1024 * 1024;
 constexpr std::size_t kReadChunk = 256 * 1024;
+// A read of this many packets means the broker is streaming to us: pause before the next.
+constexpr std::size_t kBusyBatch = 4;
+constexpr auto kBusyPause = std::chrono::microseconds(100);
 
 class LinkError : public std::runtime_error {
  public:
@@ -298,9 +301,13 @@ class NativeLink final : public BrokerLink {
       if (fds[0].revents & (POLLERR | POLLHUP)) {
         if (!(fds[0].revents & POLLIN)) throw LinkError("connection closed by the broker");
       }
-      if (fds[0].revents & POLLIN) read_packets(acknowledged, subscribed, subscribe_id);
+      std::size_t packets = 0;
+      if (fds[0].revents & POLLIN) packets = read_packets(acknowledged, subscribed, subscribe_id);
       take_output();
       flush();
+      // Under load, wait a moment before the next read so that it takes a bigger batch: every
+      // wake-up of ours also costs the broker (its send wakes us). At low rates, never.
+      if (packets >= kBusyBatch) std::this_thread::sleep_for(kBusyPause);
       keep_alive();
     }
   }
@@ -365,7 +372,8 @@ class NativeLink final : public BrokerLink {
     }
   }
 
-  void read_packets(bool& acknowledged, bool& subscribed, std::uint16_t subscribe_id) {
+  // Returns how many packets the read took.
+  std::size_t read_packets(bool& acknowledged, bool& subscribed, std::uint16_t subscribe_id) {
     // One recv() takes as many packets as the kernel holds. The buffer keeps its size
     // between reads (no zero-filling per read); consumed bytes are dropped by moving the
     // unread tail to the front only when room runs short.
@@ -379,7 +387,7 @@ class NativeLink final : public BrokerLink {
     }
     const ssize_t n = ::recv(fd_, in_.data() + in_len_, in_.size() - in_len_, MSG_DONTWAIT);
     if (n <= 0) {
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return 0;
       throw LinkError(n == 0 ? "connection closed by the broker"
                              : std::string("recv: ") + std::strerror(errno));
     }
@@ -387,12 +395,14 @@ class NativeLink final : public BrokerLink {
     last_received_ = Clock::now();
 
     std::string acks;
+    std::size_t packets = 0;
     while (in_start_ < in_len_) {
       auto r = codec::decode(std::string_view(in_.data() + in_start_, in_len_ - in_start_),
                              kMaxPacketBytes);
       if (r.status == codec::DecodeStatus::need_more) break;
       if (r.status == codec::DecodeStatus::malformed) throw LinkError("from the broker: " + r.error);
       const auto& p = r.packet;
+      ++packets;
       switch (p.type) {
         case codec::PacketType::connack:
           if (p.return_code != 0) {
@@ -442,6 +452,7 @@ class NativeLink final : public BrokerLink {
       std::lock_guard<std::mutex> lock(out_mutex_);
       out_ += acks;
     }
+    return packets;
   }
 
   BrokerConfig config_;
