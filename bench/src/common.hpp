@@ -63,12 +63,6 @@ void connect(mqtt::async_client& client, std::chrono::milliseconds timeout = 10s
 void subscribe(mqtt::async_client& client, const std::string& filter, int qos);
 void disconnect(mqtt::async_client& client);
 
-// Paho C has no TCP_NODELAY option (paho.mqtt.c#530), and without it every request/response
-// round trip over QoS 1 waits ~40 ms (Nagle + delayed ACK: PUBACK then PUBLISH is
-// write-write-read). This sets it on every TCP socket of this process whose peer port is the
-// port of `broker_uri`; returns how many. Call after connecting.
-int set_nodelay_to_broker(const std::string& broker_uri);
-
 // Counts publishes handed to Paho and not yet written (QoS 0) or acknowledged (QoS 1),
 // so that a sender can bound what it has in flight.
 class InFlight final : public mqtt::iaction_listener {

@@ -1,4 +1,5 @@
 #include "control.hpp"
+#include "rtm/sdk/net.hpp"
 
 #include <signal.h>
 #include <sys/prctl.h>
@@ -56,7 +57,7 @@ class Worker {
     for (auto& t : pending) {
       if (!t->wait_for(20s)) throw std::runtime_error("control: connect timed out");
     }
-    if (o.nodelay) set_nodelay_to_broker(o.broker);
+    if (o.nodelay) rtm::sdk::enable_tcp_nodelay_to(o.broker);
     for (auto& c : clients_) subscribe(*c->client, o.prefix + "/u/" + c->uid + "/res/#", 1);
     for (auto& s : samples_) s.reserve(200000);
   }
@@ -313,7 +314,7 @@ int run_echo(const std::string& broker, const std::string& prefix) {
     }
   });
   connect(*client);
-  set_nodelay_to_broker(broker);
+  rtm::sdk::enable_tcp_nodelay_to(broker);
   subscribe(*client, prefix + "/req/#", 1);
   std::cout << "READY" << std::endl;
   while (!g_stop) std::this_thread::sleep_for(50ms);

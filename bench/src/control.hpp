@@ -19,7 +19,7 @@ struct ControlOptions {
   double warmup_s = 1;
   int broker_pid = 0;
   int gateway_pid = 0;   // the responder's pid (gateway or echo)
-  bool nodelay = false;  // TCP_NODELAY on the clients' sockets (see set_nodelay_to_broker)
+  bool nodelay = false;  // TCP_NODELAY on the clients' sockets (see rtm::sdk::enable_tcp_nodelay_to)
   std::string json_out;
   std::string tag;
 };

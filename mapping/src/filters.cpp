@@ -1,45 +1,23 @@
 // Relations between MQTT topic filters, used for the loop check and for subscriptions.
 #include "pattern.hpp"
 #include "rtm/mapping/rules.hpp"
+#include "rtm/topics/levels.hpp"
 
 namespace rtm::mapping {
-namespace {
 
-// Walks the levels of a filter; "a//b" has the levels "a", "", "b".
-class LevelWalk {
- public:
-  explicit LevelWalk(std::string_view text) : text_(text) {}
-  bool done() const { return done_; }
-  std::string_view next() {
-    const std::size_t slash = text_.find('/', position_);
-    if (slash == std::string_view::npos) {
-      done_ = true;
-      return text_.substr(position_);
-    }
-    const std::string_view level = text_.substr(position_, slash - position_);
-    position_ = slash + 1;
-    return level;
-  }
-
- private:
-  std::string_view text_;
-  std::size_t position_ = 0;
-  bool done_ = false;
-};
-
-}  // namespace
+using topics::LevelCursor;
 
 // MQTT's '$' rule is left out on purpose: for the loop check a false "overlap" only refuses
 // a doubtful rule set, while a missed one would let a loop through.
 bool filters_overlap(std::string_view a, std::string_view b) {
-  LevelWalk a_levels(a);
-  LevelWalk b_levels(b);
+  LevelCursor a_levels(a);
+  LevelCursor b_levels(b);
   while (true) {
     if (a_levels.done() || b_levels.done()) {
       if (a_levels.done() && b_levels.done()) return true;
       // One filter has levels left: they overlap only if exactly "#" is left ("a/#"
       // matches "a").
-      LevelWalk& rest = a_levels.done() ? b_levels : a_levels;
+      LevelCursor& rest = a_levels.done() ? b_levels : a_levels;
       return rest.next() == "#" && rest.done();
     }
     const std::string_view level_a = a_levels.next();
@@ -56,8 +34,8 @@ bool filter_covers(std::string_view wide, std::string_view narrow) {
       (wide.front() == '+' || wide.front() == '#')) {
     return false;
   }
-  LevelWalk wide_levels(wide);
-  LevelWalk narrow_levels(narrow);
+  LevelCursor wide_levels(wide);
+  LevelCursor narrow_levels(narrow);
   while (!wide_levels.done()) {
     const std::string_view wanted = wide_levels.next();
     if (wanted == "#") return true;

@@ -1,5 +1,7 @@
 #include "rtm/topics/names.hpp"
 
+#include "rtm/topics/levels.hpp"
+
 #include <cstdio>
 
 namespace rtm::topics {
@@ -18,29 +20,6 @@ std::string at_byte(std::size_t offset) {
 bool is_continuation(unsigned char byte) {
   return (byte & 0xC0) == 0x80;
 }
-
-// Walks a topic (name or filter) level by level without allocating. An empty text is one
-// empty level; "a/" is the levels "a" and "".
-class LevelCursor {
- public:
-  explicit LevelCursor(std::string_view text) : text_(text) {}
-  bool done() const { return done_; }
-  std::string_view next() {
-    const std::size_t slash = text_.find('/', position_);
-    if (slash == std::string_view::npos) {
-      done_ = true;
-      return text_.substr(position_);
-    }
-    const std::string_view level = text_.substr(position_, slash - position_);
-    position_ = slash + 1;
-    return level;
-  }
-
- private:
-  std::string_view text_;
-  std::size_t position_ = 0;
-  bool done_ = false;
-};
 
 // The checks shared by topic names and filters: length, UTF-8, U+0000.
 std::optional<std::string> common_topic_error(std::string_view topic, std::string_view what) {
