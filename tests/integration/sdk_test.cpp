@@ -686,6 +686,14 @@ TEST_CASE("sdk: works on a locked-down broker - auth plugin, token as password, 
     REQUIRE_MESSAGE(m, "message " << i << " missing");
     CHECK(m->payload == frame(i));
   }
+  // The every-publisher mode's wildcard is allowed by the shipped ACL too.
+  REQUIRE(room.subscribe_topic("chat")->all);
+  REQUIRE(proom.join_topic("chat").ok());
+  REQUIRE(proom.publish_topic("chat", "first words").ok());
+  auto words = host.messages.next();
+  REQUIRE(words);
+  CHECK(words->topic == "chat");
+  CHECK(words->payload == "first words");
   REQUIRE(player->publish("host-s", "hi host").ok());
   auto dm = host.inbox.next();
   REQUIRE(dm);
@@ -933,4 +941,31 @@ TEST_CASE(
   CHECK(chat.stop() == 0);
   CHECK_MESSAGE(chat.log().find("rtm:") == std::string::npos, chat.log());  // no error
   CHECK(bob.messages.take_all().empty());  // its own line is not echoed back to it either
+}
+
+TEST_CASE("rtm cli: inbox --count prints what one-shot dm processes send, in order, and ends cleanly") {
+  Setup s;
+  const std::string config = s.gateway.config_path().string();
+  TempDir dir;
+  Process inbox({rtm_binary(), "--config", config, "--uid", "cli-inbox", "inbox", "--count", "4"},
+                dir.path() / "inbox.log");
+  REQUIRE_MESSAGE(wait_log(inbox, "rtm: listening to the inbox of cli-inbox"), inbox.log());
+  auto sent = piped({"one", "two", "three"},
+                    {"dm", "--config", config, "--uid", "cli-dm", "--to", "cli-inbox"});
+  CHECK_MESSAGE(sent.exit_code == 0, sent.output);
+  CHECK_MESSAGE(sent.output.empty(), sent.output);
+  // QoS 0 from another sender, and a fifth message after the count.
+  for (const auto* text : {"four", "five"}) {
+    auto one = run_command({rtm_binary(), "--config", config, "dm", "--uid", "cli-dm2", "--to",
+                            "cli-inbox", "--qos", "0", "--message", text});
+    CHECK_MESSAGE(one.exit_code == 0, one.output);
+  }
+  REQUIRE_MESSAGE(wait_exit(inbox), inbox.log());
+  CHECK(inbox.stop() == 0);
+  const auto lines = lines_of(inbox.log());
+  REQUIRE_MESSAGE(lines.size() == 5, inbox.log());
+  CHECK(lines[1] == "cli-dm: one");
+  CHECK(lines[2] == "cli-dm: two");
+  CHECK(lines[3] == "cli-dm: three");
+  CHECK(lines[4] == "cli-dm2: four");
 }
