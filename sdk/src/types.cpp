@@ -86,6 +86,8 @@ std::string_view to_string(ChannelEventType type) {
     case ChannelEventType::member_timed_out: return "member_timed_out";
     case ChannelEventType::publisher_joined: return "publisher_joined";
     case ChannelEventType::publisher_left: return "publisher_left";
+    case ChannelEventType::subscription_refused:
+      return "subscription_refused";
   }
   return "unknown";
 }

@@ -175,6 +175,9 @@ struct SubscribeResult {
   std::string channel;
   std::string topic;
   std::vector<UserResult> users;
+  // Every-publisher mode (subscribe_topic without users): on after subscribing, off after
+  // unsubscribing; false for subscriptions by name.
+  bool all = false;
   bool all_ok() const;
   std::vector<std::string> succeeded() const;
 };
@@ -225,6 +228,9 @@ enum class ChannelEventType {
   member_timed_out,
   publisher_joined,
   publisher_left,
+  // To this user only: a new publisher of `topic` (`uid`) was not added to this user's
+  // every-publisher subscription (`reason`: why, e.g. the 64-publisher limit).
+  subscription_refused,
 };
 std::string_view to_string(ChannelEventType type);
 
