@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <chrono>
 #include <fstream>
 #include <string>
@@ -30,9 +31,17 @@ int connects(const GatewayProcess& gw) {
   return n;
 }
 
-// The victim's ping, answered within a second.
+#if defined(__SANITIZE_ADDRESS__)
+// The sanitizer build runs the gateway several times slower: time limits stretch with it.
+constexpr int kSlowdown = 5;
+#else
+constexpr int kSlowdown = 1;
+#endif
+
+// The victim's ping, answered within a second (of an optimised build).
 bool ping_within_1s(Client& client, const std::string& uid, int n) {
-  auto doc = request(client, uid, "ping?msg_id=victim-" + std::to_string(n), "", "rtm", 1000ms);
+  auto doc = request(client, uid, "ping?msg_id=victim-" + std::to_string(n), "", "rtm",
+                     kSlowdown * 1000ms);
   return answered_ok(doc);
 }
 
@@ -111,22 +120,30 @@ TEST_CASE("hardening: request topics near MQTT's limits are answered on the fixe
 }
 
 TEST_CASE("hardening: 12,000 requests with 60 KB msg_ids leave the gateway's memory bounded") {
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer keeps freed memory in a quarantine (256 MB by default), which would be
+  // counted here as the gateway's: keep it small for this gateway.
+  const char* asan = std::getenv("ASAN_OPTIONS");
+  const std::string options = std::string(asan ? asan : "") + ":quarantine_size_mb=8";
+  ::setenv("ASAN_OPTIONS", options.c_str(), 1);
+#endif
   SecureSetup s;
   auto mallory = user_client(s.broker.uri(), "mallory");
   auto alice = user_client(s.broker.uri(), "alice");
   const auto before = rss_kib(s.gateway.pid());
   const std::string long_id(60000, 'z');
   for (int i = 0; i < 12000; ++i) {
-    // The last at QoS 1: once the broker acknowledges it, it has passed all on to the gateway.
+    // Every 500th and the last at QoS 1, awaited: once the broker acknowledges one, it has
+    // passed all before it on to the gateway (and Paho's own queue stays short).
     mallory->publish("rtm/req/mallory/ping?msg_id=" + std::to_string(i) + long_id, "",
-                     i == 11999 ? 1 : 0);
+                     i % 500 == 499 ? 1 : 0);
   }
   // Each went through the gateway (a marker sent last by mallory comes back after them).
   CHECK(ping_within_1s(*alice, "alice", 1));
   const auto after = rss_kib(s.gateway.pid());
   INFO("RSS before " << before << " KiB, after " << after << " KiB");
   // 12,000 x 60 KB is 720 MB; the gateway keeps none of it.
-  CHECK(after < before + 64 * 1024);
+  CHECK(after < before + (kSlowdown > 1 ? 96 : 64) * 1024);
   CHECK(connects(s.gateway) == 1);
 }
 
@@ -135,28 +152,33 @@ TEST_CASE("hardening: one flooding uid is rate limited and the others are served
   auto mallory = user_client(s.broker.uri(), "mallory");
   auto alice = user_client(s.broker.uri(), "alice");
   std::atomic<bool> done{false};
+  const auto started = Clock::now();
   std::thread flood([&] {
     for (int i = 0; !done && i < 200000; ++i) {
-      try {
-        mallory->publish("rtm/req/mallory/garbage?msg_id=" + std::to_string(i), "{", 0);
-      } catch (const mqtt::exception&) {
-        // Paho's own buffer is full: the flood is as fast as this client can go.
-      }
+      // Every 1000th at QoS 1, awaited: Paho's queue stays short, and nothing is left in it
+      // when the client goes (Paho does not free what it still holds then).
+      mallory->publish("rtm/req/mallory/garbage?msg_id=" + std::to_string(i), "{",
+                       i % 1000 == 999 ? 1 : 0);
     }
+    mallory->publish("rtm/req/mallory/garbage?msg_id=last", "{", 1);
   });
   int answered = 0;
   for (int i = 0; i < 20; ++i) answered += ping_within_1s(*alice, "alice", i);
   done = true;
   flood.join();
+  const double elapsed_s = std::chrono::duration<double>(Clock::now() - started).count() + 1;
   CHECK(answered == 20);
-  // The flood got a few RATE_LIMITED answers (at most burst + refusals, not one per request).
+  // Answers to the flood: the burst and the refill (BAD_JSON: "{" is no JSON object), and a
+  // few RATE_LIMITED a second, never one per request.
   std::size_t limited = 0, total = 0;
   for (const auto& m : mallory->take("rtm/u/mallory/res/#")) {
     ++total;
     limited += m.payload.find("\"RATE_LIMITED\"") != std::string::npos;
   }
+  INFO("answers " << total << " (" << limited << " RATE_LIMITED) in " << elapsed_s << " s");
   CHECK(limited >= 1);
-  CHECK(total < 1000);
+  CHECK(limited <= 2 + 2 * elapsed_s);
+  CHECK(total <= 40 + (20 + 2) * elapsed_s);
   CHECK(connects(s.gateway) == 1);
 }
 
