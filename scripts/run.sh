@@ -116,7 +116,10 @@ cleanup() {
     kill -TERM "${pids[i]}" 2>/dev/null || true
     wait "${pids[i]}" 2>/dev/null || true
   done
-  if [[ -n "$follow_pid" ]]; then kill "$follow_pid" 2>/dev/null || true; fi
+  if [[ -n "$follow_pid" ]]; then
+    kill "$follow_pid" 2>/dev/null || true
+    wait "$follow_pid" 2>/dev/null || true
+  fi
 }
 trap cleanup EXIT
 trap 'cleanup; exit 0' INT TERM HUP
