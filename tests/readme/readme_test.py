@@ -369,6 +369,8 @@ class ReadmeRun:
             "LANG": "C.UTF-8",
             "TERM": "dumb",
         }
+        # The sanitizer build's settings reach its programs, as in every other test.
+        self.env.update({k: v for k, v in os.environ.items() if k.endswith("SAN_OPTIONS")})
         self.ports = {"RTM_BROKER_PORT": str(free_port()), "RTM_OPS_PORT": str(free_port())}
         self.run_sh = None
         self.run_sh_count = 0
