@@ -10,6 +10,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <mutex>
@@ -19,11 +20,14 @@
 namespace rtm::gateway {
 namespace {
 
+struct RuleCounters;
+
 struct Outgoing {
   std::string topic;
   std::string payload;
   int qos;
   bool retain;
+  RuleCounters* rule = nullptr;  // kept alive by the rules in force, or by a later reload
 };
 
 // Logs at most one line per rule every 10 s, with how many were left out in between.
@@ -55,6 +59,22 @@ class RateLimitedLog {
   std::unordered_map<std::string, PerRule> state_;
 };
 
+// Counted per rule, for the metrics; shared across reloads by rule name.
+struct RuleCounters {
+  std::atomic<std::uint64_t> relayed{0}, dropped{0};
+};
+
+// The rules in force: swapped whole by a reload, read by both threads.
+struct ActiveRules {
+  std::shared_ptr<const mapping::RuleSet> rules;
+  std::unordered_map<std::string, std::shared_ptr<RuleCounters>> per_rule;
+
+  RuleCounters* counters(const std::string& rule) const {
+    auto it = per_rule.find(rule);
+    return it == per_rule.end() ? nullptr : it->second.get();
+  }
+};
+
 struct AtomicCounters {
   std::atomic<std::uint64_t> received{0}, relayed{0}, dropped{0}, shed{0}, failed{0}, echoes{0},
       presence{0}, fast{0};
@@ -63,25 +83,63 @@ struct AtomicCounters {
 void bump(std::atomic<std::uint64_t>& c) { c.fetch_add(1, std::memory_order_relaxed); }
 std::uint64_t get(const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_relaxed); }
 
-class Bridge {
+class Bridge final : public Reloadable, public MetricsSource {
  public:
   Bridge(Core& core, std::shared_ptr<const mapping::RuleSet> rules, std::shared_ptr<RtmApi> rtm)
       : core_(core),
         outbox_(core.outbox()),
         config_(core.config().mapping),
-        rules_(std::move(rules)),
         rtm_(std::move(rtm)),
-        echoes_(config_.echo_ttl_ms, 100000) {}
+        echoes_(config_.echo_ttl_ms, 100000) {
+    set_rules(std::move(rules));
+  }
 
   void install(const std::shared_ptr<Bridge>& self) {
     // One handler routes for every filter: the rule set decides which rules match.
-    const auto filters = rules_->subscriptions();
-    for (std::size_t i = 1; i < filters.size(); ++i) core_.add_subscription(filters[i]);
-    core_.add_message_handler(filters.at(0), [self](const Message& m) { return self->on_message(m); });
+    core_.add_filter_source([self] {
+      auto active = self->active();
+      return active->rules ? active->rules->subscriptions() : std::vector<std::string>{};
+    });
+    core_.add_message_handler("", [self](const Message& m) { return self->on_message(m); });
     core_.set_fast_path([self](const Message& m) { return self->fast_path(m); });
     core_.add_idle_hook([self] { self->pump(); });
     core_.add_backpressure([self] { return self->qos1_.size() >= self->config_.qos1_queue; });
     core_.add_stats_line([self] { return self->stats_line(); });
+    core_.add_reloadable(self);
+    core_.add_metrics_source(self);
+  }
+
+  // Reloadable: new rules take over for the next message; counters of rules that keep
+  // their name go on counting.
+  void reload(const Config& next) override {
+    set_rules(next.mapping.compiled);
+    spdlog::info("bridge: {} mapping rules, {} presence rules in force", next.mapping.rules.size(),
+                 next.mapping.presence.size());
+  }
+
+  void write_metrics(MetricsWriter& out) const override {
+    const auto c = counters();
+    const auto a = active();
+    out.family("rtm_bridge_messages_total", MetricsWriter::Type::counter,
+               "Bridged messages by mapping rule and result (relayed or dropped)");
+    for (const auto& [name, rc] : a->per_rule) {
+      out.sample(static_cast<double>(get(rc->relayed)), {{"rule", name}, {"result", "relayed"}});
+      out.sample(static_cast<double>(get(rc->dropped)), {{"rule", name}, {"result", "dropped"}});
+    }
+    out.counter("rtm_bridge_received_total", "Device and RTM messages that matched a rule",
+                static_cast<double>(c.received));
+    out.counter("rtm_bridge_shed_total", "Bridged QoS 0 messages dropped, oldest first, on a full queue",
+                static_cast<double>(c.shed));
+    out.counter("rtm_bridge_failed_total", "Bridged messages the broker link refused",
+                static_cast<double>(c.failed));
+    out.counter("rtm_bridge_echoes_total", "The bridge's own publications seen again and ignored",
+                static_cast<double>(c.echoes));
+    out.counter("rtm_bridge_presence_total", "Device presence changes applied",
+                static_cast<double>(c.presence));
+    out.counter("rtm_bridge_fast_total", "Bridged messages routed on the broker link's thread",
+                static_cast<double>(fast()));
+    out.gauge("rtm_bridge_queued", "Bridged messages waiting for room in the broker link",
+              static_cast<double>(queued()));
   }
 
   BridgeCounters counters() const {
@@ -95,13 +153,15 @@ class Bridge {
 
   FastResult fast_path(const Message& m) {
     const std::int64_t now = core_.now_ms();
+    const auto a = active();
+    if (!a->rules) return FastResult::not_mine;
     if (blocked_.load(std::memory_order_acquire) > 0 || queued() > 0 || !room()) {
       // Order first: while anything waits in the loop, this message waits behind it.
-      if (!rules_->matches_any(m.topic)) return FastResult::not_mine;
+      if (!a->rules->matches_any(m.topic)) return FastResult::not_mine;
       blocked_.fetch_add(1, std::memory_order_acq_rel);
       return FastResult::deferred;
     }
-    auto decisions = rules_->route(m.topic, m.payload, now);
+    auto decisions = a->rules->route(m.topic, m.payload, now);
     if (decisions.empty()) return FastResult::not_mine;
     for (const auto& d : decisions) {
       const bool needs_loop = d.kind == mapping::Decision::Kind::presence ||
@@ -117,12 +177,11 @@ class Bridge {
     bump(c_.fast);
     for (auto& d : decisions) {
       if (d.kind == mapping::Decision::Kind::drop) {
-        bump(c_.dropped);
-        log_.drop(d.rule, d.reason, now);
+        dropped(*a, d, now);
         continue;
       }
       // With room in the link and nothing queued, this is what the loop would do too.
-      Outgoing o{std::move(d.topic), std::move(d.payload), d.qos, d.retain};
+      Outgoing o{std::move(d.topic), std::move(d.payload), d.qos, d.retain, a->counters(d.rule)};
       if (!send(o)) bump(c_.failed);  // QoS 1 refused here: rare (link down); counted
     }
     return FastResult::handled;
@@ -136,12 +195,14 @@ class Bridge {
     if (is_echo(m, now)) {
       // counted
     } else {
-      auto decisions = rules_->route(m.topic, m.payload, now);
+      const auto a = active();
+      auto decisions = a->rules ? a->rules->route(m.topic, m.payload, now)
+                                : std::vector<mapping::Decision>{};
       if (decisions.empty()) {
         mine = false;
       } else {
         bump(c_.received);
-        for (auto& d : decisions) carry_out(d, now);
+        for (auto& d : decisions) carry_out(*a, d, now);
         pump();
       }
     }
@@ -164,6 +225,29 @@ class Bridge {
   }
 
  private:
+  std::shared_ptr<const ActiveRules> active() const { return std::atomic_load(&active_); }
+
+  void set_rules(std::shared_ptr<const mapping::RuleSet> rules) {
+    auto next = std::make_shared<ActiveRules>();
+    const auto before = active();
+    if (rules && !rules->empty()) {
+      next->rules = std::move(rules);
+      for (const auto& name : next->rules->rule_names()) {
+        auto kept = before ? before->per_rule.find(name) : decltype(before->per_rule.end()){};
+        next->per_rule[name] = before && kept != before->per_rule.end()
+                                   ? kept->second
+                                   : std::make_shared<RuleCounters>();
+      }
+    }
+    std::atomic_store(&active_, std::shared_ptr<const ActiveRules>(std::move(next)));
+  }
+
+  void dropped(const ActiveRules& a, const mapping::Decision& d, std::int64_t now) {
+    bump(c_.dropped);
+    if (auto* rc = a.counters(d.rule)) bump(rc->dropped);
+    log_.drop(d.rule, d.reason, now);
+  }
+
   bool room() const { return outbox_.in_flight() < config_.max_in_flight; }
 
   static std::string registration_key(const std::string& uid, const std::string& channel,
@@ -207,14 +291,14 @@ class Bridge {
       echoes_.published(o.topic, o.payload, core_.now_ms());
     }
     bump(c_.relayed);
+    if (o.rule) bump(o.rule->relayed);
     return true;
   }
 
-  void carry_out(mapping::Decision& d, std::int64_t now) {
+  void carry_out(const ActiveRules& a, mapping::Decision& d, std::int64_t now) {
     switch (d.kind) {
       case mapping::Decision::Kind::drop:
-        bump(c_.dropped);
-        log_.drop(d.rule, d.reason, now);
+        dropped(a, d, now);
         return;
       case mapping::Decision::Kind::presence:
         bump(c_.presence);
@@ -226,13 +310,13 @@ class Bridge {
     if (!d.publisher.empty()) {
       std::string why;
       if (!rtm_->ensure_device_publisher(d.publisher, d.channel, d.topic_name, &why)) {
-        bump(c_.dropped);
-        log_.drop(d.rule, "cannot register " + d.publisher + " as a publisher: " + why, now);
+        d.reason = "cannot register " + d.publisher + " as a publisher: " + why;
+        dropped(a, d, now);
         return;
       }
       remember_registered(d.publisher, d.channel, d.topic_name);
     }
-    Outgoing o{std::move(d.topic), std::move(d.payload), d.qos, d.retain};
+    Outgoing o{std::move(d.topic), std::move(d.payload), d.qos, d.retain, a.counters(d.rule)};
     if (qos0_.empty() && qos1_.empty() && room()) {
       if (send(o)) return;
       if (o.qos == 0) {
@@ -263,8 +347,8 @@ class Bridge {
 
   Core& core_;
   Outbox& outbox_;  // thread-safe: used from both threads
-  const MappingConfig& config_;
-  std::shared_ptr<const mapping::RuleSet> rules_;
+  const MappingConfig& config_;  // the restart-only keys (queues, echo TTL) are read here
+  std::shared_ptr<const ActiveRules> active_;  // std::atomic_load/store only
   std::shared_ptr<RtmApi> rtm_;
 
   AtomicCounters c_;
@@ -302,16 +386,20 @@ void compile_mapping(Config& config, std::vector<std::string>& problems) {
 }
 
 void register_bridge(Core& core, std::shared_ptr<RtmApi> rtm) {
-  std::shared_ptr<Bridge> bridge;
-  if (core.config().mapping.compiled && !core.config().mapping.compiled->empty()) {
-    bridge = std::make_shared<Bridge>(core, core.config().mapping.compiled, std::move(rtm));
-    bridge->install(bridge);
-    core.keep(bridge);
-    spdlog::info("bridge: {} mapping rules, {} presence rules",
-                 core.config().mapping.rules.size(), core.config().mapping.presence.size());
-  }
-  // `stats`: the gateway's counters, for operators and tests.
-  core.add_operation({"stats", false, {}, [&core, bridge](Call&) -> Outcome<json::Document> {
+  // Always there, so that a reload can bring rules to a gateway started without any.
+  auto bridge = std::make_shared<Bridge>(core, core.config().mapping.compiled, std::move(rtm));
+  bridge->install(bridge);
+  core.keep(bridge);
+  spdlog::info("bridge: {} mapping rules, {} presence rules", core.config().mapping.rules.size(),
+               core.config().mapping.presence.size());
+  // `stats`: the gateway's counters, for operators (ops.uids) and tests.
+  core.add_operation({"stats", false, {}, [&core, bridge](Call& call) -> Outcome<json::Document> {
+                        const auto& ops = core.config().ops.uids;
+                        if (std::find(ops.begin(), ops.end(), call.uid) == ops.end()) {
+                          return failure(ErrorCode::forbidden,
+                                         "stats is for operators: " + call.uid +
+                                             " is not in ops.uids");
+                        }
                         auto doc = json::object();
                         const auto& c = core.counters();
                         auto& a = doc.GetAllocator();
@@ -323,7 +411,7 @@ void register_bridge(Core& core, std::shared_ptr<RtmApi> rtm) {
                         requests.AddMember("dropped_inbound", c.dropped_inbound, a);
                         requests.AddMember("publish_failed", c.publish_failed, a);
                         json::set(doc, "requests", std::move(requests));
-                        if (bridge) {
+                        {
                           const auto b = bridge->counters();
                           json::Value br(rapidjson::kObjectType);
                           br.AddMember("received", b.received, a);

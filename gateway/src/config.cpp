@@ -2,6 +2,9 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -11,6 +14,7 @@
 #include <sstream>
 
 #include "rtm/gateway/bridge.hpp"
+#include "rtm/topics/names.hpp"
 #include "rtm/topics/tree.hpp"
 
 namespace rtm::gateway {
@@ -93,6 +97,68 @@ class Section {
     }
   }
 
+  // A secret: KEY inline, or KEY_file naming a file that holds it (not both).
+  void secret(const std::string& key, std::string& out, const std::string& base_dir,
+              const std::function<std::string(const std::string&)>& check = {}) {
+    const std::string file_key = key + "_file";
+    auto inline_node = child(key);
+    auto file_node = child(file_key);
+    const bool has_inline = inline_node && !inline_node.IsNull();
+    const bool has_file = file_node && !file_node.IsNull();
+    if (has_inline && has_file) {
+      return problem(key_path(file_key), "give " + key + " or " + file_key + ", not both");
+    }
+    if (has_inline) return string(key, out, check);
+    if (!has_file) return;
+    if (!file_node.IsScalar() || file_node.Scalar().empty()) {
+      return problem(key_path(file_key), "expected a file path, got " + quoted(file_node));
+    }
+    std::filesystem::path path(file_node.Scalar());
+    if (path.is_relative() && !base_dir.empty()) path = std::filesystem::path(base_dir) / path;
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      return problem(key_path(file_key),
+                     "cannot read \"" + path.string() + "\": " + std::strerror(errno));
+    }
+    std::string value((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!value.empty() && value.back() == '\n') value.pop_back();
+    if (!value.empty() && value.back() == '\r') value.pop_back();
+    if (check) {
+      if (auto why = check(value); !why.empty()) {
+        return problem(key_path(file_key), "the file's content " + why);
+      }
+    }
+    out = value;
+  }
+
+  // Was KEY or KEY_file given?
+  bool has(const std::string& key) const {
+    if (!valid_ || !node_ || !node_.IsMap()) return false;
+    for (const auto& k : {key, key + "_file"}) {
+      auto n = node_[k];
+      if (n && !n.IsNull()) return true;
+    }
+    return false;
+  }
+
+  // A list of uids.
+  void uid_list(const std::string& key, std::vector<std::string>& out) {
+    auto n = child(key);
+    if (!n || n.IsNull()) return;
+    if (!n.IsSequence()) return problem(key_path(key), "expected a list of uids, got " + quoted(n));
+    out.clear();
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      const std::string item_path = key_path(key) + "[" + std::to_string(i) + "]";
+      if (!n[i].IsScalar()) {
+        problem(item_path, "expected a uid, got " + quoted(n[i]));
+      } else if (auto why = topics::name_error(n[i].Scalar(), "uid")) {
+        problem(item_path, *why);
+      } else {
+        out.push_back(n[i].Scalar());
+      }
+    }
+  }
+
   template <class Int>
   void integer(const std::string& key, Int& out, long long min, long long max) {
     auto n = child(key);
@@ -140,6 +206,16 @@ std::string check_secret(const std::string& secret) {
   if (secret.size() < 32) {
     return "must be at least 32 bytes (HS256 needs a key as long as its hash), got " +
            std::to_string(secret.size());
+  }
+  return {};
+}
+
+std::string check_host_port(const std::string& listen) {
+  static const std::regex pattern(R"(^([A-Za-z0-9._\-]+|\[[0-9A-Fa-f:.]+\]):([0-9]{1,5})$)");
+  std::smatch m;
+  if (listen.empty()) return {};
+  if (!std::regex_match(listen, m, pattern) || std::stoi(m[2]) > 65535) {
+    return "expected host:port (e.g. 127.0.0.1:8089) or \"\" for none, got \"" + listen + "\"";
   }
   return {};
 }
@@ -461,7 +537,7 @@ void parse_modules(Section& top, Config& cfg, std::vector<std::string>& problems
   }
 }
 
-Config parse(const YAML::Node& root) {
+Config parse(const YAML::Node& root, const std::string& base_dir) {
   Config cfg;
   std::vector<std::string> problems;
   {
@@ -471,7 +547,7 @@ Config parse(const YAML::Node& root) {
       s.string("uri", cfg.broker.uri, check_broker_uri);
       s.string("client_id", cfg.broker.client_id, check_client_id);
       s.string("username", cfg.broker.username);
-      s.string("password", cfg.broker.password);
+      s.secret("password", cfg.broker.password, base_dir);
       s.integer("keepalive_s", cfg.broker.keepalive_s, 1, 65535);
       s.integer("connect_timeout_s", cfg.broker.connect_timeout_s, 1, 600);
       s.integer("reconnect_min_ms", cfg.broker.reconnect_min_ms, 10, 600000);
@@ -494,12 +570,18 @@ Config parse(const YAML::Node& root) {
     {
       auto node = top.child("auth");
       Section s(node, "auth", problems);
-      s.string("token_secret", cfg.auth.token_secret, check_secret);
+      s.secret("token_secret", cfg.auth.token_secret, base_dir, check_secret);
+      s.boolean("allow_demo_secret", cfg.auth.allow_demo_secret);
       // Missing, or null ("token_secret:" with no value); not looked up in a non-mapping,
       // where yaml-cpp's operator[] throws (the Section reported that already).
-      if (!node || node.IsNull() ||
-          (node.IsMap() && (!node["token_secret"] || node["token_secret"].IsNull()))) {
-        s.problem("auth.token_secret", "is required");
+      if (!node || node.IsNull() || (node.IsMap() && !s.has("token_secret"))) {
+        s.problem("auth.token_secret", "is required (or auth.token_secret_file)");
+      } else if (cfg.auth.token_secret == kDemoTokenSecret && !cfg.auth.allow_demo_secret) {
+        s.problem("auth.token_secret",
+                  "is the public demo secret of the shipped config.yaml: anyone can sign "
+                  "tokens with it. Set your own (e.g. `openssl rand -hex 32 > token.secret` "
+                  "and token_secret_file: token.secret), or set auth.allow_demo_secret: true "
+                  "for a local trial");
       }
       s.integer("token_warn_before_s", cfg.auth.token_warn_before_s, 0, 86400);
       s.integer("max_token_ttl_s", cfg.auth.max_token_ttl_s, 1, 10LL * 365 * 86400);
@@ -507,6 +589,10 @@ Config parse(const YAML::Node& root) {
     {
       Section s(top.child("log"), "log", problems);
       s.string("level", cfg.log.level, check_level);
+      s.string("format", cfg.log.format, [](const std::string& v) -> std::string {
+        if (v == "text" || v == "json") return {};
+        return "expected text or json, got \"" + v + "\"";
+      });
       s.integer("stats_interval_s", cfg.log.stats_interval_s, 0, 86400);
     }
     {
@@ -527,6 +613,11 @@ Config parse(const YAML::Node& root) {
                 10000);
     }
     parse_modules(top, cfg, problems);
+    {
+      Section s(top.child("ops"), "ops", problems);
+      s.string("http_listen", cfg.ops.http_listen, check_host_port);
+      s.uid_list("uids", cfg.ops.uids);
+    }
     if (problems.empty()) parse_mapping(top.child("mapping"), cfg, problems);
     else top.child("mapping");
   }
@@ -545,10 +636,16 @@ std::optional<std::string> broker_uri_error(const std::string& uri) {
   return std::nullopt;
 }
 
+std::optional<std::string> host_port_error(const std::string& listen) {
+  auto why = check_host_port(listen);
+  if (why.empty()) return std::nullopt;
+  return why;
+}
+
 ConfigError::ConfigError(std::vector<std::string> problems)
     : std::runtime_error(join_lines(problems)), problems_(std::move(problems)) {}
 
-Config load_config_text(const std::string& yaml_text) {
+Config load_config_text(const std::string& yaml_text, const std::string& base_dir) {
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);
@@ -557,21 +654,57 @@ Config load_config_text(const std::string& yaml_text) {
                        ", column " + std::to_string(e.mark.column + 1) + ": " + e.msg});
   }
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
-  return parse(root);
+  return parse(root, base_dir);
 }
 
 Config load_config_file(const std::string& path) {
   std::ifstream in(path);
-  if (!in) throw ConfigError({path + ": cannot be read"});
+  if (!in) {
+    std::string why = std::strerror(errno);
+    std::string hint;
+    if (errno == ENOENT && std::filesystem::path(path).is_relative()) {
+      hint = " (relative to the working directory " + std::filesystem::current_path().string() +
+             "; give --config FILE, e.g. the config.yaml at the root of the repository)";
+    }
+    throw ConfigError({path + ": cannot be read: " + why + hint});
+  }
   std::stringstream text;
   text << in.rdbuf();
   try {
-    return load_config_text(text.str());
+    return load_config_text(text.str(), std::filesystem::path(path).parent_path().string());
   } catch (const ConfigError& e) {
     std::vector<std::string> problems;
     for (const auto& p : e.problems()) problems.push_back(path + ": " + p);
     throw ConfigError(std::move(problems));
   }
+}
+
+std::vector<std::string> restart_only_changes(const Config& a, const Config& b) {
+  std::vector<std::string> changed;
+  auto check = [&changed](bool differs, const char* key) {
+    if (differs) changed.emplace_back(key);
+  };
+  check(a.broker.uri != b.broker.uri, "broker.uri");
+  check(a.broker.client_id != b.broker.client_id, "broker.client_id");
+  check(a.broker.username != b.broker.username, "broker.username");
+  check(a.broker.password != b.broker.password, "broker.password");
+  check(a.broker.keepalive_s != b.broker.keepalive_s, "broker.keepalive_s");
+  check(a.broker.connect_timeout_s != b.broker.connect_timeout_s, "broker.connect_timeout_s");
+  check(a.broker.reconnect_min_ms != b.broker.reconnect_min_ms, "broker.reconnect_min_ms");
+  check(a.broker.reconnect_max_ms != b.broker.reconnect_max_ms, "broker.reconnect_max_ms");
+  check(a.broker.client != b.broker.client, "broker.client");
+  check(a.topics.prefix != b.topics.prefix, "topics.prefix");
+  check(a.auth.token_secret != b.auth.token_secret, "auth.token_secret");
+  check(a.log.format != b.log.format, "log.format");
+  check(a.requests.queue_capacity != b.requests.queue_capacity, "requests.queue_capacity");
+  check(a.mapping.echo_ttl_ms != b.mapping.echo_ttl_ms, "mapping.echo_ttl_ms");
+  check(a.mapping.qos0_queue != b.mapping.qos0_queue, "mapping.qos0_queue");
+  check(a.mapping.qos1_queue != b.mapping.qos1_queue, "mapping.qos1_queue");
+  check(a.mapping.max_in_flight != b.mapping.max_in_flight, "mapping.max_in_flight");
+  check(a.modules.http_threads != b.modules.http_threads, "modules.http_threads");
+  check(a.modules.cache_max_entries != b.modules.cache_max_entries, "modules.cache_max_entries");
+  check(a.ops.http_listen != b.ops.http_listen, "ops.http_listen");
+  return changed;
 }
 
 }  // namespace rtm::gateway

@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "rtm/gateway/logging.hpp"
 #include "rtm/topics/names.hpp"
 
 namespace rtm::gateway {
@@ -96,12 +97,94 @@ Core::~Core() = default;
 std::vector<std::string> Core::subscriptions() const {
   std::vector<std::string> filters{tree_.request_filter()};
   filters.insert(filters.end(), extra_subscriptions_.begin(), extra_subscriptions_.end());
+  for (const auto& source : filter_sources_) {
+    for (auto& f : source()) filters.push_back(std::move(f));
+  }
   return filters;
 }
 
 void Core::add_operation(Operation op) {
   auto name = op.name;
+  auto existing = operations_.find(name);
+  if (existing != operations_.end()) {
+    op.metrics_slot = existing->second.metrics_slot;
+  } else {
+    op.metrics_slot = slot_names_.size();
+    slot_names_.push_back(name);
+    answers_by_code_.emplace_back();
+  }
   operations_[name] = std::move(op);
+}
+
+void Core::count_answer(const Answered& how, ErrorCode code) {
+  auto& by_code = answers_by_code_.at(how.slot);
+  const auto index = static_cast<std::size_t>(code);
+  if (by_code.size() <= index) by_code.resize(index + 1);
+  ++by_code[index];
+  if (how.received != std::chrono::steady_clock::time_point{}) {
+    latency_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - how.received)
+                         .count());
+  }
+}
+
+void Core::reload(const Config& next) {
+  // Only what restart_only_changes does not list; the rest keeps its running value.
+  config_.log.level = next.log.level;
+  config_.log.stats_interval_s = next.log.stats_interval_s;
+  config_.auth.token_warn_before_s = next.auth.token_warn_before_s;
+  config_.auth.max_token_ttl_s = next.auth.max_token_ttl_s;
+  config_.requests.max_payload_bytes = next.requests.max_payload_bytes;
+  config_.requests.dedup_window_s = next.requests.dedup_window_s;
+  config_.requests.dedup_max_entries = next.requests.dedup_max_entries;
+  dedup_.set_limits(static_cast<std::int64_t>(next.requests.dedup_window_s) * 1000,
+                    next.requests.dedup_max_entries);
+  config_.limits = next.limits;
+  config_.mapping.rules = next.mapping.rules;
+  config_.mapping.presence = next.mapping.presence;
+  config_.mapping.compiled = next.mapping.compiled;
+  config_.modules.timeout_ms = next.modules.timeout_ms;
+  config_.modules.max_pending = next.modules.max_pending;
+  config_.modules.max_pending_per_user = next.modules.max_pending_per_user;
+  config_.modules.max_result_bytes = next.modules.max_result_bytes;
+  config_.modules.require_login = next.modules.require_login;
+  config_.http_backends = next.http_backends;
+  config_.ops.uids = next.ops.uids;
+  for (auto& part : reloadables_) part->reload(config_);
+}
+
+void Core::write_metrics(MetricsWriter& out) const {
+  out.family("rtm_requests_total", MetricsWriter::Type::counter,
+             "Requests answered, by operation and result code");
+  for (std::size_t slot = 0; slot < slot_names_.size(); ++slot) {
+    const auto& by_code = answers_by_code_[slot];
+    for (std::size_t code = 0; code < by_code.size(); ++code) {
+      if (by_code[code] == 0) continue;
+      out.sample(static_cast<double>(by_code[code]),
+                 {{"op", slot_names_[slot]}, {"code", error_name(static_cast<ErrorCode>(code))}});
+    }
+  }
+  out.histogram("rtm_request_duration_seconds",
+                "Time from taking a request off the broker link to publishing its answer",
+                latency_);
+  out.counter("rtm_requests_replayed_total",
+              "Repeated requests answered from the dedup window, not executed again",
+              static_cast<double>(counters_.replayed));
+  out.counter("rtm_inbound_dropped_total",
+              "QoS 0 messages dropped because the gateway's inbound queue was full",
+              static_cast<double>(counters_.dropped_inbound));
+  out.counter("rtm_publish_failed_total", "Messages the broker link refused to queue",
+              static_cast<double>(counters_.publish_failed));
+  out.gauge("rtm_dedup_entries", "Answers kept in the dedup window",
+            static_cast<double>(dedup_.size()));
+  out.gauge("rtm_dedup_bytes", "Bytes of keys and answers kept in the dedup window",
+            static_cast<double>(dedup_.bytes()));
+  out.gauge("rtm_timers", "Timers scheduled (token expiries, module deadlines, ...)",
+            static_cast<double>(timers_.size()));
+}
+
+void Core::write_all_metrics(MetricsWriter& out) const {
+  write_metrics(out);
+  for (const auto& source : metrics_sources_) source->write_metrics(out);
 }
 
 void Core::set_session_check(std::function<bool(const std::string&)> check) {
@@ -109,7 +192,7 @@ void Core::set_session_check(std::function<bool(const std::string&)> check) {
 }
 
 void Core::add_message_handler(std::string filter, std::function<bool(const Message&)> handler) {
-  extra_subscriptions_.push_back(std::move(filter));
+  if (!filter.empty()) extra_subscriptions_.push_back(std::move(filter));
   message_handlers_.push_back(std::move(handler));
 }
 
@@ -158,14 +241,15 @@ bool Core::answer_topic_without_uri(const Message& message) {
          failure(ErrorCode::invalid_uri,
                  "the request topic has no URI after the uid, e.g. " +
                      tree_.request(uid, "ping?msg_id=1")),
-         0, false);
+         0, false, {kInvalidSlot, message.received});
   return true;
 }
 
 void Core::answer(const std::string& uid, const std::string& response_topic,
                   const std::string& msg_id, const Outcome<json::Document>& outcome,
-                  std::uint64_t print, bool cache) {
+                  std::uint64_t print, bool cache, Answered how) {
   auto payload = response_payload(msg_id, outcome);
+  count_answer(how, outcome.ok() ? ErrorCode::ok : outcome.error().code);
   if (outcome.ok()) {
     ++counters_.answered_ok;
   } else {
@@ -186,9 +270,14 @@ void Core::handle_request(const topics::ParsedTopic& parsed, const Message& mess
 
   auto uri = topics::parse_uri(parsed.uri);
   const std::string msg_id = uri.ok() ? uri->msg_id : best_effort_msg_id(parsed.uri);
+  RequestLogScope log_scope(uid, msg_id);
+  Answered how{kInvalidSlot, message.received == std::chrono::steady_clock::time_point{}
+                                 ? std::chrono::steady_clock::now()
+                                 : message.received};
 
   auto fail = [&](ErrorCode code, std::string text) {
-    answer(uid, response_topic, msg_id, failure(code, std::move(text)), print, !msg_id.empty());
+    answer(uid, response_topic, msg_id, failure(code, std::move(text)), print, !msg_id.empty(),
+           how);
   };
 
   if (auto why = topics::name_error(uid, "uid")) return fail(ErrorCode::invalid_name, *why);
@@ -206,7 +295,7 @@ void Core::handle_request(const topics::ParsedTopic& parsed, const Message& mess
                      "msg_id " + msg_id + " was used in the last " +
                          std::to_string(config_.requests.dedup_window_s) +
                          " s for a different request"),
-             print, false);
+             print, false, how);
       return;
     }
     ++counters_.replayed;
@@ -220,6 +309,7 @@ void Core::handle_request(const topics::ParsedTopic& parsed, const Message& mess
                     std::to_string(config_.requests.max_payload_bytes));
   }
   if (uri->absolute) {
+    how.slot = kModuleSlot;
     if (!absolute_handler_) {
       return fail(ErrorCode::no_route, "no module serves " + uri->scheme + "://" + uri->host);
     }
@@ -228,7 +318,7 @@ void Core::handle_request(const topics::ParsedTopic& parsed, const Message& mess
     }
     Params none = Params::merge(topics::Uri{}, "").value();
     Call call{uid, *uri, none, clock_()};
-    PendingRequest pending{uid, msg_id, response_topic, print};
+    PendingRequest pending{uid, msg_id, response_topic, print, how.received};
     std::optional<Outcome<json::Document>> now;
     try {
       now = absolute_handler_(call, message.payload, pending);
@@ -237,7 +327,7 @@ void Core::handle_request(const topics::ParsedTopic& parsed, const Message& mess
       now = Outcome<json::Document>(failure(ErrorCode::internal, "internal error routing the request"));
     }
     if (now) {
-      answer(uid, response_topic, msg_id, *now, print, true);
+      answer(uid, response_topic, msg_id, *now, print, true, how);
     } else {
       dedup_.remember(uid, msg_id, print, std::nullopt, clock_());  // a repeat waits for it
     }
@@ -245,8 +335,10 @@ void Core::handle_request(const topics::ParsedTopic& parsed, const Message& mess
   }
   auto op = operations_.find(uri->path);
   if (op == operations_.end()) {
+    how.slot = kUnknownSlot;
     return fail(ErrorCode::unknown_operation, "unknown operation \"" + uri->path + "\"");
   }
+  how.slot = op->second.metrics_slot;
   auto params = Params::merge(*uri, message.payload);
   if (!params) return fail(params.error().code, params.error().message);
   if (auto bad = params->only(op->second.name, op->second.params)) {
@@ -268,11 +360,11 @@ void Core::handle_request(const topics::ParsedTopic& parsed, const Message& mess
     spdlog::error("operation {} for {} threw a non-standard exception", op->second.name, uid);
     outcome = failure(ErrorCode::internal, "internal error in " + op->second.name);
   }
-  answer(uid, response_topic, msg_id, outcome, print, true);
+  answer(uid, response_topic, msg_id, outcome, print, true, how);
 }
 
 void Core::complete(const PendingRequest& p, const Outcome<json::Document>& outcome) {
-  answer(p.uid, p.response_topic, p.msg_id, outcome, p.fingerprint, true);
+  answer(p.uid, p.response_topic, p.msg_id, outcome, p.fingerprint, true, {kModuleSlot, p.received});
 }
 
 void Core::complete_raw(const PendingRequest& p, std::string_view result_json) {
@@ -287,6 +379,7 @@ void Core::complete_raw(const PendingRequest& p, std::string_view result_json) {
   payload += result_json;
   payload += "}";
   ++counters_.answered_ok;
+  count_answer({kModuleSlot, p.received}, ErrorCode::ok);
   dedup_.remember(p.uid, p.msg_id, p.fingerprint, payload, clock_());
   publish(p.response_topic, payload, 1, false);
 }

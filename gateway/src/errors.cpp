@@ -23,6 +23,7 @@ constexpr ErrorInfo kErrors[] = {
     {ErrorCode::not_subscribed, "NOT_SUBSCRIBED", "the user does not subscribe to that publisher of the topic"},
     {ErrorCode::not_watched, "NOT_WATCHED", "the user does not watch that user"},
     {ErrorCode::not_publisher, "NOT_PUBLISHER", "the user is not a publisher of that topic"},
+    {ErrorCode::forbidden, "FORBIDDEN", "the operation is for operators (ops.uids) only"},
     {ErrorCode::token_invalid, "TOKEN_INVALID", "the token is not a well-formed JWT"},
     {ErrorCode::token_bad_signature, "TOKEN_BAD_SIGNATURE", "the token's signature does not match"},
     {ErrorCode::token_expired, "TOKEN_EXPIRED", "the token's exp is in the past"},

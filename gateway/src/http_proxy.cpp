@@ -214,6 +214,7 @@ Outcome<Call> build_call(const std::string& name, const HttpBackendConfig& backe
 
   Call call;
   call.backend = name;
+  call.config = backend;
   call.timeout_ms = backend.timeout_ms;
   call.max_body_bytes = max_body_bytes;
   call.method = "GET";
@@ -346,12 +347,16 @@ struct Pool::Worker {
   std::atomic<bool> finished{false};
   std::mutex mutex;  // guards `current`
   httplib::Client* current = nullptr;
-  // One keep-alive client per backend; touched only by this worker's thread.
-  std::map<std::string, std::unique_ptr<httplib::Client>> clients;
+  // One keep-alive client per backend, with the origin it talks to; touched only by this
+  // worker's thread.
+  struct Client {
+    std::string origin;
+    std::unique_ptr<httplib::Client> client;
+  };
+  std::map<std::string, Client> clients;
 };
 
-Pool::Pool(std::map<std::string, HttpBackendConfig> backends, int threads)
-    : backends_(std::move(backends)) {
+Pool::Pool(int threads) {
   const int n = std::max(1, threads);
   for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>());
   for (auto& w : workers_) {
@@ -412,11 +417,14 @@ void Pool::run(Worker& w) {
     Result result;
     const auto started = std::chrono::steady_clock::now();
     try {
-      const HttpBackendConfig& backend = backends_.at(call.backend);
-      auto& client = w.clients[call.backend];
+      const HttpBackendConfig& backend = call.config;
+      auto& entry = w.clients[call.backend];
+      std::string host_port =
+          backend.scheme + "://" + backend.host + ":" + std::to_string(backend.port);
+      const std::string origin = host_port + "|" + backend.ca_file;
+      if (entry.origin != origin) entry = {origin, nullptr};  // reconfigured: a fresh client
+      auto& client = entry.client;
       if (!client) {
-        std::string host_port =
-            backend.scheme + "://" + backend.host + ":" + std::to_string(backend.port);
         client = std::make_unique<httplib::Client>(host_port);
         client->set_keep_alive(true);
         client->set_follow_location(false);

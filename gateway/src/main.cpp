@@ -11,27 +11,60 @@
 #include "rtm/gateway/config.hpp"
 #include "rtm/gateway/gateway.hpp"
 #include "rtm/gateway/jwt.hpp"
+#include "rtm/gateway/logging.hpp"
 #include "rtm/topics/names.hpp"
 
 namespace {
 
 using namespace rtm::gateway;
 
-int run_gateway(const Config& config) {
-  spdlog::set_level(spdlog::level::from_str(config.log.level));
+// What the command line sets over the file; applied again at each reload.
+struct Overrides {
+  std::string broker;
+  std::string ops_listen;
+  bool ops_listen_set = false;
+};
+
+Config load(const std::string& path, const Overrides& overrides) {
+  Config config = load_config_file(path);
+  if (!overrides.broker.empty()) config.broker.uri = overrides.broker;
+  if (overrides.ops_listen_set) config.ops.http_listen = overrides.ops_listen;
+  return config;
+}
+
+int run_gateway(const Config& config, const std::string& config_path, const Overrides& overrides) {
+  setup_logging(config.log);
   // Signals are taken by one thread with sigwait, so no handler runs inside the loop.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
   Gateway gateway(config, make_broker_link(config.broker));
+  gateway.start_ops_http();
   std::thread signal_thread([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    if (sig != 0) spdlog::info("gateway: signal {} received", sig);
+    while (true) {
+      int sig = 0;
+      sigwait(&signals, &sig);
+      if (sig != SIGHUP) {
+        if (sig != 0) spdlog::info("gateway: signal {} received", sig);
+        break;
+      }
+      // SIGHUP: check the file first; a bad one changes nothing.
+      try {
+        auto next = load(config_path, overrides);
+        spdlog::info("config: SIGHUP: {} is valid; applying it", config_path);
+        gateway.reload(std::move(next));
+      } catch (const ConfigError& e) {
+        gateway.reload_refused();
+        for (const auto& problem : e.problems()) spdlog::error("config: {}", problem);
+        spdlog::error("config: SIGHUP: {} is not valid; the running configuration stays",
+                      config_path);
+      }
+    }
     gateway.stop();
   });
   spdlog::info("rtm-gateway {} starting: broker {}, prefix {}", RTM_VERSION, config.broker.uri,
@@ -45,16 +78,17 @@ int run_gateway(const Config& config) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  auto console = spdlog::stderr_color_mt("rtm");
-  spdlog::set_default_logger(console);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  setup_logging(LogConfig{});
 
   CLI::App app{"rtm-mqtt-gateway: real-time messaging concepts for plain MQTT clients"};
   std::string config_path = "config.yaml";
   bool check_only = false;
   app.add_option("-c,--config", config_path, "configuration file (YAML)")->capture_default_str();
-  std::string broker_override;
-  app.add_option("--broker", broker_override, "broker URI, overriding broker.uri of the config");
+  Overrides overrides;
+  app.add_option("--broker", overrides.broker, "broker URI, overriding broker.uri of the config");
+  app.add_option("--ops-listen", overrides.ops_listen,
+                 "host:port of the operations HTTP listener, overriding ops.http_listen "
+                 "(\"\" for none)");
   app.add_flag("--check-config", check_only, "check the configuration file and exit (0 = valid)");
   app.set_version_flag("--version", std::string(RTM_VERSION));
 
@@ -66,21 +100,25 @@ int main(int argc, char** argv) {
   token_cmd->add_option("-c,--config", config_path, "configuration file (YAML)");
 
   CLI11_PARSE(app, argc, argv);
+  overrides.ops_listen_set = app.count("--ops-listen") > 0;
 
+  if (!overrides.broker.empty()) {
+    if (auto why = broker_uri_error(overrides.broker)) {
+      std::cerr << "--broker: " << *why << "\n";
+      return 1;
+    }
+  }
+  if (auto why = host_port_error(overrides.ops_listen)) {
+    std::cerr << "--ops-listen: " << *why << "\n";
+    return 1;
+  }
   Config config;
   try {
-    config = load_config_file(config_path);
+    config = load(config_path, overrides);
   } catch (const ConfigError& e) {
     for (const auto& problem : e.problems()) std::cerr << problem << "\n";
     std::cerr << "configuration is not valid\n";
     return 1;
-  }
-  if (!broker_override.empty()) {
-    if (auto why = broker_uri_error(broker_override)) {
-      std::cerr << "--broker: " << *why << "\n";
-      return 1;
-    }
-    config.broker.uri = broker_override;
   }
   if (check_only) {
     std::cout << config_path << ": ok\n";
@@ -103,7 +141,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   try {
-    return run_gateway(config);
+    return run_gateway(config, config_path, overrides);
   } catch (const std::exception& e) {
     spdlog::critical("gateway stopped: {}", e.what());
     return 2;

@@ -208,7 +208,7 @@ std::string clipped(std::string text, std::size_t max = 512) {
   return text + "...";
 }
 
-class ModuleRpc {
+class ModuleRpc final : public Reloadable {
  public:
   explicit ModuleRpc(Core& core)
       : core_(core),
@@ -222,10 +222,23 @@ class ModuleRpc {
     static constexpr char kHex[] = "0123456789abcdef";
     instance_.resize(8);
     for (auto& c : instance_) c = kHex[rng_() & 15];
-    const auto& backends = core.config().http_backends;
-    if (!backends.empty()) {
-      pool_ = std::make_unique<http::Pool>(backends, config_.http_threads);
+    if (!core.config().http_backends.empty()) {
+      pool_ = std::make_unique<http::Pool>(config_.http_threads);
     }
+  }
+
+  // Reloadable: new limits and deadlines for what comes next; HTTP backends as listed now
+  // (calls in flight finish with the settings they started with).
+  void reload(const Config& next) override {
+    config_.timeout_ms = next.modules.timeout_ms;
+    config_.max_pending = next.modules.max_pending;
+    config_.max_pending_per_user = next.modules.max_pending_per_user;
+    config_.max_result_bytes = next.modules.max_result_bytes;
+    config_.require_login = next.modules.require_login;
+    if (!next.http_backends.empty() && !pool_) {
+      pool_ = std::make_unique<http::Pool>(config_.http_threads);
+    }
+    spdlog::info("modules: {} HTTP backend(s)", next.http_backends.size());
   }
 
   void install() {
@@ -609,6 +622,7 @@ void register_module_rpc(Core& core) {
   auto service = std::make_shared<ModuleRpc>(core);
   service->install();
   core.keep(service);
+  core.add_reloadable(service);
 }
 
 }  // namespace rtm::gateway

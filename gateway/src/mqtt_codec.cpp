@@ -47,12 +47,20 @@ void append_connect(std::string& out, const ConnectOptions& o) {
     flags |= 0x40;
     length += 2 + o.password.size();
   }
+  if (!o.will_topic.empty()) {
+    flags |= static_cast<std::uint8_t>(0x04 | ((o.will_qos & 3) << 3) | (o.will_retain ? 0x20 : 0));
+    length += 2 + o.will_topic.size() + 2 + o.will_payload.size();
+  }
   append_header(out, PacketType::connect, 0, length);
   append_string(out, "MQTT");
   out += static_cast<char>(4);  // protocol level 3.1.1
   out += static_cast<char>(flags);
   append_u16(out, o.keepalive_s);
   append_string(out, o.client_id);
+  if (!o.will_topic.empty()) {
+    append_string(out, o.will_topic);
+    append_string(out, o.will_payload);
+  }
   if (!o.username.empty()) append_string(out, o.username);
   if (!o.password.empty()) append_string(out, o.password);
 }
@@ -84,6 +92,15 @@ void append_subscribe(std::string& out, std::uint16_t packet_id,
     append_string(out, f.first);
     out += static_cast<char>(f.second);
   }
+}
+
+void append_unsubscribe(std::string& out, std::uint16_t packet_id,
+                        const std::vector<std::string>& filters) {
+  std::size_t length = 2;
+  for (const auto& f : filters) length += 2 + f.size();
+  append_header(out, PacketType::unsubscribe, 0x02, length);
+  append_u16(out, packet_id);
+  for (const auto& f : filters) append_string(out, f);
 }
 
 void append_pingreq(std::string& out) { append_header(out, PacketType::pingreq, 0, 0); }

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -41,6 +42,9 @@ constexpr std::size_t kReadChunk = 256 * 1024;
 // A read of this many packets means the broker is streaming to us: pause before the next.
 constexpr std::size_t kBusyBatch = 4;
 constexpr auto kBusyPause = std::chrono::microseconds(100);
+// A connection the broker closes within this time after it was established counts as
+// taken over (see run()).
+constexpr auto kEarlyClose = std::chrono::seconds(10);
 
 class LinkError : public std::runtime_error {
  public:
@@ -81,6 +85,32 @@ class NativeLink final : public BrokerLink {
   }
 
   bool connected() const override { return connected_.load(std::memory_order_acquire); }
+
+  void unsubscribe(const std::vector<std::string>& filters) override {
+    std::lock_guard<std::mutex> lock(out_mutex_);
+    std::vector<std::string> removed;
+    for (const auto& f : filters) {
+      auto it = std::find_if(subscriptions_.begin(), subscriptions_.end(),
+                             [&f](const auto& s) { return s.first == f; });
+      if (it == subscriptions_.end()) continue;
+      subscriptions_.erase(it);
+      removed.push_back(f);
+    }
+    if (!removed.empty() && connected_.load(std::memory_order_acquire)) {
+      codec::append_unsubscribe(out_, next_packet_id_locked(), removed);
+      wake_locked();
+    }
+  }
+
+  void set_will(Will will) override {
+    std::lock_guard<std::mutex> lock(out_mutex_);
+    will_ = std::move(will);
+  }
+
+  LinkStats stats() const override {
+    return {connects_.load(std::memory_order_relaxed), lost_.load(std::memory_order_relaxed),
+            early_closes_.load(std::memory_order_relaxed)};
+  }
 
   void subscribe(const std::vector<std::string>& filters, int qos) override {
     std::lock_guard<std::mutex> lock(out_mutex_);
@@ -163,8 +193,28 @@ class NativeLink final : public BrokerLink {
       const bool was_connected = connected_.exchange(false);
       reset_connection();
       if (was_connected) {
+        lost_.fetch_add(1, std::memory_order_relaxed);
+        // The broker closing a fresh connection again and again is what an MQTT take-over
+        // looks like: another client connects with our client id, we connect back, and so
+        // on. Keep backing off then, instead of joining the fight at full speed.
+        const bool early = closed_by_broker_ && Clock::now() - connected_at_ < kEarlyClose;
+        if (early) {
+          early_closes_.fetch_add(1, std::memory_order_relaxed);
+          ++early_in_a_row_;
+        } else {
+          early_in_a_row_ = 0;
+          backoff = std::chrono::milliseconds(config_.reconnect_min_ms);
+        }
+        if (early_in_a_row_ >= 2) {
+          spdlog::error(
+              "broker: the broker closed the connection {} times in a row within {} s of "
+              "connecting. Another client probably uses this gateway's broker.client_id \"{}\" "
+              "(the broker hands an id to whoever connects last): give every gateway its own "
+              "client id. Reconnecting in {} ms",
+              early_in_a_row_, std::chrono::duration_cast<std::chrono::seconds>(kEarlyClose).count(),
+              config_.client_id, backoff.count());
+        }
         listener_->on_connection_lost(why);
-        backoff = std::chrono::milliseconds(config_.reconnect_min_ms);
         quiet = false;
       } else if (!quiet) {
         spdlog::warn("broker: connect to {} failed: {}; retrying", config_.uri, why);
@@ -257,6 +307,7 @@ class NativeLink final : public BrokerLink {
 
   // Connects, subscribes, then serves until stopping (returns) or an error (throws).
   void session() {
+    closed_by_broker_ = false;
     open_socket();
     codec::ConnectOptions options;
     options.client_id = config_.client_id;
@@ -268,6 +319,15 @@ class NativeLink final : public BrokerLink {
     std::uint16_t subscribe_id = 0;
     {
       std::lock_guard<std::mutex> lock(out_mutex_);
+      if (!will_.topic.empty()) {
+        // The CONNECT is rebuilt with the Will of the moment.
+        hello.clear();
+        options.will_topic = will_.topic;
+        options.will_payload = will_.payload;
+        options.will_qos = will_.qos;
+        options.will_retain = will_.retain;
+        codec::append_connect(hello, options);
+      }
       if (!subscriptions_.empty()) {
         subscribe_id = next_packet_id_locked();
         codec::append_subscribe(hello, subscribe_id, subscriptions_);
@@ -285,6 +345,8 @@ class NativeLink final : public BrokerLink {
       if (!ready && Clock::now() > deadline) throw LinkError("no CONNACK/SUBACK in time");
       if (ready && !connected_.load()) {
         connected_.store(true, std::memory_order_release);
+        connected_at_ = Clock::now();
+        connects_.fetch_add(1, std::memory_order_relaxed);
         spdlog::info("broker: connected to {} as {}", config_.uri, config_.client_id);
         listener_->on_connected();
       }
@@ -299,7 +361,10 @@ class NativeLink final : public BrokerLink {
         wake_pending_ = false;
       }
       if (fds[0].revents & (POLLERR | POLLHUP)) {
-        if (!(fds[0].revents & POLLIN)) throw LinkError("connection closed by the broker");
+        if (!(fds[0].revents & POLLIN)) {
+          closed_by_broker_ = true;
+          throw LinkError("connection closed by the broker");
+        }
       }
       std::size_t packets = 0;
       if (fds[0].revents & POLLIN) packets = read_packets(acknowledged, subscribed, subscribe_id);
@@ -388,6 +453,7 @@ class NativeLink final : public BrokerLink {
     const ssize_t n = ::recv(fd_, in_.data() + in_len_, in_.size() - in_len_, MSG_DONTWAIT);
     if (n <= 0) {
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return 0;
+      closed_by_broker_ = n == 0 || errno == ECONNRESET;
       throw LinkError(n == 0 ? "connection closed by the broker"
                              : std::string("recv: ") + std::strerror(errno));
     }
@@ -487,8 +553,16 @@ class NativeLink final : public BrokerLink {
   std::uint16_t next_id_ = 0;
   std::vector<std::pair<std::string, int>> subscriptions_;
 
+  Will will_;  // under out_mutex_
+
   std::atomic<long long> in_flight_{0};
   long long drain_mark_ = 0;
+
+  // Network thread only: how the last connection ended, for take-over detection.
+  bool closed_by_broker_ = false;
+  Clock::time_point connected_at_;
+  int early_in_a_row_ = 0;
+  std::atomic<std::uint64_t> connects_{0}, lost_{0}, early_closes_{0};
 };
 
 }  // namespace

@@ -38,6 +38,7 @@ class PahoLink final : public BrokerLink {
         std::lock_guard<std::mutex> lock(mutex_);
         connected_ = false;
       }
+      lost_.fetch_add(1, std::memory_order_relaxed);
       wake_.notify_all();
       listener_->on_connection_lost(cause.empty() ? "connection lost" : cause);
     });
@@ -82,6 +83,36 @@ class PahoLink final : public BrokerLink {
         }
       }
     }
+  }
+
+  void unsubscribe(const std::vector<std::string>& filters) override {
+    bool now;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (const auto& f : filters) {
+        subscriptions_.erase(std::remove_if(subscriptions_.begin(), subscriptions_.end(),
+                                            [&f](const auto& s) { return s.first == f; }),
+                             subscriptions_.end());
+      }
+      now = connected_;
+    }
+    if (!now) return;
+    for (const auto& f : filters) {
+      try {
+        client_.unsubscribe(f);
+      } catch (const std::exception& e) {
+        spdlog::warn("broker: unsubscribe {}: {}", f, e.what());
+      }
+    }
+  }
+
+  void set_will(Will will) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    will_ = std::move(will);
+  }
+
+  LinkStats stats() const override {
+    return {connects_.load(std::memory_order_relaxed), lost_.load(std::memory_order_relaxed), 0};
   }
 
   bool publish(const std::string& topic, std::string_view payload, int qos, bool retain) override {
@@ -147,6 +178,13 @@ class PahoLink final : public BrokerLink {
     options.set_max_inflight(65535);
     if (!config_.username.empty()) options.set_user_name(config_.username);
     if (!config_.password.empty()) options.set_password(config_.password);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!will_.topic.empty()) {
+        options.set_will(mqtt::will_options(will_.topic, will_.payload.data(), will_.payload.size(),
+                                            will_.qos, will_.retain));
+      }
+    }
     try {
       auto token = client_.connect(options);
       if (!token->wait_for(std::chrono::seconds(config_.connect_timeout_s + 1))) {
@@ -163,6 +201,7 @@ class PahoLink final : public BrokerLink {
       // A clean session starts with nothing in flight; completions lost with the old
       // connection must not keep callers throttled forever.
       in_flight_.store(0, std::memory_order_relaxed);
+      connects_.fetch_add(1, std::memory_order_relaxed);
       spdlog::info("broker: connected to {} as {}", config_.uri, config_.client_id);
       return true;
     } catch (const std::exception& e) {
@@ -207,6 +246,8 @@ class PahoLink final : public BrokerLink {
   bool connected_ = false;
   bool stopping_ = false;
   std::vector<std::pair<std::string, int>> subscriptions_;
+  Will will_;
+  std::atomic<std::uint64_t> connects_{0}, lost_{0};
   std::thread worker_;
 };
 

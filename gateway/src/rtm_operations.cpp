@@ -544,12 +544,34 @@ class RtmService final : public RtmApi {
   std::mt19937_64 rng_;
 };
 
+// The RTM state's numbers for the metrics, and its limits for a reload.
+class RtmOperations final : public Reloadable, public MetricsSource {
+ public:
+  explicit RtmOperations(std::shared_ptr<RtmService> service) : service_(std::move(service)) {}
+  void reload(const Config& next) override { service_->state().set_limits(next.limits); }
+  void write_metrics(MetricsWriter& out) const override {
+    const auto& state = service_->state();
+    out.gauge("rtm_sessions", "Live sessions (logged-in users and bridged devices)",
+              static_cast<double>(state.session_count()));
+    out.gauge("rtm_channels", "Channels with at least one member or topic",
+              static_cast<double>(state.channel_count()));
+    out.gauge("rtm_subscriptions", "Subscriptions to publishers, (subscriber, publisher) pairs",
+              static_cast<double>(state.subscription_count()));
+  }
+
+ private:
+  std::shared_ptr<RtmService> service_;
+};
+
 }  // namespace
 
 std::shared_ptr<RtmApi> register_rtm_operations(Core& core) {
   auto service = std::make_shared<RtmService>(core);
   service->install();
   core.keep(service);
+  auto ops = std::make_shared<RtmOperations>(service);
+  core.add_reloadable(ops);
+  core.add_metrics_source(ops);
   return service;
 }
 

@@ -975,4 +975,11 @@ bool RuleSet::empty() const {
   return rules_.empty();
 }
 
+std::vector<std::string> RuleSet::rule_names() const {
+  std::vector<std::string> names;
+  names.reserve(rules_.size());
+  for (const auto& rule : rules_) names.push_back(rule->name);
+  return names;
+}
+
 }  // namespace rtm::mapping

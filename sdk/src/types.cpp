@@ -22,6 +22,7 @@ std::string_view error_name(int code) {
     case ErrorCode::not_subscribed: return "NOT_SUBSCRIBED";
     case ErrorCode::not_watched: return "NOT_WATCHED";
     case ErrorCode::not_publisher: return "NOT_PUBLISHER";
+    case ErrorCode::forbidden: return "FORBIDDEN";
     case ErrorCode::token_invalid: return "TOKEN_INVALID";
     case ErrorCode::token_bad_signature: return "TOKEN_BAD_SIGNATURE";
     case ErrorCode::token_expired: return "TOKEN_EXPIRED";

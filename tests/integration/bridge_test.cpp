@@ -31,7 +31,8 @@ struct Setup {
   Mosquitto broker;
   GatewayProcess gateway;
   explicit Setup(const std::string& mapping)
-      : gateway(broker.uri(), GatewayOptions{mapping, "rtm", "rtm-gateway", "", "info"}) {
+      : gateway(broker.uri(),
+                GatewayOptions{mapping + "ops:\n  uids: [host-a]\n", "rtm", "rtm-gateway", "", "info"}) {
     REQUIRE_MESSAGE(wait_gateway_ready(broker.uri()), gateway.log());
   }
 };

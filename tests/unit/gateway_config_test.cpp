@@ -2,6 +2,10 @@
 // bad configs (each starting with its key path, all reported together).
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -12,8 +16,9 @@ namespace {
 using rtm::gateway::Config;
 using rtm::gateway::ConfigError;
 using rtm::gateway::load_config_text;
+using rtm::gateway::restart_only_changes;
 
-const std::string kSecret = "demo-secret-change-me-0123456789abcdef";  // 38 bytes
+const std::string kSecret = "unit-test-secret-0123456789abcdef-xyz";  // 37 bytes
 const std::string kAuth = "auth:\n  token_secret: \"" + kSecret + "\"\n";
 
 // The problems of a config that must be refused; fails the test when it is accepted.
@@ -129,46 +134,117 @@ TEST_CASE("config: every key of config.yaml is accepted and read") {
   CHECK(c.limits.watched_users == 0);
 }
 
-TEST_CASE("config: the values of the shipped config.yaml (its defaults) load") {
-  // The same keys and values as /work/main/config.yaml, comments left out.
-  const Config c = load_config_text(R"(
-broker:
-  uri: tcp://127.0.0.1:1883
-  client_id: rtm-gateway
-  username: rtm-gateway
-  password: ""
-  keepalive_s: 30
-  connect_timeout_s: 5
-  reconnect_min_ms: 100
-  reconnect_max_ms: 5000
-topics:
-  prefix: rtm
-auth:
-  token_secret: "demo-secret-change-me-0123456789abcdef"
-  token_warn_before_s: 30
-  max_token_ttl_s: 604800
-log:
-  level: info
-  stats_interval_s: 60
-requests:
-  max_payload_bytes: 65536
-  dedup_window_s: 30
-  dedup_max_entries: 100000
-  queue_capacity: 100000
-limits:
-  channels_per_user: 50
-  topics_per_channel: 8
-  members_per_channel: 10000
-  publishers_per_subscription: 64
-  watched_users: 1000
-)");
+TEST_CASE("config: the shipped config.yaml loads with the defaults but what it marks") {
+  // The file run.sh uses: every value is the built-in default except the lines it marks
+  // "(this file)": the demo secret it may use, and the operations listener.
+  const Config c = rtm::gateway::load_config_file(std::string(RTM_SOURCE_DIR) + "/config.yaml");
   const Config d = load_config_text(kAuth);
   CHECK(c.broker.uri == d.broker.uri);
+  CHECK(c.broker.client_id == d.broker.client_id);
   CHECK(c.broker.password == d.broker.password);
   CHECK(c.topics.prefix == d.topics.prefix);
+  CHECK(c.auth.token_secret == rtm::gateway::kDemoTokenSecret);
+  CHECK(c.auth.allow_demo_secret);
+  CHECK_FALSE(d.auth.allow_demo_secret);
   CHECK(c.auth.max_token_ttl_s == d.auth.max_token_ttl_s);
+  CHECK(c.log.level == d.log.level);
+  CHECK(c.log.format == d.log.format);
   CHECK(c.requests.queue_capacity == d.requests.queue_capacity);
+  CHECK(c.requests.dedup_window_s == d.requests.dedup_window_s);
   CHECK(c.limits.watched_users == d.limits.watched_users);
+  CHECK(c.modules.timeout_ms == d.modules.timeout_ms);
+  CHECK(c.mapping.rules.empty());
+  CHECK(c.mapping.echo_ttl_ms == d.mapping.echo_ttl_ms);
+  CHECK(c.mapping.max_in_flight == d.mapping.max_in_flight);
+  CHECK(c.ops.http_listen == "127.0.0.1:8089");
+  CHECK(d.ops.http_listen.empty());
+  CHECK(c.ops.uids == std::vector<std::string>{"ops"});
+  CHECK(d.ops.uids.empty());
+  CHECK(restart_only_changes(c, d) == std::vector<std::string>{"auth.token_secret", "ops.http_listen"});
+}
+
+TEST_CASE("config: the public demo secret needs auth.allow_demo_secret") {
+  const std::string demo = std::string("auth:\n  token_secret: \"") + rtm::gateway::kDemoTokenSecret + "\"\n";
+  const auto problems = problems_of(demo);
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0].rfind("auth.token_secret: is the public demo secret", 0) == 0);
+  CHECK(load_config_text(demo + "  allow_demo_secret: true\n").auth.allow_demo_secret);
+}
+
+TEST_CASE("config: secrets from files") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("rtm-config-test-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir / name, std::ios::binary) << text;
+  };
+  write("secret", kSecret + "\n");
+  write("secret-crlf", kSecret + "\r\n");
+  write("password", "p4ss");
+  write("short", "too short\n");
+
+  SUBCASE("relative to the config file's folder, one trailing line break dropped") {
+    const Config c = load_config_text(
+        "auth:\n  token_secret_file: secret\nbroker:\n  password_file: password\n", dir.string());
+    CHECK(c.auth.token_secret == kSecret);
+    CHECK(c.broker.password == "p4ss");
+    CHECK(load_config_text("auth:\n  token_secret_file: secret-crlf\n", dir.string()).auth.token_secret ==
+          kSecret);
+    CHECK(load_config_text("auth:\n  token_secret_file: " + (dir / "secret").string() + "\n")
+              .auth.token_secret == kSecret);
+  }
+  SUBCASE("problems") {
+    auto p = problems_of("auth:\n  token_secret: \"" + kSecret + "\"\n  token_secret_file: secret\n");
+    REQUIRE(p.size() == 1);
+    CHECK(p[0] == "auth.token_secret_file: give token_secret or token_secret_file, not both");
+    try {
+      load_config_text("auth:\n  token_secret_file: nope\n", dir.string());
+      FAIL("accepted");
+    } catch (const ConfigError& e) {
+      REQUIRE(e.problems().size() == 1);
+      CHECK(e.problems()[0] == "auth.token_secret_file: cannot read \"" + (dir / "nope").string() +
+                                   "\": No such file or directory");
+    }
+    try {
+      load_config_text("auth:\n  token_secret_file: short\n", dir.string());
+      FAIL("accepted");
+    } catch (const ConfigError& e) {
+      REQUIRE(e.problems().size() == 1);
+      CHECK(e.problems()[0].rfind("auth.token_secret_file: the file's content must be at least 32 bytes", 0) == 0);
+    }
+    p = problems_of("auth:\n  token_secret_file: [a]\n");
+    CHECK(p.at(0) == "auth.token_secret_file: expected a file path, got a list");
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("config: log.format and the ops section") {
+  CHECK(load_config_text(kAuth + "log:\n  format: json\n").log.format == "json");
+  CHECK(problems_of(kAuth + "log:\n  format: xml\n").at(0) ==
+        "log.format: expected text or json, got \"xml\"");
+  const Config c = load_config_text(kAuth + "ops:\n  http_listen: \"[::1]:9100\"\n  uids: [ops, admin-1]\n");
+  CHECK(c.ops.http_listen == "[::1]:9100");
+  CHECK(c.ops.uids == std::vector<std::string>{"ops", "admin-1"});
+  CHECK(load_config_text(kAuth + "ops:\n  http_listen: \"\"\n").ops.http_listen.empty());
+  CHECK(problems_of(kAuth + "ops:\n  http_listen: 8089\n").at(0) ==
+        "ops.http_listen: expected host:port (e.g. 127.0.0.1:8089) or \"\" for none, got \"8089\"");
+  CHECK(problems_of(kAuth + "ops:\n  uids: [\"a b\"]\n").at(0).rfind("ops.uids[0]: ", 0) == 0);
+  CHECK(problems_of(kAuth + "ops:\n  uids: ops\n").at(0) == "ops.uids: expected a list of uids, got \"ops\"");
+}
+
+TEST_CASE("config: restart_only_changes names the keys a reload cannot apply") {
+  const Config a = load_config_text(kAuth);
+  Config b = a;
+  CHECK(restart_only_changes(a, b).empty());
+  b.log.level = "debug";
+  b.limits.channels_per_user = 3;
+  b.ops.uids = {"ops"};
+  CHECK(restart_only_changes(a, b).empty());
+  b.topics.prefix = "x";
+  b.broker.client_id = "y";
+  b.log.format = "json";
+  CHECK(restart_only_changes(a, b) ==
+        std::vector<std::string>{"broker.client_id", "topics.prefix", "log.format"});
 }
 
 TEST_CASE("config: accepted edge values") {
@@ -228,11 +304,11 @@ TEST_CASE("config: each bad config gives its exact problem line") {
       {"unknown top-level key", kAuth + "bogus: 1\n", "bogus: unknown key"},
       {"unknown nested key", kAuth + "broker:\n  bogus: 1\n", "broker.bogus: unknown key"},
       {"unknown key in auth", kAuth + "  token_secrets: x\n", "auth.token_secrets: unknown key"},
-      {"missing auth", "broker:\n  uri: tcp://h:1\n", "auth.token_secret: is required"},
-      {"empty document", "", "auth.token_secret: is required"},
+      {"missing auth", "broker:\n  uri: tcp://h:1\n", "auth.token_secret: is required (or auth.token_secret_file)"},
+      {"empty document", "", "auth.token_secret: is required (or auth.token_secret_file)"},
       {"auth without token_secret", "auth:\n  token_warn_before_s: 5\n",
-       "auth.token_secret: is required"},
-      {"empty auth", "auth:\n", "auth.token_secret: is required"},
+       "auth.token_secret: is required (or auth.token_secret_file)"},
+      {"empty auth", "auth:\n", "auth.token_secret: is required (or auth.token_secret_file)"},
       {"short secret", "auth:\n  token_secret: short\n",
        "auth.token_secret: must be at least 32 bytes (HS256 needs a key as long as its hash), got 5"},
       {"31-byte secret", "auth:\n  token_secret: " + std::string(31, 'k') + "\n",
@@ -288,7 +364,7 @@ TEST_CASE("config: an empty or null token_secret counts as missing") {
     const auto problems = problems_of(yaml);
     INFO("problems:\n" << joined(problems));
     REQUIRE(problems.size() == 1);
-    CHECK(problems[0] == "auth.token_secret: is required");
+    CHECK(problems[0] == "auth.token_secret: is required (or auth.token_secret_file)");
   }
   const auto problems = problems_of("auth:\n  token_secret: \"\"\n");
   REQUIRE(problems.size() == 1);

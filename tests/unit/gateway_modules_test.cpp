@@ -31,7 +31,7 @@ using rtm::gateway::modules::Directory;
 namespace modules = rtm::gateway::modules;
 namespace http = rtm::gateway::http;
 
-const std::string kAuth = "auth:\n  token_secret: \"demo-secret-change-me-0123456789abcdef\"\n";
+const std::string kAuth = "auth:\n  token_secret: \"unit-test-secret-0123456789abcdef-xyz\"\n";
 
 std::vector<std::string> problems_of(const std::string& yaml) {
   try {

@@ -143,6 +143,8 @@ std::string TopicTree::presence_filter() const {
   return join({prefix_, "presence", "+"});
 }
 
+std::string TopicTree::gateway_status() const { return join({prefix_, "gateway", "status"}); }
+
 std::optional<ParsedTopic> TopicTree::parse(std::string_view topic) const {
   if (topic.size() <= prefix_.size() || topic.compare(0, prefix_.size(), prefix_) != 0 ||
       topic[prefix_.size()] != '/') {

@@ -2,6 +2,8 @@
 // The gateway's only view of the broker. Kept behind an interface of our own so that
 // the hot path can change (several connections, another client library) without
 // touching the logic, and so that the logic can be unit-tested without a broker.
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -17,6 +19,23 @@ struct Message {
   int qos = 0;
   bool retained = false;
   bool deferred = false;  // the bridge's fast path handed it to the loop (see Core::fast_path)
+  // When the gateway took it from the link (request latency is measured from here).
+  std::chrono::steady_clock::time_point received{};
+};
+
+// The last message the broker publishes for the gateway when its connection drops.
+struct Will {
+  std::string topic;
+  std::string payload;
+  int qos = 1;
+  bool retain = true;
+};
+
+// What the link has seen, for metrics (read from any thread).
+struct LinkStats {
+  std::uint64_t connects = 0;        // successful connections (CONNACK and SUBACK)
+  std::uint64_t connection_lost = 0;  // established connections that dropped
+  std::uint64_t early_closes = 0;    // of those, closed by the broker soon after connecting
 };
 
 class BrokerLink {
@@ -41,6 +60,11 @@ class BrokerLink {
   virtual bool connected() const = 0;
   // Adds filters to the set the link keeps subscribed across reconnects.
   virtual void subscribe(const std::vector<std::string>& filters, int qos) = 0;
+  // Removes filters from that set (and from the broker, when connected).
+  virtual void unsubscribe(const std::vector<std::string>& filters) = 0;
+  // The Will of every connection made after this call.
+  virtual void set_will(Will will) = 0;
+  virtual LinkStats stats() const = 0;
   // Queues a message for sending; false when it cannot be queued (link down, buffer
   // full). Never throws.
   virtual bool publish(const std::string& topic, std::string_view payload, int qos,

@@ -17,7 +17,7 @@ struct BrokerConfig {
   std::string uri = "tcp://127.0.0.1:1883";
   std::string client_id = "rtm-gateway";
   std::string username = "rtm-gateway";
-  std::string password;
+  std::string password;  // or password_file (secrets: see Config)
   int keepalive_s = 30;
   int connect_timeout_s = 5;
   int reconnect_min_ms = 100;
@@ -31,14 +31,19 @@ struct TopicsConfig {
   std::string prefix = "rtm";
 };
 
+// The public secret of the shipped config.yaml: refused unless auth.allow_demo_secret.
+inline constexpr const char* kDemoTokenSecret = "demo-secret-change-me-0123456789abcdef";
+
 struct AuthConfig {
-  std::string token_secret;  // required, >= 32 bytes
+  std::string token_secret;  // required, >= 32 bytes; or token_secret_file
+  bool allow_demo_secret = false;  // a local trial may use kDemoTokenSecret
   int token_warn_before_s = 30;
   int max_token_ttl_s = 7 * 24 * 3600;  // `rtm-gateway token` refuses longer
 };
 
 struct LogConfig {
   std::string level = "info";  // trace, debug, info, warn, error
+  std::string format = "text";  // text, or json (one object per line)
   int stats_interval_s = 60;   // 0 turns the periodic counters line off
 };
 
@@ -95,6 +100,15 @@ struct HttpBackendConfig {
   std::string ca_file;                   // https: CA bundle (PEM); empty = the system's
 };
 
+// Operations: the HTTP listener (health, readiness, Prometheus metrics) and operators.
+struct OpsConfig {
+  std::string http_listen;        // "host:port"; empty: no listener
+  std::vector<std::string> uids;  // may call the `stats` request
+};
+
+// Secrets (auth.token_secret, broker.password) may be given inline or as KEY_file: the
+// path of a file holding the value (a trailing line break is dropped), as Docker and
+// systemd hand secrets over. A relative path is relative to the config file's folder.
 struct Config {
   BrokerConfig broker;
   TopicsConfig topics;
@@ -105,6 +119,7 @@ struct Config {
   MappingConfig mapping;
   ModulesConfig modules;
   std::map<std::string, HttpBackendConfig> http_backends;  // by NAME
+  OpsConfig ops;
 };
 
 // Thrown at start-up when a config cannot be used; one message per problem, each
@@ -120,8 +135,15 @@ class ConfigError : public std::runtime_error {
 
 // nullopt when `uri` is a broker URI the gateway can use (tcp://host:port, ssl://host:port).
 std::optional<std::string> broker_uri_error(const std::string& uri);
+// nullopt when `listen` is "host:port" (or empty: no listener).
+std::optional<std::string> host_port_error(const std::string& listen);
 
 Config load_config_file(const std::string& path);
-Config load_config_text(const std::string& yaml_text);
+// `base_dir` resolves relative *_file paths (default: the working directory).
+Config load_config_text(const std::string& yaml_text, const std::string& base_dir = "");
+
+// What `next` changes that only a restart applies ("broker.uri", ...): SIGHUP keeps the
+// running values of these keys and says so.
+std::vector<std::string> restart_only_changes(const Config& running, const Config& next);
 
 }  // namespace rtm::gateway

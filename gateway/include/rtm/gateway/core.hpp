@@ -2,6 +2,7 @@
 // The gateway's logic without threads or sockets: it takes broker messages and the
 // time, and publishes through an Outbox. Everything here runs on one thread (the
 // gateway loop), so the state needs no locks.
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -14,6 +15,7 @@
 #include "rtm/gateway/broker_link.hpp"
 #include "rtm/gateway/config.hpp"
 #include "rtm/gateway/dedup.hpp"
+#include "rtm/gateway/metrics.hpp"
 #include "rtm/gateway/request.hpp"
 #include "rtm/gateway/timers.hpp"
 #include "rtm/topics/tree.hpp"
@@ -47,6 +49,7 @@ struct PendingRequest {
   std::string msg_id;
   std::string response_topic;
   std::uint64_t fingerprint = 0;
+  std::chrono::steady_clock::time_point received{};  // for the latency metric
 };
 
 // Handles absolute-URI requests. Returns the answer now, or nullopt when it will call
@@ -59,6 +62,15 @@ struct Operation {
   bool needs_session = true;
   std::vector<std::string_view> params;  // the parameter names it accepts
   std::function<Outcome<json::Document>(Call&)> handle;
+  std::size_t metrics_slot = 0;  // set by Core::add_operation
+};
+
+// A part whose settings SIGHUP may change (see restart_only_changes for those it cannot).
+class Reloadable {
+ public:
+  virtual ~Reloadable() = default;
+  // On the loop thread, with the new configuration already checked.
+  virtual void reload(const Config& next) = 0;
 };
 
 struct Counters {
@@ -77,7 +89,7 @@ enum class FastResult {
   deferred,  // a bridge message that needs the loop (registration, presence, full queues)
 };
 
-class Core {
+class Core final : public MetricsSource {
  public:
   Core(const Config& config, Outbox& outbox, Clock clock = system_clock());
   ~Core();
@@ -90,6 +102,23 @@ class Core {
 
   // Filters the broker link must keep subscribed.
   std::vector<std::string> subscriptions() const;
+  // Parts with filters of their own that a reload may change (the bridge).
+  void add_filter_source(std::function<std::vector<std::string>()> source) {
+    filter_sources_.push_back(std::move(source));
+  }
+
+  // Takes the settings that may change at run time from `next` (checked already) and
+  // tells every Reloadable. Loop thread only.
+  void reload(const Config& next);
+  void add_reloadable(std::shared_ptr<Reloadable> part) { reloadables_.push_back(std::move(part)); }
+
+  // Metrics of the core (requests by operation and code, latency, dedup) and of every
+  // registered source. Loop thread only.
+  void write_metrics(MetricsWriter& out) const override;
+  void add_metrics_source(std::shared_ptr<const MetricsSource> source) {
+    metrics_sources_.push_back(std::move(source));
+  }
+  void write_all_metrics(MetricsWriter& out) const;
 
   void add_operation(Operation op);
   // Hook for operations: does uid have a live session? (Set by the session module.)
@@ -148,11 +177,20 @@ class Core {
                           const json::Document& event);
 
  private:
+  // Answers are counted per operation: the registered ones, and these for the rest (a
+  // label from a fixed set, whatever a client sends).
+  enum FixedSlot : std::size_t { kInvalidSlot = 0, kUnknownSlot = 1, kModuleSlot = 2, kFixedSlots = 3 };
+  struct Answered {
+    std::size_t slot = kInvalidSlot;
+    std::chrono::steady_clock::time_point received{};
+  };
+
   void handle_request(const topics::ParsedTopic& parsed, const Message& message);
   bool answer_topic_without_uri(const Message& message);
   void answer(const std::string& uid, const std::string& response_topic,
               const std::string& msg_id, const Outcome<json::Document>& outcome,
-              std::uint64_t fingerprint, bool cache);
+              std::uint64_t fingerprint, bool cache, Answered how);
+  void count_answer(const Answered& how, ErrorCode code);
 
   AbsoluteHandler absolute_handler_;
   std::function<FastResult(const Message&)> fast_path_;
@@ -172,6 +210,13 @@ class Core {
   std::vector<std::function<bool()>> backpressure_;
   std::vector<std::function<std::string()>> stats_lines_;
   std::vector<std::shared_ptr<void>> modules_;
+  std::vector<std::function<std::vector<std::string>()>> filter_sources_;
+  std::vector<std::shared_ptr<Reloadable>> reloadables_;
+  std::vector<std::shared_ptr<const MetricsSource>> metrics_sources_;
+  // Per metrics slot: its label and answers by error code.
+  std::vector<std::string> slot_names_{"invalid", "unknown", "module"};
+  std::vector<std::vector<std::uint64_t>> answers_by_code_{kFixedSlots};
+  LatencyHistogram latency_;
 };
 
 // Serialises a response: {"msg_id":..,"code":0,"result":..} or with error/message.

@@ -25,6 +25,12 @@ class Dedup {
   void remember(const std::string& uid, const std::string& msg_id, std::uint64_t fingerprint,
                 std::optional<std::string> response, std::int64_t now_ms);
   std::size_t size() const { return entries_.size(); }
+  // Bytes held in keys and answers (not counting the containers' own overhead).
+  std::size_t bytes() const { return bytes_; }
+  void set_limits(std::int64_t window_ms, std::size_t max_entries) {
+    window_ms_ = window_ms;
+    max_entries_ = max_entries;
+  }
 
  private:
   void expire(std::int64_t now_ms);
@@ -39,6 +45,7 @@ class Dedup {
   std::size_t max_entries_;
   std::unordered_map<std::string, Seen> entries_;
   std::deque<std::pair<std::int64_t, std::string>> order_;  // (expiry, key), oldest first
+  std::size_t bytes_ = 0;
 };
 
 }  // namespace rtm::gateway

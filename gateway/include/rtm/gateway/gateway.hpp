@@ -1,18 +1,23 @@
 #pragma once
 // The running gateway: a broker link feeding one loop thread that owns the Core.
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
 
 #include "rtm/gateway/broker_link.hpp"
 #include "rtm/gateway/config.hpp"
 #include "rtm/gateway/core.hpp"
+#include "rtm/gateway/ops_http.hpp"
 
 namespace rtm::gateway {
 
-class Gateway final : public BrokerLink::Listener, public Outbox {
+class Gateway final : public BrokerLink::Listener, public Outbox, public OpsProbe {
  public:
   Gateway(const Config& config, std::unique_ptr<BrokerLink> link);
   ~Gateway() override;
@@ -23,6 +28,14 @@ class Gateway final : public BrokerLink::Listener, public Outbox {
   void run();
   // Thread-safe; run() returns soon after.
   void stop();
+  // Thread-safe: applies what may change at run time from `next` (already checked) on the
+  // loop, and logs the keys that only a restart applies.
+  void reload(Config next);
+  // Thread-safe: counts a reload refused because the file was not valid.
+  void reload_refused() { reloads_refused_.fetch_add(1, std::memory_order_relaxed); }
+  // Serves ops.http_listen (when set) from now on; throws when it cannot bind.
+  void start_ops_http();
+  int ops_http_port() const { return ops_http_ ? ops_http_->port() : 0; }
 
   // BrokerLink::Listener (link threads)
   void on_connected() override;
@@ -34,12 +47,41 @@ class Gateway final : public BrokerLink::Listener, public Outbox {
   bool publish(const std::string& topic, std::string_view payload, int qos, bool retain) override;
   std::size_t in_flight() const override;
 
+  // OpsProbe (HTTP threads)
+  bool live(std::string* why) const override;
+  bool ready(std::string* why) const override;
+  std::optional<std::string> metrics() override;
+
  private:
   void log_stats();
+  void post(std::function<void()> task);
+  std::string status_payload(bool online, std::string_view reason) const;
+  bool on_status(const Message& message);
+  void apply_reload(const Config& next);
+  void write_metrics(MetricsWriter& out) const;
 
   Config config_;
   std::unique_ptr<BrokerLink> link_;
   std::unique_ptr<Core> core_;
+  std::unique_ptr<OpsHttpServer> ops_http_;
+
+  // This run of the gateway, as P/gateway/status tells it.
+  std::string instance_;
+  std::int64_t started_at_ms_ = 0;
+  std::string status_topic_;
+  std::map<std::string, std::int64_t> other_gateways_logged_;  // instance -> when (loop)
+  std::uint64_t other_gateways_seen_ = 0;                      // loop
+
+  std::atomic<bool> ready_{false};
+  std::atomic<std::int64_t> last_turn_ms_{0};  // steady clock, for /healthz
+  std::atomic<std::uint64_t> reloads_{0};
+  std::atomic<std::uint64_t> reloads_refused_{0};
+  mutable std::mutex why_mutex_;
+  std::string not_ready_why_ = "not connected to the broker yet";
+  // Another instance with our client id whose offline Will we found at connect: if the
+  // broker then closes our fresh connection, that instance took the id back.
+  std::string same_id_suspect_;          // under why_mutex_
+  std::uint64_t early_closes_seen_ = 0;  // link thread
 
   std::mutex mutex_;
   std::condition_variable wake_;

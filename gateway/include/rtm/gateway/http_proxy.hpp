@@ -30,6 +30,7 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 // One call to a backend, ready to send.
 struct Call {
   std::string backend;  // its name in http_backends
+  HttpBackendConfig config;  // as configured when the call was made (a reload may change it)
   std::string method;   // GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS
   std::string target;   // origin-form path and query: "/api/pay/one.json?a=1"
   Headers headers;
@@ -63,7 +64,7 @@ std::string answer_json(const Result& result);
 // (thread, backend). Redirects are not followed (they could lead anywhere).
 class Pool {
  public:
-  Pool(std::map<std::string, HttpBackendConfig> backends, int threads);
+  explicit Pool(int threads);
   // Aborts calls in flight, drops queued ones (their callbacks never run), joins.
   ~Pool();
   Pool(const Pool&) = delete;
@@ -77,7 +78,6 @@ class Pool {
   struct Worker;
   void run(Worker& worker);
 
-  std::map<std::string, HttpBackendConfig> backends_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::pair<Call, std::function<void(Result)>>> queue_;

@@ -32,6 +32,11 @@ struct ConnectOptions {
   std::string password;
   std::uint16_t keepalive_s = 30;
   bool clean_session = true;
+  // The Will, when will_topic is not empty.
+  std::string will_topic;
+  std::string will_payload;
+  int will_qos = 0;
+  bool will_retain = false;
 };
 
 void append_connect(std::string& out, const ConnectOptions& options);
@@ -40,6 +45,8 @@ void append_publish(std::string& out, std::string_view topic, std::string_view p
 void append_puback(std::string& out, std::uint16_t packet_id);
 void append_subscribe(std::string& out, std::uint16_t packet_id,
                       const std::vector<std::pair<std::string, int>>& filters);
+void append_unsubscribe(std::string& out, std::uint16_t packet_id,
+                        const std::vector<std::string>& filters);
 void append_pingreq(std::string& out);
 void append_disconnect(std::string& out);
 

@@ -73,6 +73,9 @@ struct PresenceRecord {
 class State {
  public:
   explicit State(const LimitsConfig& limits) : limits_(limits) {}
+  // New limits apply to what comes next; nothing held now is taken away.
+  void set_limits(const LimitsConfig& limits) { limits_ = limits; }
+  std::size_t channel_count() const { return channels_.size(); }
 
   // ---- sessions
   const Session* session(const std::string& uid) const;

@@ -123,6 +123,8 @@ class RuleSet {
   // The MQTT filters the gateway must subscribe to for these rules.
   std::vector<std::string> subscriptions() const;
   bool empty() const;
+  // The names of the rules and presence rules, in their order.
+  std::vector<std::string> rule_names() const;
 
   // True when some rule's source matches `topic` (no decision is made; cheap).
   bool matches_any(std::string_view topic) const;

@@ -33,6 +33,7 @@ enum class ErrorCode : int {
   not_subscribed = 15,
   not_watched = 16,
   not_publisher = 17,
+  forbidden = 18,
   token_invalid = 20,
   token_bad_signature = 21,
   token_expired = 22,
