@@ -139,13 +139,8 @@ port_in_use "$port" || failed "Mosquitto did not start" "$rundir/mosquitto.log"
 ok
 
 step "starting the gateway ($config)"
-gateway_args=(--config "$config" --broker "tcp://127.0.0.1:$port")
-ops_line="off (this rtm-gateway has no --ops-listen)"
-if "$gateway" --help 2>/dev/null | grep -q -- --ops-listen; then
-  gateway_args+=(--ops-listen "127.0.0.1:$ops_port")
-  ops_line="http://127.0.0.1:$ops_port  (/healthz, /readyz, /metrics)"
-fi
-"$gateway" "${gateway_args[@]}" >"$rundir/gateway.log" 2>&1 9>&- &
+"$gateway" --config "$config" --broker "tcp://127.0.0.1:$port" --ops-listen "127.0.0.1:$ops_port" \
+  >"$rundir/gateway.log" 2>&1 9>&- &
 gateway_pid=$!
 pids+=("$gateway_pid")
 # Ready when it answers a ping over MQTT (mosquitto_rr subscribes to the answer before it asks).
@@ -176,7 +171,7 @@ cat <<INFO
 
   Mosquitto  127.0.0.1:$port  (log: .run/mosquitto.log)
   gateway    $config, topic prefix $prefix, pid $gateway_pid  (log: .run/gateway.log, below)
-  ops        $ops_line
+  ops        http://127.0.0.1:$ops_port  (/healthz, /readyz, /metrics)
 
   In another terminal, at the repository root:
     . .run/env     # the ports above, as RTM_BROKER_PORT, RTM_BROKER and RTM_OPS_PORT
