@@ -242,7 +242,9 @@ def part_files():
     base = {"libc6", "libstdc++6", "libgcc-s1"}  # in debian:bookworm-slim
     gateway = BUILD / "gateway/rtm-gateway"
     needed = re.findall(r"NEEDED.*\[(.+)\]", subprocess.run(["readelf", "-d", str(gateway)], capture_output=True, text=True).stdout)
-    resolved = dict(re.findall(r"^\s*(\S+) => (\S+)", subprocess.run(["ldd", str(gateway)], capture_output=True, text=True).stdout, re.M))
+    ldd = subprocess.run(["ldd", str(gateway)], capture_output=True, text=True).stdout
+    resolved = dict(re.findall(r"^\s*(\S+) => (\S+)", ldd, re.M))
+    resolved.update({os.path.basename(p): p for p in re.findall(r"^\s*(/\S+) \(0x", ldd, re.M)})
     for lib in needed:
         path = resolved.get(lib)
         owner = subprocess.run(["dpkg", "-S", os.path.realpath(path)], capture_output=True, text=True).stdout if path else ""
