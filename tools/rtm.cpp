@@ -8,6 +8,12 @@
 //   rtm chat   --channel room-42                      type to talk, see the others
 //   rtm inbox                                         peer-to-peer messages to you
 //   rtm dm     --to bob [--message M | lines from stdin]
+//
+// The options every command shares (--config, --broker, --uid, --token, --secret, --prefix,
+// --timeout, -v) go before or after the command: `rtm --config c.yaml who --channel x`.
+//
+// Callbacks never start requests of their own: a request still in flight when the command
+// ends would fail with UNAVAILABLE as the client closes, and print a spurious error.
 #include <poll.h>
 #include <signal.h>
 #include <unistd.h>
@@ -185,20 +191,74 @@ struct Common {
   bool verbose = false;
 };
 
-void add_common(CLI::App* cmd, Common& c) {
-  cmd->add_option("--broker", c.broker, "broker URI (default tcp://127.0.0.1:1883, or the config's)")
-      ->envname("RTM_BROKER");
-  cmd->add_option("--uid", c.uid, "your user id (default: $USER-<pid>)")->envname("RTM_UID");
-  cmd->add_option("--token", c.token, "login token (JWT)")->envname("RTM_TOKEN");
-  cmd->add_option("--secret", c.secret, "mint a 1-hour token with this secret (auth.token_secret)")
-      ->envname("RTM_SECRET");
-  cmd->add_option("--config", c.config_path,
-                  "the gateway's config.yaml: its token secret, broker URI and prefix");
-  cmd->add_option("--prefix", c.prefix, "topic prefix (default rtm, or the config's)");
-  cmd->add_option("--timeout", c.timeout_ms, "request timeout in milliseconds")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  cmd->add_flag("-v,--verbose", c.verbose, "log what the SDK does to stderr");
+// The shared options of one app (the top level, or a command), to merge after parsing.
+struct SharedOptions {
+  Common values;
+  CLI::Option* broker = nullptr;
+  CLI::Option* uid = nullptr;
+  CLI::Option* token = nullptr;
+  CLI::Option* secret = nullptr;
+  CLI::Option* config = nullptr;
+  CLI::Option* prefix = nullptr;
+  CLI::Option* timeout = nullptr;
+  CLI::Option* verbose = nullptr;
+};
+
+constexpr const char* kSharedGroup = "Shared options (before or after the command)";
+
+// Adds the shared options to `app`. The top level reads the environment too; a command's
+// copy does not, so that a value given on the command line always wins over one from the
+// environment. `token_only`: the options the token command uses.
+void add_shared(CLI::App* app, SharedOptions& o, bool top_level, bool token_only = false) {
+  auto env = [top_level](CLI::Option* opt, const char* name) {
+    if (top_level) opt->envname(name);
+    return opt;
+  };
+  Common& c = o.values;
+  if (!token_only) {
+    o.config =
+        app->add_option("--config", c.config_path,
+                        "the gateway's config.yaml: its token secret, broker URI and prefix");
+    o.broker = env(app->add_option("--broker", c.broker,
+                                   "broker URI (default tcp://127.0.0.1:1883, or the config's)"),
+                   "RTM_BROKER");
+    o.uid = env(app->add_option("--uid", c.uid, "your user id (default: $USER-<pid>)"), "RTM_UID");
+    o.token = env(app->add_option("--token", c.token, "login token (JWT)"), "RTM_TOKEN");
+    o.secret = env(app->add_option("--secret", c.secret,
+                                   "mint a 1-hour token with this secret (auth.token_secret)"),
+                   "RTM_SECRET");
+    o.prefix = app->add_option("--prefix", c.prefix, "topic prefix (default rtm, or the config's)");
+    o.timeout = app->add_option("--timeout", c.timeout_ms, "request timeout in milliseconds")
+                    ->capture_default_str()
+                    ->check(CLI::PositiveNumber);
+    o.verbose = app->add_flag("-v,--verbose", c.verbose, "log what the SDK does to stderr");
+  } else {
+    o.config = app->add_option("--config", c.config_path,
+                               "take the secret from the gateway's config file");
+    o.secret =
+        env(app->add_option("--secret", c.secret, "the gateway's auth.token_secret"), "RTM_SECRET");
+    o.uid = app->add_option("--uid", c.uid, "the user id the token is for (required)");
+  }
+  for (auto* opt : {o.config, o.broker, o.uid, o.token, o.secret, o.prefix, o.timeout, o.verbose}) {
+    if (opt) opt->group(kSharedGroup);
+  }
+}
+
+// A command's value where it was given there, else the top level's (or its environment's).
+Common merge(const SharedOptions& top, const SharedOptions& cmd) {
+  Common c = top.values;
+  auto take = [](CLI::Option* opt, auto& into, const auto& from) {
+    if (opt && opt->count() > 0) into = from;
+  };
+  take(cmd.broker, c.broker, cmd.values.broker);
+  take(cmd.uid, c.uid, cmd.values.uid);
+  take(cmd.token, c.token, cmd.values.token);
+  take(cmd.secret, c.secret, cmd.values.secret);
+  take(cmd.config, c.config_path, cmd.values.config_path);
+  take(cmd.prefix, c.prefix, cmd.values.prefix);
+  take(cmd.timeout, c.timeout_ms, cmd.values.timeout_ms);
+  take(cmd.verbose, c.verbose, cmd.values.verbose);
+  return c;
 }
 
 std::int64_t now_s() {
@@ -293,49 +353,47 @@ int cmd_who(const Common& common, const std::string& channel) {
   return 0;
 }
 
+// Per-user refusals of a subscribe answer, on stderr.
+void note_refusals(const sdk::SubscribeResult& sub) {
+  for (const auto& u : sub.users) {
+    if (!u.status.ok()) note("not listening to " + u.uid + ": " + u.status.to_string());
+  }
+}
+
 int cmd_listen(const Common& common, const std::string& channel, const std::string& topic,
-               std::vector<std::string> from, long count) {
+               const std::vector<std::string>& from, long count) {
   Stop stop;
   auto client = make_client(common);
   exit_on_failure(*client, stop);
-  std::atomic<long> received{0};
+  long received = 0;  // callbacks run one at a time on the SDK's dispatcher
   client->on_message([&](const sdk::MessageEvent& m) {
+    if (m.channel != channel || m.topic != topic) return;
     if (count > 0 && received >= count) return;
     say(m.publisher + ": " + printable(m.payload));
     if (count > 0 && ++received >= count) stop.request(0);
   });
-  auto ch = client->stream_channel(channel);
-  const bool everyone = from.empty();
-  const std::string me = client->uid();
-  if (everyone) {
-    // Follow the channel: subscribe to each new publisher of the topic as it appears.
-    client->on_channel_event([ch, topic, me](const sdk::ChannelEvent& e) mutable {
-      if (e.type == sdk::ChannelEventType::publisher_joined && e.topic == topic && e.uid != me) {
-        ch.subscribe_topic_async(topic, {e.uid}, [uid = e.uid](sdk::Result<sdk::SubscribeResult> r) {
-          if (!r.ok()) note("subscribe " + uid + ": " + r.status().to_string());
-        });
-      }
-    });
-  }
+  client->on_channel_event([&](const sdk::ChannelEvent& e) {
+    if (e.type == sdk::ChannelEventType::subscription_refused && e.channel == channel &&
+        e.topic == topic && !stop.stopped()) {
+      note("not listening to " + e.uid + ": " + e.reason);
+    }
+  });
   check(client->login(), "login");
-  auto snap = check(ch.join(), "join " + channel);
-  if (everyone) {
-    for (const auto& t : snap.topics) {
-      if (t.topic != topic) continue;
-      for (const auto& p : t.publishers) {
-        if (p != me) from.push_back(p);
-      }
-    }
-  }
-  if (!from.empty()) {
+  auto ch = client->stream_channel(channel);
+  check(ch.join(), "join " + channel);
+  std::string whom;
+  if (from.empty()) {
+    // Every publisher, current and later: the gateway adds a new one before it answers that
+    // publisher's join_topic, so nothing said after this line is printed is missed.
+    note_refusals(check(ch.subscribe_topic(topic), "subscribe " + channel + "/" + topic));
+    whom = "every publisher";
+  } else {
     auto sub = check(ch.subscribe_topic(topic, from), "subscribe " + channel + "/" + topic);
-    for (const auto& u : sub.users) {
-      if (!u.status.ok()) note("subscribe " + u.uid + ": " + u.status.to_string());
-    }
+    note_refusals(sub);
+    whom = "from " + CLI::detail::join(sub.succeeded(), ", ");
   }
-  note("listening on " + channel + "/" + topic +
-       (everyone ? " (every publisher)" : " (from " + CLI::detail::join(from, ", ") + ")") +
-       " as " + me + "; Ctrl-C to stop");
+  note("listening on " + channel + "/" + topic + " (" + whom + ") as " + client->uid() +
+       "; Ctrl-C to stop");
   return stop.wait();
 }
 
@@ -369,24 +427,23 @@ int cmd_chat(const Common& common, const std::string& channel) {
   exit_on_failure(*client, stop);
   auto ch = client->stream_channel(channel);
   const std::string me = client->uid();
-  client->on_message([](const sdk::MessageEvent& m) {
-    say("[" + m.publisher + "] " + printable(m.payload));
+  client->on_message([&](const sdk::MessageEvent& m) {
+    if (m.channel == channel && m.topic == topic) {
+      say("[" + m.publisher + "] " + printable(m.payload));
+    }
   });
-  client->on_channel_event([ch, topic, me](const sdk::ChannelEvent& e) mutable {
+  client->on_channel_event([&](const sdk::ChannelEvent& e) {
+    if (e.channel != channel || e.uid == me) return;
     switch (e.type) {
       case sdk::ChannelEventType::member_joined:
-        if (e.uid != me) say("* " + e.uid + " joined");
+        say("* " + e.uid + " joined");
         break;
       case sdk::ChannelEventType::member_left:
       case sdk::ChannelEventType::member_timed_out:
-        if (e.uid != me) say("* " + e.uid + " left (" + e.reason + ")");
+        say("* " + e.uid + " left (" + e.reason + ")");
         break;
-      case sdk::ChannelEventType::publisher_joined:
-        if (e.topic == topic && e.uid != me) {
-          ch.subscribe_topic_async(topic, {e.uid}, [uid = e.uid](sdk::Result<sdk::SubscribeResult> r) {
-            if (!r.ok()) note("subscribe " + uid + ": " + r.status().to_string());
-          });
-        }
+      case sdk::ChannelEventType::subscription_refused:
+        if (e.topic == topic) say("* " + e.uid + " talks, but you cannot hear them: " + e.reason);
         break;
       default:
         break;
@@ -394,15 +451,13 @@ int cmd_chat(const Common& common, const std::string& channel) {
   });
   check(client->login(), "login");
   auto snap = check(ch.join(), "join " + channel);
-  check(ch.join_topic(topic), "join_topic " + channel + "/" + topic);
-  std::vector<std::string> talkers;
-  for (const auto& t : snap.topics) {
-    if (t.topic != topic) continue;
-    for (const auto& p : t.publishers) {
-      if (p != me) talkers.push_back(p);
-    }
+  // Everyone who talks, now and later (the gateway adds newcomers as they join the topic).
+  for (const auto& u :
+       check(ch.subscribe_topic(topic), "subscribe " + channel + "/" + topic).users) {
+    if (!u.status.ok())
+      say("* " + u.uid + " talks, but you cannot hear them: " + u.status.to_string());
   }
-  if (!talkers.empty()) check(ch.subscribe_topic(topic, talkers), "subscribe");
+  check(ch.join_topic(topic), "join_topic " + channel + "/" + topic);
   say("* you are " + me + " in " + channel + " with " + CLI::detail::join(snap.members, ", ") +
       "; type a line to send it, Ctrl-D or Ctrl-C to leave");
   LineReader lines(stop);
@@ -411,8 +466,10 @@ int cmd_chat(const Common& common, const std::string& channel) {
     auto r = ch.publish_topic(topic, *line);
     if (!r.ok()) note("not sent: " + r.status().to_string());
   }
-  ch.leave();
-  client->logout();
+  if (!stop.stopped() || stop.exit_code() == 0) {  // not when the session is over already
+    ch.leave();
+    client->logout();
+  }
   return stop.stopped() ? stop.exit_code() : 0;
 }
 
@@ -454,53 +511,58 @@ int main(int argc, char** argv) {
   CLI::App app{"rtm: real-time messaging over MQTT through rtm-gateway, from a terminal"};
   app.require_subcommand(1);
   app.set_version_flag("--version", RTM_VERSION);
+  app.footer(
+      "The shared options go before or after the command: rtm --config config.yaml who --channel "
+      "lobby.\nRTM_BROKER, RTM_UID, RTM_TOKEN and RTM_SECRET in the environment set them too.\n"
+      "`rtm COMMAND --help` tells about a command.");
+  SharedOptions top;
+  add_shared(&app, top, true);
 
-  std::string secret, config_path, uid;
   int ttl = 3600;
+  SharedOptions token_opts;
   auto* token = app.add_subcommand("token", "print a login token (JWT, HS256) for a uid");
-  token->add_option("--secret", secret, "the gateway's auth.token_secret")->envname("RTM_SECRET");
-  token->add_option("--config", config_path, "take the secret from the gateway's config file");
-  token->add_option("--uid", uid, "the user id the token is for")->required();
+  add_shared(token, token_opts, false, true);
   token->add_option("--ttl", ttl, "seconds until the token expires")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
 
-  Common common;
   std::string channel, topic, to;
   std::vector<std::string> from;
   std::optional<std::string> message;
   long count = 0;
   int qos = 0;
+  std::vector<std::pair<CLI::App*, std::unique_ptr<SharedOptions>>> commands;
+  auto command = [&](const char* name, const char* what) {
+    auto* cmd = app.add_subcommand(name, what);
+    commands.emplace_back(cmd, std::make_unique<SharedOptions>());
+    add_shared(cmd, *commands.back().second, false);
+    return cmd;
+  };
 
-  auto* who = app.add_subcommand("who", "list the members of a channel");
-  add_common(who, common);
+  auto* who = command("who", "list the members of a channel");
   who->add_option("--channel", channel, "the channel")->required();
 
-  auto* listen = app.add_subcommand(
-      "listen", "print messages on a channel topic, as \"publisher: payload\"");
-  add_common(listen, common);
+  auto* listen = command("listen", "print messages on a channel topic, as \"publisher: payload\"");
   listen->add_option("--channel", channel, "the channel to join")->required();
   listen->add_option("--topic", topic, "the topic to listen to")->required();
-  listen->add_option("--from", from, "publishers to subscribe to (default: every publisher, as they appear)");
+  listen->add_option("--from", from,
+                     "publishers to subscribe to (default: every publisher, now and later)");
   listen->add_option("--count", count, "stop after this many messages (0: never)");
 
-  auto* send = app.add_subcommand("send", "publish on a channel topic: --message, or one message per stdin line");
-  add_common(send, common);
+  auto* send =
+      command("send", "publish on a channel topic: --message, or one message per stdin line");
   send->add_option("--channel", channel, "the channel to join")->required();
   send->add_option("--topic", topic, "the topic to publish in")->required();
   send->add_option("-m,--message", message, "the message (default: read lines from stdin)");
   send->add_option("--qos", qos, "MQTT QoS of the messages")->capture_default_str()->check(CLI::Range(0, 1));
 
-  auto* chat = app.add_subcommand("chat", "talk in a channel: typed lines go out on topic \"chat\"");
-  add_common(chat, common);
+  auto* chat = command("chat", "talk in a channel: typed lines go out on topic \"chat\"");
   chat->add_option("--channel", channel, "the channel to join")->required();
 
-  auto* inbox = app.add_subcommand("inbox", "print peer-to-peer messages to you, as \"sender: payload\"");
-  add_common(inbox, common);
+  auto* inbox = command("inbox", "print peer-to-peer messages to you, as \"sender: payload\"");
   inbox->add_option("--count", count, "stop after this many messages (0: never)");
 
-  auto* dm = app.add_subcommand("dm", "send peer-to-peer messages: --message, or one per stdin line");
-  add_common(dm, common);
+  auto* dm = command("dm", "send peer-to-peer messages: --message, or one per stdin line");
   dm->add_option("--to", to, "the user to write to")->required();
   dm->add_option("-m,--message", message, "the message (default: read lines from stdin)");
   qos = 1;
@@ -512,12 +574,22 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+    if (token->parsed() && merge(top, token_opts).uid.empty()) {
+      throw CLI::RequiredError("--uid");
+    }
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
 
   try {
-    if (token->parsed()) return cmd_token(secret, config_path, uid, ttl);
+    if (token->parsed()) {
+      const Common c = merge(top, token_opts);
+      return cmd_token(c.secret, c.config_path, c.uid, ttl);
+    }
+    Common common;
+    for (const auto& [cmd, shared] : commands) {
+      if (cmd->parsed()) common = merge(top, *shared);
+    }
     if (who->parsed()) return cmd_who(common, channel);
     if (listen->parsed()) return cmd_listen(common, channel, topic, from, count);
     if (send->parsed()) return cmd_send(common, channel, topic, message, qos);

@@ -194,7 +194,9 @@ class PublisherProcess {
     std::size_t packet_bytes = 0;
     {
       std::string one;
-      codec::append_publish(one, c.topic, payload, o_.qos, false, 1);
+      if (!codec::append_publish(one, c.topic, payload, o_.qos, false, 1)) {
+        throw std::runtime_error("cannot encode a PUBLISH on " + c.topic);
+      }
       packet_bytes = one.size();
     }
     const std::int64_t end = cmd.start_ns + cmd.duration_ns;
@@ -234,7 +236,7 @@ class PublisherProcess {
         }
         h.seq = r.sent;
         std::memcpy(payload.data(), &h, sizeof h);
-        codec::append_publish(out, c.topic, payload, o_.qos, false, id);
+        if (!codec::append_publish(out, c.topic, payload, o_.qos, false, id)) break;  // sized above
         ++r.sent;
       }
       r.last_send_ns = h.send_ns;

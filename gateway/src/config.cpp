@@ -159,6 +159,34 @@ class Section {
     }
   }
 
+  void number(const std::string& key, double& out, double min, double max) {
+    auto n = child(key);
+    if (!n || n.IsNull()) return;
+    double value = 0;
+    bool ok = n.IsScalar();
+    if (ok) {
+      try {
+        std::size_t used = 0;
+        value = std::stod(n.Scalar(), &used);
+        ok = used == n.Scalar().size();
+      } catch (const std::exception&) {
+        ok = false;
+      }
+    }
+    if (!ok) return problem(key_path(key), "expected a number, got " + quoted(n));
+    if (!(value >= min && value <= max)) {
+      return problem(key_path(key), "must be between " + fmt_number(min) + " and " +
+                                        fmt_number(max) + ", got " + n.Scalar());
+    }
+    out = value;
+  }
+
+  static std::string fmt_number(double v) {
+    std::ostringstream out;
+    out << v;
+    return out.str();
+  }
+
   template <class Int>
   void integer(const std::string& key, Int& out, long long min, long long max) {
     auto n = child(key);
@@ -559,6 +587,7 @@ Config parse(const YAML::Node& root, const std::string& base_dir) {
       if (cfg.broker.client == "native" && cfg.broker.uri.rfind("ssl", 0) == 0) {
         s.problem("broker.client", "native speaks tcp:// only; use paho for " + cfg.broker.uri);
       }
+      s.integer("max_message_bytes", cfg.broker.max_message_bytes, 1024, 256 * 1024 * 1024);
       if (cfg.broker.reconnect_max_ms < cfg.broker.reconnect_min_ms) {
         s.problem("broker.reconnect_max_ms", "must not be below broker.reconnect_min_ms");
       }
@@ -598,9 +627,28 @@ Config parse(const YAML::Node& root, const std::string& base_dir) {
     {
       Section s(top.child("requests"), "requests", problems);
       s.integer("max_payload_bytes", cfg.requests.max_payload_bytes, 16, 256 * 1024 * 1024);
+      // The response topic is one level and two bytes longer than the request topic: these
+      // bounds keep it well inside MQTT's 65,535 bytes and a broker's level limit.
+      s.integer("max_topic_bytes", cfg.requests.max_topic_bytes, 64, 60000);
+      s.integer("max_topic_levels", cfg.requests.max_topic_levels, 4, 120);
+      s.integer("max_msg_id_bytes", cfg.requests.max_msg_id_bytes, 1, 1024);
       s.integer("dedup_window_s", cfg.requests.dedup_window_s, 0, 3600);
       s.integer("dedup_max_entries", cfg.requests.dedup_max_entries, 0, 10000000);
+      s.integer("dedup_max_bytes", cfg.requests.dedup_max_bytes, 0, 64LL * 1024 * 1024 * 1024);
+      s.integer("dedup_max_bytes_per_uid", cfg.requests.dedup_max_bytes_per_uid, 0,
+                64LL * 1024 * 1024 * 1024);
       s.integer("queue_capacity", cfg.requests.queue_capacity, 100, 100000000);
+      s.integer("queue_max_bytes", cfg.requests.queue_max_bytes, 1024 * 1024,
+                64LL * 1024 * 1024 * 1024);
+      s.number("rate_per_s", cfg.requests.rate_per_s, 0.1, 1e9);
+      s.number("burst", cfg.requests.burst, 1, 1e9);
+      s.number("refusals_per_s", cfg.requests.refusals_per_s, 0, 1e9);
+      if (cfg.requests.max_payload_bytes > cfg.broker.max_message_bytes) {
+        s.problem("requests.max_payload_bytes",
+                  "must not be above broker.max_message_bytes (" +
+                      std::to_string(cfg.broker.max_message_bytes) +
+                      "): larger requests never reach the gateway");
+      }
     }
     {
       Section s(top.child("limits"), "limits", problems);
@@ -696,7 +744,9 @@ std::vector<std::string> restart_only_changes(const Config& a, const Config& b) 
   check(a.topics.prefix != b.topics.prefix, "topics.prefix");
   check(a.auth.token_secret != b.auth.token_secret, "auth.token_secret");
   check(a.log.format != b.log.format, "log.format");
+  check(a.broker.max_message_bytes != b.broker.max_message_bytes, "broker.max_message_bytes");
   check(a.requests.queue_capacity != b.requests.queue_capacity, "requests.queue_capacity");
+  check(a.requests.queue_max_bytes != b.requests.queue_max_bytes, "requests.queue_max_bytes");
   check(a.mapping.echo_ttl_ms != b.mapping.echo_ttl_ms, "mapping.echo_ttl_ms");
   check(a.mapping.qos0_queue != b.mapping.qos0_queue, "mapping.qos0_queue");
   check(a.mapping.qos1_queue != b.mapping.qos1_queue, "mapping.qos1_queue");

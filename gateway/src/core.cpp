@@ -66,7 +66,9 @@ std::string response_payload(const std::string& msg_id, const Outcome<json::Docu
   json::Writer w(buf);
   w.StartObject();
   w.Key("msg_id");
-  json::write_string(w, msg_id);
+  // A msg_id or message may hold bytes a client sent: never let them make the answer
+  // invalid UTF-8 (and so invalid JSON for strict readers).
+  json::write_string(w, topics::to_valid_utf8(msg_id));
   if (outcome.ok()) {
     w.Key("code");
     w.Int(0);
@@ -78,7 +80,7 @@ std::string response_payload(const std::string& msg_id, const Outcome<json::Docu
     w.Key("error");
     json::write_string(w, error_name(outcome.error().code));
     w.Key("message");
-    json::write_string(w, outcome.error().message);
+    json::write_string(w, topics::to_valid_utf8(outcome.error().message));
   }
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
@@ -90,7 +92,8 @@ Core::Core(const Config& config, Outbox& outbox, Clock clock)
       clock_(std::move(clock)),
       tree_(config.topics.prefix),
       dedup_(static_cast<std::int64_t>(config.requests.dedup_window_s) * 1000,
-             config.requests.dedup_max_entries) {}
+             config.requests.dedup_max_entries, config.requests.dedup_max_bytes,
+             config.requests.dedup_max_bytes_per_uid) {}
 
 Core::~Core() = default;
 
@@ -136,8 +139,17 @@ void Core::reload(const Config& next) {
   config_.requests.max_payload_bytes = next.requests.max_payload_bytes;
   config_.requests.dedup_window_s = next.requests.dedup_window_s;
   config_.requests.dedup_max_entries = next.requests.dedup_max_entries;
+  config_.requests.max_topic_bytes = next.requests.max_topic_bytes;
+  config_.requests.max_topic_levels = next.requests.max_topic_levels;
+  config_.requests.max_msg_id_bytes = next.requests.max_msg_id_bytes;
+  config_.requests.dedup_max_bytes = next.requests.dedup_max_bytes;
+  config_.requests.dedup_max_bytes_per_uid = next.requests.dedup_max_bytes_per_uid;
+  config_.requests.rate_per_s = next.requests.rate_per_s;
+  config_.requests.burst = next.requests.burst;
+  config_.requests.refusals_per_s = next.requests.refusals_per_s;
   dedup_.set_limits(static_cast<std::int64_t>(next.requests.dedup_window_s) * 1000,
-                    next.requests.dedup_max_entries);
+                    next.requests.dedup_max_entries, next.requests.dedup_max_bytes,
+                    next.requests.dedup_max_bytes_per_uid);
   config_.limits = next.limits;
   config_.mapping.rules = next.mapping.rules;
   config_.mapping.presence = next.mapping.presence;
@@ -178,6 +190,9 @@ void Core::write_metrics(MetricsWriter& out) const {
             static_cast<double>(dedup_.size()));
   out.gauge("rtm_dedup_bytes", "Bytes of keys and answers kept in the dedup window",
             static_cast<double>(dedup_.bytes()));
+  out.counter("rtm_dedup_evicted_total",
+              "Answers dropped from the dedup window early to keep it in its byte bounds",
+              static_cast<double>(dedup_.evicted()));
   out.gauge("rtm_timers", "Timers scheduled (token expiries, module deadlines, ...)",
             static_cast<double>(timers_.size()));
 }
@@ -265,15 +280,33 @@ void Core::answer(const std::string& uid, const std::string& response_topic,
 void Core::handle_request(const topics::ParsedTopic& parsed, const Message& message) {
   ++counters_.requests;
   const std::string& uid = parsed.uid;
+  const auto received =
+      message.received == std::chrono::steady_clock::time_point{} ? std::chrono::steady_clock::now()
+                                                                  : message.received;
+  const auto& limits = config_.requests;
+  const std::size_t levels = topics::level_count(message.topic);
+  if (message.topic.size() > limits.max_topic_bytes || levels > limits.max_topic_levels) {
+    // Its mirrored response topic would be longer still: answer on the fixed topic.
+    if (topics::name_error(uid)) return;  // nowhere to answer; counted as a request
+    std::string msg_id = best_effort_msg_id(parsed.uri);
+    if (msg_id.size() > limits.max_msg_id_bytes) msg_id.clear();
+    RequestLogScope log_scope(uid, msg_id);
+    answer(uid, tree_.prefix() + "/u/" + uid + "/res", msg_id,
+           failure(ErrorCode::topic_too_long,
+                   "the request topic has " + std::to_string(message.topic.size()) + " bytes and " +
+                       std::to_string(levels) + " levels, over requests.max_topic_bytes (" +
+                       std::to_string(limits.max_topic_bytes) + ") or requests.max_topic_levels (" +
+                       std::to_string(limits.max_topic_levels) + ")"),
+           0, false, {kInvalidSlot, received});
+    return;
+  }
   const std::string response_topic = tree_.response(uid, parsed.uri);
   const std::uint64_t print = fingerprint(parsed.uri, message.payload);
 
   auto uri = topics::parse_uri(parsed.uri);
   const std::string msg_id = uri.ok() ? uri->msg_id : best_effort_msg_id(parsed.uri);
   RequestLogScope log_scope(uid, msg_id);
-  Answered how{kInvalidSlot, message.received == std::chrono::steady_clock::time_point{}
-                                 ? std::chrono::steady_clock::now()
-                                 : message.received};
+  Answered how{kInvalidSlot, received};
 
   auto fail = [&](ErrorCode code, std::string text) {
     answer(uid, response_topic, msg_id, failure(code, std::move(text)), print, !msg_id.empty(),
@@ -282,6 +315,16 @@ void Core::handle_request(const topics::ParsedTopic& parsed, const Message& mess
 
   if (auto why = topics::name_error(uid, "uid")) return fail(ErrorCode::invalid_name, *why);
   if (!uri) return fail(ErrorCode::invalid_uri, uri.error().message);
+  if (msg_id.size() > limits.max_msg_id_bytes) {
+    // Not echoed, not remembered: a long msg_id must not cost memory.
+    answer(uid, response_topic, "",
+           failure(ErrorCode::invalid_parameter,
+                   "msg_id has " + std::to_string(msg_id.size()) +
+                       " bytes, over requests.max_msg_id_bytes (" +
+                       std::to_string(limits.max_msg_id_bytes) + ")"),
+           print, false, how);
+    return;
+  }
   if (msg_id.empty()) {
     return fail(ErrorCode::missing_msg_id,
                 "the request topic needs a msg_id query parameter, e.g. " +

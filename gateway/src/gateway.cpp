@@ -15,6 +15,8 @@
 #include "rtm/gateway/logging.hpp"
 #include "rtm/gateway/modules.hpp"
 #include "rtm/gateway/operations.hpp"
+#include "rtm/topics/names.hpp"
+#include "rtm/topics/uri.hpp"
 
 namespace rtm::gateway {
 namespace {
@@ -30,6 +32,23 @@ constexpr auto kMetricsDeadline = std::chrono::seconds(5);
 constexpr auto kGoodbyeDeadline = std::chrono::seconds(2);
 // Another gateway on the same prefix is logged again after this long.
 constexpr std::int64_t kOtherGatewayLogEveryMs = 60000;
+// The loop takes this many messages of one user (or of the bridge and the rest) per turn,
+// and this many in all, so that a user with a backlog waits behind the others' first.
+constexpr std::size_t kTakePerUser = 32;
+constexpr std::size_t kTakePerTurn = 1024;
+
+RateLimits rate_limits(const RequestsConfig& r) {
+  RateLimits limits;
+  limits.rate_per_s = r.rate_per_s;
+  limits.burst = r.burst;
+  limits.refusals_per_s = r.refusals_per_s;
+  return limits;
+}
+
+std::int64_t steady_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now().time_since_epoch())
+      .count();
+}
 
 std::int64_t steady_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -63,6 +82,7 @@ Gateway::Gateway(const Config& config, std::unique_ptr<BrokerLink> link)
     : config_(config),
       link_(std::move(link)),
       core_(std::make_unique<Core>(config_, *this)),
+      limiter_(rate_limits(config_.requests)),
       instance_(random_instance_id()),
       started_at_ms_(core_->now_ms()),
       status_topic_(core_->tree().gateway_status()) {
@@ -197,27 +217,68 @@ void Gateway::on_message(Message&& message) {
     case FastResult::not_mine:
       break;
   }
+  const std::string_view owner = owner_of(message.topic, core_->tree().prefix());
+  const bool request = !owner.empty() && message.topic.compare(core_->tree().prefix().size() + 1, 4, "req/") == 0;
+  if (request) {
+    switch (limiter_.check(owner, steady_us())) {
+      case RateLimiter::Verdict::admit:
+        break;
+      case RateLimiter::Verdict::refuse:
+        return refuse(message, owner);
+      case RateLimiter::Verdict::drop:
+        shed_.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+  }
   {
     std::unique_lock<std::mutex> lock(mutex_);
-    if (inbox_.size() >= config_.requests.queue_capacity) {
+    const auto full = [this] {
+      return inbox_.count() >= config_.requests.queue_capacity ||
+             inbox_.bytes() >= config_.requests.queue_max_bytes;
+    };
+    if (full()) {
       // QoS 1 is never dropped, nor a message the bridge's fast path is waiting for.
       auto droppable = [](const Message& m) { return m.qos == 0 && !m.deferred; };
       if (!droppable(message)) {
         // Hold the link's thread, so that the broker keeps the rest meanwhile.
-        space_.wait(
-            lock, [this] { return stopping_ || inbox_.size() < config_.requests.queue_capacity; });
+        space_.wait(lock, [this, &full] { return stopping_ || !full(); });
         if (stopping_) return;
-      } else if (droppable(inbox_.front())) {
-        inbox_.pop_front();  // QoS 0: the oldest goes first, fresh data matters more
-        ++dropped_;
+      } else if (inbox_.drop_one(droppable)) {
+        ++dropped_;  // QoS 0: the oldest of the longest queue goes first
       } else {
         ++dropped_;
         return;
       }
     }
-    inbox_.push_back(std::move(message));
+    inbox_.push(std::string(owner), std::move(message));
   }
   wake_.notify_one();
+}
+
+// Over a user's rate: answered here, on the link's thread, so that a flood costs the loop
+// nothing. Never remembered for dedup: the request was not run, a retry may run.
+void Gateway::refuse(const Message& message, std::string_view uid) {
+  refused_.fetch_add(1, std::memory_order_relaxed);
+  const auto& tree = core_->tree();
+  const std::string_view uri =
+      std::string_view(message.topic).substr(tree.prefix().size() + 5 + uid.size() + 1);
+  // The largest request topic a config may allow: its mirror is still a valid topic.
+  constexpr std::size_t kMaxTopicBytes = 60000;
+  constexpr std::size_t kMaxTopicLevels = 120;
+  if (message.topic.size() > kMaxTopicBytes || topics::level_count(message.topic) > kMaxTopicLevels) {
+    return;
+  }
+  std::string msg_id;
+  if (auto parsed = topics::parse_uri(uri)) msg_id = parsed->msg_id;
+  if (msg_id.size() > 1024) msg_id.clear();
+  const auto limits = limiter_.limits();
+  const auto payload = response_payload(
+      msg_id, failure(ErrorCode::rate_limited,
+                      std::string(uid) + " sends requests faster than requests.rate_per_s (" +
+                          std::to_string(static_cast<long long>(limits.rate_per_s)) +
+                          "/s, bursts of " + std::to_string(static_cast<long long>(limits.burst)) +
+                          "): this one was not run; slow down"));
+  link_->publish(tree.response(uid, uri), payload, 1, false);
 }
 
 void Gateway::on_drained() {
@@ -233,6 +294,16 @@ std::size_t Gateway::in_flight() const {
 }
 
 bool Gateway::publish(const std::string& topic, std::string_view payload, int qos, bool retain) {
+  // Every topic is checked before it reaches the encoder: a topic the broker refuses
+  // would cost the link its connection.
+  if (auto why = topics::publish_topic_error(topic)) {
+    const auto n = refused_topics_.fetch_add(1, std::memory_order_relaxed);
+    if (n < 10 || n % 1000 == 0) {
+      spdlog::warn("gateway: not published, the broker would refuse the topic: {} ({} so far)",
+                   *why, n + 1);
+    }
+    return false;
+  }
   return link_->publish(topic, payload, qos, retain);
 }
 
@@ -302,6 +373,27 @@ void Gateway::write_metrics(MetricsWriter& out) const {
   out.gauge("rtm_broker_in_flight",
             "Messages handed to the broker link and not yet sent or acknowledged",
             static_cast<double>(link_->in_flight()));
+  out.family("rtm_rate_limited_total", MetricsWriter::Type::counter,
+             "Requests over their user's rate: answered RATE_LIMITED, or dropped unanswered past "
+             "requests.refusals_per_s");
+  out.sample(static_cast<double>(refused_.load()), {{"action", "answered"}});
+  out.sample(static_cast<double>(shed_.load()), {{"action", "dropped"}});
+  out.counter("rtm_publish_refused_topics_total",
+              "Messages not published because the broker would refuse their topic",
+              static_cast<double>(refused_topics_.load()));
+  out.counter("rtm_broker_skipped_total",
+              "Messages from the broker read past and not taken (over broker.max_message_bytes, "
+              "or not decodable)",
+              static_cast<double>(link.skipped));
+  out.gauge("rtm_rate_limited_users", "Users with a request bucket (recently active)",
+            static_cast<double>(limiter_.users()));
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    out.gauge("rtm_inbound_queued", "Messages waiting for the gateway loop",
+              static_cast<double>(inbox_.count()));
+    out.gauge("rtm_inbound_queued_bytes", "Bytes of the messages waiting for the gateway loop",
+              static_cast<double>(inbox_.bytes()));
+  }
   out.counter("rtm_other_gateways_seen_total",
               "Status messages of other gateways online on this prefix",
               static_cast<double>(other_gateways_seen_));
@@ -323,6 +415,7 @@ void Gateway::apply_reload(const Config& next) {
         key);
   }
   if (next.log.level != config_.log.level) set_log_level(next.log.level);
+  limiter_.set_limits(rate_limits(next.requests));
   config_.log.level = next.log.level;
   config_.log.stats_interval_s = next.log.stats_interval_s;
 
@@ -383,7 +476,7 @@ void Gateway::run() {
       wake_.wait_for(lock, std::chrono::milliseconds(wait_ms), ready);
       if (stopping_) break;
       drained_ = false;
-      if (!hold) batch.swap(inbox_);
+      if (!hold) inbox_.take(kTakePerUser, kTakePerTurn, batch);
       tasks.swap(tasks_);
       core_->counters().dropped_inbound += dropped_;
       dropped_ = 0;

@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include "rtm/gateway/json.hpp"
+#include "rtm/topics/names.hpp"
 
 namespace rtm::gateway {
 namespace {
@@ -27,41 +28,6 @@ std::string_view event_of(std::string_view text, std::string_view* rest) {
   }
   *rest = text.substr(colon + 2);
   return text.substr(0, colon);
-}
-
-// Text that is not valid UTF-8 is written with replacement characters, so that every
-// line stays valid JSON whatever a client sent.
-std::string valid_utf8(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    std::size_t len = c < 0x80         ? 1
-                      : (c >> 5) == 6  ? 2
-                      : (c >> 4) == 14 ? 3
-                      : (c >> 3) == 30 ? 4
-                                       : 0;
-    bool ok = len > 0 && i + len <= text.size();
-    for (std::size_t k = 1; ok && k < len; ++k) {
-      ok = (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
-    }
-    if (ok && len > 1) {
-      // Overlong forms, surrogates and code points past U+10FFFF are not UTF-8 either.
-      std::uint32_t cp = c & (0x7F >> len);
-      for (std::size_t k = 1; k < len; ++k) cp = (cp << 6) | (text[i + k] & 0x3F);
-      ok = !(len == 2 && cp < 0x80) && !(len == 3 && cp < 0x800) && !(len == 4 && cp < 0x10000) &&
-           !(cp >= 0xD800 && cp <= 0xDFFF) && cp <= 0x10FFFF;
-    }
-    if (ok) {
-      out.append(text.substr(i, len));
-      i += len;
-    } else {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    }
-  }
-  return out;
 }
 
 class JsonFormatter final : public spdlog::formatter {
@@ -105,16 +71,16 @@ std::string json_log_line(std::string_view time, std::string_view level, std::st
     w.Key("event");
     w.String(event.data(), static_cast<rapidjson::SizeType>(event.size()));
   }
-  const auto clean = valid_utf8(message);
+  const auto clean = topics::to_valid_utf8(message);
   w.Key("msg");
   w.String(clean.data(), static_cast<rapidjson::SizeType>(clean.size()));
   if (!uid.empty()) {
-    const auto u = valid_utf8(uid);
+    const auto u = topics::to_valid_utf8(uid);
     w.Key("uid");
     w.String(u.data(), static_cast<rapidjson::SizeType>(u.size()));
   }
   if (!msg_id.empty()) {
-    const auto m = valid_utf8(msg_id);
+    const auto m = topics::to_valid_utf8(msg_id);
     w.Key("msg_id");
     w.String(m.data(), static_cast<rapidjson::SizeType>(m.size()));
   }

@@ -34,6 +34,22 @@ std::uint16_t read_u16(std::string_view s, std::size_t at) {
 
 DecodeResult malformed(std::string why) { return {DecodeStatus::malformed, {}, std::move(why)}; }
 
+DecodeResult skip(Packet p, std::string why) { return {DecodeStatus::skip, p, std::move(why)}; }
+
+// The PUBLISH header (topic, packet id) of a packet with `body` (possibly incomplete) into
+// `p`; false when the body is too short for it.
+bool read_publish_header(std::string_view body, Packet& p) {
+  p.qos = (p.flags >> 1) & 3;
+  p.retain = (p.flags & 1) != 0;
+  if (body.size() < 2) return false;
+  const std::size_t topic_len = read_u16(body, 0);
+  const std::size_t end = 2 + topic_len + (p.qos > 0 ? 2 : 0);
+  if (body.size() < end) return false;
+  p.topic = body.substr(2, topic_len);
+  if (p.qos > 0) p.packet_id = read_u16(body, 2 + topic_len);
+  return true;
+}
+
 }  // namespace
 
 void append_connect(std::string& out, const ConnectOptions& o) {
@@ -65,16 +81,18 @@ void append_connect(std::string& out, const ConnectOptions& o) {
   if (!o.password.empty()) append_string(out, o.password);
 }
 
-void append_publish(std::string& out, std::string_view topic, std::string_view payload, int qos,
+bool append_publish(std::string& out, std::string_view topic, std::string_view payload, int qos,
                     bool retain, std::uint16_t packet_id, bool dup) {
   const std::uint8_t flags = static_cast<std::uint8_t>((dup ? 0x08 : 0) | ((qos & 3) << 1) |
                                                        (retain ? 0x01 : 0));
   const std::size_t length = 2 + topic.size() + (qos > 0 ? 2 : 0) + payload.size();
+  if (topic.size() > 65535 || length > kMaxRemainingLength) return false;
   out.reserve(out.size() + length + 5);
   append_header(out, PacketType::publish, flags, length);
   append_string(out, topic);
   if (qos > 0) append_u16(out, packet_id);
   out.append(payload.data(), payload.size());
+  return true;
 }
 
 void append_puback(std::string& out, std::uint16_t packet_id) {
@@ -119,10 +137,6 @@ DecodeResult decode(std::string_view buf, std::size_t max_packet_bytes) {
     multiplier *= 128;
     if ((byte & 0x80) == 0) break;
   }
-  if (length > max_packet_bytes) {
-    return malformed("packet of " + std::to_string(length) + " bytes is over the limit");
-  }
-  if (buf.size() < at + length) return {DecodeStatus::need_more, {}, {}};
   const auto first = static_cast<std::uint8_t>(buf[0]);
   const auto type = static_cast<PacketType>(first >> 4);
   DecodeResult r{DecodeStatus::ok, {}, {}};
@@ -130,26 +144,28 @@ DecodeResult decode(std::string_view buf, std::size_t max_packet_bytes) {
   p.type = type;
   p.flags = first & 0x0f;
   p.size = at + length;
+  if (length > max_packet_bytes) {
+    const std::string why = "packet of " + std::to_string(length) + " bytes is over the limit of " +
+                            std::to_string(max_packet_bytes);
+    if (type == PacketType::publish && !read_publish_header(buf.substr(at), p)) {
+      // Wait for the header (at most 65,541 bytes) so that the skip can name the topic.
+      const std::size_t available = buf.size() - at;
+      if (available < 2 + 65535 + 2 && available < length) return {DecodeStatus::need_more, {}, {}};
+    }
+    return skip(p, why);
+  }
+  if (buf.size() < at + length) return {DecodeStatus::need_more, {}, {}};
   const std::string_view body = buf.substr(at, length);
   switch (type) {
     case PacketType::connack:
-      if (body.size() != 2) return malformed("CONNACK of " + std::to_string(body.size()) + " bytes");
+      if (body.size() != 2) return skip(p, "CONNACK of " + std::to_string(body.size()) + " bytes");
       p.return_code = static_cast<std::uint8_t>(body[1]);
       break;
     case PacketType::publish: {
-      p.qos = (p.flags >> 1) & 3;
-      p.retain = (p.flags & 1) != 0;
-      if (p.qos == 3) return malformed("PUBLISH with QoS 3");
-      if (body.size() < 2) return malformed("PUBLISH without a topic");
-      const std::size_t topic_len = read_u16(body, 0);
-      std::size_t pos = 2 + topic_len;
-      if (body.size() < pos + (p.qos > 0 ? 2 : 0)) return malformed("PUBLISH shorter than its topic");
-      p.topic = body.substr(2, topic_len);
-      if (p.qos > 0) {
-        p.packet_id = read_u16(body, pos);
-        pos += 2;
-      }
-      p.payload = body.substr(pos);
+      if (p.qos == 3 || ((p.flags >> 1) & 3) == 3) return skip(p, "PUBLISH with QoS 3");
+      if (!read_publish_header(body, p)) return skip(p, "PUBLISH shorter than its topic");
+      const std::size_t header = 2 + p.topic.size() + (p.qos > 0 ? 2 : 0);
+      p.payload = body.substr(header);
       break;
     }
     case PacketType::puback:
@@ -157,18 +173,18 @@ DecodeResult decode(std::string_view buf, std::size_t max_packet_bytes) {
     case PacketType::pubrel:
     case PacketType::pubcomp:
     case PacketType::unsuback:
-      if (body.size() < 2) return malformed("acknowledgement without a packet id");
+      if (body.size() < 2) return skip(p, "acknowledgement without a packet id");
       p.packet_id = read_u16(body, 0);
       break;
     case PacketType::suback:
-      if (body.size() < 3) return malformed("SUBACK without return codes");
+      if (body.size() < 3) return skip(p, "SUBACK without return codes");
       p.packet_id = read_u16(body, 0);
       p.return_code = static_cast<std::uint8_t>(body[2]);
       break;
     case PacketType::pingresp:
       break;
     default:
-      return malformed("unexpected packet type " + std::to_string(first >> 4) + " from the broker");
+      return skip(p, "unexpected packet type " + std::to_string(first >> 4) + " from the broker");
   }
   return r;
 }

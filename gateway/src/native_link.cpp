@@ -37,7 +37,13 @@ namespace {
 namespace codec = mqtt_codec;
 using Clock = std::chrono::steady_clock;
 
-constexpr std::size_t kMaxPacketBytes = 64 * 1024 * 1024;
+// A PUBLISH packet is its payload plus at most this much (topic length, topic, packet id).
+constexpr std::size_t kPublishHeaderBytes = 2 + 65535 + 2;
+// Output waiting for the socket beyond this is refused (publish() returns false), so a
+// broker that stops reading cannot grow the gateway without bound.
+constexpr std::size_t kMaxQueuedOutputBytes = 256 * 1024 * 1024;
+// A skipped packet is logged at most this often (with how many more since).
+constexpr auto kSkipLogEvery = std::chrono::seconds(10);
 constexpr std::size_t kReadChunk = 256 * 1024;
 // A read of this many packets means the broker is streaming to us: pause before the next.
 constexpr std::size_t kBusyBatch = 4;
@@ -109,7 +115,8 @@ class NativeLink final : public BrokerLink {
 
   LinkStats stats() const override {
     return {connects_.load(std::memory_order_relaxed), lost_.load(std::memory_order_relaxed),
-            early_closes_.load(std::memory_order_relaxed)};
+            early_closes_.load(std::memory_order_relaxed),
+            skipped_.load(std::memory_order_relaxed)};
   }
 
   void subscribe(const std::vector<std::string>& filters, int qos) override {
@@ -126,13 +133,14 @@ class NativeLink final : public BrokerLink {
   bool publish(const std::string& topic, std::string_view payload, int qos, bool retain) override {
     std::lock_guard<std::mutex> lock(out_mutex_);
     if (!connected_.load(std::memory_order_acquire)) return false;
+    if (out_.size() > kMaxQueuedOutputBytes) return false;
     if (qos > 0) {
       if (unacked_.size() >= 65000) return false;  // packet ids exhausted: caller retries
       const std::uint16_t id = next_packet_id_locked();
+      if (!codec::append_publish(out_, topic, payload, 1, retain, id)) return false;
       unacked_.insert(id);
-      codec::append_publish(out_, topic, payload, 1, retain, id);
     } else {
-      codec::append_publish(out_, topic, payload, 0, retain, 0);
+      if (!codec::append_publish(out_, topic, payload, 0, retain, 0)) return false;
       qos0_ends_.push_back(appended_ + out_.size());
     }
     in_flight_.fetch_add(1, std::memory_order_relaxed);
@@ -250,6 +258,7 @@ class NativeLink final : public BrokerLink {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
     in_start_ = in_len_ = 0;
+    skip_remaining_ = 0;
     sending_.clear();
     sent_ = 0;
     long long lost = 0;
@@ -437,6 +446,35 @@ class NativeLink final : public BrokerLink {
     }
   }
 
+  // A packet the gateway will not take: read past it (now or as it arrives), acknowledge a
+  // QoS 1 PUBLISH so the broker does not send it again, count it, and say so.
+  void skipped(const codec::DecodeResult& r, std::string& acks) {
+    const auto& p = r.packet;
+    skipped_.fetch_add(1, std::memory_order_relaxed);
+    const auto now = Clock::now();
+    if (now >= next_skip_log_) {
+      spdlog::warn("broker: skipped a {} on {}: {}{}",
+                   p.type == codec::PacketType::publish ? "message" : "packet",
+                   p.topic.empty() ? std::string("(topic unknown)") : std::string(p.topic), r.error,
+                   skips_unlogged_ > 0 ? " (" + std::to_string(skips_unlogged_) + " more since the last line)"
+                                       : std::string());
+      skips_unlogged_ = 0;
+      next_skip_log_ = now + kSkipLogEvery;
+    } else {
+      ++skips_unlogged_;
+    }
+    if (p.type == codec::PacketType::publish && p.qos == 1 && p.packet_id != 0) {
+      codec::append_puback(acks, p.packet_id);
+    }
+    const std::size_t available = in_len_ - in_start_;
+    if (p.size <= available) {
+      in_start_ += p.size;
+    } else {
+      skip_remaining_ = p.size - available;
+      in_start_ = in_len_;
+    }
+  }
+
   // Returns how many packets the read took.
   std::size_t read_packets(bool& acknowledged, bool& subscribed, std::uint16_t subscribe_id) {
     // One recv() takes as many packets as the kernel holds. The buffer keeps its size
@@ -462,11 +500,20 @@ class NativeLink final : public BrokerLink {
 
     std::string acks;
     std::size_t packets = 0;
+    if (skip_remaining_ > 0) {  // the rest of a packet we read past
+      const std::size_t n = std::min(skip_remaining_, in_len_ - in_start_);
+      in_start_ += n;
+      skip_remaining_ -= n;
+    }
     while (in_start_ < in_len_) {
       auto r = codec::decode(std::string_view(in_.data() + in_start_, in_len_ - in_start_),
-                             kMaxPacketBytes);
+                             config_.max_message_bytes + kPublishHeaderBytes);
       if (r.status == codec::DecodeStatus::need_more) break;
       if (r.status == codec::DecodeStatus::malformed) throw LinkError("from the broker: " + r.error);
+      if (r.status == codec::DecodeStatus::skip) {
+        skipped(r, acks);
+        continue;
+      }
       const auto& p = r.packet;
       ++packets;
       switch (p.type) {
@@ -557,6 +604,12 @@ class NativeLink final : public BrokerLink {
 
   std::atomic<long long> in_flight_{0};
   long long drain_mark_ = 0;
+
+  // Network thread only: bytes of a skipped packet still to read past, and its log.
+  std::size_t skip_remaining_ = 0;
+  Clock::time_point next_skip_log_{};
+  std::uint64_t skips_unlogged_ = 0;
+  std::atomic<std::uint64_t> skipped_{0};
 
   // Network thread only: how the last connection ended, for take-over detection.
   bool closed_by_broker_ = false;

@@ -26,6 +26,13 @@ class PahoLink final : public BrokerLink {
   void start(Listener* listener) override {
     listener_ = listener;
     client_.set_message_callback([this](mqtt::const_message_ptr msg) {
+      if (msg->get_payload_ref().size() > config_.max_message_bytes) {
+        // Paho took it already; the gateway does not (the same rule as the native link).
+        skipped_.fetch_add(1, std::memory_order_relaxed);
+        spdlog::debug("broker: skipped a message of {} bytes on {}: over broker.max_message_bytes",
+                      msg->get_payload_ref().size(), msg->get_topic());
+        return;
+      }
       Message m;
       m.topic = msg->get_topic();
       m.payload = msg->get_payload_str();
@@ -112,7 +119,8 @@ class PahoLink final : public BrokerLink {
   }
 
   LinkStats stats() const override {
-    return {connects_.load(std::memory_order_relaxed), lost_.load(std::memory_order_relaxed), 0};
+    return {connects_.load(std::memory_order_relaxed), lost_.load(std::memory_order_relaxed), 0,
+            skipped_.load(std::memory_order_relaxed)};
   }
 
   bool publish(const std::string& topic, std::string_view payload, int qos, bool retain) override {
@@ -247,7 +255,7 @@ class PahoLink final : public BrokerLink {
   bool stopping_ = false;
   std::vector<std::pair<std::string, int>> subscriptions_;
   Will will_;
-  std::atomic<std::uint64_t> connects_{0}, lost_{0};
+  std::atomic<std::uint64_t> connects_{0}, lost_{0}, skipped_{0};
   std::thread worker_;
 };
 

@@ -13,8 +13,13 @@ Outcome<Params> Params::merge(const topics::Uri& uri, std::string_view body) {
   Params p;
   if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) {
     p.doc_.SetObject();
+  } else if (const auto nul = body.find('\0'); nul != std::string_view::npos) {
+    // JSON text never holds a raw NUL; the parser would stop there and take what came
+    // before for the whole payload.
+    return failure(ErrorCode::bad_json,
+                   "payload is not valid JSON: a NUL byte at byte " + std::to_string(nul));
   } else {
-    p.doc_.Parse(body.data(), body.size());
+    p.doc_.Parse<rapidjson::kParseValidateEncodingFlag>(body.data(), body.size());
     if (p.doc_.HasParseError()) {
       return failure(ErrorCode::bad_json,
                      std::string("payload is not valid JSON: ") +

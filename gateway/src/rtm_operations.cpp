@@ -68,12 +68,12 @@ class RtmService final : public RtmApi {
       }
       if (joined) channel_event(channel, "member_joined", uid);
     }
-    auto added = state_.join_topic(uid, channel, topic);
-    if (!added) {
-      *why = added.error().message;
+    auto joined = state_.join_topic(uid, channel, topic);
+    if (!joined) {
+      *why = joined.error().message;
       return false;
     }
-    if (*added) channel_event(channel, "publisher_joined", uid, &topic);
+    if (joined->added) publisher_joined(channel, topic, uid, *joined);
     return true;
   }
 
@@ -145,6 +145,25 @@ class RtmService final : public RtmApi {
     json::set(e, "state", state);
     json::set_int(e, "expires_at", expires_at_s);
     core_.publish_user_event(uid, "token", e);
+  }
+
+  // A new publisher: the channel hears of it, and each "all publishers" subscription that
+  // had no room for it is told (those with room took it in silently).
+  void publisher_joined(const std::string& channel, const std::string& topic,
+                        const std::string& uid, const TopicJoin& joined) {
+    channel_event(channel, "publisher_joined", uid, &topic);
+    for (const auto& r : joined.all_subscribers) {
+      if (!r.error) continue;
+      auto e = event("subscription");
+      json::set(e, "channel", channel);
+      json::set(e, "topic", topic);
+      json::set(e, "uid", uid);
+      json::set_bool(e, "ok", false);
+      json::set_int(e, "code", static_cast<int>(r.error->code));
+      json::set(e, "error", std::string(error_name(r.error->code)));
+      json::set(e, "message", r.error->message);
+      core_.publish_user_event(r.uid, "subscription", e);
+    }
   }
 
   // Tells watchers when uid's online state changed since `was_online`.
@@ -360,9 +379,11 @@ class RtmService final : public RtmApi {
   Outcome<Document> join_topic(Call& call) {
     auto ct = channel_topic(call);
     if (!ct) return ct.error();
-    auto added = state_.join_topic(call.uid, ct->channel, ct->topic);
-    if (!added) return added.error();
-    if (*added) channel_event(ct->channel, "publisher_joined", call.uid, &ct->topic);
+    // The "all publishers" subscriptions take the new publisher in before this answer, so
+    // everything it publishes after the answer is theirs.
+    auto joined = state_.join_topic(call.uid, ct->channel, ct->topic);
+    if (!joined) return joined.error();
+    if (joined->added) publisher_joined(ct->channel, ct->topic, call.uid, *joined);
     auto result = json::object();
     json::set(result, "channel", ct->channel);
     json::set(result, "topic", ct->topic);
@@ -414,14 +435,25 @@ class RtmService final : public RtmApi {
   using SubscriptionChange = Outcome<std::vector<UserResult>> (State::*)(
       const std::string&, const std::string&, const std::string&, const std::vector<std::string>&);
 
+  using AllChange = Outcome<std::vector<UserResult>> (State::*)(const std::string&,
+                                                                const std::string&,
+                                                                const std::string&);
+
   // subscribe / unsubscribe: per-user results, each naming the MQTT topic of that
-  // publisher, because the data plane stays on the broker.
-  Outcome<Document> change_subscription(Call& call, SubscriptionChange change) {
+  // publisher, because the data plane stays on the broker. Without `users`: the "all
+  // publishers" mode, whose answer also names the MQTT filter that covers them all.
+  Outcome<Document> change_subscription(Call& call, SubscriptionChange change, AllChange all) {
     auto ct = channel_topic(call);
     if (!ct) return ct.error();
-    auto users = call.params.names("users");
-    if (!users) return users.error();
-    auto results = (state_.*change)(call.uid, ct->channel, ct->topic, *users);
+    Outcome<std::vector<UserResult>> results = std::vector<UserResult>{};
+    const bool every = !call.params.has("users");
+    if (every) {
+      results = (state_.*all)(call.uid, ct->channel, ct->topic);
+    } else {
+      auto users = call.params.names("users");
+      if (!users) return users.error();
+      results = (state_.*change)(call.uid, ct->channel, ct->topic, *users);
+    }
     if (!results) return results.error();
     auto doc = user_results(*results, [&](const std::string& user, json::Value& item, auto& a) {
       item.AddMember("topic",
@@ -429,12 +461,18 @@ class RtmService final : public RtmApi {
     });
     json::set(doc, "channel", ct->channel);
     json::set(doc, "topic", ct->topic);
+    if (every) {
+      json::set_bool(doc, "all", state_.subscribes_all(call.uid, ct->channel, ct->topic));
+      json::set(doc, "filter", core_.tree().channel_message(ct->channel, ct->topic, "+"));
+    }
     return doc;
   }
 
-  Outcome<Document> subscribe(Call& call) { return change_subscription(call, &State::subscribe); }
+  Outcome<Document> subscribe(Call& call) {
+    return change_subscription(call, &State::subscribe, &State::subscribe_all);
+  }
   Outcome<Document> unsubscribe(Call& call) {
-    return change_subscription(call, &State::unsubscribe);
+    return change_subscription(call, &State::unsubscribe, &State::unsubscribe_all);
   }
 
   Outcome<Document> subscribed(Call& call) {
@@ -446,6 +484,7 @@ class RtmService final : public RtmApi {
     json::set(doc, "channel", ct->channel);
     json::set(doc, "topic", ct->topic);
     json::set(doc, "users", json::string_array(*users, doc.GetAllocator()));
+    json::set_bool(doc, "all", state_.subscribes_all(call.uid, ct->channel, ct->topic));
     return doc;
   }
 

@@ -206,13 +206,7 @@ Outcome<Departure> State::leave(const std::string& uid, const std::string& chann
   Departure d{channel, {}};
   Member member = std::move(*m.value());
   for (const auto& topic : member.publishing) {
-    auto t = ch->topics.find(topic);
-    if (t == ch->topics.end()) continue;
-    if (sorted_erase(t->second.publishers, id)) {
-      users_.release(id);
-      d.topics_left.push_back(topic);
-    }
-    if (t->second.empty()) ch->topics.erase(t);
+    if (remove_publisher(*ch, topic, id)) d.topics_left.push_back(topic);
   }
   for (const auto& topic : member.subscribing) drop_subscription(*ch, topic, id);
   ch->members.erase(id);
@@ -238,13 +232,14 @@ std::vector<std::string> State::channels_of(const std::string& uid) const {
 
 // ---------------------------------------------------------------- topics
 
-Outcome<bool> State::join_topic(const std::string& uid, const std::string& channel,
-                                const std::string& topic) {
+Outcome<TopicJoin> State::join_topic(const std::string& uid, const std::string& channel,
+                                     const std::string& topic) {
   Channel* ch = nullptr;
   auto m = membership(uid, channel, &ch);
   if (!m) return m.error();
   Member& member = *m.value();
-  if (contains(member.publishing, topic)) return false;
+  TopicJoin out;
+  if (contains(member.publishing, topic)) return out;
   if (static_cast<int>(member.publishing.size()) >= limits_.topics_per_channel) {
     return failure(ErrorCode::limit_topics,
                    uid + " publishes in " + std::to_string(member.publishing.size()) +
@@ -252,8 +247,12 @@ Outcome<bool> State::join_topic(const std::string& uid, const std::string& chann
                        " already, the limit (limits.topics_per_channel)");
   }
   member.publishing.push_back(topic);
-  sorted_insert(ch->topics[topic].publishers, users_.acquire(uid));
-  return true;
+  const UserId id = users_.acquire(uid);
+  Topic& t = ch->topics[topic];
+  sorted_insert(t.publishers, id);
+  out.added = true;
+  out.all_subscribers = add_to_all(t, id);
+  return out;
 }
 
 Outcome<bool> State::leave_topic(const std::string& uid, const std::string& channel,
@@ -262,13 +261,33 @@ Outcome<bool> State::leave_topic(const std::string& uid, const std::string& chan
   auto m = membership(uid, channel, &ch);
   if (!m) return m.error();
   if (!erase_value(m.value()->publishing, topic)) return false;
-  auto t = ch->topics.find(topic);
-  const UserId id = *users_.find(uid);
-  if (t != ch->topics.end() && sorted_erase(t->second.publishers, id)) {
-    users_.release(id);
-    if (t->second.empty()) ch->topics.erase(t);
-  }
+  remove_publisher(*ch, topic, *users_.find(uid));
   return true;
+}
+
+// Takes `publisher` out of the topic's publishers and out of the "all" subscriptions that
+// added it; subscriptions by name stay. False if it was not a publisher there.
+bool State::remove_publisher(Channel& ch, const std::string& topic, UserId publisher) {
+  auto t = ch.topics.find(topic);
+  if (t == ch.topics.end()) return false;
+  const bool was = sorted_erase(t->second.publishers, publisher);
+  if (was) users_.release(publisher);
+  std::vector<UserId> emptied;
+  for (auto& [subscriber, sub] : t->second.subscriptions) {
+    if (!sorted_erase(sub.automatic, publisher)) continue;
+    sorted_erase(sub.publishers, publisher);
+    users_.release(publisher);
+    --subscription_count_;
+    if (sub.empty()) emptied.push_back(subscriber);
+  }
+  for (auto subscriber : emptied) {
+    if (auto member = ch.members.find(subscriber); member != ch.members.end()) {
+      erase_value(member->second.subscribing, topic);
+    }
+    drop_subscription(ch, topic, subscriber);  // may erase the topic
+  }
+  if (emptied.empty() && t->second.empty()) ch.topics.erase(t);
+  return was;
 }
 
 std::vector<std::string> State::publishers(const std::string& channel,
@@ -297,6 +316,63 @@ void State::drop_subscription(Channel& ch, const std::string& topic, UserId subs
   if (t->second.empty()) ch.topics.erase(t);
 }
 
+Failure State::subscription_full(const std::string& uid, const std::string& channel,
+                                 const std::string& topic, std::size_t size) const {
+  return failure(ErrorCode::limit_subscriptions,
+                 uid + " subscribes to " + std::to_string(size) + " publishers of " + channel +
+                     "/" + topic + " already, the limit (limits.publishers_per_subscription)");
+}
+
+// The caller's subscription record for (channel, topic), made if new (within
+// limits.subscribed_topics_per_channel). The caller drops it again if it stays empty.
+Outcome<State::Subscription*> State::open_subscription(const std::string& uid,
+                                                       const std::string& channel,
+                                                       const std::string& topic, Member& member,
+                                                       Channel& ch) {
+  if (!contains(member.subscribing, topic) &&
+      static_cast<int>(member.subscribing.size()) >= limits_.subscribed_topics_per_channel) {
+    return failure(ErrorCode::limit_subscriptions,
+                   uid + " subscribes in " + std::to_string(member.subscribing.size()) +
+                       " topics of channel " + channel +
+                       " already, the limit (limits.subscribed_topics_per_channel)");
+  }
+  const UserId self = *users_.find(uid);
+  auto [sub, created] = ch.topics[topic].subscriptions.try_emplace(self);
+  if (created) {
+    users_.acquire(uid);
+    member.subscribing.push_back(topic);
+  }
+  return &sub->second;
+}
+
+// A new publisher of `t` joins its "all" subscriptions that have room (not its own).
+std::vector<UserResult> State::add_to_all(Topic& t, UserId publisher) {
+  std::vector<UserResult> results;
+  for (auto& [subscriber, sub] : t.subscriptions) {
+    if (!sub.all || subscriber == publisher) continue;
+    UserResult r{users_.name(subscriber), std::nullopt};
+    if (std::binary_search(sub.publishers.begin(), sub.publishers.end(), publisher)) {
+      results.push_back(std::move(r));  // subscribed to by name already
+      continue;
+    }
+    if (static_cast<int>(sub.publishers.size()) >= limits_.publishers_per_subscription) {
+      r.error = failure(ErrorCode::limit_subscriptions,
+                        "not subscribed to " + users_.name(publisher) + ": " + r.uid +
+                            " subscribes to " + std::to_string(sub.publishers.size()) +
+                            " publishers of this topic already, the limit "
+                            "(limits.publishers_per_subscription)");
+    } else {
+      sorted_insert(sub.publishers, users_.retain(publisher));
+      sorted_insert(sub.automatic, publisher);
+      ++subscription_count_;
+    }
+    results.push_back(std::move(r));
+  }
+  std::sort(results.begin(), results.end(),
+            [](const UserResult& a, const UserResult& b) { return a.uid < b.uid; });
+  return results;
+}
+
 Outcome<std::vector<UserResult>> State::subscribe(const std::string& uid,
                                                   const std::string& channel,
                                                   const std::string& topic,
@@ -305,43 +381,64 @@ Outcome<std::vector<UserResult>> State::subscribe(const std::string& uid,
   auto m = membership(uid, channel, &ch);
   if (!m) return m.error();
   Member& member = *m.value();
-  const UserId self = *users_.find(uid);
-  if (!contains(member.subscribing, topic) &&
-      static_cast<int>(member.subscribing.size()) >= limits_.subscribed_topics_per_channel) {
-    return failure(ErrorCode::limit_subscriptions,
-                   uid + " subscribes in " + std::to_string(member.subscribing.size()) +
-                       " topics of channel " + channel +
-                       " already, the limit (limits.subscribed_topics_per_channel)");
-  }
-  Topic& t = ch->topics[topic];
-  auto [sub, created] = t.subscriptions.try_emplace(self);
-  if (created) {
-    users_.acquire(uid);
-    member.subscribing.push_back(topic);
-  }
+  auto opened = open_subscription(uid, channel, topic, member, *ch);
+  if (!opened) return opened.error();
+  Subscription& sub = *opened.value();
   std::vector<UserResult> results;
   for (const auto& user : users) {
     UserResult r{user, std::nullopt};
     auto existing = users_.find(user);
-    if (existing && std::binary_search(sub->second.publishers.begin(),
-                                       sub->second.publishers.end(), *existing)) {
-      results.push_back(std::move(r));  // already subscribed: idempotent
+    if (existing && std::binary_search(sub.publishers.begin(), sub.publishers.end(), *existing)) {
+      sorted_erase(sub.automatic, *existing);  // asked for by name: it stays
+      results.push_back(std::move(r));         // already subscribed: idempotent
       continue;
     }
-    if (static_cast<int>(sub->second.publishers.size()) >= limits_.publishers_per_subscription) {
-      r.error = failure(ErrorCode::limit_subscriptions,
-                        uid + " subscribes to " + std::to_string(sub->second.publishers.size()) +
-                            " publishers of " + channel + "/" + topic +
-                            " already, the limit (limits.publishers_per_subscription)");
+    if (static_cast<int>(sub.publishers.size()) >= limits_.publishers_per_subscription) {
+      r.error = subscription_full(uid, channel, topic, sub.publishers.size());
     } else {
-      sorted_insert(sub->second.publishers, users_.acquire(user));
+      sorted_insert(sub.publishers, users_.acquire(user));
       ++subscription_count_;
     }
     results.push_back(std::move(r));
   }
-  if (sub->second.publishers.empty()) {  // every user refused: keep no empty record
-    drop_subscription(*ch, topic, self);
+  if (sub.empty()) {  // every user refused: keep no empty record
+    drop_subscription(*ch, topic, *users_.find(uid));
     erase_value(member.subscribing, topic);
+  }
+  return results;
+}
+
+Outcome<std::vector<UserResult>> State::subscribe_all(const std::string& uid,
+                                                      const std::string& channel,
+                                                      const std::string& topic) {
+  Channel* ch = nullptr;
+  auto m = membership(uid, channel, &ch);
+  if (!m) return m.error();
+  auto opened = open_subscription(uid, channel, topic, *m.value(), *ch);
+  if (!opened) return opened.error();
+  Subscription& sub = *opened.value();
+  sub.all = true;
+  const UserId self = *users_.find(uid);
+  std::vector<std::pair<std::string, UserId>> current;
+  for (auto id : ch->topics[topic].publishers) {
+    if (id != self) current.emplace_back(users_.name(id), id);
+  }
+  std::sort(current.begin(), current.end());
+  std::vector<UserResult> results;
+  for (const auto& [name, id] : current) {
+    UserResult r{name, std::nullopt};
+    if (std::binary_search(sub.publishers.begin(), sub.publishers.end(), id)) {
+      results.push_back(std::move(r));
+      continue;
+    }
+    if (static_cast<int>(sub.publishers.size()) >= limits_.publishers_per_subscription) {
+      r.error = subscription_full(uid, channel, topic, sub.publishers.size());
+    } else {
+      sorted_insert(sub.publishers, users_.acquire(name));
+      sorted_insert(sub.automatic, id);
+      ++subscription_count_;
+    }
+    results.push_back(std::move(r));
   }
   return results;
 }
@@ -368,15 +465,36 @@ Outcome<std::vector<UserResult>> State::unsubscribe(const std::string& uid,
       r.error = failure(ErrorCode::not_subscribed,
                         uid + " does not subscribe to " + user + " in " + channel + "/" + topic);
     } else {
+      sorted_erase(sub->automatic, *id);
       users_.release(*id);
       --subscription_count_;
     }
     results.push_back(std::move(r));
   }
-  if (sub && sub->publishers.empty()) {
+  if (sub && sub->empty()) {
     drop_subscription(*ch, topic, self);
     erase_value(m.value()->subscribing, topic);
   }
+  return results;
+}
+
+Outcome<std::vector<UserResult>> State::unsubscribe_all(const std::string& uid,
+                                                        const std::string& channel,
+                                                        const std::string& topic) {
+  Channel* ch = nullptr;
+  auto m = membership(uid, channel, &ch);
+  if (!m) return m.error();
+  std::vector<UserResult> results;
+  const UserId self = *users_.find(uid);
+  auto t = ch->topics.find(topic);
+  if (t == ch->topics.end()) return results;
+  auto s = t->second.subscriptions.find(self);
+  if (s == t->second.subscriptions.end()) return results;
+  for (auto id : s->second.publishers) results.push_back({users_.name(id), std::nullopt});
+  std::sort(results.begin(), results.end(),
+            [](const UserResult& a, const UserResult& b) { return a.uid < b.uid; });
+  drop_subscription(*ch, topic, self);
+  erase_value(m.value()->subscribing, topic);
   return results;
 }
 
@@ -394,6 +512,17 @@ Outcome<std::vector<std::string>> State::subscribed(const std::string& uid,
   for (auto id : s->second.publishers) out.push_back(users_.name(id));
   std::sort(out.begin(), out.end());
   return out;
+}
+
+bool State::subscribes_all(const std::string& uid, const std::string& channel,
+                           const std::string& topic) const {
+  const auto* ch = find_channel(channel);
+  auto self = users_.find(uid);
+  if (!ch || !self) return false;
+  auto t = ch->topics.find(topic);
+  if (t == ch->topics.end()) return false;
+  auto s = t->second.subscriptions.find(*self);
+  return s != t->second.subscriptions.end() && s->second.all;
 }
 
 // ---------------------------------------------------------------- watches

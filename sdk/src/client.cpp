@@ -203,6 +203,26 @@ void StreamChannel::unsubscribe_topic_async(const std::string& topic,
   impl_->subscribe(name_, topic, users, true, impl_->on_dispatcher(std::move(done)));
 }
 
+Result<SubscribeResult> StreamChannel::subscribe_topic(const std::string& topic) {
+  return ClientImpl::wait<SubscribeResult>(
+      [&](Callback<SubscribeResult> done) { impl_->subscribe_all(name_, topic, false, done); });
+}
+
+void StreamChannel::subscribe_topic_async(const std::string& topic,
+                                          Callback<SubscribeResult> done) {
+  impl_->subscribe_all(name_, topic, false, impl_->on_dispatcher(std::move(done)));
+}
+
+Result<SubscribeResult> StreamChannel::unsubscribe_topic(const std::string& topic) {
+  return ClientImpl::wait<SubscribeResult>(
+      [&](Callback<SubscribeResult> done) { impl_->subscribe_all(name_, topic, true, done); });
+}
+
+void StreamChannel::unsubscribe_topic_async(const std::string& topic,
+                                            Callback<SubscribeResult> done) {
+  impl_->subscribe_all(name_, topic, true, impl_->on_dispatcher(std::move(done)));
+}
+
 Result<std::vector<std::string>> StreamChannel::subscribed_users(const std::string& topic) {
   return ClientImpl::wait<std::vector<std::string>>(
       [&](Callback<std::vector<std::string>> done) { impl_->subscribed(name_, topic, done); });

@@ -400,6 +400,7 @@ void ClientImpl::end_session_locked(ConnectionState state, std::string reason) {
   channels_.clear();
   watched_.clear();
   data_topics_.clear();
+  all_filters_.clear();
   want_online_ = false;
   publish_offline_ = false;
   need_restore_ = false;
@@ -412,7 +413,25 @@ std::vector<std::string> ClientImpl::mqtt_filters_locked() const {
   std::vector<std::string> filters;
   for (const auto& [name, ch] : channels_) filters.push_back(events_topic(name));
   filters.insert(filters.end(), data_topics_.begin(), data_topics_.end());
+  filters.insert(filters.end(), all_filters_.begin(), all_filters_.end());
   return filters;
+}
+
+// Forgets the data subscriptions of a channel; answers the MQTT filters to drop.
+std::vector<std::string> ClientImpl::channel_filters_locked(const std::string& channel,
+                                                            const ChannelState& ch) {
+  std::vector<std::string> drop;
+  for (const auto& [t, users] : ch.subscribed) {
+    for (const auto& u : users) {
+      auto topic = data_topic(channel, t, u);
+      if (data_topics_.erase(topic)) drop.push_back(std::move(topic));
+    }
+  }
+  for (const auto& [t, excluded] : ch.all) {
+    auto filter = data_topic(channel, t, "+");
+    if (all_filters_.erase(filter)) drop.push_back(std::move(filter));
+  }
+  return drop;
 }
 
 void ClientImpl::mqtt_subscribe(const std::vector<std::string>& filters) {
@@ -692,13 +711,8 @@ ClientImpl::RestoreOutcome ClientImpl::restore() {
       auto ch = channels_.find(channel);
       if (ch == channels_.end()) return;
       if (!topic) {
+        drop = channel_filters_locked(channel, ch->second);
         drop.push_back(events_topic(channel));
-        for (const auto& [t, users] : ch->second.subscribed) {
-          for (const auto& u : users) {
-            drop.push_back(data_topic(channel, t, u));
-            data_topics_.erase(drop.back());
-          }
-        }
         channels_.erase(ch);
       } else if (publisher) {
         ch->second.topics.erase(*topic);
@@ -706,6 +720,9 @@ ClientImpl::RestoreOutcome ClientImpl::restore() {
         ch->second.subscribed[*topic].erase(*user);
         drop.push_back(data_topic(channel, *topic, *user));
         data_topics_.erase(drop.back());
+      } else if (ch->second.all.erase(*topic)) {  // the every-publisher mode of the topic
+        drop.push_back(data_topic(channel, *topic, "+"));
+        all_filters_.erase(drop.back());
       }
     }
     mqtt_unsubscribe(drop);
@@ -759,6 +776,26 @@ ClientImpl::RestoreOutcome ClientImpl::restore() {
         }
       }
     }
+    for (const auto& [topic, excluded] : ch.all) {
+      r = call_sync("subscribe", Object().str("channel", name).str("topic", topic).text(),
+                    "subscribe " + name + "/" + topic + " (restore)", config_.request_timeout);
+      if (transport_failure(r.status)) return RestoreOutcome::retry;
+      if (!r.status.ok()) {
+        problems.push_back("subscribe " + name + "/" + topic +
+                           " (every publisher): " + r.status.to_string());
+        forget(name, &topic, nullptr, false);
+        continue;
+      }
+      ++n_subscriptions;
+      Lock lock(mutex_);
+      auto live = channels_.find(name);
+      if (live == channels_.end()) continue;
+      auto& refused = live->second.all[topic];
+      refused.clear();
+      for (const auto& p : parse_users(r.result())) {
+        if (!p.result.status.ok()) refused.insert(p.result.uid);
+      }
+    }
   }
   if (!watched.empty()) {
     auto r = call_sync("watch",
@@ -799,10 +836,6 @@ void ClientImpl::on_mqtt_message(const mqtt::const_message_ptr& msg) {
   if (!starts_with(t, base_)) return;
   t.remove_prefix(base_.size());
   if (starts_with(t, "ch/")) {
-    {
-      Lock lock(mutex_);
-      if (data_topics_.find(topic) == data_topics_.end()) return;  // not (or no longer) subscribed
-    }
     t.remove_prefix(3);
     const auto a = t.find('/');
     const auto b = a == std::string_view::npos ? a : t.find('/', a + 1);
@@ -811,6 +844,10 @@ void ClientImpl::on_mqtt_message(const mqtt::const_message_ptr& msg) {
     ev.channel = std::string(t.substr(0, a));
     ev.topic = std::string(t.substr(a + 1, b - a - 1));
     ev.publisher = std::string(t.substr(b + 1));
+    {
+      Lock lock(mutex_);
+      if (!wanted_locked(topic, ev.channel, ev.topic, ev.publisher)) return;
+    }
     ev.payload = msg->get_payload_str();
     ev.qos = msg->get_qos();
     emit(handler_of<MessageEvent>(), std::move(ev), true);
@@ -830,6 +867,21 @@ void ClientImpl::on_mqtt_message(const mqtt::const_message_ptr& msg) {
   } else if (starts_with(t, "events/")) {
     on_channel_event(msg->get_payload_str());
   }
+}
+
+// A channel message is delivered when its publisher is subscribed to by name, or when its
+// topic is in every-publisher mode and the gateway holds that publisher there (never the
+// user's own messages, which the wildcard brings back, unless subscribed to by name).
+bool ClientImpl::wanted_locked(const std::string& mqtt_topic, const std::string& channel,
+                               const std::string& topic, const std::string& publisher) const {
+  if (data_topics_.count(mqtt_topic)) return true;
+  auto ch = channels_.find(channel);
+  if (ch == channels_.end()) return false;
+  auto all = ch->second.all.find(topic);
+  if (all == ch->second.all.end() || all->second.count(publisher)) return false;
+  if (publisher != config_.uid) return true;
+  auto by_name = ch->second.subscribed.find(topic);
+  return by_name != ch->second.subscribed.end() && by_name->second.count(publisher) > 0;
 }
 
 void ClientImpl::on_response(const std::string& payload) {
@@ -887,6 +939,28 @@ void ClientImpl::on_personal_event(std::string_view kind, const std::string& pay
                                                     : TokenEvent::State::will_expire;
     ev.expires_at = json::int64(doc, "expires_at");
     emit(handler_of<TokenEvent>(), ev);
+  } else if (kind == "subscription") {
+    // A new publisher the every-publisher subscription had no room for.
+    ChannelEvent ev;
+    ev.type = ChannelEventType::subscription_refused;
+    ev.channel = json::str(doc, "channel");
+    ev.topic = json::str(doc, "topic");
+    ev.uid = json::str(doc, "uid");
+    ev.ts = json::int64(doc, "ts");
+    const int code =
+        static_cast<int>(json::int64(doc, "code", static_cast<int>(ErrorCode::internal)));
+    ev.reason = Status(code, json::str(doc, "error", std::string(error_name(code))),
+                       json::str(doc, "message"))
+                    .to_string();
+    {
+      Lock lock(mutex_);
+      auto ch = channels_.find(ev.channel);
+      if (ch != channels_.end()) {
+        auto all = ch->second.all.find(ev.topic);
+        if (all != ch->second.all.end()) all->second.insert(ev.uid);
+      }
+    }
+    emit(handler_of<ChannelEvent>(), std::move(ev));
   } else if (kind == "presence") {
     PresenceEvent ev;
     ev.uid = json::str(doc, "uid");
@@ -921,6 +995,17 @@ void ClientImpl::on_channel_event(const std::string& payload) {
   ev.topic = json::str(doc, "topic");
   ev.reason = json::str(doc, "reason");
   ev.ts = json::int64(doc, "ts");
+  if (ev.type == ChannelEventType::publisher_joined ||
+      ev.type == ChannelEventType::publisher_left) {
+    // A publisher that (re)joins is added to every-publisher subscriptions that have room
+    // (a refusal, if any, comes right after this event); one that leaves is nobody's.
+    Lock lock(mutex_);
+    auto ch = channels_.find(ev.channel);
+    if (ch != channels_.end()) {
+      auto all = ch->second.all.find(ev.topic);
+      if (all != ch->second.all.end()) all->second.erase(ev.uid);
+    }
+  }
   emit(handler_of<ChannelEvent>(), std::move(ev));
 }
 
@@ -982,6 +1067,13 @@ void ClientImpl::login(std::string token, Callback<LoginInfo> done) {
         ++login_in_flight_;
         if (connected_) {
           now = true;
+          if (!want_online_ && disconnect_waiters_.empty()) {
+            // A failed login left the connection to be closed and the connector has not got
+            // to it yet: keep it, or that disconnect would fail this login.
+            want_online_ = true;
+            publish_offline_ = true;
+            set_state_locked(ConnectionState::connecting, "connecting to " + config_.broker_uri);
+          }
         } else {
           connect_waiters_.push_back(send);
           if (!want_online_) {
@@ -1011,6 +1103,7 @@ void ClientImpl::logout(Callback<void> done) {
       channels_.clear();
       watched_.clear();
       data_topics_.clear();
+      all_filters_.clear();
       want_online_ = false;
       publish_offline_ = true;
       need_restore_ = false;
@@ -1183,13 +1276,8 @@ void ClientImpl::leave(const std::string& channel, Callback<void> done) {
                      Lock lock(mutex_);
                      auto ch = channels_.find(channel);
                      if (ch != channels_.end()) {
+                       drop = channel_filters_locked(channel, ch->second);
                        drop.push_back(events_topic(channel));
-                       for (const auto& [t, users] : ch->second.subscribed) {
-                         for (const auto& u : users) {
-                           drop.push_back(data_topic(channel, t, u));
-                           data_topics_.erase(drop.back());
-                         }
-                       }
                        channels_.erase(ch);
                      }
                    }
@@ -1267,15 +1355,21 @@ void ClientImpl::subscribe(const std::string& channel, const std::string& topic,
   }
   // Subscribing: the data topics are subscribed before the request goes out, so they are
   // in place at the broker when the answer comes back.
+  // In every-publisher mode the topic's wildcard brings them already.
   std::vector<std::string> fresh;
   if (!unsubscribe) {
     {
       Lock lock(mutex_);
+      auto ch = channels_.find(channel);
+      const bool covered = ch != channels_.end() && ch->second.all.count(topic) > 0;
       for (const auto& u : users) {
         auto t = data_topic(channel, topic, u);
-        if (data_topics_.insert(t).second) fresh.push_back(std::move(t));
+        if (!covered && data_topics_.insert(t).second) fresh.push_back(std::move(t));
       }
-      if (!connected_) fresh.clear();  // the request fails below; nothing to subscribe
+      if (!connected_) {  // the request fails below; nothing to subscribe
+        for (const auto& t : fresh) data_topics_.erase(t);
+        fresh.clear();
+      }
     }
     mqtt_subscribe(fresh);
   }
@@ -1294,7 +1388,7 @@ void ClientImpl::subscribe(const std::string& channel, const std::string& topic,
           mqtt_unsubscribe(fresh);
           return done(r.status);
         }
-        SubscribeResult result{channel, topic, {}};
+        SubscribeResult result{channel, topic, {}, false};
         {
           Lock lock(mutex_);
           ChannelState* ch = nullptr;
@@ -1304,13 +1398,20 @@ void ClientImpl::subscribe(const std::string& channel, const std::string& topic,
             ch = &channels_[channel];  // joined through another client of this uid
             add.push_back(events_topic(channel));
           }
+          auto all = ch ? ch->all.find(topic) : decltype(ch->all.end()){};
+          const bool covered = ch && all != ch->all.end();
+          result.all = covered;
           for (auto& p : parse_users(r.result())) {
             const auto t = data_topic(channel, topic, p.result.uid);
             const bool ok = p.result.status.ok();
             if (!unsubscribe) {
               if (ok) {
                 ch->subscribed[topic].insert(p.result.uid);
-                if (data_topics_.insert(t).second) add.push_back(t);
+                if (covered) {
+                  all->second.erase(p.result.uid);
+                } else if (data_topics_.insert(t).second) {
+                  add.push_back(t);
+                }
               } else if (std::find(fresh.begin(), fresh.end(), t) != fresh.end()) {
                 data_topics_.erase(t);
                 drop.push_back(t);
@@ -1323,6 +1424,8 @@ void ClientImpl::subscribe(const std::string& channel, const std::string& topic,
                   if (users->second.empty()) ch->subscribed.erase(users);
                 }
               }
+              // The wildcard still brings this publisher: keep it out until it joins again.
+              if (ok && covered) all->second.insert(p.result.uid);
               if (data_topics_.erase(t)) drop.push_back(t);
             }
             result.users.push_back(std::move(p.result));
@@ -1332,6 +1435,84 @@ void ClientImpl::subscribe(const std::string& channel, const std::string& topic,
         mqtt_unsubscribe(drop);
         done(std::move(result));
       });
+}
+
+void ClientImpl::subscribe_all(const std::string& channel, const std::string& topic,
+                               bool unsubscribe, Callback<SubscribeResult> done) {
+  if (auto e = name_error("channel", channel)) return done(Status(ErrorCode::invalid_name, *e));
+  if (auto e = name_error("topic", topic)) return done(Status(ErrorCode::invalid_name, *e));
+  // The wildcard is subscribed before the request goes out, so it is in place at the broker
+  // before the gateway adds any publisher: no message of theirs can slip through.
+  const std::string filter = data_topic(channel, topic, "+");
+  bool fresh = false;
+  if (!unsubscribe) {
+    {
+      Lock lock(mutex_);
+      fresh = connected_ && all_filters_.insert(filter).second;
+    }
+    if (fresh) mqtt_subscribe({filter});
+  }
+  const char* op = unsubscribe ? "unsubscribe" : "subscribe";
+  send_request(op, json::Object().str("channel", channel).str("topic", topic).text(),
+               std::string(op) + " " + channel + "/" + topic + " (every publisher)",
+               [this, channel, topic, unsubscribe, fresh, filter, done](Reply r) {
+                 if (!r.status.ok()) {
+                   bool drop = false;
+                   if (fresh) {
+                     Lock lock(mutex_);
+                     auto ch = channels_.find(channel);
+                     drop = ch == channels_.end() || ch->second.all.count(topic) == 0;
+                     if (drop) all_filters_.erase(filter);
+                   }
+                   if (drop) mqtt_unsubscribe({filter});
+                   return done(r.status);
+                 }
+                 SubscribeResult result{channel, topic, {}, !unsubscribe};
+                 std::vector<std::string> add, drop;
+                 {
+                   Lock lock(mutex_);
+                   auto parsed = parse_users(r.result());
+                   ChannelState* ch = nullptr;
+                   if (auto it = channels_.find(channel); it != channels_.end()) {
+                     ch = &it->second;
+                   } else if (!unsubscribe) {
+                     ch = &channels_[channel];  // joined through another client of this uid
+                     add.push_back(events_topic(channel));
+                   }
+                   auto by_name =
+                       ch ? ch->subscribed.find(topic) : decltype(ch->subscribed.end()){};
+                   const bool has_by_name = ch && by_name != ch->subscribed.end();
+                   if (!unsubscribe) {
+                     auto& refused = ch->all[topic];
+                     refused.clear();
+                     for (const auto& p : parsed) {
+                       if (!p.result.status.ok()) refused.insert(p.result.uid);
+                     }
+                     if (all_filters_.insert(filter).second) add.push_back(filter);
+                     // The wildcard covers those subscribed to by name: their own filters go.
+                     if (has_by_name) {
+                       for (const auto& u : by_name->second) {
+                         auto t = data_topic(channel, topic, u);
+                         if (data_topics_.erase(t)) drop.push_back(std::move(t));
+                       }
+                     }
+                   } else if (ch) {
+                     ch->all.erase(topic);
+                     if (has_by_name) {
+                       for (const auto& u : by_name->second) {
+                         auto t = data_topic(channel, topic, u);
+                         if (data_topics_.erase(t)) drop.push_back(std::move(t));
+                       }
+                       ch->subscribed.erase(by_name);
+                     }
+                     if (all_filters_.erase(filter)) drop.push_back(filter);
+                   }
+                   for (auto& p : parsed) result.users.push_back(std::move(p.result));
+                 }
+                 mqtt_subscribe(add);
+                 mqtt_unsubscribe(drop);
+                 done(std::move(result));
+               });
 }
 
 void ClientImpl::subscribed(const std::string& channel, const std::string& topic,

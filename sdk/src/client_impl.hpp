@@ -83,6 +83,9 @@ class ClientImpl {
   void subscribe(const std::string& channel, const std::string& topic,
                  const std::vector<std::string>& users, bool unsubscribe,
                  Callback<SubscribeResult> done);
+  // Every-publisher mode on (subscribe without users) or off (unsubscribe without users).
+  void subscribe_all(const std::string& channel, const std::string& topic, bool unsubscribe,
+                     Callback<SubscribeResult> done);
   void subscribed(const std::string& channel, const std::string& topic,
                   Callback<std::vector<std::string>> done);
 
@@ -114,7 +117,10 @@ class ClientImpl {
   };
   struct ChannelState {
     std::map<std::string, std::string> topics;                 // joined as publisher -> publish_to
-    std::map<std::string, std::set<std::string>> subscribed;   // topic -> publishers
+    std::map<std::string, std::set<std::string>> subscribed;   // topic -> publishers by name
+    // Topics in every-publisher mode -> publishers of the topic the gateway did not add
+    // (refused at the limit, unsubscribed by name), whose messages the wildcard still brings.
+    std::map<std::string, std::set<std::string>> all;
   };
 
   // requests
@@ -147,6 +153,10 @@ class ClientImpl {
   void on_response(const std::string& payload);
   void on_personal_event(std::string_view kind, const std::string& payload);
   void on_channel_event(const std::string& payload);
+  bool wanted_locked(const std::string& mqtt_topic, const std::string& channel,
+                     const std::string& topic, const std::string& publisher) const;
+  std::vector<std::string> channel_filters_locked(const std::string& channel,
+                                                  const ChannelState& ch);
 
   template <class E>
   void emit(const HandlerPtr<E>& handler, E event, bool droppable = false);
@@ -205,6 +215,8 @@ class ClientImpl {
   std::map<std::string, ChannelState> channels_;
   std::set<std::string> watched_;
   std::unordered_set<std::string> data_topics_;  // MQTT data topics whose messages we deliver
+  std::unordered_set<std::string>
+      all_filters_;  // P/ch/{channel}/{topic}/+ of every-publisher topics
   // requests
   std::unordered_map<std::string, Pending> pending_;
 

@@ -23,6 +23,7 @@ std::string_view error_name(int code) {
     case ErrorCode::not_watched: return "NOT_WATCHED";
     case ErrorCode::not_publisher: return "NOT_PUBLISHER";
     case ErrorCode::forbidden: return "FORBIDDEN";
+    case ErrorCode::topic_too_long: return "TOPIC_TOO_LONG";
     case ErrorCode::token_invalid: return "TOKEN_INVALID";
     case ErrorCode::token_bad_signature: return "TOKEN_BAD_SIGNATURE";
     case ErrorCode::token_expired: return "TOKEN_EXPIRED";
@@ -85,6 +86,8 @@ std::string_view to_string(ChannelEventType type) {
     case ChannelEventType::member_timed_out: return "member_timed_out";
     case ChannelEventType::publisher_joined: return "publisher_joined";
     case ChannelEventType::publisher_left: return "publisher_left";
+    case ChannelEventType::subscription_refused:
+      return "subscription_refused";
   }
   return "unknown";
 }

@@ -335,6 +335,14 @@ TEST_CASE("presence: a client killed without DISCONNECT goes offline, watchers a
   auto watched = alice.ok("watch", "users=bob");
   CHECK(std::string(watched["result"]["users"][0]["state"].GetString()) == "online");
 
+  // The Will exists only once the device is connected: wait until it reads a probe (its
+  // output is a file, polled with a deadline), then kill it.
+  const auto connected_by = Clock::now() + 10s;
+  while (device.log().find("probe") == std::string::npos && Clock::now() < connected_by) {
+    bob_requests.publish("rtm/u/bob/probe", "probe", 0);
+    std::this_thread::sleep_for(20ms);
+  }
+  REQUIRE_MESSAGE(device.log().find("probe") != std::string::npos, device.log());
   device.kill_hard();  // no DISCONNECT: the broker publishes the Will
   auto offline = wait_user_event(alice.client, "alice", "presence", "state", "offline");
   REQUIRE(offline);

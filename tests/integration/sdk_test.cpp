@@ -2,6 +2,9 @@
 // presence, timeouts, relayed errors, session restore after broker (and gateway) restarts,
 // callbacks that call the SDK, and the `rtm` command-line tool.
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -27,7 +30,9 @@ namespace {
 struct Setup {
   Mosquitto broker;
   GatewayProcess gateway;
-  Setup() : gateway(broker.uri()) { REQUIRE_MESSAGE(wait_gateway_ready(broker.uri()), gateway.log()); }
+  explicit Setup(GatewayOptions options = {}) : gateway(broker.uri(), std::move(options)) {
+    REQUIRE_MESSAGE(wait_gateway_ready(broker.uri()), gateway.log());
+  }
 };
 
 // Collects what a callback receives; waits for an item with a deadline.
@@ -247,6 +252,107 @@ TEST_CASE("sdk: the whole flow - login, join with snapshot, topics, subscribe, m
   CHECK(room.who_now().status().is(sdk::ErrorCode::not_logged_in));
 }
 
+TEST_CASE(
+    "sdk: subscribe_topic without users - every publisher from its first message, the limit, "
+    "unsubscribe") {
+  GatewayOptions options;
+  options.extra_yaml = "limits:\n  publishers_per_subscription: 2\n";
+  Setup s(options);
+  Peer host(s.broker.uri(), "host-all");
+  host.login();
+  auto room = host->stream_channel("room-all");
+  REQUIRE(room.join().ok());
+  std::vector<std::unique_ptr<Peer>> p;
+  std::vector<sdk::StreamChannel> rooms;
+  for (int i = 1; i <= 3; ++i) {
+    p.push_back(std::make_unique<Peer>(s.broker.uri(), "p" + std::to_string(i)));
+    p.back()->login();
+    rooms.push_back((*p.back())->stream_channel("room-all"));
+    REQUIRE(rooms.back().join().ok());
+  }
+  // "sync-{uid}", subscribed to by name, orders the checks: a publisher's input message sent
+  // before its sync marker arrives before it, if it arrives at all (one connection, in order).
+  for (const auto* who : {"p1", "p2", "p3", "host-all"}) {
+    auto& ch = who == std::string("host-all") ? room : rooms[who[1] - '1'];
+    REQUIRE(ch.join_topic(std::string("sync-") + who).ok());
+    REQUIRE(room.subscribe_topic(std::string("sync-") + who, {who})->all_ok());
+  }
+  REQUIRE(room.join_topic("input").ok());
+  auto no_input_before_marker = [&](const std::string& who, sdk::StreamChannel& ch) {
+    const std::string marker =
+        "marker-" + who + "-" + std::to_string(Clock::now().time_since_epoch().count());
+    REQUIRE(ch.publish_topic("sync-" + who, marker).ok());
+    auto m = host.messages.wait([&](const sdk::MessageEvent& e) { return e.payload == marker; });
+    REQUIRE_MESSAGE(m, "no marker from " << who);
+    for (const auto& e : host.messages.take_all()) {
+      CHECK_MESSAGE(!(e.topic == "input" && e.publisher == who),
+                    "unwanted: " << e.publisher << " " << e.payload);
+    }
+  };
+
+  REQUIRE(rooms[0].join_topic("input").ok());
+  auto sub = room.subscribe_topic("input");
+  REQUIRE_MESSAGE(sub.ok(), sub.status().to_string());
+  CHECK(sub->all);
+  CHECK(sub->succeeded() == std::vector<std::string>{"p1"});  // not the host itself
+
+  // A later publisher: everything from its first message on, in order.
+  REQUIRE(rooms[1].join_topic("input").ok());
+  for (int i = 0; i < 50; ++i) REQUIRE(rooms[1].publish_topic("input", frame(i)).ok());
+  for (int i = 0; i < 50; ++i) {
+    auto m = host.messages.wait([](const sdk::MessageEvent& e) { return e.topic == "input"; });
+    REQUIRE_MESSAGE(m, "message " << i << " missing");
+    CHECK(m->publisher == "p2");
+    CHECK(m->payload == frame(i));
+  }
+  CHECK(*room.subscribed_users("input") == std::vector<std::string>{"p1", "p2"});
+
+  // The third is beyond the limit (2): refused with an event, and its messages stay out.
+  REQUIRE(rooms[2].join_topic("input").ok());
+  auto refused = host.events.wait([](const sdk::ChannelEvent& e) {
+    return e.type == sdk::ChannelEventType::subscription_refused;
+  });
+  REQUIRE(refused);
+  CHECK(refused->uid == "p3");
+  CHECK(refused->channel == "room-all");
+  CHECK(refused->topic == "input");
+  CHECK(refused->reason.find("LIMIT_SUBSCRIPTIONS") != std::string::npos);
+  REQUIRE(rooms[2].publish_topic("input", "over the limit").ok());
+  no_input_before_marker("p3", rooms[2]);
+  // The host's own messages are not brought back by the subscription.
+  REQUIRE(room.publish_topic("input", "mine").ok());
+  no_input_before_marker("host-all", room);
+
+  // p2 leaves the topic: its place is free, and p3 joining again takes it.
+  REQUIRE(rooms[1].leave_topic("input").ok());
+  REQUIRE(rooms[2].leave_topic("input").ok());
+  REQUIRE(rooms[2].join_topic("input").ok());
+  REQUIRE(rooms[2].publish_topic("input", "now heard").ok());
+  auto heard = host.messages.wait([](const sdk::MessageEvent& e) { return e.topic == "input"; });
+  REQUIRE(heard);
+  CHECK(heard->publisher == "p3");
+  CHECK(heard->payload == "now heard");
+  CHECK(*room.subscribed_users("input") == std::vector<std::string>{"p1", "p3"});
+
+  // Unsubscribed by name while the mode is on: out until it joins the topic again.
+  REQUIRE(room.unsubscribe_topic("input", {"p1"})->all_ok());
+  REQUIRE(rooms[0].publish_topic("input", "p1 unsubscribed").ok());
+  no_input_before_marker("p1", rooms[0]);
+
+  // unsubscribe without users ends the mode: nobody is heard, newcomers are not added.
+  auto un = room.unsubscribe_topic("input");
+  REQUIRE(un.ok());
+  CHECK_FALSE(un->all);
+  CHECK(un->succeeded() == std::vector<std::string>{"p3"});
+  CHECK(room.subscribed_users("input")->empty());
+  REQUIRE(rooms[2].publish_topic("input", "after the end").ok());
+  no_input_before_marker("p3", rooms[2]);
+  REQUIRE(rooms[1].join_topic("input").ok());
+  REQUIRE(rooms[1].publish_topic("input", "newcomer after the end").ok());
+  no_input_before_marker("p2", rooms[1]);
+  CHECK(room.subscribed_users("input")->empty());
+}
+
 TEST_CASE("sdk: peer-to-peer inbox and presence watch") {
   Setup s;
   Peer alice(s.broker.uri(), "alice");
@@ -411,6 +517,7 @@ TEST_CASE("sdk: the session is restored after the broker restarts and messages f
   REQUIRE(proom.join().ok());
   REQUIRE(proom.join_topic("input").ok());
   REQUIRE(room.subscribe_topic("input", {"player-r"})->all_ok());
+  REQUIRE(room.subscribe_topic("chat")->all);
   REQUIRE(host->watch({"player-r"}).ok());
   REQUIRE(proom.publish_topic("input", "before").ok());
   REQUIRE(host.messages.next());
@@ -422,7 +529,7 @@ TEST_CASE("sdk: the session is restored after the broker restarts and messages f
   auto restored = host.wait_state(sdk::ConnectionState::restored, 20000ms);
   REQUIRE_MESSAGE(restored, s.gateway.log());
   CHECK(restored->reason.find("1 channel(s)") != std::string::npos);
-  CHECK(restored->reason.find("1 subscription(s)") != std::string::npos);
+  CHECK(restored->reason.find("2 subscription(s)") != std::string::npos);
   CHECK(restored->reason.find("failed") == std::string::npos);
   REQUIRE(player.wait_state(sdk::ConnectionState::restored, 20000ms));
   auto snap = host.events.wait(
@@ -440,6 +547,14 @@ TEST_CASE("sdk: the session is restored after the broker restarts and messages f
   }
   CHECK(*room.subscribed_users("input") == std::vector<std::string>{"player-r"});
   CHECK(room.who_now()->size() == 2);
+  // The every-publisher subscription is back too: a publisher new since the restore is heard.
+  REQUIRE(proom.join_topic("chat").ok());
+  REQUIRE(proom.publish_topic("chat", "first after the restore").ok());
+  auto chat = host.messages.next();
+  REQUIRE(chat);
+  CHECK(chat->topic == "chat");
+  CHECK(chat->payload == "first after the restore");
+  CHECK(*room.subscribed_users("chat") == std::vector<std::string>{"player-r"});
   // Events still flow on the restored channel subscription.
   REQUIRE(proom.leave_topic("input").ok());
   REQUIRE(host.wait_event(sdk::ChannelEventType::publisher_left, "player-r"));
@@ -571,6 +686,14 @@ TEST_CASE("sdk: works on a locked-down broker - auth plugin, token as password, 
     REQUIRE_MESSAGE(m, "message " << i << " missing");
     CHECK(m->payload == frame(i));
   }
+  // The every-publisher mode's wildcard is allowed by the shipped ACL too.
+  REQUIRE(room.subscribe_topic("chat")->all);
+  REQUIRE(proom.join_topic("chat").ok());
+  REQUIRE(proom.publish_topic("chat", "first words").ok());
+  auto words = host.messages.next();
+  REQUIRE(words);
+  CHECK(words->topic == "chat");
+  CHECK(words->payload == "first words");
   REQUIRE(player->publish("host-s", "hi host").ok());
   auto dm = host.inbox.next();
   REQUIRE(dm);
@@ -590,64 +713,259 @@ TEST_CASE("sdk: works on a locked-down broker - auth plugin, token as password, 
 // ------------------------------------------------------------------ the rtm CLI
 
 namespace {
+
 std::string rtm_binary() { return RTM_CLI_BIN; }
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    auto nl = text.find('\n', start);
+    if (nl == std::string::npos) nl = text.size();
+    out.push_back(text.substr(start, nl - start));
+    start = nl + 1;
+  }
+  return out;
+}
+
+// Polls a process's log for `text` until the deadline (the log is a file: no event to wait on).
+bool wait_log(Process& p, const std::string& text, std::chrono::milliseconds timeout = 15000ms) {
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    if (p.log().find(text) != std::string::npos) return true;
+    if (!p.running()) return p.log().find(text) != std::string::npos;
+    std::this_thread::sleep_for(20ms);
+  }
+  return false;
+}
+
+bool wait_exit(Process& p, std::chrono::milliseconds timeout = 15000ms) {
+  const auto deadline = Clock::now() + timeout;
+  while (p.running() && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  return !p.running();
+}
+
+// `printf '%s\n' LINES... | rtm ARGS...`: the one-shot use of send and dm.
+CommandResult piped(const std::vector<std::string>& lines, const std::vector<std::string>& args) {
+  std::string script = "printf '%s\\n'";
+  for (const auto& l : lines) script += " '" + l + "'";
+  script += " | \"$0\" \"$@\"";
+  std::vector<std::string> argv{"/bin/sh", "-c", script, rtm_binary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_command(argv);
+}
+
 }  // namespace
 
-TEST_CASE("rtm cli: who, send and listen, token, errors") {
+TEST_CASE("rtm cli: token, who and errors, with the shared options before or after the command") {
   Setup s;
   const std::string broker = s.broker.uri();
   const std::string secret = GatewayProcess::kSecret;
+  const std::string config = s.gateway.config_path().string();
 
-  // token: a JWT the gateway accepts.
+  // token: a JWT the gateway accepts, with the secret given before or after `token`.
   auto tok = run_command({rtm_binary(), "token", "--secret", secret, "--uid", "cli-user", "--ttl", "60"});
-  REQUIRE(tok.exit_code == 0);
+  REQUIRE_MESSAGE(tok.exit_code == 0, tok.output);
   CHECK(std::count(tok.output.begin(), tok.output.end(), '.') == 2);
+  auto tok2 = run_command({rtm_binary(), "--config", config, "--uid", "cli-tok", "token"});
+  REQUIRE_MESSAGE(tok2.exit_code == 0, tok2.output);
+  const std::string token = lines_of(tok2.output).at(0);
+  auto no_uid = run_command({rtm_binary(), "--config", config, "token"});
+  CHECK(no_uid.exit_code != 0);
+  CHECK_MESSAGE(no_uid.output.find("--uid") != std::string::npos, no_uid.output);
 
   Peer host(broker, "cli-host");
   host.login();
   REQUIRE(host->stream_channel("cli-room").join().ok());
 
-  auto who = run_command({rtm_binary(), "who", "--broker", broker, "--uid", "cli-who", "--secret",
-                          secret, "--channel", "cli-room"});
-  CHECK_MESSAGE(who.exit_code == 0, who.output);
-  CHECK(who.output.find("cli-host") != std::string::npos);
-
-  // listen in the background until it has one message, then send.
-  TempDir dir;
-  Process listen({rtm_binary(), "listen", "--broker", broker, "--uid", "cli-listener", "--secret",
-                  secret, "--channel", "cli-room", "--topic", "chat", "--from", "cli-sender",
-                  "--count", "2"},
-                 dir.path() / "listen.log");
-  // The listener is ready when the gateway has its subscription.
-  auto ready = host.wait_event(sdk::ChannelEventType::member_joined, "cli-listener", 15000ms);
-  REQUIRE_MESSAGE(ready, listen.log());
-  const auto deadline = Clock::now() + 15s;
-  bool subscribed = false;
-  while (!subscribed && Clock::now() < deadline) {
-    subscribed = listen.log().find("listening") != std::string::npos;
-    if (!subscribed) std::this_thread::sleep_for(50ms);  // polling a log with a deadline
+  // The same command with the shared options after it, before it, mixed, and from
+  // --config alone (the README's R="rtm --config config.yaml"; $R who ...).
+  const std::vector<std::vector<std::string>> whos = {
+      {rtm_binary(), "who", "--broker", broker, "--uid", "cli-who", "--secret", secret, "--channel",
+       "cli-room"},
+      {rtm_binary(), "--broker", broker, "--uid", "cli-who", "--secret", secret, "who", "--channel",
+       "cli-room"},
+      {rtm_binary(), "--broker", broker, "who", "--uid", "cli-who", "--channel", "cli-room",
+       "--secret", secret},
+      {rtm_binary(), "--config", config, "who", "--uid", "ops", "--channel", "cli-room"},
+      {rtm_binary(), "who", "--uid", "ops", "--channel", "cli-room", "--config", config},
+      {rtm_binary(), "--broker", broker, "--token", token, "--uid", "cli-tok", "who", "--channel",
+       "cli-room"},
+      // Given both ways, the one after the command wins.
+      {rtm_binary(), "--broker", "tcp://127.0.0.1:1", "--config", config, "who", "--broker", broker,
+       "--uid", "ops", "--channel", "cli-room"},
+  };
+  for (const auto& argv : whos) {
+    std::string cmd;
+    for (const auto& a : argv) cmd += a + " ";
+    CAPTURE(cmd);
+    auto who = run_command(argv);
+    CHECK_MESSAGE(who.exit_code == 0, who.output);
+    CHECK_MESSAGE(who.output.find("cli-host") != std::string::npos, who.output);
+    CHECK_MESSAGE(who.output.find("rtm:") == std::string::npos, who.output);  // no warnings
   }
-  REQUIRE_MESSAGE(subscribed, listen.log());
-  auto sent = run_command({rtm_binary(), "send", "--broker", broker, "--uid", "cli-sender",
-                           "--secret", secret, "--channel", "cli-room", "--topic", "chat",
-                           "--message", "hello from the cli"});
-  CHECK_MESSAGE(sent.exit_code == 0, sent.output);
-  sent = run_command({rtm_binary(), "send", "--broker", broker, "--uid", "cli-sender", "--secret",
-                      secret, "--channel", "cli-room", "--topic", "chat", "--message", "second"});
-  CHECK_MESSAGE(sent.exit_code == 0, sent.output);
-  const auto end = Clock::now() + 15s;
-  while (listen.running() && Clock::now() < end) std::this_thread::sleep_for(10ms);
-  CHECK(listen.stop() == 0);
-  const std::string out = listen.log();
-  CHECK_MESSAGE(out.find("cli-sender: hello from the cli") != std::string::npos, out);
-  CHECK_MESSAGE(out.find("cli-sender: second") != std::string::npos, out);
 
   // A clear error with the gateway's code and message, exit code 1.
   auto bad = run_command({rtm_binary(), "who", "--broker", broker, "--uid", "cli-bad", "--token",
                           "not-a-jwt", "--channel", "cli-room"});
   CHECK(bad.exit_code == 1);
   CHECK_MESSAGE(bad.output.find("TOKEN_INVALID") != std::string::npos, bad.output);
-  auto help = run_command({rtm_binary(), "listen", "--help"});
+  auto bad_before = run_command({rtm_binary(), "--token", "not-a-jwt", "--broker", broker, "who",
+                                 "--uid", "cli-bad", "--channel", "cli-room"});
+  CHECK(bad_before.exit_code == 1);
+  CHECK_MESSAGE(bad_before.output.find("TOKEN_INVALID") != std::string::npos, bad_before.output);
+  auto unknown = run_command({rtm_binary(), "who", "--channel", "x", "--no-such-option"});
+  CHECK(unknown.exit_code != 0);
+  CHECK(unknown.output.find("--no-such-option") != std::string::npos);
+
+  // Help: the shared options at the top and in each command.
+  auto help = run_command({rtm_binary(), "--help"});
   CHECK(help.exit_code == 0);
-  CHECK(help.output.find("--channel") != std::string::npos);
+  for (const auto* word :
+       {"before or after the command", "--config", "--broker", "listen", "chat"}) {
+    CHECK_MESSAGE(help.output.find(word) != std::string::npos, word);
+  }
+  auto cmd_help = run_command({rtm_binary(), "listen", "--help"});
+  CHECK(cmd_help.exit_code == 0);
+  for (const auto* word : {"--channel", "--from", "--count", "--config", "--uid"}) {
+    CHECK_MESSAGE(cmd_help.output.find(word) != std::string::npos, word);
+  }
+}
+
+TEST_CASE(
+    "rtm cli: listen without --from prints everything a one-shot send says once it is ready") {
+  Setup s;
+  const std::string config = s.gateway.config_path().string();
+  TempDir dir;
+  // A new sender each round: its join_topic comes right before its first message.
+  for (int round = 0; round < 3; ++round) {
+    CAPTURE(round);
+    const std::string sender = "cli-sender-" + std::to_string(round);
+    Process listen({rtm_binary(), "--config", config, "listen", "--uid", "cli-tap", "--channel",
+                    "lobby", "--topic", "chat", "--count", "5"},
+                   dir.path() / ("listen-" + std::to_string(round) + ".log"));
+    REQUIRE_MESSAGE(wait_log(listen, "listening on lobby/chat (every publisher)"), listen.log());
+    const std::vector<std::string> said = {"one", "two", "three", "four", "five"};
+    auto sent = piped(said, {"--config", config, "send", "--uid", sender, "--channel", "lobby",
+                             "--topic", "chat"});
+    CHECK_MESSAGE(sent.exit_code == 0, sent.output);
+    CHECK_MESSAGE(sent.output.empty(), sent.output);
+    REQUIRE_MESSAGE(wait_exit(listen), listen.log());
+    CHECK(listen.stop() == 0);
+    // Exactly the readiness line and the five messages, in order; nothing else (no error).
+    const auto lines = lines_of(listen.log());
+    REQUIRE_MESSAGE(lines.size() == 6, listen.log());
+    CHECK(lines[0].rfind("rtm: listening on lobby/chat (every publisher) as cli-tap", 0) == 0);
+    for (std::size_t i = 0; i < said.size(); ++i) CHECK(lines[i + 1] == sender + ": " + said[i]);
+  }
+}
+
+TEST_CASE(
+    "rtm cli: listen --count ends cleanly, with or without --from, while others keep sending") {
+  Setup s;
+  const std::string broker = s.broker.uri();
+  const std::string secret = GatewayProcess::kSecret;
+  TempDir dir;
+  for (bool from : {false, true}) {
+    CAPTURE(from);
+    std::vector<std::string> argv{rtm_binary(),   "listen",   "--broker", broker,      "--uid",
+                                  "cli-listener", "--secret", secret,     "--channel", "cli-room",
+                                  "--topic",      "chat",     "--count",  "2"};
+    if (from) argv.insert(argv.end(), {"--from", "cli-sender"});
+    Process listen(argv, dir.path() / (from ? "from.log" : "all.log"));
+    REQUIRE_MESSAGE(wait_log(listen, "rtm: listening on cli-room/chat"), listen.log());
+    // One process per message, each joining the topic again: the listener reaches its
+    // count while publishers still come and go.
+    for (const auto* text : {"hello from the cli", "second", "third"}) {
+      auto sent =
+          run_command({rtm_binary(), "send", "--broker", broker, "--uid", "cli-sender", "--secret",
+                       secret, "--channel", "cli-room", "--topic", "chat", "--message", text});
+      CHECK_MESSAGE(sent.exit_code == 0, sent.output);
+    }
+    REQUIRE_MESSAGE(wait_exit(listen), listen.log());
+    CHECK(listen.stop() == 0);
+    const auto lines = lines_of(listen.log());
+    REQUIRE_MESSAGE(lines.size() == 3, listen.log());
+    CHECK(lines[0].rfind("rtm: listening on cli-room/chat", 0) == 0);
+    CHECK(lines[1] == "cli-sender: hello from the cli");
+    CHECK(lines[2] == "cli-sender: second");
+  }
+}
+
+TEST_CASE(
+    "rtm cli: chat hears a newcomer's first line, sends typed lines and leaves at the end of "
+    "input") {
+  Setup s;
+  const std::string broker = s.broker.uri();
+  Peer bob(broker, "chat-bob");
+  bob.login();
+  auto room = bob->stream_channel("chat-room");
+  REQUIRE(room.join().ok());
+  REQUIRE(room.subscribe_topic("chat")->all);
+
+  // The chat's stdin is a FIFO the test writes to, as a user types.
+  TempDir dir;
+  const auto fifo = (dir.path() / "stdin").string();
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  Process chat({"/bin/sh", "-c", "exec \"$0\" \"$@\" < \"" + fifo + "\"", rtm_binary(), "chat",
+                "--broker", broker, "--secret", GatewayProcess::kSecret, "--uid", "chat-alice",
+                "--channel", "chat-room"},
+               dir.path() / "chat.log");
+  int typing = -1;
+  const auto deadline = Clock::now() + 15s;
+  while (typing < 0 && Clock::now() < deadline && chat.running()) {
+    typing = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);  // ENXIO until the chat opens it
+    if (typing < 0) std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE_MESSAGE(typing >= 0, chat.log());
+  REQUIRE_MESSAGE(wait_log(chat, "* you are chat-alice in chat-room"), chat.log());
+  REQUIRE(bob.wait_event(sdk::ChannelEventType::publisher_joined, "chat-alice"));
+
+  // bob's first line, sent right after he joins the topic, is heard.
+  REQUIRE(room.join_topic("chat").ok());
+  REQUIRE(room.publish_topic("chat", "first line from bob").ok());
+  CHECK_MESSAGE(wait_log(chat, "[chat-bob] first line from bob"), chat.log());
+
+  const std::string typed = "hello from the terminal\n";
+  REQUIRE(::write(typing, typed.data(), typed.size()) == static_cast<ssize_t>(typed.size()));
+  auto got = bob.messages.next();
+  REQUIRE_MESSAGE(got, chat.log());
+  CHECK(got->publisher == "chat-alice");
+  CHECK(got->payload == "hello from the terminal");
+
+  ::close(typing);  // end of input: the chat leaves and ends
+  auto left = bob.wait_event(sdk::ChannelEventType::member_left, "chat-alice");
+  REQUIRE_MESSAGE(left, chat.log());
+  CHECK(left->reason == "left");
+  REQUIRE_MESSAGE(wait_exit(chat), chat.log());
+  CHECK(chat.stop() == 0);
+  CHECK_MESSAGE(chat.log().find("rtm:") == std::string::npos, chat.log());  // no error
+  CHECK(bob.messages.take_all().empty());  // its own line is not echoed back to it either
+}
+
+TEST_CASE("rtm cli: inbox --count prints what one-shot dm processes send, in order, and ends cleanly") {
+  Setup s;
+  const std::string config = s.gateway.config_path().string();
+  TempDir dir;
+  Process inbox({rtm_binary(), "--config", config, "--uid", "cli-inbox", "inbox", "--count", "4"},
+                dir.path() / "inbox.log");
+  REQUIRE_MESSAGE(wait_log(inbox, "rtm: listening to the inbox of cli-inbox"), inbox.log());
+  auto sent = piped({"one", "two", "three"},
+                    {"dm", "--config", config, "--uid", "cli-dm", "--to", "cli-inbox"});
+  CHECK_MESSAGE(sent.exit_code == 0, sent.output);
+  CHECK_MESSAGE(sent.output.empty(), sent.output);
+  // QoS 0 from another sender, and a fifth message after the count.
+  for (const auto* text : {"four", "five"}) {
+    auto one = run_command({rtm_binary(), "--config", config, "dm", "--uid", "cli-dm2", "--to",
+                            "cli-inbox", "--qos", "0", "--message", text});
+    CHECK_MESSAGE(one.exit_code == 0, one.output);
+  }
+  REQUIRE_MESSAGE(wait_exit(inbox), inbox.log());
+  CHECK(inbox.stop() == 0);
+  const auto lines = lines_of(inbox.log());
+  REQUIRE_MESSAGE(lines.size() == 5, inbox.log());
+  CHECK(lines[1] == "cli-dm: one");
+  CHECK(lines[2] == "cli-dm: two");
+  CHECK(lines[3] == "cli-dm: three");
+  CHECK(lines[4] == "cli-dm2: four");
 }

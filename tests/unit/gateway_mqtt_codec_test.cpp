@@ -42,7 +42,7 @@ TEST_CASE("mqtt codec: PUBLISH at QoS 0 and 1 round-trips through decode") {
   for (const auto& c : cases) {
     CAPTURE(c.topic);
     std::string out;
-    append_publish(out, c.topic, c.payload, c.qos, c.retain, c.id);
+    REQUIRE(append_publish(out, c.topic, c.payload, c.qos, c.retain, c.id));
     auto r = decode(out, 1 << 20);
     REQUIRE(r.status == DecodeStatus::ok);
     CHECK(r.packet.type == PacketType::publish);
@@ -90,11 +90,10 @@ TEST_CASE("mqtt codec: CONNACK, SUBACK, PUBACK and PINGRESP decode") {
   CHECK(decode(bytes({0xD0, 0}), 100).packet.type == PacketType::pingresp);
 }
 
-TEST_CASE("mqtt codec: malformed input is refused, never read past") {
+TEST_CASE("mqtt codec: a framed packet it cannot take is skipped whole, never read past") {
   struct Case {
     std::string what, input;
   } cases[] = {
-      {"remaining length of 5 bytes", bytes({0x30, 0xff, 0xff, 0xff, 0xff, 0x01})},
       {"CONNACK of 3 bytes", bytes({0x20, 3, 0, 0, 0})},
       {"PUBLISH with QoS 3", bytes({0x36, 4, 0, 1, 'a', 'b'})},
       {"PUBLISH topic longer than the packet", bytes({0x30, 3, 0, 9, 'a'})},
@@ -104,24 +103,50 @@ TEST_CASE("mqtt codec: malformed input is refused, never read past") {
   };
   for (const auto& c : cases) {
     CAPTURE(c.what);
-    auto r = decode(c.input, 1 << 20);
-    CHECK(r.status == DecodeStatus::malformed);
+    auto r = decode(c.input + "next", 1 << 20);
+    CHECK(r.status == DecodeStatus::skip);
+    CHECK(r.packet.size == c.input.size());  // the next packet starts right after
     CHECK_FALSE(r.error.empty());
   }
-  // Over the agreed maximum.
-  std::string big;
-  append_publish(big, "t", std::string(5000, 'x'), 0, false, 0);
-  CHECK(decode(big, 1000).status == DecodeStatus::malformed);
+  // Only a stream that cannot be framed any more is malformed.
+  auto r = decode(bytes({0x30, 0xff, 0xff, 0xff, 0xff, 0x01}), 1 << 20);
+  CHECK(r.status == DecodeStatus::malformed);
 }
 
-TEST_CASE("mqtt codec: random bytes decode to ok, need_more or malformed, within bounds") {
+TEST_CASE("mqtt codec: a PUBLISH over the limit is skipped with its topic and packet id") {
+  std::string big;
+  REQUIRE(append_publish(big, "rtm/presence/mallory", std::string(5000, 'x'), 1, true, 0x1234));
+  // Known as soon as the header is in, before the rest of the payload arrives.
+  auto r = decode(std::string_view(big).substr(0, 40), 1000);
+  REQUIRE(r.status == DecodeStatus::skip);
+  CHECK(r.packet.size == big.size());
+  CHECK(r.packet.topic == "rtm/presence/mallory");
+  CHECK(r.packet.qos == 1);
+  CHECK(r.packet.retain);
+  CHECK(r.packet.packet_id == 0x1234);
+  CHECK(r.error.find("over the limit of 1000") != std::string::npos);
+  // Three bytes of it: wait for the header.
+  CHECK(decode(std::string_view(big).substr(0, 3), 1000).status == DecodeStatus::need_more);
+}
+
+TEST_CASE("mqtt codec: lengths that do not fit are refused, never cut") {
+  std::string out = "keep";
+  CHECK_FALSE(append_publish(out, std::string(65536, 't'), "x", 0, false, 0));
+  CHECK(out == "keep");
+  CHECK(append_publish(out, std::string(65535, 't'), "x", 0, false, 0));
+  auto r = decode(std::string_view(out).substr(4), 1 << 20);
+  REQUIRE(r.status == DecodeStatus::ok);
+  CHECK(r.packet.topic.size() == 65535);
+}
+
+TEST_CASE("mqtt codec: random bytes decode to ok or need_more or skip or malformed within bounds") {
   std::mt19937 rng(7);
   for (int i = 0; i < 100000; ++i) {
     std::string input(rng() % 24, '\0');
     for (auto& c : input) c = static_cast<char>(rng());
     auto r = decode(input, 1 << 16);
-    if (r.status == DecodeStatus::ok) {
-      REQUIRE(r.packet.size <= input.size());
+    if (r.status == DecodeStatus::ok || r.status == DecodeStatus::skip) {
+      if (r.status == DecodeStatus::ok) REQUIRE(r.packet.size <= input.size());
       REQUIRE(r.packet.topic.size() + r.packet.payload.size() <= input.size());
     }
   }

@@ -1,7 +1,9 @@
 // Tests of rtm/gateway/state.hpp: the Interner, and State's rules for sessions, channels,
-// topic publishers, subscriptions, watches and presence (BRIEF §3, issue 3), each rule on its
-// own, table-driven where it fits, then a long seeded random sequence of operations checked
-// step by step against a plain std::map/std::set model kept in the test.
+// topic publishers, subscriptions (by name and "all publishers"), watches and presence
+// (BRIEF §3), each rule on its own, table-driven where it fits, then a long seeded random
+// sequence of operations checked step by step against a plain std::map/std::set model kept
+// in the test. Last, the subscription operations as clients see them: requests through a
+// Core with a fake outbox and a fake clock (no broker).
 //
 // Lists are compared as comma-joined strings so that a failure prints both sides.
 #include <doctest/doctest.h>
@@ -19,6 +21,12 @@
 #include <utility>
 #include <vector>
 
+#include <rapidjson/document.h>
+
+#include "rtm/gateway/broker_link.hpp"
+#include "rtm/gateway/core.hpp"
+#include "rtm/gateway/jwt.hpp"
+#include "rtm/gateway/operations.hpp"
 #include "rtm/gateway/state.hpp"
 
 namespace {
@@ -111,7 +119,7 @@ void must_join_topic(State& s, const std::string& uid, const std::string& channe
                      const std::string& topic) {
   auto r = s.join_topic(uid, channel, topic);
   REQUIRE_MESSAGE(r.ok(), uid << " joining " << channel << "/" << topic << ": " << code_of(r));
-  CHECK(r.value());
+  CHECK(r.value().added);
 }
 
 std::string members_str(const State& s, const std::string& channel) {
@@ -657,10 +665,16 @@ TEST_CASE("state: join_topic adds once, leave_topic removes once") {
   for (std::size_t i = 0; i < steps.size(); ++i) {
     const auto& st = steps[i];
     CAPTURE(i);
-    auto r = std::string(st.op) == "join" ? s.join_topic(st.uid, "c", st.topic)
-                                          : s.leave_topic(st.uid, "c", st.topic);
-    REQUIRE(r.ok());
-    CHECK(r.value() == st.changed);
+    if (std::string(st.op) == "join") {
+      auto r = s.join_topic(st.uid, "c", st.topic);
+      REQUIRE(r.ok());
+      CHECK(r.value().added == st.changed);
+      CHECK(r.value().all_subscribers.empty());
+    } else {
+      auto r = s.leave_topic(st.uid, "c", st.topic);
+      REQUIRE(r.ok());
+      CHECK(r.value() == st.changed);
+    }
     CHECK(str(s.publishers("c", st.topic)) == st.publishers_after);
   }
   CHECK(snap_str(s.snapshot("c")) == "members=[zoe,amy,Kim] t=[Kim] u=[amy]");
@@ -686,7 +700,7 @@ TEST_CASE("state: LIMIT_TOPICS at limits.topics_per_channel") {
     // A topic already joined is not refused at the limit.
     auto again = s.join_topic("amy", "c1", "t0");
     REQUIRE(again.ok());
-    CHECK_FALSE(again.value());
+    CHECK_FALSE(again.value().added);
     // The limit is per user and per channel.
     must_join_topic(s, "amy", "c2", "extra");
     must_join_topic(s, "bob", "c1", "extra");
@@ -940,6 +954,220 @@ TEST_CASE("state: subscription_count stays exact through every operation") {
   }
 }
 
+// ================================================================= "all publishers" subscriptions
+
+TEST_CASE("state: subscribe_all takes in the current publishers but the caller, in name order") {
+  State s{LimitsConfig{}};
+  for (const auto* u : {"zoe", "amy", "mia", "Bob"}) {
+    login(s, u);
+    must_join(s, u, "c");
+  }
+  must_join_topic(s, "zoe", "c", "t");
+  must_join_topic(s, "amy", "c", "t");
+  must_join_topic(s, "Bob", "c", "t");
+  must_join_topic(s, "mia", "c", "other");
+  CHECK_FALSE(s.subscribes_all("amy", "c", "t"));
+  CHECK(results(s.subscribe_all("amy", "c", "t")) == "Bob=OK,zoe=OK");
+  CHECK(s.subscribes_all("amy", "c", "t"));
+  CHECK_FALSE(s.subscribes_all("amy", "c", "other"));
+  CHECK_FALSE(s.subscribes_all("zoe", "c", "t"));
+  CHECK(subscribed_str(s, "amy", "c", "t") == "Bob,zoe");
+  CHECK(s.subscription_count() == 2);
+  // Again: idempotent.
+  CHECK(results(s.subscribe_all("amy", "c", "t")) == "Bob=OK,zoe=OK");
+  CHECK(s.subscription_count() == 2);
+  // A topic nobody publishes in: the mode holds with no publisher yet.
+  CHECK(results(s.subscribe_all("mia", "c", "empty")) == "");
+  CHECK(s.subscribes_all("mia", "c", "empty"));
+  CHECK(subscribed_str(s, "mia", "c", "empty") == "");
+  // Outside the channel: NOT_JOINED, nothing recorded.
+  login(s, "out");
+  CHECK(results(s.subscribe_all("out", "c", "t")) == "failed:NOT_JOINED");
+  CHECK(results(s.unsubscribe_all("out", "c", "t")) == "failed:NOT_JOINED");
+  CHECK(results(s.subscribe_all("ghost", "c", "t")) == "failed:NOT_JOINED");
+  CHECK_FALSE(s.subscribes_all("out", "c", "t"));
+}
+
+TEST_CASE(
+    "state: a publisher that joins later is in every all subscription when join_topic returns") {
+  State s{LimitsConfig{}};
+  for (const auto* u : {"tap", "zed", "amy", "pub"}) {
+    login(s, u);
+    must_join(s, u, "lobby");
+  }
+  REQUIRE(results(s.subscribe_all("tap", "lobby", "chat")) == "");
+  REQUIRE(results(s.subscribe_all("zed", "lobby", "chat")) == "");
+  REQUIRE(results(s.subscribe("amy", "lobby", "chat", {"nobody"})) == "nobody=OK");  // by name only
+
+  auto joined = s.join_topic("pub", "lobby", "chat");
+  REQUIRE(joined.ok());
+  CHECK(joined.value().added);
+  CHECK(results(joined.value().all_subscribers) == "tap=OK,zed=OK");
+  CHECK(subscribed_str(s, "tap", "lobby", "chat") == "pub");
+  CHECK(subscribed_str(s, "zed", "lobby", "chat") == "pub");
+  CHECK(subscribed_str(s, "amy", "lobby", "chat") == "nobody");
+  // The subscriber itself publishing is not added to its own subscription.
+  auto self = s.join_topic("tap", "lobby", "chat");
+  REQUIRE(self.ok());
+  CHECK(results(self.value().all_subscribers) == "zed=OK");
+  CHECK(subscribed_str(s, "tap", "lobby", "chat") == "pub");
+  CHECK(subscribed_str(s, "zed", "lobby", "chat") == "pub,tap");
+  // Joining a topic already joined changes nothing.
+  auto again = s.join_topic("pub", "lobby", "chat");
+  REQUIRE(again.ok());
+  CHECK_FALSE(again.value().added);
+  CHECK(again.value().all_subscribers.empty());
+  // Another topic of the channel is not covered.
+  auto other = s.join_topic("pub", "lobby", "video");
+  REQUIRE(other.ok());
+  CHECK(other.value().all_subscribers.empty());
+  CHECK(subscribed_str(s, "tap", "lobby", "video") == "");
+  CHECK(s.subscription_count() == 4);
+}
+
+TEST_CASE("state: an all subscription stops at the limit and later publishers are refused") {
+  LimitsConfig l;
+  l.publishers_per_subscription = 3;
+  State s{l};
+  for (const auto* u : {"host", "p1", "p2", "p3", "p4", "p5", "p6", "p7"}) {
+    login(s, u);
+    must_join(s, u, "room");
+  }
+  for (const auto* p : {"p1", "p2", "p3", "p4"}) must_join_topic(s, p, "room", "input");
+  CHECK(results(s.subscribe_all("host", "room", "input")) ==
+        "p1=OK,p2=OK,p3=OK,p4=LIMIT_SUBSCRIPTIONS");
+  auto full = s.subscribe_all("host", "room", "input");
+  REQUIRE(full.ok());
+  REQUIRE(full.value().back().error.has_value());
+  CHECK(full.value().back().error->message.find("limits.publishers_per_subscription") !=
+        std::string::npos);
+
+  auto p5 = s.join_topic("p5", "room", "input");
+  REQUIRE(p5.ok());
+  CHECK(results(p5.value().all_subscribers) == "host=LIMIT_SUBSCRIPTIONS");
+  REQUIRE(p5.value().all_subscribers[0].error.has_value());
+  CHECK(p5.value().all_subscribers[0].error->message.find("p5") != std::string::npos);
+  CHECK(subscribed_str(s, "host", "room", "input") == "p1,p2,p3");
+
+  // p2 stops publishing: its place is free; p4 and p5 (refused before) are not taken in by
+  // themselves, the next publisher to join is.
+  REQUIRE(s.leave_topic("p2", "room", "input").ok());
+  CHECK(subscribed_str(s, "host", "room", "input") == "p1,p3");
+  auto p6 = s.join_topic("p6", "room", "input");
+  REQUIRE(p6.ok());
+  CHECK(results(p6.value().all_subscribers) == "host=OK");
+  CHECK(subscribed_str(s, "host", "room", "input") == "p1,p3,p6");
+  // Leaving the channel and ending the session free places too.
+  REQUIRE(s.leave("p1", "room").ok());
+  CHECK(subscribed_str(s, "host", "room", "input") == "p3,p6");
+  s.end_session("p3");
+  CHECK(subscribed_str(s, "host", "room", "input") == "p6");
+  // Subscribing again takes in the current publishers up to the limit, in name order.
+  CHECK(results(s.subscribe_all("host", "room", "input")) == "p4=OK,p5=OK,p6=OK");
+  CHECK(s.subscription_count() == 3);
+  // A refused publisher that joins again while there is room is taken in.
+  REQUIRE(s.leave_topic("p4", "room", "input").ok());
+  CHECK(subscribed_str(s, "host", "room", "input") == "p5,p6");
+  auto p7 = s.join_topic("p7", "room", "input");
+  REQUIRE(p7.ok());
+  CHECK(results(p7.value().all_subscribers) == "host=OK");
+  auto p4 = s.join_topic("p4", "room", "input");
+  REQUIRE(p4.ok());
+  CHECK(results(p4.value().all_subscribers) == "host=LIMIT_SUBSCRIPTIONS");
+  CHECK(subscribed_str(s, "host", "room", "input") == "p5,p6,p7");
+  CHECK(s.subscription_count() == 3);
+}
+
+TEST_CASE("state: publishers subscribed to by name stay when they stop publishing, added ones go") {
+  State s{LimitsConfig{}};
+  for (const auto* u : {"host", "named", "auto", "both"}) {
+    login(s, u);
+    must_join(s, u, "c");
+  }
+  REQUIRE(results(s.subscribe("host", "c", "t", {"named"})) == "named=OK");
+  for (const auto* p : {"named", "auto", "both"}) must_join_topic(s, p, "c", "t");
+  CHECK(results(s.subscribe_all("host", "c", "t")) == "auto=OK,both=OK,named=OK");
+  // Asking for "both" by name makes it a by-name subscription.
+  CHECK(results(s.subscribe("host", "c", "t", {"both"})) == "both=OK");
+  CHECK(s.subscription_count() == 3);
+  for (const auto* p : {"named", "auto", "both"}) REQUIRE(s.leave_topic(p, "c", "t").ok());
+  CHECK(subscribed_str(s, "host", "c", "t") == "both,named");
+  CHECK(s.subscribes_all("host", "c", "t"));
+  CHECK(s.subscription_count() == 2);
+  // They come back: the named ones are there already, the other is added again.
+  auto back = s.join_topic("auto", "c", "t");
+  REQUIRE(back.ok());
+  CHECK(results(back.value().all_subscribers) == "host=OK");
+  CHECK(subscribed_str(s, "host", "c", "t") == "auto,both,named");
+}
+
+TEST_CASE("state: unsubscribe by name in all mode holds until the publisher joins again") {
+  State s{LimitsConfig{}};
+  for (const auto* u : {"host", "bob", "cy"}) {
+    login(s, u);
+    must_join(s, u, "c");
+  }
+  must_join_topic(s, "bob", "c", "t");
+  must_join_topic(s, "cy", "c", "t");
+  REQUIRE(results(s.subscribe_all("host", "c", "t")) == "bob=OK,cy=OK");
+  CHECK(results(s.unsubscribe("host", "c", "t", {"bob", "bob"})) == "bob=OK,bob=NOT_SUBSCRIBED");
+  CHECK(subscribed_str(s, "host", "c", "t") == "cy");
+  CHECK(s.subscribes_all("host", "c", "t"));
+  // Unsubscribing the last one keeps the mode (and the record).
+  CHECK(results(s.unsubscribe("host", "c", "t", {"cy"})) == "cy=OK");
+  CHECK(subscribed_str(s, "host", "c", "t") == "");
+  CHECK(s.subscribes_all("host", "c", "t"));
+  CHECK(s.subscription_count() == 0);
+  REQUIRE(s.leave_topic("bob", "c", "t").ok());
+  must_join_topic(s, "bob", "c", "t");
+  CHECK(subscribed_str(s, "host", "c", "t") == "bob");
+}
+
+TEST_CASE("state: unsubscribe_all ends the mode and removes every publisher") {
+  State s{LimitsConfig{}};
+  for (const auto* u : {"host", "bob", "cy", "dan"}) {
+    login(s, u);
+    must_join(s, u, "c");
+  }
+  must_join_topic(s, "bob", "c", "t");
+  REQUIRE(results(s.subscribe("host", "c", "t", {"dan"})) == "dan=OK");
+  REQUIRE(results(s.subscribe_all("host", "c", "t")) == "bob=OK");
+  CHECK(results(s.unsubscribe_all("host", "c", "t")) == "bob=OK,dan=OK");
+  CHECK_FALSE(s.subscribes_all("host", "c", "t"));
+  CHECK(subscribed_str(s, "host", "c", "t") == "");
+  CHECK(s.subscription_count() == 0);
+  // Later publishers are not added any more; a second unsubscribe_all is fine and empty.
+  auto cy = s.join_topic("cy", "c", "t");
+  REQUIRE(cy.ok());
+  CHECK(cy.value().all_subscribers.empty());
+  CHECK(subscribed_str(s, "host", "c", "t") == "");
+  CHECK(results(s.unsubscribe_all("host", "c", "t")) == "");
+  CHECK(results(s.unsubscribe_all("host", "c", "never")) == "");
+  // The subscriber leaving ends its mode too; the channel empties cleanly.
+  REQUIRE(results(s.subscribe_all("host", "c", "t")) == "bob=OK,cy=OK");
+  REQUIRE(s.leave("host", "c").ok());
+  must_join(s, "host", "c");
+  CHECK_FALSE(s.subscribes_all("host", "c", "t"));
+  CHECK(s.subscription_count() == 0);
+  for (const auto* u : {"host", "bob", "cy", "dan"}) s.end_session(u);
+  CHECK(snap_str(s.snapshot("c")) == "members=[]");
+}
+
+TEST_CASE("state: an all subscription counts towards limits.subscribed_topics_per_channel") {
+  LimitsConfig l;
+  l.subscribed_topics_per_channel = 2;
+  State s{l};
+  login(s, "amy");
+  must_join(s, "amy", "c");
+  REQUIRE(results(s.subscribe_all("amy", "c", "t1")) == "");
+  REQUIRE(results(s.subscribe("amy", "c", "t2", {"bob"})) == "bob=OK");
+  CHECK(results(s.subscribe_all("amy", "c", "t3")) == "failed:LIMIT_SUBSCRIPTIONS");
+  CHECK_FALSE(s.subscribes_all("amy", "c", "t3"));
+  CHECK(results(s.subscribe_all("amy", "c", "t1")) == "");  // the same topic again is fine
+  REQUIRE(results(s.unsubscribe_all("amy", "c", "t1")) == "");
+  CHECK(results(s.subscribe_all("amy", "c", "t3")) == "");
+}
+
 // ================================================================= watches
 
 TEST_CASE("state: watch needs a session, unwatch without one answers per-user errors") {
@@ -1081,8 +1309,10 @@ struct Model {
   std::map<std::string, Strings> channels_of;  // uid -> channels, in join order
   std::map<std::string, Strings> members;      // channel -> members, in join order
   std::map<std::pair<std::string, std::string>, std::set<std::string>> publishers;  // (ch, topic)
-  std::map<std::tuple<std::string, std::string, std::string>, std::set<std::string>>
-      subs;                                                // (subscriber, ch, topic) -> publishers
+  using SubKey = std::tuple<std::string, std::string, std::string>;  // (subscriber, ch, topic)
+  std::map<SubKey, std::set<std::string>> subs;                      // -> publishers
+  std::map<SubKey, std::set<std::string>> autos;          // -> those of subs added by "all" mode
+  std::set<SubKey> alls;                                  // subscriptions in "all" mode
   std::map<std::string, std::set<std::string>> watching;  // watcher -> watched
   std::map<std::string, PresenceRecord> presence;
 
@@ -1154,11 +1384,55 @@ struct Model {
       if (it->first.first == channel && it->second.erase(uid)) left.insert(it->first.second);
       it = it->second.empty() ? publishers.erase(it) : std::next(it);
     }
+    for (const auto& topic : left) unpublish(uid, channel, topic);
     for (auto it = subs.begin(); it != subs.end();) {
       const bool mine = std::get<0>(it->first) == uid && std::get<1>(it->first) == channel;
+      if (mine) {
+        autos.erase(it->first);
+        alls.erase(it->first);
+      }
       it = mine ? subs.erase(it) : std::next(it);
     }
     return left;
+  }
+
+  // A record with no publishers and not in "all" mode is no record.
+  void tidy(const SubKey& k) {
+    if (autos.count(k) && autos[k].empty()) autos.erase(k);
+    if (subs.count(k) && subs[k].empty() && !alls.count(k)) subs.erase(k);
+  }
+
+  // uid stopped publishing in (channel, topic): it leaves the "all" subscriptions that added it.
+  void unpublish(const std::string& uid, const std::string& channel, const std::string& topic) {
+    std::vector<SubKey> keys;
+    for (const auto& [k, who] : autos) {
+      if (std::get<1>(k) == channel && std::get<2>(k) == topic && who.count(uid)) keys.push_back(k);
+    }
+    for (const auto& k : keys) {
+      autos[k].erase(uid);
+      subs[k].erase(uid);
+      tidy(k);
+    }
+  }
+
+  // A new publisher joins the "all" subscriptions of the topic: "sub=OK,sub2=LIMIT_SUBSCRIPTIONS".
+  std::string publish(const std::string& uid, const std::string& channel,
+                      const std::string& topic) {
+    Strings parts;
+    for (const auto& k : alls) {  // std::set order: by subscriber name for one (channel, topic)
+      if (std::get<1>(k) != channel || std::get<2>(k) != topic || std::get<0>(k) == uid) continue;
+      auto& set = subs[k];
+      if (set.count(uid)) {
+        parts.push_back(std::get<0>(k) + "=OK");
+      } else if (static_cast<int>(set.size()) >= limits.publishers_per_subscription) {
+        parts.push_back(std::get<0>(k) + "=LIMIT_SUBSCRIPTIONS");
+      } else {
+        set.insert(uid);
+        autos[k].insert(uid);
+        parts.push_back(std::get<0>(k) + "=OK");
+      }
+    }
+    return str(parts);
   }
 
   // Departures as departures_str() prints them.
@@ -1291,9 +1565,16 @@ struct RandomRun {
       }
     }
     if (model.publishers[{c, t}].empty()) model.publishers.erase({c, t});
+    const std::string want_all = want_added ? model.publish(u, c, t) : "";
     auto r = state.join_topic(u, c, t);
     expect_code("join_topic " + u + " " + c + "/" + t, code_of(r), want);
-    if (r.ok()) expect("join_topic added", r.value() ? "yes" : "no", want_added ? "yes" : "no");
+    if (r.ok()) {
+      expect("join_topic added", r.value().added ? "yes" : "no", want_added ? "yes" : "no");
+      const std::string got_all = results(r.value().all_subscribers);
+      expect("join_topic all subscribers", got_all, want_all);
+      if (got_all.find("=OK") != std::string::npos) ++seen["join_topic:all added"];
+      if (got_all.find("=LIMIT") != std::string::npos) ++seen["join_topic:all full"];
+    }
     return "join_topic " + u + " " + c + "/" + t;
   }
 
@@ -1307,6 +1588,9 @@ struct RandomRun {
       if (it != model.publishers.end() && it->second.erase(u)) {
         want_removed = true;
         if (it->second.empty()) model.publishers.erase(it);
+        const auto before = model.subscription_count();
+        model.unpublish(u, c, t);
+        if (model.subscription_count() < before) ++seen["leave_topic:all removed"];
       }
     }
     auto r = state.leave_topic(u, c, t);
@@ -1328,6 +1612,7 @@ struct RandomRun {
       Strings parts;
       for (const auto& p : targets) {
         if (set.count(p)) {
+          model.autos[{u, c, t}].erase(p);
           parts.push_back(p + "=OK");
         } else if (static_cast<int>(set.size()) >= model.limits.publishers_per_subscription) {
           parts.push_back(p + "=LIMIT_SUBSCRIPTIONS");
@@ -1338,7 +1623,7 @@ struct RandomRun {
           ++seen["subscribe:new"];
         }
       }
-      if (set.empty()) model.subs.erase({u, c, t});
+      model.tidy({u, c, t});
       want = str(parts);
     }
     expect("subscribe " + u + " " + c + "/" + t + " [" + str(targets) + "]",
@@ -1361,15 +1646,74 @@ struct RandomRun {
       Strings parts;
       for (const auto& p : targets) {
         const bool removed = set.erase(p) > 0;
+        model.autos[{u, c, t}].erase(p);
         parts.push_back(p + (removed ? "=OK" : "=NOT_SUBSCRIBED"));
         ++seen[removed ? "unsubscribe:OK" : "unsubscribe:NOT_SUBSCRIBED"];
       }
-      if (set.empty()) model.subs.erase({u, c, t});
+      model.tidy({u, c, t});
       want = str(parts);
     }
     expect("unsubscribe " + u + " " + c + "/" + t + " [" + str(targets) + "]",
            results(state.unsubscribe(u, c, t, targets)), want);
     return "unsubscribe " + u + " " + c + "/" + t + " [" + str(targets) + "]";
+  }
+
+  std::string op_subscribe_all(const std::string& u, const std::string& c, const std::string& t) {
+    std::string want;
+    if (!model.is_member(u, c)) {
+      want = "failed:NOT_JOINED";
+    } else {
+      const Model::SubKey k{u, c, t};
+      model.alls.insert(k);
+      auto& set = model.subs[k];
+      Strings parts;
+      for (const auto& p : model.pubs(c, t)) {  // sorted
+        if (p == u) continue;
+        if (set.count(p)) {
+          parts.push_back(p + "=OK");
+        } else if (static_cast<int>(set.size()) >= model.limits.publishers_per_subscription) {
+          parts.push_back(p + "=LIMIT_SUBSCRIPTIONS");
+          ++seen["subscribe_all:LIMIT_SUBSCRIPTIONS"];
+        } else {
+          set.insert(p);
+          model.autos[k].insert(p);
+          parts.push_back(p + "=OK");
+          ++seen["subscribe_all:new"];
+        }
+      }
+      want = str(parts);
+    }
+    expect("subscribe_all " + u + " " + c + "/" + t, results(state.subscribe_all(u, c, t)), want);
+    return "subscribe_all " + u + " " + c + "/" + t;
+  }
+
+  std::string op_unsubscribe_all(const std::string& u, std::string c, std::string t) {
+    // Half the time a subscription of u that is in "all" mode, so that the mode gets ended.
+    std::vector<Model::SubKey> mine;
+    for (const auto& k : model.alls) {
+      if (std::get<0>(k) == u) mine.push_back(k);
+    }
+    if (!mine.empty() && below(2) == 0) {
+      const auto& k = mine[below(mine.size())];
+      c = std::get<1>(k);
+      t = std::get<2>(k);
+    }
+    std::string want;
+    if (!model.is_member(u, c)) {
+      want = "failed:NOT_JOINED";
+    } else {
+      const Model::SubKey k{u, c, t};
+      Strings parts;
+      for (const auto& p : model.subscribed(u, c, t)) parts.push_back(p + "=OK");
+      if (model.alls.count(k)) ++seen["unsubscribe_all:was all"];
+      model.subs.erase(k);
+      model.autos.erase(k);
+      model.alls.erase(k);
+      want = str(parts);
+    }
+    expect("unsubscribe_all " + u + " " + c + "/" + t, results(state.unsubscribe_all(u, c, t)),
+           want);
+    return "unsubscribe_all " + u + " " + c + "/" + t;
   }
 
   std::string op_watch(const std::string& u) {
@@ -1442,7 +1786,7 @@ struct RandomRun {
 
   std::string step() {
     // Weights: joins and topic/subscription work dominate; logins and logouts are rarer.
-    static const std::vector<double> weights = {6, 2, 16, 7, 16, 7, 20, 10, 5, 4, 3, 2};
+    static const std::vector<double> weights = {6, 2, 16, 7, 16, 7, 20, 10, 5, 4, 3, 2, 8, 2};
     std::discrete_distribution<int> which(weights.begin(), weights.end());
     const std::string u = pick(users);
     // Mostly a channel the user is in, so that the rules past NOT_JOINED get exercised.
@@ -1461,7 +1805,12 @@ struct RandomRun {
       case 8: return op_watch(u);
       case 9: return op_unwatch(u);
       case 10: return op_presence(below(4) == 0 ? pick(ghosts) : u);
-      default: return op_renew(u);
+      case 11:
+        return op_renew(u);
+      case 12:
+        return op_subscribe_all(u, c, t);
+      default:
+        return op_unsubscribe_all(u, c, t);
     }
   }
 
@@ -1503,6 +1852,9 @@ struct RandomRun {
         for (const auto& u : everyone) {
           expect("subscribed " + u + " " + c + "/" + t, subscribed_str(state, u, c, t),
                  model.is_member(u, c) ? str(model.subscribed(u, c, t)) : "failed:NOT_JOINED");
+          expect("subscribes_all " + u + " " + c + "/" + t,
+                 state.subscribes_all(u, c, t) ? "yes" : "no",
+                 model.alls.count({u, c, t}) ? "yes" : "no");
         }
       }
     }
@@ -1571,25 +1923,267 @@ TEST_CASE("state: a long random sequence matches the model and ends empty") {
     std::string seen;
     for (const auto& [what, n] : run.seen) seen += what + "=" + std::to_string(n) + " ";
     CAPTURE(seen);
-    const Strings always = {"join:new",          "join:again",      "join:NOT_LOGGED_IN",
-                            "leave:OK",          "leave:NOT_JOINED", "channel deleted",
-                            "join_topic:OK",     "join_topic:NOT_JOINED", "leave_topic:OK",
-                            "subscribe:new",     "subscribe:NOT_JOINED",  "unsubscribe:OK",
-                            "unsubscribe:NOT_SUBSCRIBED", "watch:NOT_LOGGED_IN", "unwatch:OK",
-                            "unwatch:NOT_WATCHED", "replace"};
+    const Strings always = {"join:new",
+                            "join:again",
+                            "join:NOT_LOGGED_IN",
+                            "leave:OK",
+                            "leave:NOT_JOINED",
+                            "channel deleted",
+                            "join_topic:OK",
+                            "join_topic:NOT_JOINED",
+                            "leave_topic:OK",
+                            "subscribe:new",
+                            "subscribe:NOT_JOINED",
+                            "unsubscribe:OK",
+                            "unsubscribe:NOT_SUBSCRIBED",
+                            "watch:NOT_LOGGED_IN",
+                            "unwatch:OK",
+                            "unwatch:NOT_WATCHED",
+                            "replace",
+                            "subscribe_all:new",
+                            "join_topic:all added",
+                            "leave_topic:all removed",
+                            "unsubscribe_all:was all"};
     for (const auto& what : always) {
       CAPTURE(what);
       CHECK(run.seen[what] > 0);
     }
     if (rc.tight) {
-      const Strings limits = {"join:LIMIT_CHANNELS", "join:LIMIT_MEMBERS", "join_topic:LIMIT_TOPICS",
-                              "subscribe:LIMIT_SUBSCRIPTIONS", "watch:LIMIT_WATCH"};
+      const Strings limits = {"join:LIMIT_CHANNELS",     "join:LIMIT_MEMBERS",
+                              "join_topic:LIMIT_TOPICS", "subscribe:LIMIT_SUBSCRIPTIONS",
+                              "watch:LIMIT_WATCH",       "subscribe_all:LIMIT_SUBSCRIPTIONS",
+                              "join_topic:all full"};
       for (const auto& what : limits) {
         CAPTURE(what);
         CHECK(run.seen[what] > 0);
       }
     }
   }
+}
+
+// ================================================================= the operations
+
+namespace {
+
+struct Sent {
+  std::string topic;
+  std::string payload;
+};
+
+class RecordingOutbox : public rtm::gateway::Outbox {
+ public:
+  bool publish(const std::string& topic, std::string_view payload, int, bool) override {
+    sent.push_back({topic, std::string(payload)});
+    return true;
+  }
+  std::vector<Sent> sent;
+};
+
+// The RTM operations in a Core, driven by requests as a client sends them.
+struct Ops {
+  explicit Ops(const LimitsConfig& limits = LimitsConfig{}) {
+    config.auth.token_secret = "0123456789abcdef0123456789abcdef";
+    config.limits = limits;
+    core = std::make_unique<rtm::gateway::Core>(config, outbox, [this] { return now; });
+    rtm::gateway::register_basic_operations(*core);
+    api = rtm::gateway::register_rtm_operations(*core);
+  }
+
+  // Sends a request; returns the index in outbox.sent of its answer.
+  std::size_t send(const std::string& uid, const std::string& op, const std::string& query,
+                   const std::string& body = "") {
+    const std::string uri =
+        op + "?" + (query.empty() ? "" : query + "&") + "msg_id=" + std::to_string(++msg_id);
+    core->on_message(rtm::gateway::Message{"rtm/req/" + uid + "/" + uri, body, 1, false});
+    const std::string answer_topic = "rtm/u/" + uid + "/res/" + uri;
+    for (std::size_t i = outbox.sent.size(); i-- > 0;) {
+      if (outbox.sent[i].topic == answer_topic) return i;
+    }
+    FAIL("no answer to " << uid << " " << uri);
+    return 0;
+  }
+
+  // The answer's result; the request must succeed.
+  rapidjson::Document ok(const std::string& uid, const std::string& op, const std::string& query,
+                         const std::string& body = "") {
+    const auto& text = outbox.sent[send(uid, op, query, body)].payload;
+    rapidjson::Document doc;
+    doc.Parse(text.c_str());
+    REQUIRE_MESSAGE(doc.IsObject(), text);
+    REQUIRE_MESSAGE(doc["code"].GetInt() == 0, uid << " " << op << " " << query << ": " << text);
+    rapidjson::Document result;
+    result.CopyFrom(doc["result"], result.GetAllocator());
+    return result;
+  }
+
+  // The error name of a request that must fail.
+  std::string error(const std::string& uid, const std::string& op, const std::string& query,
+                    const std::string& body = "") {
+    const auto& text = outbox.sent[send(uid, op, query, body)].payload;
+    rapidjson::Document doc;
+    doc.Parse(text.c_str());
+    REQUIRE(doc.IsObject());
+    return doc.HasMember("error") ? doc["error"].GetString() : "OK";
+  }
+
+  void login(const std::string& uid) {
+    const auto token = rtm::gateway::sign_token({uid, now / 1000, now / 1000 + 3600, std::nullopt},
+                                                config.auth.token_secret);
+    ok(uid, "login", "", "{\"token\":\"" + token + "\"}");
+  }
+
+  void enter(const std::string& uid, const std::string& channel) {
+    login(uid);
+    ok(uid, "join", "channel=" + channel);
+  }
+
+  Strings subscribed(const std::string& uid, const std::string& channel, const std::string& topic,
+                     bool* all = nullptr) {
+    auto r = ok(uid, "subscribed", "channel=" + channel + "&topic=" + topic);
+    if (all) *all = r["all"].GetBool();
+    Strings out;
+    for (const auto& u : r["users"].GetArray()) out.push_back(u.GetString());
+    return out;
+  }
+
+  // The per-user part of a subscribe / unsubscribe answer: "bob=OK,p4=LIMIT_SUBSCRIPTIONS".
+  static std::string users_of(const rapidjson::Document& result) {
+    Strings parts;
+    for (const auto& u : result["users"].GetArray()) {
+      parts.push_back(std::string(u["uid"].GetString()) + "=" +
+                      (u["ok"].GetBool() ? "OK" : u["error"].GetString()));
+    }
+    return str(parts);
+  }
+
+  // Indices of messages sent to `topic` from `from` on.
+  std::vector<std::size_t> sent_to(const std::string& topic, std::size_t from = 0) const {
+    std::vector<std::size_t> out;
+    for (std::size_t i = from; i < outbox.sent.size(); ++i) {
+      if (outbox.sent[i].topic == topic) out.push_back(i);
+    }
+    return out;
+  }
+
+  rtm::gateway::Config config;
+  RecordingOutbox outbox;
+  std::int64_t now = kNow;
+  std::unique_ptr<rtm::gateway::Core> core;
+  std::shared_ptr<rtm::gateway::RtmApi> api;
+  int msg_id = 0;
+};
+
+}  // namespace
+
+TEST_CASE(
+    "operations: subscribe without users follows every publisher, added before join_topic is "
+    "answered") {
+  Ops g;
+  g.enter("tap", "lobby");
+  g.enter("bob", "lobby");
+  g.enter("carol", "lobby");
+  g.ok("bob", "join_topic", "channel=lobby&topic=chat");
+
+  auto sub = g.ok("tap", "subscribe", "channel=lobby&topic=chat");
+  CHECK(Ops::users_of(sub) == "bob=OK");
+  CHECK(sub["all"].GetBool());
+  CHECK(std::string(sub["filter"].GetString()) == "rtm/ch/lobby/chat/+");
+  CHECK(std::string(sub["users"][0]["topic"].GetString()) == "rtm/ch/lobby/chat/bob");
+  CHECK(std::string(sub["channel"].GetString()) == "lobby");
+  CHECK(std::string(sub["topic"].GetString()) == "chat");
+  bool all = false;
+  CHECK(str(g.subscribed("tap", "lobby", "chat", &all)) == "bob");
+  CHECK(all);
+
+  // carol joins the topic: the subscription holds her when her join_topic is answered, and
+  // no personal event is needed for it.
+  const auto before = g.outbox.sent.size();
+  auto answer = g.send("carol", "join_topic", "channel=lobby&topic=chat");
+  CHECK(g.sent_to("rtm/u/tap/events/subscription", before).empty());
+  const auto joined_event = g.sent_to("rtm/events/lobby", before);
+  REQUIRE(joined_event.size() == 1);
+  CHECK(joined_event[0] < answer);
+  CHECK(str(g.subscribed("tap", "lobby", "chat", &all)) == "bob,carol");
+  CHECK(all);
+  // The other users' subscriptions are untouched; the caller is never in its own.
+  CHECK(str(g.subscribed("bob", "lobby", "chat")) == "");
+  g.ok("tap", "join_topic", "channel=lobby&topic=chat");
+  CHECK(str(g.subscribed("tap", "lobby", "chat")) == "bob,carol");
+
+  // A bridge device that starts publishing is added the same way.
+  std::string why;
+  REQUIRE(g.api->ensure_device_publisher("sensor-1", "lobby", "chat", &why));
+  CHECK(str(g.subscribed("tap", "lobby", "chat")) == "bob,carol,sensor-1");
+
+  // A publisher that leaves the topic leaves the subscription.
+  g.ok("bob", "leave_topic", "channel=lobby&topic=chat");
+  CHECK(str(g.subscribed("tap", "lobby", "chat")) == "carol,sensor-1");
+}
+
+TEST_CASE("operations: beyond the limit a new publisher is refused with a subscription event") {
+  LimitsConfig l;
+  l.publishers_per_subscription = 2;
+  Ops g(l);
+  for (const auto* u : {"host", "p1", "p2", "p3", "p4"}) g.enter(u, "room");
+  g.ok("p1", "join_topic", "channel=room&topic=input");
+  g.ok("p2", "join_topic", "channel=room&topic=input");
+  g.ok("p3", "join_topic", "channel=room&topic=input");
+  auto sub = g.ok("host", "subscribe", "channel=room&topic=input");
+  CHECK(Ops::users_of(sub) == "p1=OK,p2=OK,p3=LIMIT_SUBSCRIPTIONS");
+  CHECK(sub["users"][2]["code"].GetInt() == 33);
+
+  const auto before = g.outbox.sent.size();
+  const auto answer = g.send("p4", "join_topic", "channel=room&topic=input");
+  const auto events = g.sent_to("rtm/u/host/events/subscription", before);
+  REQUIRE(events.size() == 1);
+  CHECK(events[0] < answer);  // told before the publisher can publish
+  rapidjson::Document e;
+  e.Parse(g.outbox.sent[events[0]].payload.c_str());
+  REQUIRE(e.IsObject());
+  CHECK(std::string(e["event"].GetString()) == "subscription");
+  CHECK(std::string(e["channel"].GetString()) == "room");
+  CHECK(std::string(e["topic"].GetString()) == "input");
+  CHECK(std::string(e["uid"].GetString()) == "p4");
+  CHECK_FALSE(e["ok"].GetBool());
+  CHECK(e["code"].GetInt() == 33);
+  CHECK(std::string(e["error"].GetString()) == "LIMIT_SUBSCRIPTIONS");
+  CHECK(std::string(e["message"].GetString()).find("limits.publishers_per_subscription") !=
+        std::string::npos);
+  CHECK(e["ts"].GetInt64() == kNow);
+  CHECK(str(g.subscribed("host", "room", "input")) == "p1,p2");
+  // Nobody else hears of it.
+  for (const auto* u : {"p1", "p2", "p3", "p4"}) {
+    CHECK(g.sent_to("rtm/u/" + std::string(u) + "/events/subscription", before).empty());
+  }
+}
+
+TEST_CASE("operations: unsubscribe without users ends the mode; an empty users list is refused") {
+  Ops g;
+  for (const auto* u : {"tap", "bob", "cy"}) g.enter(u, "c");
+  g.ok("bob", "join_topic", "channel=c&topic=t");
+  g.ok("tap", "subscribe", "channel=c&topic=t", R"({"users":["cy"]})");
+  CHECK(Ops::users_of(g.ok("tap", "subscribe", "channel=c&topic=t")) == "bob=OK");
+  auto un = g.ok("tap", "unsubscribe", "channel=c&topic=t");
+  CHECK(Ops::users_of(un) == "bob=OK,cy=OK");
+  CHECK_FALSE(un["all"].GetBool());
+  CHECK(std::string(un["filter"].GetString()) == "rtm/ch/c/t/+");
+  bool all = true;
+  CHECK(str(g.subscribed("tap", "c", "t", &all)) == "");
+  CHECK_FALSE(all);
+  g.ok("cy", "join_topic", "channel=c&topic=t");
+  CHECK(str(g.subscribed("tap", "c", "t")) == "");
+  CHECK(Ops::users_of(g.ok("tap", "unsubscribe", "channel=c&topic=t")) == "");
+
+  // users given but empty, or as an empty query value: an error, never "all".
+  CHECK(g.error("tap", "subscribe", "channel=c&topic=t", R"({"users":[]})") == "INVALID_PARAMETER");
+  CHECK(g.error("tap", "subscribe", "channel=c&topic=t&users=") == "INVALID_NAME");
+  CHECK(g.error("tap", "unsubscribe", "channel=c&topic=t", R"({"users":[]})") ==
+        "INVALID_PARAMETER");
+  CHECK_FALSE(g.ok("tap", "subscribed", "channel=c&topic=t")["all"].GetBool());
+  // Outside the channel.
+  g.login("out");
+  CHECK(g.error("out", "subscribe", "channel=c&topic=t") == "NOT_JOINED");
+  CHECK(g.error("out", "unsubscribe", "channel=c&topic=t") == "NOT_JOINED");
 }
 
 }  // TEST_SUITE

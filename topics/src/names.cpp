@@ -123,6 +123,38 @@ std::optional<std::string> topic_name_error(std::string_view topic) {
   return std::nullopt;
 }
 
+std::size_t level_count(std::string_view topic) {
+  std::size_t levels = 1;
+  for (char c : topic) levels += c == '/';
+  return levels;
+}
+
+std::optional<std::string> publish_topic_error(std::string_view topic) {
+  if (auto error = topic_name_error(topic)) return error;
+  const auto levels = level_count(topic);
+  if (levels > kMaxPublishLevels) {
+    return "topic name has " + std::to_string(levels) + " levels, over the " +
+           std::to_string(kMaxPublishLevels) + " a broker takes";
+  }
+  return std::nullopt;
+}
+
+std::string to_valid_utf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  while (!text.empty()) {
+    const auto bad = utf8_error_offset(text);
+    if (!bad) {
+      out.append(text);
+      break;
+    }
+    out.append(text.substr(0, *bad));
+    out += "\xEF\xBF\xBD";
+    text.remove_prefix(*bad + 1);  // one byte at a time: the next may start a good sequence
+  }
+  return out;
+}
+
 std::optional<std::string> topic_filter_error(std::string_view filter) {
   if (auto error = common_topic_error(filter, "topic filter")) return error;
   std::size_t level_start = 0;

@@ -36,6 +36,7 @@ struct LinkStats {
   std::uint64_t connects = 0;        // successful connections (CONNACK and SUBACK)
   std::uint64_t connection_lost = 0;  // established connections that dropped
   std::uint64_t early_closes = 0;    // of those, closed by the broker soon after connecting
+  std::uint64_t skipped = 0;         // messages not taken (over broker.max_message_bytes, bad)
 };
 
 class BrokerLink {

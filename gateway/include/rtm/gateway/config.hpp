@@ -25,6 +25,10 @@ struct BrokerConfig {
   // native: the gateway's own lean MQTT client (tcp:// only); paho: Eclipse Paho (also
   // ssl://). Default: native for tcp://, paho for ssl://.
   std::string client;
+  // Largest message payload the gateway takes from the broker; a larger one is skipped
+  // and counted, never a reason to drop the link. Set Mosquitto's message_size_limit to
+  // the same value (the shipped configs do).
+  std::size_t max_message_bytes = 1048576;
 };
 
 struct TopicsConfig {
@@ -49,9 +53,23 @@ struct LogConfig {
 
 struct RequestsConfig {
   std::size_t max_payload_bytes = 65536;
+  // The request topic: beyond these it is answered TOPIC_TOO_LONG on P/u/{uid}/res, since
+  // its mirrored response topic would be longer still.
+  std::size_t max_topic_bytes = 1024;
+  std::size_t max_topic_levels = 32;
+  std::size_t max_msg_id_bytes = 64;
   int dedup_window_s = 30;
   std::size_t dedup_max_entries = 100000;
-  std::size_t queue_capacity = 100000;  // inbound messages waiting for the loop
+  std::size_t dedup_max_bytes = 64 * 1024 * 1024;       // all users together
+  std::size_t dedup_max_bytes_per_uid = 1024 * 1024;    // one user's share
+  std::size_t queue_capacity = 100000;                  // inbound messages waiting for the loop
+  std::size_t queue_max_bytes = 64 * 1024 * 1024;       // and their bytes
+  // Per uid: a token bucket of `burst` requests refilled at `rate_per_s`; a request beyond
+  // it is answered RATE_LIMITED, at most `refusals_per_s` times a second, and dropped
+  // unanswered (counted) past that.
+  double rate_per_s = 50;
+  double burst = 200;
+  double refusals_per_s = 5;
 };
 
 struct LimitsConfig {

@@ -25,6 +25,7 @@ enum class ErrorCode : int {
   not_watched = 16,
   not_publisher = 17,
   forbidden = 18,
+  topic_too_long = 19,
   token_invalid = 20,
   token_bad_signature = 21,
   token_expired = 22,

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "rtm/gateway/admission.hpp"
 #include "rtm/gateway/broker_link.hpp"
 #include "rtm/gateway/config.hpp"
 #include "rtm/gateway/core.hpp"
@@ -83,10 +84,17 @@ class Gateway final : public BrokerLink::Listener, public Outbox, public OpsProb
   std::string same_id_suspect_;          // under why_mutex_
   std::uint64_t early_closes_seen_ = 0;  // link thread
 
-  std::mutex mutex_;
+  // Per-uid admission on the link thread (see admission.hpp).
+  RateLimiter limiter_;
+  std::atomic<std::uint64_t> refused_{0};  // answered RATE_LIMITED
+  std::atomic<std::uint64_t> shed_{0};     // over the limit, dropped unanswered
+  std::atomic<std::uint64_t> refused_topics_{0};  // not valid for the broker, not published
+  void refuse(const Message& message, std::string_view uid);
+
+  mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::condition_variable space_;  // the inbox has room again
-  std::deque<Message> inbox_;
+  FairQueue inbox_;
   std::deque<std::function<void()>> tasks_;  // posted from other threads (Core::post)
   bool stopping_ = false;
   bool drained_ = false;

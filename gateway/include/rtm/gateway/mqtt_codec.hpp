@@ -40,8 +40,14 @@ struct ConnectOptions {
 };
 
 void append_connect(std::string& out, const ConnectOptions& options);
-void append_publish(std::string& out, std::string_view topic, std::string_view payload, int qos,
-                    bool retain, std::uint16_t packet_id, bool dup = false);
+// Largest remaining length MQTT can encode (four bytes of 7 bits).
+inline constexpr std::size_t kMaxRemainingLength = 268435455;
+
+// false (and `out` unchanged) when the packet cannot be encoded: a topic over 65,535
+// bytes or a packet over kMaxRemainingLength. Lengths are never cut to fit.
+[[nodiscard]] bool append_publish(std::string& out, std::string_view topic,
+                                  std::string_view payload, int qos, bool retain,
+                                  std::uint16_t packet_id, bool dup = false);
 void append_puback(std::string& out, std::uint16_t packet_id);
 void append_subscribe(std::string& out, std::uint16_t packet_id,
                       const std::vector<std::pair<std::string, int>>& filters);
@@ -64,16 +70,20 @@ struct Packet {
   std::size_t size = 0;          // bytes the packet took in the buffer
 };
 
-enum class DecodeStatus { ok, need_more, malformed };
+// ok: a packet; need_more: wait for more bytes; skip: a packet whose frame is known but
+// that cannot be taken (over the size limit, bad content): `packet.size` bytes are to be
+// read past, and for a PUBLISH its topic, QoS and packet id are set when they could be
+// read; malformed: the stream cannot be framed any more (the connection must go).
+enum class DecodeStatus { ok, need_more, skip, malformed };
 
 struct DecodeResult {
   DecodeStatus status;
   Packet packet;
-  std::string error;  // when malformed
+  std::string error;  // when skip or malformed
 };
 
-// Decodes the packet at the start of `buffer`. Packets larger than `max_packet_bytes` are
-// malformed (a broker would never send one we did not agree to).
+// Decodes the packet at the start of `buffer`. A packet larger than `max_packet_bytes` is
+// `skip`, reported once its PUBLISH header (topic, packet id) is in the buffer.
 DecodeResult decode(std::string_view buffer, std::size_t max_packet_bytes);
 
 }  // namespace rtm::gateway::mqtt_codec

@@ -20,6 +20,10 @@ using UserId = std::uint32_t;
 class Interner {
  public:
   UserId acquire(const std::string& name);
+  UserId retain(UserId id) {  // one more reference to a live id
+    ++entries_[id].refs;
+    return id;
+  }
   void release(UserId id);
   std::optional<UserId> find(const std::string& name) const;
   const std::string& name(UserId id) const { return entries_[id].name; }
@@ -65,6 +69,14 @@ struct UserResult {
   std::optional<Failure> error;  // nullopt: done
 };
 
+// What join_topic did: whether uid is a new publisher, and what became of it in the
+// "all publishers" subscriptions of the topic (one result per subscriber, by name:
+// added, or refused with LIMIT_SUBSCRIPTIONS when that subscription was full).
+struct TopicJoin {
+  bool added = false;
+  std::vector<UserResult> all_subscribers;
+};
+
 struct PresenceRecord {
   bool connected = false;      // per the user's retained presence message
   std::string connection;      // session id of the connection that said so
@@ -98,9 +110,10 @@ class State {
   std::vector<std::string> channels_of(const std::string& uid) const;
   Snapshot snapshot(const std::string& channel) const;
 
-  // ---- topics: `added`/`removed` tell whether anything changed
-  Outcome<bool> join_topic(const std::string& uid, const std::string& channel,
-                           const std::string& topic);
+  // ---- topics: `added`/`removed` tell whether anything changed. A new publisher joins
+  // every "all publishers" subscription of the topic that has room, before this returns.
+  Outcome<TopicJoin> join_topic(const std::string& uid, const std::string& channel,
+                                const std::string& topic);
   Outcome<bool> leave_topic(const std::string& uid, const std::string& channel,
                             const std::string& topic);
   std::vector<std::string> publishers(const std::string& channel, const std::string& topic) const;
@@ -114,6 +127,18 @@ class State {
                                                const std::vector<std::string>& users);
   Outcome<std::vector<std::string>> subscribed(const std::string& uid, const std::string& channel,
                                                const std::string& topic) const;
+  // "All publishers" mode: every publisher of the topic but uid itself, now and later, as
+  // long as the subscription has room. Results are per current publisher, in name order.
+  // A publisher added this way leaves the subscription when it stops publishing there;
+  // one subscribed to by name stays (as with subscribe).
+  Outcome<std::vector<UserResult>> subscribe_all(const std::string& uid, const std::string& channel,
+                                                 const std::string& topic);
+  // Ends "all" mode and removes every publisher of the subscription (one result each).
+  Outcome<std::vector<UserResult>> unsubscribe_all(const std::string& uid,
+                                                   const std::string& channel,
+                                                   const std::string& topic);
+  bool subscribes_all(const std::string& uid, const std::string& channel,
+                      const std::string& topic) const;
   std::size_t subscription_count() const { return subscription_count_; }
 
   // ---- presence watches (belong to the watcher's session)
@@ -130,6 +155,9 @@ class State {
  private:
   struct Subscription {
     std::vector<UserId> publishers;  // sorted
+    std::vector<UserId> automatic;   // sorted, part of publishers: added by "all" mode
+    bool all = false;
+    bool empty() const { return publishers.empty() && !all; }
   };
   struct Topic {
     std::vector<UserId> publishers;                         // sorted
@@ -150,6 +178,12 @@ class State {
   const Channel* find_channel(const std::string& channel) const;
   Outcome<Member*> membership(const std::string& uid, const std::string& channel, Channel** out);
   void drop_subscription(Channel& ch, const std::string& topic, UserId subscriber);
+  Outcome<Subscription*> open_subscription(const std::string& uid, const std::string& channel,
+                                           const std::string& topic, Member& member, Channel& ch);
+  std::vector<UserResult> add_to_all(Topic& t, UserId publisher);
+  bool remove_publisher(Channel& ch, const std::string& topic, UserId publisher);
+  Failure subscription_full(const std::string& uid, const std::string& channel,
+                            const std::string& topic, std::size_t size) const;
   void remove_watches(const std::string& uid, Session& session);
 
   LimitsConfig limits_;

@@ -15,6 +15,7 @@
 //   room.join_topic("input");
 //   room.publish_topic("input", "frame");     // straight to the broker, QoS 0
 //   room.subscribe_topic("input", {"bob"});   // bob's frames arrive in on_message
+//   room.subscribe_topic("input");            // or every publisher's, now and later
 //
 // Threads. Every call may be made from any thread. Blocking calls wait for the gateway's
 // answer (at most ClientConfig::request_timeout); each has an `_async` twin that returns at
@@ -139,6 +140,19 @@ class StreamChannel {
                                             const std::vector<std::string>& users);
   void unsubscribe_topic_async(const std::string& topic, const std::vector<std::string>& users,
                                Callback<SubscribeResult> done);
+  // Subscribes to every publisher of `topic` but this user, current and later, at most 64
+  // (Agora RTM 2's subscribeTopic without users). The gateway adds a new publisher before
+  // it answers that publisher's join_topic, so once this returns, nothing a publisher sends
+  // after joining the topic is missed. A publisher beyond the limit is not added: a
+  // ChannelEvent subscription_refused says so. The result answers for the current
+  // publishers (per user), with `all` set.
+  Result<SubscribeResult> subscribe_topic(const std::string& topic);
+  void subscribe_topic_async(const std::string& topic, Callback<SubscribeResult> done);
+  // Ends the every-publisher mode and every subscription of `topic` (by name too); the
+  // result lists the publishers removed.
+  Result<SubscribeResult> unsubscribe_topic(const std::string& topic);
+  void unsubscribe_topic_async(const std::string& topic, Callback<SubscribeResult> done);
+  // Who this user subscribes to in `topic` (by name, and added by the every-publisher mode).
   Result<std::vector<std::string>> subscribed_users(const std::string& topic);
   void subscribed_users_async(const std::string& topic, Callback<std::vector<std::string>> done);
   Result<std::vector<std::string>> who_now();

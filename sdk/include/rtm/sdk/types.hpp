@@ -34,6 +34,7 @@ enum class ErrorCode : int {
   not_watched = 16,
   not_publisher = 17,
   forbidden = 18,
+  topic_too_long = 19,
   token_invalid = 20,
   token_bad_signature = 21,
   token_expired = 22,
@@ -174,6 +175,9 @@ struct SubscribeResult {
   std::string channel;
   std::string topic;
   std::vector<UserResult> users;
+  // Every-publisher mode (subscribe_topic without users): on after subscribing, off after
+  // unsubscribing; false for subscriptions by name.
+  bool all = false;
   bool all_ok() const;
   std::vector<std::string> succeeded() const;
 };
@@ -224,6 +228,9 @@ enum class ChannelEventType {
   member_timed_out,
   publisher_joined,
   publisher_left,
+  // To this user only: a new publisher of `topic` (`uid`) was not added to this user's
+  // every-publisher subscription (`reason`: why, e.g. the 64-publisher limit).
+  subscription_refused,
 };
 std::string_view to_string(ChannelEventType type);
 

@@ -9,6 +9,9 @@ namespace rtm::topics {
 
 inline constexpr std::size_t kMaxNameBytes = 64;
 inline constexpr std::size_t kMaxTopicBytes = 65535;
+// Levels of the topics the gateway publishes: Mosquitto refuses more than 200 and drops
+// the connection that sent them; this leaves room under that.
+inline constexpr std::size_t kMaxPublishLevels = 128;
 
 // uid, channel and topic names: 1–64 bytes of printable ASCII (0x21..0x7e) without
 // '/', '+', '#', '$', '"' or '\'. Returns nullopt when valid, else a reason such as
@@ -22,8 +25,17 @@ bool is_valid_utf8(std::string_view text);
 // Offset of the first byte of the first ill-formed UTF-8 sequence, or nullopt when valid.
 std::optional<std::size_t> utf8_error_offset(std::string_view text);
 
+// `text` with every ill-formed UTF-8 sequence replaced by U+FFFD, so that it can be put
+// into JSON or a log line whatever a client sent.
+std::string to_valid_utf8(std::string_view text);
+
 // MQTT 3.1.1 topic name: 1..65535 bytes, valid UTF-8, no U+0000, no '+' or '#'.
 std::optional<std::string> topic_name_error(std::string_view topic);
+// A topic name a broker takes from the gateway: a topic name with at most
+// kMaxPublishLevels levels.
+std::optional<std::string> publish_topic_error(std::string_view topic);
+// Levels of a topic or filter ("a/b" has 2).
+std::size_t level_count(std::string_view topic);
 // MQTT 3.1.1 topic filter: as a name, but '+' must fill a whole level and '#' must be
 // the whole last level.
 std::optional<std::string> topic_filter_error(std::string_view filter);
