@@ -238,6 +238,7 @@ class Terminal:
         )
         os.close(status_w)
         self.status_buffer = b""
+        self.variables = {}  # NAME="value" lines typed so far, to find the program of `$NAME ...`
 
     def type(self, text):
         self.proc.stdin.write(text.encode())
@@ -466,7 +467,6 @@ class ReadmeRun:
                 continue
             if terminal is None:
                 terminal = Terminal(index, self.workdir, self.logdir, self.env)
-                terminal.variables = {}
                 self.terminals.append(terminal)
                 self.outputs.append(terminal.output)
             if new_anchor:
