@@ -5,7 +5,7 @@
 # latency.png, results.csv and latency_percentiles.csv. Under 10 minutes on 2 cores.
 #
 #   BENCH_QUICK=1        3 s phases and short throughput steps: a smoke run (~3 min)
-#   BENCH_ONLY="..."     a subset of: state sessions control latency throughput
+#   BENCH_ONLY="..."     a subset of: state sessions control flood latency throughput
 #   BENCH_SECONDS=N      length of each latency run (default 20, quick 3)
 #   BENCH_NO_SDK=1       leave out latency path (b) (and do not build it against the SDK)
 #   RTM_BENCH_BUILD_DIR  build directory (default build-bench, CMAKE_BUILD_TYPE=Release)
@@ -18,18 +18,20 @@ root=$(pwd)
 started=$(date +%s)
 
 quick=${BENCH_QUICK:-0}
-only=${BENCH_ONLY:-state sessions control latency throughput}
+only=${BENCH_ONLY:-state sessions control flood latency throughput}
 build=${RTM_BENCH_BUILD_DIR:-build-bench}
 results=${BENCH_RESULTS:-bench/results}
 if [[ $quick == 1 ]]; then
   lat_seconds=${BENCH_SECONDS:-3}; lat_warmup=0.5
   ctl_seconds=3; ctl_warmup=0.5
+  flood_seconds=3
   tp_step=1; tp_probe=1
   sessions=2000
   state_args=(--benchmark_min_time=0.1)
 else
   lat_seconds=${BENCH_SECONDS:-20}; lat_warmup=1
   ctl_seconds=10; ctl_warmup=1
+  flood_seconds=10
   tp_step=1.5; tp_probe=1
   sessions=10000
   state_args=()
@@ -141,6 +143,11 @@ log:
   level: info
   stats_interval_s: 10
 YAML
+  if [[ $name != flood ]]; then
+    # The other benchmarks measure how much the gateway serves, not the per-uid limit
+    # (50 control-plane clients each send ~200 requests/s): the flood stage keeps it.
+    printf 'requests:\n  rate_per_s: 1000000\n  burst: 1000000\n' >>"$work/gateway.yaml"
+  fi
   cat >"$work/q1-rule.yaml" <<'YAML'
     - name: controller-input-q1
       direction: inbound
@@ -202,6 +209,16 @@ if want control; then
     --clients 50 --seconds "$ctl_seconds" --warmup "$ctl_warmup" --nodelay --broker-pid "$broker_pid" \
     --responder-pid "$gateway_pid" --json "$raw/control-gateway.json" || true
   stop_stack control
+fi
+
+# ---------------------------------------------------------------- one uid flooding
+if want flood; then
+  say "flood: a victim's requests with and without one uid sending garbage as fast as it can"
+  start_stack flood
+  echo "baseline: the same victim, same run, without the flood"
+  "$bench_bin" flood --broker "$broker" --seconds "$flood_seconds" --broker-pid "$broker_pid" \
+    --gateway-pid "$gateway_pid" --json "$raw/flood.json" || echo "flood: failed"
+  stop_stack flood
 fi
 
 # ---------------------------------------------------------------- 1. coplay latency

@@ -6,6 +6,7 @@
 
 #include "common.hpp"
 #include "control.hpp"
+#include "flood.hpp"
 #include "latency.hpp"
 #include "throughput.hpp"
 
@@ -99,10 +100,21 @@ int main(int argc, char** argv) {
   s->add_option("--settle", ses.settle_s, "seconds to wait before each RSS reading");
   s->add_option("--json", ses.json_out, "write results here");
 
+  FloodOptions fl;
+  auto* fd = app.add_subcommand("flood", "a victim's request latency with and without one uid flooding garbage");
+  fd->add_option("--broker", fl.broker, "broker URI");
+  fd->add_option("--prefix", fl.prefix, "topics.prefix of the gateway");
+  fd->add_option("--seconds", fl.seconds, "seconds per phase");
+  fd->add_option("--ping-hz", fl.ping_hz, "the victim's requests per second");
+  fd->add_option("--flooders", fl.flooders, "connections of the flooding uid");
+  fd->add_option("--broker-pid", fl.broker_pid, "for CPU readings");
+  fd->add_option("--gateway-pid", fl.gateway_pid, "for CPU readings");
+  fd->add_option("--json", fl.json_out, "write results here");
+
   auto* f = app.add_subcommand("features", "prints the optional parts built in (sdk)");
 
   CLI11_PARSE(app, argc, argv);
-  lat.tag = tp.tag = ctl.tag = ses.tag = tag;
+  lat.tag = tp.tag = ctl.tag = ses.tag = fl.tag = tag;
   try {
     if (*l) return run_latency(lat);
     if (*t) return run_throughput(tp);
@@ -110,6 +122,7 @@ int main(int argc, char** argv) {
     if (*e) return run_echo(echo_broker, echo_prefix);
     if (*w) return run_wait_ready(ready_broker, ready_prefix, ready_timeout);
     if (*s) return run_sessions(ses);
+    if (*fd) return run_flood(fl);
     if (*f) {
 #ifdef RTM_BENCH_HAVE_SDK
       std::cout << "sdk\n";

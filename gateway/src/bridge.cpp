@@ -14,6 +14,7 @@
 #include <atomic>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <unordered_map>
 
@@ -163,6 +164,11 @@ class Bridge final : public Reloadable, public MetricsSource {
     }
     auto decisions = a->rules->route(m.topic, m.payload, now);
     if (decisions.empty()) return FastResult::not_mine;
+    if (auto source = rtm_source(m.topic); source && !registered(source->uid, source->channel, source->topic)) {
+      // An RTM sender not known to be a publisher (or in session): the loop checks.
+      blocked_.fetch_add(1, std::memory_order_acq_rel);
+      return FastResult::deferred;
+    }
     for (const auto& d : decisions) {
       const bool needs_loop = d.kind == mapping::Decision::Kind::presence ||
                               (d.kind == mapping::Decision::Kind::publish && !d.publisher.empty() &&
@@ -202,7 +208,15 @@ class Bridge final : public Reloadable, public MetricsSource {
         mine = false;
       } else {
         bump(c_.received);
-        for (auto& d : decisions) carry_out(*a, d, now);
+        std::string why;
+        if (sender_allowed(m.topic, &why)) {
+          for (auto& d : decisions) carry_out(*a, d, now);
+        } else {
+          for (auto& d : decisions) {
+            d.reason = why;
+            dropped(*a, d, now);
+          }
+        }
         pump();
       }
     }
@@ -225,6 +239,45 @@ class Bridge final : public Reloadable, public MetricsSource {
   }
 
  private:
+  // Who sent a message on an RTM topic that an outbound rule carries out: a channel
+  // publisher (uid, channel, topic), or an inbox sender (uid, "", "", needing a session).
+  struct Sender {
+    std::string uid, channel, topic;
+  };
+  std::optional<Sender> rtm_source(const std::string& topic) const {
+    const auto& prefix = core_.tree().prefix();
+    if (topic.size() <= prefix.size() || topic.compare(0, prefix.size(), prefix) != 0 ||
+        topic[prefix.size()] != '/') {
+      return std::nullopt;  // a device topic: inbound rules trust the device topic as such
+    }
+    auto parsed = core_.tree().parse(topic);
+    if (!parsed) return std::nullopt;
+    if (parsed->kind == topics::TopicKind::channel_message) {
+      return Sender{parsed->publisher, parsed->channel, parsed->topic};
+    }
+    if (parsed->kind == topics::TopicKind::inbox) return Sender{parsed->from, "", ""};
+    return std::nullopt;
+  }
+
+  // Loop thread: only what a registered publisher (or, for an inbox, a user in session)
+  // sent goes back out to devices; anyone else could write there without joining.
+  bool sender_allowed(const std::string& topic, std::string* why) {
+    auto source = rtm_source(topic);
+    if (!source) return true;
+    const bool ok = source->channel.empty()
+                        ? rtm_->has_session(source->uid)
+                        : rtm_->is_publisher(source->uid, source->channel, source->topic);
+    if (ok) {
+      remember_registered(source->uid, source->channel, source->topic);
+      return true;
+    }
+    *why = source->channel.empty()
+               ? source->uid + " has no session: its inbox messages are not relayed"
+               : source->uid + " is not a publisher of topic " + source->topic + " in channel " +
+                     source->channel + ": not relayed";
+    return false;
+  }
+
   std::shared_ptr<const ActiveRules> active() const { return std::atomic_load(&active_); }
 
   void set_rules(std::shared_ptr<const mapping::RuleSet> rules) {
@@ -301,8 +354,12 @@ class Bridge final : public Reloadable, public MetricsSource {
         dropped(a, d, now);
         return;
       case mapping::Decision::Kind::presence:
+        if (!rtm_->device_presence(d.uid, d.online)) {
+          d.reason = d.uid + " is a logged-in user: a device status never changes its session";
+          dropped(a, d, now);
+          return;
+        }
         bump(c_.presence);
-        rtm_->device_presence(d.uid, d.online);
         return;
       case mapping::Decision::Kind::publish:
         break;

@@ -588,6 +588,7 @@ Config parse(const YAML::Node& root, const std::string& base_dir) {
         s.problem("broker.client", "native speaks tcp:// only; use paho for " + cfg.broker.uri);
       }
       s.integer("max_message_bytes", cfg.broker.max_message_bytes, 1024, 256 * 1024 * 1024);
+      s.boolean("persistent_session", cfg.broker.persistent_session);
       if (cfg.broker.reconnect_max_ms < cfg.broker.reconnect_min_ms) {
         s.problem("broker.reconnect_max_ms", "must not be below broker.reconnect_min_ms");
       }
@@ -659,6 +660,10 @@ Config parse(const YAML::Node& root, const std::string& base_dir) {
       s.integer("watched_users", cfg.limits.watched_users, 0, 1000000);
       s.integer("subscribed_topics_per_channel", cfg.limits.subscribed_topics_per_channel, 1,
                 10000);
+    }
+    {
+      Section s(top.child("presence"), "presence", problems);
+      s.integer("reaffirm_grace_s", cfg.presence.reaffirm_grace_s, 1, 86400);
     }
     parse_modules(top, cfg, problems);
     {
@@ -745,6 +750,7 @@ std::vector<std::string> restart_only_changes(const Config& a, const Config& b) 
   check(a.auth.token_secret != b.auth.token_secret, "auth.token_secret");
   check(a.log.format != b.log.format, "log.format");
   check(a.broker.max_message_bytes != b.broker.max_message_bytes, "broker.max_message_bytes");
+  check(a.broker.persistent_session != b.broker.persistent_session, "broker.persistent_session");
   check(a.requests.queue_capacity != b.requests.queue_capacity, "requests.queue_capacity");
   check(a.requests.queue_max_bytes != b.requests.queue_max_bytes, "requests.queue_max_bytes");
   check(a.mapping.echo_ttl_ms != b.mapping.echo_ttl_ms, "mapping.echo_ttl_ms");

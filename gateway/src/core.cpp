@@ -151,6 +151,7 @@ void Core::reload(const Config& next) {
                     next.requests.dedup_max_entries, next.requests.dedup_max_bytes,
                     next.requests.dedup_max_bytes_per_uid);
   config_.limits = next.limits;
+  config_.presence = next.presence;
   config_.mapping.rules = next.mapping.rules;
   config_.mapping.presence = next.mapping.presence;
   config_.mapping.compiled = next.mapping.compiled;

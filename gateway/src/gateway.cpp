@@ -82,10 +82,10 @@ Gateway::Gateway(const Config& config, std::unique_ptr<BrokerLink> link)
     : config_(config),
       link_(std::move(link)),
       core_(std::make_unique<Core>(config_, *this)),
-      limiter_(rate_limits(config_.requests)),
       instance_(random_instance_id()),
       started_at_ms_(core_->now_ms()),
-      status_topic_(core_->tree().gateway_status()) {
+      status_topic_(core_->tree().gateway_status()),
+      limiter_(rate_limits(config_.requests)) {
   core_->set_poster([this](std::function<void()> task) { post(std::move(task)); });
   register_basic_operations(*core_);
   auto rtm = register_rtm_operations(*core_);
@@ -124,12 +124,18 @@ std::string Gateway::status_payload(bool online, std::string_view reason) const 
   return json::dump(doc);
 }
 
-void Gateway::on_connected() {
+void Gateway::on_connected(bool session_present) {
   ready_.store(true, std::memory_order_release);
+  if (!session_present) {
+    // Whatever the broker held for us (Wills of users who dropped, queued requests) is
+    // gone: sessions must show they are still there.
+    post([this] { core_->broker_session_lost(); });
+  }
   // Retained, so that devices and operators who look later see it too.
   link_->publish(status_topic_, status_payload(true, ""), 1, true);
-  spdlog::info("gateway: serving requests on {} (instance {})", core_->tree().request_filter(),
-               instance_);
+  spdlog::info("gateway: serving requests on {} (instance {}, {} MQTT session)",
+               core_->tree().request_filter(), instance_,
+               session_present ? "resumed" : "new");
 }
 
 void Gateway::on_connection_lost(const std::string& why) {

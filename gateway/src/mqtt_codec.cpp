@@ -160,6 +160,7 @@ DecodeResult decode(std::string_view buf, std::size_t max_packet_bytes) {
     case PacketType::connack:
       if (body.size() != 2) return skip(p, "CONNACK of " + std::to_string(body.size()) + " bytes");
       p.return_code = static_cast<std::uint8_t>(body[1]);
+      p.session_present = (static_cast<std::uint8_t>(body[0]) & 0x01) != 0;
       break;
     case PacketType::publish: {
       if (p.qos == 3 || ((p.flags >> 1) & 3) == 3) return skip(p, "PUBLISH with QoS 3");

@@ -323,6 +323,7 @@ class NativeLink final : public BrokerLink {
     options.username = config_.username;
     options.password = config_.password;
     options.keepalive_s = static_cast<std::uint16_t>(config_.keepalive_s);
+    options.clean_session = !config_.persistent_session;
     std::string hello;
     codec::append_connect(hello, options);
     std::uint16_t subscribe_id = 0;
@@ -357,7 +358,7 @@ class NativeLink final : public BrokerLink {
         connected_at_ = Clock::now();
         connects_.fetch_add(1, std::memory_order_relaxed);
         spdlog::info("broker: connected to {} as {}", config_.uri, config_.client_id);
-        listener_->on_connected();
+        listener_->on_connected(session_present_);
       }
       take_output();
       pollfd fds[2] = {{fd_, static_cast<short>(POLLIN | (pending_output() ? POLLOUT : 0)), 0},
@@ -523,6 +524,7 @@ class NativeLink final : public BrokerLink {
                             std::to_string(p.return_code) + ")");
           }
           acknowledged = true;
+          session_present_ = p.session_present;
           break;
         case codec::PacketType::suback:
           if (p.packet_id == subscribe_id) subscribed = true;
@@ -613,6 +615,7 @@ class NativeLink final : public BrokerLink {
 
   // Network thread only: how the last connection ended, for take-over detection.
   bool closed_by_broker_ = false;
+  bool session_present_ = false;
   Clock::time_point connected_at_;
   int early_in_a_row_ = 0;
   std::atomic<std::uint64_t> connects_{0}, lost_{0}, early_closes_{0};

@@ -166,7 +166,7 @@ class PahoLink final : public BrokerLink {
         backoff = std::chrono::milliseconds(config_.reconnect_min_ms);
         logged_failure = false;
         lock.unlock();
-        listener_->on_connected();
+        listener_->on_connected(session_present_);
         lock.lock();
         continue;
       }
@@ -179,7 +179,7 @@ class PahoLink final : public BrokerLink {
   bool try_connect(bool quiet) {
     mqtt::connect_options options;
     options.set_mqtt_version(MQTTVERSION_3_1_1);
-    options.set_clean_session(true);
+    options.set_clean_session(!config_.persistent_session);
     options.set_keep_alive_interval(config_.keepalive_s);
     options.set_connect_timeout(config_.connect_timeout_s);
     options.set_automatic_reconnect(false);
@@ -198,6 +198,7 @@ class PahoLink final : public BrokerLink {
       if (!token->wait_for(std::chrono::seconds(config_.connect_timeout_s + 1))) {
         throw std::runtime_error("timed out");
       }
+      session_present_ = token->get_connect_response().is_session_present();
       std::vector<std::pair<std::string, int>> subs;
       {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -255,6 +256,7 @@ class PahoLink final : public BrokerLink {
   bool stopping_ = false;
   std::vector<std::pair<std::string, int>> subscriptions_;
   Will will_;
+  bool session_present_ = false;  // the connect thread's
   std::atomic<std::uint64_t> connects_{0}, lost_{0}, skipped_{0};
   std::thread worker_;
 };

@@ -3,9 +3,11 @@
 // this file turns requests into state changes and state changes into events.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <random>
+#include <unordered_set>
 
 #include "rtm/gateway/jwt.hpp"
 #include "rtm/gateway/operations.hpp"
@@ -24,14 +26,18 @@ constexpr const char* kTokenExpired = "token_expired";
 constexpr const char* kReplaced = "replaced";
 constexpr const char* kConnectionLost = "connection_lost";
 constexpr std::int64_t kNeverMs = INT64_MAX / 4;  // device sessions carry no token
+const std::string kDeviceSession = "device-";     // session id prefix of bridged devices
 
-class RtmService final : public RtmApi {
+class RtmService final : public RtmApi, public BrokerSessionObserver {
  public:
   explicit RtmService(Core& core)
       : core_(core), state_(core.config().limits), rng_(std::random_device{}()) {}
 
   void install() {
-    core_.set_session_check([this](const std::string& uid) { return state_.session(uid); });
+    core_.set_session_check([this](const std::string& uid) {
+      unconfirmed_.erase(uid);  // a request from the user shows it is there
+      return state_.session(uid) != nullptr;
+    });
     core_.add_message_handler(core_.tree().presence_filter(),
                               [this](const Message& m) { return on_presence(m); });
     add("login", false, {"token"}, &RtmService::login);
@@ -54,9 +60,14 @@ class RtmService final : public RtmApi {
 
   bool ensure_device_publisher(const std::string& uid, const std::string& channel,
                                const std::string& topic, std::string* why) override {
+    if (const Session* s = state_.session(uid); s && !is_device_session(*s)) {
+      // A device topic is no credential: it never acts in a logged-in user's name.
+      *why = uid + " is a logged-in user; a bridged device cannot publish in its name";
+      return false;
+    }
     if (!state_.session(uid)) {
       const bool was_online = state_.online(uid);
-      state_.start_session(uid, "device-" + new_session_id(), now_ms(), kNeverMs);
+      state_.start_session(uid, kDeviceSession + new_session_id(), now_ms(), kNeverMs);
       presence_changed(uid, was_online);
     }
     if (!state_.is_member(uid, channel)) {
@@ -81,7 +92,19 @@ class RtmService final : public RtmApi {
     return generation_.load(std::memory_order_acquire);
   }
 
-  void device_presence(const std::string& uid, bool online) override {
+  bool is_publisher(const std::string& uid, const std::string& channel,
+                    const std::string& topic) const override {
+    const auto pubs = state_.publishers(channel, topic);
+    return std::find(pubs.begin(), pubs.end(), uid) != pubs.end();
+  }
+
+  bool has_session(const std::string& uid) const override { return state_.session(uid) != nullptr; }
+
+  bool device_presence(const std::string& uid, bool online) override {
+    if (const Session* s = state_.session(uid); s && !is_device_session(*s)) {
+      // A device's status topic never ends or changes a logged-in user's session.
+      return false;
+    }
     const bool was_online = state_.online(uid);
     if (online) {
       state_.set_presence(uid, true, "");
@@ -94,9 +117,12 @@ class RtmService final : public RtmApi {
         presence_changed(uid, was_online);
       }
     }
+    return true;
   }
 
  private:
+  static bool is_device_session(const Session& s) { return s.session_id.rfind(kDeviceSession, 0) == 0; }
+
   using Method = Outcome<Document> (RtmService::*)(Call&);
   void add(const char* name, bool needs_session, std::vector<std::string_view> params, Method m) {
     core_.add_operation({name, needs_session, std::move(params),
@@ -285,6 +311,7 @@ class RtmService final : public RtmApi {
   // ------------------------------------------------------------ operations
 
   Outcome<Document> login(Call& call) {
+    unconfirmed_.erase(call.uid);
     auto claims = check_token(call);
     if (!claims) return claims.error();
     const std::string& uid = call.uid;
@@ -551,6 +578,7 @@ class RtmService final : public RtmApi {
 
     const bool was_online = state_.online(uid);
     if (state == "online") {
+      unconfirmed_.erase(uid);
       state_.set_presence(uid, true, connection);
     } else if (state == "offline") {
       const auto* known = state_.presence(uid);
@@ -574,10 +602,40 @@ class RtmService final : public RtmApi {
     return true;
   }
 
+  // ------------------------------------------------------------ broker lost our session
+
+  // Every session must show it is alive within presence.reaffirm_grace_s (a presence
+  // "online", or any request), or it ends as timed out: its Will may have been lost with
+  // the broker's state, and it would otherwise stay a member until its token expires.
+  void on_broker_session_lost() override {
+    const auto uids = state_.session_uids();
+    if (uids.empty()) return;
+    unconfirmed_.insert(uids.begin(), uids.end());
+    const int grace_s = core_.config().presence.reaffirm_grace_s;
+    spdlog::warn("presence: the broker lost the gateway's session (restarted without persistence?): "
+                 "{} session(s) must show they are alive within {} s",
+                 uids.size(), grace_s);
+    if (reaffirm_timer_) core_.timers().cancel(reaffirm_timer_);
+    reaffirm_timer_ = core_.timers().at(now_ms() + grace_s * 1000LL, [this] {
+      reaffirm_timer_ = 0;
+      std::vector<std::string> gone(unconfirmed_.begin(), unconfirmed_.end());
+      unconfirmed_.clear();
+      std::size_t ended = 0;
+      for (const auto& uid : gone) {
+        if (!state_.session(uid)) continue;
+        end_session(uid, kConnectionLost, true);
+        ++ended;
+      }
+      if (ended > 0) spdlog::info("presence: {} session(s) did not show up again: ended as timed out", ended);
+    });
+  }
+
   // Bumped before every removal from the state (see RtmApi::generation).
   void removing() { generation_.fetch_add(1, std::memory_order_acq_rel); }
 
   Core& core_;
+  std::unordered_set<std::string> unconfirmed_;  // sessions to re-affirm (see above)
+  Timers::Id reaffirm_timer_ = 0;
   std::atomic<std::uint64_t> generation_{1};
   State state_;
   std::mt19937_64 rng_;
@@ -608,6 +666,7 @@ std::shared_ptr<RtmApi> register_rtm_operations(Core& core) {
   auto service = std::make_shared<RtmService>(core);
   service->install();
   core.keep(service);
+  core.add_broker_session_observer(service);
   auto ops = std::make_shared<RtmOperations>(service);
   core.add_reloadable(ops);
   core.add_metrics_source(ops);

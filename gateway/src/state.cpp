@@ -608,4 +608,11 @@ void State::set_presence(const std::string& uid, bool connected, std::string con
   p.connection = std::move(connection);
 }
 
+std::vector<std::string> State::session_uids() const {
+  std::vector<std::string> uids;
+  uids.reserve(sessions_.size());
+  for (const auto& [uid, session] : sessions_) uids.push_back(uid);
+  return uids;
+}
+
 }  // namespace rtm::gateway

@@ -110,6 +110,7 @@ class GatewayProcess {
   ~GatewayProcess();
   void start();
   int stop() { return process_ ? process_->stop() : -1; }
+  int pid() const { return process_ ? process_->pid() : -1; }
   std::string log() const { return process_ ? process_->log() : ""; }
   const std::filesystem::path& config_path() const { return config_path_; }
   static constexpr const char* kSecret = "integration-test-secret-0123456789abcdef";

@@ -17,14 +17,48 @@ std::string bytes(std::initializer_list<int> list) {
 }
 }  // namespace
 
+ConnectOptions options(std::string id, std::string user, std::string password,
+                       std::uint16_t keepalive, bool clean) {
+  ConnectOptions o;
+  o.client_id = std::move(id);
+  o.username = std::move(user);
+  o.password = std::move(password);
+  o.keepalive_s = keepalive;
+  o.clean_session = clean;
+  return o;
+}
+
 TEST_CASE("mqtt codec: CONNECT carries level 4, flags, keep-alive, id, user and password") {
   std::string out;
-  append_connect(out, {"gw", "u", "p", 30, true});
+  append_connect(out, options("gw", "u", "p", 30, true));
   CHECK(out == bytes({0x10, 20, 0, 4, 'M', 'Q', 'T', 'T', 4, 0xC2, 0, 30, 0, 2, 'g', 'w', 0, 1,
                       'u', 0, 1, 'p'}));
   std::string anonymous;
-  append_connect(anonymous, {"gw", "", "", 60, false});
+  append_connect(anonymous, options("gw", "", "", 60, false));
   CHECK(anonymous == bytes({0x10, 14, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x00, 0, 60, 0, 2, 'g', 'w'}));
+}
+
+TEST_CASE("mqtt codec: CONNECT with a Will puts topic and message before the user") {
+  auto o = options("gw", "u", "", 30, false);
+  o.will_topic = "s";
+  o.will_payload = "off";
+  o.will_qos = 1;
+  o.will_retain = true;
+  std::string out;
+  append_connect(out, o);
+  // flags: user 0x80, will retain 0x20, will QoS 1 0x08, will 0x04; clean session off
+  CHECK(out == bytes({0x10, 25, 0, 4, 'M', 'Q', 'T', 'T', 4, 0xAC, 0, 30, 0, 2, 'g', 'w', 0, 1,
+                      's', 0, 3, 'o', 'f', 'f', 0, 1, 'u'}));
+}
+
+TEST_CASE("mqtt codec: CONNACK tells whether the broker kept the session") {
+  auto kept = decode(bytes({0x20, 2, 1, 0}), 100);
+  REQUIRE(kept.status == DecodeStatus::ok);
+  CHECK(kept.packet.session_present);
+  CHECK(kept.packet.return_code == 0);
+  auto fresh = decode(bytes({0x20, 2, 0, 0}), 100);
+  REQUIRE(fresh.status == DecodeStatus::ok);
+  CHECK_FALSE(fresh.packet.session_present);
 }
 
 TEST_CASE("mqtt codec: PUBLISH at QoS 0 and 1 round-trips through decode") {

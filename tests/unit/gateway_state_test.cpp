@@ -2157,7 +2157,7 @@ TEST_CASE("operations: beyond the limit a new publisher is refused with a subscr
   }
 }
 
-TEST_CASE("operations: unsubscribe without users ends the mode; an empty users list is refused") {
+TEST_CASE("operations: unsubscribe without users ends the mode and an empty users list is refused") {
   Ops g;
   for (const auto* u : {"tap", "bob", "cy"}) g.enter(u, "c");
   g.ok("bob", "join_topic", "channel=c&topic=t");

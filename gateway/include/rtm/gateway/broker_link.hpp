@@ -45,8 +45,9 @@ class BrokerLink {
   class Listener {
    public:
     virtual ~Listener() = default;
-    // (Re)connected and every subscription is in place again.
-    virtual void on_connected() = 0;
+    // (Re)connected and every subscription is in place again. `session_present`: the
+    // broker kept the gateway's MQTT session (and what it queued for it) since before.
+    virtual void on_connected(bool session_present) = 0;
     virtual void on_connection_lost(const std::string& why) = 0;
     virtual void on_message(Message&& message) = 0;
     // The number of messages in flight fell to the drain mark (see set_drain_mark).

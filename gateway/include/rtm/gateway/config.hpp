@@ -25,6 +25,9 @@ struct BrokerConfig {
   // native: the gateway's own lean MQTT client (tcp:// only); paho: Eclipse Paho (also
   // ssl://). Default: native for tcp://, paho for ssl://.
   std::string client;
+  // Keep the MQTT session across reconnects (clean session off), so that QoS 1 requests
+  // and Wills that arrive while the gateway is away wait for it in the broker.
+  bool persistent_session = true;
   // Largest message payload the gateway takes from the broker; a larger one is skipped
   // and counted, never a reason to drop the link. Set Mosquitto's message_size_limit to
   // the same value (the shipped configs do).
@@ -70,6 +73,14 @@ struct RequestsConfig {
   double rate_per_s = 50;
   double burst = 200;
   double refusals_per_s = 5;
+};
+
+struct PresenceConfig {
+  // After the broker lost the gateway's MQTT session (it restarted without persistence),
+  // the Wills of users who dropped meanwhile are gone too: every session must show it is
+  // alive (its device republishes presence, or it sends a request) within this time, or
+  // it is ended as timed out.
+  int reaffirm_grace_s = 30;
 };
 
 struct LimitsConfig {
@@ -134,6 +145,7 @@ struct Config {
   LogConfig log;
   RequestsConfig requests;
   LimitsConfig limits;
+  PresenceConfig presence;
   MappingConfig mapping;
   ModulesConfig modules;
   std::map<std::string, HttpBackendConfig> http_backends;  // by NAME

@@ -89,6 +89,14 @@ enum class FastResult {
   deferred,  // a bridge message that needs the loop (registration, presence, full queues)
 };
 
+// A part that must know when the broker lost the gateway's MQTT session, and with it the
+// Wills and the QoS 1 messages it held (the broker restarted without persistence).
+class BrokerSessionObserver {
+ public:
+  virtual ~BrokerSessionObserver() = default;
+  virtual void on_broker_session_lost() = 0;  // loop thread
+};
+
 class Core final : public MetricsSource {
  public:
   Core(const Config& config, Outbox& outbox, Clock clock = system_clock());
@@ -111,6 +119,13 @@ class Core final : public MetricsSource {
   // tells every Reloadable. Loop thread only.
   void reload(const Config& next);
   void add_reloadable(std::shared_ptr<Reloadable> part) { reloadables_.push_back(std::move(part)); }
+  void add_broker_session_observer(std::shared_ptr<BrokerSessionObserver> o) {
+    session_observers_.push_back(std::move(o));
+  }
+  // The broker connected us without our session: tells every observer. Loop thread only.
+  void broker_session_lost() {
+    for (auto& o : session_observers_) o->on_broker_session_lost();
+  }
 
   // Metrics of the core (requests by operation and code, latency, dedup) and of every
   // registered source. Loop thread only.
@@ -212,6 +227,7 @@ class Core final : public MetricsSource {
   std::vector<std::shared_ptr<void>> modules_;
   std::vector<std::function<std::vector<std::string>()>> filter_sources_;
   std::vector<std::shared_ptr<Reloadable>> reloadables_;
+  std::vector<std::shared_ptr<BrokerSessionObserver>> session_observers_;
   std::vector<std::shared_ptr<const MetricsSource>> metrics_sources_;
   // Per metrics slot: its label and answers by error code.
   std::vector<std::string> slot_names_{"invalid", "unknown", "module"};

@@ -39,7 +39,7 @@ class Gateway final : public BrokerLink::Listener, public Outbox, public OpsProb
   int ops_http_port() const { return ops_http_ ? ops_http_->port() : 0; }
 
   // BrokerLink::Listener (link threads)
-  void on_connected() override;
+  void on_connected(bool session_present) override;
   void on_connection_lost(const std::string& why) override;
   void on_message(Message&& message) override;
   void on_drained() override;

@@ -67,6 +67,7 @@ struct Packet {
   int qos = 0;                   // PUBLISH
   bool retain = false;           // PUBLISH
   std::uint8_t return_code = 0;  // CONNACK: 0 accepted; SUBACK: first granted QoS (0x80 refused)
+  bool session_present = false;  // CONNACK: the broker kept the session of this client id
   std::size_t size = 0;          // bytes the packet took in the buffer
 };
 

@@ -17,8 +17,13 @@ class RtmApi {
   // limit refuses it.
   virtual bool ensure_device_publisher(const std::string& uid, const std::string& channel,
                                        const std::string& topic, std::string* why) = 0;
-  // A mapped device's status topic said online/offline.
-  virtual void device_presence(const std::string& uid, bool online) = 0;
+  // A mapped device's status topic said online/offline. False (nothing done) when uid is
+  // a logged-in user, whose session a device topic never ends or changes.
+  virtual bool device_presence(const std::string& uid, bool online) = 0;
+  // Is uid a registered publisher of (channel, topic)? Has uid a live session?
+  virtual bool is_publisher(const std::string& uid, const std::string& channel,
+                            const std::string& topic) const = 0;
+  virtual bool has_session(const std::string& uid) const = 0;
   // Grows whenever a user leaves a channel or topic or a session ends, so that a cache of
   // registered device publishers (kept by the bridge on another thread) knows it is stale.
   virtual std::uint64_t generation() const = 0;

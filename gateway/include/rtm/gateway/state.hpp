@@ -100,6 +100,7 @@ class State {
   // Ends uid's session: leaves every channel and drops its watches.
   std::vector<Departure> end_session(const std::string& uid);
   std::size_t session_count() const { return sessions_.size(); }
+  std::vector<std::string> session_uids() const;
 
   // ---- channels (the caller checks the session)
   // Joins (idempotent: a second join answers the snapshot again). `joined` tells if new.

@@ -1,0 +1,106 @@
+#include "secure.hpp"
+
+#include <chrono>
+
+#include "rtm/gateway/jwt.hpp"
+
+namespace rtm::test {
+
+std::int64_t now_s() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string signed_token(const std::string& uid, std::int64_t ttl_s, std::string_view secret) {
+  const auto now = now_s();
+  return rtm::gateway::sign_token({uid, now, now + ttl_s, std::nullopt}, secret);
+}
+
+std::string password_file_in(const TempDir& dir) {
+  const auto path = (dir.path() / "passwd").string();
+  auto made = run_command({"mosquitto_passwd", "-b", "-c", path, kGatewayUser, kGatewayPassword});
+  if (made.exit_code != 0) throw std::runtime_error("mosquitto_passwd: " + made.output);
+  return path;
+}
+
+std::string inline_secret() {
+  return std::string("plugin_opt_token_secret ") + GatewayProcess::kSecret;
+}
+
+std::string secure_config(const std::string& password_file, const std::string& secret_option) {
+  std::string config = std::string("plugin ") + RTM_AUTH_PLUGIN + "\n";
+  config += secret_option + "\n";
+  config += "password_file " + password_file + "\n";
+  config += std::string("acl_file ") + RTM_SOURCE_DIR + "/docker/mosquitto/acl\n";
+  return config;
+}
+
+Client::Options login_as(const std::string& username, const std::string& password) {
+  Client::Options options;
+  options.username = username;
+  options.password = password;
+  return options;
+}
+
+int connect_outcome(const std::string& uri, const std::string& username,
+                    const std::string& password, std::string client_id) {
+  if (client_id.empty()) client_id = username + "/" + unique_id("c");  // the uid-prefix rule
+  Client client(uri, client_id, login_as(username, password));
+  try {
+    client.connect();
+    return 0;
+  } catch (const mqtt::exception& e) {
+    return e.get_return_code();
+  }
+}
+
+std::unique_ptr<Client> user_client(const std::string& uri, const std::string& uid) {
+  auto client =
+      std::make_unique<Client>(uri, uid + "/" + unique_id("c"), login_as(uid, signed_token(uid)));
+  client->connect();
+  if (client->subscribe("rtm/u/" + uid + "/#") != 1) {
+    throw std::runtime_error("the broker refused " + uid + " its own subtree");
+  }
+  return client;
+}
+
+bool answered_ok(const rapidjson::Document& doc) {
+  return doc.IsObject() && doc.HasMember("code") && doc["code"].IsInt() &&
+         doc["code"].GetInt() == 0;
+}
+
+// wait_gateway_ready() connects anonymously, which this broker refuses.
+bool wait_ready_with_token(const std::string& uri) {
+  const std::string uid = unique_id("probe");
+  auto probe = user_client(uri, uid);
+  const auto deadline = Clock::now() + 20s;
+  for (int i = 1; Clock::now() < deadline; ++i) {
+    if (answered_ok(
+            request(*probe, uid, "ping?msg_id=ready-" + std::to_string(i), "", "rtm", 200ms))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string login_body(const std::string& uid) {
+  return "{\"token\":\"" + signed_token(uid) + "\"}";
+}
+
+GatewayOptions secure_gateway_options(std::string extra_yaml) {
+  GatewayOptions options;
+  options.username = kGatewayUser;
+  options.password = kGatewayPassword;
+  options.extra_yaml = std::move(extra_yaml);
+  return options;
+}
+
+SecureSetup::SecureSetup(std::string extra_yaml)
+    : gateway(broker.uri(), secure_gateway_options(std::move(extra_yaml))) {
+  if (!wait_ready_with_token(broker.uri())) {
+    throw std::runtime_error("the gateway did not answer: " + gateway.log());
+  }
+}
+
+}  // namespace rtm::test
