@@ -167,7 +167,45 @@ Mosquitto::Mosquitto(std::string extra_config, bool allow_anonymous)
 
 Mosquitto::~Mosquitto() { stop(); }
 
+// Mosquitto started as root switches to the `mosquitto` user before it loads plugins and
+// reads its ACL and password files. A checkout in a private directory (0700, such as root's
+// home) would make those files unreadable ("Permission denied"), so the broker gets copies
+// in its own temp dir, readable by everyone: tests never depend on where the checkout sits.
+static std::string readable_copies(const std::string& config, const fs::path& dir) {
+  static const std::set<std::string> file_directives{"plugin",        "auth_plugin", "acl_file",
+                                                     "password_file", "psk_file"};
+  const fs::path files = dir / "files";
+  fs::create_directories(files);
+  fs::permissions(files, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                             fs::perms::others_read | fs::perms::others_exec);
+  std::istringstream in(config);
+  std::ostringstream out;
+  std::string line;
+  for (int n = 0; std::getline(in, line); ++n) {
+    const auto space = line.find(' ');
+    const std::string directive = line.substr(0, space);
+    const bool names_file = file_directives.count(directive) > 0 ||
+                            (directive.rfind("plugin_opt_", 0) == 0 && directive.size() > 16 &&
+                             directive.compare(directive.size() - 5, 5, "_file") == 0);
+    if (!names_file || space == std::string::npos) {
+      out << line << "\n";
+      continue;
+    }
+    const fs::path source = line.substr(space + 1);
+    const fs::path copy = files / (std::to_string(n) + "-" + source.filename().string());
+    fs::copy_file(source, copy, fs::copy_options::overwrite_existing);
+    fs::permissions(copy, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                              fs::perms::others_read);
+    out << directive << " " << copy.string() << "\n";
+  }
+  return out.str();
+}
+
 void Mosquitto::start() {
+  // The broker's dir must be traversable by the `mosquitto` user (see readable_copies).
+  fs::permissions(dir_.path(), fs::perms::owner_all | fs::perms::group_read |
+                                   fs::perms::group_exec | fs::perms::others_read |
+                                   fs::perms::others_exec);
   std::ostringstream conf;
   conf << "listener " << port_ << " 127.0.0.1\n"
        << "allow_anonymous " << (allow_anonymous_ ? "true" : "false") << "\n"
@@ -175,7 +213,7 @@ void Mosquitto::start() {
        << "persistence false\n"
        << "log_dest stdout\n"
        << "log_type error\nlog_type warning\nlog_type notice\n"
-       << extra_config_ << "\n";
+       << readable_copies(extra_config_, dir_.path());
   write_file(dir_.path() / "mosquitto.conf", conf.str());
   process_ = std::make_unique<Process>(
       std::vector<std::string>{find_program("mosquitto"), "-c",

@@ -70,7 +70,9 @@ CommandResult run_command(const std::vector<std::string>& argv,
 
 class Mosquitto {
  public:
-  // `extra_config` lines are appended to the generated mosquitto.conf.
+  // `extra_config` lines are appended to the generated mosquitto.conf. Files it names
+  // (plugin, acl_file, password_file, ...) are handed to the broker as copies in its own
+  // temp dir: see readable_copies() in harness.cpp.
   explicit Mosquitto(std::string extra_config = "", bool allow_anonymous = true);
   ~Mosquitto();
   int port() const { return port_; }
