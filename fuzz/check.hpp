@@ -7,13 +7,13 @@
 #include <string_view>
 #include <utility>
 
-#define RTM_FUZZ_CHECK(condition, what)                                               \
-  do {                                                                                \
-    if (!(condition)) {                                                               \
-      std::fprintf(stderr, "property violated at %s:%d: %s\n  (%s)\n", __FILE__, __LINE__, \
-                   what, #condition);                                                 \
-      std::abort();                                                                   \
-    }                                                                                 \
+#define RTM_FUZZ_CHECK(condition, what)                                                          \
+  do {                                                                                           \
+    if (!(condition)) {                                                                          \
+      std::fprintf(stderr, "property violated at %s:%d: %s\n  (%s)\n", __FILE__, __LINE__, what, \
+                   #condition);                                                                  \
+      std::abort();                                                                              \
+    }                                                                                            \
   } while (0)
 
 namespace rtm::fuzz {

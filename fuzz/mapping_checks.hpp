@@ -22,7 +22,9 @@ inline bool strict_json(const std::string& text) {
   return !doc.HasParseError();
 }
 
-inline bool is_rtm_name(const std::string& name) { return !topics::name_error(name); }
+inline bool is_rtm_name(const std::string& name) {
+  return !topics::name_error(name);
+}
 
 // `topic` is a valid topic name (as the broker delivers); `reserved` are the gateway's own
 // subscriptions given to compile.
@@ -58,12 +60,12 @@ inline void check_decisions(const mapping::RuleSet& rules, const std::string& pr
         }
         const std::string channel_root = prefix + "/ch/";
         if (!d.channel.empty()) {
-          RTM_FUZZ_CHECK(is_rtm_name(d.channel) && is_rtm_name(d.topic_name) &&
-                             is_rtm_name(d.publisher),
-                         "a channel decision names a channel, topic and publisher");
-          RTM_FUZZ_CHECK(d.topic == channel_root + d.channel + "/" + d.topic_name + "/" +
-                                        d.publisher,
-                         "a channel decision publishes on P/ch/{channel}/{topic}/{publisher}");
+          RTM_FUZZ_CHECK(
+              is_rtm_name(d.channel) && is_rtm_name(d.topic_name) && is_rtm_name(d.publisher),
+              "a channel decision names a channel, topic and publisher");
+          RTM_FUZZ_CHECK(
+              d.topic == channel_root + d.channel + "/" + d.topic_name + "/" + d.publisher,
+              "a channel decision publishes on P/ch/{channel}/{topic}/{publisher}");
         }
         break;
       }

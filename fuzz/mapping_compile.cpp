@@ -60,7 +60,7 @@ Spec parse(std::string_view input) {
     const std::size_t space = line.find(' ');
     const std::string_view key = line.substr(0, space);
     const std::string value(space == std::string_view::npos ? std::string_view()
-                                                             : line.substr(space + 1));
+                                                            : line.substr(space + 1));
     RuleSpec* rule = (!in_presence && !spec.rules.empty()) ? &spec.rules.back() : nullptr;
     PresenceRuleSpec* presence =
         (in_presence && !spec.presence.empty()) ? &spec.presence.back() : nullptr;
@@ -105,9 +105,9 @@ Spec parse(std::string_view input) {
       }
       if (key == "field") {
         const std::size_t equals = value.find('=');
-        rule->transform.fields.push_back(
-            {value.substr(0, equals),
-             equals == std::string::npos ? std::string() : value.substr(equals + 1)});
+        rule->transform.fields.push_back({value.substr(0, equals), equals == std::string::npos
+                                                                       ? std::string()
+                                                                       : value.substr(equals + 1)});
       }
       if (key == "qos") rule->qos = small_int(value);
       if (key == "retain") rule->retain = true;

@@ -44,8 +44,8 @@ const RuleSet& rules() {
   static const RuleSet set = [] {
     std::vector<RuleSpec> specs;
     // examples/coplay/gateway.yaml
-    specs.push_back(to_channel("controller-input", "coplay/{room}/{player}/input", "{room}", "input",
-                               "{player}"));
+    specs.push_back(to_channel("controller-input", "coplay/{room}/{player}/input", "{room}",
+                               "input", "{player}"));
     RuleSpec state;
     state.name = "host-state";
     state.direction = Direction::outbound;
@@ -75,9 +75,8 @@ const RuleSet& rules() {
     alarm.target.inbox_to = "ops";
     alarm.target.inbox_from = "{site}-{device}";
     alarm.transform.kind = TransformKind::envelope;
-    alarm.transform.fields = {{"device", "dev {device} at {site}"},
-                              {"data", "{payload_base64}"},
-                              {"text", "{payload}"}};
+    alarm.transform.fields = {
+        {"device", "dev {device} at {site}"}, {"data", "{payload_base64}"}, {"text", "{payload}"}};
     specs.push_back(alarm);
     specs.push_back(to_channel("sensors", "sensors/{site}/#", "site-{site}", "raw", "gw"));
     RuleSpec boiler;
@@ -111,7 +110,9 @@ std::vector<std::string_view> levels(std::string_view topic) {
   return out;
 }
 
-bool legal(std::string_view name) { return !rtm::topics::name_error(name); }
+bool legal(std::string_view name) {
+  return !rtm::topics::name_error(name);
+}
 
 // What the coplay rules must decide, from the documented rules alone.
 void check_coplay(std::string_view topic, std::string_view payload,
@@ -122,11 +123,11 @@ void check_coplay(std::string_view topic, std::string_view payload,
                    "controller input meets one rule");
     const Decision& d = decisions[0];
     if (legal(parts[1]) && legal(parts[2])) {
-      RTM_FUZZ_CHECK(d.kind == Decision::Kind::publish &&
-                         d.topic == "rtm/ch/" + std::string(parts[1]) + "/input/" +
-                                        std::string(parts[2]) &&
-                         d.payload == payload && d.qos == 0 && !d.retain,
-                     "controller input goes to its channel as it came");
+      RTM_FUZZ_CHECK(
+          d.kind == Decision::Kind::publish &&
+              d.topic == "rtm/ch/" + std::string(parts[1]) + "/input/" + std::string(parts[2]) &&
+              d.payload == payload && d.qos == 0 && !d.retain,
+          "controller input goes to its channel as it came");
     } else {
       RTM_FUZZ_CHECK(d.kind == Decision::Kind::drop, "input from a bad room or player is dropped");
     }
@@ -165,10 +166,10 @@ void check_transforms(std::string_view payload, const std::vector<Decision>& dec
       RTM_FUZZ_CHECK(doc.IsObject() && doc.MemberCount() == (d.rule == "factory-temp" ? 4u : 3u),
                      "an envelope has its fields");
       if (d.rule == "alarm-to-ops") {
-        RTM_FUZZ_CHECK(doc["text"].IsString() &&
-                           std::string_view(doc["text"].GetString(),
-                                            doc["text"].GetStringLength()) == payload,
-                       "{payload} is the payload as a string");
+        RTM_FUZZ_CHECK(
+            doc["text"].IsString() &&
+                std::string_view(doc["text"].GetString(), doc["text"].GetStringLength()) == payload,
+            "{payload} is the payload as a string");
       } else {
         RTM_FUZZ_CHECK(doc["ts"].IsInt64() && doc["ts"].GetInt64() == kNowMs, "{timestamp}");
       }

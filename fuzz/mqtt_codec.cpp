@@ -28,8 +28,8 @@ bool inside(std::string_view part, std::string_view whole) {
 }
 
 bool same_packet(const Packet& a, const Packet& b) {
-  return a.type == b.type && a.flags == b.flags && a.packet_id == b.packet_id && a.topic == b.topic &&
-         a.payload == b.payload && a.qos == b.qos && a.retain == b.retain &&
+  return a.type == b.type && a.flags == b.flags && a.packet_id == b.packet_id &&
+         a.topic == b.topic && a.payload == b.payload && a.qos == b.qos && a.retain == b.retain &&
          a.return_code == b.return_code && a.size == b.size;
 }
 
@@ -52,8 +52,7 @@ void check_publish(const Packet& p, std::string_view bytes) {
                  "topic, packet id and payload fill the packet");
 
   std::string encoded;
-  append_publish(encoded, p.topic, p.payload, p.qos, p.retain, p.packet_id,
-                 (p.flags & 0x08) != 0);
+  append_publish(encoded, p.topic, p.payload, p.qos, p.retain, p.packet_id, (p.flags & 0x08) != 0);
   const DecodeResult again = decode(encoded, kLargeLimit);
   RTM_FUZZ_CHECK(again.status == DecodeStatus::ok, "a re-encoded PUBLISH decodes");
   const Packet& q = again.packet;
@@ -97,8 +96,9 @@ void check_one(std::string_view buffer, std::size_t limit) {
                                  exact.packet.topic.size());
   }
   if (!shifted.payload.empty()) {
-    shifted.payload = alone.substr(
-        static_cast<std::size_t>(exact.packet.payload.data() - copy.get()), exact.packet.payload.size());
+    shifted.payload =
+        alone.substr(static_cast<std::size_t>(exact.packet.payload.data() - copy.get()),
+                     exact.packet.payload.size());
   }
   RTM_FUZZ_CHECK(same_packet(shifted, p), "the packet alone decodes the same");
   // Every proper prefix needs more bytes: the link must wait, not act on part of a packet.

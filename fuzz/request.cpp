@@ -101,8 +101,9 @@ Answer check_answer(const Published& answer) {
                        doc["message"].IsString() && doc.MemberCount() == 4,
                    "an error carries msg_id, code, error and message");
     const auto name = rtm::gateway::error_name(static_cast<rtm::gateway::ErrorCode>(code));
-    RTM_FUZZ_CHECK(name == std::string_view(doc["error"].GetString(), doc["error"].GetStringLength()),
-                   "the error name is the code's");
+    RTM_FUZZ_CHECK(
+        name == std::string_view(doc["error"].GetString(), doc["error"].GetStringLength()),
+        "the error name is the code's");
   }
   return {std::string(doc["msg_id"].GetString(), doc["msg_id"].GetStringLength()), code};
 }

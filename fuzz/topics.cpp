@@ -176,7 +176,8 @@ void check_uri(std::string_view input) {
                    "every '%' of an accepted URI starts an escape");
   }
   if (uri->absolute) {
-    RTM_FUZZ_CHECK(!uri->scheme.empty() && !uri->host.empty(), "an absolute URI has scheme and host");
+    RTM_FUZZ_CHECK(!uri->scheme.empty() && !uri->host.empty(),
+                   "an absolute URI has scheme and host");
     for (char c : uri->scheme) {
       RTM_FUZZ_CHECK(!(c >= 'A' && c <= 'Z'), "the scheme is lower-cased");
     }
@@ -207,7 +208,7 @@ void check_uri(std::string_view input) {
                  "msg_id is the decoded msg_id parameter");
   const std::size_t question = input.find('?');
   RTM_FUZZ_CHECK(uri->query == (question == std::string_view::npos ? std::string_view()
-                                                                    : input.substr(question + 1)),
+                                                                   : input.substr(question + 1)),
                  "query is the raw text after the first '?'");
 }
 
@@ -251,9 +252,9 @@ void check_tree_parse(const TopicTree& tree, std::string_view topic) {
       rebuilt = tree.inbox(parsed->uid, parsed->from);
       break;
     case TopicKind::channel_message:
-      RTM_FUZZ_CHECK(!parsed->channel.empty() && !parsed->topic.empty() &&
-                         !parsed->publisher.empty(),
-                     "channel message parts are not empty");
+      RTM_FUZZ_CHECK(
+          !parsed->channel.empty() && !parsed->topic.empty() && !parsed->publisher.empty(),
+          "channel message parts are not empty");
       rebuilt = tree.channel_message(parsed->channel, parsed->topic, parsed->publisher);
       break;
     case TopicKind::channel_events:
@@ -282,9 +283,9 @@ void check_tree_build(const TopicTree& tree, std::string_view a, std::string_vie
   RTM_FUZZ_CHECK(inbox && inbox->kind == TopicKind::inbox && inbox->uid == sa && inbox->from == sb,
                  "inbox round-trips");
   auto event = tree.parse(tree.user_event(a, b));
-  RTM_FUZZ_CHECK(event && event->kind == TopicKind::user_event && event->uid == sa &&
-                     event->event_kind == sb,
-                 "user event round-trips");
+  RTM_FUZZ_CHECK(
+      event && event->kind == TopicKind::user_event && event->uid == sa && event->event_kind == sb,
+      "user event round-trips");
   auto message = tree.parse(tree.channel_message(a, b, a));
   RTM_FUZZ_CHECK(message && message->kind == TopicKind::channel_message && message->channel == sa &&
                      message->topic == sb && message->publisher == sa,
@@ -293,9 +294,9 @@ void check_tree_build(const TopicTree& tree, std::string_view a, std::string_vie
   RTM_FUZZ_CHECK(events && events->kind == TopicKind::channel_events && events->channel == sb,
                  "channel events round-trip");
   auto request = tree.parse(tree.request(a, b));
-  RTM_FUZZ_CHECK(request && request->kind == TopicKind::request && request->uid == sa &&
-                     request->uri == sb,
-                 "request round-trips");
+  RTM_FUZZ_CHECK(
+      request && request->kind == TopicKind::request && request->uid == sa && request->uri == sb,
+      "request round-trips");
   RTM_FUZZ_CHECK(filter_matches(tree.request_filter(), tree.request(a, b)),
                  "the request filter covers requests");
   RTM_FUZZ_CHECK(filter_matches(tree.user_subtree(a), tree.response(a, b)) &&
