@@ -67,7 +67,9 @@ for t in "${selected[@]}"; do
   "$build/fuzz/fuzz_$t" "${args[@]}" "$@" "$run/corpus" >"$run/log" 2>&1 || status=$?
   # Executions: the final stats of a plain run, or the last status line of a -fork run.
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$run/log" | tail -n 1)
-  if [[ -z $execs ]]; then execs=$(grep -aoE '^#[0-9]+' "$run/log" | tail -n 1 | tr -d '#'); fi
+  if [[ -z $execs ]]; then
+    execs=$(grep -aoE '#[0-9]+: cov' "$run/log" | tail -n 1 | tr -dc '0-9')
+  fi
   inputs=$(find "$run/corpus" -type f | wc -l)
   crashes=$(find "$run/artifacts" -type f | wc -l)
   if [[ $status -ne 0 || $crashes -gt 0 ]]; then
