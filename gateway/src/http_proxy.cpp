@@ -313,8 +313,10 @@ std::string answer_json(const Result& result) {
   std::vector<std::pair<std::string, std::string>> joined;
   for (const auto& [name, value] : result.headers) {
     if (hop_by_hop(name) || !topics::is_valid_utf8(name) || !topics::is_valid_utf8(value)) continue;
+    // Captured through a reference: C++17 lambdas cannot capture a structured binding.
+    const auto& header_name = name;
     auto it = std::find_if(joined.begin(), joined.end(),
-                           [&](const auto& j) { return same_name(j.first, name); });
+                           [&](const auto& j) { return same_name(j.first, header_name); });
     if (it == joined.end()) {
       joined.emplace_back(name, value);
     } else {

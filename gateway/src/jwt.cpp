@@ -38,6 +38,17 @@ bool read_int64(const rapidjson::Value& obj, const char* key, std::int64_t& out)
   return false;
 }
 
+// The alg of a refused token for its message, which is answered to the client: the header
+// is not authenticated yet, so only a short printable ASCII name is quoted (never bytes that
+// are not UTF-8, never kilobytes).
+std::string shown_alg(std::string_view alg) {
+  constexpr std::size_t kMaxShown = 32;
+  bool printable = !alg.empty() && alg.size() <= kMaxShown;
+  for (char c : alg) printable = printable && c >= 0x20 && c < 0x7F;
+  if (!printable) return "(" + std::to_string(alg.size()) + " bytes, not a short ASCII name)";
+  return "\"" + std::string(alg) + "\"";
+}
+
 }  // namespace
 
 std::string base64url_encode(std::string_view bytes) {
@@ -135,9 +146,10 @@ Expected<TokenClaims, TokenFailure> verify_token(std::string_view token, std::st
   if (alg == header.MemberEnd() || !alg->value.IsString()) {
     return fail(ErrorCode::token_invalid, "token header has no alg");
   }
-  if (std::string_view(alg->value.GetString()) != "HS256") {
+  const std::string_view alg_name(alg->value.GetString(), alg->value.GetStringLength());
+  if (alg_name != "HS256") {
     return fail(ErrorCode::token_unsupported_alg,
-                std::string("token alg \"") + alg->value.GetString() + "\" is not accepted, only HS256");
+                "token alg " + shown_alg(alg_name) + " is not accepted, only HS256");
   }
 
   const auto expected = hmac_sha256(secret, token.substr(0, dot2));
@@ -168,13 +180,18 @@ Expected<TokenClaims, TokenFailure> verify_token(std::string_view token, std::st
     }
     claims.nbf = nbf;
   }
+  // A signed token may carry any int64 times: the differences are taken in uint64, where
+  // (later - earlier) is exact and cannot overflow as a signed subtraction would.
   if (claims.exp <= now_s) {
-    return fail(ErrorCode::token_expired,
-                "token expired " + std::to_string(now_s - claims.exp) + " s ago");
+    const std::uint64_t ago =
+        static_cast<std::uint64_t>(now_s) - static_cast<std::uint64_t>(claims.exp);
+    return fail(ErrorCode::token_expired, "token expired " + std::to_string(ago) + " s ago");
   }
   if (claims.nbf && *claims.nbf > now_s) {
+    const std::uint64_t wait =
+        static_cast<std::uint64_t>(*claims.nbf) - static_cast<std::uint64_t>(now_s);
     return fail(ErrorCode::token_not_yet_valid,
-                "token is not valid for another " + std::to_string(*claims.nbf - now_s) + " s");
+                "token is not valid for another " + std::to_string(wait) + " s");
   }
   return claims;
 }

@@ -8,6 +8,7 @@
 // (and cross-checked with Python's hmac/base64), secret kSecret.
 #include <doctest/doctest.h>
 
+#include <climits>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -200,6 +201,43 @@ TEST_CASE("jwt: expiry and not-before against now") {
   CHECK(refusal(later, kSecret, kIat + 99) == ErrorCode::token_not_yet_valid);
   CHECK(verify_token(later, kSecret, kIat + 100).ok());
   CHECK(refusal(later, kSecret, kExp) == ErrorCode::token_expired);
+}
+
+TEST_CASE("jwt: times at the ends of int64 are refused with exact differences") {
+  // Found by fuzz/jwt.cpp: now - exp overflowed as a signed subtraction.
+  constexpr std::int64_t kMin = INT64_MIN;
+  constexpr std::int64_t kMax = INT64_MAX;
+  auto expired = verify_token(sign_token(alice(kIat, kMin), kSecret), kSecret, kIat);
+  REQUIRE_FALSE(expired.ok());
+  CHECK(expired.error().code == ErrorCode::token_expired);
+  CHECK(expired.error().message == "token expired 9223372038554775808 s ago");
+
+  TokenClaims c = alice(kIat, kMax);
+  c.nbf = kMax;
+  auto early = verify_token(sign_token(c, kSecret), kSecret, kMin);
+  REQUIRE_FALSE(early.ok());
+  CHECK(early.error().code == ErrorCode::token_not_yet_valid);
+  CHECK(early.error().message == "token is not valid for another 18446744073709551615 s");
+}
+
+TEST_CASE("jwt: a refused alg is named only when it is short printable ASCII") {
+  // Found by fuzz/jwt.cpp: the unauthenticated alg was echoed raw into the message, which
+  // is answered to the client, so the answer was not valid UTF-8.
+  const std::string p = base64url_encode(R"({"sub":"alice","exp":1700003600})");
+  auto refused = [&](const std::string& header) {
+    auto r = verify_token(base64url_encode(header) + "." + p + ".AAAA", kSecret, kIat);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == ErrorCode::token_unsupported_alg);
+    return r.error().message;
+  };
+  CHECK(refused(R"({"alg":"none"})") == "token alg \"none\" is not accepted, only HS256");
+  CHECK(refused("{\"alg\":\"\xff\xfeHS\"}") ==
+        "token alg (4 bytes, not a short ASCII name) is not accepted, only HS256");
+  CHECK(refused(R"({"alg":")" + std::string(5000, 'x') + R"("})") ==
+        "token alg (5000 bytes, not a short ASCII name) is not accepted, only HS256");
+  // A NUL inside the name no longer cuts it short to "HS256".
+  CHECK(refused(R"({"alg":"HS256\u0000x"})") ==
+        "token alg (7 bytes, not a short ASCII name) is not accepted, only HS256");
 }
 
 TEST_CASE("jwt: externally signed tokens with odd claims") {

@@ -411,6 +411,10 @@ TEST_CASE("parse_uri refuses malformed references with a precise reason") {
       {"im:x?msg_id=1", "uri with scheme \"im\" has no host (expected \"im://host/...\")"},
       {"join:now?msg_id=1", "uri with scheme \"join\" has no host (expected \"join://host/...\")"},
       {"IM:/x", "uri with scheme \"im\" has no host (expected \"im://host/...\")"},
+      // A long scheme is cut short, not repeated whole (found by fuzz/topics.cpp).
+      {std::string(70, 'a') + ":x",
+       "uri with scheme \"" + std::string(64, 'a') +
+           "...\" (70 bytes) has no host (expected \"scheme://host/...\")"},
       // Hosts and ports.
       {"im:///x", "uri has an empty host at byte 5"},
       {"im://", "uri has an empty host at byte 5"},

@@ -14,10 +14,12 @@ std::string at_byte(std::size_t offset) {
   return " at byte " + std::to_string(offset);
 }
 
+// Client text longer than this is cut short in messages.
+constexpr std::size_t kMaxShown = 64;
+
 // Quotes client text for a message, cut short (on a character boundary) so that a 60 KB key
 // does not make a 60 KB error.
 std::string quoted(std::string_view text) {
-  constexpr std::size_t kMaxShown = 64;
   if (text.size() <= kMaxShown) return "\"" + std::string(text) + "\"";
   std::size_t cut = kMaxShown;
   while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
@@ -279,8 +281,10 @@ Expected<Uri> parse_uri(std::string_view reference) {
       uri.absolute = true;
       uri.scheme = lower_ascii(scheme);
       if (!has_authority) {
+        // The example repeats the scheme only when it is short enough to be shown whole.
+        const std::string example = uri.scheme.size() <= kMaxShown ? uri.scheme : "scheme";
         return Error{"uri with scheme " + quoted(uri.scheme) + " has no host (expected \"" +
-                     uri.scheme + "://host/...\")"};
+                     example + "://host/...\")"};
       }
       authority_start = colon + 3;
     } else if (has_authority) {
