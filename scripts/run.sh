@@ -93,6 +93,8 @@ listener $port 127.0.0.1
 allow_anonymous true
 set_tcp_nodelay true
 max_queued_messages 10000
+# The gateway's broker.max_message_bytes (config.yaml): larger messages are refused here.
+message_size_limit 1048576
 persistence false
 log_dest stdout
 log_type error
