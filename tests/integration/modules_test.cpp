@@ -56,7 +56,9 @@ struct Rig {
 
   explicit Rig(const std::string& extra_yaml) : caller(broker.uri(), unique_id("caller")) {
     GatewayOptions options;
-    options.extra_yaml = extra_yaml;
+    // One caller uid sends a few hundred requests in a burst here: above the per-uid rate
+    // limit, which the hardening tests cover.
+    options.extra_yaml = extra_yaml + "requests:\n  rate_per_s: 100000\n  burst: 100000\n";
     gateway = std::make_unique<GatewayProcess>(broker.uri(), options);
     REQUIRE_MESSAGE(wait_gateway_ready(broker.uri()), gateway->log());
     caller.connect();
