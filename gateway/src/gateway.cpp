@@ -1,3 +1,4 @@
+#include "rtm/mapping/json.hpp"
 #include "rtm/gateway/gateway.hpp"
 
 #include <spdlog/spdlog.h>
@@ -164,7 +165,7 @@ void Gateway::on_connection_lost(const std::string& why) {
 bool Gateway::on_status(const Message& m) {
   if (m.topic != status_topic_) return false;
   json::Document doc;
-  doc.Parse(m.payload.data(), m.payload.size());
+  (void)mapping::parse_untrusted_json(m.payload, doc);  // a refused one stays null
   if (doc.HasParseError() || !doc.IsObject()) return true;
   const auto instance = string_field(doc, "instance");
   if (instance.empty() || instance == instance_) return true;

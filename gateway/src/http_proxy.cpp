@@ -1,5 +1,6 @@
 // The HTTP proxy of module RPC: building calls from request URIs (pure), the mqant-style
 // answer, and the pool of threads that make the calls with cpp-httplib.
+#include "rtm/mapping/json.hpp"
 #include "rtm/gateway/http_proxy.hpp"
 
 #include <httplib.h>
@@ -197,7 +198,7 @@ Outcome<Call> build_call(const std::string& name, const HttpBackendConfig& backe
   if (payload.empty()) {
     doc.SetObject();
   } else {
-    doc.Parse(payload.data(), payload.size());
+    (void)mapping::parse_untrusted_json(payload, doc);  // a refused one stays null
     if (doc.HasParseError() || !doc.IsObject()) {
       return failure(ErrorCode::bad_json,
                      "the payload of an HTTP proxy request must be a JSON object "

@@ -138,7 +138,8 @@ Expected<TokenClaims, TokenFailure> verify_token(std::string_view token, std::st
   }
 
   rapidjson::Document header;
-  header.Parse(header_text->data(), header_text->size());
+  // Iterative: a token is client input, and a deep one must not exhaust the stack.
+  header.Parse<rapidjson::kParseIterativeFlag>(header_text->data(), header_text->size());
   if (header.HasParseError() || !header.IsObject()) {
     return fail(ErrorCode::token_invalid, "token header is not a JSON object");
   }
@@ -159,7 +160,7 @@ Expected<TokenClaims, TokenFailure> verify_token(std::string_view token, std::st
   }
 
   rapidjson::Document payload;
-  payload.Parse(payload_text->data(), payload_text->size());
+  payload.Parse<rapidjson::kParseIterativeFlag>(payload_text->data(), payload_text->size());
   if (payload.HasParseError() || !payload.IsObject()) {
     return fail(ErrorCode::token_invalid, "token payload is not a JSON object");
   }

@@ -1,6 +1,7 @@
 // Module RPC (docs/modules.md): absolute-URI requests routed to worker nodes over MQTT,
 // and to allow-listed HTTP backends. Everything but the HTTP pool runs on the gateway
 // loop thread, like the rest of the Core, so the tables here need no locks.
+#include "rtm/mapping/json.hpp"
 #include "rtm/gateway/modules.hpp"
 
 #include <spdlog/spdlog.h>
@@ -294,7 +295,7 @@ class ModuleRpc final : public Reloadable {
     if (payload.empty()) {
       body.SetObject();
     } else {
-      body.Parse(payload.data(), payload.size());
+      (void)mapping::parse_untrusted_json(payload, body);  // a refused one stays null
       if (body.HasParseError() || !body.IsObject()) {
         return Outcome<Document>(
             failure(ErrorCode::bad_json, "the payload of a module request must be a JSON object"));
@@ -452,7 +453,7 @@ class ModuleRpc final : public Reloadable {
       return true;
     }
     Document doc;
-    doc.Parse(m.payload.data(), m.payload.size());
+    (void)mapping::parse_untrusted_json(m.payload, doc);  // a refused one stays null
     if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("state") ||
         !doc["state"].IsString()) {
       spdlog::warn(
@@ -494,7 +495,7 @@ class ModuleRpc final : public Reloadable {
     const std::string module = m.topic.substr(reply_prefix_.size());
     if (module.empty()) return true;  // HTTP requests have no module: nothing answers them here
     Document doc;
-    doc.Parse(m.payload.data(), m.payload.size());
+    (void)mapping::parse_untrusted_json(m.payload, doc);
     if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("id") || !doc["id"].IsString()) {
       spdlog::warn("modules: ignored an answer on {} that is not {{\"id\":..,\"result\":..}}",
                    m.topic);

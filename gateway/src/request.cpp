@@ -2,6 +2,7 @@
 
 #include <rapidjson/error/en.h>
 
+#include "rtm/mapping/json.hpp"
 #include "rtm/topics/names.hpp"
 
 namespace rtm::gateway {
@@ -13,19 +14,9 @@ Outcome<Params> Params::merge(const topics::Uri& uri, std::string_view body) {
   Params p;
   if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) {
     p.doc_.SetObject();
-  } else if (const auto nul = body.find('\0'); nul != std::string_view::npos) {
-    // JSON text never holds a raw NUL; the parser would stop there and take what came
-    // before for the whole payload.
-    return failure(ErrorCode::bad_json,
-                   "payload is not valid JSON: a NUL byte at byte " + std::to_string(nul));
+  } else if (auto why = mapping::parse_untrusted_json(body, p.doc_)) {
+    return failure(ErrorCode::bad_json, *why);
   } else {
-    p.doc_.Parse<rapidjson::kParseValidateEncodingFlag>(body.data(), body.size());
-    if (p.doc_.HasParseError()) {
-      return failure(ErrorCode::bad_json,
-                     std::string("payload is not valid JSON: ") +
-                         rapidjson::GetParseError_En(p.doc_.GetParseError()) + " at byte " +
-                         std::to_string(p.doc_.GetErrorOffset()));
-    }
     if (!p.doc_.IsObject()) {
       return failure(ErrorCode::bad_json, "payload must be a JSON object (or empty)");
     }

@@ -9,6 +9,7 @@
 #include <random>
 #include <unordered_set>
 
+#include "rtm/mapping/json.hpp"
 #include "rtm/gateway/jwt.hpp"
 #include "rtm/gateway/operations.hpp"
 #include "rtm/gateway/state.hpp"
@@ -559,7 +560,7 @@ class RtmService final : public RtmApi, public BrokerSessionObserver {
     if (topics::name_error(uid)) return true;
     if (m.payload.empty()) return true;  // a cleared retained message
     Document doc;
-    doc.Parse(m.payload.data(), m.payload.size());
+    (void)mapping::parse_untrusted_json(m.payload, doc);  // a refused one stays null
     if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("state") ||
         !doc["state"].IsString()) {
       spdlog::debug("presence of {}: ignored payload that is not {{\"state\":...}}", uid);

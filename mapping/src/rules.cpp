@@ -15,6 +15,7 @@
 
 #include "pattern.hpp"
 #include "rtm/mapping/rules.hpp"
+#include "rtm/mapping/json.hpp"
 #include "rtm/topics/names.hpp"
 #include "rtm/topics/tree.hpp"
 
@@ -25,10 +26,6 @@ using detail::SourcePattern;
 using detail::Template;
 
 namespace {
-
-// Deeper JSON than this is refused before parsing: rapidjson's parser and writer recurse
-// per level, and a device must not be able to exhaust the gateway's stack.
-constexpr std::size_t kMaxJsonDepth = 128;
 
 std::string indexed(std::string_view base, std::size_t index) {
   return std::string(base) + "[" + std::to_string(index) + "]";
@@ -47,49 +44,8 @@ rapidjson::SizeType json_size(std::string_view text) {
   return static_cast<rapidjson::SizeType>(text.size());
 }
 
-// A payload we hand to rapidjson: no NUL byte (rapidjson reads one as the end of the
-// text, so "{}\0junk" would pass) and bounded nesting. nullopt when it may be parsed.
-std::optional<std::string> json_precheck(std::string_view payload) {
-  if (payload.size() > std::numeric_limits<rapidjson::SizeType>::max()) {
-    return "payload is too large for JSON (" + std::to_string(payload.size()) + " bytes)";
-  }
-  std::size_t depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (std::size_t i = 0; i < payload.size(); ++i) {
-    const char c = payload[i];
-    if (c == '\0') return "payload is not valid JSON: NUL byte at byte " + std::to_string(i);
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxJsonDepth) {
-        return "payload JSON is nested deeper than " + std::to_string(kMaxJsonDepth) + " levels";
-      }
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return std::nullopt;
-}
-
-// Parses `payload` into `document`; the reason when it is not JSON.
 std::optional<std::string> parse_json(std::string_view payload, rapidjson::Document& document) {
-  if (auto problem = json_precheck(payload)) return problem;
-  document.Parse<rapidjson::kParseValidateEncodingFlag>(payload.data(), payload.size());
-  if (document.HasParseError()) {
-    return std::string("payload is not valid JSON: ") +
-           rapidjson::GetParseError_En(document.GetParseError()) + " at byte " +
-           std::to_string(document.GetErrorOffset());
-  }
-  return std::nullopt;
+  return parse_untrusted_json(payload, document);
 }
 
 Decision make_drop(const std::string& rule, std::string reason) {
@@ -980,6 +936,47 @@ std::vector<std::string> RuleSet::rule_names() const {
   names.reserve(rules_.size());
   for (const auto& rule : rules_) names.push_back(rule->name);
   return names;
+}
+
+}  // namespace rtm::mapping
+
+namespace rtm::mapping {
+
+std::optional<std::string> parse_untrusted_json(std::string_view payload, rapidjson::Document& document) {
+  if (payload.size() > std::numeric_limits<rapidjson::SizeType>::max()) {
+    return "payload is too large for JSON (" + std::to_string(payload.size()) + " bytes)";
+  }
+  std::size_t depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (std::size_t i = 0; i < payload.size(); ++i) {
+    const char c = payload[i];
+    if (c == '\0') return "payload is not valid JSON: NUL byte at byte " + std::to_string(i);
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) {
+        return "payload JSON is nested deeper than " + std::to_string(kMaxJsonDepth) + " levels";
+      }
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  document.Parse<rapidjson::kParseValidateEncodingFlag>(payload.data(), payload.size());
+  if (document.HasParseError()) {
+    return std::string("payload is not valid JSON: ") +
+           rapidjson::GetParseError_En(document.GetParseError()) + " at byte " +
+           std::to_string(document.GetErrorOffset());
+  }
+  return std::nullopt;
 }
 
 }  // namespace rtm::mapping

@@ -222,6 +222,22 @@ TEST_CASE("hardening: a payload is parsed whole and answers stay valid UTF-8") {
   auto doc = parse(got->payload);
   REQUIRE(doc.IsObject());
   CHECK(std::string(doc["error"].GetString()) == "BAD_JSON");
+  // A key escaped as a lone surrogate decodes to bytes that are not UTF-8: the answer that
+  // names it still is.
+  mallory->publish("rtm/req/mallory/join?msg_id=sur", "{\"\\udc00\":1}", 1);
+  auto named = mallory->wait_for("rtm/u/mallory/res/join?msg_id=sur");
+  REQUIRE(named);
+  CHECK(rtm::topics::is_valid_utf8(named->payload));
+  // JSON nested 300,000 deep, retained where the gateway reads it: refused before parsing
+  // (a recursive parse would overflow the stack), at every restart too.
+  mallory->publish("rtm/presence/mallory", std::string(300000, '['), 1, true);
+  auto alice = user_client(s.broker.uri(), "alice");
+  CHECK(ping_within_1s(*alice, "alice", 1));
+  s.gateway.stop();
+  s.gateway.start();
+  REQUIRE(wait_ready_with_token(s.broker.uri()));
+  CHECK(ping_within_1s(*alice, "alice", 2));
+  CHECK(connects(s.gateway) == 2);
 }
 
 TEST_CASE("hardening: the bridge relays only registered publishers and never a user's identity") {
