@@ -195,6 +195,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   RTM_FUZZ_CHECK(parsed->kind == rtm::topics::TopicKind::request, "a request topic");
+  const auto& limits = gateway.core->config().requests;
+  if (topic.size() > limits.max_topic_bytes ||
+      rtm::topics::level_count(topic) > limits.max_topic_levels) {
+    // Its mirror would be longer still: TOPIC_TOO_LONG on the fixed topic, or nothing when
+    // the uid level names no uid.
+    if (rtm::topics::name_error(parsed->uid)) {
+      RTM_FUZZ_CHECK(answers.empty(), "no answer without a uid");
+      return 0;
+    }
+    RTM_FUZZ_CHECK(answers.size() == 1, "exactly one answer");
+    RTM_FUZZ_CHECK(answers[0]->topic == "rtm/u/" + parsed->uid + "/res", "answered on P/u/{uid}/res");
+    RTM_FUZZ_CHECK(check_answer(*answers[0]).code == 19, "TOPIC_TOO_LONG");
+    return 0;
+  }
   RTM_FUZZ_CHECK(answers.size() == 1, "exactly one answer");
   const Published first = *answers[0];
   RTM_FUZZ_CHECK(first.topic == tree.response(parsed->uid, parsed->uri),
@@ -209,7 +223,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     RTM_FUZZ_CHECK(answer.code != 0, "a malformed body gets an error answer");
   }
   if (auto uri = rtm::topics::parse_uri(parsed->uri)) {
-    RTM_FUZZ_CHECK(msg_id == uri->msg_id, "the answer carries the request's msg_id");
+    // A msg_id over requests.max_msg_id_bytes is not echoed (nor remembered).
+    const bool too_long = uri->msg_id.size() > gateway.core->config().requests.max_msg_id_bytes;
+    RTM_FUZZ_CHECK(msg_id == (too_long ? std::string() : uri->msg_id),
+                   "the answer carries the request's msg_id");
   }
   if (msg_id.empty()) return 0;
 
