@@ -73,8 +73,12 @@ for t in "${selected[@]}"; do
   inputs=$(find "$run/corpus" -type f | wc -l)
   crashes=$(find "$run/artifacts" -type f | wc -l)
   if [[ $status -ne 0 || $crashes -gt 0 ]]; then
-    grep -aE -B2 -A40 'property violated|ERROR: (AddressSanitizer|libFuzzer|LeakSanitizer)|runtime error' \
-      "$run/log" | head -n 80 || tail -n 60 "$run/log"
+    report='property violated|ERROR: (AddressSanitizer|libFuzzer|LeakSanitizer)|runtime error'
+    if grep -qaE "$report" "$run/log"; then
+      grep -aE -B2 -A40 "$report" "$run/log" | head -n 80 || true
+    else
+      tail -n 60 "$run/log"
+    fi
     echo "fuzz $t: FAILED after ${execs:-?} executions; inputs kept in $run/artifacts/:"
     ls -1 "$run/artifacts"
     failed+=("$t")
