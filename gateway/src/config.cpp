@@ -630,9 +630,9 @@ Config parse(const YAML::Node& root, const std::string& base_dir) {
       s.integer("max_payload_bytes", cfg.requests.max_payload_bytes, 16, 256 * 1024 * 1024);
       // The response topic is one level and two bytes longer than the request topic: these
       // bounds keep it well inside MQTT's 65,535 bytes and a broker's level limit.
-      s.integer("max_topic_bytes", cfg.requests.max_topic_bytes, 64, 60000);
-      s.integer("max_topic_levels", cfg.requests.max_topic_levels, 4, 120);
-      s.integer("max_msg_id_bytes", cfg.requests.max_msg_id_bytes, 1, 1024);
+      s.integer("max_topic_bytes", cfg.requests.max_topic_bytes, 64, kMaxRequestTopicBytes);
+      s.integer("max_topic_levels", cfg.requests.max_topic_levels, 4, kMaxRequestTopicLevels);
+      s.integer("max_msg_id_bytes", cfg.requests.max_msg_id_bytes, 1, kMaxMsgIdBytes);
       s.integer("dedup_window_s", cfg.requests.dedup_window_s, 0, 3600);
       s.integer("dedup_max_entries", cfg.requests.dedup_max_entries, 0, 10000000);
       s.integer("dedup_max_bytes", cfg.requests.dedup_max_bytes, 0, 64LL * 1024 * 1024 * 1024);

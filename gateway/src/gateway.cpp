@@ -33,6 +33,7 @@ constexpr auto kMetricsDeadline = std::chrono::seconds(5);
 constexpr auto kGoodbyeDeadline = std::chrono::seconds(2);
 // Another gateway on the same prefix is logged again after this long.
 constexpr std::int64_t kOtherGatewayLogEveryMs = 60000;
+constexpr std::size_t kOtherGatewaysRemembered = 64;
 // The loop takes this many messages of one user (or of the bridge and the rest) per turn,
 // and this many in all, so that a user with a backlog waits behind the others' first.
 constexpr std::size_t kTakePerUser = 32;
@@ -193,6 +194,11 @@ bool Gateway::on_status(const Message& m) {
   }
   ++other_gateways_seen_;
   const std::int64_t now = steady_ms();
+  // Instance ids come from a topic: keep only a few, so that made-up ones cannot grow this.
+  if (other_gateways_logged_.size() >= kOtherGatewaysRemembered &&
+      !other_gateways_logged_.count(instance)) {
+    other_gateways_logged_.clear();
+  }
   auto& last = other_gateways_logged_[instance];
   if (last != 0 && now - last < kOtherGatewayLogEveryMs) return true;
   last = now;
@@ -269,15 +275,15 @@ void Gateway::refuse(const Message& message, std::string_view uid) {
   const auto& tree = core_->tree();
   const std::string_view uri =
       std::string_view(message.topic).substr(tree.prefix().size() + 5 + uid.size() + 1);
-  // The largest request topic a config may allow: its mirror is still a valid topic.
-  constexpr std::size_t kMaxTopicBytes = 60000;
-  constexpr std::size_t kMaxTopicLevels = 120;
-  if (message.topic.size() > kMaxTopicBytes || topics::level_count(message.topic) > kMaxTopicLevels) {
+  // Within the largest limits a config may set, the mirror is a valid topic (the running
+  // limits belong to the loop thread).
+  if (message.topic.size() > kMaxRequestTopicBytes ||
+      topics::level_count(message.topic) > kMaxRequestTopicLevels) {
     return;
   }
   std::string msg_id;
   if (auto parsed = topics::parse_uri(uri)) msg_id = parsed->msg_id;
-  if (msg_id.size() > 1024) msg_id.clear();
+  if (msg_id.size() > kMaxMsgIdBytes) msg_id.clear();
   const auto limits = limiter_.limits();
   const auto payload = response_payload(
       msg_id, failure(ErrorCode::rate_limited,
@@ -285,7 +291,7 @@ void Gateway::refuse(const Message& message, std::string_view uid) {
                           std::to_string(static_cast<long long>(limits.rate_per_s)) +
                           "/s, bursts of " + std::to_string(static_cast<long long>(limits.burst)) +
                           "): this one was not run; slow down"));
-  link_->publish(tree.response(uid, uri), payload, 1, false);
+  publish(tree.response(uid, uri), payload, 1, false);  // through the topic check, as every answer
 }
 
 void Gateway::on_drained() {

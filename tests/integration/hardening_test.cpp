@@ -47,12 +47,7 @@ bool ping_within_1s(Client& client, const std::string& uid, int n) {
 
 // Waits until the gateway's log holds `text`.
 bool wait_log(const GatewayProcess& gw, const std::string& text) {
-  const auto deadline = Clock::now() + 10s;
-  while (Clock::now() < deadline) {
-    if (gw.log().find(text) != std::string::npos) return true;
-    std::this_thread::sleep_for(20ms);  // polling a file, not waiting for time
-  }
-  return false;
+  return wait_for_text([&gw] { return gw.log(); }, text).has_value();
 }
 
 std::size_t rss_kib(int pid) {

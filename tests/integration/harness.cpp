@@ -441,6 +441,19 @@ std::string token_for(const std::string& uid, std::int64_t ttl_s) {
   return rtm::gateway::sign_token({uid, now, now + ttl_s, std::nullopt}, GatewayProcess::kSecret);
 }
 
+std::optional<std::size_t> wait_for_text(const std::function<std::string()>& read,
+                                         const std::string& text, std::size_t from,
+                                         std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (true) {
+    const auto now = read();
+    const auto at = now.find(text, std::min(from, now.size()));
+    if (at != std::string::npos) return at + text.size();
+    if (Clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(20ms);  // polling a file, not waiting for time
+  }
+}
+
 std::string unique_id(const std::string& base) {
   static std::atomic<int> counter{0};
   return base + "-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);

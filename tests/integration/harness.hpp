@@ -186,6 +186,12 @@ bool wait_gateway_ready(const std::string& broker_uri, std::chrono::milliseconds
 
 std::string unique_id(const std::string& base);
 
+// Waits until read() (a log, read again each time) holds `text` at or after byte `from`;
+// returns where the text ends there, nullopt at the deadline.
+std::optional<std::size_t> wait_for_text(const std::function<std::string()>& read,
+                                         const std::string& text, std::size_t from = 0,
+                                         std::chrono::milliseconds timeout = 10000ms);
+
 // A login token for `uid`, valid for `ttl_s`, signed with GatewayProcess::kSecret (the secret
 // of every gateway the tests start), as an app's backend would make it.
 std::string token_for(const std::string& uid, std::int64_t ttl_s = 3600);

@@ -71,16 +71,8 @@ struct OpsGateway {
   }
 
   // Waits until the log holds `text` (after `from` bytes); returns where it ends.
-  std::optional<std::size_t> wait_log(const std::string& text, std::size_t from = 0,
-                                      std::chrono::milliseconds timeout = 10000ms) const {
-    const auto deadline = Clock::now() + timeout;
-    while (Clock::now() < deadline) {
-      const auto l = log();
-      const auto at = l.find(text, std::min(from, l.size()));
-      if (at != std::string::npos) return at + text.size();
-      std::this_thread::sleep_for(20ms);
-    }
-    return std::nullopt;
+  std::optional<std::size_t> wait_log(const std::string& text, std::size_t from = 0) const {
+    return wait_for_text([this] { return log(); }, text, from);
   }
 };
 
@@ -357,13 +349,9 @@ TEST_CASE("ops: P/gateway/status tells who serves and a second gateway on the pr
     second.client_id = first.client_id;
     write_file(second.config(), second.yaml(broker.uri(), ""));
     second.start();
-    const auto said = [&] {
-      const auto both = first.log() + second.log();
-      return both.find("broker.client_id \"" + first.client_id + "\"") != std::string::npos;
-    };
-    const auto deadline = Clock::now() + 15s;
-    while (!said() && Clock::now() < deadline) std::this_thread::sleep_for(50ms);
-    CHECK_MESSAGE(said(), first.log() << "\n---\n" << second.log());
+    const auto said = wait_for_text([&] { return first.log() + second.log(); },
+                                    "broker.client_id \"" + first.client_id + "\"", 0, 15s);
+    CHECK_MESSAGE(said, first.log() << "\n---\n" << second.log());
   }
   SUBCASE("a clean stop says offline, retained") {
     CHECK(first.process->stop() == 0);

@@ -54,6 +54,13 @@ struct LogConfig {
   int stats_interval_s = 60;   // 0 turns the periodic counters line off
 };
 
+// The largest values the request limits may take. A request topic within the first two has
+// a mirrored response topic (one level, two bytes longer) that MQTT and Mosquitto take; the
+// gateway relies on that wherever it answers on the mirror.
+inline constexpr std::size_t kMaxRequestTopicBytes = 60000;
+inline constexpr std::size_t kMaxRequestTopicLevels = 120;
+inline constexpr std::size_t kMaxMsgIdBytes = 1024;
+
 struct RequestsConfig {
   std::size_t max_payload_bytes = 65536;
   // The request topic: beyond these it is answered TOPIC_TOO_LONG on P/u/{uid}/res, since
