@@ -52,7 +52,10 @@ void check_publish(const Packet& p, std::string_view bytes) {
                  "topic, packet id and payload fill the packet");
 
   std::string encoded;
-  append_publish(encoded, p.topic, p.payload, p.qos, p.retain, p.packet_id, (p.flags & 0x08) != 0);
+  // A decoded PUBLISH fits the protocol's sizes, so it always encodes again.
+  RTM_FUZZ_CHECK(append_publish(encoded, p.topic, p.payload, p.qos, p.retain, p.packet_id,
+                                (p.flags & 0x08) != 0),
+                 "a decoded PUBLISH encodes again");
   const DecodeResult again = decode(encoded, kLargeLimit);
   RTM_FUZZ_CHECK(again.status == DecodeStatus::ok, "a re-encoded PUBLISH decodes");
   const Packet& q = again.packet;

@@ -305,7 +305,11 @@ void Core::handle_request(const topics::ParsedTopic& parsed, const Message& mess
   const std::uint64_t print = fingerprint(parsed.uri, message.payload);
 
   auto uri = topics::parse_uri(parsed.uri);
-  const std::string msg_id = uri.ok() ? uri->msg_id : best_effort_msg_id(parsed.uri);
+  std::string msg_id = uri.ok() ? uri->msg_id : best_effort_msg_id(parsed.uri);
+  // A long msg_id is never echoed nor remembered, whatever else is wrong with the request:
+  // it must not cost memory.
+  const std::size_t msg_id_bytes = msg_id.size();
+  if (msg_id_bytes > limits.max_msg_id_bytes) msg_id.clear();
   RequestLogScope log_scope(uid, msg_id);
   Answered how{kInvalidSlot, received};
 
@@ -316,11 +320,10 @@ void Core::handle_request(const topics::ParsedTopic& parsed, const Message& mess
 
   if (auto why = topics::name_error(uid, "uid")) return fail(ErrorCode::invalid_name, *why);
   if (!uri) return fail(ErrorCode::invalid_uri, uri.error().message);
-  if (msg_id.size() > limits.max_msg_id_bytes) {
-    // Not echoed, not remembered: a long msg_id must not cost memory.
+  if (msg_id_bytes > limits.max_msg_id_bytes) {
     answer(uid, response_topic, "",
            failure(ErrorCode::invalid_parameter,
-                   "msg_id has " + std::to_string(msg_id.size()) +
+                   "msg_id has " + std::to_string(msg_id_bytes) +
                        " bytes, over requests.max_msg_id_bytes (" +
                        std::to_string(limits.max_msg_id_bytes) + ")"),
            print, false, how);
