@@ -1,4 +1,4 @@
-// State scale: rtm::gateway::State with 100k sessions and 1M subscriptions.
+// State scale: the state model (rtm::gateway::MemoryStore) with 100k sessions and 1M subscriptions.
 //
 // BM_Populate builds the population once and reports memory per item, from the heap in use
 // (mallinfo2) and from the resident set (/proc/self/statm):
@@ -26,7 +26,7 @@
 namespace {
 
 using rtm::gateway::LimitsConfig;
-using GwState = rtm::gateway::State;
+using GwState = rtm::gateway::MemoryStore;
 using SteadyClock = std::chrono::steady_clock;
 
 constexpr int kSessions = 100000;

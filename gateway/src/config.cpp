@@ -662,6 +662,25 @@ Config parse(const YAML::Node& root, const std::string& base_dir) {
                 10000);
     }
     {
+      Section s(top.child("state"), "state", problems);
+      s.string("backend", cfg.state.backend, [](const std::string& v) {
+        return v == "memory" || v == "sqlite" ? std::string()
+                                              : "expected memory or sqlite, got \"" + v + "\"";
+      });
+      s.string("path", cfg.state.path);
+      s.string("synchronous", cfg.state.synchronous, [](const std::string& v) {
+        return v == "normal" || v == "full" ? std::string()
+                                            : "expected normal or full, got \"" + v + "\"";
+      });
+      if (cfg.state.backend == "sqlite" && cfg.state.path.empty()) {
+        s.problem("state.path", "is required with state.backend: sqlite");
+      }
+      std::filesystem::path path(cfg.state.path);
+      if (!cfg.state.path.empty() && path.is_relative() && !base_dir.empty()) {
+        cfg.state.path = (std::filesystem::path(base_dir) / path).string();
+      }
+    }
+    {
       Section s(top.child("presence"), "presence", problems);
       s.integer("reaffirm_grace_s", cfg.presence.reaffirm_grace_s, 1, 86400);
     }
@@ -760,6 +779,9 @@ std::vector<std::string> restart_only_changes(const Config& a, const Config& b) 
   check(a.modules.http_threads != b.modules.http_threads, "modules.http_threads");
   check(a.modules.cache_max_entries != b.modules.cache_max_entries, "modules.cache_max_entries");
   check(a.ops.http_listen != b.ops.http_listen, "ops.http_listen");
+  check(a.state.backend != b.state.backend, "state.backend");
+  check(a.state.path != b.state.path, "state.path");
+  check(a.state.synchronous != b.state.synchronous, "state.synchronous");
   return changed;
 }
 

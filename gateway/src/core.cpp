@@ -213,9 +213,39 @@ void Core::add_message_handler(std::string filter, std::function<bool(const Mess
 }
 
 bool Core::publish(const std::string& topic, std::string_view payload, int qos, bool retain) {
+  if (durability_) {
+    held_.push_back({topic, std::string(payload), qos, retain});
+    return true;
+  }
   if (outbox_.publish(topic, payload, qos, retain)) return true;
   ++counters_.publish_failed;
   return false;
+}
+
+void Core::send(const std::string& topic, std::string_view payload, int qos, bool retain) {
+  if (!outbox_.publish(topic, payload, qos, retain)) ++counters_.publish_failed;
+}
+
+void Core::set_durability(std::shared_ptr<Durability> durability) {
+  durability_ = std::move(durability);
+  if (!durability_) return;
+  const std::int64_t now = clock_();
+  const std::int64_t window_ms = static_cast<std::int64_t>(config_.requests.dedup_window_s) * 1000;
+  for (auto& a : durability_->stored_answers(now - window_ms)) {
+    dedup_.remember(a.uid, a.msg_id, a.fingerprint, std::move(a.payload), a.at_ms);
+  }
+}
+
+void Core::end_turn() {
+  if (!durability_) return;
+  // Messages published while the commit runs (a networked backend answers later) wait
+  // for the next one: the order of messages stays the order of their changes.
+  durability_->commit([this, held = std::move(held_)](bool) {
+    // On a failed commit the messages still go out: the model serves on, and the backend
+    // has logged and counted what a crash could now lose.
+    for (const Held& m : held) send(m.topic, m.payload, m.qos, m.retain);
+  });
+  held_.clear();
 }
 
 void Core::publish_user_event(const std::string& uid, std::string_view kind,
@@ -273,7 +303,11 @@ void Core::answer(const std::string& uid, const std::string& response_topic,
     spdlog::debug("request {} from {} failed: {} {}", response_topic, uid,
                   error_name(outcome.error().code), outcome.error().message);
   }
-  if (cache) dedup_.remember(uid, msg_id, print, payload, clock_());
+  if (cache) {
+    const std::int64_t now = clock_();
+    if (durability_) durability_->remember_answer({uid, msg_id, print, payload, now});
+    dedup_.remember(uid, msg_id, print, payload, now);
+  }
   // Responses go at QoS 1: a lost answer would leave the caller waiting for its timeout.
   publish(response_topic, payload, 1, false);
 }
@@ -427,7 +461,9 @@ void Core::complete_raw(const PendingRequest& p, std::string_view result_json) {
   payload += "}";
   ++counters_.answered_ok;
   count_answer({kModuleSlot, p.received}, ErrorCode::ok);
-  dedup_.remember(p.uid, p.msg_id, p.fingerprint, payload, clock_());
+  const std::int64_t now = clock_();
+  if (durability_) durability_->remember_answer({p.uid, p.msg_id, p.fingerprint, payload, now});
+  dedup_.remember(p.uid, p.msg_id, p.fingerprint, payload, now);
   publish(p.response_topic, payload, 1, false);
 }
 

@@ -473,6 +473,9 @@ void Gateway::run() {
   while (true) {
     last_turn_ms_.store(steady_ms(), std::memory_order_relaxed);
     const std::int64_t next_due = core_->run_due();
+    // The last turn's state changes (and the timers' just now) become durable before
+    // their answers and events go out.
+    core_->end_turn();
     {
       std::unique_lock<std::mutex> lock(mutex_);
       const bool hold = core_->backpressured();
@@ -520,6 +523,7 @@ void Gateway::run() {
       next_stats = SteadyClock::now() + std::chrono::seconds(config_.log.stats_interval_s);
     }
   }
+  core_->end_turn();  // what the last turn changed, before the goodbye
   spdlog::info("gateway: stopping");
   ready_.store(false);
   {

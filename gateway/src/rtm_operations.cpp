@@ -1,6 +1,6 @@
 // The RTM operations (BRIEF §3): sessions and tokens, channels, topics, subscriptions,
-// watches, presence; and the events they cause. State lives in State (plain data);
-// this file turns requests into state changes and state changes into events.
+// watches, presence; and the events they cause. State lives behind the StateStore seam
+// (state.hpp); this file turns requests into state changes and state changes into events.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -31,13 +31,14 @@ const std::string kDeviceSession = "device-";     // session id prefix of bridge
 
 class RtmService final : public RtmApi, public BrokerSessionObserver {
  public:
-  explicit RtmService(Core& core)
-      : core_(core), state_(core.config().limits), rng_(std::random_device{}()) {}
+  RtmService(Core& core, std::shared_ptr<StateStore> store)
+      : core_(core), store_(std::move(store)), state_(*store_), rng_(std::random_device{}()) {}
 
   void install() {
     core_.set_session_check([this](const std::string& uid) {
       unconfirmed_.erase(uid);  // a request from the user shows it is there
-      return state_.session(uid) != nullptr;
+      restored_.erase(uid);
+      return state_.has_session(uid);
     });
     core_.add_message_handler(core_.tree().presence_filter(),
                               [this](const Message& m) { return on_presence(m); });
@@ -57,16 +58,31 @@ class RtmService final : public RtmApi, public BrokerSessionObserver {
     add("where_now", true, {"uid"}, &RtmService::where_now);
   }
 
-  State& state() { return state_; }
+  StateStore& state() { return state_; }
+
+  // After a restart: the sessions the store brought back get their token timers again (an
+  // expiry that passed while the gateway was down fires at once, with the usual events),
+  // and each is reconciled with its retained presence as it arrives (see on_presence).
+  void resume() {
+    for (const auto& uid : state_.session_uids()) {
+      const auto s = state_.session(uid);
+      if (!s || is_device_session(*s)) continue;
+      restored_.insert(uid);
+      schedule_timers(uid, s->expires_at_ms / 1000);
+    }
+    if (!restored_.empty()) {
+      spdlog::info("state: {} sessions resumed; token timers armed again", restored_.size());
+    }
+  }
 
   bool ensure_device_publisher(const std::string& uid, const std::string& channel,
                                const std::string& topic, std::string* why) override {
-    if (const Session* s = state_.session(uid); s && !is_device_session(*s)) {
+    if (const auto s = state_.session(uid); s && !is_device_session(*s)) {
       // A device topic is no credential: it never acts in a logged-in user's name.
       *why = uid + " is a logged-in user; a bridged device cannot publish in its name";
       return false;
     }
-    if (!state_.session(uid)) {
+    if (!state_.has_session(uid)) {
       const bool was_online = state_.online(uid);
       state_.start_session(uid, kDeviceSession + new_session_id(), now_ms(), kNeverMs);
       presence_changed(uid, was_online);
@@ -95,14 +111,13 @@ class RtmService final : public RtmApi, public BrokerSessionObserver {
 
   bool is_publisher(const std::string& uid, const std::string& channel,
                     const std::string& topic) const override {
-    const auto pubs = state_.publishers(channel, topic);
-    return std::find(pubs.begin(), pubs.end(), uid) != pubs.end();
+    return state_.is_publisher(uid, channel, topic);
   }
 
-  bool has_session(const std::string& uid) const override { return state_.session(uid) != nullptr; }
+  bool has_session(const std::string& uid) const override { return state_.has_session(uid); }
 
   bool device_presence(const std::string& uid, bool online) override {
-    if (const Session* s = state_.session(uid); s && !is_device_session(*s)) {
+    if (const auto s = state_.session(uid); s && !is_device_session(*s)) {
       // A device's status topic never ends or changes a logged-in user's session.
       return false;
     }
@@ -112,7 +127,7 @@ class RtmService final : public RtmApi, public BrokerSessionObserver {
       presence_changed(uid, was_online);
     } else {
       state_.forget_presence(uid);
-      if (state_.session(uid)) {
+      if (state_.has_session(uid)) {
         end_session(uid, kConnectionLost, true);  // tells watchers too
       } else {
         presence_changed(uid, was_online);
@@ -122,7 +137,7 @@ class RtmService final : public RtmApi, public BrokerSessionObserver {
   }
 
  private:
-  static bool is_device_session(const Session& s) { return s.session_id.rfind(kDeviceSession, 0) == 0; }
+  static bool is_device_session(const SessionInfo& s) { return s.session_id.rfind(kDeviceSession, 0) == 0; }
 
   using Method = Outcome<Document> (RtmService::*)(Call&);
   void add(const char* name, bool needs_session, std::vector<std::string_view> params, Method m) {
@@ -218,7 +233,7 @@ class RtmService final : public RtmApi, public BrokerSessionObserver {
 
   // Ends uid's session with events to the user, its channels and its watchers.
   void end_session(const std::string& uid, const char* reason, bool tell_user) {
-    const auto* s = state_.session(uid);
+    const auto s = state_.session(uid);
     if (!s) return;
     const bool was_online = state_.online(uid);
     const std::string session_id = s->session_id;
@@ -235,7 +250,7 @@ class RtmService final : public RtmApi, public BrokerSessionObserver {
   // After logout or expiry the user is offline even if its connection stays up; the
   // retained presence says so too, so that readers of P/presence/{uid} agree.
   void mark_offline(const std::string& uid, const char* reason) {
-    const auto* p = state_.presence(uid);
+    const auto p = state_.presence(uid);
     if (!p || !p->connected) return;
     const std::string connection = p->connection;
     state_.set_presence(uid, false, connection);
@@ -248,7 +263,7 @@ class RtmService final : public RtmApi, public BrokerSessionObserver {
   }
 
   void mark_online_again(const std::string& uid) {
-    const auto* p = state_.presence(uid);
+    const auto p = state_.presence(uid);
     if (!p || p->connected) return;
     const std::string connection = p->connection;
     state_.set_presence(uid, true, connection);
@@ -261,37 +276,36 @@ class RtmService final : public RtmApi, public BrokerSessionObserver {
 
   // ------------------------------------------------------------ token timers
 
-  // One timer per session (its id kept in the Session): it fires first for the "will
-  // expire" warning and then re-arms itself for the expiry. Memory per idle session counts.
+  // One timer per session (its id kept here, not in the stored session): it fires first
+  // for the "will expire" warning and then re-arms itself for the expiry. Memory per idle
+  // session counts.
   void cancel_timers(const std::string& uid) {
-    if (auto* s = state_.mutable_session(uid); s && s->timer != 0) {
-      core_.timers().cancel(s->timer);
-      s->timer = 0;
-    }
+    auto it = token_timers_.find(uid);
+    if (it == token_timers_.end()) return;
+    core_.timers().cancel(it->second);
+    token_timers_.erase(it);
   }
 
   void schedule_timers(const std::string& uid, std::int64_t expires_at_s) {
     cancel_timers(uid);
-    auto* s = state_.mutable_session(uid);
-    if (!s) return;
+    if (!state_.has_session(uid)) return;
     const std::int64_t expires_ms = expires_at_s * 1000;
     const std::int64_t warn_ms = expires_ms - core_.config().auth.token_warn_before_s * 1000LL;
     if (core_.config().auth.token_warn_before_s > 0 && warn_ms < expires_ms) {
-      s->timer = core_.timers().at(std::max(warn_ms, now_ms()), [this, uid, expires_at_s] {
+      token_timers_[uid] = core_.timers().at(std::max(warn_ms, now_ms()), [this, uid, expires_at_s] {
         token_event(uid, "will_expire", expires_at_s);
-        if (auto* live = state_.mutable_session(uid)) {
-          live->timer = core_.timers().at(expires_at_s * 1000, [this, uid, expires_at_s] {
-            expire(uid, expires_at_s);
-          });
-        }
+        token_timers_[uid] = core_.timers().at(expires_at_s * 1000, [this, uid, expires_at_s] {
+          expire(uid, expires_at_s);
+        });
       });
     } else {
-      s->timer = core_.timers().at(expires_ms, [this, uid, expires_at_s] { expire(uid, expires_at_s); });
+      token_timers_[uid] =
+          core_.timers().at(expires_ms, [this, uid, expires_at_s] { expire(uid, expires_at_s); });
     }
   }
 
   void expire(const std::string& uid, std::int64_t expires_at_s) {
-    if (auto* live = state_.mutable_session(uid)) live->timer = 0;
+    token_timers_.erase(uid);
     spdlog::info("session of {} ended: token expired", uid);
     token_event(uid, "expired", expires_at_s);
     end_session(uid, kTokenExpired, true);
@@ -317,7 +331,7 @@ class RtmService final : public RtmApi, public BrokerSessionObserver {
     if (!claims) return claims.error();
     const std::string& uid = call.uid;
     const bool was_online = state_.online(uid);
-    if (const auto* old = state_.session(uid)) {
+    if (const auto old = state_.session(uid)) {
       const std::string old_id = old->session_id;
       spdlog::info("session {} of {} replaced by a new login", old_id, uid);
       session_event(uid, "replaced", old_id, "logged in elsewhere");
@@ -460,10 +474,10 @@ class RtmService final : public RtmApi, public BrokerSessionObserver {
     return doc;
   }
 
-  using SubscriptionChange = Outcome<std::vector<UserResult>> (State::*)(
+  using SubscriptionChange = Outcome<std::vector<UserResult>> (StateStore::*)(
       const std::string&, const std::string&, const std::string&, const std::vector<std::string>&);
 
-  using AllChange = Outcome<std::vector<UserResult>> (State::*)(const std::string&,
+  using AllChange = Outcome<std::vector<UserResult>> (StateStore::*)(const std::string&,
                                                                 const std::string&,
                                                                 const std::string&);
 
@@ -497,10 +511,10 @@ class RtmService final : public RtmApi, public BrokerSessionObserver {
   }
 
   Outcome<Document> subscribe(Call& call) {
-    return change_subscription(call, &State::subscribe, &State::subscribe_all);
+    return change_subscription(call, &StateStore::subscribe, &StateStore::subscribe_all);
   }
   Outcome<Document> unsubscribe(Call& call) {
-    return change_subscription(call, &State::unsubscribe, &State::unsubscribe_all);
+    return change_subscription(call, &StateStore::unsubscribe, &StateStore::unsubscribe_all);
   }
 
   Outcome<Document> subscribed(Call& call) {
@@ -578,11 +592,14 @@ class RtmService final : public RtmApi, public BrokerSessionObserver {
     if (by_gateway && !m.retained) return true;
 
     const bool was_online = state_.online(uid);
+    // A session restored at start-up meets its retained presence here: offline means the
+    // user went away while the gateway was down.
+    const bool restored = restored_.erase(uid) > 0;
     if (state == "online") {
       unconfirmed_.erase(uid);
       state_.set_presence(uid, true, connection);
     } else if (state == "offline") {
-      const auto* known = state_.presence(uid);
+      const auto known = state_.presence(uid);
       if (known && !known->connection.empty() && !connection.empty() &&
           known->connection != connection) {
         spdlog::debug("presence of {}: offline from older connection {} ignored (current {})", uid,
@@ -590,7 +607,7 @@ class RtmService final : public RtmApi, public BrokerSessionObserver {
         return true;
       }
       state_.forget_presence(uid);
-      if (!m.retained && state_.session(uid)) {
+      if ((!m.retained || restored) && state_.has_session(uid)) {
         spdlog::info("{} went offline (connection {}): ending its session", uid, connection);
         end_session(uid, kConnectionLost, true);  // tells watchers itself
         return true;
@@ -623,7 +640,7 @@ class RtmService final : public RtmApi, public BrokerSessionObserver {
       unconfirmed_.clear();
       std::size_t ended = 0;
       for (const auto& uid : gone) {
-        if (!state_.session(uid)) continue;
+        if (!state_.has_session(uid)) continue;
         end_session(uid, kConnectionLost, true);
         ++ended;
       }
@@ -638,7 +655,11 @@ class RtmService final : public RtmApi, public BrokerSessionObserver {
   std::unordered_set<std::string> unconfirmed_;  // sessions to re-affirm (see above)
   Timers::Id reaffirm_timer_ = 0;
   std::atomic<std::uint64_t> generation_{1};
-  State state_;
+  std::shared_ptr<StateStore> store_;
+  StateStore& state_;
+  std::unordered_map<std::string, Timers::Id> token_timers_;  // runtime, not stored
+  // Sessions restored at start-up that have not shown themselves since (see on_presence).
+  std::unordered_set<std::string> restored_;
   std::mt19937_64 rng_;
 };
 
@@ -664,8 +685,11 @@ class RtmOperations final : public Reloadable, public MetricsSource {
 }  // namespace
 
 std::shared_ptr<RtmApi> register_rtm_operations(Core& core) {
-  auto service = std::make_shared<RtmService>(core);
+  auto store = make_state_store(core.config());
+  auto service = std::make_shared<RtmService>(core, store);
   service->install();
+  if (store->durable()) core.set_durability(store);
+  service->resume();
   core.keep(service);
   core.add_broker_session_observer(service);
   auto ops = std::make_shared<RtmOperations>(service);

@@ -78,41 +78,39 @@ std::optional<UserId> Interner::find(const std::string& name) const {
 
 // ---------------------------------------------------------------- sessions
 
-const Session* State::session(const std::string& uid) const {
+std::optional<SessionInfo> MemoryStore::session(const std::string& uid) const {
   auto it = sessions_.find(uid);
-  return it == sessions_.end() ? nullptr : &it->second;
+  if (it == sessions_.end()) return std::nullopt;
+  return it->second.info;
 }
 
-Session* State::mutable_session(const std::string& uid) {
-  auto it = sessions_.find(uid);
-  return it == sessions_.end() ? nullptr : &it->second;
-}
-
-bool State::online(const std::string& uid) const {
+bool MemoryStore::online(const std::string& uid) const {
   if (sessions_.count(uid)) return true;
   auto it = presence_.find(uid);
   return it != presence_.end() && it->second.connected;
 }
 
-Session& State::start_session(const std::string& uid, std::string session_id, std::int64_t now_ms,
-                              std::int64_t expires_at_ms) {
+void MemoryStore::start_session(const std::string& uid, std::string session_id,
+                                std::int64_t now_ms, std::int64_t expires_at_ms) {
   // Callers end a replaced session first (with its events); this keeps the state whole
   // if one ever does not.
   if (sessions_.count(uid)) end_session(uid);
   auto& s = sessions_[uid];
   s = Session{};
-  s.session_id = std::move(session_id);
-  s.started_ms = now_ms;
-  s.expires_at_ms = expires_at_ms;
-  return s;
+  s.info.session_id = std::move(session_id);
+  s.info.started_ms = now_ms;
+  s.info.expires_at_ms = expires_at_ms;
+  note_session(uid);
 }
 
-void State::renew_session(const std::string& uid, std::int64_t expires_at_ms) {
+void MemoryStore::renew_session(const std::string& uid, std::int64_t expires_at_ms) {
   auto it = sessions_.find(uid);
-  if (it != sessions_.end()) it->second.expires_at_ms = expires_at_ms;
+  if (it == sessions_.end()) return;
+  it->second.info.expires_at_ms = expires_at_ms;
+  note_session(uid);
 }
 
-std::vector<Departure> State::end_session(const std::string& uid) {
+std::vector<Departure> MemoryStore::end_session(const std::string& uid) {
   std::vector<Departure> gone;
   auto it = sessions_.find(uid);
   if (it == sessions_.end()) return gone;
@@ -123,22 +121,23 @@ std::vector<Departure> State::end_session(const std::string& uid) {
   }
   remove_watches(uid, it->second);
   sessions_.erase(it);
+  note_session(uid);
   return gone;
 }
 
 // ---------------------------------------------------------------- channels
 
-State::Channel* State::find_channel(const std::string& channel) {
+MemoryStore::Channel* MemoryStore::find_channel(const std::string& channel) {
   auto it = channels_.find(channel);
   return it == channels_.end() ? nullptr : &it->second;
 }
 
-const State::Channel* State::find_channel(const std::string& channel) const {
+const MemoryStore::Channel* MemoryStore::find_channel(const std::string& channel) const {
   auto it = channels_.find(channel);
   return it == channels_.end() ? nullptr : &it->second;
 }
 
-Outcome<State::Member*> State::membership(const std::string& uid, const std::string& channel,
+Outcome<MemoryStore::Member*> MemoryStore::membership(const std::string& uid, const std::string& channel,
                                           Channel** out) {
   auto* ch = find_channel(channel);
   auto id = users_.find(uid);
@@ -149,13 +148,13 @@ Outcome<State::Member*> State::membership(const std::string& uid, const std::str
   return &m->second;
 }
 
-bool State::is_member(const std::string& uid, const std::string& channel) const {
+bool MemoryStore::is_member(const std::string& uid, const std::string& channel) const {
   const auto* ch = find_channel(channel);
   auto id = users_.find(uid);
   return ch && id && ch->members.count(*id);
 }
 
-Snapshot State::snapshot(const std::string& channel) const {
+Snapshot MemoryStore::snapshot(const std::string& channel) const {
   Snapshot snap;
   const auto* ch = find_channel(channel);
   if (!ch) return snap;
@@ -173,7 +172,7 @@ Snapshot State::snapshot(const std::string& channel) const {
   return snap;
 }
 
-Outcome<Snapshot> State::join(const std::string& uid, const std::string& channel, bool* joined) {
+Outcome<Snapshot> MemoryStore::join(const std::string& uid, const std::string& channel, bool* joined) {
   *joined = false;
   auto s = sessions_.find(uid);
   if (s == sessions_.end()) return failure(ErrorCode::not_logged_in, uid + " is not logged in");
@@ -191,14 +190,17 @@ Outcome<Snapshot> State::join(const std::string& uid, const std::string& channel
   }
   auto& ch = channels_[channel];
   const UserId id = users_.acquire(uid);
-  ch.members.emplace(id, Member{});
+  Member member;
+  member.seq = next_seq_++;
+  ch.members.emplace(id, std::move(member));
   ch.join_order.push_back(id);
   s->second.channels.push_back(channel);
   *joined = true;
+  note_member(channel, id);
   return snapshot(channel);
 }
 
-Outcome<Departure> State::leave(const std::string& uid, const std::string& channel) {
+Outcome<Departure> MemoryStore::leave(const std::string& uid, const std::string& channel) {
   Channel* ch = nullptr;
   auto m = membership(uid, channel, &ch);
   if (!m) return m.error();
@@ -206,9 +208,10 @@ Outcome<Departure> State::leave(const std::string& uid, const std::string& chann
   Departure d{channel, {}};
   Member member = std::move(*m.value());
   for (const auto& topic : member.publishing) {
-    if (remove_publisher(*ch, topic, id)) d.topics_left.push_back(topic);
+    if (remove_publisher(channel, *ch, topic, id)) d.topics_left.push_back(topic);
   }
   for (const auto& topic : member.subscribing) drop_subscription(*ch, topic, id);
+  note_member(channel, id);  // before its name may be released
   ch->members.erase(id);
   ch->join_order.erase(std::find(ch->join_order.begin(), ch->join_order.end(), id));
   users_.release(id);
@@ -217,7 +220,7 @@ Outcome<Departure> State::leave(const std::string& uid, const std::string& chann
   return d;
 }
 
-Outcome<std::vector<std::string>> State::members(const std::string& channel) const {
+Outcome<std::vector<std::string>> MemoryStore::members(const std::string& channel) const {
   std::vector<std::string> out;
   if (const auto* ch = find_channel(channel)) {
     for (auto id : ch->join_order) out.push_back(users_.name(id));
@@ -225,14 +228,14 @@ Outcome<std::vector<std::string>> State::members(const std::string& channel) con
   return out;
 }
 
-std::vector<std::string> State::channels_of(const std::string& uid) const {
+std::vector<std::string> MemoryStore::channels_of(const std::string& uid) const {
   auto s = sessions_.find(uid);
   return s == sessions_.end() ? std::vector<std::string>{} : s->second.channels;
 }
 
 // ---------------------------------------------------------------- topics
 
-Outcome<TopicJoin> State::join_topic(const std::string& uid, const std::string& channel,
+Outcome<TopicJoin> MemoryStore::join_topic(const std::string& uid, const std::string& channel,
                                      const std::string& topic) {
   Channel* ch = nullptr;
   auto m = membership(uid, channel, &ch);
@@ -251,23 +254,27 @@ Outcome<TopicJoin> State::join_topic(const std::string& uid, const std::string& 
   Topic& t = ch->topics[topic];
   sorted_insert(t.publishers, id);
   out.added = true;
-  out.all_subscribers = add_to_all(t, id);
+  out.all_subscribers = add_to_all(channel, t, id);
+  note_member(channel, id);
   return out;
 }
 
-Outcome<bool> State::leave_topic(const std::string& uid, const std::string& channel,
+Outcome<bool> MemoryStore::leave_topic(const std::string& uid, const std::string& channel,
                                  const std::string& topic) {
   Channel* ch = nullptr;
   auto m = membership(uid, channel, &ch);
   if (!m) return m.error();
   if (!erase_value(m.value()->publishing, topic)) return false;
-  remove_publisher(*ch, topic, *users_.find(uid));
+  const UserId id = *users_.find(uid);
+  note_member(channel, id);
+  remove_publisher(channel, *ch, topic, id);
   return true;
 }
 
 // Takes `publisher` out of the topic's publishers and out of the "all" subscriptions that
 // added it; subscriptions by name stay. False if it was not a publisher there.
-bool State::remove_publisher(Channel& ch, const std::string& topic, UserId publisher) {
+bool MemoryStore::remove_publisher(const std::string& channel, Channel& ch,
+                                   const std::string& topic, UserId publisher) {
   auto t = ch.topics.find(topic);
   if (t == ch.topics.end()) return false;
   const bool was = sorted_erase(t->second.publishers, publisher);
@@ -278,6 +285,7 @@ bool State::remove_publisher(Channel& ch, const std::string& topic, UserId publi
     sorted_erase(sub.publishers, publisher);
     users_.release(publisher);
     --subscription_count_;
+    note_member(channel, subscriber);
     if (sub.empty()) emptied.push_back(subscriber);
   }
   for (auto subscriber : emptied) {
@@ -290,7 +298,7 @@ bool State::remove_publisher(Channel& ch, const std::string& topic, UserId publi
   return was;
 }
 
-std::vector<std::string> State::publishers(const std::string& channel,
+std::vector<std::string> MemoryStore::publishers(const std::string& channel,
                                            const std::string& topic) const {
   std::vector<std::string> out;
   const auto* ch = find_channel(channel);
@@ -304,7 +312,7 @@ std::vector<std::string> State::publishers(const std::string& channel,
 
 // ---------------------------------------------------------------- subscriptions
 
-void State::drop_subscription(Channel& ch, const std::string& topic, UserId subscriber) {
+void MemoryStore::drop_subscription(Channel& ch, const std::string& topic, UserId subscriber) {
   auto t = ch.topics.find(topic);
   if (t == ch.topics.end()) return;
   auto s = t->second.subscriptions.find(subscriber);
@@ -316,7 +324,7 @@ void State::drop_subscription(Channel& ch, const std::string& topic, UserId subs
   if (t->second.empty()) ch.topics.erase(t);
 }
 
-Failure State::subscription_full(const std::string& uid, const std::string& channel,
+Failure MemoryStore::subscription_full(const std::string& uid, const std::string& channel,
                                  const std::string& topic, std::size_t size) const {
   return failure(ErrorCode::limit_subscriptions,
                  uid + " subscribes to " + std::to_string(size) + " publishers of " + channel +
@@ -325,7 +333,7 @@ Failure State::subscription_full(const std::string& uid, const std::string& chan
 
 // The caller's subscription record for (channel, topic), made if new (within
 // limits.subscribed_topics_per_channel). The caller drops it again if it stays empty.
-Outcome<State::Subscription*> State::open_subscription(const std::string& uid,
+Outcome<MemoryStore::Subscription*> MemoryStore::open_subscription(const std::string& uid,
                                                        const std::string& channel,
                                                        const std::string& topic, Member& member,
                                                        Channel& ch) {
@@ -346,7 +354,8 @@ Outcome<State::Subscription*> State::open_subscription(const std::string& uid,
 }
 
 // A new publisher of `t` joins its "all" subscriptions that have room (not its own).
-std::vector<UserResult> State::add_to_all(Topic& t, UserId publisher) {
+std::vector<UserResult> MemoryStore::add_to_all(const std::string& channel, Topic& t,
+                                                UserId publisher) {
   std::vector<UserResult> results;
   for (auto& [subscriber, sub] : t.subscriptions) {
     if (!sub.all || subscriber == publisher) continue;
@@ -365,6 +374,7 @@ std::vector<UserResult> State::add_to_all(Topic& t, UserId publisher) {
       sorted_insert(sub.publishers, users_.retain(publisher));
       sorted_insert(sub.automatic, publisher);
       ++subscription_count_;
+      note_member(channel, subscriber);
     }
     results.push_back(std::move(r));
   }
@@ -373,13 +383,14 @@ std::vector<UserResult> State::add_to_all(Topic& t, UserId publisher) {
   return results;
 }
 
-Outcome<std::vector<UserResult>> State::subscribe(const std::string& uid,
+Outcome<std::vector<UserResult>> MemoryStore::subscribe(const std::string& uid,
                                                   const std::string& channel,
                                                   const std::string& topic,
                                                   const std::vector<std::string>& users) {
   Channel* ch = nullptr;
   auto m = membership(uid, channel, &ch);
   if (!m) return m.error();
+  note_member(channel, *users_.find(uid));
   Member& member = *m.value();
   auto opened = open_subscription(uid, channel, topic, member, *ch);
   if (!opened) return opened.error();
@@ -408,12 +419,13 @@ Outcome<std::vector<UserResult>> State::subscribe(const std::string& uid,
   return results;
 }
 
-Outcome<std::vector<UserResult>> State::subscribe_all(const std::string& uid,
+Outcome<std::vector<UserResult>> MemoryStore::subscribe_all(const std::string& uid,
                                                       const std::string& channel,
                                                       const std::string& topic) {
   Channel* ch = nullptr;
   auto m = membership(uid, channel, &ch);
   if (!m) return m.error();
+  note_member(channel, *users_.find(uid));
   auto opened = open_subscription(uid, channel, topic, *m.value(), *ch);
   if (!opened) return opened.error();
   Subscription& sub = *opened.value();
@@ -443,13 +455,14 @@ Outcome<std::vector<UserResult>> State::subscribe_all(const std::string& uid,
   return results;
 }
 
-Outcome<std::vector<UserResult>> State::unsubscribe(const std::string& uid,
+Outcome<std::vector<UserResult>> MemoryStore::unsubscribe(const std::string& uid,
                                                     const std::string& channel,
                                                     const std::string& topic,
                                                     const std::vector<std::string>& users) {
   Channel* ch = nullptr;
   auto m = membership(uid, channel, &ch);
   if (!m) return m.error();
+  note_member(channel, *users_.find(uid));
   std::vector<UserResult> results;
   const UserId self = *users_.find(uid);
   auto t = ch->topics.find(topic);
@@ -478,12 +491,13 @@ Outcome<std::vector<UserResult>> State::unsubscribe(const std::string& uid,
   return results;
 }
 
-Outcome<std::vector<UserResult>> State::unsubscribe_all(const std::string& uid,
+Outcome<std::vector<UserResult>> MemoryStore::unsubscribe_all(const std::string& uid,
                                                         const std::string& channel,
                                                         const std::string& topic) {
   Channel* ch = nullptr;
   auto m = membership(uid, channel, &ch);
   if (!m) return m.error();
+  note_member(channel, *users_.find(uid));
   std::vector<UserResult> results;
   const UserId self = *users_.find(uid);
   auto t = ch->topics.find(topic);
@@ -498,7 +512,7 @@ Outcome<std::vector<UserResult>> State::unsubscribe_all(const std::string& uid,
   return results;
 }
 
-Outcome<std::vector<std::string>> State::subscribed(const std::string& uid,
+Outcome<std::vector<std::string>> MemoryStore::subscribed(const std::string& uid,
                                                     const std::string& channel,
                                                     const std::string& topic) const {
   const auto* ch = find_channel(channel);
@@ -514,7 +528,7 @@ Outcome<std::vector<std::string>> State::subscribed(const std::string& uid,
   return out;
 }
 
-bool State::subscribes_all(const std::string& uid, const std::string& channel,
+bool MemoryStore::subscribes_all(const std::string& uid, const std::string& channel,
                            const std::string& topic) const {
   const auto* ch = find_channel(channel);
   auto self = users_.find(uid);
@@ -527,10 +541,11 @@ bool State::subscribes_all(const std::string& uid, const std::string& channel,
 
 // ---------------------------------------------------------------- watches
 
-Outcome<std::vector<UserResult>> State::watch(const std::string& uid,
+Outcome<std::vector<UserResult>> MemoryStore::watch(const std::string& uid,
                                               const std::vector<std::string>& users) {
   auto s = sessions_.find(uid);
   if (s == sessions_.end()) return failure(ErrorCode::not_logged_in, uid + " is not logged in");
+  note_session(uid);
   std::vector<UserResult> results;
   for (const auto& user : users) {
     UserResult r{user, std::nullopt};
@@ -554,11 +569,12 @@ Outcome<std::vector<UserResult>> State::watch(const std::string& uid,
   return results;
 }
 
-std::vector<UserResult> State::unwatch(const std::string& uid,
+std::vector<UserResult> MemoryStore::unwatch(const std::string& uid,
                                        const std::vector<std::string>& users) {
   std::vector<UserResult> results;
   auto s = sessions_.find(uid);
   auto self = users_.find(uid);
+  if (s != sessions_.end()) note_session(uid);
   for (const auto& user : users) {
     UserResult r{user, std::nullopt};
     auto target = users_.find(user);
@@ -578,13 +594,13 @@ std::vector<UserResult> State::unwatch(const std::string& uid,
   return results;
 }
 
-void State::remove_watches(const std::string& uid, Session& session) {
+void MemoryStore::remove_watches(const std::string& uid, Session& session) {
   std::vector<std::string> names;
   for (auto id : session.watching) names.push_back(users_.name(id));
   unwatch(uid, names);
 }
 
-std::vector<std::string> State::watchers_of(const std::string& uid) const {
+std::vector<std::string> MemoryStore::watchers_of(const std::string& uid) const {
   std::vector<std::string> out;
   auto id = users_.find(uid);
   if (!id) return out;
@@ -597,22 +613,139 @@ std::vector<std::string> State::watchers_of(const std::string& uid) const {
 
 // ---------------------------------------------------------------- presence
 
-const PresenceRecord* State::presence(const std::string& uid) const {
+std::optional<PresenceRecord> MemoryStore::presence(const std::string& uid) const {
   auto it = presence_.find(uid);
-  return it == presence_.end() ? nullptr : &it->second;
+  if (it == presence_.end()) return std::nullopt;
+  return it->second;
 }
 
-void State::set_presence(const std::string& uid, bool connected, std::string connection) {
+void MemoryStore::set_presence(const std::string& uid, bool connected, std::string connection) {
   auto& p = presence_[uid];
   p.connected = connected;
   p.connection = std::move(connection);
 }
 
-std::vector<std::string> State::session_uids() const {
+std::vector<std::string> MemoryStore::session_uids() const {
   std::vector<std::string> uids;
   uids.reserve(sessions_.size());
   for (const auto& [uid, session] : sessions_) uids.push_back(uid);
   return uids;
+}
+
+bool MemoryStore::is_publisher(const std::string& uid, const std::string& channel,
+                               const std::string& topic) const {
+  const auto* ch = find_channel(channel);
+  auto id = users_.find(uid);
+  if (!ch || !id) return false;
+  auto t = ch->topics.find(topic);
+  return t != ch->topics.end() &&
+         std::binary_search(t->second.publishers.begin(), t->second.publishers.end(), *id);
+}
+
+// ---------------------------------------------------------------- stored rows
+
+std::vector<std::string> MemoryStore::names(const std::vector<UserId>& ids) const {
+  std::vector<std::string> out;
+  out.reserve(ids.size());
+  for (auto id : ids) out.push_back(users_.name(id));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::optional<StoredSession> MemoryStore::stored_session(const std::string& uid) const {
+  auto it = sessions_.find(uid);
+  if (it == sessions_.end()) return std::nullopt;
+  return StoredSession{uid, it->second.info, names(it->second.watching)};
+}
+
+std::optional<StoredMember> MemoryStore::stored_member(const std::string& channel,
+                                                       const std::string& uid) const {
+  const auto* ch = find_channel(channel);
+  auto id = users_.find(uid);
+  if (!ch || !id) return std::nullopt;
+  auto m = ch->members.find(*id);
+  if (m == ch->members.end()) return std::nullopt;
+  StoredMember out;
+  out.seq = m->second.seq;
+  out.publishing = m->second.publishing;
+  for (const auto& topic : m->second.subscribing) {
+    auto t = ch->topics.find(topic);
+    if (t == ch->topics.end()) continue;
+    auto sub = t->second.subscriptions.find(*id);
+    if (sub == t->second.subscriptions.end()) continue;
+    out.subscriptions.push_back(
+        {topic, sub->second.all, names(sub->second.publishers), names(sub->second.automatic)});
+  }
+  return out;
+}
+
+void MemoryStore::for_each_session(
+    const std::function<void(const StoredSession&)>& visit) const {
+  for (const auto& [uid, session] : sessions_) visit(*stored_session(uid));
+}
+
+void MemoryStore::for_each_member(
+    const std::function<void(const std::string&, const std::string&, const StoredMember&)>& visit)
+    const {
+  for (const auto& [channel, ch] : channels_) {
+    for (auto id : ch.join_order) {
+      const std::string& uid = users_.name(id);
+      visit(channel, uid, *stored_member(channel, uid));
+    }
+  }
+}
+
+void MemoryStore::restore_session(const StoredSession& stored) {
+  auto& s = sessions_[stored.uid];
+  s = Session{};
+  s.info = stored.info;
+  const UserId self_ref = users_.acquire(stored.uid);
+  for (const auto& name : stored.watching) {
+    const UserId target = users_.acquire(name);
+    sorted_insert(s.watching, target);
+    sorted_insert(watchers_[target], users_.retain(self_ref));
+  }
+  users_.release(self_ref);
+}
+
+bool MemoryStore::restore_member(const std::string& channel, const std::string& uid,
+                                 const StoredMember& stored) {
+  auto s = sessions_.find(uid);
+  if (s == sessions_.end() || is_member(uid, channel)) return false;
+  auto& ch = channels_[channel];
+  const UserId id = users_.acquire(uid);
+  Member member;
+  member.seq = stored.seq;
+  next_seq_ = std::max(next_seq_, stored.seq + 1);
+  for (const auto& topic : stored.publishing) {
+    if (contains(member.publishing, topic)) continue;
+    member.publishing.push_back(topic);
+    if (sorted_insert(ch.topics[topic].publishers, id)) users_.retain(id);
+  }
+  for (const auto& stored_sub : stored.subscriptions) {
+    if (contains(member.subscribing, stored_sub.topic)) continue;
+    auto [sub, created] = ch.topics[stored_sub.topic].subscriptions.try_emplace(id);
+    if (!created) continue;
+    users_.retain(id);
+    member.subscribing.push_back(stored_sub.topic);
+    sub->second.all = stored_sub.all;
+    for (const auto& name : stored_sub.publishers) {
+      const UserId p = users_.acquire(name);
+      if (!sorted_insert(sub->second.publishers, p)) {
+        users_.release(p);
+        continue;
+      }
+      ++subscription_count_;
+      if (std::binary_search(stored_sub.automatic.begin(), stored_sub.automatic.end(), name)) {
+        sorted_insert(sub->second.automatic, p);
+      }
+    }
+  }
+  ch.members.emplace(id, std::move(member));
+  // Members come in sequence order, so appending keeps the channel's join order.
+  ch.join_order.push_back(id);
+  s->second.channels.push_back(channel);
+  return true;
 }
 
 }  // namespace rtm::gateway

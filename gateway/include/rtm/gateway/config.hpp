@@ -142,6 +142,17 @@ struct OpsConfig {
   std::vector<std::string> uids;  // may call the `stats` request
 };
 
+// Where the RTM state lives (docs/state.md). "memory" keeps it in the process only (tests,
+// benchmarks); "sqlite" makes every change durable in one file before the answer that
+// reports it goes out.
+struct StateConfig {
+  std::string backend = "memory";  // memory | sqlite
+  std::string path;                // sqlite: the database file (relative: to the config file)
+  // sqlite: "normal" loses nothing committed when the gateway crashes or is killed, and may
+  // lose the last commits on a power loss; "full" also survives that, at an fsync per commit.
+  std::string synchronous = "normal";
+};
+
 // Secrets (auth.token_secret, broker.password) may be given inline or as KEY_file: the
 // path of a file holding the value (a trailing line break is dropped), as Docker and
 // systemd hand secrets over. A relative path is relative to the config file's folder.
@@ -157,6 +168,7 @@ struct Config {
   ModulesConfig modules;
   std::map<std::string, HttpBackendConfig> http_backends;  // by NAME
   OpsConfig ops;
+  StateConfig state;
 };
 
 // Thrown at start-up when a config cannot be used; one message per problem, each

@@ -32,6 +32,29 @@ class Outbox {
   virtual std::size_t in_flight() const { return 0; }
 };
 
+// An answer kept for the dedup window, as a durable state backend stores it.
+struct StoredAnswer {
+  std::string uid;
+  std::string msg_id;
+  std::uint64_t fingerprint = 0;
+  std::string payload;
+  std::int64_t at_ms = 0;
+};
+
+// Where the changes of a loop turn become durable before its messages go out (the state
+// backends implement it, docs/state.md). Loop thread only.
+class Durability {
+ public:
+  virtual ~Durability() = default;
+  // An answer to remember across a restart, with the turn's other changes.
+  virtual void remember_answer(const StoredAnswer& answer) = 0;
+  // Makes every change since the last commit durable, then calls done, now or later but
+  // on the loop thread; done(false): it could not (logged and counted by the backend).
+  virtual void commit(std::function<void(bool ok)> done) = 0;
+  // Answers remembered at or after since_ms, oldest first (read once, at start-up).
+  virtual std::vector<StoredAnswer> stored_answers(std::int64_t since_ms) = 0;
+};
+
 using Clock = std::function<std::int64_t()>;  // milliseconds since the Unix epoch
 Clock system_clock();
 
@@ -185,8 +208,17 @@ class Core final : public MetricsSource {
   // Runs timers that are due; returns the next deadline (ms since epoch) or -1.
   std::int64_t run_due();
 
+  // With a Durability set, the turn's messages wait for its commit (see end_turn).
   bool publish(const std::string& topic, std::string_view payload, int qos = 0,
                bool retain = false);
+  // Makes the answers and events of this turn durable first: restores the remembered
+  // answers now, and from then on holds every message published until end_turn's commit
+  // reports back. Without one (the memory backend), messages go out at once.
+  void set_durability(std::shared_ptr<Durability> durability);
+  // The loop calls this after each turn (messages, tasks and timers): commits the turn's
+  // changes and then publishes what they held back.
+  void end_turn();
+  std::size_t held_messages() const { return held_.size(); }
   // Publishes an event JSON to P/u/{uid}/events/{kind}.
   void publish_user_event(const std::string& uid, std::string_view kind,
                           const json::Document& event);
@@ -207,6 +239,16 @@ class Core final : public MetricsSource {
               std::uint64_t fingerprint, bool cache, Answered how);
   void count_answer(const Answered& how, ErrorCode code);
 
+  struct Held {
+    std::string topic;
+    std::string payload;
+    int qos;
+    bool retain;
+  };
+  void send(const std::string& topic, std::string_view payload, int qos, bool retain);
+
+  std::shared_ptr<Durability> durability_;
+  std::vector<Held> held_;
   AbsoluteHandler absolute_handler_;
   std::function<FastResult(const Message&)> fast_path_;
   std::function<void(std::function<void()>)> poster_;

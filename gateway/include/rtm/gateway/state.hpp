@@ -1,15 +1,23 @@
 #pragma once
-// RTM state as plain data: sessions, channels, topic publishers, subscriptions,
-// watches and presence. No I/O and no clock: callers pass the time and turn the
-// returned changes into events. User names are interned to small ids, so a
-// subscription costs a few bytes, not a string.
+// The RTM state behind one seam: sessions, channels, topic publishers, subscriptions,
+// watches and connection presence. StateStore is what the RTM operations use; it takes
+// values and returns values and error values, never pointers into its maps. Backends
+// (docs/state.md): MemoryStore (this file) holds the model; SqliteStore
+// (sqlite_store.hpp) is a MemoryStore that makes every change durable in an SQLite file
+// before the answers that report it go out. make_state_store() picks one by config.
+// No I/O in the model and no clock: callers pass the time and turn the returned changes
+// into events. User names are interned to small ids, so a subscription costs a few
+// bytes, not a string.
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "rtm/gateway/config.hpp"
+#include "rtm/gateway/core.hpp"
 #include "rtm/gateway/request.hpp"
 
 namespace rtm::gateway {
@@ -39,13 +47,12 @@ class Interner {
   std::unordered_map<std::string, UserId> index_;
 };
 
-struct Session {
+// A session as the store keeps it: values only. Runtime handles (timers) belong to the
+// operations, not to the stored data.
+struct SessionInfo {
   std::string session_id;
   std::int64_t started_ms = 0;
   std::int64_t expires_at_ms = 0;
-  std::vector<std::string> channels;  // joined, in join order
-  std::vector<UserId> watching;       // sorted
-  std::uint64_t timer = 0;            // the token timer of the session (Timers::Id), 0: none
 };
 
 struct TopicInfo {
@@ -82,78 +89,228 @@ struct PresenceRecord {
   std::string connection;      // session id of the connection that said so
 };
 
-class State {
+// The stored form of one channel member, for a backend that persists the model: its join
+// sequence (orders members and a user's channels), the topics it publishes in, and its
+// subscriptions. Names only; lists in the model's order.
+struct StoredSubscription {
+  std::string topic;
+  bool all = false;                     // "all publishers" mode
+  std::vector<std::string> publishers;  // sorted by name
+  std::vector<std::string> automatic;   // those added by "all" mode, sorted by name
+};
+struct StoredMember {
+  std::uint64_t seq = 0;
+  std::vector<std::string> publishing;
+  std::vector<StoredSubscription> subscriptions;
+};
+struct StoredSession {
+  std::string uid;
+  SessionInfo info;
+  std::vector<std::string> watching;  // sorted by name
+};
+
+// What changed in the model, by key, so that a durable backend writes just that. A
+// session key covers its watches; a member key covers its topics and subscriptions.
+class ChangeListener {
  public:
-  explicit State(const LimitsConfig& limits) : limits_(limits) {}
+  virtual ~ChangeListener() = default;
+  virtual void session_changed(const std::string& uid) = 0;
+  virtual void member_changed(const std::string& channel, const std::string& uid) = 0;
+};
+
+// Sizes for metrics and the state benchmark.
+struct StoreStats {
+  std::string backend;             // "memory", "sqlite"
+  std::uint64_t file_bytes = 0;    // on disk (database and write-ahead log), 0 for memory
+  std::uint64_t commits = 0;       // transactions written
+  std::uint64_t commit_failures = 0;
+  double last_commit_ms = 0;
+};
+
+// The seam. Everything runs on the gateway loop. Changes apply at once to the model that
+// reads are served from; Durability::commit (core.hpp) makes them durable, and the core
+// holds a turn's answers and events until it reports back, so that nothing a client was
+// told is lost in a crash. A networked backend completes commit when its server
+// acknowledges; the operations do not change.
+class StateStore : public Durability {
+ public:
+  ~StateStore() override = default;
   // New limits apply to what comes next; nothing held now is taken away.
-  void set_limits(const LimitsConfig& limits) { limits_ = limits; }
-  std::size_t channel_count() const { return channels_.size(); }
+  virtual void set_limits(const LimitsConfig& limits) = 0;
+  virtual StoreStats stats() const = 0;
+  // True when changes outlive the process (the core then holds answers for commit).
+  virtual bool durable() const = 0;
 
   // ---- sessions
-  const Session* session(const std::string& uid) const;
-  Session* mutable_session(const std::string& uid);
-  bool online(const std::string& uid) const;
+  virtual bool has_session(const std::string& uid) const = 0;
+  virtual std::optional<SessionInfo> session(const std::string& uid) const = 0;
+  // Online: a session, or a connection that says so (retained presence).
+  virtual bool online(const std::string& uid) const = 0;
   // Starts (or replaces) uid's session. A replaced session must be ended first.
-  Session& start_session(const std::string& uid, std::string session_id, std::int64_t now_ms,
-                         std::int64_t expires_at_ms);
-  void renew_session(const std::string& uid, std::int64_t expires_at_ms);
+  virtual void start_session(const std::string& uid, std::string session_id, std::int64_t now_ms,
+                             std::int64_t expires_at_ms) = 0;
+  virtual void renew_session(const std::string& uid, std::int64_t expires_at_ms) = 0;
   // Ends uid's session: leaves every channel and drops its watches.
-  std::vector<Departure> end_session(const std::string& uid);
-  std::size_t session_count() const { return sessions_.size(); }
-  std::vector<std::string> session_uids() const;
+  virtual std::vector<Departure> end_session(const std::string& uid) = 0;
+  virtual std::size_t session_count() const = 0;
+  virtual std::vector<std::string> session_uids() const = 0;
 
   // ---- channels (the caller checks the session)
   // Joins (idempotent: a second join answers the snapshot again). `joined` tells if new.
-  Outcome<Snapshot> join(const std::string& uid, const std::string& channel, bool* joined);
-  Outcome<Departure> leave(const std::string& uid, const std::string& channel);
-  bool is_member(const std::string& uid, const std::string& channel) const;
-  Outcome<std::vector<std::string>> members(const std::string& channel) const;
-  std::vector<std::string> channels_of(const std::string& uid) const;
-  Snapshot snapshot(const std::string& channel) const;
+  virtual Outcome<Snapshot> join(const std::string& uid, const std::string& channel,
+                                 bool* joined) = 0;
+  virtual Outcome<Departure> leave(const std::string& uid, const std::string& channel) = 0;
+  virtual bool is_member(const std::string& uid, const std::string& channel) const = 0;
+  virtual Outcome<std::vector<std::string>> members(const std::string& channel) const = 0;
+  virtual std::vector<std::string> channels_of(const std::string& uid) const = 0;
+  virtual Snapshot snapshot(const std::string& channel) const = 0;
+  virtual std::size_t channel_count() const = 0;
 
   // ---- topics: `added`/`removed` tell whether anything changed. A new publisher joins
   // every "all publishers" subscription of the topic that has room, before this returns.
-  Outcome<TopicJoin> join_topic(const std::string& uid, const std::string& channel,
-                                const std::string& topic);
-  Outcome<bool> leave_topic(const std::string& uid, const std::string& channel,
-                            const std::string& topic);
-  std::vector<std::string> publishers(const std::string& channel, const std::string& topic) const;
+  virtual Outcome<TopicJoin> join_topic(const std::string& uid, const std::string& channel,
+                                        const std::string& topic) = 0;
+  virtual Outcome<bool> leave_topic(const std::string& uid, const std::string& channel,
+                                    const std::string& topic) = 0;
+  virtual std::vector<std::string> publishers(const std::string& channel,
+                                              const std::string& topic) const = 0;
+  virtual bool is_publisher(const std::string& uid, const std::string& channel,
+                            const std::string& topic) const = 0;
 
   // ---- subscriptions: at most limits.publishers_per_subscription per (uid, channel, topic)
-  Outcome<std::vector<UserResult>> subscribe(const std::string& uid, const std::string& channel,
-                                             const std::string& topic,
-                                             const std::vector<std::string>& users);
-  Outcome<std::vector<UserResult>> unsubscribe(const std::string& uid, const std::string& channel,
-                                               const std::string& topic,
-                                               const std::vector<std::string>& users);
-  Outcome<std::vector<std::string>> subscribed(const std::string& uid, const std::string& channel,
-                                               const std::string& topic) const;
+  virtual Outcome<std::vector<UserResult>> subscribe(const std::string& uid,
+                                                     const std::string& channel,
+                                                     const std::string& topic,
+                                                     const std::vector<std::string>& users) = 0;
+  virtual Outcome<std::vector<UserResult>> unsubscribe(const std::string& uid,
+                                                       const std::string& channel,
+                                                       const std::string& topic,
+                                                       const std::vector<std::string>& users) = 0;
+  virtual Outcome<std::vector<std::string>> subscribed(const std::string& uid,
+                                                       const std::string& channel,
+                                                       const std::string& topic) const = 0;
   // "All publishers" mode: every publisher of the topic but uid itself, now and later, as
   // long as the subscription has room. Results are per current publisher, in name order.
   // A publisher added this way leaves the subscription when it stops publishing there;
   // one subscribed to by name stays (as with subscribe).
-  Outcome<std::vector<UserResult>> subscribe_all(const std::string& uid, const std::string& channel,
-                                                 const std::string& topic);
+  virtual Outcome<std::vector<UserResult>> subscribe_all(const std::string& uid,
+                                                         const std::string& channel,
+                                                         const std::string& topic) = 0;
   // Ends "all" mode and removes every publisher of the subscription (one result each).
-  Outcome<std::vector<UserResult>> unsubscribe_all(const std::string& uid,
-                                                   const std::string& channel,
-                                                   const std::string& topic);
-  bool subscribes_all(const std::string& uid, const std::string& channel,
-                      const std::string& topic) const;
-  std::size_t subscription_count() const { return subscription_count_; }
+  virtual Outcome<std::vector<UserResult>> unsubscribe_all(const std::string& uid,
+                                                           const std::string& channel,
+                                                           const std::string& topic) = 0;
+  virtual bool subscribes_all(const std::string& uid, const std::string& channel,
+                              const std::string& topic) const = 0;
+  virtual std::size_t subscription_count() const = 0;
 
   // ---- presence watches (belong to the watcher's session)
-  Outcome<std::vector<UserResult>> watch(const std::string& uid,
-                                         const std::vector<std::string>& users);
-  std::vector<UserResult> unwatch(const std::string& uid, const std::vector<std::string>& users);
-  std::vector<std::string> watchers_of(const std::string& uid) const;
+  virtual Outcome<std::vector<UserResult>> watch(const std::string& uid,
+                                                 const std::vector<std::string>& users) = 0;
+  virtual std::vector<UserResult> unwatch(const std::string& uid,
+                                          const std::vector<std::string>& users) = 0;
+  virtual std::vector<std::string> watchers_of(const std::string& uid) const = 0;
 
-  // ---- connection presence (retained P/presence/{uid})
-  const PresenceRecord* presence(const std::string& uid) const;
-  void set_presence(const std::string& uid, bool connected, std::string connection);
-  void forget_presence(const std::string& uid) { presence_.erase(uid); }
+  // ---- connection presence (retained P/presence/{uid}): not stored, the broker keeps it
+  // and the gateway reads it again at start-up.
+  virtual std::optional<PresenceRecord> presence(const std::string& uid) const = 0;
+  virtual void set_presence(const std::string& uid, bool connected, std::string connection) = 0;
+  virtual void forget_presence(const std::string& uid) = 0;
+};
+
+// The model in memory; the "memory" backend. A durable backend builds on it: it listens
+// to its changes, reads the changed rows back, and restores it at start-up.
+class MemoryStore : public StateStore {
+ public:
+  explicit MemoryStore(const LimitsConfig& limits) : limits_(limits) {}
+
+  void set_limits(const LimitsConfig& limits) override { limits_ = limits; }
+  StoreStats stats() const override { return {"memory", 0, 0, 0, 0}; }
+  bool durable() const override { return false; }
+  void remember_answer(const StoredAnswer&) override {}
+  void commit(std::function<void(bool ok)> done) override { done(true); }
+  std::vector<StoredAnswer> stored_answers(std::int64_t) override { return {}; }
+
+  bool has_session(const std::string& uid) const override { return sessions_.count(uid) != 0; }
+  std::optional<SessionInfo> session(const std::string& uid) const override;
+  bool online(const std::string& uid) const override;
+  void start_session(const std::string& uid, std::string session_id, std::int64_t now_ms,
+                     std::int64_t expires_at_ms) override;
+  void renew_session(const std::string& uid, std::int64_t expires_at_ms) override;
+  std::vector<Departure> end_session(const std::string& uid) override;
+  std::size_t session_count() const override { return sessions_.size(); }
+  std::vector<std::string> session_uids() const override;
+
+  Outcome<Snapshot> join(const std::string& uid, const std::string& channel,
+                         bool* joined) override;
+  Outcome<Departure> leave(const std::string& uid, const std::string& channel) override;
+  bool is_member(const std::string& uid, const std::string& channel) const override;
+  Outcome<std::vector<std::string>> members(const std::string& channel) const override;
+  std::vector<std::string> channels_of(const std::string& uid) const override;
+  Snapshot snapshot(const std::string& channel) const override;
+  std::size_t channel_count() const override { return channels_.size(); }
+
+  Outcome<TopicJoin> join_topic(const std::string& uid, const std::string& channel,
+                                const std::string& topic) override;
+  Outcome<bool> leave_topic(const std::string& uid, const std::string& channel,
+                            const std::string& topic) override;
+  std::vector<std::string> publishers(const std::string& channel,
+                                      const std::string& topic) const override;
+  bool is_publisher(const std::string& uid, const std::string& channel,
+                    const std::string& topic) const override;
+
+  Outcome<std::vector<UserResult>> subscribe(const std::string& uid, const std::string& channel,
+                                             const std::string& topic,
+                                             const std::vector<std::string>& users) override;
+  Outcome<std::vector<UserResult>> unsubscribe(const std::string& uid,
+                                               const std::string& channel,
+                                               const std::string& topic,
+                                               const std::vector<std::string>& users) override;
+  Outcome<std::vector<std::string>> subscribed(const std::string& uid, const std::string& channel,
+                                               const std::string& topic) const override;
+  Outcome<std::vector<UserResult>> subscribe_all(const std::string& uid,
+                                                 const std::string& channel,
+                                                 const std::string& topic) override;
+  Outcome<std::vector<UserResult>> unsubscribe_all(const std::string& uid,
+                                                   const std::string& channel,
+                                                   const std::string& topic) override;
+  bool subscribes_all(const std::string& uid, const std::string& channel,
+                      const std::string& topic) const override;
+  std::size_t subscription_count() const override { return subscription_count_; }
+
+  Outcome<std::vector<UserResult>> watch(const std::string& uid,
+                                         const std::vector<std::string>& users) override;
+  std::vector<UserResult> unwatch(const std::string& uid,
+                                  const std::vector<std::string>& users) override;
+  std::vector<std::string> watchers_of(const std::string& uid) const override;
+
+  std::optional<PresenceRecord> presence(const std::string& uid) const override;
+  void set_presence(const std::string& uid, bool connected, std::string connection) override;
+  void forget_presence(const std::string& uid) override { presence_.erase(uid); }
+
+  // ---- for durable backends
+  void set_listener(ChangeListener* listener) { listener_ = listener; }
+  std::optional<StoredSession> stored_session(const std::string& uid) const;
+  std::optional<StoredMember> stored_member(const std::string& channel,
+                                            const std::string& uid) const;
+  // Every stored row, in an order that restores the same model (tests, full rewrites).
+  void for_each_session(const std::function<void(const StoredSession&)>& visit) const;
+  void for_each_member(
+      const std::function<void(const std::string& channel, const std::string& uid,
+                               const StoredMember&)>& visit) const;
+  // Restoring at start-up, without limits or events: sessions first (their watches may
+  // name users not restored yet), then members in sequence order. False (and nothing
+  // changed) when a member's session is missing.
+  void restore_session(const StoredSession& session);
+  bool restore_member(const std::string& channel, const std::string& uid,
+                      const StoredMember& member);
 
  private:
+  struct Session {
+    SessionInfo info;
+    std::vector<std::string> channels;  // joined, in join order
+    std::vector<UserId> watching;       // sorted
+  };
   struct Subscription {
     std::vector<UserId> publishers;  // sorted
     std::vector<UserId> automatic;   // sorted, part of publishers: added by "all" mode
@@ -166,6 +323,7 @@ class State {
     bool empty() const { return publishers.empty() && subscriptions.empty(); }
   };
   struct Member {
+    std::uint64_t seq = 0;                 // join order, across channels
     std::vector<std::string> publishing;   // topics
     std::vector<std::string> subscribing;  // topics with a subscription of this member
   };
@@ -181,11 +339,19 @@ class State {
   void drop_subscription(Channel& ch, const std::string& topic, UserId subscriber);
   Outcome<Subscription*> open_subscription(const std::string& uid, const std::string& channel,
                                            const std::string& topic, Member& member, Channel& ch);
-  std::vector<UserResult> add_to_all(Topic& t, UserId publisher);
-  bool remove_publisher(Channel& ch, const std::string& topic, UserId publisher);
+  std::vector<UserResult> add_to_all(const std::string& channel, Topic& t, UserId publisher);
+  bool remove_publisher(const std::string& channel, Channel& ch, const std::string& topic,
+                        UserId publisher);
   Failure subscription_full(const std::string& uid, const std::string& channel,
                             const std::string& topic, std::size_t size) const;
   void remove_watches(const std::string& uid, Session& session);
+  std::vector<std::string> names(const std::vector<UserId>& ids) const;
+  void note_session(const std::string& uid) {
+    if (listener_) listener_->session_changed(uid);
+  }
+  void note_member(const std::string& channel, UserId uid) {
+    if (listener_) listener_->member_changed(channel, users_.name(uid));
+  }
 
   LimitsConfig limits_;
   Interner users_;
@@ -194,6 +360,12 @@ class State {
   std::unordered_map<UserId, std::vector<UserId>> watchers_;  // watched -> watchers
   std::unordered_map<std::string, PresenceRecord> presence_;
   std::size_t subscription_count_ = 0;
+  std::uint64_t next_seq_ = 1;
+  ChangeListener* listener_ = nullptr;
 };
+
+// Builds the backend that config.state names, restored from what it stored. Throws
+// std::runtime_error at start-up when it cannot (a corrupt or newer file, no access).
+std::shared_ptr<StateStore> make_state_store(const Config& config);
 
 }  // namespace rtm::gateway
