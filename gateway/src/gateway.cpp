@@ -1,10 +1,12 @@
 #include "rtm/mapping/json.hpp"
 #include "rtm/gateway/gateway.hpp"
 
+#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <future>
 #include <random>
@@ -34,6 +36,9 @@ constexpr auto kGoodbyeDeadline = std::chrono::seconds(2);
 // Another gateway on the same prefix is logged again after this long.
 constexpr std::int64_t kOtherGatewayLogEveryMs = 60000;
 constexpr std::size_t kOtherGatewaysRemembered = 64;
+// While the broker link is down, the loop looks this often whether it is back (to run
+// the timers it held).
+constexpr std::int64_t kUnlinkedPollMs = 20;
 // The loop takes this many messages of one user (or of the bridge and the rest) per turn,
 // and this many in all, so that a user with a backlog waits behind the others' first.
 constexpr std::size_t kTakePerUser = 32;
@@ -182,7 +187,15 @@ bool Gateway::on_status(const Message& m) {
     same_id_suspect_ = where;
   }
   if (state != "online") {
-    if (same_id && !m.retained) {
+    const std::int64_t pid =
+        doc.HasMember("pid") && doc["pid"].IsInt64() ? doc["pid"].GetInt64() : 0;
+    if (same_id && !m.retained && string_field(doc, "host") == host_name() && pid > 0 &&
+        ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+      // Our predecessor on this host died without a clean stop (a crash, kill -9); the
+      // broker sends its Will once it notices, which may be after we took over.
+      spdlog::info("gateway: the previous run (instance {}, pid {}) ended without a clean stop",
+                   instance, pid);
+    } else if (same_id && !m.retained) {
       spdlog::error(
           "gateway: another gateway (instance {}) with this gateway's broker.client_id "
           "\"{}\" was just disconnected by the broker because this one connected: two "
@@ -472,7 +485,10 @@ void Gateway::run() {
   auto next_drop_log = SteadyClock::now();
   while (true) {
     last_turn_ms_.store(steady_ms(), std::memory_order_relaxed);
-    const std::int64_t next_due = core_->run_due();
+    // Timers wait while the broker link is down: what they publish (token expiries after a
+    // restart, module deadlines) would be lost. They fire as soon as it is back.
+    const bool linked = link_->connected();
+    const std::int64_t next_due = linked ? core_->run_due() : core_->now_ms() + kUnlinkedPollMs;
     // The last turn's state changes (and the timers' just now) become durable before
     // their answers and events go out.
     core_->end_turn();

@@ -132,7 +132,7 @@ class NativeLink final : public BrokerLink {
 
   bool publish(const std::string& topic, std::string_view payload, int qos, bool retain) override {
     std::lock_guard<std::mutex> lock(out_mutex_);
-    if (!connected_.load(std::memory_order_acquire)) return false;
+    if (!accepting_) return false;
     if (out_.size() > kMaxQueuedOutputBytes) return false;
     if (qos > 0) {
       if (unacked_.size() >= 65000) return false;  // packet ids exhausted: caller retries
@@ -264,6 +264,7 @@ class NativeLink final : public BrokerLink {
     long long lost = 0;
     {
       std::lock_guard<std::mutex> lock(out_mutex_);
+      accepting_ = false;
       // What was not written or acknowledged is lost with a clean session; counted out so
       // that callers waiting for room are not stuck.
       lost = static_cast<long long>(qos0_ends_.size() + unacked_.size());
@@ -525,6 +526,12 @@ class NativeLink final : public BrokerLink {
           }
           acknowledged = true;
           session_present_ = p.session_present;
+          {
+            // A resumed session delivers its queued messages right after the CONNACK,
+            // before our SUBACK: their answers must be taken from then on.
+            std::lock_guard<std::mutex> lock(out_mutex_);
+            accepting_ = true;
+          }
           break;
         case codec::PacketType::suback:
           if (p.packet_id == subscribe_id) subscribed = true;
@@ -616,6 +623,7 @@ class NativeLink final : public BrokerLink {
   // Network thread only: how the last connection ended, for take-over detection.
   bool closed_by_broker_ = false;
   bool session_present_ = false;
+  bool accepting_ = false;  // publish() takes messages (CONNACK seen); out_mutex_
   Clock::time_point connected_at_;
   int early_in_a_row_ = 0;
   std::atomic<std::uint64_t> connects_{0}, lost_{0}, early_closes_{0};

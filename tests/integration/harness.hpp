@@ -110,6 +110,10 @@ class GatewayProcess {
   ~GatewayProcess();
   void start();
   int stop() { return process_ ? process_->stop() : -1; }
+  // SIGKILL: no clean stop, no goodbye (the crash the state must survive).
+  void kill_hard() {
+    if (process_) process_->kill_hard();
+  }
   int pid() const { return process_ ? process_->pid() : -1; }
   std::string log() const { return process_ ? process_->log() : ""; }
   const std::filesystem::path& config_path() const { return config_path_; }
