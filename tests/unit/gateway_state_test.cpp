@@ -25,7 +25,7 @@
 
 #include "rtm/gateway/broker_link.hpp"
 #include "rtm/gateway/core.hpp"
-#include "rtm/gateway/jwt.hpp"
+#include "rtm/tokens/jwt.hpp"
 #include "rtm/gateway/operations.hpp"
 #include "rtm/gateway/state.hpp"
 
