@@ -10,7 +10,9 @@ constexpr char kUrl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 
 void append(std::string& out, std::string_view bytes, const char* alphabet, bool pad) {
   out.reserve(out.size() + (bytes.size() + 2) / 3 * 4);
-  const auto byte = [&](std::size_t k) { return static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[k])); };
+  const auto byte = [&](std::size_t k) {
+    return static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[k]));
+  };
   std::size_t i = 0;
   for (; i + 3 <= bytes.size(); i += 3) {
     const std::uint32_t group = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
@@ -37,7 +39,9 @@ std::string base64_encode(std::string_view bytes) {
   return out;
 }
 
-void append_base64(std::string& out, std::string_view bytes) { append(out, bytes, kStandard, true); }
+void append_base64(std::string& out, std::string_view bytes) {
+  append(out, bytes, kStandard, true);
+}
 
 std::string base64url_encode(std::string_view bytes) {
   std::string out;
@@ -53,12 +57,18 @@ std::optional<std::string> base64url_decode(std::string_view text) {
   int bits = 0;
   for (char c : text) {
     int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '-') v = 62;
-    else if (c == '_') v = 63;
-    else return std::nullopt;  // no padding, no standard alphabet
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      v = c - '0' + 52;
+    else if (c == '-')
+      v = 62;
+    else if (c == '_')
+      v = 63;
+    else
+      return std::nullopt;  // no padding, no standard alphabet
     buffer = (buffer << 6) | static_cast<unsigned>(v);
     bits += 6;
     if (bits >= 8) {
