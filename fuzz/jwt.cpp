@@ -1,4 +1,4 @@
-// Fuzz target: JWT (HS256) tokens (gateway/src/jwt.cpp). verify_token takes anything a
+// Fuzz target: JWT (HS256) tokens (tokens/src/jwt.cpp). verify_token takes anything a
 // client sends at login; it must refuse all but a token signed with the secret, with a
 // message that is valid UTF-8 (it is answered) and never holds the secret. Tokens signed
 // from fuzzed claims must verify back to the same claims, exactly as exp and nbf allow,
@@ -12,8 +12,9 @@
 #include <string>
 
 #include "check.hpp"
-#include "rtm/gateway/jwt.hpp"
+#include "rtm/tokens/jwt.hpp"
 #include "rtm/topics/names.hpp"
+#include "rtm/util/base64.hpp"
 
 namespace {
 
@@ -44,7 +45,7 @@ std::string decoded_parts(std::string_view token) {
   while (start <= token.size()) {
     std::size_t dot = token.find('.', start);
     if (dot == std::string_view::npos) dot = token.size();
-    if (auto part = rtm::gateway::base64url_decode(token.substr(start, dot - start))) {
+    if (auto part = rtm::util::base64url_decode(token.substr(start, dot - start))) {
       parts += *part;
     }
     start = dot + 1;
@@ -80,12 +81,12 @@ void check_verify(std::string_view token) {
 }
 
 void check_base64url(std::string_view bytes) {
-  const std::string encoded = rtm::gateway::base64url_encode(bytes);
-  const auto decoded = rtm::gateway::base64url_decode(encoded);
+  const std::string encoded = rtm::util::base64url_encode(bytes);
+  const auto decoded = rtm::util::base64url_decode(encoded);
   RTM_FUZZ_CHECK(decoded && *decoded == bytes, "base64url round-trips");
   // Canonical: text that decodes is the encoding of what it decodes to.
-  if (const auto back = rtm::gateway::base64url_decode(bytes)) {
-    RTM_FUZZ_CHECK(rtm::gateway::base64url_encode(*back) == bytes, "base64url is canonical");
+  if (const auto back = rtm::util::base64url_decode(bytes)) {
+    RTM_FUZZ_CHECK(rtm::util::base64url_encode(*back) == bytes, "base64url is canonical");
   }
 }
 

@@ -1,5 +1,5 @@
 // Fuzz target: the MQTT 3.1.1 decoder of the gateway's native broker link
-// (gateway/src/mqtt_codec.cpp), fed what a broker (or anything on the socket) may send.
+// (gateway/link/src/mqtt_codec.cpp), fed what a broker (or anything on the socket) may send.
 // Properties: no read outside the input (ASan, on an exactly sized copy); a decoded packet
 // lies inside the input and inside the limit; a proper prefix of a packet needs more bytes;
 // decoding does not depend on bytes after the packet; a decoded PUBLISH encodes back to

@@ -1,5 +1,5 @@
 // Fuzz target: a request as the gateway's Core takes it off the broker, topic and payload
-// (gateway/src/core.cpp, request.cpp and the RTM operations). The contract of
+// (gateway/core/ and the RTM operations of gateway/rtm/). The contract of
 // docs/protocol.md: every request gets exactly one answer on its mirrored topic, a JSON
 // object that is valid UTF-8, carrying the request's msg_id; a body that is not blank or
 // one JSON object is an error; a repeat of the same request is answered with the same
@@ -20,8 +20,8 @@
 
 #include "check.hpp"
 #include "rtm/gateway/core.hpp"
-#include "rtm/gateway/jwt.hpp"
 #include "rtm/gateway/operations.hpp"
+#include "rtm/tokens/jwt.hpp"
 #include "rtm/topics/names.hpp"
 
 namespace {

@@ -32,7 +32,7 @@
 #include <vector>
 
 #include "rtm/gateway/config.hpp"
-#include "rtm/gateway/jwt.hpp"
+#include "rtm/tokens/jwt.hpp"
 #include "rtm/sdk/client.hpp"
 
 namespace sdk = rtm::sdk;

@@ -16,7 +16,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "rtm/gateway/jwt.hpp"
+#include "rtm/tokens/jwt.hpp"
 
 namespace rtm::bench {
 
@@ -194,14 +194,6 @@ std::string token_for(const std::string& uid, const std::string& secret, int ttl
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
   return gateway::sign_token({uid, now, now + ttl_s, std::nullopt}, secret);
-}
-
-std::string random_tag() {
-  static constexpr char kChars[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-  std::random_device rd;
-  std::string s(5, 'a');
-  for (auto& c : s) c = kChars[rd() % 36];
-  return s;
 }
 
 }  // namespace rtm::bench

@@ -104,6 +104,5 @@ class Results {
 };
 
 std::string token_for(const std::string& uid, const std::string& secret, int ttl_s = 3600);
-std::string random_tag();  // a short random string, to keep client ids and uids apart per run
 
 }  // namespace rtm::bench

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common.hpp"
+#include "rtm/util/random.hpp"
 
 namespace rtm::bench {
 namespace {
@@ -294,7 +295,7 @@ void on_signal(int) { g_stop = true; }
 int run_echo(const std::string& broker, const std::string& prefix) {
   ::signal(SIGINT, on_signal);
   ::signal(SIGTERM, on_signal);
-  auto client = make_client(broker, "echo-responder-" + random_tag());
+  auto client = make_client(broker, "echo-responder-" + util::random_hex(6));
   const std::string req = prefix + "/req/";
   client->set_message_callback([&](mqtt::const_message_ptr m) {
     const std::string& topic = m->get_topic();
@@ -323,7 +324,7 @@ int run_echo(const std::string& broker, const std::string& prefix) {
 }
 
 int run_wait_ready(const std::string& broker, const std::string& prefix, double timeout_s) {
-  const std::string uid = "probe-" + random_tag();
+  const std::string uid = "probe-" + util::random_hex(6);
   auto client = make_client(broker, uid);
   std::mutex mutex;
   std::string got;

@@ -8,6 +8,7 @@
 #include "control.hpp"
 #include "flood.hpp"
 #include "latency.hpp"
+#include "rtm/util/random.hpp"
 #include "throughput.hpp"
 
 using namespace rtm::bench;
@@ -15,7 +16,7 @@ using namespace rtm::bench;
 int main(int argc, char** argv) {
   CLI::App app{"rtm-mqtt-gateway benchmarks (see scripts/bench.sh)"};
   app.require_subcommand(1);
-  std::string tag = random_tag();
+  std::string tag = rtm::util::random_hex(6);
 
   LatencyOptions lat;
   auto* l = app.add_subcommand("latency", "coplay latency: P host/player pairs at H Hz");

@@ -26,7 +26,7 @@
 #include <string>
 
 #include "rtm/gateway/config.hpp"
-#include "rtm/gateway/jwt.hpp"
+#include "rtm/tokens/jwt.hpp"
 #include "rtm/sdk/client.hpp"
 
 namespace coplay {

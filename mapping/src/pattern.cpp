@@ -326,34 +326,6 @@ std::string Template::as_filter() const {
 
 // ---- helpers ----
 
-void append_base64(std::string& out, std::string_view bytes) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  out.reserve(out.size() + (bytes.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(bytes[k]); };
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const std::uint32_t group = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
-    out.push_back(kAlphabet[(group >> 18) & 0x3F]);
-    out.push_back(kAlphabet[(group >> 12) & 0x3F]);
-    out.push_back(kAlphabet[(group >> 6) & 0x3F]);
-    out.push_back(kAlphabet[group & 0x3F]);
-  }
-  const std::size_t left = bytes.size() - i;
-  if (left == 1) {
-    const std::uint32_t group = byte(i) << 16;
-    out.push_back(kAlphabet[(group >> 18) & 0x3F]);
-    out.push_back(kAlphabet[(group >> 12) & 0x3F]);
-    out.append("==");
-  } else if (left == 2) {
-    const std::uint32_t group = (byte(i) << 16) | (byte(i + 1) << 8);
-    out.push_back(kAlphabet[(group >> 18) & 0x3F]);
-    out.push_back(kAlphabet[(group >> 12) & 0x3F]);
-    out.push_back(kAlphabet[(group >> 6) & 0x3F]);
-    out.push_back('=');
-  }
-}
-
 std::string quoted(std::string_view bytes) {
   constexpr std::size_t kShown = 64;
   std::string out = "\"";

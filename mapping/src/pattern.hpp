@@ -112,9 +112,6 @@ class Template {
 // filters), including MQTT's rule that a leading wildcard skips '$' topics.
 bool filter_covers(std::string_view wide, std::string_view narrow);
 
-// Standard base64 (RFC 4648 §4) with padding.
-void append_base64(std::string& out, std::string_view bytes);
-
 // A printable, bounded rendering of untrusted bytes for reasons and errors: quoted,
 // non-printable bytes as \xNN, long values cut.
 std::string quoted(std::string_view bytes);

@@ -18,6 +18,7 @@
 #include "rtm/mapping/json.hpp"
 #include "rtm/topics/names.hpp"
 #include "rtm/topics/tree.hpp"
+#include "rtm/util/base64.hpp"
 
 namespace rtm::mapping {
 
@@ -313,7 +314,7 @@ std::optional<std::string> RuleSet::Compiled::write_envelope(std::string_view to
         break;
       case FieldKind::payload_base64:
         text.clear();
-        detail::append_base64(text, payload);
+        util::append_base64(text, payload);
         writer.String(text.data(), json_size(text));
         break;
       case FieldKind::payload_json:

@@ -39,7 +39,7 @@
 #include <string>
 #include <string_view>
 
-#include "rtm/gateway/jwt.hpp"
+#include "rtm/tokens/jwt.hpp"
 #include "rtm/topics/names.hpp"
 
 #define RTM_PLUGIN_EXPORT extern "C" __attribute__((visibility("default")))

@@ -1,5 +1,6 @@
 #include "client_impl.hpp"
 #include "rtm/sdk/net.hpp"
+#include "rtm/util/random.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -13,17 +14,6 @@ using namespace std::chrono_literals;
 using Lock = std::unique_lock<std::mutex>;
 
 namespace {
-
-std::string random_hex(std::size_t n) {
-  static std::mutex mutex;
-  static std::mt19937_64 rng(std::random_device{}() ^
-                             static_cast<std::uint64_t>(Clock::now().time_since_epoch().count()));
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::lock_guard<std::mutex> lock(mutex);
-  std::string s(n, '0');
-  for (auto& c : s) c = kHex[rng() & 15];
-  return s;
-}
 
 std::string normalise_uri(std::string uri) {
   if (uri.rfind("mqtt://", 0) == 0) return "tcp://" + uri.substr(7);
@@ -146,12 +136,12 @@ ClientImpl::ClientImpl(ClientConfig config)
     throw Error(Status(ErrorCode::invalid_parameter, "timeouts must be positive"));
   }
   token_ = config_.token;
-  msg_id_prefix_ = random_hex(8) + "-";
+  msg_id_prefix_ = util::random_hex(8) + "-";
   // "{uid}/{random}": brokers with the rtm auth plugin accept a token user's client id only
   // as its uid or "{uid}/..." (docs/security.md), and a random part keeps two clients of one
   // uid from taking over each other's connection.
   const std::string client_id =
-      config_.client_id.empty() ? config_.uid + "/" + random_hex(12) : config_.client_id;
+      config_.client_id.empty() ? config_.uid + "/" + util::random_hex(12) : config_.client_id;
   mqtt::create_options create(MQTTVERSION_3_1_1);
   create.set_send_while_disconnected(false);
   // Applies while connected too: the default (100) makes publish() throw under load.
@@ -545,7 +535,7 @@ void ClientImpl::connector_loop() {
 }
 
 bool ClientImpl::try_connect(std::string* error) {
-  const std::string connection = random_hex(16);
+  const std::string connection = util::random_hex(16);
   std::string token;
   std::vector<std::string> filters{base_ + user_base_ + "#"};
   {

@@ -16,7 +16,7 @@
 
 #include "harness.hpp"
 #include "secure.hpp"
-#include "rtm/gateway/jwt.hpp"
+#include "rtm/tokens/jwt.hpp"
 
 using namespace rtm::test;
 

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "harness.hpp"
-#include "rtm/gateway/jwt.hpp"
+#include "rtm/tokens/jwt.hpp"
 
 using namespace rtm::test;
 

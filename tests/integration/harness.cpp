@@ -16,7 +16,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "rtm/gateway/jwt.hpp"
+#include "rtm/tokens/jwt.hpp"
 #include "rtm/sdk/net.hpp"
 #include "rtm/topics/names.hpp"
 

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "harness.hpp"
-#include "rtm/gateway/jwt.hpp"
+#include "rtm/tokens/jwt.hpp"
 #include "rtm/gateway/modules.hpp"
 
 using namespace rtm::test;

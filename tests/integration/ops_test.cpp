@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "harness.hpp"
-#include "rtm/gateway/jwt.hpp"
+#include "rtm/tokens/jwt.hpp"
 
 using namespace rtm::test;
 

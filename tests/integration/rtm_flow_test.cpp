@@ -8,7 +8,8 @@
 #include <vector>
 
 #include "harness.hpp"
-#include "rtm/gateway/jwt.hpp"
+#include "rtm/tokens/jwt.hpp"
+#include "rtm/util/base64.hpp"
 
 using namespace rtm::test;
 
@@ -191,9 +192,9 @@ TEST_CASE("login refuses bad tokens, each with its own error") {
       rtm::gateway::sign_token({"dana", now, now + 100, now + 50}, GatewayProcess::kSecret);
   const std::string other_secret = rtm::gateway::sign_token(
       {"dana", now, now + 100, std::nullopt}, "another-secret-another-secret-0123456789");
-  const std::string none_alg = rtm::gateway::base64url_encode(R"({"alg":"none","typ":"JWT"})") +
+  const std::string none_alg = rtm::util::base64url_encode(R"({"alg":"none","typ":"JWT"})") +
                                "." +
-                               rtm::gateway::base64url_encode(
+                               rtm::util::base64url_encode(
                                    R"({"sub":"dana","exp":9999999999})") +
                                ".";
   struct Case {

@@ -2,7 +2,7 @@
 
 #include <chrono>
 
-#include "rtm/gateway/jwt.hpp"
+#include "rtm/tokens/jwt.hpp"
 
 namespace rtm::test {
 

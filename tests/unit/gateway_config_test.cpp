@@ -160,7 +160,12 @@ TEST_CASE("config: the shipped config.yaml loads with the defaults but what it m
   CHECK(d.ops.http_listen.empty());
   CHECK(c.ops.uids == std::vector<std::string>{"ops"});
   CHECK(d.ops.uids.empty());
-  CHECK(restart_only_changes(c, d) == std::vector<std::string>{"auth.token_secret", "ops.http_listen"});
+  CHECK(c.state.backend == "sqlite");  // durable in the shipped file, memory by default
+  CHECK(d.state.backend == "memory");
+  CHECK(c.state.path == std::string(RTM_SOURCE_DIR) + "/.run/state.db");  // beside the file
+  CHECK(c.state.synchronous == d.state.synchronous);
+  CHECK(restart_only_changes(c, d) == std::vector<std::string>{"auth.token_secret", "ops.http_listen",
+                                                               "state.backend", "state.path"});
 }
 
 TEST_CASE("config: the public demo secret needs auth.allow_demo_secret") {

@@ -14,12 +14,13 @@
 #include <string>
 #include <vector>
 
-#include "rtm/gateway/jwt.hpp"
+#include "rtm/tokens/jwt.hpp"
+#include "rtm/util/base64.hpp"
 
 namespace {
 
-using rtm::gateway::base64url_decode;
-using rtm::gateway::base64url_encode;
+using rtm::util::base64url_decode;
+using rtm::util::base64url_encode;
 using rtm::gateway::ErrorCode;
 using rtm::gateway::error_name;
 using rtm::gateway::sign_token;

@@ -24,10 +24,15 @@
 #include <vector>
 
 #include <rapidjson/document.h>
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
 
 #include "rtm/gateway/broker_link.hpp"
 #include "rtm/gateway/core.hpp"
-#include "rtm/gateway/jwt.hpp"
+#include "rtm/tokens/jwt.hpp"
 #include "rtm/gateway/operations.hpp"
 #include "rtm/gateway/sqlite_store.hpp"
 #include "rtm/gateway/state.hpp"
@@ -2194,3 +2199,135 @@ TEST_CASE("operations: unsubscribe without users ends the mode and an empty user
 }
 
 }  // TEST_SUITE
+
+// ================================================================= the sqlite file
+
+namespace {
+
+struct StateFile {
+  StateFile() {
+    char pattern[] = "/tmp/rtm-state-file-XXXXXX";
+    dir = mkdtemp(pattern);
+    config.backend = "sqlite";
+    config.path = dir + "/state.db";
+  }
+  ~StateFile() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+  std::unique_ptr<rtm::gateway::SqliteStore> open() {
+    return std::make_unique<rtm::gateway::SqliteStore>(config, LimitsConfig{}, kWindowMs);
+  }
+  // Opening fails with a message holding every piece of `expected`.
+  void refused(std::initializer_list<std::string> expected) {
+    try {
+      open();
+      FAIL("the file was accepted");
+    } catch (const std::runtime_error& e) {
+      const std::string what = e.what();
+      for (const auto& piece : expected) CHECK_MESSAGE(what.find(piece) != std::string::npos, what);
+    }
+  }
+  std::string bytes() const {
+    std::ifstream in(config.path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  static constexpr std::int64_t kWindowMs = 60000;
+  std::string dir;
+  rtm::gateway::StateConfig config;
+};
+
+void sql(const std::string& path, const std::string& statements) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  char* error = nullptr;
+  const int rc = sqlite3_exec(db, statements.c_str(), nullptr, nullptr, &error);
+  INFO((error ? error : ""));
+  sqlite3_free(error);
+  sqlite3_close(db);
+  REQUIRE(rc == SQLITE_OK);
+}
+
+}  // namespace
+
+TEST_CASE("sqlite: a corrupt file is refused with its path and SQLite's words, and left alone") {
+  StateFile f;
+  {
+    std::ofstream out(f.config.path, std::ios::binary);
+    out << std::string(4096, 'x');
+  }
+  f.refused({f.config.path, "file is not a database"});
+  CHECK(f.bytes() == std::string(4096, 'x'));
+}
+
+TEST_CASE("sqlite: another application's database is refused, not written into") {
+  StateFile f;
+  sql(f.config.path, "CREATE TABLE notes(text TEXT); INSERT INTO notes VALUES('keep me');");
+  const std::string before = f.bytes();
+  f.refused({f.config.path, "not an rtm-mqtt-gateway state file"});
+  CHECK(f.bytes() == before);
+}
+
+TEST_CASE("sqlite: a file of a newer schema is refused, one of ours opens again") {
+  StateFile f;
+  {
+    auto s = f.open();
+    s->start_session("amy", "sid-1", kNow, kNow + kHour);
+    s->commit([](bool ok) { REQUIRE(ok); });
+  }
+  {
+    auto s = f.open();  // the same version: restored
+    CHECK(s->session("amy"));
+    CHECK(s->restored().sessions == 1);
+  }
+  sql(f.config.path, "PRAGMA user_version=" +
+                         std::to_string(rtm::gateway::SqliteStore::kSchemaVersion + 1));
+  f.refused({f.config.path, "written by a newer gateway"});
+}
+
+TEST_CASE("sqlite: a second store on a file in use is refused") {
+  StateFile f;
+  auto first = f.open();
+  f.refused({f.config.path, "another gateway"});
+  first->start_session("amy", "sid-1", kNow, kNow + kHour);
+  bool ok = false;
+  first->commit([&](bool done) { ok = done; });
+  CHECK(ok);  // the first goes on
+}
+
+TEST_CASE("sqlite: answers come back for the dedup window, older ones are pruned") {
+  StateFile f;
+  {
+    auto s = f.open();
+    s->remember_answer({"amy", "m-old", 7, "{\"old\":1}", kNow - 2 * StateFile::kWindowMs});
+    s->commit([](bool ok) { REQUIRE(ok); });
+    s->remember_answer({"amy", "m1", 42, "{\"msg_id\":\"m1\"}", kNow});
+    s->remember_answer({"bob", "m1", 43, "{\"msg_id\":\"m1\",\"b\":1}", kNow + 1});
+    s->commit([](bool ok) { REQUIRE(ok); });  // prunes what is older than the window
+  }
+  auto s = f.open();
+  const auto all = s->stored_answers(0);
+  REQUIRE(all.size() == 2);
+  CHECK(all[0].uid == "amy");
+  CHECK(all[0].msg_id == "m1");
+  CHECK(all[0].fingerprint == 42);
+  CHECK(all[0].payload == "{\"msg_id\":\"m1\"}");
+  CHECK(all[0].at_ms == kNow);
+  CHECK(all[1].uid == "bob");
+  CHECK(s->stored_answers(kNow + 1).size() == 1);
+}
+
+TEST_CASE("sqlite: a commit with nothing changed writes nothing") {
+  StateFile f;
+  auto s = f.open();
+  const auto before = s->stats().commits;
+  bool called = false;
+  s->commit([&](bool ok) { called = ok; });
+  CHECK(called);
+  CHECK(s->stats().commits == before);
+  s->start_session("amy", "sid-1", kNow, kNow + kHour);
+  s->commit([](bool) {});
+  CHECK(s->stats().commits == before + 1);
+  CHECK(s->stats().backend == "sqlite");
+  CHECK(s->stats().file_bytes > 0);
+}

@@ -4,6 +4,7 @@
 #include <unordered_set>
 
 #include "rtm/topics/names.hpp"
+#include "rtm/util/ascii.hpp"
 
 namespace rtm::topics {
 namespace {
@@ -48,14 +49,6 @@ int hex_value(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-std::string lower_ascii(std::string_view text) {
-  std::string lowered(text);
-  for (char& c : lowered) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return lowered;
 }
 
 // RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
@@ -181,7 +174,7 @@ std::optional<std::string> parse_authority(std::string_view authority, std::size
   }
   const std::string_view host = host_port.substr(0, port_colon);
   if (auto error = host_error(host, base + host_start)) return error;
-  uri.host = lower_ascii(host);
+  uri.host = util::ascii_lower(host);
   if (port_colon != std::string_view::npos) {
     int port = 0;
     const std::size_t port_base = base + host_start + port_colon + 1;
@@ -279,7 +272,7 @@ Expected<Uri> parse_uri(std::string_view reference) {
     const bool has_authority = before_query.substr(colon + 1, 2) == "//";
     if (is_valid_scheme(scheme)) {
       uri.absolute = true;
-      uri.scheme = lower_ascii(scheme);
+      uri.scheme = util::ascii_lower(scheme);
       if (!has_authority) {
         // The example repeats the scheme only when it is short enough to be shown whole.
         const std::string example = uri.scheme.size() <= kMaxShown ? uri.scheme : "scheme";

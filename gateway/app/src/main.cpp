@@ -1,0 +1,150 @@
+// rtm-gateway: thin entry point. Parses the command line, loads the config, and runs
+// the gateway (or checks the config, or prints a token).
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <iostream>
+#include <thread>
+
+#include "rtm/gateway/config.hpp"
+#include "rtm/gateway/gateway.hpp"
+#include "rtm/gateway/links.hpp"
+#include "rtm/gateway/logging.hpp"
+#include "rtm/tokens/jwt.hpp"
+#include "rtm/topics/names.hpp"
+
+namespace {
+
+using namespace rtm::gateway;
+
+// What the command line sets over the file; applied again at each reload.
+struct Overrides {
+  std::string broker;
+  std::string ops_listen;
+  bool ops_listen_set = false;
+};
+
+Config load(const std::string& path, const Overrides& overrides) {
+  Config config = load_config_file(path);
+  if (!overrides.broker.empty()) config.broker.uri = overrides.broker;
+  if (overrides.ops_listen_set) config.ops.http_listen = overrides.ops_listen;
+  return config;
+}
+
+int run_gateway(const Config& config, const std::string& config_path, const Overrides& overrides) {
+  setup_logging(config.log);
+  // Signals are taken by one thread with sigwait, so no handler runs inside the loop.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  Gateway gateway(config, make_broker_link(config.broker));
+  gateway.start_ops_http();
+  std::thread signal_thread([&] {
+    while (true) {
+      int sig = 0;
+      sigwait(&signals, &sig);
+      if (sig != SIGHUP) {
+        if (sig != 0) spdlog::info("gateway: signal {} received", sig);
+        break;
+      }
+      // SIGHUP: check the file first; a bad one changes nothing.
+      try {
+        auto next = load(config_path, overrides);
+        spdlog::info("config: SIGHUP: {} is valid; applying it", config_path);
+        gateway.reload(std::move(next));
+      } catch (const ConfigError& e) {
+        gateway.reload_refused();
+        for (const auto& problem : e.problems()) spdlog::error("config: {}", problem);
+        spdlog::error("config: SIGHUP: {} is not valid; the running configuration stays",
+                      config_path);
+      }
+    }
+    gateway.stop();
+  });
+  spdlog::info("rtm-gateway {} starting: broker {}, prefix {}", RTM_VERSION, config.broker.uri,
+               config.topics.prefix);
+  gateway.run();
+  pthread_kill(signal_thread.native_handle(), SIGTERM);  // wakes sigwait when stop came another way
+  signal_thread.join();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  setup_logging(LogConfig{});
+
+  CLI::App app{"rtm-mqtt-gateway: real-time messaging concepts for plain MQTT clients"};
+  std::string config_path = "config.yaml";
+  bool check_only = false;
+  app.add_option("-c,--config", config_path, "configuration file (YAML)")->capture_default_str();
+  Overrides overrides;
+  app.add_option("--broker", overrides.broker, "broker URI, overriding broker.uri of the config");
+  app.add_option("--ops-listen", overrides.ops_listen,
+                 "host:port of the operations HTTP listener, overriding ops.http_listen "
+                 "(\"\" for none)");
+  app.add_flag("--check-config", check_only, "check the configuration file and exit (0 = valid)");
+  app.set_version_flag("--version", std::string(RTM_VERSION));
+
+  auto* token_cmd = app.add_subcommand("token", "print a login token signed with auth.token_secret");
+  std::string uid;
+  long long ttl = 3600;
+  token_cmd->add_option("--uid", uid, "the user id the token is for")->required();
+  token_cmd->add_option("--ttl", ttl, "seconds until the token expires")->capture_default_str();
+  token_cmd->add_option("-c,--config", config_path, "configuration file (YAML)");
+
+  CLI11_PARSE(app, argc, argv);
+  overrides.ops_listen_set = app.count("--ops-listen") > 0;
+
+  if (!overrides.broker.empty()) {
+    if (auto why = broker_uri_error(overrides.broker)) {
+      std::cerr << "--broker: " << *why << "\n";
+      return 1;
+    }
+  }
+  if (auto why = host_port_error(overrides.ops_listen)) {
+    std::cerr << "--ops-listen: " << *why << "\n";
+    return 1;
+  }
+  Config config;
+  try {
+    config = load(config_path, overrides);
+  } catch (const ConfigError& e) {
+    for (const auto& problem : e.problems()) std::cerr << problem << "\n";
+    std::cerr << "configuration is not valid\n";
+    return 1;
+  }
+  if (check_only) {
+    std::cout << config_path << ": ok\n";
+    return 0;
+  }
+  if (token_cmd->parsed()) {
+    if (auto why = rtm::topics::name_error(uid, "uid")) {
+      std::cerr << "--uid: " << *why << "\n";
+      return 1;
+    }
+    if (ttl < 1 || ttl > config.auth.max_token_ttl_s) {
+      std::cerr << "--ttl: must be between 1 and auth.max_token_ttl_s ("
+                << config.auth.max_token_ttl_s << "), got " << ttl << "\n";
+      return 1;
+    }
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    std::cout << sign_token({uid, now, now + ttl, std::nullopt}, config.auth.token_secret) << "\n";
+    return 0;
+  }
+  try {
+    return run_gateway(config, config_path, overrides);
+  } catch (const std::exception& e) {
+    spdlog::critical("gateway stopped: {}", e.what());
+    return 2;
+  }
+}

@@ -1,0 +1,108 @@
+#pragma once
+// The "sqlite" state backend: the memory model, made durable in one SQLite file (WAL).
+// Reads are served from memory; every change is written, by key, in one transaction per
+// loop turn (Durability::commit) before the turn's answers and events go out. At start-up
+// the file is read back into the model. The file belongs to one gateway at a time (an
+// exclusive lock). Schema and guarantees: docs/state.md.
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "rtm/gateway/state.hpp"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace rtm::gateway {
+
+class SqliteStore final : public MemoryStore {
+ public:
+  // The schema this gateway writes; older files are migrated, newer ones refused.
+  static constexpr int kSchemaVersion = 1;
+  // PRAGMA application_id of a state file ("RTMG"), so that another SQLite file given by
+  // mistake is refused rather than written into.
+  static constexpr std::int32_t kApplicationId = 0x52544D47;
+  // How often old answers (beyond the dedup window) are pruned from the file.
+  static constexpr std::int64_t kPruneEveryMs = 1000;
+
+  // Opens (creating it if missing) and restores the model. Throws std::runtime_error
+  // naming the path and SQLite's error when the file cannot be used: corrupt, not a
+  // state file, written by a newer gateway, held by another gateway.
+  SqliteStore(const StateConfig& config, const LimitsConfig& limits, std::int64_t answer_window_ms);
+  ~SqliteStore() override;
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  StoreStats stats() const override;
+  bool durable() const override { return true; }
+  void remember_answer(const StoredAnswer& answer) override;
+  void commit(std::function<void(bool ok)> done) override;
+  std::vector<StoredAnswer> stored_answers(std::int64_t since_ms) override;
+
+  // What the start-up restore found: rows restored, and rows that did not fit the model
+  // (a member without a session), which are dropped from the file.
+  struct Restored {
+    std::size_t sessions = 0;
+    std::size_t members = 0;
+    std::size_t subscriptions = 0;
+    std::size_t dropped = 0;
+    double millis = 0;
+  };
+  const Restored& restored() const { return restored_; }
+
+  // Writes a consistent copy of the committed state to `path` (a new file), while the
+  // gateway runs: an online backup. Throws std::runtime_error when it cannot.
+  void backup(const std::string& path);
+
+ private:
+  class Statement;
+  class Keys final : public ChangeListener {
+   public:
+    void session_changed(const std::string& uid) override { sessions.insert(uid); }
+    void member_changed(const std::string& channel, const std::string& uid) override {
+      members.emplace(channel, uid);
+    }
+    bool empty() const { return sessions.empty() && members.empty(); }
+    std::set<std::string> sessions;
+    std::set<std::pair<std::string, std::string>> members;  // (channel, uid)
+  };
+
+  void open(const StateConfig& config);
+  void identify();
+  void migrate();
+  void prepare();
+  void restore();
+  void exec(const char* sql);
+  [[noreturn]] void fail(const std::string& what) const;
+  void write_session(const std::string& uid);
+  void write_member(const std::string& channel, const std::string& uid);
+  void prune_answers(std::int64_t now_ms);
+
+  std::string path_;
+  std::int64_t answer_window_ms_;
+  std::int64_t version_ = 0;  // of the file as found
+  bool empty_ = false;        // a new file: the schema is created
+  sqlite3* db_ = nullptr;
+  std::vector<std::unique_ptr<Statement>> statements_;
+  Statement* put_session_ = nullptr;
+  Statement* delete_session_ = nullptr;
+  Statement* put_member_ = nullptr;
+  Statement* delete_member_ = nullptr;
+  Statement* put_subscription_ = nullptr;
+  Statement* delete_subscriptions_ = nullptr;
+  Statement* put_answer_ = nullptr;
+  Statement* prune_answers_ = nullptr;
+  Keys keys_;
+  std::vector<StoredAnswer> answers_;
+  std::int64_t newest_answer_ms_ = 0;
+  std::int64_t last_prune_ms_ = 0;
+  std::uint64_t commits_ = 0;
+  std::uint64_t commit_failures_ = 0;
+  double last_commit_ms_ = 0;
+  Restored restored_;
+};
+
+}  // namespace rtm::gateway

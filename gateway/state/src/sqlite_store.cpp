@@ -1,0 +1,470 @@
+#include "rtm/gateway/sqlite_store.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <stdexcept>
+#include <system_error>
+
+namespace rtm::gateway {
+namespace {
+
+// Names never hold a space (topics::name_error), so a list is stored as one text.
+constexpr char kListSeparator = ' ';
+
+std::string join_names(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) {
+    if (!out.empty()) out += kListSeparator;
+    out += n;
+  }
+  return out;
+}
+
+std::vector<std::string> split_names(std::string_view text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find(kListSeparator, start);
+    if (end == std::string_view::npos) end = text.size();
+    if (end > start) out.emplace_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+double millis_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Version 1: the first schema. A later version adds its migration from the one before
+// here, and kSchemaVersion moves on.
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE sessions(
+  uid TEXT PRIMARY KEY,
+  session_id TEXT NOT NULL,
+  started_ms INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL,
+  watching TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE members(
+  channel TEXT NOT NULL,
+  uid TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  publishing TEXT NOT NULL,
+  PRIMARY KEY(channel, uid)
+) WITHOUT ROWID;
+CREATE TABLE subscriptions(
+  channel TEXT NOT NULL,
+  uid TEXT NOT NULL,
+  topic TEXT NOT NULL,
+  all_publishers INTEGER NOT NULL,
+  publishers TEXT NOT NULL,
+  automatic TEXT NOT NULL,
+  PRIMARY KEY(channel, uid, topic)
+) WITHOUT ROWID;
+CREATE TABLE answers(
+  uid TEXT NOT NULL,
+  msg_id TEXT NOT NULL,
+  fingerprint INTEGER NOT NULL,
+  payload BLOB NOT NULL,
+  at_ms INTEGER NOT NULL
+);
+)sql";
+
+}  // namespace
+
+// A prepared statement, reset after each use.
+class SqliteStore::Statement {
+ public:
+  Statement(SqliteStore& store, const char* sql) : store_(store) {
+    if (sqlite3_prepare_v3(store.db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr) !=
+        SQLITE_OK) {
+      store.fail(std::string("preparing \"") + sql + "\"");
+    }
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement& text(int i, std::string_view v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+    return *this;
+  }
+  Statement& blob(int i, std::string_view v) {
+    sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+    return *this;
+  }
+  Statement& integer(int i, std::int64_t v) {
+    sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+  // Runs a statement without rows; false on an error (left in the connection).
+  bool run() {
+    const int rc = sqlite3_step(stmt_);
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    return rc == SQLITE_DONE;
+  }
+  // Steps through rows: true while there is one.
+  bool next() {
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    sqlite3_reset(stmt_);
+    if (rc != SQLITE_DONE) store_.fail("reading");
+    return false;
+  }
+  std::string_view column_text(int i) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, i));
+    return p ? std::string_view(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, i)))
+             : std::string_view();
+  }
+  std::string_view column_blob(int i) const {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, i));
+    return p ? std::string_view(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, i)))
+             : std::string_view();
+  }
+  std::int64_t column_int(int i) const { return sqlite3_column_int64(stmt_, i); }
+
+ private:
+  SqliteStore& store_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+SqliteStore::SqliteStore(const StateConfig& config, const LimitsConfig& limits,
+                         std::int64_t answer_window_ms)
+    : MemoryStore(limits), path_(config.path), answer_window_ms_(answer_window_ms) {
+  open(config);
+  migrate();
+  prepare();
+  restore();
+  set_listener(&keys_);
+}
+
+SqliteStore::~SqliteStore() {
+  set_listener(nullptr);
+  statements_.clear();
+  if (db_) sqlite3_close(db_);
+}
+
+namespace {
+// SQLite's words, and ours when the file is held by another process.
+std::string explain(sqlite3* db, const std::string& message) {
+  if (db && (sqlite3_errcode(db) & 0xff) == SQLITE_BUSY) {
+    return message + " (is another gateway using this file? It holds an exclusive lock)";
+  }
+  return message;
+}
+}  // namespace
+
+void SqliteStore::fail(const std::string& what) const {
+  throw std::runtime_error("state file " + path_ + ": " + what + ": " +
+                           (db_ ? explain(db_, sqlite3_errmsg(db_)) : "cannot open"));
+}
+
+void SqliteStore::exec(const char* sql) {
+  char* error = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &error) != SQLITE_OK) {
+    const std::string message = error ? error : sqlite3_errmsg(db_);
+    sqlite3_free(error);
+    throw std::runtime_error("state file " + path_ + ": " + explain(db_, message));
+  }
+}
+
+void SqliteStore::open(const StateConfig& config) {
+  const auto parent = std::filesystem::path(path_).parent_path();
+  if (!parent.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);  // a missing folder shows in the open
+  }
+  if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+      SQLITE_OK) {
+    fail("cannot open");
+  }
+  sqlite3_extended_result_codes(db_, 1);
+  // One writer, the loop: an exclusive lock keeps a second gateway (or a stray copy of
+  // this one) from writing the same file, and spares the shared-memory index.
+  exec("PRAGMA locking_mode=EXCLUSIVE");
+  // Whose file is it? Read before anything is written: a file that is not a database, a
+  // corrupt one or one of another application fails here and stays as it was.
+  identify();
+  exec("PRAGMA journal_mode=WAL");
+  exec(config.synchronous == "full" ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+  // Take the lock now, so that a file held by another process is refused at start-up.
+  exec("BEGIN IMMEDIATE; COMMIT");
+}
+
+void SqliteStore::identify() {
+  auto read = [this](const char* sql) {
+    Statement stmt(*this, sql);
+    std::int64_t value = 0;
+    while (stmt.next()) value = stmt.column_int(0);
+    return value;
+  };
+  const std::int64_t application_id = read("PRAGMA application_id");
+  version_ = read("PRAGMA user_version");
+  const std::int64_t objects = read("SELECT count(*) FROM sqlite_master");
+  empty_ = objects == 0 && application_id == 0 && version_ == 0;
+  if (empty_) return;
+  if (application_id != kApplicationId) {
+    throw std::runtime_error("state file " + path_ +
+                             ": not an rtm-mqtt-gateway state file (application_id " +
+                             std::to_string(application_id) + "); refusing to write into it");
+  }
+  if (version_ > kSchemaVersion) {
+    throw std::runtime_error("state file " + path_ + ": schema version " +
+                             std::to_string(version_) + " was written by a newer gateway; this "
+                             "one reads versions up to " + std::to_string(kSchemaVersion));
+  }
+  if (version_ < 1) {
+    throw std::runtime_error("state file " + path_ + ": schema version " +
+                             std::to_string(version_) + " is unknown");
+  }
+}
+
+void SqliteStore::migrate() {
+  if (empty_) {
+    exec("BEGIN");
+    exec(kSchemaV1);
+    exec(("PRAGMA application_id=" + std::to_string(kApplicationId)).c_str());
+    exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
+    exec("COMMIT");
+    spdlog::info("state: created {} (schema {})", path_, kSchemaVersion);
+    return;
+  }
+  // Migrations from older versions go here, one version at a time, each in its own
+  // transaction: if (version_ == 1) { exec("BEGIN; ...; PRAGMA user_version=2; COMMIT"); ... }
+}
+
+void SqliteStore::prepare() {
+  auto make = [this](const char* sql) {
+    statements_.push_back(std::make_unique<Statement>(*this, sql));
+    return statements_.back().get();
+  };
+  put_session_ = make(
+      "INSERT OR REPLACE INTO sessions(uid, session_id, started_ms, expires_at_ms, watching) "
+      "VALUES(?1, ?2, ?3, ?4, ?5)");
+  delete_session_ = make("DELETE FROM sessions WHERE uid = ?1");
+  put_member_ = make(
+      "INSERT OR REPLACE INTO members(channel, uid, seq, publishing) VALUES(?1, ?2, ?3, ?4)");
+  delete_member_ = make("DELETE FROM members WHERE channel = ?1 AND uid = ?2");
+  put_subscription_ = make(
+      "INSERT INTO subscriptions(channel, uid, topic, all_publishers, publishers, automatic) "
+      "VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
+  delete_subscriptions_ = make("DELETE FROM subscriptions WHERE channel = ?1 AND uid = ?2");
+  put_answer_ = make(
+      "INSERT INTO answers(uid, msg_id, fingerprint, payload, at_ms) VALUES(?1, ?2, ?3, ?4, ?5)");
+  // Answers are appended in time order, so the expired ones are the oldest rows: the
+  // scan stops at the first one still inside the window.
+  prune_answers_ = make(
+      "DELETE FROM answers WHERE rowid < coalesce("
+      "(SELECT rowid FROM answers WHERE at_ms >= ?1 ORDER BY rowid LIMIT 1), "
+      "(SELECT max(rowid) + 1 FROM answers), 0)");
+}
+
+void SqliteStore::restore() {
+  const auto start = std::chrono::steady_clock::now();
+  {
+    Statement rows(*this,
+                   "SELECT uid, session_id, started_ms, expires_at_ms, watching FROM sessions");
+    while (rows.next()) {
+      StoredSession s;
+      s.uid = std::string(rows.column_text(0));
+      s.info.session_id = std::string(rows.column_text(1));
+      s.info.started_ms = rows.column_int(2);
+      s.info.expires_at_ms = rows.column_int(3);
+      s.watching = split_names(rows.column_text(4));
+      std::sort(s.watching.begin(), s.watching.end());
+      restore_session(s);
+      ++restored_.sessions;
+    }
+  }
+  struct Row {
+    std::string channel;
+    std::string uid;
+    StoredMember member;
+  };
+  std::vector<Row> members;
+  std::map<std::pair<std::string, std::string>, std::size_t> index;
+  {
+    Statement rows(*this, "SELECT channel, uid, seq, publishing FROM members");
+    while (rows.next()) {
+      Row r{std::string(rows.column_text(0)), std::string(rows.column_text(1)), {}};
+      r.member.seq = static_cast<std::uint64_t>(rows.column_int(2));
+      r.member.publishing = split_names(rows.column_text(3));
+      index.emplace(std::make_pair(r.channel, r.uid), members.size());
+      members.push_back(std::move(r));
+    }
+  }
+  {
+    Statement rows(*this,
+                   "SELECT channel, uid, topic, all_publishers, publishers, automatic "
+                   "FROM subscriptions");
+    while (rows.next()) {
+      auto it = index.find({std::string(rows.column_text(0)), std::string(rows.column_text(1))});
+      if (it == index.end()) {
+        ++restored_.dropped;
+        continue;
+      }
+      StoredSubscription sub;
+      sub.topic = std::string(rows.column_text(2));
+      sub.all = rows.column_int(3) != 0;
+      sub.publishers = split_names(rows.column_text(4));
+      sub.automatic = split_names(rows.column_text(5));
+      std::sort(sub.automatic.begin(), sub.automatic.end());
+      members[it->second].member.subscriptions.push_back(std::move(sub));
+    }
+  }
+  std::sort(members.begin(), members.end(),
+            [](const Row& a, const Row& b) { return a.member.seq < b.member.seq; });
+  for (const auto& r : members) {
+    if (restore_member(r.channel, r.uid, r.member)) {
+      ++restored_.members;
+      restored_.subscriptions += r.member.subscriptions.size();
+    } else {
+      ++restored_.dropped;
+      keys_.member_changed(r.channel, r.uid);  // written back (deleted) at the first commit
+    }
+  }
+  restored_.millis = millis_since(start);
+  spdlog::info(
+      "state: restored {} sessions, {} channel members, {} subscriptions from {} in {:.0f} ms{}",
+      restored_.sessions, restored_.members, restored_.subscriptions, path_, restored_.millis,
+      restored_.dropped ? " (" + std::to_string(restored_.dropped) + " inconsistent rows dropped)"
+                        : std::string());
+}
+
+std::vector<StoredAnswer> SqliteStore::stored_answers(std::int64_t since_ms) {
+  std::vector<StoredAnswer> out;
+  Statement rows(*this,
+                 "SELECT uid, msg_id, fingerprint, payload, at_ms FROM answers "
+                 "WHERE at_ms >= ?1 ORDER BY rowid");
+  rows.integer(1, since_ms);
+  while (rows.next()) {
+    StoredAnswer a;
+    a.uid = std::string(rows.column_text(0));
+    a.msg_id = std::string(rows.column_text(1));
+    a.fingerprint = static_cast<std::uint64_t>(rows.column_int(2));
+    a.payload = std::string(rows.column_blob(3));
+    a.at_ms = rows.column_int(4);
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+void SqliteStore::remember_answer(const StoredAnswer& answer) {
+  newest_answer_ms_ = std::max(newest_answer_ms_, answer.at_ms);
+  answers_.push_back(answer);
+}
+
+void SqliteStore::write_session(const std::string& uid) {
+  if (auto s = stored_session(uid)) {
+    const std::string watching = join_names(s->watching);
+    put_session_->text(1, uid)
+        .text(2, s->info.session_id)
+        .integer(3, s->info.started_ms)
+        .integer(4, s->info.expires_at_ms)
+        .text(5, watching);
+    if (!put_session_->run()) fail("writing session " + uid);
+  } else {
+    if (!delete_session_->text(1, uid).run()) fail("deleting session " + uid);
+  }
+}
+
+void SqliteStore::write_member(const std::string& channel, const std::string& uid) {
+  if (!delete_subscriptions_->text(1, channel).text(2, uid).run()) {
+    fail("deleting subscriptions of " + uid + " in " + channel);
+  }
+  auto m = stored_member(channel, uid);
+  if (!m) {
+    if (!delete_member_->text(1, channel).text(2, uid).run()) {
+      fail("deleting member " + uid + " of " + channel);
+    }
+    return;
+  }
+  const std::string publishing = join_names(m->publishing);
+  put_member_->text(1, channel).text(2, uid).integer(3, static_cast<std::int64_t>(m->seq)).text(4, publishing);
+  if (!put_member_->run()) fail("writing member " + uid + " of " + channel);
+  for (const auto& sub : m->subscriptions) {
+    const std::string publishers = join_names(sub.publishers);
+    const std::string automatic = join_names(sub.automatic);
+    put_subscription_->text(1, channel)
+        .text(2, uid)
+        .text(3, sub.topic)
+        .integer(4, sub.all ? 1 : 0)
+        .text(5, publishers)
+        .text(6, automatic);
+    if (!put_subscription_->run()) fail("writing a subscription of " + uid + " in " + channel);
+  }
+}
+
+void SqliteStore::prune_answers(std::int64_t now_ms) {
+  if (now_ms - last_prune_ms_ < kPruneEveryMs) return;
+  last_prune_ms_ = now_ms;
+  if (!prune_answers_->integer(1, now_ms - answer_window_ms_).run()) fail("pruning answers");
+}
+
+void SqliteStore::commit(std::function<void(bool ok)> done) {
+  if (keys_.empty() && answers_.empty()) {
+    done(true);
+    return;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  bool ok = true;
+  try {
+    exec("BEGIN");
+    for (const auto& uid : keys_.sessions) write_session(uid);
+    for (const auto& [channel, uid] : keys_.members) write_member(channel, uid);
+    for (const auto& a : answers_) {
+      put_answer_->text(1, a.uid)
+          .text(2, a.msg_id)
+          .integer(3, static_cast<std::int64_t>(a.fingerprint))
+          .blob(4, a.payload)
+          .integer(5, a.at_ms);
+      if (!put_answer_->run()) fail("writing an answer");
+    }
+    if (newest_answer_ms_ > 0) prune_answers(newest_answer_ms_);
+    exec("COMMIT");
+    keys_.sessions.clear();
+    keys_.members.clear();
+    answers_.clear();
+    ++commits_;
+  } catch (const std::exception& e) {
+    // Kept for the next commit; the answers still go out (see Core::end_turn).
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    ok = false;
+    ++commit_failures_;
+    spdlog::error("state: commit failed, {} changes wait for the next one: {}",
+                  keys_.sessions.size() + keys_.members.size() + answers_.size(), e.what());
+  }
+  last_commit_ms_ = millis_since(start);
+  done(ok);
+}
+
+void SqliteStore::backup(const std::string& path) {
+  Statement copy(*this, "VACUUM INTO ?1");
+  if (!copy.text(1, path).run()) fail("writing a copy to " + path);
+}
+
+StoreStats SqliteStore::stats() const {
+  StoreStats s{"sqlite", 0, commits_, commit_failures_, last_commit_ms_};
+  for (const std::string& file : {path_, path_ + "-wal"}) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(file, ec);
+    if (!ec) s.file_bytes += size;
+  }
+  return s;
+}
+
+std::shared_ptr<StateStore> make_state_store(const Config& config) {
+  if (config.state.backend == "sqlite") {
+    return std::make_shared<SqliteStore>(
+        config.state, config.limits,
+        static_cast<std::int64_t>(config.requests.dedup_window_s) * 1000);
+  }
+  return std::make_shared<MemoryStore>(config.limits);
+}
+
+}  // namespace rtm::gateway
