@@ -143,6 +143,9 @@ log:
   level: info
   stats_interval_s: 10
 YAML
+  if [[ -n ${STATE_FILE:-} ]]; then  # the sqlite backend on this file (docs/state.md)
+    printf 'state:\n  backend: sqlite\n  path: %s\n' "$STATE_FILE" >>"$work/gateway.yaml"
+  fi
   if [[ $name != flood ]]; then
     # The other benchmarks measure how much the gateway serves, not the per-uid limit
     # (50 control-plane clients each send ~200 requests/s): the flood stage keeps it.
@@ -161,11 +164,15 @@ YAML
   awk '/^mapping:/{m=1} m' examples/coplay/gateway.yaml | sed "/^  rules:\$/r $work/q1-rule.yaml" \
     >>"$work/gateway.yaml"
   "$gateway_bin" --check-config --config "$work/gateway.yaml" >/dev/null
+  local started_ns
+  started_ns=$(date +%s%N)
   "$gateway_bin" --config "$work/gateway.yaml" >"$raw/gateway-$name.log" 2>&1 &
   gateway_pid=$!
   pids+=("$gateway_pid")
   "$bench_bin" wait-ready --broker "$broker" --prefix rtm --timeout 20 ||
     { echo "the gateway did not answer: $raw/gateway-$name.log" >&2; exit 1; }
+  # From the gateway's start to its first answer (a ping), for the restart figure.
+  gateway_ready_ms=$((($(date +%s%N) - started_ns) / 1000000))
 }
 
 stop_stack() {
@@ -182,6 +189,19 @@ if want state; then
   say "state scale: rtm::gateway::State, 100k sessions, 1M subscriptions (Google Benchmark)"
   echo "baseline: BM_HashFind, one lookup in an unordered_map of 100k strings"
   "$state_bin" "${state_args[@]}" --benchmark_out="$raw/state.json" --benchmark_out_format=json
+
+  say "restart: the gateway on a sqlite state of 100k sessions and 1M subscriptions"
+  "$state_bin" --write-sqlite "$work/state-restart.db" 2>/dev/null | tee "$raw/state-restart.txt"
+  echo "baseline: the same gateway with an empty memory state"
+  start_stack restart-empty
+  empty_ms=$gateway_ready_ms
+  stop_stack restart-empty
+  STATE_FILE="$work/state-restart.db" start_stack restart
+  stored_ms=$gateway_ready_ms
+  stop_stack restart
+  grep "state: restored" "$raw/gateway-restart.log" | sed 's/^.*state: /  gateway log: /' | head -1
+  echo "  first answer after start: ${stored_ms} ms with the stored state, ${empty_ms} ms empty" |
+    tee -a "$raw/state-restart.txt"
 fi
 
 # ---------------------------------------------------------------- gateway RSS, idle sessions
@@ -209,6 +229,26 @@ if want control; then
     --clients 50 --seconds "$ctl_seconds" --warmup "$ctl_warmup" --nodelay --broker-pid "$broker_pid" \
     --responder-pid "$gateway_pid" --json "$raw/control-gateway.json" || true
   stop_stack control
+  # The same with the durable state backend: every answer waits for its commit.
+  say "control plane with state.backend sqlite (the shipped default)"
+  STATE_FILE="$work/state-control.db" start_stack control-sqlite
+  "$bench_bin" control --broker "$broker" --prefix rtm --label gateway-sqlite --secret "$secret" \
+    --clients 50 --seconds "$ctl_seconds" --warmup "$ctl_warmup" --nodelay --broker-pid "$broker_pid" \
+    --responder-pid "$gateway_pid" --json "$raw/control-gateway-sqlite.json" || true
+  stop_stack control-sqlite
+  /usr/bin/python3 - "$raw" <<'PY'
+import json, os, sys
+raw = sys.argv[1]
+def load(label):
+    path = os.path.join(raw, f"control-{label}.json")
+    return json.load(open(path)) if os.path.exists(path) else None
+e, m, s = load("echo"), load("gateway"), load("gateway-sqlite")
+if e and m and s:
+    print(f"  ops/s vs the trivial responder: memory {m['ops_per_s'] / e['ops_per_s']:.2f}x, "
+          f"sqlite {s['ops_per_s'] / e['ops_per_s']:.2f}x")
+    mu, su = m["cpu.responder_us_per_op"], s["cpu.responder_us_per_op"]
+    print(f"  gateway CPU per op: memory {mu:.1f} us, sqlite {su:.1f} us ({su / mu:.2f}x memory's)")
+PY
 fi
 
 # ---------------------------------------------------------------- one uid flooding

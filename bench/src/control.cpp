@@ -272,10 +272,14 @@ int run_control(const ControlOptions& o) {
   r.add_summary("latency", s);
   r.set("cpu.broker_s", broker_cpu_s);
   r.set("cpu.responder_s", responder_cpu_s);
+  // CPU of the responder (the gateway) per answered operation: what it takes from the broker
+  // on the same machine.
+  const double us_per_op = all.empty() ? 0 : responder_cpu_s * 1e6 / static_cast<double>(all.size());
+  r.set("cpu.responder_us_per_op", us_per_op);
   std::cout << "control " << o.label << ": " << o.clients << " clients, " << static_cast<long>(ops_per_s)
             << " ops/s, " << format_summary(s) << ", errors " << errors << ", unanswered "
             << unanswered << "; cpu broker " << broker_cpu_s << " s, " << o.label << " "
-            << responder_cpu_s << " s over " << o.seconds << " s\n";
+            << responder_cpu_s << " s over " << o.seconds << " s (" << us_per_op << " us per op)\n";
   for (int k = 0; k < kOps; ++k) {
     auto ks = summarize(per_op[k]);
     r.add_summary(std::string("op.") + kOpNames[k], ks);

@@ -9,11 +9,18 @@
 // same iteration (so the population stays the same size); counters split the two halves.
 // BM_HashFind is the baseline: one lookup in a std::unordered_map of 100k strings, the floor
 // of any operation that finds a user or a channel by name.
+//
+// `rtm-bench-state --write-sqlite PATH` instead writes the same population with the sqlite
+// backend (one commit), prints the file's size per session and per subscription, and
+// times a restore of it in this process; scripts/bench.sh then starts the gateway on the
+// file and times its first answer.
 #include <benchmark/benchmark.h>
 #include <malloc.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
+#include <filesystem>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -21,6 +28,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "rtm/gateway/sqlite_store.hpp"
 #include "rtm/gateway/state.hpp"
 
 namespace {
@@ -289,6 +297,88 @@ void BM_HashFind(benchmark::State& st) {
 }
 BENCHMARK(BM_HashFind);
 
+double millis_since(SteadyClock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count();
+}
+
+std::uintmax_t file_bytes(const std::string& path) {
+  std::uintmax_t total = 0;
+  for (const std::string& f : {path, path + "-wal"}) {
+    std::error_code ec;
+    const auto n = std::filesystem::file_size(f, ec);
+    if (!ec) total += n;
+  }
+  return total;
+}
+
+// Builds the population in a SqliteStore on `path` (sessions only, or the whole of it),
+// commits it once and checkpoints the write-ahead log into the file.
+double write_population(const std::string& path, bool with_channels) {
+  for (const std::string& f : {path, path + "-wal", path + "-shm"}) std::filesystem::remove(f);
+  rtm::gateway::StateConfig config;
+  config.backend = "sqlite";
+  config.path = path;
+  rtm::gateway::SqliteStore s(config, limits(), 60000);
+  for (int i = 0; i < kSessions; ++i) s.start_session(uid(i), session_id(i), 1, 1LL << 50);
+  if (with_channels) {
+    for (int i = 0; i < kSessions; ++i) {
+      bool joined = false;
+      const std::string room = channel(i / kChannelSize);
+      if (!s.join(uid(i), room, &joined)) std::abort();
+      if (!s.join_topic(uid(i), room, "input")) std::abort();
+      std::vector<std::string> to;
+      const int base = i / kChannelSize * kChannelSize;
+      for (int k = 1; k <= kSubsPerUser; ++k) to.push_back(uid(base + (i % kChannelSize + k) % kChannelSize));
+      if (!s.subscribe(uid(i), room, "input", to)) std::abort();
+    }
+  }
+  const auto t0 = SteadyClock::now();
+  bool ok = false;
+  s.commit([&](bool done) { ok = done; });
+  if (!ok) std::abort();
+  return millis_since(t0);
+}
+
+int write_sqlite(const std::string& path) {
+  const std::string sessions_only = path + ".sessions";
+  write_population(sessions_only, false);
+  const double session_file = static_cast<double>(file_bytes(sessions_only));
+  for (const std::string& f : {sessions_only, sessions_only + "-wal"}) std::filesystem::remove(f);
+  const double commit_ms = write_population(path, true);
+  const double full_file = static_cast<double>(file_bytes(path));
+
+  rtm::gateway::StateConfig config;
+  config.backend = "sqlite";
+  config.path = path;
+  const auto t0 = SteadyClock::now();
+  std::size_t subscriptions = 0;
+  double restore_ms = 0;
+  {
+    rtm::gateway::SqliteStore restored(config, limits(), 60000);
+    restore_ms = millis_since(t0);
+    subscriptions = restored.subscription_count();
+    if (restored.session_count() != static_cast<std::size_t>(kSessions)) std::abort();
+  }
+  std::printf("sqlite state file: %d sessions, %zu subscriptions (%d channels of %d)\n", kSessions,
+              subscriptions, kChannels, kChannelSize);
+  std::printf("  written in one commit: %.0f ms\n", commit_ms);
+  std::printf("  file: %.1f MB; %.0f B per session (a file of sessions only), %.1f B per "
+              "subscription (the rest, with channel members and publishers)\n",
+              full_file / 1e6, session_file / kSessions,
+              (full_file - session_file) / static_cast<double>(subscriptions));
+  std::printf("  restore in process (open, read, rebuild the model): %.0f ms\n", restore_ms);
+  return 0;
+}
+
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], "--write-sqlite") == 0) return write_sqlite(argv[i + 1]);
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
