@@ -259,6 +259,7 @@ void Gateway::on_message(Message&& message) {
       auto droppable = [](const Message& m) { return m.qos == 0 && !m.deferred; };
       if (!droppable(message)) {
         // Hold the link's thread, so that the broker keeps the rest meanwhile.
+        wake_.notify_one();  // a wake put off to the batch's end is due now
         space_.wait(lock, [this, &full] { return stopping_ || !full(); });
         if (stopping_) return;
       } else if (inbox_.drop_one(droppable)) {
@@ -270,7 +271,19 @@ void Gateway::on_message(Message&& message) {
     }
     inbox_.push(std::string(owner), std::move(message));
   }
-  wake_.notify_one();
+  if (in_batch_) {
+    wake_at_batch_end_ = true;
+  } else {
+    wake_.notify_one();
+  }
+}
+
+void Gateway::on_batch_end() {
+  in_batch_ = false;
+  if (wake_at_batch_end_) {
+    wake_at_batch_end_ = false;
+    wake_.notify_one();
+  }
 }
 
 // Over a user's rate: answered here, on the link's thread, so that a flood costs the loop
@@ -513,6 +526,12 @@ void Gateway::run() {
       next_drop_log = now + std::chrono::seconds(5);
     }
     if (!batch.empty()) space_.notify_all();
+    // What the turn publishes leaves with one wake-up of the link's thread.
+    struct LinkBatch {
+      BrokerLink& link;
+      explicit LinkBatch(BrokerLink& l) : link(l) { link.begin_batch(); }
+      ~LinkBatch() { link.end_batch(); }
+    } link_batch(*link_);
     for (auto& message : batch) {
       core_->on_message(message);
     }

@@ -45,6 +45,8 @@ constexpr std::size_t kMaxQueuedOutputBytes = 256 * 1024 * 1024;
 // A skipped packet is logged at most this often (with how many more since).
 constexpr auto kSkipLogEvery = std::chrono::seconds(10);
 constexpr std::size_t kReadChunk = 256 * 1024;
+// Inside a publisher's batch, output beyond this wakes the network thread at once.
+constexpr std::size_t kBatchWakeBytes = 64 * 1024;
 // A read of this many packets means the broker is streaming to us: pause before the next.
 constexpr std::size_t kBusyBatch = 4;
 constexpr auto kBusyPause = std::chrono::microseconds(100);
@@ -148,6 +150,20 @@ class NativeLink final : public BrokerLink {
     return true;
   }
 
+  void begin_batch() override {
+    std::lock_guard<std::mutex> lock(out_mutex_);
+    batching_thread_ = std::this_thread::get_id();
+  }
+
+  void end_batch() override {
+    std::lock_guard<std::mutex> lock(out_mutex_);
+    batching_thread_ = std::thread::id();
+    if (wake_held_) {
+      wake_held_ = false;
+      wake_locked();
+    }
+  }
+
   std::size_t in_flight() const override {
     const auto n = in_flight_.load(std::memory_order_relaxed);
     return n > 0 ? static_cast<std::size_t>(n) : 0;
@@ -165,9 +181,15 @@ class NativeLink final : public BrokerLink {
   }
 
   // Wakes the network thread unless it is the caller (it flushes after every batch) or a
-  // wake is already pending.
+  // wake is already pending. Inside the caller's batch (begin_batch), the wake waits for
+  // end_batch, unless the output has grown big enough to be worth sending now.
   void wake_locked() {
-    if (std::this_thread::get_id() == thread_id_ || wake_pending_) return;
+    const auto self = std::this_thread::get_id();
+    if (self == thread_id_ || wake_pending_) return;
+    if (self == batching_thread_ && out_.size() < kBatchWakeBytes) {
+      wake_held_ = true;
+      return;
+    }
     wake_pending_ = true;
     wake();
   }
@@ -248,10 +270,10 @@ class NativeLink final : public BrokerLink {
     drain_wake_fd();
   }
 
+  // One read takes the whole counter of an eventfd (not in semaphore mode) and resets it.
   void drain_wake_fd() {
     std::uint64_t v;
-    while (::read(wake_fd_, &v, sizeof v) > 0) {
-    }
+    [[maybe_unused]] auto n = ::read(wake_fd_, &v, sizeof v);
   }
 
   void reset_connection() {
@@ -502,6 +524,12 @@ class NativeLink final : public BrokerLink {
 
     std::string acks;
     std::size_t packets = 0;
+    // The listener is told where the read's messages end (it wakes its loop once for all).
+    struct BatchScope {
+      Listener* l;
+      explicit BatchScope(Listener* listener) : l(listener) { l->on_batch_begin(); }
+      ~BatchScope() { l->on_batch_end(); }
+    } batch_scope(listener_);
     if (skip_remaining_ > 0) {  // the rest of a packet we read past
       const std::size_t n = std::min(skip_remaining_, in_len_ - in_start_);
       in_start_ += n;
@@ -602,6 +630,8 @@ class NativeLink final : public BrokerLink {
   std::mutex out_mutex_;
   std::string out_;
   bool wake_pending_ = false;
+  std::thread::id batching_thread_;  // between its begin_batch() and end_batch()
+  bool wake_held_ = false;           // a wake put off until end_batch()
   std::uint64_t appended_ = 0;  // stream bytes moved to sending_ so far
   std::uint64_t written_ = 0;
   std::deque<std::uint64_t> qos0_ends_;  // stream offset where each queued QoS 0 message ends

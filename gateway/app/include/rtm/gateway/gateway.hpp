@@ -43,6 +43,8 @@ class Gateway final : public BrokerLink::Listener, public Outbox, public OpsProb
   void on_connection_lost(const std::string& why) override;
   void on_message(Message&& message) override;
   void on_drained() override;
+  void on_batch_begin() override { in_batch_ = true; }
+  void on_batch_end() override;
 
   // Outbox (loop thread)
   bool publish(const std::string& topic, std::string_view payload, int qos, bool retain) override;
@@ -83,6 +85,9 @@ class Gateway final : public BrokerLink::Listener, public Outbox, public OpsProb
   // broker then closes our fresh connection, that instance took the id back.
   std::string same_id_suspect_;          // under why_mutex_
   std::uint64_t early_closes_seen_ = 0;  // link thread
+  // Inside a read batch of the link (on_batch_begin/end), the loop is woken once at its end.
+  bool in_batch_ = false;        // link thread
+  bool wake_at_batch_end_ = false;  // link thread
 
   // Per-uid admission on the link thread (see admission.hpp).
   RateLimiter limiter_;

@@ -50,6 +50,11 @@ class BrokerLink {
     virtual void on_connected(bool session_present) = 0;
     virtual void on_connection_lost(const std::string& why) = 0;
     virtual void on_message(Message&& message) = 0;
+    // A link that reads many messages at once may bracket them with these (on the thread
+    // that calls on_message), so that the listener wakes its consumer once per read
+    // instead of once per message. A link may also never call them.
+    virtual void on_batch_begin() {}
+    virtual void on_batch_end() {}
     // The number of messages in flight fell to the drain mark (see set_drain_mark).
     virtual void on_drained() {}
   };
@@ -71,6 +76,11 @@ class BrokerLink {
   // full). Never throws.
   virtual bool publish(const std::string& topic, std::string_view payload, int qos,
                        bool retain) = 0;
+  // Between these two calls, publish() from the calling thread queues without waking the
+  // link's network thread; end_batch() wakes it once for all of them. A thread that
+  // publishes many messages in a row (the gateway loop, per turn) saves a wake-up each.
+  virtual void begin_batch() {}
+  virtual void end_batch() {}
   // Messages queued by publish() and not yet written (QoS 0) or acknowledged (QoS 1).
   virtual std::size_t in_flight() const { return 0; }
   // on_drained() is called each time in_flight() falls to `mark`.
