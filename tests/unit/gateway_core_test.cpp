@@ -51,6 +51,31 @@ class FakeOutbox : public Outbox {
   bool fail = false;
 };
 
+// A session directory that knows one fixed rule.
+class Sessions final : public rtm::gateway::SessionDirectory {
+ public:
+  explicit Sessions(std::function<bool(const std::string&)> live) : live_(std::move(live)) {}
+  bool has_live_session(const std::string& uid) override { return live_(uid); }
+
+ private:
+  std::function<bool(const std::string&)> live_;
+};
+
+// A handler of one filter that records what it is offered.
+class Recorder final : public rtm::gateway::MessageHandler {
+ public:
+  explicit Recorder(std::string filter) : filter_(std::move(filter)) {}
+  std::vector<std::string> filters() const override { return {filter_}; }
+  bool on_message(const Message& m) override {
+    seen.push_back(m.topic);
+    return m.topic.rfind("rtm/presence/", 0) == 0;
+  }
+  std::vector<std::string> seen;
+
+ private:
+  std::string filter_;
+};
+
 // A published response, parsed.
 struct Response {
   std::string topic;
@@ -237,14 +262,15 @@ TEST_CASE("core: query-only parameters work, percent-decoded") {
 
 TEST_CASE("core: a session-needing operation answers NOT_LOGGED_IN without a live session") {
   Harness h;
-  SUBCASE("no session check installed") {
+  SUBCASE("no session directory set") {
     const Response r = h.request("alice", "secret?msg_id=1");
     CHECK(r.code == 4);
     CHECK(r.error == "NOT_LOGGED_IN");
     CHECK(h.secret_calls == 0);
   }
-  SUBCASE("session check installed") {
-    h.core->set_session_check([](const std::string& uid) { return uid == "alice"; });
+  SUBCASE("a session directory set") {
+    h.core->set_session_directory(
+        std::make_shared<Sessions>([](const std::string& uid) { return uid == "alice"; }));
     CHECK(h.request("alice", "secret?msg_id=1").code == 0);
     CHECK(h.secret_calls == 1);
     const Response r = h.request("bob", "secret?msg_id=1");
@@ -411,11 +437,9 @@ TEST_CASE("core: a request topic without a URI is answered on P/u/{uid}/res") {
 
 TEST_CASE("core: messages outside the request branch are not answered") {
   Harness h;
-  std::vector<std::string> seen;
-  h.core->add_message_handler("rtm/presence/+", [&](const Message& m) {
-    seen.push_back(m.topic);
-    return m.topic.rfind("rtm/presence/", 0) == 0;
-  });
+  auto recorder = std::make_shared<Recorder>("rtm/presence/+");
+  h.core->add_message_handler(recorder);
+  const auto& seen = recorder->seen;
   h.core->on_message(Message{"rtm/presence/alice", R"({"state":"online"})", 1, true});
   h.core->on_message(Message{"rtm/u/alice/res/ping?msg_id=1", "{}", 1, false});
   h.core->on_message(Message{"other/req/alice/ping?msg_id=1", "", 1, false});
@@ -735,7 +759,8 @@ TEST_CASE("core: module requests need a session unless modules.require_login is 
   {
     Harness h;
     h.core->set_absolute_handler(handler);
-    h.core->set_session_check([](const std::string& uid) { return uid == "alice"; });
+    h.core->set_session_directory(
+        std::make_shared<Sessions>([](const std::string& uid) { return uid == "alice"; }));
     CHECK(h.request("bob", "im://modulus/hello?msg_id=1").error == "NOT_LOGGED_IN");
     CHECK(calls == 0);
     CHECK(h.request("alice", "im://modulus/hello?msg_id=2").code == 0);
@@ -744,7 +769,8 @@ TEST_CASE("core: module requests need a session unless modules.require_login is 
   {
     Harness h([](Config& c) { c.modules.require_login = false; });
     h.core->set_absolute_handler(handler);
-    h.core->set_session_check([](const std::string&) { return false; });
+    h.core->set_session_directory(
+        std::make_shared<Sessions>([](const std::string&) { return false; }));
     CHECK(h.request("bob", "im://modulus/hello?msg_id=3").code == 0);
     CHECK(calls == 2);
   }

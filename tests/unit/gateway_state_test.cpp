@@ -36,6 +36,7 @@
 #include "rtm/gateway/operations.hpp"
 #include "rtm/gateway/sqlite_store.hpp"
 #include "rtm/gateway/state.hpp"
+#include "rtm_harness.hpp"
 #include "state_backends.hpp"
 
 namespace {
@@ -1977,76 +1978,13 @@ TEST_CASE_TEMPLATE("state: a long random sequence matches the model and ends emp
 
 namespace {
 
-struct Sent {
-  std::string topic;
-  std::string payload;
-};
-
-class RecordingOutbox : public rtm::gateway::Outbox {
- public:
-  bool publish(const std::string& topic, std::string_view payload, int, bool) override {
-    sent.push_back({topic, std::string(payload)});
-    return true;
-  }
-  std::vector<Sent> sent;
-};
-
 // The RTM operations in a Core, driven by requests as a client sends them.
-struct Ops {
-  explicit Ops(const LimitsConfig& limits = LimitsConfig{}) {
-    config.auth.token_secret = "0123456789abcdef0123456789abcdef";
+struct Ops : rtm::test::RtmHarness {
+  explicit Ops(const LimitsConfig& limits = LimitsConfig{}) : RtmHarness(with(limits), kNow) {}
+  static rtm::gateway::Config with(const LimitsConfig& limits) {
+    auto config = rtm::test::harness_config();
     config.limits = limits;
-    core = std::make_unique<rtm::gateway::Core>(config, outbox, [this] { return now; });
-    rtm::gateway::register_basic_operations(*core);
-    api = rtm::gateway::register_rtm_operations(*core);
-  }
-
-  // Sends a request; returns the index in outbox.sent of its answer.
-  std::size_t send(const std::string& uid, const std::string& op, const std::string& query,
-                   const std::string& body = "") {
-    const std::string uri =
-        op + "?" + (query.empty() ? "" : query + "&") + "msg_id=" + std::to_string(++msg_id);
-    core->on_message(rtm::gateway::Message{"rtm/req/" + uid + "/" + uri, body, 1, false});
-    const std::string answer_topic = "rtm/u/" + uid + "/res/" + uri;
-    for (std::size_t i = outbox.sent.size(); i-- > 0;) {
-      if (outbox.sent[i].topic == answer_topic) return i;
-    }
-    FAIL("no answer to " << uid << " " << uri);
-    return 0;
-  }
-
-  // The answer's result; the request must succeed.
-  rapidjson::Document ok(const std::string& uid, const std::string& op, const std::string& query,
-                         const std::string& body = "") {
-    const auto& text = outbox.sent[send(uid, op, query, body)].payload;
-    rapidjson::Document doc;
-    doc.Parse(text.c_str());
-    REQUIRE_MESSAGE(doc.IsObject(), text);
-    REQUIRE_MESSAGE(doc["code"].GetInt() == 0, uid << " " << op << " " << query << ": " << text);
-    rapidjson::Document result;
-    result.CopyFrom(doc["result"], result.GetAllocator());
-    return result;
-  }
-
-  // The error name of a request that must fail.
-  std::string error(const std::string& uid, const std::string& op, const std::string& query,
-                    const std::string& body = "") {
-    const auto& text = outbox.sent[send(uid, op, query, body)].payload;
-    rapidjson::Document doc;
-    doc.Parse(text.c_str());
-    REQUIRE(doc.IsObject());
-    return doc.HasMember("error") ? doc["error"].GetString() : "OK";
-  }
-
-  void login(const std::string& uid) {
-    const auto token = rtm::gateway::sign_token({uid, now / 1000, now / 1000 + 3600, std::nullopt},
-                                                config.auth.token_secret);
-    ok(uid, "login", "", "{\"token\":\"" + token + "\"}");
-  }
-
-  void enter(const std::string& uid, const std::string& channel) {
-    login(uid);
-    ok(uid, "join", "channel=" + channel);
+    return config;
   }
 
   Strings subscribed(const std::string& uid, const std::string& channel, const std::string& topic,
@@ -2067,22 +2005,6 @@ struct Ops {
     }
     return str(parts);
   }
-
-  // Indices of messages sent to `topic` from `from` on.
-  std::vector<std::size_t> sent_to(const std::string& topic, std::size_t from = 0) const {
-    std::vector<std::size_t> out;
-    for (std::size_t i = from; i < outbox.sent.size(); ++i) {
-      if (outbox.sent[i].topic == topic) out.push_back(i);
-    }
-    return out;
-  }
-
-  rtm::gateway::Config config;
-  RecordingOutbox outbox;
-  std::int64_t now = kNow;
-  std::unique_ptr<rtm::gateway::Core> core;
-  std::shared_ptr<rtm::gateway::RtmApi> api;
-  int msg_id = 0;
 };
 
 }  // namespace

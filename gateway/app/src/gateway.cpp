@@ -77,6 +77,17 @@ std::string string_field(const json::Document& doc, const char* key) {
 
 }  // namespace
 
+// Other gateways' status (and our predecessor's Will) on P/gateway/status.
+class Gateway::StatusWatch final : public MessageHandler {
+ public:
+  explicit StatusWatch(Gateway& gateway) : gateway_(gateway) {}
+  std::vector<std::string> filters() const override { return {gateway_.status_topic_}; }
+  bool on_message(const Message& m) override { return gateway_.on_status(m); }
+
+ private:
+  Gateway& gateway_;  // owns the Core, and so outlives this
+};
+
 Gateway::Gateway(const Config& config, std::unique_ptr<BrokerLink> link)
     : config_(config),
       link_(std::move(link)),
@@ -85,12 +96,12 @@ Gateway::Gateway(const Config& config, std::unique_ptr<BrokerLink> link)
       started_at_ms_(core_->now_ms()),
       status_topic_(core_->tree().gateway_status()),
       limiter_(rate_limits(config_.requests)) {
-  core_->set_poster([this](std::function<void()> task) { post(std::move(task)); });
+  core_->set_task_queue(this);
   register_basic_operations(*core_);
   auto rtm = register_rtm_operations(*core_);
   register_bridge(*core_, rtm);
   register_module_rpc(*core_);
-  core_->add_message_handler(status_topic_, [this](const Message& m) { return on_status(m); });
+  core_->add_message_handler(std::make_shared<StatusWatch>(*this));
   // The broker says "offline" for us when the connection drops without a goodbye.
   link_->set_will({status_topic_, status_payload(false, "connection_lost"), 1, true});
   last_turn_ms_.store(steady_ms());
@@ -544,7 +555,7 @@ void Gateway::run() {
       }
     }
     tasks.clear();
-    core_->run_idle_hooks();
+    core_->run_idle_work();
     if (config_.log.stats_interval_s > 0 && SteadyClock::now() >= next_stats) {
       log_stats();
       next_stats = SteadyClock::now() + std::chrono::seconds(config_.log.stats_interval_s);

@@ -84,7 +84,12 @@ struct AtomicCounters {
 void bump(std::atomic<std::uint64_t>& c) { c.fetch_add(1, std::memory_order_relaxed); }
 std::uint64_t get(const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_relaxed); }
 
-class Bridge final : public Reloadable, public MetricsSource {
+class Bridge final : public Reloadable,
+                     public MetricsSource,
+                     public MessageHandler,
+                     public FastPath,
+                     public IdleWork,
+                     public StatsSource {
  public:
   Bridge(Core& core, std::shared_ptr<const mapping::RuleSet> rules, std::shared_ptr<RtmApi> rtm)
       : core_(core),
@@ -95,20 +100,25 @@ class Bridge final : public Reloadable, public MetricsSource {
     set_rules(std::move(rules));
   }
 
-  void install(const std::shared_ptr<Bridge>& self) {
-    // One handler routes for every filter: the rule set decides which rules match.
-    core_.add_filter_source([self] {
-      auto active = self->active();
-      return active->rules ? active->rules->subscriptions() : std::vector<std::string>{};
-    });
-    core_.add_message_handler("", [self](const Message& m) { return self->on_message(m); });
-    core_.set_fast_path([self](const Message& m) { return self->fast_path(m); });
-    core_.add_idle_hook([self] { self->pump(); });
-    core_.add_backpressure([self] { return self->qos1_.size() >= self->config_.qos1_queue; });
-    core_.add_stats_line([self] { return self->stats_line(); });
-    core_.add_reloadable(self);
-    core_.add_metrics_source(self);
+  static void install(Core& core, const std::shared_ptr<Bridge>& self) {
+    core.add_message_handler(self);
+    core.set_fast_path(self);
+    core.add_idle_work(self);
+    core.add_stats_source(self);
+    core.add_reloadable(self);
+    core.add_metrics_source(self);
   }
+
+  // MessageHandler: one handler routes for every filter of the rules in force (a reload
+  // may change them); the rule set decides which rules match.
+  std::vector<std::string> filters() const override {
+    auto a = active();
+    return a->rules ? a->rules->subscriptions() : std::vector<std::string>{};
+  }
+
+  // IdleWork: the queues go out as the link makes room; a full QoS 1 queue holds back.
+  void on_idle() override { pump(); }
+  bool holds_back() const override { return qos1_.size() >= config_.qos1_queue; }
 
   // Reloadable: new rules take over for the next message; counters of rules that keep
   // their name go on counting.
@@ -152,7 +162,7 @@ class Bridge final : public Reloadable, public MetricsSource {
 
   // ---------------------------------------------------------------- link thread
 
-  FastResult fast_path(const Message& m) {
+  FastResult on_link_thread(const Message& m) override {
     const std::int64_t now = core_.now_ms();
     const auto a = active();
     if (!a->rules) return FastResult::not_mine;
@@ -195,7 +205,7 @@ class Bridge final : public Reloadable, public MetricsSource {
 
   // ---------------------------------------------------------------- loop thread
 
-  bool on_message(const Message& m) {
+  bool on_message(const Message& m) override {
     const std::int64_t now = core_.now_ms();
     bool mine = true;
     if (is_echo(m, now)) {
@@ -393,7 +403,7 @@ class Bridge final : public Reloadable, public MetricsSource {
     queued_.store(qos0_.size() + qos1_.size(), std::memory_order_release);
   }
 
-  std::string stats_line() const {
+  std::string stats_line() const override {
     const auto c = counters();
     return "bridge received=" + std::to_string(c.received) + " relayed=" + std::to_string(c.relayed) +
            " dropped=" + std::to_string(c.dropped) + " shed=" + std::to_string(c.shed) +
@@ -432,8 +442,7 @@ class Bridge final : public Reloadable, public MetricsSource {
 void register_bridge(Core& core, std::shared_ptr<RtmApi> rtm) {
   // Always there, so that a reload can bring rules to a gateway started without any.
   auto bridge = std::make_shared<Bridge>(core, core.config().mapping.compiled, std::move(rtm));
-  bridge->install(bridge);
-  core.keep(bridge);
+  Bridge::install(core, bridge);
   spdlog::info("bridge: {} mapping rules, {} presence rules", core.config().mapping.rules.size(),
                core.config().mapping.presence.size());
   // `stats`: the gateway's counters, for operators (ops.uids) and tests.

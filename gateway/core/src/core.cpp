@@ -99,9 +99,8 @@ Core::~Core() = default;
 
 std::vector<std::string> Core::subscriptions() const {
   std::vector<std::string> filters{tree_.request_filter()};
-  filters.insert(filters.end(), extra_subscriptions_.begin(), extra_subscriptions_.end());
-  for (const auto& source : filter_sources_) {
-    for (auto& f : source()) filters.push_back(std::move(f));
+  for (const auto& handler : message_handlers_) {
+    for (auto& f : handler->filters()) filters.push_back(std::move(f));
   }
   return filters;
 }
@@ -203,13 +202,8 @@ void Core::write_all_metrics(MetricsWriter& out) const {
   for (const auto& source : metrics_sources_) source->write_metrics(out);
 }
 
-void Core::set_session_check(std::function<bool(const std::string&)> check) {
-  session_check_ = std::move(check);
-}
-
-void Core::add_message_handler(std::string filter, std::function<bool(const Message&)> handler) {
-  if (!filter.empty()) extra_subscriptions_.push_back(std::move(filter));
-  message_handlers_.push_back(std::move(handler));
+bool Core::has_live_session(const std::string& uid) {
+  return sessions_ && sessions_->has_live_session(uid);
 }
 
 bool Core::publish(const std::string& topic, std::string_view payload, int qos, bool retain) {
@@ -266,7 +260,7 @@ void Core::on_message(const Message& message) {
   }
   if (!parsed && answer_topic_without_uri(message)) return;
   for (auto& handler : message_handlers_) {
-    if (handler(message)) return;
+    if (handler->on_message(message)) return;
   }
   spdlog::debug("ignored message on {}", message.topic);
 }
@@ -394,7 +388,7 @@ void Core::handle_request(const topics::ParsedTopic& parsed, const Message& mess
     if (!absolute_handler_) {
       return fail(ErrorCode::no_route, "no module serves " + uri->scheme + "://" + uri->host);
     }
-    if (config_.modules.require_login && !(session_check_ && session_check_(uid))) {
+    if (config_.modules.require_login && !has_live_session(uid)) {
       return fail(ErrorCode::not_logged_in, uid + " has no live session: log in first");
     }
     Params none = Params::merge(topics::Uri{}, "").value();
@@ -425,7 +419,7 @@ void Core::handle_request(const topics::ParsedTopic& parsed, const Message& mess
   if (auto bad = params->only(op->second.name, op->second.params)) {
     return fail(bad->code, bad->message);
   }
-  if (op->second.needs_session && !(session_check_ && session_check_(uid))) {
+  if (op->second.needs_session && !has_live_session(uid)) {
     return fail(ErrorCode::not_logged_in, uid + " has no live session: log in first");
   }
 
@@ -467,26 +461,26 @@ void Core::complete_raw(const PendingRequest& p, std::string_view result_json) {
   publish(p.response_topic, payload, 1, false);
 }
 
-void Core::run_idle_hooks() {
-  for (auto& hook : idle_hooks_) hook();
+void Core::run_idle_work() {
+  for (auto& work : idle_work_) work->on_idle();
 }
 
 bool Core::backpressured() const {
-  for (const auto& check : backpressure_) {
-    if (check()) return true;
+  for (const auto& work : idle_work_) {
+    if (work->holds_back()) return true;
   }
   return false;
 }
 
 std::vector<std::string> Core::stats_lines() const {
   std::vector<std::string> lines;
-  for (const auto& line : stats_lines_) lines.push_back(line());
+  for (const auto& source : stats_sources_) lines.push_back(source->stats_line());
   return lines;
 }
 
 void Core::post(std::function<void()> task) {
-  if (poster_) {
-    poster_(std::move(task));
+  if (task_queue_) {
+    task_queue_->post(std::move(task));
   } else {
     task();
   }

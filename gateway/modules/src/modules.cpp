@@ -200,7 +200,7 @@ std::string clipped(std::string text, std::size_t max = 512) {
   return text + "...";
 }
 
-class ModuleRpc final : public Reloadable {
+class ModuleRpc final : public Reloadable, public MessageHandler {
  public:
   explicit ModuleRpc(Core& core)
       : core_(core),
@@ -233,11 +233,13 @@ class ModuleRpc final : public Reloadable {
     spdlog::info("modules: {} HTTP backend(s)", next.http_backends.size());
   }
 
+  // MessageHandler: the nodes' announcements and the answers to this gateway.
+  std::vector<std::string> filters() const override {
+    return {nodes_prefix_ + "+/+", reply_prefix_ + "+"};
+  }
+  bool on_message(const Message& m) override { return on_node(m) || on_reply(m); }
+
   void install() {
-    core_.add_message_handler(nodes_prefix_ + "+/+",
-                              [this](const Message& m) { return on_node(m); });
-    core_.add_message_handler(reply_prefix_ + "+",
-                              [this](const Message& m) { return on_reply(m); });
     core_.set_absolute_handler(
         [this](Call& call, const std::string& payload, const PendingRequest& pending) {
           return handle(call, payload, pending);
@@ -613,7 +615,7 @@ class ModuleRpc final : public Reloadable {
 void register_module_rpc(Core& core) {
   auto service = std::make_shared<ModuleRpc>(core);
   service->install();
-  core.keep(service);
+  core.add_message_handler(service);
   core.add_reloadable(service);
 }
 

@@ -29,19 +29,15 @@ constexpr const char* kConnectionLost = "connection_lost";
 constexpr std::int64_t kNeverMs = INT64_MAX / 4;  // device sessions carry no token
 const std::string kDeviceSession = "device-";     // session id prefix of bridged devices
 
-class RtmService final : public RtmApi, public BrokerSessionObserver {
+class RtmService final : public RtmApi,
+                         public SessionDirectory,
+                         public MessageHandler,
+                         public BrokerSessionObserver {
  public:
   RtmService(Core& core, std::shared_ptr<StateStore> store)
       : core_(core), store_(std::move(store)), state_(*store_), rng_(std::random_device{}()) {}
 
   void install() {
-    core_.set_session_check([this](const std::string& uid) {
-      unconfirmed_.erase(uid);  // a request from the user shows it is there
-      restored_.erase(uid);
-      return state_.has_session(uid);
-    });
-    core_.add_message_handler(core_.tree().presence_filter(),
-                              [this](const Message& m) { return on_presence(m); });
     add("login", false, {"token"}, &RtmService::login);
     add("logout", true, {}, &RtmService::logout);
     add("renew_token", true, {"token"}, &RtmService::renew_token);
@@ -59,6 +55,17 @@ class RtmService final : public RtmApi, public BrokerSessionObserver {
   }
 
   StateStore& state() { return state_; }
+
+  // SessionDirectory
+  bool has_live_session(const std::string& uid) override {
+    unconfirmed_.erase(uid);  // a request from the user shows it is there
+    restored_.erase(uid);
+    return state_.has_session(uid);
+  }
+
+  // MessageHandler: the retained presence of every user (see on_presence).
+  std::vector<std::string> filters() const override { return {core_.tree().presence_filter()}; }
+  bool on_message(const Message& m) override { return on_presence(m); }
 
   // After a restart: the sessions the store brought back get their token timers again (an
   // expiry that passed while the gateway was down fires at once, with the usual events),
@@ -690,7 +697,8 @@ std::shared_ptr<RtmApi> register_rtm_operations(Core& core) {
   service->install();
   if (store->durable()) core.set_durability(store);
   service->resume();
-  core.keep(service);
+  core.set_session_directory(service);
+  core.add_message_handler(service);
   core.add_broker_session_observer(service);
   auto ops = std::make_shared<RtmOperations>(service);
   core.add_reloadable(ops);

@@ -18,7 +18,10 @@
 
 namespace rtm::gateway {
 
-class Gateway final : public BrokerLink::Listener, public Outbox, public OpsProbe {
+class Gateway final : public BrokerLink::Listener,
+                      public Outbox,
+                      public TaskQueue,
+                      public OpsProbe {
  public:
   Gateway(const Config& config, std::unique_ptr<BrokerLink> link);
   ~Gateway() override;
@@ -50,14 +53,18 @@ class Gateway final : public BrokerLink::Listener, public Outbox, public OpsProb
   bool publish(const std::string& topic, std::string_view payload, int qos, bool retain) override;
   std::size_t in_flight() const override;
 
+  // TaskQueue (any thread): the task runs on the loop thread, after the turn's messages.
+  void post(std::function<void()> task) override;
+
   // OpsProbe (HTTP threads)
   bool live(std::string* why) const override;
   bool ready(std::string* why) const override;
   std::optional<std::string> metrics() override;
 
  private:
+  class StatusWatch;  // reads P/gateway/status for the Core (see on_status)
+
   void log_stats();
-  void post(std::function<void()> task);
   std::string status_payload(bool online, std::string_view reason) const;
   bool on_status(const Message& message);
   void apply_reload(const Config& next);

@@ -105,6 +105,35 @@ struct Counters {
   std::uint64_t dropped_inbound = 0;  // queue full before the loop saw them
 };
 
+// A part that must know when the broker lost the gateway's MQTT session, and with it the
+// Wills and the QoS 1 messages it held (the broker restarted without persistence).
+class BrokerSessionObserver {
+ public:
+  virtual ~BrokerSessionObserver() = default;
+  virtual void on_broker_session_lost() = 0;  // loop thread
+};
+
+// Who is logged in. The core asks before it runs an operation that needs a session (and a
+// module request when modules.require_login), so that it need not know where sessions live.
+class SessionDirectory {
+ public:
+  virtual ~SessionDirectory() = default;
+  // Has uid a live session? A request from uid is also a sign that it is still there.
+  virtual bool has_live_session(const std::string& uid) = 0;  // loop thread
+};
+
+// A reader of broker messages outside the request branch (presence, worker answers, the
+// bridge, other gateways' status): the core offers each such message to the handlers in
+// the order they were added, until one takes it.
+class MessageHandler {
+ public:
+  virtual ~MessageHandler() = default;
+  // The filters the broker link must keep subscribed for it; asked again after a reload.
+  virtual std::vector<std::string> filters() const = 0;
+  // True when the message was its own: no later handler sees it. Loop thread.
+  virtual bool on_message(const Message& message) = 0;
+};
+
 // What a fast path did with a message on the broker link's own thread.
 enum class FastResult {
   not_mine,  // not a bridge message: the loop handles it
@@ -112,12 +141,38 @@ enum class FastResult {
   deferred,  // a bridge message that needs the loop (registration, presence, full queues)
 };
 
-// A part that must know when the broker lost the gateway's MQTT session, and with it the
-// Wills and the QoS 1 messages it held (the broker restarted without persistence).
-class BrokerSessionObserver {
+// Routes messages on the broker link's thread, before they are queued for the loop, so
+// that the bridge's hot path skips a thread hop. It must be thread-safe and may only use
+// the Outbox (thread-safe) and its own synchronised state.
+class FastPath {
  public:
-  virtual ~BrokerSessionObserver() = default;
-  virtual void on_broker_session_lost() = 0;  // loop thread
+  virtual ~FastPath() = default;
+  virtual FastResult on_link_thread(const Message& message) = 0;
+};
+
+// A part with queues of its own in front of the broker link (the bridge): the loop lets
+// it work them off after each batch, and takes no new messages while it holds back (the
+// broker then keeps them, and nothing is dropped in between).
+class IdleWork {
+ public:
+  virtual ~IdleWork() = default;
+  virtual void on_idle() = 0;                        // loop thread, after each batch
+  virtual bool holds_back() const { return false; }  // loop thread
+};
+
+// A line of counters for the periodic stats log, from a part with counters of its own.
+class StatsSource {
+ public:
+  virtual ~StatsSource() = default;
+  virtual std::string stats_line() const = 0;  // loop thread
+};
+
+// Where tasks from other threads (an HTTP answer, a reload) wait for the loop thread.
+class TaskQueue {
+ public:
+  virtual ~TaskQueue() = default;
+  // Callable from any thread; the task runs on the loop thread soon.
+  virtual void post(std::function<void()> task) = 0;
 };
 
 class Core final : public MetricsSource {
@@ -131,12 +186,9 @@ class Core final : public MetricsSource {
   Counters& counters() { return counters_; }
   std::int64_t now_ms() const { return clock_(); }
 
-  // Filters the broker link must keep subscribed.
+  // Filters the broker link must keep subscribed: the request branch's, then every
+  // MessageHandler's.
   std::vector<std::string> subscriptions() const;
-  // Parts with filters of their own that a reload may change (the bridge).
-  void add_filter_source(std::function<std::vector<std::string>()> source) {
-    filter_sources_.push_back(std::move(source));
-  }
 
   // Takes the settings that may change at run time from `next` (checked already) and
   // tells every Reloadable. Loop thread only.
@@ -159,15 +211,13 @@ class Core final : public MetricsSource {
   void write_all_metrics(MetricsWriter& out) const;
 
   void add_operation(Operation op);
-  // Hook for operations: does uid have a live session? (Set by the session module.)
-  void set_session_check(std::function<bool(const std::string& uid)> check);
-  // Hook for other topics the gateway reads (presence, bridge): the handler returns
-  // true when the message was its own. `filter` is added to the broker subscriptions.
-  void add_message_handler(std::string filter, std::function<bool(const Message&)> handler);
-  // Adds a filter to the broker subscriptions.
-  void add_subscription(std::string filter) { extra_subscriptions_.push_back(std::move(filter)); }
-  // Keeps a module (the owner of registered handlers) alive as long as the core.
-  void keep(std::shared_ptr<void> module) { modules_.push_back(std::move(module)); }
+  // Without one, every operation that needs a session answers NOT_LOGGED_IN.
+  void set_session_directory(std::shared_ptr<SessionDirectory> sessions) {
+    sessions_ = std::move(sessions);
+  }
+  void add_message_handler(std::shared_ptr<MessageHandler> handler) {
+    message_handlers_.push_back(std::move(handler));
+  }
 
   // Absolute URIs (scheme://host/...) go here; without a handler they get NO_ROUTE.
   void set_absolute_handler(AbsoluteHandler handler) { absolute_handler_ = std::move(handler); }
@@ -177,33 +227,30 @@ class Core final : public MetricsSource {
   // answer relayed as the result). Loop thread only.
   void complete_raw(const PendingRequest& pending, std::string_view result_json);
 
-  // Runs `task` on the loop thread soon; callable from any thread. The Gateway installs
-  // its queue here; without one, tasks run at once (unit tests).
+  // Runs `task` on the loop thread soon; callable from any thread. Through the queue set
+  // here (the Gateway's; it owns the core and outlives it); without one, tasks run at
+  // once (unit tests).
   void post(std::function<void()> task);
-  void set_poster(std::function<void(std::function<void()>)> poster) { poster_ = std::move(poster); }
+  void set_task_queue(TaskQueue* queue) { task_queue_ = queue; }
 
   void on_message(const Message& message);
 
-  // A handler that runs on the broker link's thread, before a message is queued for the
-  // loop, so that the bridge's hot path skips a thread hop. It must be thread-safe and may
-  // only use the Outbox (thread-safe) and its own synchronised state.
-  void set_fast_path(std::function<FastResult(const Message&)> handler) {
-    fast_path_ = std::move(handler);
-  }
+  // Set before the broker link starts; fast_path() is then called on the link's thread.
+  void set_fast_path(std::shared_ptr<FastPath> fast_path) { fast_path_ = std::move(fast_path); }
   FastResult fast_path(const Message& message) {
-    return fast_path_ ? fast_path_(message) : FastResult::not_mine;
+    return fast_path_ ? fast_path_->on_link_thread(message) : FastResult::not_mine;
   }
   Outbox& outbox() { return outbox_; }
-  // Hooks run by the loop after each batch of messages (the bridge pumps its queues).
-  void add_idle_hook(std::function<void()> hook) { idle_hooks_.push_back(std::move(hook)); }
-  void run_idle_hooks();
-  // While any of these says true, the loop takes no new messages (the bridge's QoS 1
-  // queue is full): the broker then holds them, and nothing is dropped in between.
-  void add_backpressure(std::function<bool()> check) { backpressure_.push_back(std::move(check)); }
+  void add_idle_work(std::shared_ptr<IdleWork> work) { idle_work_.push_back(std::move(work)); }
+  // Every IdleWork's on_idle, in the order they were added.
+  void run_idle_work();
+  // Does any IdleWork hold back new messages?
   bool backpressured() const;
   std::size_t in_flight() const { return outbox_.in_flight(); }
-  // Extra lines for the periodic stats log (the bridge's counters).
-  void add_stats_line(std::function<std::string()> line) { stats_lines_.push_back(std::move(line)); }
+  void add_stats_source(std::shared_ptr<const StatsSource> source) {
+    stats_sources_.push_back(std::move(source));
+  }
+  // The StatsSources' lines, for the periodic stats log.
   std::vector<std::string> stats_lines() const;
   // Runs timers that are due; returns the next deadline (ms since epoch) or -1.
   std::int64_t run_due();
@@ -238,6 +285,7 @@ class Core final : public MetricsSource {
               const std::string& msg_id, const Outcome<json::Document>& outcome,
               std::uint64_t fingerprint, bool cache, Answered how);
   void count_answer(const Answered& how, ErrorCode code);
+  bool has_live_session(const std::string& uid);
 
   struct Held {
     std::string topic;
@@ -250,8 +298,8 @@ class Core final : public MetricsSource {
   std::shared_ptr<Durability> durability_;
   std::vector<Held> held_;
   AbsoluteHandler absolute_handler_;
-  std::function<FastResult(const Message&)> fast_path_;
-  std::function<void(std::function<void()>)> poster_;
+  std::shared_ptr<FastPath> fast_path_;
+  TaskQueue* task_queue_ = nullptr;
   Config config_;
   Outbox& outbox_;
   Clock clock_;
@@ -260,14 +308,10 @@ class Core final : public MetricsSource {
   Dedup dedup_;
   Counters counters_;
   std::unordered_map<std::string, Operation> operations_;
-  std::function<bool(const std::string&)> session_check_;
-  std::vector<std::function<bool(const Message&)>> message_handlers_;
-  std::vector<std::string> extra_subscriptions_;
-  std::vector<std::function<void()>> idle_hooks_;
-  std::vector<std::function<bool()>> backpressure_;
-  std::vector<std::function<std::string()>> stats_lines_;
-  std::vector<std::shared_ptr<void>> modules_;
-  std::vector<std::function<std::vector<std::string>()>> filter_sources_;
+  std::shared_ptr<SessionDirectory> sessions_;
+  std::vector<std::shared_ptr<MessageHandler>> message_handlers_;
+  std::vector<std::shared_ptr<IdleWork>> idle_work_;
+  std::vector<std::shared_ptr<const StatsSource>> stats_sources_;
   std::vector<std::shared_ptr<Reloadable>> reloadables_;
   std::vector<std::shared_ptr<BrokerSessionObserver>> session_observers_;
   std::vector<std::shared_ptr<const MetricsSource>> metrics_sources_;
