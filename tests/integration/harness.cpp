@@ -210,7 +210,8 @@ void Mosquitto::start() {
   conf << "listener " << port_ << " 127.0.0.1\n"
        << "allow_anonymous " << (allow_anonymous_ ? "true" : "false") << "\n"
        << "set_tcp_nodelay true\n"
-       << "persistence false\n"
+       // Off unless the test's own lines turn it on (Mosquitto takes the first value).
+       << (extra_config_.find("persistence true") == std::string::npos ? "persistence false\n" : "")
        << "log_dest stdout\n"
        << "log_type error\nlog_type warning\nlog_type notice\n"
        << readable_copies(extra_config_, dir_.path());

@@ -80,6 +80,7 @@ class Mosquitto {
   void start();  // (re)starts on the same port, waits until it accepts connections
   void kill_hard();
   void stop();
+  int pid() const { return process_ ? process_->pid() : -1; }
   std::string log() const;
   const std::filesystem::path& dir() const { return dir_.path(); }
 

@@ -5,6 +5,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <signal.h>
+
 #include <chrono>
 #include <string>
 #include <thread>
@@ -286,4 +288,51 @@ TEST_CASE("restart: a state file that is not the gateway's, or is corrupt, is re
   CHECK(gw.log().find("state file " + path.string()) != std::string::npos);
   CHECK(gw.stop() != 0);  // it exited with an error, or would have to be stopped: either way
   CHECK(read_file(path) == std::string(8192, 'x'));  // never silently replaced
+}
+
+TEST_CASE("restart: what the gateway published when the broker died is sent again after it returns") {
+  PersistentBroker pb;
+  TempDir state_dir;
+  GatewayProcess gw(pb.broker.uri(), sqlite_gateway(state_dir));
+  REQUIRE(wait_gateway_ready(pb.broker.uri()));
+  // alice's device keeps its MQTT session in the broker (clean session off), as the gateway does.
+  Client::Options keep;
+  keep.clean_session = false;
+  const std::string alice_id = unique_id("alice");
+  auto alice = std::make_unique<Client>(pb.broker.uri(), alice_id, keep);
+  alice->connect();
+  alice->subscribe("rtm/u/alice/#");
+  login(*alice, "alice", /*ttl_s=*/3);
+  // The broker writes its sessions to disk every second (autosave_interval 1): wait for a
+  // save that began after alice's session was complete.
+  const auto db = pb.data.path() / "mosquitto.db";
+  const auto after = std::filesystem::file_time_type::clock::now();
+  const auto save_deadline = Clock::now() + 10s;
+  std::error_code ec;
+  while (Clock::now() < save_deadline &&
+         !(std::filesystem::exists(db, ec) &&
+           std::filesystem::last_write_time(db, ec) > after + std::chrono::milliseconds(100))) {
+    std::this_thread::sleep_for(20ms);
+  }
+  REQUIRE(std::filesystem::last_write_time(db, ec) > after);
+
+  // The broker freezes: the expiry the gateway publishes now is never acknowledged...
+  REQUIRE(::kill(pb.broker.pid(), SIGSTOP) == 0);
+  REQUIRE_MESSAGE(wait_for_text([&] { return gw.log(); }, "session of alice ended: token expired", 0,
+                                10000ms),
+                  gw.log());
+  // ...and dies with it unread.
+  pb.broker.kill_hard();
+  alice.reset();
+  pb.broker.start();
+  alice = std::make_unique<Client>(pb.broker.uri(), alice_id, keep);
+  alice->connect();  // the broker kept alice's subscription
+  REQUIRE_MESSAGE(wait_for_text([&] { return gw.log(); }, "unacknowledged QoS 1 messages again", 0,
+                                15000ms),
+                  gw.log());
+  auto expired = wait_event(*alice, "rtm/u/alice/events/token", "token", "expired", 15000ms);
+  REQUIRE_MESSAGE(expired, gw.log());
+  auto ended = wait_event(*alice, "rtm/u/alice/events/session", "session", "ended");
+  REQUIRE(ended);
+  CHECK(std::string((*ended)["reason"].GetString()) == "token_expired");
 }

@@ -25,6 +25,7 @@
 #include <mutex>
 #include <regex>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -42,6 +43,11 @@ constexpr std::size_t kPublishHeaderBytes = 2 + 65535 + 2;
 // Output waiting for the socket beyond this is refused (publish() returns false), so a
 // broker that stops reading cannot grow the gateway without bound.
 constexpr std::size_t kMaxQueuedOutputBytes = 256 * 1024 * 1024;
+// QoS 1 messages kept until the broker acknowledges them (to send again after a reconnect)
+// beyond this are refused, so that an outage cannot grow the gateway without bound.
+constexpr std::size_t kMaxUnackedBytes = 64 * 1024 * 1024;
+// MQTT packet ids are 16 bits; some stay free for SUBSCRIBE and UNSUBSCRIBE.
+constexpr std::size_t kMaxUnackedPackets = 65000;
 // A skipped packet is logged at most this often (with how many more since).
 constexpr auto kSkipLogEvery = std::chrono::seconds(10);
 constexpr std::size_t kReadChunk = 256 * 1024;
@@ -134,14 +140,27 @@ class NativeLink final : public BrokerLink {
 
   bool publish(const std::string& topic, std::string_view payload, int qos, bool retain) override {
     std::lock_guard<std::mutex> lock(out_mutex_);
+    if (qos > 0) {
+      // Kept until the broker's PUBACK: sent again (DUP) after a reconnect, and taken while
+      // the link is down too, so that an answer is not lost to an outage.
+      if (unacked_.size() >= kMaxUnackedPackets) return false;
+      std::string packet;
+      const std::uint16_t id = next_packet_id_locked();
+      if (!codec::append_publish(packet, topic, payload, 1, retain, id)) return false;
+      if (unacked_bytes_ + packet.size() > kMaxUnackedBytes) return false;
+      if (accepting_) {
+        if (out_.size() > kMaxQueuedOutputBytes) return false;
+        out_ += packet;
+      }
+      unacked_bytes_ += packet.size();
+      unacked_.emplace(id, Unacked{next_unacked_seq_++, std::move(packet)});
+      in_flight_.fetch_add(1, std::memory_order_relaxed);
+      if (accepting_) wake_locked();
+      return true;
+    }
     if (!accepting_) return false;
     if (out_.size() > kMaxQueuedOutputBytes) return false;
-    if (qos > 0) {
-      if (unacked_.size() >= 65000) return false;  // packet ids exhausted: caller retries
-      const std::uint16_t id = next_packet_id_locked();
-      if (!codec::append_publish(out_, topic, payload, 1, retain, id)) return false;
-      unacked_.insert(id);
-    } else {
+    {
       if (!codec::append_publish(out_, topic, payload, 0, retain, 0)) return false;
       qos0_ends_.push_back(appended_ + out_.size());
     }
@@ -172,6 +191,24 @@ class NativeLink final : public BrokerLink {
 
  private:
   // ------------------------------------------------------------ any thread, out_mutex_ held
+
+  // QoS 1 messages the broker has not acknowledged, in the order they were published, with
+  // DUP set (MQTT 3.1.1, 4.4: a client resends them when it reconnects).
+  void resend_unacked_locked(std::string& out) {
+    if (unacked_.empty()) return;
+    std::vector<const Unacked*> order;
+    order.reserve(unacked_.size());
+    for (const auto& [id, u] : unacked_) order.push_back(&u);
+    std::sort(order.begin(), order.end(),
+              [](const Unacked* a, const Unacked* b) { return a->seq < b->seq; });
+    for (const Unacked* u : order) {
+      const std::size_t at = out.size();
+      out += u->packet;
+      out[at] = static_cast<char>(out[at] | kDupFlag);
+    }
+    resent_.fetch_add(order.size(), std::memory_order_relaxed);
+    spdlog::info("broker: sending {} unacknowledged QoS 1 messages again", order.size());
+  }
 
   std::uint16_t next_packet_id_locked() {
     do {
@@ -287,12 +324,11 @@ class NativeLink final : public BrokerLink {
     {
       std::lock_guard<std::mutex> lock(out_mutex_);
       accepting_ = false;
-      // What was not written or acknowledged is lost with a clean session; counted out so
-      // that callers waiting for room are not stuck.
-      lost = static_cast<long long>(qos0_ends_.size() + unacked_.size());
+      // QoS 0 messages not written are lost, counted out so that callers waiting for room
+      // are not stuck; QoS 1 ones stay in unacked_ and go again after the reconnect.
+      lost = static_cast<long long>(qos0_ends_.size());
       out_.clear();
       qos0_ends_.clear();
-      unacked_.clear();
       appended_ = 0;
       written_ = 0;
       wake_pending_ = false;
@@ -365,6 +401,7 @@ class NativeLink final : public BrokerLink {
         subscribe_id = next_packet_id_locked();
         codec::append_subscribe(hello, subscribe_id, subscriptions_);
       }
+      resend_unacked_locked(hello);
     }
     sending_ = std::move(hello);
     sent_ = 0;
@@ -585,7 +622,12 @@ class NativeLink final : public BrokerLink {
           bool known;
           {
             std::lock_guard<std::mutex> lock(out_mutex_);
-            known = unacked_.erase(p.packet_id) > 0;
+            auto it = unacked_.find(p.packet_id);
+            known = it != unacked_.end();
+            if (known) {
+              unacked_bytes_ -= it->second.packet.size();
+              unacked_.erase(it);
+            }
           }
           if (known) completed(1);
           break;
@@ -635,7 +677,15 @@ class NativeLink final : public BrokerLink {
   std::uint64_t appended_ = 0;  // stream bytes moved to sending_ so far
   std::uint64_t written_ = 0;
   std::deque<std::uint64_t> qos0_ends_;  // stream offset where each queued QoS 0 message ends
-  std::unordered_set<std::uint16_t> unacked_;
+  struct Unacked {
+    std::uint64_t seq;   // publish order
+    std::string packet;  // the PUBLISH as first sent
+  };
+  static constexpr char kDupFlag = 0x08;  // in a PUBLISH's fixed header
+  std::unordered_map<std::uint16_t, Unacked> unacked_;
+  std::size_t unacked_bytes_ = 0;
+  std::uint64_t next_unacked_seq_ = 0;
+  std::atomic<std::uint64_t> resent_{0};
   std::uint16_t next_id_ = 0;
   std::vector<std::pair<std::string, int>> subscriptions_;
 
