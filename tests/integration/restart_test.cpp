@@ -59,6 +59,14 @@ GatewayOptions sqlite_gateway(const TempDir& dir) {
   return o;
 }
 
+// The broker with persistence and a ready gateway on its own sqlite state file.
+struct Stack {
+  PersistentBroker pb;
+  TempDir state_dir;
+  GatewayProcess gw{pb.broker.uri(), sqlite_gateway(state_dir)};
+  Stack() { REQUIRE(wait_gateway_ready(pb.broker.uri())); }
+};
+
 // A plain MQTT client of a user: subscribed to its own subtree, online in its retained
 // presence (its Will says offline).
 std::unique_ptr<Client> device(const std::string& uri, const std::string& uid) {
@@ -109,10 +117,9 @@ std::optional<rapidjson::Document> wait_event(Client& c, const std::string& filt
 }  // namespace
 
 TEST_CASE("restart: after kill -9 sessions, members, subscriptions and watches are back") {
-  PersistentBroker pb;
-  TempDir state_dir;
-  GatewayProcess gw(pb.broker.uri(), sqlite_gateway(state_dir));
-  REQUIRE(wait_gateway_ready(pb.broker.uri()));
+  Stack stack;
+  auto& pb = stack.pb;
+  auto& gw = stack.gw;
 
   auto alice = device(pb.broker.uri(), "alice");
   auto bob = device(pb.broker.uri(), "bob");
@@ -178,10 +185,9 @@ TEST_CASE("restart: after kill -9 sessions, members, subscriptions and watches a
 }
 
 TEST_CASE("restart: QoS 1 requests sent while the gateway is down are answered exactly once") {
-  PersistentBroker pb;
-  TempDir state_dir;
-  GatewayProcess gw(pb.broker.uri(), sqlite_gateway(state_dir));
-  REQUIRE(wait_gateway_ready(pb.broker.uri()));
+  Stack stack;
+  auto& pb = stack.pb;
+  auto& gw = stack.gw;
   auto alice = device(pb.broker.uri(), "alice");
   login(*alice, "alice");
   must(*alice, "alice", "join?channel=room-0&msg_id=j0");
@@ -219,10 +225,9 @@ TEST_CASE("restart: QoS 1 requests sent while the gateway is down are answered e
 }
 
 TEST_CASE("restart: a token that expires while the gateway is down ends its session at once") {
-  PersistentBroker pb;
-  TempDir state_dir;
-  GatewayProcess gw(pb.broker.uri(), sqlite_gateway(state_dir));
-  REQUIRE(wait_gateway_ready(pb.broker.uri()));
+  Stack stack;
+  auto& pb = stack.pb;
+  auto& gw = stack.gw;
   auto alice = device(pb.broker.uri(), "alice");
   auto bob = device(pb.broker.uri(), "bob");
   login(*alice, "alice", /*ttl_s=*/4);
@@ -250,10 +255,9 @@ TEST_CASE("restart: a token that expires while the gateway is down ends its sess
 }
 
 TEST_CASE("restart: a user who went offline while the gateway was down is ended as timed out") {
-  PersistentBroker pb;
-  TempDir state_dir;
-  GatewayProcess gw(pb.broker.uri(), sqlite_gateway(state_dir));
-  REQUIRE(wait_gateway_ready(pb.broker.uri()));
+  Stack stack;
+  auto& pb = stack.pb;
+  auto& gw = stack.gw;
   auto alice = device(pb.broker.uri(), "alice");
   auto bob = device(pb.broker.uri(), "bob");
   login(*alice, "alice");
@@ -291,10 +295,9 @@ TEST_CASE("restart: a state file that is not the gateway's, or is corrupt, is re
 }
 
 TEST_CASE("restart: what the gateway published when the broker died is sent again after it returns") {
-  PersistentBroker pb;
-  TempDir state_dir;
-  GatewayProcess gw(pb.broker.uri(), sqlite_gateway(state_dir));
-  REQUIRE(wait_gateway_ready(pb.broker.uri()));
+  Stack stack;
+  auto& pb = stack.pb;
+  auto& gw = stack.gw;
   // alice's device keeps its MQTT session in the broker (clean session off), as the gateway does.
   Client::Options keep;
   keep.clean_session = false;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -318,3 +319,17 @@ TEST_CASE("rtm: after a restart on sqlite the state is back, repeats are answere
 }
 
 }  // TEST_SUITE
+
+TEST_CASE("rtm: a correctly signed token with an absurd expiry logs in with a bounded one") {
+  RtmHarness h;
+  // exp * 1000 would overflow a 64-bit millisecond count.
+  const std::int64_t absurd = std::numeric_limits<std::int64_t>::max() / 10;
+  const std::string token =
+      rtm::gateway::sign_token({"alice", h.now / 1000, absurd, std::nullopt}, h.config.auth.token_secret);
+  const auto result = h.ok("alice", "login", "", "{\"token\":\"" + token + "\"}");
+  const std::int64_t expires_at = result["expires_at"].GetInt64();
+  CHECK(expires_at > h.now / 1000 + 100LL * 365 * 24 * 3600);  // far in the future
+  CHECK(expires_at < absurd);
+  CHECK(expires_at <= std::numeric_limits<std::int64_t>::max() / 1000);
+  h.ok("alice", "join", "channel=lobby");  // the session is there and works
+}

@@ -327,6 +327,9 @@ class RtmService final : public RtmApi,
       return failure(ErrorCode::token_uid_mismatch,
                      "token is for uid \"" + claims->sub + "\", not " + call.uid);
     }
+    // A correctly signed token may still name an absurd expiry: kept within what the
+    // timers and the stored milliseconds can hold.
+    claims->exp = std::min<std::int64_t>(claims->exp, kNeverMs / 1000);
     return std::move(claims).value();
   }
 

@@ -136,17 +136,27 @@ class SqliteStore::Statement {
 SqliteStore::SqliteStore(const StateConfig& config, const LimitsConfig& limits,
                          std::int64_t answer_window_ms)
     : MemoryStore(limits), path_(config.path), answer_window_ms_(answer_window_ms) {
-  open(config);
-  migrate();
-  prepare();
-  restore();
+  try {
+    open(config);
+    migrate();
+    prepare();
+    restore();
+  } catch (...) {
+    close();  // no destructor runs for a constructor that throws
+    throw;
+  }
   set_listener(&keys_);
 }
 
 SqliteStore::~SqliteStore() {
   set_listener(nullptr);
-  statements_.clear();
+  close();
+}
+
+void SqliteStore::close() {
+  statements_.clear();  // finalized before the connection closes
   if (db_) sqlite3_close(db_);
+  db_ = nullptr;
 }
 
 namespace {

@@ -71,6 +71,7 @@ class SqliteStore final : public MemoryStore {
   };
 
   void open(const StateConfig& config);
+  void close();
   void identify();
   void migrate();
   void prepare();
