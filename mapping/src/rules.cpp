@@ -5,6 +5,7 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <exception>
 #include <initializer_list>
@@ -942,6 +943,26 @@ std::vector<std::string> RuleSet::rule_names() const {
 }  // namespace rtm::mapping
 
 namespace rtm::mapping {
+namespace {
+
+// rapidjson takes some numbers beyond a double's range (2.5e309) as infinity without an
+// error, and its writer then stops at them, leaving broken JSON behind: such a number is
+// refused like any other the parser cannot hold. Nesting is bounded before this runs.
+bool all_numbers_finite(const rapidjson::Value& v) {
+  if (v.IsDouble()) return std::isfinite(v.GetDouble());
+  if (v.IsArray()) {
+    for (const auto& item : v.GetArray()) {
+      if (!all_numbers_finite(item)) return false;
+    }
+  } else if (v.IsObject()) {
+    for (const auto& member : v.GetObject()) {
+      if (!all_numbers_finite(member.value)) return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
 
 std::optional<std::string> parse_untrusted_json(std::string_view payload, rapidjson::Document& document) {
   if (payload.size() > std::numeric_limits<rapidjson::SizeType>::max()) {
@@ -976,6 +997,10 @@ std::optional<std::string> parse_untrusted_json(std::string_view payload, rapidj
     return std::string("payload is not valid JSON: ") +
            rapidjson::GetParseError_En(document.GetParseError()) + " at byte " +
            std::to_string(document.GetErrorOffset());
+  }
+  if (!all_numbers_finite(document)) {
+    document.SetNull();  // callers that only look at the document see nothing usable
+    return "payload is not valid JSON: a number is beyond the range of a double";
   }
   return std::nullopt;
 }

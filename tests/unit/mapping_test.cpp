@@ -425,6 +425,11 @@ TEST_CASE("a message a rule cannot carry is dropped with a precise reason") {
       {"json/d1", "\"\xff\"", "rule \"json\": payload is not valid JSON: ", true},
       {"json/d1", std::string(200, '[') + std::string(200, ']'),
        "rule \"json\": payload JSON is nested deeper than 128 levels"},
+      // Beyond a double's range: the parser takes some as infinity, which no JSON can carry.
+      {"json/d1", "{\"a\": [2, 2.5e309, null]}",
+       "rule \"json\": payload is not valid JSON: a number is beyond the range of a double"},
+      {"json/d1", "{\"a\": 1.7976931348623159e308}",
+       "rule \"json\": payload is not valid JSON: a number is beyond the range of a double"},
       {"extract/d1", "{\"pressure\": 1}",
        "rule \"extract\": payload has no value at JSON pointer /temp"},
       {"extract/d1", "[1,2]", "rule \"extract\": payload has no value at JSON pointer /temp"},
