@@ -10,6 +10,7 @@
 #include <map>
 #include <stdexcept>
 #include <system_error>
+#include <utility>
 
 namespace rtm::gateway {
 namespace {
@@ -364,9 +365,9 @@ std::vector<StoredAnswer> SqliteStore::stored_answers(std::int64_t since_ms) {
   return out;
 }
 
-void SqliteStore::remember_answer(const StoredAnswer& answer) {
+void SqliteStore::remember_answer(StoredAnswer answer) {
   newest_answer_ms_ = std::max(newest_answer_ms_, answer.at_ms);
-  answers_.push_back(answer);
+  answers_.push_back(std::move(answer));
 }
 
 void SqliteStore::write_session(const std::string& uid) {

@@ -46,8 +46,9 @@ struct StoredAnswer {
 class Durability {
  public:
   virtual ~Durability() = default;
-  // An answer to remember across a restart, with the turn's other changes.
-  virtual void remember_answer(const StoredAnswer& answer) = 0;
+  // An answer to remember across a restart, with the turn's other changes (by value: the
+  // backend keeps it until the commit).
+  virtual void remember_answer(StoredAnswer answer) = 0;
   // Makes every change since the last commit durable, then calls done, now or later but
   // on the loop thread; done(false): it could not (logged and counted by the backend).
   virtual void commit(std::function<void(bool ok)> done) = 0;

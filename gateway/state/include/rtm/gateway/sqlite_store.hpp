@@ -38,7 +38,7 @@ class SqliteStore final : public MemoryStore {
 
   StoreStats stats() const override;
   bool durable() const override { return true; }
-  void remember_answer(const StoredAnswer& answer) override;
+  void remember_answer(StoredAnswer answer) override;
   void commit(std::function<void(bool ok)> done) override;
   std::vector<StoredAnswer> stored_answers(std::int64_t since_ms) override;
 

@@ -227,7 +227,7 @@ class MemoryStore : public StateStore {
   void set_limits(const LimitsConfig& limits) override { limits_ = limits; }
   StoreStats stats() const override { return {"memory", 0, 0, 0, 0}; }
   bool durable() const override { return false; }
-  void remember_answer(const StoredAnswer&) override {}
+  void remember_answer(StoredAnswer) override {}
   void commit(std::function<void(bool ok)> done) override { done(true); }
   std::vector<StoredAnswer> stored_answers(std::int64_t) override { return {}; }
 
