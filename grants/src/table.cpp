@@ -1,0 +1,282 @@
+#include "rtm/grants/table.hpp"
+
+namespace rtm::grants {
+namespace {
+
+bool starts_with(std::string_view text, std::string_view head) {
+  return text.size() >= head.size() && text.compare(0, head.size(), head) == 0;
+}
+
+// Splits "a/b/c" into exactly `n` non-empty levels; false otherwise.
+template <std::size_t N>
+bool levels(std::string_view text, std::string_view (&out)[N]) {
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < N; ++i) {
+    const auto end = text.find('/', start);
+    const bool last = i + 1 == N;
+    if (last != (end == std::string_view::npos)) return false;
+    const auto stop = last ? text.size() : end;
+    if (stop == start) return false;
+    out[i] = text.substr(start, stop - start);
+    start = stop + 1;
+  }
+  return true;
+}
+
+constexpr std::string_view kChannelBranch = "ch/";
+constexpr std::string_view kEventsBranch = "events/";
+constexpr std::string_view kUserBranch = "u/";
+constexpr std::string_view kInboxLevel = "inbox";
+
+}  // namespace
+
+std::string_view verdict_name(Verdict v) {
+  switch (v) {
+    case Verdict::not_governed: return "not governed";
+    case Verdict::allow: return "allowed";
+    case Verdict::deny: return "denied";
+  }
+  return "?";
+}
+
+// ------------------------------------------------------------------ names
+
+Table::Id Table::Names::acquire(std::string_view name) {
+  if (const auto it = index_.find(name); it != index_.end()) {
+    ++slots_[it->second].refs;
+    return it->second;
+  }
+  Id id;
+  if (!free_.empty()) {
+    id = free_.back();
+    free_.pop_back();
+  } else {
+    id = static_cast<Id>(slots_.size());
+    slots_.emplace_back();
+  }
+  slots_[id].name.assign(name);
+  slots_[id].refs = 1;
+  index_.emplace(std::string_view(slots_[id].name), id);
+  return id;
+}
+
+void Table::Names::release(Id id) {
+  auto& slot = slots_[id];
+  if (slot.refs == 0 || --slot.refs > 0) return;
+  index_.erase(std::string_view(slot.name));
+  slot.name.clear();
+  free_.push_back(id);
+}
+
+const Table::Id* Table::Names::find(std::string_view name) const {
+  const auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &it->second;
+}
+
+// ------------------------------------------------------------------ applying records
+
+Table::Table(std::string prefix) : prefix_(std::move(prefix)) {}
+
+std::vector<ConnectionAction> Table::apply_message(std::string_view message) {
+  std::vector<ConnectionAction> actions;
+  const auto result = read_records(message, [&](Record&& r) { apply(std::move(r), &actions); });
+  skipped_ += result.skipped;
+  return actions;
+}
+
+void Table::apply(Record&& r, std::vector<ConnectionAction>* actions) {
+  ++records_;
+  switch (r.kind) {
+    case RecordKind::sync_begin:
+      building_ = std::make_unique<View>();
+      building_epoch_ = r.number;
+      return;
+    case RecordKind::sync_end:
+      if (!building_ || building_epoch_ != r.number) {
+        ++skipped_;  // an end without its beginning: the live table stays
+        return;
+      }
+      live_ = std::move(*building_);
+      building_.reset();
+      synced_ = true;
+      epoch_ = r.number;
+      ++syncs_;
+      return;
+    case RecordKind::token:
+    case RecordKind::kick:
+    case RecordKind::kick_others:
+      if (actions) {
+        actions->push_back({r.kind, std::move(r.uid), static_cast<std::int64_t>(r.number)});
+      }
+      return;
+    default:
+      apply_to(building_ ? *building_ : live_, std::move(r));
+  }
+}
+
+void Table::apply_to(View& view, Record&& r) {
+  switch (r.kind) {
+    case RecordKind::session_on: {
+      const Id* known = view.names.find(r.uid);
+      if (known && view.sessions.count(*known)) return;
+      view.sessions.insert(view.names.acquire(r.uid));
+      return;
+    }
+    case RecordKind::session_off: {
+      const Id* known = view.names.find(r.uid);
+      if (!known || !view.sessions.count(*known)) return;
+      const Id id = *known;
+      view.sessions.erase(id);
+      view.names.release(id);
+      return;
+    }
+    case RecordKind::member:
+      set_member(view, r.channel, r.uid, &r.grants);
+      return;
+    case RecordKind::no_member:
+      set_member(view, r.channel, r.uid, nullptr);
+      return;
+    default:
+      return;
+  }
+}
+
+Table::Stream* Table::stream(View& view, std::string_view key, bool create) {
+  std::string k(key);
+  auto it = view.streams.find(k);
+  if (it != view.streams.end()) return &it->second;
+  if (!create) return nullptr;
+  return &view.streams.emplace(std::move(k), Stream{}).first->second;
+}
+
+void Table::add_stream_grants(View& view, const std::string& channel, Id uid_id,
+                              const std::string& uid, const MemberGrants& g, int sign) {
+  auto drop_if_empty = [&](const std::string& key) {
+    auto it = view.streams.find(key);
+    if (it != view.streams.end() && it->second.empty()) view.streams.erase(it);
+  };
+  for (const auto& topic : g.writes) {
+    const std::string key = channel + "/" + topic + "/" + uid;
+    if (sign > 0) {
+      stream(view, key, true)->writable = true;
+    } else if (Stream* s = stream(view, key, false)) {
+      s->writable = false;
+      drop_if_empty(key);
+    }
+  }
+  for (const auto& [topic, publishers] : g.reads) {
+    for (const auto& publisher : publishers) {
+      const std::string key = channel + "/" + topic + "/" + publisher;
+      if (sign > 0) {
+        if (stream(view, key, true)->readers.insert(uid_id).second) ++view.read_grants;
+      } else if (Stream* s = stream(view, key, false)) {
+        if (s->readers.erase(uid_id) > 0) --view.read_grants;
+        drop_if_empty(key);
+      }
+    }
+  }
+}
+
+void Table::set_member(View& view, const std::string& channel, const std::string& uid,
+                       const MemberGrants* grants) {
+  const std::string key = channel + "/" + uid;
+  if (auto it = view.member_grants.find(key); it != view.member_grants.end()) {
+    const Id id = *view.names.find(uid);
+    add_stream_grants(view, channel, id, uid, it->second.grants, -1);
+    view.member_grants.erase(it);
+    if (auto m = view.members.find(channel); m != view.members.end()) {
+      m->second.erase(id);
+      if (m->second.empty()) view.members.erase(m);
+    }
+    view.names.release(id);
+  }
+  if (!grants) return;
+  const Id id = view.names.acquire(uid);
+  view.members[channel].insert(id);
+  add_stream_grants(view, channel, id, uid, *grants, +1);
+  view.member_grants.emplace(key, Member{*grants});
+}
+
+// ------------------------------------------------------------------ decisions
+
+Verdict Table::decide(std::string_view username, std::string_view topic, Access access) const {
+  if (topic.size() <= prefix_.size() + 1 || !starts_with(topic, prefix_) ||
+      topic[prefix_.size()] != '/') {
+    return Verdict::not_governed;
+  }
+  const std::string_view rest = topic.substr(prefix_.size() + 1);
+  if (starts_with(rest, kChannelBranch)) {
+    const std::string_view key = rest.substr(kChannelBranch.size());
+    std::string_view parts[3];  // channel, topic, publisher
+    if (!levels(key, parts) || !synced_) return Verdict::deny;
+    if (access == Access::write && parts[2] != username) return Verdict::deny;
+    scratch_.assign(key);
+    const auto it = live_.streams.find(scratch_);
+    if (it == live_.streams.end()) return Verdict::deny;
+    if (access == Access::write) return it->second.writable ? Verdict::allow : Verdict::deny;
+    const Id* reader = live_.names.find(username);
+    return reader && it->second.readers.count(*reader) ? Verdict::allow : Verdict::deny;
+  }
+  if (starts_with(rest, kEventsBranch)) {
+    const std::string_view channel = rest.substr(kEventsBranch.size());
+    std::string_view parts[1];
+    // Only the gateway (a service user, let through before the table) writes events.
+    if (access == Access::write || !levels(channel, parts) || !synced_) return Verdict::deny;
+    scratch_.assign(channel);
+    const auto it = live_.members.find(scratch_);
+    const Id* member = live_.names.find(username);
+    return it != live_.members.end() && member && it->second.count(*member) ? Verdict::allow
+                                                                             : Verdict::deny;
+  }
+  if (access == Access::write && starts_with(rest, kUserBranch)) {
+    std::string_view parts[3];  // to, "inbox", from
+    if (!levels(rest.substr(kUserBranch.size()), parts) || parts[1] != kInboxLevel) {
+      return Verdict::not_governed;
+    }
+    if (parts[2] != username || !synced_) return Verdict::deny;
+    return has_session(username) ? Verdict::allow : Verdict::deny;
+  }
+  return Verdict::not_governed;
+}
+
+Verdict Table::decide_subscribe(std::string_view username, std::string_view filter) const {
+  if (filter.find_first_of("+#") == std::string_view::npos) {
+    return decide(username, filter, Access::read);
+  }
+  // Could the filter match a topic under P/ch/ or P/events/? Walk the prefix's levels,
+  // then the branch level.
+  std::size_t f = 0, p = 0;
+  while (true) {
+    const auto f_end = std::min(filter.find('/', f), filter.size());
+    const std::string_view level = filter.substr(f, f_end - f);
+    if (level == "#") return Verdict::deny;
+    if (p > prefix_.size()) {  // the branch level
+      const bool covers = level == "+" || level == "ch" || level == "events";
+      return covers && f_end < filter.size() ? Verdict::deny : Verdict::not_governed;
+    }
+    const auto p_end = std::min(prefix_.find('/', p), prefix_.size());
+    if (level != "+" && level != prefix_.substr(p, p_end - p)) return Verdict::not_governed;
+    if (f_end >= filter.size()) return Verdict::not_governed;  // ends inside the prefix
+    f = f_end + 1;
+    p = p_end + 1;
+  }
+}
+
+bool Table::has_session(std::string_view uid) const {
+  const Id* id = live_.names.find(uid);
+  return id && live_.sessions.count(*id) > 0;
+}
+
+TableStats Table::stats() const {
+  TableStats s;
+  s.sessions = live_.sessions.size();
+  s.members = live_.member_grants.size();
+  s.streams = live_.streams.size();
+  s.read_grants = live_.read_grants;
+  s.syncs = syncs_;
+  s.records = records_;
+  s.skipped = skipped_;
+  return s;
+}
+
+}  // namespace rtm::grants

@@ -1,0 +1,211 @@
+// The grant records and the table the broker plugin answers access checks from: tried as
+// a hostile logged-in user would (topics one level off, other channels, names of others).
+#include <doctest/doctest.h>
+
+#include "rtm/grants/records.hpp"
+#include "rtm/grants/table.hpp"
+
+using namespace rtm::grants;
+
+namespace {
+
+MemberGrants grants(std::vector<std::string> writes,
+                    std::vector<std::pair<std::string, std::vector<std::string>>> reads) {
+  return MemberGrants{std::move(writes), std::move(reads)};
+}
+
+// A table after a full set with alice publishing input in room, bob reading her there.
+Table coplay_table() {
+  Table t("rtm");
+  RecordWriter w;
+  w.sync_begin(1);
+  w.session("alice", true);
+  w.session("bob", true);
+  w.member("room", "alice", grants({"input"}, {}));
+  w.member("room", "bob", grants({}, {{"input", {"alice"}}}));
+  w.sync_end(1);
+  for (const auto& m : w.take()) t.apply_message(m);
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("records written are read back the same, in order") {
+  RecordWriter w;
+  w.sync_begin(7);
+  w.session("alice", true);
+  w.session("carol", false);
+  w.member("room-42", "bob", grants({"chat", "input"}, {{"input", {"alice", "zed"}}, {"video", {}}}));
+  w.no_member("room-42", "dave");
+  w.token("alice", 1700000000);
+  w.kick("eve");
+  w.kick_others("alice");
+  w.sync_end(7);
+  const auto messages = w.take();
+  REQUIRE(messages.size() == 1);
+  CHECK(messages[0].rfind("rtm-grants 1\n", 0) == 0);
+  std::vector<Record> got;
+  const auto result = read_records(messages[0], [&](Record&& r) { got.push_back(std::move(r)); });
+  CHECK(result.skipped == 0);
+  REQUIRE(got.size() == 9);
+  CHECK(got[0].kind == RecordKind::sync_begin);
+  CHECK(got[0].number == 7);
+  CHECK(got[2].kind == RecordKind::session_off);
+  CHECK(got[3].kind == RecordKind::member);
+  CHECK(got[3].grants == grants({"chat", "input"}, {{"input", {"alice", "zed"}}, {"video", {}}}));
+  CHECK(got[4].kind == RecordKind::no_member);
+  CHECK(got[4].uid == "dave");
+  CHECK(got[5].number == 1700000000);
+  CHECK(got[6].kind == RecordKind::kick);
+  CHECK(got[7].kind == RecordKind::kick_others);
+  CHECK(got[8].kind == RecordKind::sync_end);
+}
+
+TEST_CASE("a batch larger than a message is split at record boundaries") {
+  RecordWriter w(100);
+  for (int i = 0; i < 50; ++i) w.session("user-" + std::to_string(i), true);
+  const auto messages = w.take();
+  CHECK(messages.size() > 5);
+  std::size_t records = 0;
+  for (const auto& m : messages) {
+    CHECK(m.size() <= 100);
+    records += read_records(m, [](Record&&) {}).records;
+  }
+  CHECK(records == 50);
+  CHECK(w.take().empty());
+}
+
+TEST_CASE("malformed records are skipped and counted, the good ones still apply") {
+  std::vector<Record> got;
+  const std::string message =
+      "rtm-grants 1\nS alice\nS bad/uid\nQ x\nM room\nM room bob stray\nB x\nT bob -5\n"
+      "M room bob #b #a\nS bob\n";
+  const auto result = read_records(message, [&](Record&& r) { got.push_back(std::move(r)); });
+  CHECK(result.records == 2);
+  CHECK(result.skipped == 7);
+  CHECK(!result.first_error.empty());
+  CHECK(read_records("S alice\n", [](Record&&) { FAIL("read"); }).skipped == 1);
+}
+
+TEST_CASE("the table fails closed until a full set has arrived") {
+  Table t("rtm");
+  CHECK_FALSE(t.synced());
+  CHECK(t.decide("alice", "rtm/ch/room/input/alice", Access::write) == Verdict::deny);
+  CHECK(t.decide("bob", "rtm/ch/room/input/alice", Access::read) == Verdict::deny);
+  CHECK(t.decide("bob", "rtm/events/room", Access::read) == Verdict::deny);
+  CHECK(t.decide("bob", "rtm/u/alice/inbox/bob", Access::write) == Verdict::deny);
+  // Not channel levels: left to the other rules.
+  CHECK(t.decide("bob", "rtm/u/bob/res/join", Access::read) == Verdict::not_governed);
+  CHECK(t.decide("bob", "rtm/presence/bob", Access::write) == Verdict::not_governed);
+  CHECK(t.decide("bob", "factory/line-1/temp", Access::read) == Verdict::not_governed);
+  // Records outside a full set apply, but the table stays closed.
+  t.apply_message("rtm-grants 1\nS bob\n");
+  CHECK_FALSE(t.synced());
+  CHECK(t.decide("bob", "rtm/u/alice/inbox/bob", Access::write) == Verdict::deny);
+}
+
+TEST_CASE("channel data: read only what was granted, write only as a registered publisher") {
+  Table t = coplay_table();
+  REQUIRE(t.synced());
+  CHECK(t.decide("bob", "rtm/ch/room/input/alice", Access::read) == Verdict::allow);
+  CHECK(t.decide("alice", "rtm/ch/room/input/alice", Access::write) == Verdict::allow);
+  // The attacker's tries.
+  CHECK(t.decide("carol", "rtm/ch/room/input/alice", Access::read) == Verdict::deny);
+  CHECK(t.decide("bob", "rtm/ch/room/chat/alice", Access::read) == Verdict::deny);
+  CHECK(t.decide("bob", "rtm/ch/other/input/alice", Access::read) == Verdict::deny);
+  CHECK(t.decide("bob", "rtm/ch/room/input/bob", Access::write) == Verdict::deny);
+  CHECK(t.decide("bob", "rtm/ch/room/input/alice", Access::write) == Verdict::deny);
+  CHECK(t.decide("alice", "rtm/ch/room/chat/alice", Access::write) == Verdict::deny);
+  CHECK(t.decide("bob", "rtm/ch/room/input/alice/x", Access::read) == Verdict::deny);
+  CHECK(t.decide("bob", "rtm/ch/room/input", Access::read) == Verdict::deny);
+  CHECK(t.decide("bob", "rtm/ch/room//alice", Access::read) == Verdict::deny);
+  CHECK(t.decide("bob", "rtm/ch//input/alice", Access::read) == Verdict::deny);
+  // Another prefix that merely starts the same way is not ours.
+  CHECK(t.decide("bob", "rtmx/ch/room/input/alice", Access::read) == Verdict::not_governed);
+}
+
+TEST_CASE("events are for members, inboxes take messages only from live sessions") {
+  Table t = coplay_table();
+  CHECK(t.decide("bob", "rtm/events/room", Access::read) == Verdict::allow);
+  CHECK(t.decide("carol", "rtm/events/room", Access::read) == Verdict::deny);
+  CHECK(t.decide("bob", "rtm/events/room", Access::write) == Verdict::deny);
+  CHECK(t.decide("bob", "rtm/events/room/x", Access::read) == Verdict::deny);
+  CHECK(t.decide("bob", "rtm/u/alice/inbox/bob", Access::write) == Verdict::allow);
+  CHECK(t.decide("carol", "rtm/u/alice/inbox/carol", Access::write) == Verdict::deny);
+  CHECK(t.decide("carol", "rtm/u/alice/inbox/bob", Access::write) == Verdict::deny);
+  CHECK(t.decide("alice", "rtm/u/alice/inbox/bob", Access::read) == Verdict::not_governed);
+}
+
+TEST_CASE("member records replace what was known: unsubscribe, leave_topic, leave, logout") {
+  Table t = coplay_table();
+  auto apply = [&](auto&& write) {
+    RecordWriter w;
+    write(w);
+    for (const auto& m : w.take()) t.apply_message(m);
+  };
+  apply([](RecordWriter& w) { w.member("room", "bob", grants({}, {})); });
+  CHECK(t.decide("bob", "rtm/ch/room/input/alice", Access::read) == Verdict::deny);
+  CHECK(t.decide("bob", "rtm/events/room", Access::read) == Verdict::allow);
+  apply([](RecordWriter& w) { w.member("room", "alice", grants({}, {})); });
+  CHECK(t.decide("alice", "rtm/ch/room/input/alice", Access::write) == Verdict::deny);
+  apply([](RecordWriter& w) { w.no_member("room", "bob"); });
+  CHECK(t.decide("bob", "rtm/events/room", Access::read) == Verdict::deny);
+  apply([](RecordWriter& w) { w.session("alice", false); });
+  CHECK(t.decide("alice", "rtm/u/bob/inbox/alice", Access::write) == Verdict::deny);
+  CHECK(t.stats().read_grants == 0);
+  CHECK(t.stats().members == 1);
+  apply([](RecordWriter& w) { w.no_member("room", "alice"); });
+  CHECK(t.stats().members == 0);
+  CHECK(t.stats().streams == 0);
+}
+
+TEST_CASE("a new full set replaces the table whole, without a gap; a half set changes nothing") {
+  Table t = coplay_table();
+  RecordWriter w;
+  w.sync_begin(2);
+  w.session("bob", true);
+  w.member("room", "bob", grants({}, {{"input", {"carol"}}}));
+  auto first = w.take();
+  for (const auto& m : first) t.apply_message(m);
+  // The old grants hold while the new set is on its way.
+  CHECK(t.decide("bob", "rtm/ch/room/input/alice", Access::read) == Verdict::allow);
+  w.sync_end(2);
+  for (const auto& m : w.take()) t.apply_message(m);
+  CHECK(t.epoch() == 2);
+  CHECK(t.decide("bob", "rtm/ch/room/input/alice", Access::read) == Verdict::deny);
+  CHECK(t.decide("bob", "rtm/ch/room/input/carol", Access::read) == Verdict::allow);
+  CHECK(t.decide("alice", "rtm/u/bob/inbox/alice", Access::write) == Verdict::deny);
+  // An end without its beginning is skipped.
+  t.apply_message("rtm-grants 1\nF 9\n");
+  CHECK(t.epoch() == 2);
+  CHECK(t.stats().skipped == 1);
+}
+
+TEST_CASE("connection records come back as actions, never into the table") {
+  Table t = coplay_table();
+  const auto actions = t.apply_message("rtm-grants 1\nK bob\nT alice 99\nk alice\n");
+  REQUIRE(actions.size() == 3);
+  CHECK(actions[0].kind == RecordKind::kick);
+  CHECK(actions[0].uid == "bob");
+  CHECK(actions[1].expires_at_s == 99);
+  CHECK(actions[2].kind == RecordKind::kick_others);
+  CHECK(t.decide("bob", "rtm/ch/room/input/alice", Access::read) == Verdict::allow);
+}
+
+TEST_CASE("a filter checked once at SUBSCRIBE (EMQX): no wildcard may reach a channel level") {
+  Table t = coplay_table();
+  CHECK(t.decide_subscribe("bob", "rtm/ch/room/input/alice") == Verdict::allow);
+  CHECK(t.decide_subscribe("carol", "rtm/ch/room/input/alice") == Verdict::deny);
+  for (const char* filter : {"#", "rtm/#", "+/ch/room/input/alice", "rtm/ch/#", "rtm/+/room/input/alice",
+                             "rtm/ch/room/input/+", "rtm/events/+", "rtm/ch/+/+/+"}) {
+    CAPTURE(filter);
+    CHECK(t.decide_subscribe("bob", filter) == Verdict::deny);
+  }
+  CHECK(t.decide_subscribe("bob", "rtm/u/bob/#") == Verdict::not_governed);
+  CHECK(t.decide_subscribe("bob", "rtm/presence/+") == Verdict::not_governed);
+  CHECK(t.decide_subscribe("bob", "factory/+/temp") == Verdict::not_governed);
+  CHECK(t.decide_subscribe("bob", "rtm/+") == Verdict::not_governed);
+  Table deep("acme/rtm");
+  CHECK(deep.decide_subscribe("bob", "acme/+/ch/x/y/z") == Verdict::deny);
+  CHECK(deep.decide_subscribe("bob", "acme/other/ch/x/y/z") == Verdict::not_governed);
+}
