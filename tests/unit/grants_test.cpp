@@ -30,7 +30,7 @@ Table coplay_table() {
 
 }  // namespace
 
-TEST_CASE("records written are read back the same, in order") {
+TEST_CASE("records written are read back the same and in order") {
   RecordWriter w;
   w.sync_begin(7);
   w.session("alice", true);
@@ -75,7 +75,7 @@ TEST_CASE("a batch larger than a message is split at record boundaries") {
   CHECK(w.take().empty());
 }
 
-TEST_CASE("malformed records are skipped and counted, the good ones still apply") {
+TEST_CASE("malformed records are skipped and counted while the good ones still apply") {
   std::vector<Record> got;
   const std::string message =
       "rtm-grants 1\nS alice\nS bad/uid\nQ x\nM room\nM room bob stray\nB x\nT bob -5\n"
@@ -104,7 +104,7 @@ TEST_CASE("the table fails closed until a full set has arrived") {
   CHECK(t.decide("bob", "rtm/u/alice/inbox/bob", Access::write) == Verdict::deny);
 }
 
-TEST_CASE("channel data: read only what was granted, write only as a registered publisher") {
+TEST_CASE("channel data: read only what was granted and write only as a registered publisher") {
   Table t = coplay_table();
   REQUIRE(t.synced());
   CHECK(t.decide("bob", "rtm/ch/room/input/alice", Access::read) == Verdict::allow);
@@ -124,7 +124,7 @@ TEST_CASE("channel data: read only what was granted, write only as a registered 
   CHECK(t.decide("bob", "rtmx/ch/room/input/alice", Access::read) == Verdict::not_governed);
 }
 
-TEST_CASE("events are for members, inboxes take messages only from live sessions") {
+TEST_CASE("events are for members and inboxes take messages only from live sessions") {
   Table t = coplay_table();
   CHECK(t.decide("bob", "rtm/events/room", Access::read) == Verdict::allow);
   CHECK(t.decide("carol", "rtm/events/room", Access::read) == Verdict::deny);
@@ -136,7 +136,7 @@ TEST_CASE("events are for members, inboxes take messages only from live sessions
   CHECK(t.decide("alice", "rtm/u/alice/inbox/bob", Access::read) == Verdict::not_governed);
 }
 
-TEST_CASE("member records replace what was known: unsubscribe, leave_topic, leave, logout") {
+TEST_CASE("member records replace what was known (unsubscribe and leave_topic and leave and logout)") {
   Table t = coplay_table();
   auto apply = [&](auto&& write) {
     RecordWriter w;
@@ -159,7 +159,7 @@ TEST_CASE("member records replace what was known: unsubscribe, leave_topic, leav
   CHECK(t.stats().streams == 0);
 }
 
-TEST_CASE("a new full set replaces the table whole, without a gap; a half set changes nothing") {
+TEST_CASE("a new full set replaces the table whole without a gap and a half set changes nothing") {
   Table t = coplay_table();
   RecordWriter w;
   w.sync_begin(2);
@@ -181,7 +181,7 @@ TEST_CASE("a new full set replaces the table whole, without a gap; a half set ch
   CHECK(t.stats().skipped == 1);
 }
 
-TEST_CASE("connection records come back as actions, never into the table") {
+TEST_CASE("connection records come back as actions and never go into the table") {
   Table t = coplay_table();
   const auto actions = t.apply_message("rtm-grants 1\nK bob\nT alice 99\nk alice\n");
   REQUIRE(actions.size() == 3);

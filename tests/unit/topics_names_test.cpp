@@ -336,3 +336,18 @@ TEST_CASE("hostile sizes are handled in linear time") {
   // Generous bound (sanitizers, slow CI); quadratic code would take far longer.
   CHECK(elapsed < std::chrono::seconds(2));
 }
+
+TEST_CASE("name patterns: '*' any run and '?' one character and everything else literal") {
+  using rtm::topics::name_matches;
+  CHECK(name_matches("lobby-*", "lobby-1"));
+  CHECK(name_matches("lobby-*", "lobby-"));
+  CHECK_FALSE(name_matches("lobby-*", "lobby"));
+  CHECK(name_matches("*", "anything"));
+  CHECK(name_matches("room-?", "room-7"));
+  CHECK_FALSE(name_matches("room-?", "room-42"));
+  CHECK(name_matches("a*b*c", "axxbyyc"));
+  CHECK_FALSE(name_matches("a*b*c", "axxbyy"));
+  CHECK(name_matches("public", "public"));
+  CHECK_FALSE(name_matches("public", "publicx"));
+  CHECK(name_matches("*-open", "game.42-open"));
+}

@@ -195,4 +195,25 @@ bool filter_matches(std::string_view filter, std::string_view topic) {
   return topic_levels.done();
 }
 
+bool name_matches(std::string_view pattern, std::string_view name) {
+  // Greedy with one back-track point: the last '*' seen and where it resumed.
+  std::size_t p = 0, n = 0, star = std::string_view::npos, resume = 0;
+  while (n < name.size()) {
+    if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == name[n])) {
+      ++p;
+      ++n;
+    } else if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      resume = n;
+    } else if (star != std::string_view::npos) {
+      p = star + 1;
+      n = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
+}
+
 }  // namespace rtm::topics

@@ -144,6 +144,7 @@ std::string TopicTree::presence_filter() const {
 }
 
 std::string TopicTree::gateway_status() const { return join({prefix_, "gateway", "status"}); }
+std::string TopicTree::gateway_grants() const { return join({prefix_, "gateway", "grants"}); }
 
 std::optional<ParsedTopic> TopicTree::parse(std::string_view topic) const {
   if (topic.size() <= prefix_.size() || topic.compare(0, prefix_.size(), prefix_) != 0 ||

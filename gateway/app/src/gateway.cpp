@@ -98,8 +98,8 @@ Gateway::Gateway(const Config& config, std::unique_ptr<BrokerLink> link)
       limiter_(rate_limits(config_.requests)) {
   core_->set_task_queue(this);
   register_basic_operations(*core_);
-  auto rtm = register_rtm_operations(*core_);
-  register_bridge(*core_, rtm);
+  rtm_ = register_rtm_operations(*core_);
+  register_bridge(*core_, rtm_);
   register_module_rpc(*core_);
   core_->add_message_handler(std::make_shared<StatusWatch>(*this));
   // The broker says "offline" for us when the connection drops without a goodbye.
@@ -117,7 +117,7 @@ Gateway::~Gateway() {
 
 void Gateway::start_ops_http() {
   if (!config_.ops.http_listen.empty()) {
-    ops_http_ = std::make_unique<OpsHttpServer>(config_.ops.http_listen, *this);
+    ops_http_ = std::make_unique<OpsHttpServer>(config_.ops.http_listen, *this, config_.ops.api_keys);
   }
 }
 
@@ -141,6 +141,8 @@ void Gateway::on_connected(bool session_present) {
     // gone: sessions must show they are still there.
     post([this] { core_->broker_session_lost(); });
   }
+  // After the session check: the grant feed sends its full set to the broker again.
+  post([this] { core_->broker_connected(); });
   // Retained, so that devices and operators who look later see it too.
   link_->publish(status_topic_, status_payload(true, ""), 1, true);
   spdlog::info("gateway: serving requests on {} (instance {}, {} MQTT session)",
@@ -395,6 +397,39 @@ std::optional<std::string> Gateway::metrics() {
   } catch (const std::exception&) {
     return std::nullopt;
   }
+}
+
+std::optional<OpsProbe::Answer> Gateway::on_loop(std::function<Answer()> work) {
+  auto done = std::make_shared<std::promise<Answer>>();
+  auto result = done->get_future();
+  post([work = std::move(work), done] { done->set_value(work()); });
+  if (result.wait_for(kMetricsDeadline) != std::future_status::ready) return std::nullopt;
+  try {
+    return result.get();
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+std::optional<OpsProbe::Answer> Gateway::kick(const std::string& uid) {
+  return on_loop([this, uid] {
+    auto doc = json::object();
+    json::set(doc, "uid", uid);
+    json::set_bool(doc, "had_session", rtm_->kick(uid));
+    spdlog::info("ops: {} kicked over HTTP", uid);
+    return Answer{200, json::dump(doc)};
+  });
+}
+
+std::optional<OpsProbe::Answer> Gateway::authorize(const AuthzQuestion& question) {
+  if (!config_.enforcement.http_authz) {
+    return Answer{404, R"({"error":"enforcement.http_authz is off"})"};
+  }
+  return on_loop([this, question] {
+    auto doc = json::object();
+    json::set(doc, "result", rtm_->authorize(question));
+    return Answer{200, json::dump(doc)};
+  });
 }
 
 void Gateway::write_metrics(MetricsWriter& out) const {

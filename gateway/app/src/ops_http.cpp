@@ -6,10 +6,74 @@
 #include <stdexcept>
 #include <thread>
 
+#include "rtm/gateway/json.hpp"
+#include "rtm/mapping/json.hpp"
+#include "rtm/topics/names.hpp"
+
 namespace rtm::gateway {
 namespace {
 
 constexpr const char* kPrometheusText = "text/plain; version=0.0.4; charset=utf-8";
+constexpr const char* kJson = "application/json";
+constexpr std::string_view kBearer = "Bearer ";
+
+// Compares in time independent of where the first difference is.
+bool same_secret(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+  }
+  return diff == 0;
+}
+
+void json_error(httplib::Response& res, int status, const std::string& message) {
+  auto doc = json::object();
+  json::set(doc, "error", message);
+  res.status = status;
+  res.set_content(json::dump(doc), kJson);
+}
+
+// The bearer key of an operator request; false (and the answer set) when it is missing
+// or wrong.
+bool key_ok(const std::vector<std::string>& keys, const httplib::Request& req,
+            httplib::Response& res) {
+  if (keys.empty()) {
+    json_error(res, 403, "no ops.api_keys configured: operator endpoints are off");
+    return false;
+  }
+  const std::string header = req.get_header_value("Authorization");
+  bool ok = false;
+  if (header.rfind(kBearer, 0) == 0) {
+    const std::string_view key = std::string_view(header).substr(kBearer.size());
+    for (const auto& k : keys) ok |= same_secret(key, k);
+  }
+  if (!ok) {
+    res.set_header("WWW-Authenticate", "Bearer");
+    json_error(res, 401, "a valid 'Authorization: Bearer KEY' of ops.api_keys is required");
+  }
+  return ok;
+}
+
+// The JSON object of a request body, or nullopt (and a 400 answer).
+std::optional<json::Document> json_body(const httplib::Request& req, httplib::Response& res) {
+  json::Document doc;
+  if (auto why = mapping::parse_untrusted_json(req.body, doc); why || !doc.IsObject()) {
+    json_error(res, 400, "the body must be a JSON object" + (why ? ": " + *why : std::string()));
+    return std::nullopt;
+  }
+  return doc;
+}
+
+std::optional<std::string> string_field(const json::Document& doc, const char* name) {
+  if (!doc.HasMember(name) || !doc[name].IsString()) return std::nullopt;
+  return std::string(doc[name].GetString(), doc[name].GetStringLength());
+}
+
+void send(httplib::Response& res, const std::optional<OpsProbe::Answer>& answer) {
+  if (!answer) return json_error(res, 503, "the gateway did not answer in time");
+  res.status = answer->status;
+  res.set_content(answer->body, kJson);
+}
 
 }  // namespace
 
@@ -19,7 +83,8 @@ struct OpsHttpServer::Impl {
   int port = 0;
 };
 
-OpsHttpServer::OpsHttpServer(const std::string& listen, OpsProbe& probe)
+OpsHttpServer::OpsHttpServer(const std::string& listen, OpsProbe& probe,
+                             std::vector<std::string> api_keys)
     : impl_(std::make_unique<Impl>()) {
   const auto colon = listen.rfind(':');
   if (colon == std::string::npos) throw std::runtime_error("ops.http_listen: expected host:port");
@@ -33,7 +98,7 @@ OpsHttpServer::OpsHttpServer(const std::string& listen, OpsProbe& probe)
   server.new_task_queue = [] { return new httplib::ThreadPool(2); };
   server.set_read_timeout(5, 0);
   server.set_write_timeout(5, 0);
-  server.set_payload_max_length(0);
+  server.set_payload_max_length(kMaxOpsBodyBytes);
   server.Get("/healthz", [&probe](const httplib::Request&, httplib::Response& res) {
     std::string why;
     const bool ok = probe.live(&why);
@@ -56,6 +121,32 @@ OpsHttpServer::OpsHttpServer(const std::string& listen, OpsProbe& probe)
     }
     res.set_content(*text, kPrometheusText);
   });
+  server.Post("/v1/kick", [&probe, keys = api_keys](const httplib::Request& req,
+                                                    httplib::Response& res) {
+    if (!key_ok(keys, req, res)) return;
+    auto body = json_body(req, res);
+    if (!body) return;
+    const auto uid = string_field(*body, "uid");
+    if (!uid || !topics::is_valid_name(*uid)) {
+      return json_error(res, 400, "\"uid\" must be a valid uid");
+    }
+    send(res, probe.kick(*uid));
+  });
+  // EMQX's HTTP authorizer: {"username","clientid","topic","action"} -> {"result":...}.
+  server.Post("/v1/authz", [&probe, keys = api_keys](const httplib::Request& req,
+                                                     httplib::Response& res) {
+    if (!key_ok(keys, req, res)) return;
+    auto body = json_body(req, res);
+    if (!body) return;
+    const auto username = string_field(*body, "username");
+    const auto topic = string_field(*body, "topic");
+    const auto action = string_field(*body, "action");
+    if (!username || !topic || !action || (*action != "publish" && *action != "subscribe")) {
+      return json_error(res, 400,
+                        "expected {\"username\",\"topic\",\"action\":\"publish\"|\"subscribe\"}");
+    }
+    send(res, probe.authorize({*username, *topic, *action == "publish"}));
+  });
   if (port == 0) {
     impl_->port = server.bind_to_any_port(host);
   } else if (server.bind_to_port(host, port)) {
@@ -68,7 +159,8 @@ OpsHttpServer::OpsHttpServer(const std::string& listen, OpsProbe& probe)
                              " (address in use, or not an address of this host)");
   }
   impl_->thread = std::thread([this] { impl_->server.listen_after_bind(); });
-  spdlog::info("ops: HTTP on {}:{} (/healthz, /readyz, /metrics)", host, impl_->port);
+  spdlog::info("ops: HTTP on {}:{} (/healthz, /readyz, /metrics; operator endpoints {})", host,
+               impl_->port, api_keys.empty() ? "off: no ops.api_keys" : "on");
 }
 
 OpsHttpServer::~OpsHttpServer() {

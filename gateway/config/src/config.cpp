@@ -160,6 +160,25 @@ class Section {
     }
   }
 
+  // A list of non-empty strings, each checked by `check` ("" when fine, else why not).
+  void string_list(const std::string& key, std::vector<std::string>& out,
+                   const std::function<std::string(const std::string&)>& check) {
+    auto n = child(key);
+    if (!n || n.IsNull()) return;
+    if (!n.IsSequence()) return problem(key_path(key), "expected a list, got " + quoted(n));
+    out.clear();
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      const std::string item_path = key_path(key) + "[" + std::to_string(i) + "]";
+      if (!n[i].IsScalar()) {
+        problem(item_path, "expected a string, got " + quoted(n[i]));
+      } else if (auto why = check(n[i].Scalar()); !why.empty()) {
+        problem(item_path, why);
+      } else {
+        out.push_back(n[i].Scalar());
+      }
+    }
+  }
+
   void number(const std::string& key, double& out, double min, double max) {
     auto n = child(key);
     if (!n || n.IsNull()) return;
@@ -698,6 +717,28 @@ Config parse(const YAML::Node& root, const std::string& base_dir) {
       Section s(top.child("ops"), "ops", problems);
       s.string("http_listen", cfg.ops.http_listen, check_host_port);
       s.uid_list("uids", cfg.ops.uids);
+      // Keys are secrets: the message names the position, never the value.
+      s.string_list("api_keys", cfg.ops.api_keys, [](const std::string& v) {
+        return v.size() >= kMinApiKeyBytes ? std::string()
+                                           : "an API key must be at least " +
+                                                 std::to_string(kMinApiKeyBytes) + " bytes";
+      });
+    }
+    {
+      Section s(top.child("enforcement"), "enforcement", problems);
+      s.boolean("publish_grants", cfg.enforcement.publish_grants);
+      s.boolean("http_authz", cfg.enforcement.http_authz);
+      s.boolean("close_on_logout", cfg.enforcement.close_on_logout);
+      if (cfg.enforcement.http_authz && cfg.ops.http_listen.empty()) {
+        s.problem("enforcement.http_authz", "needs ops.http_listen (the endpoint is served there)");
+      }
+    }
+    {
+      Section s(top.child("channels"), "channels", problems);
+      s.string_list("public_presence", cfg.channels.public_presence, [](const std::string& v) {
+        auto why = topics::name_error(v, "pattern");
+        return why ? *why : std::string();
+      });
     }
     if (problems.empty()) parse_mapping(top.child("mapping"), cfg, problems);
     else top.child("mapping");
@@ -788,9 +829,12 @@ std::vector<std::string> restart_only_changes(const Config& a, const Config& b) 
   check(a.modules.http_threads != b.modules.http_threads, "modules.http_threads");
   check(a.modules.cache_max_entries != b.modules.cache_max_entries, "modules.cache_max_entries");
   check(a.ops.http_listen != b.ops.http_listen, "ops.http_listen");
+  check(a.ops.api_keys != b.ops.api_keys, "ops.api_keys");
   check(a.state.backend != b.state.backend, "state.backend");
   check(a.state.path != b.state.path, "state.path");
   check(a.state.synchronous != b.state.synchronous, "state.synchronous");
+  check(a.enforcement.publish_grants != b.enforcement.publish_grants, "enforcement.publish_grants");
+  check(a.enforcement.http_authz != b.enforcement.http_authz, "enforcement.http_authz");
   return changed;
 }
 

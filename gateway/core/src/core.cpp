@@ -206,7 +206,15 @@ bool Core::has_live_session(const std::string& uid) {
   return sessions_ && sessions_->has_live_session(uid);
 }
 
+void Core::flush_barriers() {
+  if (in_barrier_ || barriers_.empty()) return;
+  in_barrier_ = true;
+  for (auto& b : barriers_) b->flush(*this);
+  in_barrier_ = false;
+}
+
 bool Core::publish(const std::string& topic, std::string_view payload, int qos, bool retain) {
+  flush_barriers();
   if (durability_) {
     held_.push_back({topic, std::string(payload), qos, retain});
     return true;
@@ -231,6 +239,7 @@ void Core::set_durability(std::shared_ptr<Durability> durability) {
 }
 
 void Core::end_turn() {
+  flush_barriers();
   if (!durability_) return;
   // Messages published while the commit runs (a networked backend answers later) wait
   // for the next one: the order of messages stays the order of their changes.

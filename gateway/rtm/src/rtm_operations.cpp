@@ -11,6 +11,7 @@
 
 #include "rtm/mapping/json.hpp"
 #include "rtm/tokens/jwt.hpp"
+#include "rtm/gateway/enforcement.hpp"
 #include "rtm/gateway/operations.hpp"
 #include "rtm/gateway/state.hpp"
 #include "rtm/topics/names.hpp"
@@ -26,6 +27,7 @@ constexpr const char* kLoggedOut = "logged_out";
 constexpr const char* kTokenExpired = "token_expired";
 constexpr const char* kReplaced = "replaced";
 constexpr const char* kConnectionLost = "connection_lost";
+constexpr const char* kKicked = "kicked";
 constexpr std::int64_t kNeverMs = INT64_MAX / 4;  // device sessions carry no token
 const std::string kDeviceSession = "device-";     // session id prefix of bridged devices
 
@@ -52,7 +54,14 @@ class RtmService final : public RtmApi,
     add("unwatch", true, {"users"}, &RtmService::unwatch);
     add("who_now", true, {"channel"}, &RtmService::who_now);
     add("where_now", true, {"uid"}, &RtmService::where_now);
+    add("kick", true, {"uid"}, &RtmService::kick_op);
   }
+
+  // The broker's side of sessions (the grant feed), when enforcement is on.
+  void set_connection_control(std::shared_ptr<ConnectionControl> control) {
+    control_ = std::move(control);
+  }
+  void set_grant_feed(std::shared_ptr<GrantFeed> feed) { feed_ = std::move(feed); }
 
   StateStore& state() { return state_; }
 
@@ -122,6 +131,21 @@ class RtmService final : public RtmApi,
   }
 
   bool has_session(const std::string& uid) const override { return state_.has_session(uid); }
+
+  bool kick(const std::string& uid) override {
+    const bool had = state_.has_session(uid);
+    if (had) {
+      spdlog::info("session of {} ended: kicked by an operator", uid);
+      end_session(uid, kKicked, true);
+    } else if (control_) {
+      control_->session_ended(uid, SessionEnd::kicked);  // its connections all the same
+    }
+    return had;
+  }
+
+  std::string authorize(const AuthzQuestion& question) const override {
+    return feed_ ? std::string(feed_->authorize(question)) : std::string("ignore");
+  }
 
   bool device_presence(const std::string& uid, bool online) override {
     if (const auto s = state_.session(uid); s && !is_device_session(*s)) {
@@ -252,6 +276,15 @@ class RtmService final : public RtmApi,
       mark_offline(uid, reason);
     }
     presence_changed(uid, was_online);
+    if (control_ && !is_device_session(*s)) control_->session_ended(uid, session_end(reason));
+  }
+
+  static SessionEnd session_end(std::string_view reason) {
+    if (reason == kTokenExpired) return SessionEnd::token_expired;
+    if (reason == kReplaced) return SessionEnd::replaced;
+    if (reason == kKicked) return SessionEnd::kicked;
+    if (reason == kLoggedOut) return SessionEnd::logged_out;
+    return SessionEnd::connection_lost;
   }
 
   // After logout or expiry the user is offline even if its connection stays up; the
@@ -350,6 +383,8 @@ class RtmService final : public RtmApi,
     const std::string session_id = new_session_id();
     state_.start_session(uid, session_id, call.now_ms, claims->exp * 1000);
     schedule_timers(uid, claims->exp);
+    // The login's token may outlive the one the connection was opened with.
+    if (control_) control_->token_renewed(uid, claims->exp);
     mark_online_again(uid);
     presence_changed(uid, was_online);
     session_event(uid, "logged_in", session_id, nullptr);
@@ -371,6 +406,7 @@ class RtmService final : public RtmApi,
     if (!claims) return claims.error();
     state_.renew_session(call.uid, claims->exp * 1000);
     schedule_timers(call.uid, claims->exp);
+    if (control_) control_->token_renewed(call.uid, claims->exp);
     auto result = json::object();
     json::set_int(result, "expires_at", claims->exp);
     return result;
@@ -556,9 +592,22 @@ class RtmService final : public RtmApi,
     return user_results(state_.unwatch(call.uid, *users));
   }
 
+  bool public_presence(const std::string& channel) const {
+    for (const auto& pattern : core_.config().channels.public_presence) {
+      if (topics::name_matches(pattern, channel)) return true;
+    }
+    return false;
+  }
+
+  // who_now: members, and anyone for a channel with public presence.
   Outcome<Document> who_now(Call& call) {
     auto channel = call.params.name("channel");
     if (!channel) return channel.error();
+    if (!state_.is_member(call.uid, *channel) && !public_presence(*channel)) {
+      return failure(ErrorCode::not_joined,
+                     call.uid + " has not joined channel " + *channel +
+                         " (who_now answers members; see channels.public_presence)");
+    }
     auto members = state_.members(*channel);
     auto doc = json::object();
     json::set(doc, "channel", *channel);
@@ -566,12 +615,37 @@ class RtmService final : public RtmApi,
     return doc;
   }
 
+  // where_now: all of one's own channels; of another user, only the channels the asker is
+  // a member of too, and those with public presence.
   Outcome<Document> where_now(Call& call) {
+    auto uid = call.params.name("uid");
+    if (!uid) return uid.error();
+    auto channels = state_.channels_of(*uid);
+    if (*uid != call.uid) {
+      channels.erase(std::remove_if(channels.begin(), channels.end(),
+                                    [&](const std::string& c) {
+                                      return !state_.is_member(call.uid, c) && !public_presence(c);
+                                    }),
+                     channels.end());
+    }
+    auto doc = json::object();
+    json::set(doc, "uid", *uid);
+    json::set(doc, "channels", json::string_array(channels, doc.GetAllocator()));
+    return doc;
+  }
+
+  // kick: an operator (ops.uids) ends a user's session and has the broker close its
+  // connections (where grants are enforced).
+  Outcome<Document> kick_op(Call& call) {
+    const auto& ops = core_.config().ops.uids;
+    if (std::find(ops.begin(), ops.end(), call.uid) == ops.end()) {
+      return failure(ErrorCode::forbidden, call.uid + " is not in ops.uids");
+    }
     auto uid = call.params.name("uid");
     if (!uid) return uid.error();
     auto doc = json::object();
     json::set(doc, "uid", *uid);
-    json::set(doc, "channels", json::string_array(state_.channels_of(*uid), doc.GetAllocator()));
+    json::set_bool(doc, "had_session", kick(*uid));
     return doc;
   }
 
@@ -667,6 +741,8 @@ class RtmService final : public RtmApi,
   std::atomic<std::uint64_t> generation_{1};
   std::shared_ptr<StateStore> store_;
   StateStore& state_;
+  std::shared_ptr<ConnectionControl> control_;
+  std::shared_ptr<GrantFeed> feed_;
   std::unordered_map<std::string, Timers::Id> token_timers_;  // runtime, not stored
   // Sessions restored at start-up that have not shown themselves since (see on_presence).
   std::unordered_set<std::string> restored_;
@@ -699,6 +775,19 @@ std::shared_ptr<RtmApi> register_rtm_operations(Core& core) {
   auto service = std::make_shared<RtmService>(core, store);
   service->install();
   if (store->durable()) core.set_durability(store);
+  const auto& enforcement = core.config().enforcement;
+  if (enforcement.publish_grants || enforcement.http_authz) {
+    auto feed = std::make_shared<GrantFeed>(core, *store, enforcement.publish_grants,
+                                            enforcement.http_authz);
+    // The local table starts from the restored state; the broker gets its full set at
+    // every connect.
+    if (enforcement.http_authz) feed->send_full_set();
+    core.add_publish_barrier(feed);
+    core.add_broker_session_observer(feed);
+    core.add_metrics_source(feed);
+    service->set_connection_control(feed);
+    service->set_grant_feed(feed);
+  }
   service->resume();
   core.set_session_directory(service);
   core.add_message_handler(service);

@@ -146,11 +146,11 @@ SqliteStore::SqliteStore(const StateConfig& config, const LimitsConfig& limits,
     close();  // no destructor runs for a constructor that throws
     throw;
   }
-  set_listener(&keys_);
+  add_change_listener(&keys_);
 }
 
 SqliteStore::~SqliteStore() {
-  set_listener(nullptr);
+  remove_change_listener(&keys_);
   close();
 }
 

@@ -652,6 +652,10 @@ std::vector<std::string> MemoryStore::names(const std::vector<UserId>& ids) cons
   return out;
 }
 
+void MemoryStore::remove_change_listener(ChangeListener* listener) {
+  listeners_.erase(std::remove(listeners_.begin(), listeners_.end(), listener), listeners_.end());
+}
+
 std::optional<StoredSession> MemoryStore::stored_session(const std::string& uid) const {
   auto it = sessions_.find(uid);
   if (it == sessions_.end()) return std::nullopt;

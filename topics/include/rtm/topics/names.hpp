@@ -19,6 +19,9 @@ inline constexpr std::size_t kMaxPublishLevels = 128;
 // ("uid", "channel") at the start of the reason: "channel contains '/' at byte 3".
 std::optional<std::string> name_error(std::string_view name, std::string_view what = "name");
 inline bool is_valid_name(std::string_view name) { return !name_error(name).has_value(); }
+// Does `name` match `pattern`, where '*' stands for any run of characters (also none) and
+// '?' for one? Linear in the sizes, whatever the pattern.
+bool name_matches(std::string_view pattern, std::string_view name);
 
 // Well-formed UTF-8 (no overlong forms, no surrogates, <= U+10FFFF).
 bool is_valid_utf8(std::string_view text);

@@ -53,6 +53,7 @@ class TopicTree {
   std::string request_filter() const;   // P/req/+/#
   std::string presence_filter() const;  // P/presence/+
   std::string gateway_status() const;   // P/gateway/status
+  std::string gateway_grants() const;   // P/gateway/grants (grant records for the broker)
 
   // nullopt if `topic` is not one of the tree's topics (other prefix, unknown branch,
   // wrong number of levels, empty required level).

@@ -14,6 +14,7 @@
 #include "rtm/gateway/broker_link.hpp"
 #include "rtm/gateway/config.hpp"
 #include "rtm/gateway/core.hpp"
+#include "rtm/gateway/operations.hpp"
 #include "rtm/gateway/ops_http.hpp"
 
 namespace rtm::gateway {
@@ -60,6 +61,8 @@ class Gateway final : public BrokerLink::Listener,
   bool live(std::string* why) const override;
   bool ready(std::string* why) const override;
   std::optional<std::string> metrics() override;
+  std::optional<Answer> kick(const std::string& uid) override;
+  std::optional<Answer> authorize(const AuthzQuestion& question) override;
 
  private:
   class StatusWatch;  // reads P/gateway/status for the Core (see on_status)
@@ -69,10 +72,13 @@ class Gateway final : public BrokerLink::Listener,
   bool on_status(const Message& message);
   void apply_reload(const Config& next);
   void write_metrics(MetricsWriter& out) const;
+  // Runs `work` on the loop and waits for its answer (the operator endpoints).
+  std::optional<Answer> on_loop(std::function<Answer()> work);
 
   Config config_;
   std::unique_ptr<BrokerLink> link_;
   std::unique_ptr<Core> core_;
+  std::shared_ptr<RtmApi> rtm_;
   std::unique_ptr<OpsHttpServer> ops_http_;
 
   // This run of the gateway, as P/gateway/status tells it.

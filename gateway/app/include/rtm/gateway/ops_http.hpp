@@ -1,10 +1,14 @@
 #pragma once
 // The operations HTTP listener (ops.http_listen): GET /healthz, /readyz and /metrics, in
-// the manner of Kubernetes probes and Prometheus scrapes. It only reads; it changes
-// nothing in the gateway.
+// the manner of Kubernetes probes and Prometheus scrapes; and two operator endpoints that
+// need a bearer key of ops.api_keys: POST /v1/kick (ends a user's session and
+// connections) and POST /v1/authz (EMQX's HTTP authorization, enforcement.http_authz).
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "rtm/gateway/enforcement.hpp"
 
 namespace rtm::gateway {
 
@@ -18,13 +22,25 @@ class OpsProbe {
   virtual bool ready(std::string* why) const = 0;
   // The Prometheus text, or nullopt when the gateway cannot render it in time.
   virtual std::optional<std::string> metrics() = 0;
+
+  // Operator endpoints: an HTTP status and a JSON body, or nullopt when the gateway did
+  // not answer in time.
+  struct Answer {
+    int status = 200;
+    std::string body;
+  };
+  virtual std::optional<Answer> kick(const std::string& uid) = 0;
+  virtual std::optional<Answer> authorize(const AuthzQuestion& question) = 0;
 };
+
+// Largest request body the operator endpoints read.
+inline constexpr std::size_t kMaxOpsBodyBytes = 16 * 1024;
 
 class OpsHttpServer {
  public:
   // Binds `listen` ("host:port"; port 0 takes a free one) and serves on a thread of its
   // own. Throws std::runtime_error when it cannot bind (start-up only).
-  OpsHttpServer(const std::string& listen, OpsProbe& probe);
+  OpsHttpServer(const std::string& listen, OpsProbe& probe, std::vector<std::string> api_keys);
   ~OpsHttpServer();
   OpsHttpServer(const OpsHttpServer&) = delete;
   OpsHttpServer& operator=(const OpsHttpServer&) = delete;

@@ -139,7 +139,31 @@ struct HttpBackendConfig {
 // Operations: the HTTP listener (health, readiness, Prometheus metrics) and operators.
 struct OpsConfig {
   std::string http_listen;        // "host:port"; empty: no listener
-  std::vector<std::string> uids;  // may call the `stats` request
+  std::vector<std::string> uids;  // may call the `stats` and `kick` requests
+  // Bearer keys for the listener's operator endpoints (POST /v1/kick, POST /v1/authz);
+  // without one those endpoints answer 403. Each at least kMinApiKeyBytes.
+  std::vector<std::string> api_keys;
+};
+inline constexpr std::size_t kMinApiKeyBytes = 16;
+
+// Broker-side enforcement of the RTM rules (docs/security.md, "Broker-enforced channels").
+struct EnforcementConfig {
+  // Publish grant records on P/gateway/grants for the project's Mosquitto plugin
+  // (plugin_opt_enforce_grants true), and a full set after every connect.
+  bool publish_grants = false;
+  // Answer EMQX's HTTP authorization requests on the operations listener (POST /v1/authz).
+  bool http_authz = false;
+  // A logout also closes the user's MQTT connections, shortly after its answer.
+  bool close_on_logout = true;
+};
+// How long after a logout's answer the broker closes the user's connections: the answer
+// reaches the client first.
+inline constexpr int kLogoutCloseDelayMs = 500;
+
+struct ChannelsConfig {
+  // Channel name patterns ('*' any run of characters, '?' one) whose who_now any logged-in
+  // user may ask and which where_now shows to anyone; other channels only to their members.
+  std::vector<std::string> public_presence;
 };
 
 // Where the RTM state lives (docs/state.md). "memory" keeps it in the process only (tests,
@@ -169,6 +193,8 @@ struct Config {
   std::map<std::string, HttpBackendConfig> http_backends;  // by NAME
   OpsConfig ops;
   StateConfig state;
+  EnforcementConfig enforcement;
+  ChannelsConfig channels;
 };
 
 // Thrown at start-up when a config cannot be used; one message per problem, each

@@ -112,6 +112,21 @@ class BrokerSessionObserver {
  public:
   virtual ~BrokerSessionObserver() = default;
   virtual void on_broker_session_lost() = 0;  // loop thread
+  // The link (re)connected and subscribed, whether or not the broker kept the session.
+  virtual void on_broker_connected() {}  // loop thread
+};
+
+class Core;
+
+// A part whose messages must reach the broker before any message that reports the same
+// change: the grant feed tells the broker of a subscriber's grant before the subscribe
+// answer goes out, and of a revocation before the unsubscribe answer. The core calls it
+// before each message it publishes and at the end of each turn.
+class PublishBarrier {
+ public:
+  virtual ~PublishBarrier() = default;
+  // Publishes what is pending through core.publish (which does not call back). Loop thread.
+  virtual void flush(Core& core) = 0;
 };
 
 // Who is logged in. The core asks before it runs an operation that needs a session (and a
@@ -201,6 +216,13 @@ class Core final : public MetricsSource {
   // The broker connected us without our session: tells every observer. Loop thread only.
   void broker_session_lost() {
     for (auto& o : session_observers_) o->on_broker_session_lost();
+  }
+  // The link is up again (after broker_session_lost, when that applies). Loop thread only.
+  void broker_connected() {
+    for (auto& o : session_observers_) o->on_broker_connected();
+  }
+  void add_publish_barrier(std::shared_ptr<PublishBarrier> barrier) {
+    barriers_.push_back(std::move(barrier));
   }
 
   // Metrics of the core (requests by operation and code, latency, dedup) and of every
@@ -296,8 +318,12 @@ class Core final : public MetricsSource {
   };
   void send(const std::string& topic, std::string_view payload, int qos, bool retain);
 
+  void flush_barriers();
+
   std::shared_ptr<Durability> durability_;
   std::vector<Held> held_;
+  std::vector<std::shared_ptr<PublishBarrier>> barriers_;
+  bool in_barrier_ = false;
   AbsoluteHandler absolute_handler_;
   std::shared_ptr<FastPath> fast_path_;
   TaskQueue* task_queue_ = nullptr;

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "rtm/gateway/core.hpp"
+#include "rtm/gateway/enforcement.hpp"
 
 namespace rtm::gateway {
 
@@ -27,6 +28,11 @@ class RtmApi {
   // Grows whenever a user leaves a channel or topic or a session ends, so that a cache of
   // registered device publishers (kept by the bridge on another thread) knows it is stale.
   virtual std::uint64_t generation() const = 0;
+  // An operator ends uid's session (if any) and, where grants are enforced, has the broker
+  // close its connections. True when there was a session.
+  virtual bool kick(const std::string& uid) = 0;
+  // EMQX's HTTP authorization answer: "allow", "deny" or "ignore" (enforcement.http_authz).
+  virtual std::string authorize(const AuthzQuestion& question) const = 0;
 };
 
 // Registers the RTM operations (sessions, channels, topics, subscriptions, presence).

@@ -216,6 +216,20 @@ class StateStore : public Durability {
   virtual std::optional<PresenceRecord> presence(const std::string& uid) const = 0;
   virtual void set_presence(const std::string& uid, bool connected, std::string connection) = 0;
   virtual void forget_presence(const std::string& uid) = 0;
+
+  // ---- for readers of whole rows (durable backends, the broker's grant feed)
+  // Tells `listener` of every change by key from now on (not owned; it must outlive its
+  // registration); remove_change_listener ends that.
+  virtual void add_change_listener(ChangeListener* listener) = 0;
+  virtual void remove_change_listener(ChangeListener* listener) = 0;
+  virtual std::optional<StoredSession> stored_session(const std::string& uid) const = 0;
+  virtual std::optional<StoredMember> stored_member(const std::string& channel,
+                                                    const std::string& uid) const = 0;
+  // Every stored row, in an order that restores the same model (tests, full rewrites).
+  virtual void for_each_session(const std::function<void(const StoredSession&)>& visit) const = 0;
+  virtual void for_each_member(
+      const std::function<void(const std::string& channel, const std::string& uid,
+                               const StoredMember&)>& visit) const = 0;
 };
 
 // The model in memory; the "memory" backend. A durable backend builds on it: it listens
@@ -288,16 +302,17 @@ class MemoryStore : public StateStore {
   void set_presence(const std::string& uid, bool connected, std::string connection) override;
   void forget_presence(const std::string& uid) override { presence_.erase(uid); }
 
-  // ---- for durable backends
-  void set_listener(ChangeListener* listener) { listener_ = listener; }
-  std::optional<StoredSession> stored_session(const std::string& uid) const;
+  void add_change_listener(ChangeListener* listener) override { listeners_.push_back(listener); }
+  void remove_change_listener(ChangeListener* listener) override;
+  std::optional<StoredSession> stored_session(const std::string& uid) const override;
   std::optional<StoredMember> stored_member(const std::string& channel,
-                                            const std::string& uid) const;
-  // Every stored row, in an order that restores the same model (tests, full rewrites).
-  void for_each_session(const std::function<void(const StoredSession&)>& visit) const;
+                                            const std::string& uid) const override;
+  void for_each_session(const std::function<void(const StoredSession&)>& visit) const override;
   void for_each_member(
       const std::function<void(const std::string& channel, const std::string& uid,
-                               const StoredMember&)>& visit) const;
+                               const StoredMember&)>& visit) const override;
+
+  // ---- for durable backends
   // Restoring at start-up, without limits or events: sessions first (their watches may
   // name users not restored yet), then members in sequence order. False (and nothing
   // changed) when a member's session is missing.
@@ -347,10 +362,10 @@ class MemoryStore : public StateStore {
   void remove_watches(const std::string& uid, Session& session);
   std::vector<std::string> names(const std::vector<UserId>& ids) const;
   void note_session(const std::string& uid) {
-    if (listener_) listener_->session_changed(uid);
+    for (auto* l : listeners_) l->session_changed(uid);
   }
   void note_member(const std::string& channel, UserId uid) {
-    if (listener_) listener_->member_changed(channel, users_.name(uid));
+    for (auto* l : listeners_) l->member_changed(channel, users_.name(uid));
   }
 
   LimitsConfig limits_;
@@ -361,7 +376,7 @@ class MemoryStore : public StateStore {
   std::unordered_map<std::string, PresenceRecord> presence_;
   std::size_t subscription_count_ = 0;
   std::uint64_t next_seq_ = 1;
-  ChangeListener* listener_ = nullptr;
+  std::vector<ChangeListener*> listeners_;
 };
 
 // Builds the backend that config.state names, restored from what it stored. Throws

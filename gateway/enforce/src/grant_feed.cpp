@@ -1,0 +1,153 @@
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "rtm/gateway/enforcement.hpp"
+
+namespace rtm::gateway {
+
+GrantFeed::GrantFeed(Core& core, StateStore& state, bool publish, bool keep_table)
+    : core_(core),
+      state_(state),
+      publish_(publish),
+      topic_(core.tree().gateway_grants()),
+      // Epochs differ across restarts of the gateway: the plugin matches B and F by them.
+      epoch_(static_cast<std::uint64_t>(core.now_ms())) {
+  if (keep_table) table_ = std::make_unique<grants::Table>(core.tree().prefix());
+  state_.add_change_listener(this);
+}
+
+GrantFeed::~GrantFeed() { state_.remove_change_listener(this); }
+
+grants::MemberGrants GrantFeed::member_grants(const StoredMember& member) {
+  grants::MemberGrants g;
+  g.writes = member.publishing;
+  std::sort(g.writes.begin(), g.writes.end());
+  g.writes.erase(std::unique(g.writes.begin(), g.writes.end()), g.writes.end());
+  for (const auto& s : member.subscriptions) g.reads.emplace_back(s.topic, s.publishers);
+  std::sort(g.reads.begin(), g.reads.end());
+  return g;
+}
+
+void GrantFeed::write_changes() {
+  for (const auto& uid : dirty_sessions_) writer_.session(uid, state_.has_session(uid));
+  for (const auto& [channel, uid] : dirty_members_) {
+    if (const auto m = state_.stored_member(channel, uid)) {
+      writer_.member(channel, uid, member_grants(*m));
+    } else {
+      writer_.no_member(channel, uid);
+    }
+  }
+  dirty_sessions_.clear();
+  dirty_members_.clear();
+}
+
+void GrantFeed::send(Core& core) {
+  const std::size_t records = writer_.records();
+  for (auto& message : writer_.take()) {
+    if (table_) table_->apply_message(message);
+    if (publish_) {
+      // QoS 1: a record lost on the way would leave a grant or a revocation undone until
+      // the next full set.
+      core.publish(topic_, message, 1, false);
+      ++stats_.messages;
+      stats_.bytes += message.size();
+    }
+  }
+  stats_.records += records;
+}
+
+void GrantFeed::flush(Core& core) {
+  if (dirty_sessions_.empty() && dirty_members_.empty() && writer_.empty()) return;
+  write_changes();
+  send(core);
+}
+
+void GrantFeed::send_full_set() {
+  const auto started = std::chrono::steady_clock::now();
+  // What changed before is part of the full set: the keys are written from the state now.
+  dirty_sessions_.clear();
+  dirty_members_.clear();
+  const std::uint64_t before = stats_.records;
+  const std::uint64_t epoch = ++epoch_;
+  writer_.sync_begin(epoch);
+  state_.for_each_session([&](const StoredSession& s) { writer_.session(s.uid, true); });
+  state_.for_each_member([&](const std::string& channel, const std::string& uid,
+                             const StoredMember& m) { writer_.member(channel, uid, member_grants(m)); });
+  writer_.sync_end(epoch);
+  send(core_);
+  ++stats_.full_sets;
+  stats_.last_full_set_records = stats_.records - before;
+  stats_.last_full_set_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  spdlog::info("grants: full set {} sent ({} records, {:.1f} ms)", epoch,
+               stats_.last_full_set_records, stats_.last_full_set_ms);
+}
+
+void GrantFeed::on_broker_connected() {
+  if (publish_) send_full_set();
+}
+
+void GrantFeed::token_renewed(const std::string& uid, std::int64_t expires_at_s) {
+  writer_.token(uid, expires_at_s);
+}
+
+void GrantFeed::session_ended(const std::string& uid, SessionEnd why) {
+  switch (why) {
+    case SessionEnd::token_expired:
+    case SessionEnd::kicked:
+      writer_.kick(uid);
+      ++stats_.kicks;
+      return;
+    case SessionEnd::replaced:
+      // The connection that sent the new login stays; the plugin knows which one it was.
+      writer_.kick_others(uid);
+      ++stats_.kicks;
+      return;
+    case SessionEnd::logged_out:
+      if (!core_.config().enforcement.close_on_logout) return;
+      // After the answer has reached the client, and only if it did not log in again.
+      core_.timers().at(core_.now_ms() + kLogoutCloseDelayMs, [this, uid] {
+        if (state_.has_session(uid)) return;
+        writer_.kick(uid);
+        ++stats_.kicks;
+      });
+      return;
+    case SessionEnd::connection_lost:
+      return;  // the connection is gone already
+  }
+}
+
+std::string_view GrantFeed::authorize(const AuthzQuestion& q) const {
+  if (!table_) return "ignore";
+  if (q.username == core_.config().broker.username) return "ignore";  // the gateway itself
+  const auto verdict =
+      q.publish ? table_->decide(q.username, q.topic, grants::Access::write)
+                : table_->decide_subscribe(q.username, q.topic);
+  switch (verdict) {
+    case grants::Verdict::allow: return "allow";
+    case grants::Verdict::deny: return "deny";
+    case grants::Verdict::not_governed: return "ignore";
+  }
+  return "deny";
+}
+
+void GrantFeed::write_metrics(MetricsWriter& out) const {
+  out.counter("rtm_grant_records_total", "Grant records sent to the broker (full sets included)",
+              static_cast<double>(stats_.records));
+  out.counter("rtm_grant_messages_total", "Grant messages published on P/gateway/grants",
+              static_cast<double>(stats_.messages));
+  out.counter("rtm_grant_bytes_total", "Bytes of grant messages published",
+              static_cast<double>(stats_.bytes));
+  out.counter("rtm_grant_full_sets_total", "Full grant sets sent (one after every connect)",
+              static_cast<double>(stats_.full_sets));
+  out.gauge("rtm_grant_last_full_set_records", "Records of the last full grant set",
+            static_cast<double>(stats_.last_full_set_records));
+  out.gauge("rtm_grant_last_full_set_ms", "Time to write the last full grant set",
+            stats_.last_full_set_ms);
+  out.counter("rtm_grant_kicks_total", "Connection closings asked of the broker",
+              static_cast<double>(stats_.kicks));
+}
+
+}  // namespace rtm::gateway
