@@ -159,7 +159,7 @@ TEST_CASE("member records replace what was known: unsubscribe, leave_topic, leav
   CHECK(t.stats().streams == 0);
 }
 
-TEST_CASE("a new full set replaces the table whole, without a gap; a half set changes nothing") {
+TEST_CASE("a new full set replaces the table whole, without a gap, and a half set changes nothing") {
   Table t = coplay_table();
   RecordWriter w;
   w.sync_begin(2);
