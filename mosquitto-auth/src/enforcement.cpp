@@ -138,7 +138,7 @@ void Enforcement::carry_out(const std::vector<ConnectionAction>& actions) {
         break;
       }
       case RecordKind::kick: {
-        mosquitto_log_printf(MOSQ_LOG_INFO, "%s: closing every connection of '%s' (session ended)",
+        mosquitto_log_printf(MOSQ_LOG_NOTICE, "%s: closing every connection of '%s' (session ended)",
                              kLogTag, loggable(uid).c_str());
         mosquitto_kick_client_by_username(uid, false);
         break;
@@ -147,7 +147,7 @@ void Enforcement::carry_out(const std::vector<ConnectionAction>& actions) {
         // A copy: each kick runs our disconnect callback, which changes the book.
         const auto others = book_.all_but_latest_login(action.uid);
         for (const auto& id : others) {
-          mosquitto_log_printf(MOSQ_LOG_INFO,
+          mosquitto_log_printf(MOSQ_LOG_NOTICE,
                                "%s: closing connection '%s' of '%s' (replaced by a login elsewhere)",
                                kLogTag, loggable(id).c_str(), loggable(uid).c_str());
           mosquitto_kick_client_by_clientid(id.c_str(), false);
@@ -164,7 +164,7 @@ void Enforcement::tick() {
   expired_.clear();
   book_.take_expired(now_s(), expired_);  // looks at the heap's top only when none is due
   for (const auto& id : expired_) {
-    mosquitto_log_printf(MOSQ_LOG_INFO, "%s: closing connection '%s': its login token expired",
+    mosquitto_log_printf(MOSQ_LOG_NOTICE, "%s: closing connection '%s': its login token expired",
                          kLogTag, loggable(id).c_str());
     mosquitto_kick_client_by_clientid(id.c_str(), false);
   }
