@@ -77,10 +77,11 @@ const Table::Id* Table::Names::find(std::string_view name) const {
 
 Table::Table(std::string prefix) : prefix_(std::move(prefix)) {}
 
-std::vector<ConnectionAction> Table::apply_message(std::string_view message) {
+std::vector<ConnectionAction> Table::apply_message(std::string_view message, ReadResult* read) {
   std::vector<ConnectionAction> actions;
-  const auto result = read_records(message, [&](Record&& r) { apply(std::move(r), &actions); });
+  auto result = read_records(message, [&](Record&& r) { apply(std::move(r), &actions); });
   skipped_ += result.skipped;
+  if (read) *read = std::move(result);
   return actions;
 }
 

@@ -1,13 +1,24 @@
-// Mosquitto 2.0 plugin (plugin API v5): a user logs in to the broker with its RTM login token
-// as the MQTT password. Username = uid, password = JWT (HS256) signed with the gateway's
-// auth.token_secret; the same tokens the gateway's `login` operation takes.
+// Mosquitto 2.0 plugin (plugin API v5) of rtm-mqtt-gateway: token logins, and (when turned
+// on) the gateway's grants enforced by the broker. docs/security.md explains both.
 //
-// The plugin answers only MOSQ_EVT_BASIC_AUTH. A valid token (signature, exp, nbf) whose `sub`
-// is the username is accepted. Anything else is deferred (MOSQ_ERR_PLUGIN_DEFER) so that
-// Mosquitto's own password_file can still authenticate service users (the gateway, backends);
-// with allow_anonymous false and nobody accepting, Mosquitto refuses the client. Topic rights
-// are not decided here: the broker's acl_file (docker/mosquitto/acl) applies to every user,
-// whoever authenticated it.
+// Token logins (token_login.cpp): a user logs in to the broker with its RTM login token as
+// the MQTT password. Username = uid, password = JWT (HS256) signed with the gateway's
+// auth.token_secret; the same tokens the gateway's `login` operation takes. A valid token
+// (signature, exp, nbf) whose `sub` is the username is accepted. Anything else is deferred
+// (MOSQ_ERR_PLUGIN_DEFER) so that Mosquitto's own password_file can still authenticate
+// service users (the gateway, backends); with allow_anonymous false and nobody accepting,
+// Mosquitto refuses the client.
+//
+// Broker-enforced channels (enforcement.cpp, plugin_opt_enforce_grants true): the gateway
+// publishes grant records (rtm/grants/records.hpp) on {prefix}/gateway/grants as its
+// service user; the plugin applies them and answers every access check of a channel level
+// from them: who reads which publisher's stream, who publishes where, who reads a channel's
+// events, who may write to an inbox. It only ever restricts: what it does not refuse, the
+// broker's acl_file decides (its %u ownership rules), so the acl_file is required with
+// enforcement on. Connections follow the session: a token connection is closed by the
+// broker when its token expires (unless a T record renewed it), and K / k records close a
+// user's connections. Until the first full set of records arrives, channel levels are
+// closed to everyone but the service users.
 //
 // Options (mosquitto.conf, after the `plugin` line):
 //   plugin_opt_token_secret       the HS256 secret, at least 32 bytes
@@ -15,11 +26,19 @@
 //   plugin_opt_service_users      usernames that may never log in with a token, separated by
 //                                 commas or spaces (default: rtm-gateway); they are left to the
 //                                 password_file, so a token for "rtm-gateway" gets no gateway
-//                                 rights.
+//                                 rights. With enforcement on, their access is never
+//                                 restricted by the grants.
 //   plugin_opt_client_id_rule     uid-prefix (default): a token user's client id must be its
 //                                 uid or start with "{uid}/", so that nobody can take over
 //                                 (and fire the Will of) another user's connection by reusing
 //                                 its client id; any: no rule.
+//   plugin_opt_enforce_grants     true | false (default false: token logins only)
+//   plugin_opt_topic_prefix       the gateway's topics.prefix (default rtm)
+//   plugin_opt_grants_from        the one service user whose messages on
+//                                 {prefix}/gateway/grants are grant records (default
+//                                 rtm-gateway); it must be one of the service users.
+// An unknown option, a bad value or (with enforcement on) a broker config without an
+// acl_file stops the broker at start.
 //
 // Never crashes the broker: every callback catches everything, all client input is bounded
 // before use, and the token itself is never logged.
@@ -29,54 +48,35 @@
 
 #include <cctype>
 #include <cstdint>
-#include <ctime>
 #include <exception>
 #include <fstream>
-#include <functional>
 #include <memory>
-#include <set>
-#include <sstream>
 #include <string>
 #include <string_view>
 
-#include "rtm/tokens/jwt.hpp"
-#include "rtm/topics/names.hpp"
+#include "common.hpp"
+#include "enforcement.hpp"
+#include "rtm/topics/tree.hpp"
+#include "token_login.hpp"
 
 #define RTM_PLUGIN_EXPORT extern "C" __attribute__((visibility("default")))
 
 namespace {
 
+using namespace rtm::plugin;
+
 constexpr std::size_t kMinSecretBytes = 32;
 constexpr std::size_t kMaxSecretFileBytes = 4096;
 constexpr const char* kDefaultServiceUsers = "rtm-gateway";
-constexpr std::size_t kMaxLoggedChars = 80;
-constexpr const char* kLogTag = "rtm-auth";
 
 struct Plugin {
   mosquitto_plugin_id_t* id = nullptr;
-  std::string secret;
-  std::set<std::string, std::less<>> service_users;
-  bool client_id_uid_prefix = true;
+  TokenSettings tokens;
+  bool enforce = false;
+  EnforcementSettings enforcement_settings;
+  std::unique_ptr<Enforcement> enforcement;  // with plugin_opt_enforce_grants true
+  rtm::grants::LogBudget error_log{5, 60};
 };
-
-// Client-supplied text made safe for one log line: printable ASCII only, bounded length.
-std::string loggable(const char* text) {
-  if (text == nullptr) return "(none)";
-  std::string out;
-  for (std::size_t i = 0; text[i] != '\0'; ++i) {
-    if (out.size() >= kMaxLoggedChars) {
-      out += "...";
-      break;
-    }
-    const auto c = static_cast<unsigned char>(text[i]);
-    out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
-  }
-  return out;
-}
-
-std::string loggable(const std::string& text) {
-  return loggable(text.c_str());
-}
 
 std::string trim_trailing_space(std::string text) {
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
@@ -102,8 +102,8 @@ bool read_secret_file(const std::string& path, std::string& secret, std::string&
   return true;
 }
 
-std::set<std::string, std::less<>> split_names(const std::string& list) {
-  std::set<std::string, std::less<>> names;
+NameSet split_names(const std::string& list) {
+  NameSet names;
   std::string name;
   for (char c : list + ",") {
     if (c == ',' || std::isspace(static_cast<unsigned char>(c))) {
@@ -133,16 +133,32 @@ bool configure(Plugin& plugin, const mosquitto_opt* options, int option_count, s
     } else if (key == "client_id_rule") {
       const std::string_view rule = value;
       if (rule == "uid-prefix") {
-        plugin.client_id_uid_prefix = true;
+        plugin.tokens.client_id_uid_prefix = true;
       } else if (rule == "any") {
-        plugin.client_id_uid_prefix = false;
+        plugin.tokens.client_id_uid_prefix = false;
       } else {
         error = "plugin_opt_client_id_rule must be uid-prefix or any, got '" + loggable(value) + "'";
         return false;
       }
+    } else if (key == "enforce_grants") {
+      const std::string_view flag = value;
+      if (flag != "true" && flag != "false") {
+        error = "plugin_opt_enforce_grants must be true or false, got '" + loggable(value) + "'";
+        return false;
+      }
+      plugin.enforce = flag == "true";
+    } else if (key == "topic_prefix") {
+      if (auto why = rtm::topics::TopicTree::prefix_error(value)) {
+        error = "plugin_opt_topic_prefix: " + loggable(*why);
+        return false;
+      }
+      plugin.enforcement_settings.prefix = value;
+    } else if (key == "grants_from") {
+      plugin.enforcement_settings.grants_from = value;
     } else {
       error = "unknown option plugin_opt_" + loggable(options[i].key) +
-              " (known: token_secret, token_secret_file, service_users, client_id_rule)";
+              " (known: token_secret, token_secret_file, service_users, client_id_rule, "
+              "enforce_grants, topic_prefix, grants_from)";
       return false;
     }
   }
@@ -151,87 +167,145 @@ bool configure(Plugin& plugin, const mosquitto_opt* options, int option_count, s
     return false;
   }
   if (secret != nullptr) {
-    plugin.secret = secret;
+    plugin.tokens.secret = secret;
   } else if (secret_file != nullptr) {
-    if (!read_secret_file(secret_file, plugin.secret, error)) return false;
+    if (!read_secret_file(secret_file, plugin.tokens.secret, error)) return false;
   } else {
     error = "plugin_opt_token_secret (or plugin_opt_token_secret_file) is required";
     return false;
   }
-  if (plugin.secret.size() < kMinSecretBytes) {
-    error = "the token secret is " + std::to_string(plugin.secret.size()) + " bytes; at least " +
-            std::to_string(kMinSecretBytes) + " are required" +
+  if (plugin.tokens.secret.size() < kMinSecretBytes) {
+    error = "the token secret is " + std::to_string(plugin.tokens.secret.size()) +
+            " bytes; at least " + std::to_string(kMinSecretBytes) + " are required" +
             " (the same value as the gateway's auth.token_secret)";
     return false;
   }
-  plugin.service_users = split_names(service_users);
+  plugin.tokens.service_users = split_names(service_users);
+  // A grants sender that could log in by token would let whoever gets a token for that
+  // name rewrite everyone's rights.
+  const auto& from = plugin.enforcement_settings.grants_from;
+  if (plugin.enforce && plugin.tokens.service_users.count(from) == 0) {
+    error = "plugin_opt_grants_from '" + loggable(from) +
+            "' must be one of plugin_opt_service_users (users that never log in by token)";
+    return false;
+  }
+  if (plugin.enforce) {
+    std::string where;
+    const auto has_acl_file = broker_config_has_acl_file(where);
+    if (has_acl_file && !*has_acl_file) {
+      error = "plugin_opt_enforce_grants true needs an acl_file (docker/mosquitto/acl): the plugin "
+              "only restricts, and with nothing else granting, Mosquitto would refuse every "
+              "message; none in " + where;
+      return false;
+    }
+    if (!has_acl_file) {
+      mosquitto_log_printf(MOSQ_LOG_WARNING,
+                           "%s: could not check that the broker has an acl_file (%s); without "
+                           "one every message is refused",
+                           kLogTag, where.c_str());
+    }
+  }
   return true;
 }
 
-// Deferring leaves the decision to the next authenticator (the password_file); when nobody
-// accepts, Mosquitto refuses the CONNECT.
-int defer(const char* client_id, const char* username, const std::string& why) {
-  mosquitto_log_printf(MOSQ_LOG_NOTICE, "%s: client '%s' user '%s': no token login (%s)", kLogTag,
-                       loggable(client_id).c_str(), loggable(username).c_str(), why.c_str());
-  return MOSQ_ERR_PLUGIN_DEFER;
-}
-
-// "{uid}" or "{uid}/...": '/' cannot occur in a uid, so no uid is a prefix of another's ids.
-bool client_id_fits(const char* client_id, std::string_view uid) {
-  if (client_id == nullptr) return false;
-  const std::string_view id = client_id;
-  return id.size() >= uid.size() && id.compare(0, uid.size(), uid) == 0 &&
-         (id.size() == uid.size() || id[uid.size()] == '/');
-}
-
-int check_login(const Plugin& plugin, mosquitto* client, const char* username,
-                const char* password) {
-  const char* client_id = client ? mosquitto_client_id(client) : nullptr;
-  if (username == nullptr || username[0] == '\0') {
-    return defer(client_id, username, "no username");
-  }
-  if (plugin.service_users.count(std::string_view(username)) > 0) {
-    // Expected for the gateway and backends: quiet, the password_file decides.
-    mosquitto_log_printf(MOSQ_LOG_DEBUG, "%s: user '%s' is a service user: left to password_file",
-                         kLogTag, loggable(username).c_str());
-    return MOSQ_ERR_PLUGIN_DEFER;
-  }
-  // ACL patterns put %u in a topic level: only a valid uid may get rights by token.
-  if (!rtm::topics::is_valid_name(username)) {
-    return defer(client_id, username, "the username is not a valid uid");
-  }
-  if (password == nullptr || password[0] == '\0') {
-    return defer(client_id, username, "no password; a login token is expected");
-  }
-  const auto now_s = static_cast<std::int64_t>(std::time(nullptr));
-  auto claims = rtm::gateway::verify_token(password, plugin.secret, now_s);
-  if (!claims) return defer(client_id, username, loggable(claims.error().message));
-  if (claims->sub != username) {
-    return defer(client_id, username, "the token is for uid '" + loggable(claims->sub) + "'");
-  }
-  if (plugin.client_id_uid_prefix && !client_id_fits(client_id, username)) {
-    return defer(client_id, username,
-                 "the client id must be the uid or start with '" + loggable(username) + "/'");
-  }
-  mosquitto_log_printf(MOSQ_LOG_INFO, "%s: client '%s' logged in as '%s' by token (valid %lld s)",
-                       kLogTag, loggable(client_id).c_str(), loggable(username).c_str(),
-                       static_cast<long long>(claims->exp - now_s));
-  return MOSQ_ERR_SUCCESS;
+void log_failure(Plugin* plugin, const char* what, const char* why) {
+  std::uint64_t suppressed = 0;
+  if (plugin != nullptr && !plugin->error_log.allow(now_s(), suppressed)) return;
+  mosquitto_log_printf(MOSQ_LOG_ERR, "%s: %s failed: %s", kLogTag, what, why);
 }
 
 int on_basic_auth(int /*event*/, void* event_data, void* userdata) {
+  auto* plugin = static_cast<Plugin*>(userdata);
   try {
-    const auto* plugin = static_cast<const Plugin*>(userdata);
     auto* auth = static_cast<mosquitto_evt_basic_auth*>(event_data);
     if (plugin == nullptr || auth == nullptr) return MOSQ_ERR_PLUGIN_DEFER;
-    return check_login(*plugin, auth->client, auth->username, auth->password);
+    std::int64_t expires_at_s = 0;
+    const int rc =
+        check_login(plugin->tokens, auth->client, auth->username, auth->password, expires_at_s);
+    if (rc == MOSQ_ERR_SUCCESS && plugin->enforcement &&
+        !plugin->enforcement->token_login(auth->client, auth->username, expires_at_s)) {
+      return MOSQ_ERR_PLUGIN_DEFER;
+    }
+    return rc;
   } catch (const std::exception& e) {
-    mosquitto_log_printf(MOSQ_LOG_ERR, "%s: login check failed: %s", kLogTag, e.what());
+    log_failure(plugin, "login check", e.what());
   } catch (...) {
-    mosquitto_log_printf(MOSQ_LOG_ERR, "%s: login check failed", kLogTag);
+    log_failure(plugin, "login check", "unknown error");
   }
   return MOSQ_ERR_PLUGIN_DEFER;  // never accept on an internal failure
 }
+
+int on_acl_check(int /*event*/, void* event_data, void* userdata) {
+  auto* plugin = static_cast<Plugin*>(userdata);
+  try {
+    auto* check = static_cast<mosquitto_evt_acl_check*>(event_data);
+    if (plugin == nullptr || check == nullptr || !plugin->enforcement) return MOSQ_ERR_ACL_DENIED;
+    return plugin->enforcement->acl_check(*check);
+  } catch (const std::exception& e) {
+    log_failure(plugin, "access check", e.what());
+  } catch (...) {
+    log_failure(plugin, "access check", "unknown error");
+  }
+  return MOSQ_ERR_ACL_DENIED;  // fail closed
+}
+
+int on_message(int /*event*/, void* event_data, void* userdata) {
+  auto* plugin = static_cast<Plugin*>(userdata);
+  auto* message = static_cast<mosquitto_evt_message*>(event_data);
+  try {
+    if (plugin == nullptr || message == nullptr || !plugin->enforcement) return MOSQ_ERR_SUCCESS;
+    return plugin->enforcement->message(*message);
+  } catch (const std::exception& e) {
+    log_failure(plugin, "grant message", e.what());
+  } catch (...) {
+    log_failure(plugin, "grant message", "unknown error");
+  }
+  // Grant records are never delivered, even when applying them failed.
+  if (plugin != nullptr && plugin->enforcement && message != nullptr && message->topic != nullptr &&
+      plugin->enforcement->grants_topic() == message->topic) {
+    return kConsumeMessage;
+  }
+  return MOSQ_ERR_SUCCESS;
+}
+
+int on_tick(int /*event*/, void* /*event_data*/, void* userdata) {
+  auto* plugin = static_cast<Plugin*>(userdata);
+  try {
+    if (plugin != nullptr && plugin->enforcement) plugin->enforcement->tick();
+  } catch (const std::exception& e) {
+    log_failure(plugin, "expiry check", e.what());
+  } catch (...) {
+    log_failure(plugin, "expiry check", "unknown error");
+  }
+  return MOSQ_ERR_SUCCESS;
+}
+
+int on_disconnect(int /*event*/, void* event_data, void* userdata) {
+  auto* plugin = static_cast<Plugin*>(userdata);
+  try {
+    auto* event = static_cast<mosquitto_evt_disconnect*>(event_data);
+    if (plugin != nullptr && plugin->enforcement && event != nullptr) {
+      plugin->enforcement->disconnect(*event);
+    }
+  } catch (const std::exception& e) {
+    log_failure(plugin, "disconnect", e.what());
+  } catch (...) {
+    log_failure(plugin, "disconnect", "unknown error");
+  }
+  return MOSQ_ERR_SUCCESS;
+}
+
+struct Registration {
+  int event;
+  MOSQ_FUNC_generic_callback callback;
+  const char* name;
+};
+constexpr Registration kEnforcementEvents[] = {
+    {MOSQ_EVT_ACL_CHECK, on_acl_check, "access checks"},
+    {MOSQ_EVT_MESSAGE, on_message, "messages"},
+    {MOSQ_EVT_TICK, on_tick, "ticks"},
+    {MOSQ_EVT_DISCONNECT, on_disconnect, "disconnects"},
+};
 
 }  // namespace
 
@@ -253,19 +327,44 @@ RTM_PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, v
       mosquitto_log_printf(MOSQ_LOG_ERR, "%s: %s", kLogTag, error.c_str());
       return MOSQ_ERR_INVAL;
     }
-    const int rc = mosquitto_callback_register(identifier, MOSQ_EVT_BASIC_AUTH, on_basic_auth,
-                                               nullptr, plugin.get());
+    if (plugin->enforce) {
+      plugin->enforcement =
+          std::make_unique<Enforcement>(plugin->enforcement_settings, plugin->tokens.service_users);
+    }
+    int rc = mosquitto_callback_register(identifier, MOSQ_EVT_BASIC_AUTH, on_basic_auth, nullptr,
+                                         plugin.get());
     if (rc != MOSQ_ERR_SUCCESS) {
       mosquitto_log_printf(MOSQ_LOG_ERR, "%s: cannot register for basic auth (error %d)", kLogTag,
                            rc);
       return rc;
     }
+    if (plugin->enforce) {
+      for (const auto& r : kEnforcementEvents) {
+        rc = mosquitto_callback_register(identifier, r.event, r.callback, nullptr, plugin.get());
+        if (rc != MOSQ_ERR_SUCCESS) {
+          mosquitto_log_printf(MOSQ_LOG_ERR, "%s: cannot register for %s (error %d)", kLogTag,
+                               r.name, rc);
+          return rc;
+        }
+      }
+    }
     std::string services;
-    for (const auto& name : plugin->service_users)
+    for (const auto& name : plugin->tokens.service_users)
       services += (services.empty() ? "" : ", ") + name;
     mosquitto_log_printf(MOSQ_LOG_INFO,
                          "%s: token login enabled; service users (password_file): %s", kLogTag,
                          services.empty() ? "(none)" : services.c_str());
+    if (plugin->enforce) {
+      mosquitto_log_printf(MOSQ_LOG_NOTICE,
+                           "%s: grants enforced: prefix '%s', grant records from '%s' on %s; "
+                           "channel levels stay closed until the first full set",
+                           kLogTag, plugin->enforcement_settings.prefix.c_str(),
+                           plugin->enforcement_settings.grants_from.c_str(),
+                           plugin->enforcement->grants_topic().c_str());
+    } else {
+      mosquitto_log_printf(MOSQ_LOG_INFO, "%s: grants not enforced (plugin_opt_enforce_grants false)",
+                           kLogTag);
+    }
     *userdata = plugin.release();
     return MOSQ_ERR_SUCCESS;
   } catch (const std::exception& e) {
@@ -281,6 +380,11 @@ RTM_PLUGIN_EXPORT int mosquitto_plugin_cleanup(void* userdata, mosquitto_opt* /*
   auto* plugin = static_cast<Plugin*>(userdata);
   if (plugin == nullptr) return MOSQ_ERR_SUCCESS;
   mosquitto_callback_unregister(plugin->id, MOSQ_EVT_BASIC_AUTH, on_basic_auth, nullptr);
+  if (plugin->enforcement) {
+    for (const auto& r : kEnforcementEvents) {
+      mosquitto_callback_unregister(plugin->id, r.event, r.callback, nullptr);
+    }
+  }
   delete plugin;
   return MOSQ_ERR_SUCCESS;
 }

@@ -758,7 +758,11 @@ CommandResult piped(const std::vector<std::string>& lines, const std::vector<std
 }  // namespace
 
 TEST_CASE("rtm cli: token, who and errors, with the shared options before or after the command") {
-  Setup s;
+  // who_now answers members only; this room's presence is public, as an app would set it up
+  // for a lobby that anyone may look into.
+  GatewayOptions options;
+  options.extra_yaml = "channels:\n  public_presence: [\"cli-*\"]\n";
+  Setup s(options);
   const std::string broker = s.broker.uri();
   const std::string secret = GatewayProcess::kSecret;
   const std::string config = s.gateway.config_path().string();

@@ -54,8 +54,10 @@ class Table {
   explicit Table(std::string prefix);
 
   // Applies one message of records (read_records). Connection actions are returned, for
-  // the caller to carry out; they are never part of the table.
-  std::vector<ConnectionAction> apply_message(std::string_view message);
+  // the caller to carry out; they are never part of the table. `read` (optional) gets the
+  // count of records read and skipped and the first reason, for the caller's log.
+  std::vector<ConnectionAction> apply_message(std::string_view message,
+                                              ReadResult* read = nullptr);
   // Applies one record (tests, and the gateway's own copy of its table).
   void apply(Record&& record, std::vector<ConnectionAction>* actions = nullptr);
 
