@@ -22,7 +22,7 @@ std::vector<std::string> expired(ConnectionBook& book, std::int64_t now) {
 
 }  // namespace
 
-TEST_CASE("connections expire at their token's expiry, in order, once") {
+TEST_CASE("connections expire at their token expiry in order and once") {
   ConnectionBook book;
   CHECK(book.add("alice/a", "alice", 100, &h1) == ConnectionBook::Added::added);
   CHECK(book.add("bob/b", "bob", 50, &h2) == ConnectionBook::Added::added);
@@ -35,7 +35,7 @@ TEST_CASE("connections expire at their token's expiry, in order, once") {
   CHECK(expired(book, 2000).empty());
 }
 
-TEST_CASE("T raises every connection of the uid, never lowers one") {
+TEST_CASE("T raises every connection of the uid and never lowers one") {
   ConnectionBook book;
   book.add("alice/a", "alice", 100, &h1);
   book.add("alice/b", "alice", 300, &h2);
@@ -50,7 +50,7 @@ TEST_CASE("T raises every connection of the uid, never lowers one") {
   CHECK(expired(book, 300) == std::vector<std::string>{"alice/b"});
 }
 
-TEST_CASE("a disconnect forgets only that connection, not a later take-over of its id") {
+TEST_CASE("a disconnect forgets only that connection and not a later take-over of its id") {
   ConnectionBook book;
   book.add("alice/a", "alice", 100, &h1);
   // A new connection with the same client id logs in before the old one is closed.
@@ -63,7 +63,7 @@ TEST_CASE("a disconnect forgets only that connection, not a later take-over of i
   CHECK(expired(book, 1000).empty());
 }
 
-TEST_CASE("k keeps the connection that sent the latest login, without one it keeps none") {
+TEST_CASE("k keeps the connection that sent the latest login and without one it keeps none") {
   ConnectionBook book;
   book.add("alice/phone", "alice", 100, &h1);
   book.add("alice/laptop", "alice", 100, &h2);
