@@ -123,8 +123,12 @@ TEST_CASE("acl: the whole gateway flow works for users logged in by token") {
 }
 
 TEST_CASE("acl: alice cannot publish as bob on a channel topic") {
-  SecureBroker s;
-  const auto uri = s.broker.uri();
+  // The ACL layer alone (a broker without the plugin's grants): the publisher level is
+  // one's own uid. With grants, see enforcement_test.cpp and enforced_rtm_test.cpp.
+  TempDir dir;
+  const std::string password_file = password_file_in(dir);
+  Mosquitto broker(secure_config(password_file, inline_secret(), /*enforce_grants=*/false), false);
+  const auto uri = broker.uri();
   auto alice = user_client(uri, "alice");
   auto bob = user_client(uri, "bob");
   auto carol = user_client(uri, "carol");
@@ -167,6 +171,8 @@ TEST_CASE("acl: alice cannot read bob's inbox or responses, and nobody forges an
   auto alice = user_client(uri, "alice");
   auto bob = user_client(uri, "bob");
   auto carol = user_client(uri, "carol");
+  // Inbox messages are taken only from users with a live RTM session.
+  REQUIRE(answered_ok(request(*carol, "carol", "login?msg_id=1", login_body("carol"))));
 
   // Mosquitto may grant the SUBSCRIBE (then filters each message) or refuse it (128).
   const int granted = alice->subscribe("rtm/u/bob/#");

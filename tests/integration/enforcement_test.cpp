@@ -31,8 +31,7 @@ namespace {
 constexpr const char* kGrantsTopic = "rtm/gateway/grants";
 
 std::string enforced_config(const std::string& password_file, const std::string& extra = "") {
-  return secure_config(password_file,
-                       inline_secret() + "\nplugin_opt_enforce_grants true\n" + extra);
+  return secure_config(password_file, inline_secret() + "\n" + extra);
 }
 
 struct EnforcedBroker {

@@ -28,9 +28,11 @@ std::string inline_secret() {
   return std::string("plugin_opt_token_secret ") + GatewayProcess::kSecret;
 }
 
-std::string secure_config(const std::string& password_file, const std::string& secret_option) {
+std::string secure_config(const std::string& password_file, const std::string& secret_option,
+                          bool enforce_grants) {
   std::string config = std::string("plugin ") + RTM_AUTH_PLUGIN + "\n";
   config += secret_option + "\n";
+  if (enforce_grants) config += "plugin_opt_enforce_grants true\n";
   config += "password_file " + password_file + "\n";
   config += std::string("acl_file ") + RTM_SOURCE_DIR + "/docker/mosquitto/acl\n";
   return config;
@@ -92,7 +94,8 @@ GatewayOptions secure_gateway_options(std::string extra_yaml) {
   GatewayOptions options;
   options.username = kGatewayUser;
   options.password = kGatewayPassword;
-  options.extra_yaml = std::move(extra_yaml);
+  // As the shipped docker/gateway.yaml: the broker enforces the gateway's grants.
+  options.extra_yaml = "enforcement:\n  publish_grants: true\n" + extra_yaml;
   return options;
 }
 

@@ -21,8 +21,10 @@ std::string signed_token(const std::string& uid, std::int64_t ttl_s = 600,
                          std::string_view secret = GatewayProcess::kSecret);
 std::string password_file_in(const TempDir& dir);
 std::string inline_secret();
-// The set-up of docker/mosquitto/mosquitto.secure.conf with test paths.
-std::string secure_config(const std::string& password_file, const std::string& secret_option);
+// The set-up of docker/mosquitto/mosquitto.secure.conf with test paths (the broker enforces
+// the gateway's grants, as shipped; enforce_grants false: token logins and the ACL only).
+std::string secure_config(const std::string& password_file, const std::string& secret_option,
+                          bool enforce_grants = true);
 Client::Options login_as(const std::string& username, const std::string& password);
 // 0 when the broker accepts the CONNECT, else the CONNACK return code (5 = not authorised).
 int connect_outcome(const std::string& uri, const std::string& username,
