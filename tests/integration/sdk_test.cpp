@@ -648,17 +648,19 @@ TEST_CASE("sdk: callbacks may call the SDK, blocking and async, without deadlock
 
 TEST_CASE("sdk: works on a locked-down broker - auth plugin, token as password, shipped ACL") {
   // The set-up of docker/mosquitto/mosquitto.secure.conf: token users, the gateway in a
-  // password_file, the shipped ACL, anonymous clients refused.
+  // password_file, the shipped ACL, anonymous clients refused, and the broker enforcing the
+  // gateway's grants (the SDK reads only what it subscribed to, through the same calls).
   TempDir dir;
   const auto passwd = (dir.path() / "passwd").string();
   auto made = run_command({"mosquitto_passwd", "-b", "-c", passwd, "rtm-gateway", "gw-password-for-tests"});
   REQUIRE_MESSAGE(made.exit_code == 0, made.output);
   Mosquitto broker(std::string("plugin ") + RTM_AUTH_PLUGIN + "\nplugin_opt_token_secret " +
-                       GatewayProcess::kSecret + "\npassword_file " + passwd + "\nacl_file " +
-                       RTM_SOURCE_DIR + "/docker/mosquitto/acl\n",
+                       GatewayProcess::kSecret + "\nplugin_opt_enforce_grants true\npassword_file " +
+                       passwd + "\nacl_file " + RTM_SOURCE_DIR + "/docker/mosquitto/acl\n",
                    /*allow_anonymous=*/false);
   GatewayOptions options;
   options.password = "gw-password-for-tests";
+  options.extra_yaml = "enforcement:\n  publish_grants: true\n";
   GatewayProcess gateway(broker.uri(), options);
 
   Peer host(broker.uri(), "host-s", 3600, [](sdk::ClientConfig& c) { c.request_timeout = 300ms; });
