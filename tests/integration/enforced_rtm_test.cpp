@@ -11,6 +11,7 @@
 #include <httplib.h>
 
 #include <chrono>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -303,4 +304,52 @@ TEST_CASE("enforced: a gateway restart keeps the grants and a broker restart res
   CHECK(payload_of(*bob.client, "rtm/ch/room/input/alice") == "after the broker restart");
   marker(alice, carol);
   CHECK(carol->take("rtm/ch/#").empty());
+}
+
+TEST_CASE("enforced: bridged devices are publishers like any other and readers need a grant") {
+  // The operator's additions for the bridge: a device user in the password_file with rights
+  // on the device topics, and those topics for the gateway's user too.
+  TempDir dir;
+  const std::string passwd = password_file_in(dir);
+  auto added = run_command({"mosquitto_passwd", "-b", passwd, "controller", "controller-password"});
+  REQUIRE_MESSAGE(added.exit_code == 0, added.output);
+  const auto acl_path = dir.path() / "acl";
+  {
+    std::ofstream acl(acl_path);
+    acl << read_file(std::string(RTM_SOURCE_DIR) + "/docker/mosquitto/acl")
+        << "\nuser rtm-gateway\ntopic readwrite coplay/#\n"
+        << "user controller\ntopic readwrite coplay/#\n";
+  }
+  std::string config = secure_config(passwd, inline_secret());
+  config.replace(config.find("acl_file "), std::string::npos, "acl_file " + acl_path.string() + "\n");
+  Mosquitto broker(config, /*allow_anonymous=*/false);
+  const auto text = read_file(std::string(RTM_SOURCE_DIR) + "/examples/coplay/gateway.yaml");
+  GatewayProcess gateway(broker.uri(),
+                         secure_gateway_options(text.substr(text.find("\nmapping:") + 1)));
+  const auto uri = broker.uri();
+  REQUIRE(wait_ready_with_token(uri));
+
+  User host(uri, "host"), carol(uri, "carol");
+  host.enter("room-42");
+  carol.login();
+  REQUIRE(host->subscribe("rtm/events/room-42") == 1);
+  REQUIRE(host->subscribe("rtm/ch/room-42/input/+") == 1);
+  REQUIRE(carol->subscribe("rtm/ch/#") == 1);
+  Client controller(uri, unique_id("controller"), login_as("controller", "controller-password"));
+  controller.connect();
+
+  controller.publish("coplay/room-42/p2/input", "A pressed", 1);
+  for (bool joined = false; !joined;) {  // the device appears as a publisher
+    auto e = host->wait_for("rtm/events/room-42");
+    REQUIRE(e);
+    joined = e->payload.find("publisher_joined") != std::string::npos &&
+             e->payload.find("\"p2\"") != std::string::npos;
+  }
+  host.ok("subscribe", "channel=room-42&topic=input", R"({"users":["p2"]})");
+  controller.publish("coplay/room-42/p2/input", "B pressed", 1);
+  CHECK(payload_of(*host.client, "rtm/ch/room-42/input/p2") == "B pressed");
+  // The relayed frames went out before carol's answer (one gateway connection): none for her.
+  carol.ok("ping");
+  CHECK(carol->take("rtm/ch/#").empty());
+  CHECK(host->take("rtm/ch/#").empty());  // "A pressed" was before the grant: not delivered
 }
