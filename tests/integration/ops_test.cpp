@@ -380,3 +380,97 @@ TEST_CASE("ops: P/gateway/status tells who serves and a second gateway on the pr
     CHECK(std::string(bye["reason"].GetString()) == "connection_lost");
   }
 }
+
+TEST_CASE("ops: EMQX's HTTP authorization and the kick endpoint need an operator key") {
+  Mosquitto broker;
+  OpsGateway gw;
+  const std::string key = "operator-key-0123456789abcdef";
+  // yaml() ends inside the ops section: the first lines continue it.
+  write_file(gw.config(), gw.yaml(broker.uri(), "  uids: [ops]\n  api_keys: [\"" + key +
+                                                     "\"]\nenforcement:\n  http_authz: true\n"));
+  gw.start();
+  REQUIRE_MESSAGE(gw.wait_status("/readyz", 200), gw.log());
+
+  User alice(broker.uri(), "alice");
+  User bob(broker.uri(), "bob");
+  for (User* u : {&alice, &bob}) {
+    const std::string token = rtm::gateway::sign_token(
+        {u->uid, 0, 4102444800, std::nullopt}, GatewayProcess::kSecret);
+    REQUIRE(u->call("login", "{\"token\":\"" + token + "\"}")["code"].GetInt() == 0);
+    REQUIRE(u->error("join?channel=room") == "OK");
+  }
+  REQUIRE(alice.error("join_topic?channel=room&topic=input") == "OK");
+  REQUIRE(bob.call("subscribe?channel=room&topic=input", R"({"users":["alice"]})")["code"].GetInt() == 0);
+
+  httplib::Client http("127.0.0.1", gw.http_port);
+  http.set_read_timeout(10, 0);
+  const httplib::Headers auth{{"Authorization", "Bearer " + key}};
+  // As EMQX's HTTP authorizer sends it (body template with username, clientid, topic, action).
+  auto ask = [&](const std::string& username, const std::string& topic, const std::string& action) {
+    const std::string body = R"({"username":")" + username + R"(","clientid":")" + username +
+                             R"(/phone","topic":")" + topic + R"(","action":")" + action + "\"}";
+    auto res = http.Post("/v1/authz", auth, body, "application/json");
+    REQUIRE(res);
+    REQUIRE_MESSAGE(res->status == 200, res->body);
+    return res->body;
+  };
+  CHECK(ask("bob", "rtm/ch/room/input/alice", "subscribe") == R"({"result":"allow"})");
+  CHECK(ask("carol", "rtm/ch/room/input/alice", "subscribe") == R"({"result":"deny"})");
+  CHECK(ask("bob", "rtm/ch/#", "subscribe") == R"({"result":"deny"})");
+  CHECK(ask("bob", "rtm/events/room", "subscribe") == R"({"result":"allow"})");
+  CHECK(ask("alice", "rtm/ch/room/input/alice", "publish") == R"({"result":"allow"})");
+  CHECK(ask("bob", "rtm/ch/room/input/bob", "publish") == R"({"result":"deny"})");
+  CHECK(ask("bob", "rtm/u/alice/inbox/bob", "publish") == R"({"result":"allow"})");
+  CHECK(ask("bob", "rtm/u/bob/#", "subscribe") == R"({"result":"ignore"})");
+
+  // A revocation is answered at once.
+  REQUIRE(bob.call("unsubscribe?channel=room&topic=input", R"({"users":["alice"]})")["code"].GetInt() == 0);
+  CHECK(ask("bob", "rtm/ch/room/input/alice", "subscribe") == R"({"result":"deny"})");
+
+  // Keys and bodies are checked.
+  auto no_key = http.Post("/v1/authz", R"({"username":"bob","topic":"t","action":"publish"})",
+                          "application/json");
+  REQUIRE(no_key);
+  CHECK(no_key->status == 401);
+  const httplib::Headers wrong{{"Authorization", "Bearer operator-key-0123456789abcdeX"}};
+  auto bad_key = http.Post("/v1/kick", wrong, R"({"uid":"bob"})", "application/json");
+  REQUIRE(bad_key);
+  CHECK(bad_key->status == 401);
+  auto bad_action = http.Post("/v1/authz", auth, R"({"username":"bob","topic":"t","action":"all"})",
+                              "application/json");
+  REQUIRE(bad_action);
+  CHECK(bad_action->status == 400);
+  auto not_json = http.Post("/v1/kick", auth, "uid=bob", "text/plain");
+  REQUIRE(not_json);
+  CHECK(not_json->status == 400);
+  auto huge = http.Post("/v1/kick", auth, std::string(64 * 1024, ' '), "application/json");
+  REQUIRE(huge);
+  CHECK(huge->status == 413);
+
+  // The kick ends bob's session (he is told why).
+  auto kicked = http.Post("/v1/kick", auth, R"({"uid":"bob"})", "application/json");
+  REQUIRE(kicked);
+  CHECK(kicked->status == 200);
+  CHECK(kicked->body == R"({"uid":"bob","had_session":true})");
+  bool told = false;
+  while (!told) {
+    auto event = bob.client.wait_for("rtm/u/bob/events/session");
+    REQUIRE(event);
+    told = event->payload.find("\"reason\":\"kicked\"") != std::string::npos;
+  }
+  CHECK(bob.error("ping") == "OK");
+  CHECK(bob.error("join?channel=room") == "NOT_LOGGED_IN");
+}
+
+TEST_CASE("ops: without api_keys the operator endpoints are off") {
+  Mosquitto broker;
+  OpsGateway gw;
+  write_file(gw.config(), gw.yaml(broker.uri(), ""));
+  gw.start();
+  REQUIRE_MESSAGE(gw.wait_status("/readyz", 200), gw.log());
+  httplib::Client http("127.0.0.1", gw.http_port);
+  const httplib::Headers auth{{"Authorization", "Bearer anything-at-all-0123456789"}};
+  auto res = http.Post("/v1/kick", auth, R"({"uid":"bob"})", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 403);
+}
