@@ -59,30 +59,8 @@ struct User {
   std::unique_ptr<Client> client;
 };
 
-// `from` publishes its presence; returns once `to` has it (everything `from` sent to `to`
-// before has arrived by then).
-void marker(User& from, User& to) {
-  const std::string topic = "rtm/presence/" + from.uid;
-  const std::string payload =
-      R"({"state":"online","session":")" + unique_id("marker") + R"("})";
-  from.publish(topic, payload);
-  const auto deadline = Clock::now() + 10s;
-  while (Clock::now() < deadline) {
-    auto got = to->wait_for(topic, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                       deadline - Clock::now()));
-    if (got && got->payload == payload) return;
-  }
-  FAIL("the marker from " << from.uid << " did not reach " << to.uid);
-}
+void marker(User& from, User& to) { presence_marker(*from.client, from.uid, *to.client); }
 
-bool lost_within(Client& c, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (c.connected()) {
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(10ms);  // polling the client's state, not waiting for time
-  }
-  return true;
-}
 
 std::optional<std::string> payload_of(Client& c, const std::string& topic) {
   auto m = c.wait_for(topic);
@@ -269,6 +247,18 @@ TEST_CASE("enforced: an operator's kick and an expired token close the connectio
   CHECK(lost_within(*short_lived.client, 10s));
   CHECK(renewed->connected());
   CHECK(answered_ok(renewed.op("ping")));
+}
+
+TEST_CASE("enforced: a login elsewhere closes the older connection and keeps the new one") {
+  SecureSetup s;
+  const auto uri = s.broker.uri();
+  User phone(uri, "alice"), laptop(uri, "alice");
+  phone.login();
+  laptop.login();
+  CHECK(lost_within(*phone.client, 5s));
+  CHECK(laptop->connected());
+  CHECK(answered_ok(laptop.op("ping")));
+  laptop.ok("join", "channel=room");  // the session is the laptop's
 }
 
 TEST_CASE("enforced: a gateway restart keeps the grants and a broker restart restores them") {

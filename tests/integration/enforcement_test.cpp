@@ -58,20 +58,7 @@ void feed(Client& gw, RecordWriter& w) {
   for (const auto& m : w.take()) gw.publish(kGrantsTopic, m, 1);
 }
 
-// Publishes `uid`'s presence from `from` and waits until `to` has it: everything `from` sent
-// to `to` before has arrived by then.
-void marker(Client& from, const std::string& uid, Client& to) {
-  const std::string topic = "rtm/presence/" + uid;
-  const std::string payload = "{\"state\":\"online\",\"session\":\"" + unique_id("m") + "\"}";
-  from.publish(topic, payload);
-  const auto deadline = Clock::now() + 10s;
-  while (Clock::now() < deadline) {  // earlier markers may still be buffered: this one
-    auto got = to.wait_for(topic, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                      deadline - Clock::now()));
-    if (got && got->payload == payload) return;
-  }
-  FAIL("the marker from " << uid << " did not arrive");
-}
+void marker(Client& from, const std::string& uid, Client& to) { presence_marker(from, uid, to); }
 
 // The broker's log once it has stopped (Mosquitto writes its log to a file in blocks).
 std::string final_log(Mosquitto& broker) {
@@ -84,14 +71,6 @@ MemberGrants reads(std::vector<std::string> writes,
   return MemberGrants{std::move(writes), std::move(reads)};
 }
 
-bool lost_within(Client& c, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (c.connected()) {
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(10ms);  // polling the client's state, not waiting for time
-  }
-  return true;
-}
 
 // The connection is open at the broker: a SUBSCRIBE is answered.
 bool alive(Client& c, const std::string& uid) {

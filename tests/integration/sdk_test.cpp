@@ -646,22 +646,41 @@ TEST_CASE("sdk: callbacks may call the SDK, blocking and async, without deadlock
   CHECK(logged_out.load());
 }
 
-TEST_CASE("sdk: works on a locked-down broker - auth plugin, token as password, shipped ACL") {
-  // The set-up of docker/mosquitto/mosquitto.secure.conf: token users, the gateway in a
-  // password_file, the shipped ACL, anonymous clients refused, and the broker enforcing the
-  // gateway's grants (the SDK reads only what it subscribed to, through the same calls).
+namespace {
+
+// The set-up of docker/mosquitto/mosquitto.secure.conf: token users, the gateway in a
+// password_file, the shipped ACL, anonymous clients refused, and the broker enforcing the
+// gateway's grants.
+struct LockedDown {
   TempDir dir;
-  const auto passwd = (dir.path() / "passwd").string();
-  auto made = run_command({"mosquitto_passwd", "-b", "-c", passwd, "rtm-gateway", "gw-password-for-tests"});
-  REQUIRE_MESSAGE(made.exit_code == 0, made.output);
-  Mosquitto broker(std::string("plugin ") + RTM_AUTH_PLUGIN + "\nplugin_opt_token_secret " +
+  std::string passwd = make_passwd(dir);
+  Mosquitto broker{std::string("plugin ") + RTM_AUTH_PLUGIN + "\nplugin_opt_token_secret " +
                        GatewayProcess::kSecret + "\nplugin_opt_enforce_grants true\npassword_file " +
                        passwd + "\nacl_file " + RTM_SOURCE_DIR + "/docker/mosquitto/acl\n",
-                   /*allow_anonymous=*/false);
-  GatewayOptions options;
-  options.password = "gw-password-for-tests";
-  options.extra_yaml = "enforcement:\n  publish_grants: true\n";
-  GatewayProcess gateway(broker.uri(), options);
+                   /*allow_anonymous=*/false};
+  GatewayProcess gateway{broker.uri(), options()};
+
+  static std::string make_passwd(const TempDir& dir) {
+    const auto path = (dir.path() / "passwd").string();
+    auto made = run_command({"mosquitto_passwd", "-b", "-c", path, "rtm-gateway", "gw-password-for-tests"});
+    REQUIRE_MESSAGE(made.exit_code == 0, made.output);
+    return path;
+  }
+  static GatewayOptions options() {
+    GatewayOptions o;
+    o.password = "gw-password-for-tests";
+    o.extra_yaml = "enforcement:\n  publish_grants: true\nops:\n  uids: [ops]\n";
+    return o;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("sdk: works on a locked-down broker - auth plugin, token as password, shipped ACL") {
+  // The SDK reads only what it subscribed to, through the same calls.
+  LockedDown locked;
+  auto& broker = locked.broker;
+  auto& gateway = locked.gateway;
 
   Peer host(broker.uri(), "host-s", 3600, [](sdk::ClientConfig& c) { c.request_timeout = 300ms; });
   // The gateway is ready when a login is answered (requests before it subscribes are lost).
@@ -710,6 +729,49 @@ TEST_CASE("sdk: works on a locked-down broker - auth plugin, token as password, 
   auto refused = intruder->login();
   CHECK(refused.status().is(sdk::ErrorCode::unavailable));
   CHECK(intruder.wait_state(sdk::ConnectionState::failed));
+}
+
+TEST_CASE("sdk: a kicked or replaced client on the enforcing set-up stops and stays away") {
+  LockedDown locked;
+  const auto uri = locked.broker.uri();
+  Peer ops(uri, "ops", 3600, [](sdk::ClientConfig& c) { c.request_timeout = 300ms; });
+  const auto deadline = Clock::now() + 20s;  // the gateway is ready when a login is answered
+  sdk::Result<sdk::LoginInfo> login = sdk::Status(sdk::ErrorCode::timeout, "not tried");
+  while (!login.ok() && Clock::now() < deadline) login = ops->login();
+  REQUIRE_MESSAGE(login.ok(), locked.gateway.log());
+
+  // Kicked: told why, then the broker closes the connection; the SDK does not log in again.
+  Peer alice(uri, "alice");
+  alice.login();
+  REQUIRE(alice->stream_channel("room").join().ok());
+  Client raw_ops(uri, "ops/raw", [] {
+    Client::Options o;
+    o.username = "ops";
+    o.password = token_for("ops");
+    return o;
+  }());
+  raw_ops.connect();
+  REQUIRE(raw_ops.subscribe("rtm/u/ops/#") == 1);
+  REQUIRE(request(raw_ops, "ops", "kick?uid=alice&msg_id=k1")["code"].GetInt() == 0);
+  auto failed = alice.wait_state(sdk::ConnectionState::failed);
+  REQUIRE(failed);
+  CHECK(failed->reason.find("kicked") != std::string::npos);
+  // It did not log in again: alice is in no channel.
+  auto where = request(raw_ops, "ops", "where_now?uid=alice&msg_id=w1");
+  REQUIRE(where["code"].GetInt() == 0);
+  CHECK(where["result"]["channels"].Empty());
+
+  // Replaced: the older client stops, the newer one keeps the session.
+  Peer phone(uri, "bob");
+  Peer laptop(uri, "bob");
+  phone.login();
+  laptop.login();
+  auto replaced = phone.wait_state(sdk::ConnectionState::failed);
+  REQUIRE(replaced);
+  CHECK(replaced->reason.find("replaced") != std::string::npos);
+  auto room = laptop->stream_channel("room");
+  REQUIRE(room.join().ok());
+  CHECK(laptop->state() == sdk::ConnectionState::connected);
 }
 
 // ------------------------------------------------------------------ the rtm CLI

@@ -1,6 +1,9 @@
 #include "secure.hpp"
 
+#include <doctest/doctest.h>
+
 #include <chrono>
+#include <thread>
 
 #include "rtm/tokens/jwt.hpp"
 
@@ -84,6 +87,28 @@ bool wait_ready_with_token(const std::string& uri) {
     }
   }
   return false;
+}
+
+void presence_marker(Client& from, const std::string& uid, Client& to) {
+  const std::string topic = "rtm/presence/" + uid;
+  const std::string payload = "{\"state\":\"online\",\"session\":\"" + unique_id("m") + "\"}";
+  from.publish(topic, payload);
+  const auto deadline = Clock::now() + 10s;
+  while (Clock::now() < deadline) {  // earlier markers may still be buffered: this one
+    auto got = to.wait_for(topic, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      deadline - Clock::now()));
+    if (got && got->payload == payload) return;
+  }
+  FAIL("the marker from " << uid << " did not arrive");
+}
+
+bool lost_within(Client& client, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (client.connected()) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(10ms);  // polling the client's state, not waiting for time
+  }
+  return true;
 }
 
 std::string login_body(const std::string& uid) {

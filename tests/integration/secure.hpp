@@ -3,6 +3,7 @@
 // plugin (username = uid, password = login token), a password_file for the gateway's user,
 // the shipped ACL (docker/mosquitto/acl), anonymous clients refused; and the gateway
 // logged in as its broker user. Clients log in as users do, with tokens.
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -35,6 +36,14 @@ bool answered_ok(const rapidjson::Document& doc);
 // A probe that logs in with a token pings itself until the gateway answers.
 bool wait_ready_with_token(const std::string& uri);
 std::string login_body(const std::string& uid);
+
+// A message the broker drops leaves no trace, so a refusal is shown with a marker: `from`
+// publishes the presence of `uid` (its own, or any for a service user) and this returns once
+// `to` (subscribed to P/presence/+) has it. Per-connection order: whatever `from` published
+// to `to` before has arrived by then. FAILs at the deadline.
+void presence_marker(Client& from, const std::string& uid, Client& to);
+// Polls until the client has lost its connection; false at the deadline.
+bool lost_within(Client& client, std::chrono::milliseconds timeout);
 
 struct SecureBroker {
   TempDir dir;

@@ -142,41 +142,32 @@ class Section {
     return false;
   }
 
-  // A list of uids.
-  void uid_list(const std::string& key, std::vector<std::string>& out) {
-    auto n = child(key);
-    if (!n || n.IsNull()) return;
-    if (!n.IsSequence()) return problem(key_path(key), "expected a list of uids, got " + quoted(n));
-    out.clear();
-    for (std::size_t i = 0; i < n.size(); ++i) {
-      const std::string item_path = key_path(key) + "[" + std::to_string(i) + "]";
-      if (!n[i].IsScalar()) {
-        problem(item_path, "expected a uid, got " + quoted(n[i]));
-      } else if (auto why = topics::name_error(n[i].Scalar(), "uid")) {
-        problem(item_path, *why);
-      } else {
-        out.push_back(n[i].Scalar());
-      }
-    }
-  }
-
   // A list of non-empty strings, each checked by `check` ("" when fine, else why not).
   void string_list(const std::string& key, std::vector<std::string>& out,
-                   const std::function<std::string(const std::string&)>& check) {
+                   const std::function<std::string(const std::string&)>& check,
+                   const std::string& list_name = "a list", const std::string& item_name = "a string") {
     auto n = child(key);
     if (!n || n.IsNull()) return;
-    if (!n.IsSequence()) return problem(key_path(key), "expected a list, got " + quoted(n));
+    if (!n.IsSequence()) return problem(key_path(key), "expected " + list_name + ", got " + quoted(n));
     out.clear();
     for (std::size_t i = 0; i < n.size(); ++i) {
       const std::string item_path = key_path(key) + "[" + std::to_string(i) + "]";
       if (!n[i].IsScalar()) {
-        problem(item_path, "expected a string, got " + quoted(n[i]));
+        problem(item_path, "expected " + item_name + ", got " + quoted(n[i]));
       } else if (auto why = check(n[i].Scalar()); !why.empty()) {
         problem(item_path, why);
       } else {
         out.push_back(n[i].Scalar());
       }
     }
+  }
+
+  // A list of uids.
+  void uid_list(const std::string& key, std::vector<std::string>& out) {
+    string_list(key, out, [](const std::string& v) {
+      auto why = topics::name_error(v, "uid");
+      return why ? *why : std::string();
+    }, "a list of uids", "a uid");
   }
 
   void number(const std::string& key, double& out, double min, double max) {

@@ -96,27 +96,32 @@ void GrantFeed::token_renewed(const std::string& uid, std::int64_t expires_at_s)
 void GrantFeed::session_ended(const std::string& uid, SessionEnd why) {
   switch (why) {
     case SessionEnd::token_expired:
-    case SessionEnd::kicked:
+      // The plugin closes it by its own clock too; this makes it exact.
       writer_.kick(uid);
       ++stats_.kicks;
       return;
-    case SessionEnd::replaced:
-      // The connection that sent the new login stays; the plugin knows which one it was.
-      writer_.kick_others(uid);
-      ++stats_.kicks;
-      return;
-    case SessionEnd::logged_out:
-      if (!core_.config().enforcement.close_on_logout) return;
-      // After the answer has reached the client, and only if it did not log in again.
-      core_.timers().at(core_.now_ms() + kLogoutCloseDelayMs, [this, uid] {
-        if (state_.has_session(uid)) return;
-        writer_.kick(uid);
-        ++stats_.kicks;
-      });
-      return;
     case SessionEnd::connection_lost:
       return;  // the connection is gone already
+    case SessionEnd::logged_out:
+      if (!core_.config().enforcement.close_on_logout) return;
+      break;
+    case SessionEnd::replaced:
+    case SessionEnd::kicked:
+      break;
   }
+  // After the answer and the session event have reached the client: an SDK that reads
+  // "replaced" or "kicked" stops there, where a bare connection loss would make it
+  // reconnect and log in again.
+  core_.timers().at(core_.now_ms() + kSessionCloseDelayMs, [this, uid, why] {
+    if (why == SessionEnd::replaced) {
+      writer_.kick_others(uid);  // the connection that sent the new login stays
+    } else if (why == SessionEnd::logged_out && state_.has_session(uid)) {
+      return;  // logged in again meanwhile
+    } else {
+      writer_.kick(uid);
+    }
+    ++stats_.kicks;
+  });
 }
 
 std::string_view GrantFeed::authorize(const AuthzQuestion& q) const {

@@ -156,9 +156,9 @@ struct EnforcementConfig {
   // A logout also closes the user's MQTT connections, shortly after its answer.
   bool close_on_logout = true;
 };
-// How long after a logout's answer the broker closes the user's connections: the answer
-// reaches the client first.
-inline constexpr int kLogoutCloseDelayMs = 500;
+// How long after a logout's answer, a kick or a replacing login the broker closes the user's
+// connections: the answer and the session event reach the client first.
+inline constexpr int kSessionCloseDelayMs = 500;
 
 struct ChannelsConfig {
   // Channel name patterns ('*' any run of characters, '?' one) whose who_now any logged-in
