@@ -152,8 +152,8 @@ PY
     printf -- '-u run-sh\n-P %s\n' "$("$gateway" token --uid run-sh --ttl 600 --config "$config")" \
       >"$secrets/mosquitto_rr"
   ) || { echo "run.sh: could not write the secure set-up's secrets (see above)" >&2; exit 1; }
-  # The shipped ACL, for this config's topic prefix.
-  sed "s|rtm/|$prefix/|g" docker/mosquitto/acl >"$broker_data/acl"
+  # The shipped ACL, for this config's topic prefix (which may hold sed's & or |).
+  sed "/^#/!s|rtm/|$(printf '%s' "$prefix" | sed 's/[&|\\]/\\&/g')/|g" docker/mosquitto/acl >"$broker_data/acl"
   cp "$build/mosquitto-auth/rtm_mosquitto_auth.so" "$broker_data/rtm_mosquitto_auth.so"
   chmod 644 "$broker_data/acl" "$broker_data/rtm_mosquitto_auth.so"
   if [[ $(id -u) == 0 ]] && id mosquitto >/dev/null 2>&1; then
@@ -277,6 +277,8 @@ fi
 mv "$rundir/env.tmp" "$rundir/env"
 
 if [[ -n "$secure" ]]; then
+  shown_gateway=$build/gateway/rtm-gateway
+  [[ $shown_gateway == /* ]] || shown_gateway=./$shown_gateway
   cat <<INFO
 
   secure set-up: token logins, the gateway's grants enforced by the broker (docs/security.md)
@@ -287,7 +289,7 @@ if [[ -n "$secure" ]]; then
 
   In another terminal, at the repository root (username = uid, password = token, client id uid/...):
     . .run/env     # the ports above, as RTM_BROKER_PORT, RTM_BROKER and RTM_OPS_PORT
-    TOKEN=\$(./$build/gateway/rtm-gateway token --uid alice --ttl 3600 --config $config)
+    TOKEN=\$($shown_gateway token --uid alice --ttl 3600 --config $config)
     mosquitto_sub -p \$RTM_BROKER_PORT -u alice -P "\$TOKEN" -i alice/sub -t '$prefix/u/alice/#' -v
     mosquitto_pub -p \$RTM_BROKER_PORT -u alice -P "\$TOKEN" -i alice/pub -t '$prefix/req/alice/ping?msg_id=1' -n
 
