@@ -446,3 +446,30 @@ TEST_CASE("enforcement: bad settings stop the broker at start with a clear error
   const auto flag = start_error(enforced_config(password_file, "plugin_opt_enforce_grants yes\n"));
   CHECK_MESSAGE(flag.find("must be true or false") != std::string::npos, flag);
 }
+
+TEST_CASE("enforcement: the gateway's command line gives its broker login and turns the grants on") {
+  // What `RTM_SECURE=1 scripts/run.sh` runs: the config has neither the password nor the
+  // grant switch, the command line names the user, the password's file and the switch.
+  SecureBroker s;
+  TempDir dir;
+  const auto password = dir.path() / "gateway-password";
+  write_file(password, std::string(kGatewayPassword) + "\n");
+  GatewayOptions options;
+  options.username = "not-the-gateway";
+  options.password = "not-its-password";
+  options.args = {"--broker-username", kGatewayUser, "--broker-password-file", password.string(),
+                  "--publish-grants"};
+  GatewayProcess gateway(s.broker.uri(), options);
+  REQUIRE_MESSAGE(wait_ready_with_token(s.broker.uri()), gateway.log());
+  CHECK_MESSAGE(gateway.log().find("grants: full set") != std::string::npos, gateway.log());
+
+  auto missing = run_command({gateway_binary(), "--check-config", "--config",
+                              gateway.config_path().string(), "--broker-password-file",
+                              (dir.path() / "missing").string()});
+  CHECK(missing.exit_code == 1);
+  CHECK_MESSAGE(missing.output.find("--broker-password-file: cannot read \"" +
+                                    (dir.path() / "missing").string() +
+                                    "\": No such file or directory") != std::string::npos,
+                missing.output);
+  CHECK(final_log(s.broker).find("in force") != std::string::npos);
+}

@@ -254,6 +254,7 @@ GatewayProcess::GatewayProcess(const std::string& broker_uri, GatewayOptions opt
        << "log:\n  level: " << options.log_level << "\n  stats_interval_s: 1\n"
        << options.extra_yaml;
   write_file(config_path_, yaml.str());
+  args_ = std::move(options.args);
   start();
 }
 
@@ -262,9 +263,9 @@ GatewayProcess::~GatewayProcess() {
 }
 
 void GatewayProcess::start() {
-  process_ = std::make_unique<Process>(
-      std::vector<std::string>{gateway_binary(), "--config", config_path_.string()},
-      dir_.path() / "gateway.log");
+  std::vector<std::string> argv{gateway_binary(), "--config", config_path_.string()};
+  argv.insert(argv.end(), args_.begin(), args_.end());
+  process_ = std::make_unique<Process>(std::move(argv), dir_.path() / "gateway.log");
 }
 
 std::mutex& Client::live_clients_mutex() {

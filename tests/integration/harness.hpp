@@ -101,6 +101,7 @@ struct GatewayOptions {
   std::string username = "rtm-gateway";  // the gateway's broker credentials
   std::string password;
   std::string log_level = "debug";
+  std::vector<std::string> args;  // command-line options after --config FILE
 };
 
 class GatewayProcess {
@@ -123,6 +124,7 @@ class GatewayProcess {
  private:
   TempDir dir_;
   std::filesystem::path config_path_;
+  std::vector<std::string> args_;
   std::unique_ptr<Process> process_;
 };
 

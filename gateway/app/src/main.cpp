@@ -6,8 +6,12 @@
 
 #include <malloc.h>
 
+#include <cerrno>
 #include <csignal>
+#include <cstring>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <thread>
 
 #include "rtm/gateway/config.hpp"
@@ -26,12 +30,34 @@ struct Overrides {
   std::string broker;
   std::string ops_listen;
   bool ops_listen_set = false;
+  std::string broker_username;
+  std::string broker_password_file;
+  bool publish_grants = false;
 };
+
+// The content of a secret file, as broker.password_file reads it (one trailing line break
+// dropped); read again at each reload, like the file of the config.
+std::string read_secret_file(const std::string& option, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw ConfigError({option + ": cannot read \"" + path + "\": " + std::strerror(errno)});
+  }
+  std::string value((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!value.empty() && value.back() == '\n') value.pop_back();
+  if (!value.empty() && value.back() == '\r') value.pop_back();
+  return value;
+}
 
 Config load(const std::string& path, const Overrides& overrides) {
   Config config = load_config_file(path);
   if (!overrides.broker.empty()) config.broker.uri = overrides.broker;
   if (overrides.ops_listen_set) config.ops.http_listen = overrides.ops_listen;
+  if (!overrides.broker_username.empty()) config.broker.username = overrides.broker_username;
+  if (!overrides.broker_password_file.empty()) {
+    config.broker.password =
+        read_secret_file("--broker-password-file", overrides.broker_password_file);
+  }
+  if (overrides.publish_grants) config.enforcement.publish_grants = true;
   return config;
 }
 
@@ -97,6 +123,15 @@ int main(int argc, char** argv) {
   app.add_option("--ops-listen", overrides.ops_listen,
                  "host:port of the operations HTTP listener, overriding ops.http_listen "
                  "(\"\" for none)");
+  app.add_option("--broker-username", overrides.broker_username,
+                 "MQTT username of the gateway, overriding broker.username");
+  app.add_option("--broker-password-file", overrides.broker_password_file,
+                 "file holding the gateway's MQTT password (one trailing line break dropped), "
+                 "overriding broker.password / broker.password_file; a secret never goes on the "
+                 "command line");
+  app.add_flag("--publish-grants", overrides.publish_grants,
+               "publish grant records for the broker's plugin, as enforcement.publish_grants: "
+               "true (docs/security.md, \"Broker-enforced channels\")");
   app.add_flag("--check-config", check_only, "check the configuration file and exit (0 = valid)");
   app.set_version_flag("--version", std::string(RTM_VERSION));
 
