@@ -32,7 +32,7 @@ struct Setup {
   GatewayProcess gateway;
   explicit Setup(const std::string& mapping)
       : gateway(broker.uri(),
-                GatewayOptions{mapping + "ops:\n  uids: [host-a]\n", "rtm", "rtm-gateway", "", "info"}) {
+                GatewayOptions{mapping + "ops:\n  uids: [host-a]\n", "rtm", "rtm-gateway", "", "info", {}}) {
     REQUIRE_MESSAGE(wait_gateway_ready(broker.uri()), gateway.log());
   }
 };

@@ -239,7 +239,7 @@ TEST_CASE("hardening: the bridge relays only registered publishers and never a u
   Mosquitto broker;
   const auto text = read_file(std::string(RTM_SOURCE_DIR) + "/examples/coplay/gateway.yaml");
   GatewayProcess gw(broker.uri(), GatewayOptions{text.substr(text.find("\nmapping:") + 1), "rtm",
-                                                 "rtm-gateway", "", "info"});
+                                                 "rtm-gateway", "", "info", {}});
   REQUIRE(wait_gateway_ready(broker.uri()));
   Client device(broker.uri(), unique_id("controller"));
   device.connect();
