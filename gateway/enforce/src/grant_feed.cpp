@@ -7,9 +7,11 @@
 
 namespace rtm::gateway {
 
-GrantFeed::GrantFeed(Core& core, StateStore& state, bool publish, bool keep_table)
+GrantFeed::GrantFeed(Core& core, std::shared_ptr<StateStore> state, bool publish,
+                     bool keep_table)
     : core_(core),
-      state_(state),
+      store_(std::move(state)),
+      state_(*store_),
       publish_(publish),
       topic_(core.tree().gateway_grants()),
       // Epochs differ across restarts of the gateway: the plugin matches B and F by them.

@@ -782,7 +782,7 @@ std::shared_ptr<RtmApi> register_rtm_operations(Core& core) {
   if (store->durable()) core.set_durability(store);
   const auto& enforcement = core.config().enforcement;
   if (enforcement.publish_grants || enforcement.http_authz) {
-    auto feed = std::make_shared<GrantFeed>(core, *store, enforcement.publish_grants,
+    auto feed = std::make_shared<GrantFeed>(core, store, enforcement.publish_grants,
                                             enforcement.http_authz);
     // The local table starts from the restored state; the broker gets its full set at
     // every connect.

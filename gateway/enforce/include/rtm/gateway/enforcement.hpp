@@ -57,8 +57,9 @@ class GrantFeed final : public ChangeListener,
                         public ConnectionControl,
                         public MetricsSource {
  public:
-  // publish: send records to the broker; keep_table: keep a table for authorize().
-  GrantFeed(Core& core, StateStore& state, bool publish, bool keep_table);
+  // publish: send records to the broker; keep_table: keep a table for authorize(). Shares
+  // the store: it listens to it until its own end, whichever part lets go first.
+  GrantFeed(Core& core, std::shared_ptr<StateStore> state, bool publish, bool keep_table);
   ~GrantFeed() override;
   GrantFeed(const GrantFeed&) = delete;
   GrantFeed& operator=(const GrantFeed&) = delete;
@@ -96,6 +97,7 @@ class GrantFeed final : public ChangeListener,
   static grants::MemberGrants member_grants(const StoredMember& member);
 
   Core& core_;
+  std::shared_ptr<StateStore> store_;
   StateStore& state_;
   bool publish_;
   std::unique_ptr<grants::Table> table_;  // keep_table only
