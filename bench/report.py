@@ -205,10 +205,18 @@ def main():
                 w.writerow([r["path"], r["pairs"], r["percentile"], r["nines"], r["latency_ms"]])
         plot(raw, out, lat, quick)
 
-    with open(os.path.join(out, "results.csv"), "w", newline="") as f:
+    # ------------------------------------------------------------ enforcement (issue 13)
+    enf_targets, enf_md, enf_rows = enforcement_report(raw, m)
+    targets += enf_targets
+    # A run of the enforcement group alone leaves results.md, results.csv and the plot of the
+    # other groups as they are: its results go to enforcement.md and enforcement.csv.
+    others = any(not os.path.basename(p).startswith("enf-") for p in glob.glob(os.path.join(raw, "*.json")))
+    rows += enf_rows
+    csv_name = "results.csv" if others else "enforcement.csv"
+    with open(os.path.join(out, csv_name), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["benchmark", "config", "metric", "value"])
-        for r in rows:
+        for r in (rows if others else enf_rows):
             w.writerow(r)
 
     # ------------------------------------------------------------ markdown
@@ -379,15 +387,180 @@ def main():
         md.append("\nThe split is timed inside each iteration; the first half pays the cache misses of reaching "
                   "the channel, the second finds it warm.\n")
 
-    text = "\n".join(md) + "\n"
-    with open(os.path.join(out, "results.md"), "w") as f:
-        f.write(text)
-    print(f"report: {os.path.join(out, 'results.md')}")
+    md += enf_md
+    header = md[:md.index("## Targets (issue 7)\n")]
+    if enf_md:
+        # The enforcement section on its own page too, with its targets.
+        enf_page = [line.replace("# Benchmark results", "# Benchmark results: broker-enforced channels", 1)
+                    for line in header]
+        enf_page += ["## Targets (issue 13)\n", "| target | measured | baseline (same run) | result |",
+                     "| --- | --- | --- | --- |"]
+        enf_page += ["| " + " | ".join(t) + " |" for t in enf_targets]
+        enf_page += [""] + enf_md
+        with open(os.path.join(out, "enforcement.md"), "w") as f:
+            f.write("\n".join(enf_page) + "\n")
+        print(f"report: {os.path.join(out, 'enforcement.md')}")
+    if others:
+        text = "\n".join(md) + "\n"
+        with open(os.path.join(out, "results.md"), "w") as f:
+            f.write(text)
+        print(f"report: {os.path.join(out, 'results.md')}")
     for t_ in targets:
         print(f"  {t_[3].strip('*'):5} {t_[0]}: {t_[1]}" + (f"  [baseline {t_[2]}]" if t_[2] else ""))
 
     if args.readme:
-        update_readme(args.readme, targets, now, commit)
+        update_readme(args.readme, targets, now, commit, merge_enforcement=not others)
+
+
+ENF_PREFIX = "enforcement:"  # first words of the enforcement rows (README merges by it)
+ENF_GRANTS = (100, 1000, 10000)
+
+
+def enforcement_report(raw, m):
+    """Issue 13: the project's plugin against plain Mosquitto (throughput, coplay latency),
+    grant propagation through the gateway, and one grant change (our records against
+    Mosquitto's dynamic security plugin). Returns (targets, markdown lines, csv rows)."""
+    def E(name):
+        return load(os.path.join(raw, f"enf-{name}.json"))
+
+    tp = {c: E(f"throughput-{c}") for c in ("plain", "plugin", "enforcing")}
+    lat = {c: E(f"latency-{c}") for c in ("plain", "enforcing")}
+    prop = E("propagation")
+    changes = {(sys_, n): E(f"changes-{sys_}-{n}") for sys_ in ("records", "dynsec") for n in ENF_GRANTS}
+    rows, targets, md = [], [], []
+    for name, d in list(tp.items()) + [(f"latency {k}", v) for k, v in lat.items()] + [("propagation", prop)] + \
+            [(f"changes {k[0]} {k[1]}", v) for k, v in changes.items()]:
+        if d:
+            for k, v in d.items():
+                if isinstance(v, (int, float)):
+                    rows.append(("enforcement", name, k, v))
+    if not any(tp.values()) and not any(lat.values()) and not prop and not any(changes.values()):
+        return targets, md, rows
+
+    def rate(c):
+        d = tp.get(c)
+        return d.get("rate") if d and d.get("rate") else None
+
+    a, b, c = rate("plain"), rate("plugin"), rate("enforcing")
+    if a and c:
+        ca, cb = c / a, (c / b if b else None)
+        targets.append((f"{ENF_PREFIX} direct throughput with the enforcing plugin ≥ 0.9 × without (QoS 0, 64 B)",
+                        f"{fmt(ca)} × ({fmt(c)} msg/s); × (b): {fmt(cb)}",
+                        f"(a) plain Mosquitto {fmt(a)} msg/s; (b) plugin, not enforcing {fmt(b)} msg/s",
+                        verdict(ca >= 0.9)))
+    la, lc = lat.get("plain"), lat.get("enforcing")
+    if la and lc:
+        a50, a99, c50, c99 = la["latency.p50_ms"], la["latency.p99_ms"], lc["latency.p50_ms"], lc["latency.p99_ms"]
+        lost = int(lc.get("lost", 0)) + int(lc.get("reordered", 0))
+        ok = abs(c50 - a50) <= max(0.05, 0.1 * a50) and abs(c99 - a99) <= max(0.5, 0.25 * a99) and lost == 0
+        targets.append((f"{ENF_PREFIX} coplay 100 pairs with enforcement within noise of without "
+                        "(p50 within max(0.05 ms, 10%), p99 within max(0.5 ms, 25%), none lost)",
+                        f"p50 {fmt(c50, 3)} / p99 {fmt(c99, 3)} ms, {lost} lost + reordered",
+                        f"(a) p50 {fmt(a50, 3)} / p99 {fmt(a99, 3)} ms", verdict(ok)))
+    if prop:
+        targets.append((f"{ENF_PREFIX} grant propagation, subscribe answer → first delivered message "
+                        f"({int(prop['repeats'])} rounds, publisher every {fmt(prop['period_us'] / 1000, 0)} ms)",
+                        f"p50 {fmt(prop['from_answer.p50_ms'], 3)} / p99 {fmt(prop['from_answer.p99_ms'], 3)} ms "
+                        f"(from the request: {fmt(prop['from_request.p50_ms'], 3)} / {fmt(prop['from_request.p99_ms'], 3)})",
+                        f"{int(prop['missing'])} missing", "figure" if int(prop["missing"]) == 0 else "**miss**"))
+    r10, d10 = changes.get(("records", 10000)), changes.get(("dynsec", 10000))
+    if r10 and d10:
+        targets.append((f"{ENF_PREFIX} one grant change with 10,000 grants in place: our record vs dynamic security",
+                        f"record p50 {fmt(r10['change.p50_ms'], 3)} / p99 {fmt(r10['change.p99_ms'], 3)} ms, "
+                        f"broker CPU {fmt(r10['cpu.broker_ms_per_change'], 3)} ms",
+                        f"dynsec p50 {fmt(d10['change.p50_ms'], 2)} / p99 {fmt(d10['change.p99_ms'], 2)} ms, "
+                        f"broker CPU {fmt(d10['cpu.broker_ms_per_change'], 2)} ms, file {fmt(d10['file_bytes'] / 1e6, 1)} MB",
+                        "figure"))
+
+    md.append("## 5. Broker-enforced channels (issue 13)\n")
+    md.append("Three brokers started in turn on free ports, the same clients against each: (a) plain Mosquitto, "
+              "anonymous clients (the direct baseline of section 2); (b) Mosquitto with `rtm_mosquitto_auth`, token "
+              "logins (username = uid, password = a JWT) and the shipped ACL (`docker/mosquitto/acl`), grants not "
+              "enforced; (c) the same with `plugin_opt_enforce_grants true`, after a full set of grant records fed "
+              "as `rtm-gateway` that grants the bench's publishers and subscribers next to 10,000 other users in "
+              "channels of 20 (each reading 10 members). Method and why the grants are fed directly: "
+              "[bench/README.md](../README.md), section 5. "
+              f"Load average at the start of this group: {m.get('enf_loadavg', '?')}.\n")
+    if any(tp.values()):
+        md.append("| broker | msg/s (QoS 0, 64 B, direct) | × (a) | broker busy at that rate | broker CPU per message | steps |")
+        md.append("| --- | --- | --- | --- | --- | --- |")
+        names = {"plain": "(a) plain Mosquitto (baseline)", "plugin": "(b) plugin, token logins + ACL",
+                 "enforcing": "(c) plugin enforcing grants"}
+        for cfg in ("plain", "plugin", "enforcing"):
+            d = tp.get(cfg)
+            if not d:
+                continue
+            r = d.get("rate") or 0
+            per = d.get("cpu.broker_s_per_100k")
+            busy = per * r / 1e5 if per is not None and r else None
+            md.append(f"| {names[cfg]} | {fmt(r)} | {fmt(r / a if a and r else None)} | "
+                      f"{fmt(100 * busy, 0) + '%' if busy is not None else '–'} | "
+                      f"{fmt(10 * per, 2) + ' µs' if per is not None else '–'} | {d.get('steps', '').strip().rstrip(';')} |")
+        if a and c:
+            md.append(f"\nc/a = {fmt(c / a)}, c/b = {fmt(c / b) if b else '–'}. Broker CPU per message: its utime + "
+                      "stime from /proc over the best step, per message received. The steps are ×1.1 apart with one "
+                      "step between the last clean and the first failed rate, so a rate has about 5% resolution.\n")
+    if la or lc:
+        md.append("Coplay latency, 100 pairs at 60 Hz, direct path (players publish `rtm/ch/{room}/input/{player}`; "
+                  "on (c) players and hosts are token users, each host granted its player's input):\n")
+        md.append("| broker | p50 ms | p99 ms | p99.9 ms | max ms | lost | reordered | broker CPU | sender lateness p99 ms |")
+        md.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for cfg, name in (("plain", "(a) plain Mosquitto (baseline)"), ("enforcing", "(c) plugin enforcing grants")):
+            d = lat.get(cfg)
+            if not d:
+                continue
+            wall = d.get("cpu.wall_s") or 1
+            md.append(f"| {name} | {fmt(d['latency.p50_ms'], 3)} | {fmt(d['latency.p99_ms'], 3)} | "
+                      f"{fmt(d['latency.p999_ms'], 3)} | {fmt(d['latency.max_ms'], 3)} | {int(d['lost'])}/{int(d['expected'])} | "
+                      f"{int(d['reordered'])} | {fmt(100 * d['cpu.broker_s'] / wall, 0)}% | {fmt(d['sender_lateness.p99_ms'], 3)} |")
+        md.append("")
+    if prop:
+        md.append(f"Grant propagation through the real gateway (`enforcement.publish_grants: true`, broker (c)): a "
+                  f"publisher sends one QoS 0 message every {fmt(prop['period_us'] / 1000, 0)} ms on its stream; a "
+                  "subscriber, subscribed at MQTT level to that stream all along, sends `subscribe` for it, then "
+                  f"`unsubscribe` and waits until the stream has stopped; {int(prop['repeats'])} rounds. The gateway "
+                  "publishes the grant record before the answer on the same connection, so the grant is in force "
+                  "when the answer leaves; the first message then waits for the publisher's next send (up to one "
+                  "period).\n")
+        md.append("| interval | p50 ms | p90 ms | p99 ms | max ms |")
+        md.append("| --- | --- | --- | --- | --- |")
+        for key, name in (("from_answer", "subscribe answer received → first message delivered"),
+                          ("from_request", "subscribe request sent → first message delivered"),
+                          ("revoke_lag", "unsubscribe answer received → last message delivered (0: none after it)")):
+            md.append(f"| {name} | {fmt(prop[f'{key}.p50_ms'], 3)} | {fmt(prop[f'{key}.p90_ms'], 3)} | "
+                      f"{fmt(prop[f'{key}.p99_ms'], 3)} | {fmt(prop[f'{key}.max_ms'], 3)} |")
+        md.append(f"\nMissing (no message within 2 s of the answer): {int(prop['missing'])}; first message before the "
+                  f"answer arrived: {int(prop['early'])}; messages after an unsubscribe answer: {int(prop['after_revoke'])}. "
+                  f"Broker CPU {fmt(prop['cpu.broker_s'], 2)} s, gateway {fmt(prop['cpu.gateway_s'], 2)} s over "
+                  f"{fmt(prop['seconds'], 1)} s.\n")
+    if any(changes.values()):
+        md.append("One grant change with N grants in place. **Records** (our plugin, broker (c)): a full set of N read "
+                  "grants, then per change one `M` record (the reader's grant moves to another publisher) written with a "
+                  "marker on that publisher's stream by the same `rtm-gateway` connection; timed from the write to the "
+                  "marker's arrival at the reader (it arrives only once the record is applied); baseline: the marker "
+                  "alone on the stream already granted. **Dynamic security** (Mosquitto's "
+                  "`mosquitto_dynamic_security.so`): N clients, each with a role of its own holding one ACL "
+                  "(`publishClientReceive`), written into its config file before the broker starts; per change an "
+                  "`addRoleACL` or `removeRoleACL` published on `$CONTROL/dynamic-security/v1` by the bench's own "
+                  "client and timed to its response on `.../response` (the plugin rewrites its whole JSON file before "
+                  "it answers); baseline: `getRole`, which changes nothing. Broker CPU per change: utime + stime over "
+                  "the changes without the baselines' (dynamic security); for records, over a run of many single-record "
+                  "messages in a row (200 per timed change), since one record takes less than /proc's 10 ms tick.\n")
+        md.append("| N grants | records: change p50 / p99 ms | marker alone p50 ms | broker CPU per record | full set of N applied | dynsec: change p50 / p99 ms | getRole p50 ms | broker CPU per change | dynsec config file |")
+        md.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for n in ENF_GRANTS:
+            r, d = changes.get(("records", n)), changes.get(("dynsec", n))
+            rc = f"{fmt(r['change.p50_ms'], 3)} / {fmt(r['change.p99_ms'], 3)}" if r else "–"
+            rb = fmt(r["baseline.p50_ms"], 3) if r else "–"
+            rcpu = f"{fmt(1000 * r['cpu.broker_ms_per_change'], 0)} µs" if r else "–"
+            rs = f"{fmt(r['setup_ms'], 1)} ms" if r else "–"
+            dc = f"{fmt(d['change.p50_ms'], 2)} / {fmt(d['change.p99_ms'], 2)}" if d else "–"
+            db = fmt(d["baseline.p50_ms"], 3) if d else "–"
+            dcpu = f"{fmt(d['cpu.broker_ms_per_change'], 2)} ms" if d else "–"
+            dfile = f"{fmt(d['file_bytes'] / 1e3, 0)} kB" if d else "–"
+            md.append(f"| {n:,} | {rc} | {rb} | {rcpu} | {rs} | {dc} | {db} | {dcpu} | {dfile} |")
+        md.append("")
+    return targets, md, rows
 
 
 def plot(raw, out, lat, quick):
@@ -423,7 +596,9 @@ def plot(raw, out, lat, quick):
         print("gnuplot failed:", r.stderr, file=sys.stderr)
 
 
-def update_readme(path, targets, now, commit):
+def update_readme(path, targets, now, commit, merge_enforcement=False):
+    """Replaces the table between the bench markers. merge_enforcement (a run of the
+    enforcement group alone): only the enforcement rows are replaced, the others stay."""
     try:
         with open(path) as f:
             text = f.read()
@@ -432,13 +607,25 @@ def update_readme(path, targets, now, commit):
     if README_BEGIN not in text or README_END not in text:
         print(f"report: {path} has no bench markers; not updated")
         return
-    lines = [README_BEGIN, "",
-             f"Latest full run ({now}, commit `{commit}`); details in "
-             "[bench/results/results.md](bench/results/results.md):", "",
-             "| target | measured | baseline (same run) | result |", "| --- | --- | --- | --- |"]
-    lines += ["| " + " | ".join(t) + " |" for t in targets]
-    lines += ["", "![coplay latency by percentile](bench/results/latency.png)", "", README_END]
     start, end = text.index(README_BEGIN), text.index(README_END) + len(README_END)
+    enf_note = (f"Rows starting with \"{ENF_PREFIX}\": run of the enforcement group ({now}, commit `{commit}`); "
+                "details in [bench/results/enforcement.md](bench/results/enforcement.md).")
+    if merge_enforcement:
+        old = text[start:end].split("\n")
+        rows = [l for l in old if l.startswith("| ") and not l.startswith("| target |")
+                and not l.startswith("| --- |") and not l.startswith("| " + ENF_PREFIX)]
+        intro = next((l for l in old if l.startswith("Latest full run")), "Latest full run: none yet.")
+        rows += ["| " + " | ".join(t) + " |" for t in targets]
+    else:
+        intro = (f"Latest full run ({now}, commit `{commit}`); details in "
+                 "[bench/results/results.md](bench/results/results.md):")
+        rows = ["| " + " | ".join(t) + " |" for t in targets]
+    lines = [README_BEGIN, "", intro, ""]
+    if merge_enforcement and any(t[0].startswith(ENF_PREFIX) for t in targets):
+        lines += [enf_note, ""]
+    lines += ["| target | measured | baseline (same run) | result |", "| --- | --- | --- | --- |"]
+    lines += rows
+    lines += ["", "![coplay latency by percentile](bench/results/latency.png)", "", README_END]
     with open(path, "w") as f:
         f.write(text[:start] + "\n".join(lines) + text[end:])
     print(f"report: updated the benchmark table in {path}")

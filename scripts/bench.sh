@@ -5,20 +5,22 @@
 # latency.png, results.csv and latency_percentiles.csv. Under 10 minutes on 2 cores.
 #
 #   BENCH_QUICK=1        3 s phases and short throughput steps: a smoke run (~3 min)
-#   BENCH_ONLY="..."     a subset of: state sessions control flood latency throughput
+#   BENCH_ONLY="..."     a subset of: state sessions control flood latency throughput enforcement
 #   BENCH_SECONDS=N      length of each latency run (default 20, quick 3)
 #   BENCH_NO_SDK=1       leave out latency path (b) (and do not build it against the SDK)
 #   RTM_BENCH_BUILD_DIR  build directory (default build-bench, CMAKE_BUILD_TYPE=Release)
 #   BENCH_SKIP_BUILD=1   use the binaries already in the build directory
 #   BENCH_RESULTS=DIR    where the results go (default bench/results)
 #   BENCH_GATEWAY_CLIENT the gateway's broker.client (native or paho); default: its own default
+#   BENCH_ENF_PARTS="..." group enforcement: a subset of brokers propagation changes (default all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 started=$(date +%s)
 
 quick=${BENCH_QUICK:-0}
-only=${BENCH_ONLY:-state sessions control flood latency throughput}
+all_groups="state sessions control flood latency throughput enforcement"
+only=${BENCH_ONLY:-$all_groups}
 build=${RTM_BENCH_BUILD_DIR:-build-bench}
 results=${BENCH_RESULTS:-bench/results}
 if [[ $quick == 1 ]]; then
@@ -47,7 +49,10 @@ if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
   if [[ ${BENCH_NO_SDK:-0} == 1 ]]; then sdk_opt=OFF; fi
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRTM_BUILD_TESTS=OFF \
     -DRTM_BUILD_BENCH=ON -DRTM_BENCH_SDK=$sdk_opt -DRTM_SANITIZE=OFF >/dev/null
-  cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" --target rtm-gateway rtm-bench rtm-bench-state
+  targets=(rtm-gateway rtm-bench)
+  want state && targets+=(rtm-bench-state)
+  want enforcement && targets+=(rtm_mosquitto_auth)
+  cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" --target "${targets[@]}"
 fi
 gateway_bin="$root/$build/gateway/rtm-gateway"
 bench_bin="$root/$build/bench/rtm-bench"
@@ -83,7 +88,8 @@ cleanup() {
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   pids=()
 }
-trap 'cleanup; rm -rf "$work"' EXIT
+enf=""  # the enforcement group's folder
+trap 'cleanup; rm -rf "$work" ${enf:+"$enf"}' EXIT
 trap 'exit 130' INT TERM
 
 free_port() {
@@ -91,15 +97,19 @@ free_port() {
 }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# start_stack NAME: a fresh Mosquitto and gateway for one benchmark group.
-start_stack() {
-  local name=$1 attempt
+# start_broker NAME [CONF...]: a fresh Mosquitto on a free port; each CONF argument is one more
+# line of its config (anonymous clients are allowed unless one says otherwise).
+start_broker() {
+  local name=$1 attempt line anon=true
+  shift
+  for line in "$@"; do [[ $line == allow_anonymous* ]] && anon=""; done
   for attempt in 1 2 3; do  # another program may take the free port before Mosquitto does
     port=$(free_port)
     broker="tcp://127.0.0.1:$port"
-    cat >"$work/mosquitto.conf" <<CONF
+    {
+      cat <<CONF
 listener $port 127.0.0.1
-allow_anonymous true
+${anon:+allow_anonymous true}
 set_tcp_nodelay true
 persistence false
 log_dest stdout
@@ -107,6 +117,8 @@ log_type error
 log_type warning
 log_type notice
 CONF
+      for line in "$@"; do echo "$line"; done
+    } >"$work/mosquitto.conf"
     "$mosquitto_bin" -c "$work/mosquitto.conf" >"$raw/mosquitto-$name.log" 2>&1 &
     broker_pid=$!
     for _ in $(seq 200); do
@@ -127,7 +139,15 @@ CONF
       exit 1
     fi
   done
+}
 
+# start_stack NAME: a fresh Mosquitto and gateway for one benchmark group. To a broker that
+# checks logins: BROKER_CONF (an array of broker config lines, set before the call),
+# GATEWAY_USER / GATEWAY_PASSWORD (the gateway's broker login), GATEWAY_YAML (more top-level
+# keys of the gateway's config) and READY_SECRET (wait-ready logs in with a token).
+start_stack() {
+  local name=$1
+  start_broker "$name" ${BROKER_CONF+"${BROKER_CONF[@]}"}
   # The gateway: the coplay example's rules, plus a QoS 1 twin of controller-input for the
   # QoS 1 throughput (source coplay-q1/{room}/{player}/input, same target).
   cat >"$work/gateway.yaml" <<YAML
@@ -135,6 +155,8 @@ broker:
   uri: $broker
   client_id: rtm-gateway-bench
 ${BENCH_GATEWAY_CLIENT:+  client: $BENCH_GATEWAY_CLIENT}
+${GATEWAY_USER:+  username: $GATEWAY_USER}
+${GATEWAY_PASSWORD:+  password: $GATEWAY_PASSWORD}
 topics:
   prefix: rtm
 auth:
@@ -143,6 +165,7 @@ log:
   level: info
   stats_interval_s: 10
 YAML
+  if [[ -n ${GATEWAY_YAML:-} ]]; then printf '%s\n' "$GATEWAY_YAML" >>"$work/gateway.yaml"; fi
   if [[ -n ${STATE_FILE:-} ]]; then  # the sqlite backend on this file (docs/state.md)
     printf 'state:\n  backend: sqlite\n  path: %s\n' "$STATE_FILE" >>"$work/gateway.yaml"
   fi
@@ -169,7 +192,7 @@ YAML
   "$gateway_bin" --config "$work/gateway.yaml" >"$raw/gateway-$name.log" 2>&1 &
   gateway_pid=$!
   pids+=("$gateway_pid")
-  "$bench_bin" wait-ready --broker "$broker" --prefix rtm --timeout 20 ||
+  "$bench_bin" wait-ready --broker "$broker" --prefix rtm --timeout 20 ${READY_SECRET:+--secret "$READY_SECRET"} ||
     { echo "the gateway did not answer: $raw/gateway-$name.log" >&2; exit 1; }
   # From the gateway's start to its first answer (a ping), for the restart figure.
   gateway_ready_ms=$((($(date +%s%N) - started_ns) / 1000000))
@@ -297,11 +320,133 @@ if want throughput; then
   stop_stack throughput
 fi
 
+# ---------------------------------------------------------------- 5. broker-enforced channels
+if want enforcement; then
+  say "enforcement: the project's plugin against plain Mosquitto, grant propagation, grant changes"
+  echo "enf_loadavg=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$raw/meta.txt"
+  # Files the broker reads after it drops to the mosquitto user (plugin, password_file,
+  # dynamic security's config) must be reachable by that user: a folder of their own.
+  enf=$(mktemp -d /tmp/rtm-bench-enf.XXXXXX)
+  chmod 755 "$enf"
+  if [[ $(id -u) == 0 ]] && id mosquitto >/dev/null 2>&1; then chown mosquitto "$enf"; fi
+  plugin="$root/$build/mosquitto-auth/rtm_mosquitto_auth.so"
+  gw_password="gw-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+  mosquitto_passwd -b -c "$enf/passwd" rtm-gateway "$gw_password" >/dev/null
+  chmod 644 "$enf/passwd"
+  login_conf=(
+    "allow_anonymous false"
+    "plugin $plugin"
+    "plugin_opt_token_secret $secret"
+    "password_file $enf/passwd"
+    "acl_file $root/docker/mosquitto/acl"
+  )
+  enforce_conf=("${login_conf[@]}" "plugin_opt_enforce_grants true")
+  if [[ $quick == 1 ]]; then
+    enf_lat_seconds=3; enf_prop_repeats=40; enf_changes=(40 40 20)
+  else
+    enf_lat_seconds=10; enf_prop_repeats=200; enf_changes=(200 200 100)
+  fi
+  enf_grants=(100 1000 10000)
+  enf_parts=" ${BENCH_ENF_PARTS:-brokers propagation changes} "
+
+  # 1 and 2: the same direct throughput and coplay latency on (a) plain Mosquitto, (b) the
+  # plugin with token logins and the shipped ACL, (c) the plugin enforcing grants.
+  for cfg in plain enforcing plugin; do
+    [[ $enf_parts == *" brokers "* ]] || break
+    case $cfg in
+      plain) echo "baseline (a): plain Mosquitto, anonymous clients"; start_broker enf-plain; auth=() ;;
+      plugin) echo "(b) the plugin: token logins and the ACL, grants not enforced"
+              start_broker enf-plugin "${login_conf[@]}"; auth=(--secret "$secret") ;;
+      enforcing) echo "(c) the plugin enforcing grants (a full set fed as rtm-gateway first)"
+                 start_broker enf-enforcing "${enforce_conf[@]}"
+                 auth=(--secret "$secret" --grants-password "$gw_password") ;;
+    esac
+    "$bench_bin" throughput --path direct --qos 0 --size 64 --broker "$broker" --factor 1.1 --max-steps 14 \
+      --step-seconds "$tp_step" --probe-seconds "$tp_probe" --broker-pid "$broker_pid" "${auth[@]}" \
+      --json "$raw/enf-throughput-$cfg.json" || echo "enforcement throughput $cfg: no clean step"
+    if [[ $cfg != plugin ]]; then
+      lat_auth=()
+      [[ $cfg == enforcing ]] && lat_auth=(--token-login --grants-password "$gw_password")
+      "$bench_bin" latency --path direct --pairs 100 --hz 60 --seconds "$enf_lat_seconds" \
+        --warmup "$lat_warmup" --broker "$broker" --secret "$secret" --broker-pid "$broker_pid" \
+        "${lat_auth[@]}" --json "$raw/enf-latency-$cfg.json" || echo "enforcement latency $cfg failed"
+    fi
+    stop_stack "enf-$cfg"
+  done
+
+  # 3: grant propagation through the real gateway (enforcement.publish_grants).
+  if [[ $enf_parts == *" propagation "* ]]; then
+  say "enforcement: grant propagation, subscribe answer -> first delivered message"
+  BROKER_CONF=("${enforce_conf[@]}")  # an array: set here, not as a prefix of the call
+  GATEWAY_USER=rtm-gateway GATEWAY_PASSWORD="$gw_password" READY_SECRET="$secret" \
+    GATEWAY_YAML=$'enforcement:\n  publish_grants: true' start_stack enf-gateway
+  unset BROKER_CONF
+  "$bench_bin" propagation --broker "$broker" --secret "$secret" --repeats "$enf_prop_repeats" \
+    --period-us 1000 --broker-pid "$broker_pid" --gateway-pid "$gateway_pid" \
+    --json "$raw/enf-propagation.json" || echo "enforcement propagation: failed"
+  stop_stack enf-gateway
+  fi
+
+  # 4: one grant change with N grants in place: our records, then Mosquitto's dynamic security.
+  if [[ $enf_parts == *" changes "* ]]; then
+  say "enforcement: one grant change, grant records vs Mosquitto's dynamic security plugin"
+  start_broker enf-records "${enforce_conf[@]}"
+  for i in 0 1 2; do
+    "$bench_bin" grant-changes --system records --broker "$broker" --password "$gw_password" \
+      --secret "$secret" --grants "${enf_grants[$i]}" --changes "${enf_changes[$i]}" \
+      --broker-pid "$broker_pid" --json "$raw/enf-changes-records-${enf_grants[$i]}.json" ||
+      echo "grant changes (records, ${enf_grants[$i]}): failed"
+  done
+  stop_stack enf-records
+  dynsec_plugin=$(ls /usr/lib/*/mosquitto_dynamic_security.so 2>/dev/null | head -1 || true)
+  if [[ -z $dynsec_plugin ]]; then
+    echo "mosquitto_dynamic_security.so not found: the dynamic security comparison is left out"
+  else
+    dyn_password="dyn-$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
+    for i in 0 1 2; do
+      n=${enf_grants[$i]}
+      dyn_file="$enf/dynsec-$n.json"
+      mosquitto_ctrl dynsec init "$dyn_file" admin "$dyn_password" >/dev/null
+      # N clients, each with a role of its own holding one grant (an ACL), as many grants as
+      # our records carry: made in the file before the broker starts (each change through
+      # the plugin rewrites the whole file, so making them one by one would take long).
+      python3 - "$dyn_file" "$n" <<'PY'
+import json, sys
+path, n = sys.argv[1], int(sys.argv[2])
+cfg = json.load(open(path))
+admin = cfg["clients"][0]
+for i in range(n):
+    cfg["clients"].append({"username": f"u{i}", "password": admin["password"], "salt": admin["salt"],
+                           "iterations": admin["iterations"], "roles": [{"rolename": f"r{i}"}]})
+    peer = i // 20 * 20 + (i + 1) % 20
+    cfg["roles"].append({"rolename": f"r{i}", "acls": [{"acltype": "publishClientReceive",
+                         "topic": f"rtm/ch/ch{i // 20}/input/u{peer}", "priority": 0, "allow": True}]})
+json.dump(cfg, open(path, "w"), indent="\t")
+PY
+      if [[ $(id -u) == 0 ]] && id mosquitto >/dev/null 2>&1; then chown mosquitto "$dyn_file"; fi
+      start_broker "enf-dynsec-$n" "allow_anonymous false" "plugin $dynsec_plugin" \
+        "plugin_opt_config_file $dyn_file"
+      "$bench_bin" grant-changes --system dynsec --broker "$broker" --user admin --password "$dyn_password" \
+        --grants "$n" --changes "${enf_changes[$i]}" --file "$dyn_file" --broker-pid "$broker_pid" \
+        --json "$raw/enf-changes-dynsec-$n.json" || echo "grant changes (dynsec, $n): failed"
+      stop_stack "enf-dynsec-$n"
+    done
+  fi
+  fi
+  rm -rf "$enf"
+fi
+
 # ---------------------------------------------------------------- report
 say "report"
 report_args=(--raw "$raw" --out "$results")
-if [[ $quick != 1 && $only == "state sessions control latency throughput" ]]; then
-  report_args+=(--readme README.md)
+if [[ $quick != 1 && $only == "$all_groups" ]]; then
+  report_args+=(--readme README.md)  # the full run: the whole table
+elif [[ $quick != 1 && $only == enforcement ]]; then
+  report_args+=(--readme README.md)  # its rows only (report.py keeps the others)
 fi
 python3 bench/report.py "${report_args[@]}"
-say "done: $results/results.md, $results/latency.png"
+if [[ $only == enforcement ]]; then
+  say "done: $results/enforcement.md"
+else
+  say "done: $results/results.md, $results/latency.png"
+fi

@@ -97,8 +97,13 @@ std::unique_ptr<mqtt::async_client> make_client(const std::string& uri, const st
                                               mqtt::create_options(MQTTVERSION_3_1_1, 1000000));
 }
 
-void connect(mqtt::async_client& client, std::chrono::milliseconds timeout) {
+void connect(mqtt::async_client& client, std::chrono::milliseconds timeout, const std::string& username,
+             const std::string& password) {
   mqtt::connect_options opts;
+  if (!username.empty()) {
+    opts.set_user_name(username);
+    opts.set_password(password);
+  }
   opts.set_mqtt_version(MQTTVERSION_3_1_1);
   opts.set_clean_session(true);
   opts.set_keep_alive_interval(60);

@@ -58,7 +58,9 @@ class CpuMeter {
 
 // A Paho client with a large send buffer, connected with a clean session (3.1.1).
 std::unique_ptr<mqtt::async_client> make_client(const std::string& uri, const std::string& id);
-void connect(mqtt::async_client& client, std::chrono::milliseconds timeout = 10s);
+// With a username, it logs in with it and `password` (a token login: see token_for).
+void connect(mqtt::async_client& client, std::chrono::milliseconds timeout = 10s,
+             const std::string& username = "", const std::string& password = "");
 // Subscribes and waits for the SUBACK; throws if the broker refuses.
 void subscribe(mqtt::async_client& client, const std::string& filter, int qos);
 void disconnect(mqtt::async_client& client);

@@ -327,9 +327,10 @@ int run_echo(const std::string& broker, const std::string& prefix) {
   return 0;
 }
 
-int run_wait_ready(const std::string& broker, const std::string& prefix, double timeout_s) {
+int run_wait_ready(const std::string& broker, const std::string& prefix, double timeout_s,
+                   const std::string& secret) {
   const std::string uid = "probe-" + util::random_hex(6);
-  auto client = make_client(broker, uid);
+  auto client = make_client(broker, secret.empty() ? uid : uid + "/ready");
   std::mutex mutex;
   std::string got;
   client->set_message_callback([&](mqtt::const_message_ptr m) {
@@ -339,7 +340,11 @@ int run_wait_ready(const std::string& broker, const std::string& prefix, double 
   const auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<long>(timeout_s * 1000));
   while (true) {
     try {
-      connect(*client, 1s);
+      if (secret.empty()) {
+        connect(*client, 1s);
+      } else {
+        connect(*client, 1s, uid, token_for(uid, secret));
+      }
       break;
     } catch (const std::exception&) {
       if (Clock::now() > deadline) {

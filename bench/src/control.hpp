@@ -33,7 +33,10 @@ int run_control(const ControlOptions& options);
 int run_echo(const std::string& broker, const std::string& prefix);
 
 // Pings P/req/{uid}/ping until answered (the gateway or the echo responder is serving).
-int run_wait_ready(const std::string& broker, const std::string& prefix, double timeout_s);
+// With a secret it logs in to the broker with a token (a broker with the project's plugin
+// and allow_anonymous false).
+int run_wait_ready(const std::string& broker, const std::string& prefix, double timeout_s,
+                   const std::string& secret = "");
 
 // The gateway's memory with many logged-in idle sessions: logs in `count` uids (pipelined
 // through one connection) and reads the gateway's RSS before and after.

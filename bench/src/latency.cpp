@@ -200,6 +200,24 @@ int run_latency(const LatencyOptions& o) {
   std::cerr << "latency " << o.path << ": " << o.pairs << " pair(s), " << o.hz << " Hz, " << o.warmup_s
             << " s warm-up + " << o.seconds << " s; " << describe << "\n";
 
+  if (o.token_login && o.secret.empty()) throw std::runtime_error("latency: token logins need --secret");
+  if (o.grants.enabled()) {
+    // The full set, as the gateway would send it for these rooms.
+    rtm::grants::RecordWriter w;
+    const auto epoch = static_cast<std::uint64_t>(now_ns() / 1000);
+    w.sync_begin(epoch);
+    for (int i = 0; i < o.pairs; ++i) {
+      w.session(latency_player(o, i), true);
+      w.session(latency_host(o, i), true);
+      w.member(latency_room(o, i), latency_player(o, i), rtm::grants::MemberGrants{{"input"}, {}});
+      w.member(latency_room(o, i), latency_host(o, i), rtm::grants::MemberGrants{{}, {{"input", {latency_player(o, i)}}}});
+    }
+    add_population(w, o.grants_population, 10, o.tag);
+    w.sync_end(epoch);
+    const auto records = w.records();
+    const double ms = feed_grants(o.broker, o.prefix, o.grants, w);
+    std::cerr << "grants: a full set of " << records << " records applied in " << ms << " ms\n";
+  }
   std::cout.flush();
   std::cerr.flush();
   std::vector<Child> children;
@@ -295,6 +313,8 @@ int run_latency(const LatencyOptions& o) {
   r.set("path", o.path);
   r.set("describe", describe);
   r.set("pairs", o.pairs);
+  r.set("token_logins", o.token_login ? 1 : 0);
+  r.set("grants_population", o.grants.enabled() ? o.grants_population : 0);
   r.set("procs", procs);
   r.set("hz", o.hz);
   r.set("seconds", o.seconds);

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "enforcement.hpp"
+
 namespace rtm::bench {
 
 struct LatencyOptions {
@@ -23,6 +25,14 @@ struct LatencyOptions {
   double seconds = 20;            // measured part
   double warmup_s = 1;            // sent first, not counted
   int frame_bytes = 32;
+  // direct/bridge: players and hosts log in with tokens (username = uid, password = a token
+  // signed with `secret`; the project's plugin), one connection per uid.
+  bool token_login = false;
+  // With a password: before the run, a full set of grant records (as the gateway's service
+  // user): each player publishes `input` in its room, each host reads its player there, next
+  // to `grants_population` other users (plugin_opt_enforce_grants true).
+  GrantFeedLogin grants;
+  int grants_population = 10000;
   int broker_pid = 0;             // for CPU readings (0: none)
   int gateway_pid = 0;
   std::string json_out;           // results (JSON)
@@ -47,6 +57,11 @@ class LatencyPath {
   // What the path is, for the report ("one Paho connection per player and per host").
   virtual std::string describe() const = 0;
 };
+
+// Names of pair i on paths direct and bridge: its room, and the uids of its player and host.
+std::string latency_room(const LatencyOptions& o, int pair);
+std::string latency_player(const LatencyOptions& o, int pair);
+std::string latency_host(const LatencyOptions& o, int pair);
 
 std::unique_ptr<LatencyPath> make_mqtt_path(const LatencyOptions& options);  // direct, bridge
 #ifdef RTM_BENCH_HAVE_SDK

@@ -25,9 +25,12 @@ class MqttPath final : public LatencyPath {
     const int group = std::max(1, o_.pairs_per_connection);
     const int conns = (pairs + group - 1) / group;
     const bool bridge = o_.path == "bridge";
+    if (o_.token_login && group != 1) {
+      throw std::runtime_error("latency: token logins need one connection per player and per host");
+    }
     for (int i = first; i < last; ++i) {
-      const std::string room = "room-" + o_.tag + "-" + std::to_string(i);
-      const std::string player = o_.path.substr(0, 1) + "p-" + o_.tag + "-" + std::to_string(i);
+      const std::string room = latency_room(o_, i);
+      const std::string player = latency_player(o_, i);
       const std::string data_topic = o_.prefix + "/ch/" + room + "/input/" + player;
       publish_topics_.push_back(bridge ? "coplay/" + room + "/" + player + "/input" : data_topic);
       host_topics_.push_back(data_topic);
@@ -36,8 +39,13 @@ class MqttPath final : public LatencyPath {
     std::vector<mqtt::token_ptr> pending;
     for (int c = 0; c < conns; ++c) {
       const std::string base = "lat-" + o_.path + "-" + o_.tag + "-" + std::to_string(first + c * group);
-      players_.push_back(make_client(o_.broker, base + "-player"));
-      hosts_.push_back(make_client(o_.broker, base + "-host"));
+      if (o_.token_login) {  // the plugin's rule: the client id is the uid or starts with "uid/"
+        players_.push_back(make_client(o_.broker, latency_player(o_, first + c) + "/lat"));
+        hosts_.push_back(make_client(o_.broker, latency_host(o_, first + c) + "/lat"));
+      } else {
+        players_.push_back(make_client(o_.broker, base + "-player"));
+        hosts_.push_back(make_client(o_.broker, base + "-host"));
+      }
       hosts_.back()->set_message_callback([this](mqtt::const_message_ptr m) {
         const std::int64_t recv = now_ns();
         auto it = pair_of_topic_.find(m->get_topic());
@@ -51,8 +59,16 @@ class MqttPath final : public LatencyPath {
     opts.set_mqtt_version(MQTTVERSION_3_1_1);
     opts.set_clean_session(true);
     opts.set_keep_alive_interval(60);
-    for (auto* list : {&players_, &hosts_}) {
-      for (auto& c : *list) pending.push_back(c->connect(opts));
+    for (int c = 0; c < conns; ++c) {
+      for (bool host : {false, true}) {
+        auto& client = host ? hosts_[static_cast<std::size_t>(c)] : players_[static_cast<std::size_t>(c)];
+        if (o_.token_login) {
+          const std::string uid = host ? latency_host(o_, first + c) : latency_player(o_, first + c);
+          opts.set_user_name(uid);
+          opts.set_password(token_for(uid, o_.secret));
+        }
+        pending.push_back(client->connect(opts));
+      }
     }
     for (auto& t : pending) {
       if (!t->wait_for(20s)) throw std::runtime_error("latency: connect timed out");
@@ -91,6 +107,7 @@ class MqttPath final : public LatencyPath {
     std::string how = group == 1 ? "one Paho connection per player and one per host"
                                  : "one Paho connection per " + std::to_string(group) +
                                        " players and one per " + std::to_string(group) + " hosts";
+    if (o_.token_login) how += ", token logins";
     return how + (o_.path == "bridge"
                       ? "; players publish coplay/{room}/{player}/input (mapping rule controller-input), hosts read P/ch/{room}/input/{player}"
                       : "; players publish P/ch/{room}/input/{player}, hosts subscribe to it");
@@ -108,6 +125,14 @@ class MqttPath final : public LatencyPath {
 };
 
 }  // namespace
+
+std::string latency_room(const LatencyOptions& o, int pair) { return "room-" + o.tag + "-" + std::to_string(pair); }
+std::string latency_player(const LatencyOptions& o, int pair) {
+  return o.path.substr(0, 1) + "p-" + o.tag + "-" + std::to_string(pair);
+}
+std::string latency_host(const LatencyOptions& o, int pair) {
+  return o.path.substr(0, 1) + "h-" + o.tag + "-" + std::to_string(pair);
+}
 
 std::unique_ptr<LatencyPath> make_mqtt_path(const LatencyOptions& options) {
   return std::make_unique<MqttPath>(options);

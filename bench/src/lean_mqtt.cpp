@@ -42,7 +42,7 @@ std::string errno_text(const char* what) { return std::string(what) + ": " + std
 }  // namespace
 
 LeanConnection::LeanConnection(const std::string& uri, const std::string& client_id,
-                               std::uint16_t keepalive_s)
+                               std::uint16_t keepalive_s, const LeanLogin& login)
     : in_(new char[kInCapacity]) {
   const auto [host, port] = split_uri(uri);
   addrinfo hints{};
@@ -73,6 +73,8 @@ LeanConnection::LeanConnection(const std::string& uri, const std::string& client
   co.client_id = client_id;
   co.keepalive_s = keepalive_s;
   co.clean_session = true;
+  co.username = login.username;
+  co.password = login.password;
   codec::append_connect(out_, co);
   const std::int64_t deadline = now_ns() + 10'000'000'000;
   if (!flush_until(deadline)) throw std::runtime_error("lean client: CONNECT to " + uri + " timed out");

@@ -15,11 +15,22 @@
 
 namespace rtm::bench {
 
+// A username and password for CONNECT: a token login (username = uid, password = a token
+// signed with the gateway's secret, client id the uid or "uid/...") or a service user of the
+// broker's password_file. Empty username: none sent.
+struct LeanLogin {
+  std::string username;
+  std::string password;
+};
+
 class LeanConnection {
  public:
   // Connects to tcp://host:port, sends CONNECT (clean session) and waits for the CONNACK.
-  // Throws on failure.
-  LeanConnection(const std::string& uri, const std::string& client_id, std::uint16_t keepalive_s = 60);
+  // Throws on failure (a refused login too, with the CONNACK's return code).
+  LeanConnection(const std::string& uri, const std::string& client_id, std::uint16_t keepalive_s = 60,
+                 const LeanLogin& login = {});
+  LeanConnection(const std::string& uri, const std::string& client_id, const LeanLogin& login)
+      : LeanConnection(uri, client_id, 60, login) {}
   ~LeanConnection();  // sends DISCONNECT (best effort) and closes
   LeanConnection(const LeanConnection&) = delete;
   LeanConnection& operator=(const LeanConnection&) = delete;

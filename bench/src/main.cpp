@@ -6,6 +6,7 @@
 
 #include "common.hpp"
 #include "control.hpp"
+#include "enforcement.hpp"
 #include "flood.hpp"
 #include "latency.hpp"
 #include "rtm/util/random.hpp"
@@ -32,6 +33,12 @@ int main(int argc, char** argv) {
   l->add_option("--seconds", lat.seconds, "measured seconds");
   l->add_option("--warmup", lat.warmup_s, "seconds sent first and not counted");
   l->add_option("--frame-bytes", lat.frame_bytes, "frame size (at least 24)");
+  l->add_flag("--token-login", lat.token_login,
+              "direct/bridge: players and hosts log in with tokens signed with --secret (uid = username)");
+  l->add_option("--grants-user", lat.grants.user, "service user that feeds grant records");
+  l->add_option("--grants-password", lat.grants.password,
+                "with it: feed a full grant set for the pairs first (plugin_opt_enforce_grants true)");
+  l->add_option("--grants-population", lat.grants_population, "other users in that grant set");
   l->add_option("--broker-pid", lat.broker_pid, "for CPU readings");
   l->add_option("--gateway-pid", lat.gateway_pid, "for CPU readings");
   l->add_option("--json", lat.json_out, "write results here");
@@ -59,6 +66,11 @@ int main(int argc, char** argv) {
   t->add_option("--max-steps", tp.max_steps, "most steps");
   t->add_option("--window", tp.window, "in-flight bound per publisher connection (0: 5000 QoS 0, 1000 QoS 1)");
   t->add_option("--closed-window", tp.closed_window, "probe: in flight per connection end to end");
+  t->add_option("--secret", tp.secret, "lean: log in with tokens signed with this (uid = username)");
+  t->add_option("--grants-user", tp.grants.user, "service user that feeds grant records");
+  t->add_option("--grants-password", tp.grants.password,
+                "with it: feed a full grant set for the clients first (plugin_opt_enforce_grants true)");
+  t->add_option("--grants-population", tp.grants_population, "other users in that grant set");
   t->add_option("--broker-pid", tp.broker_pid, "for CPU readings");
   t->add_option("--gateway-pid", tp.gateway_pid, "for CPU readings");
   t->add_option("--json", tp.json_out, "write results here");
@@ -83,12 +95,13 @@ int main(int argc, char** argv) {
   e->add_option("--broker", echo_broker, "broker URI");
   e->add_option("--prefix", echo_prefix, "prefix to answer under");
 
-  std::string ready_broker = "tcp://127.0.0.1:1883", ready_prefix = "rtm";
+  std::string ready_broker = "tcp://127.0.0.1:1883", ready_prefix = "rtm", ready_secret;
   double ready_timeout = 20;
   auto* w = app.add_subcommand("wait-ready", "ping until the gateway (or echo) answers");
   w->add_option("--broker", ready_broker, "broker URI");
   w->add_option("--prefix", ready_prefix, "prefix");
   w->add_option("--timeout", ready_timeout, "seconds");
+  w->add_option("--secret", ready_secret, "log in to the broker with a token signed with this");
 
   SessionsOptions ses;
   auto* s = app.add_subcommand("sessions", "gateway RSS with many logged-in idle sessions");
@@ -112,16 +125,46 @@ int main(int argc, char** argv) {
   fd->add_option("--gateway-pid", fl.gateway_pid, "for CPU readings");
   fd->add_option("--json", fl.json_out, "write results here");
 
+  PropagationOptions pr;
+  auto* pg = app.add_subcommand("propagation",
+                                "grant propagation: subscribe answer -> first delivered message (gateway with publish_grants)");
+  pg->add_option("--broker", pr.broker, "broker URI");
+  pg->add_option("--prefix", pr.prefix, "topics.prefix of the gateway");
+  pg->add_option("--secret", pr.secret, "token secret")->required();
+  pg->add_option("--repeats", pr.repeats, "subscribe/unsubscribe rounds");
+  pg->add_option("--period-us", pr.period_us, "the publisher sends one message per period");
+  pg->add_option("--quiet-ms", pr.quiet_ms, "after unsubscribe: silence that ends a round");
+  pg->add_option("--broker-pid", pr.broker_pid, "for CPU readings");
+  pg->add_option("--gateway-pid", pr.gateway_pid, "for CPU readings");
+  pg->add_option("--json", pr.json_out, "write results here");
+
+  GrantChangeOptions gc;
+  auto* gch = app.add_subcommand("grant-changes",
+                                 "time per grant change: our grant records or Mosquitto's dynamic security plugin");
+  gch->add_option("--system", gc.system, "records | dynsec")->required();
+  gch->add_option("--broker", gc.broker, "broker URI");
+  gch->add_option("--prefix", gc.prefix, "topics.prefix");
+  gch->add_option("--user", gc.user, "records: the grants user (rtm-gateway); dynsec: its admin user");
+  gch->add_option("--password", gc.password, "that user's password")->required();
+  gch->add_option("--secret", gc.secret, "records: token secret (the marker's reader logs in)");
+  gch->add_option("--grants", gc.grants, "grants in place (dynsec: in its config file already)");
+  gch->add_option("--changes", gc.changes, "grant changes timed");
+  gch->add_option("--file", gc.file, "dynsec: its config file, whose size is reported");
+  gch->add_option("--broker-pid", gc.broker_pid, "for CPU readings");
+  gch->add_option("--json", gc.json_out, "write results here");
+
   auto* f = app.add_subcommand("features", "prints the optional parts built in (sdk)");
 
   CLI11_PARSE(app, argc, argv);
-  lat.tag = tp.tag = ctl.tag = ses.tag = fl.tag = tag;
+  lat.tag = tp.tag = ctl.tag = ses.tag = fl.tag = pr.tag = gc.tag = tag;
   try {
     if (*l) return run_latency(lat);
     if (*t) return run_throughput(tp);
     if (*c) return run_control(ctl);
     if (*e) return run_echo(echo_broker, echo_prefix);
-    if (*w) return run_wait_ready(ready_broker, ready_prefix, ready_timeout);
+    if (*w) return run_wait_ready(ready_broker, ready_prefix, ready_timeout, ready_secret);
+    if (*pg) return run_propagation(pr);
+    if (*gch) return run_grant_changes(gc);
     if (*s) return run_sessions(ses);
     if (*fd) return run_flood(fl);
     if (*f) {

@@ -82,6 +82,15 @@ std::string data_topic(const ThroughputOptions& o, const std::string& pub) {
 std::string pub_name(const ThroughputOptions& o, int g) {
   return "t" + std::to_string(g) + "-" + o.tag;
 }
+std::string sub_name(const ThroughputOptions& o, int s) {
+  return "ts" + std::to_string(s) + "-" + o.tag;
+}
+// A lean connection as `uid` (token login with a secret) or anonymous with `anonymous_id`.
+std::unique_ptr<LeanConnection> lean_as(const ThroughputOptions& o, const std::string& uid,
+                                        const std::string& anonymous_id) {
+  if (o.secret.empty()) return std::make_unique<LeanConnection>(o.broker, anonymous_id);
+  return std::make_unique<LeanConnection>(o.broker, uid + "/tput", LeanLogin{uid, token_for(uid, o.secret)});
+}
 
 struct StepCommand {
   std::uint32_t run = 0;
@@ -114,7 +123,7 @@ class PublisherProcess {
       conn->topic = source_topic(o_, pub_name(o_, g));
       const std::string id = "tput-" + o_.tag + "-pub-" + std::to_string(g);
       if (o_.client == "lean") {
-        conn->lean = std::make_unique<LeanConnection>(o_.broker, id);
+        conn->lean = lean_as(o_, pub_name(o_, g), id);
         conn->outstanding.assign(65536, 0);
       } else {
         conn->client = make_client(o_.broker, id);
@@ -395,7 +404,7 @@ class Subscribers {
     for (int s = 0; s < o.subscribers; ++s) {
       const std::string id = "tput-" + o.tag + "-sub-" + std::to_string(s);
       if (o.client == "lean") {
-        auto c = std::make_unique<LeanConnection>(o.broker, id);
+        auto c = lean_as(o, sub_name(o, s), id);
         std::vector<std::pair<std::string, int>> filters;
         for (int g = s; g < publishers; g += o.subscribers) {
           filters.emplace_back(data_topic(o, pub_name(o, g)), o.qos);
@@ -561,6 +570,33 @@ int run_throughput(const ThroughputOptions& o) {
       o.tick_ms <= 0 || o.sub_pause_us < 0) {
     throw std::runtime_error("bad throughput options");
   }
+  if ((!o.secret.empty() || o.grants.enabled()) && o.client != "lean") {
+    throw std::runtime_error("token logins and grants: lean clients only");
+  }
+  if (o.grants.enabled()) {
+    // The full set, as the gateway would send it: each publisher writes its stream, each
+    // subscriber reads the streams it subscribes to (publisher g goes to subscriber
+    // g % subscribers), next to a population of other users.
+    rtm::grants::RecordWriter w;
+    const auto epoch = static_cast<std::uint64_t>(now_ns() / 1000);
+    w.sync_begin(epoch);
+    for (int g = 0; g < publishers; ++g) {
+      w.session(pub_name(o, g), true);
+      w.member("tput", pub_name(o, g), rtm::grants::MemberGrants{{"input"}, {}});
+    }
+    for (int s = 0; s < o.subscribers; ++s) {
+      std::vector<std::string> reads;
+      for (int g = s; g < publishers; g += o.subscribers) reads.push_back(pub_name(o, g));
+      std::sort(reads.begin(), reads.end());
+      w.session(sub_name(o, s), true);
+      w.member("tput", sub_name(o, s), rtm::grants::MemberGrants{{}, {{"input", reads}}});
+    }
+    add_population(w, o.grants_population, 10, o.tag);
+    w.sync_end(epoch);
+    const auto records = w.records();
+    const double ms = feed_grants(o.broker, o.prefix, o.grants, w);
+    std::cerr << "grants: a full set of " << records << " records applied in " << ms << " ms\n";
+  }
   // Fork before this process makes any Paho client.
   std::cout.flush();
   std::cerr.flush();
@@ -703,6 +739,8 @@ int run_throughput(const ThroughputOptions& o) {
   }
   out.set("qos", o.qos);
   out.set("size", o.size);
+  out.set("token_logins", o.secret.empty() ? 0 : 1);
+  out.set("grants_population", o.grants.enabled() ? o.grants_population : 0);
   out.set("publishers", publishers);
   out.set("pub_procs", o.pub_procs);
   out.set("subscribers", o.subscribers);

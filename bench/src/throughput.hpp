@@ -1,6 +1,8 @@
 #pragma once
 #include <string>
 
+#include "enforcement.hpp"
+
 namespace rtm::bench {
 
 // Bridge throughput: the highest rate that goes through with no loss, straight through the
@@ -32,6 +34,15 @@ struct ThroughputOptions {
   // acknowledged (PUBACK), QoS 0 messages the socket has not taken yet.
   int window = 0;
   int closed_window = 200;  // probe: messages per connection sent and not yet received
+  // Token logins (lean clients): with a secret, every connection logs in with username = its
+  // uid and password = a token (the project's plugin), publishers as the uid of their stream
+  // level, subscribers as uids of their own.
+  std::string secret;
+  // With a password: before the run, a full set of grant records (as the gateway's service
+  // user) lets each publisher write its stream and each subscriber read the streams it
+  // subscribes to, next to `grants_population` other users (plugin_opt_enforce_grants true).
+  GrantFeedLogin grants;
+  int grants_population = 10000;
   int broker_pid = 0;
   int gateway_pid = 0;
   std::string json_out;
