@@ -116,6 +116,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       }
     }
     (void)t->decide_subscribe(username, topic);
+    // The tree's own rights never reach beyond the user's own levels and the presence
+    // topics, and never over a refusal of the grants.
+    for (Access a : {Access::read, Access::write}) {
+      const auto with_tree = t->decide_with_tree(username, topic, a);
+      const auto grants_only = t->decide(username, topic, a);
+      if (grants_only != Verdict::not_governed) {
+        RTM_FUZZ_CHECK(with_tree == grants_only, "the grants decide their own levels");
+      } else if (with_tree == Verdict::allow) {
+        const std::string own = "/" + std::string(username);
+        const bool own_level = topic.find(own + "/") != std::string_view::npos ||
+                               (topic.size() >= own.size() &&
+                                topic.compare(topic.size() - own.size(), own.size(), own) == 0);
+        const bool presence_read = a == Access::read && topic.rfind("rtm/presence/", 0) == 0;
+        RTM_FUZZ_CHECK(!username.empty() && (own_level || presence_read),
+                       "the tree allows only one's own levels and reading presence");
+      }
+    }
   }
   return 0;
 }

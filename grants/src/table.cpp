@@ -240,6 +240,44 @@ Verdict Table::decide(std::string_view username, std::string_view topic, Access 
   return Verdict::not_governed;
 }
 
+namespace {
+
+// `text` is `head` or starts with `head` + '/'.
+bool is_or_under(std::string_view text, std::string_view head) {
+  return !head.empty() && starts_with(text, head) &&
+         (text.size() == head.size() || text[head.size()] == '/');
+}
+
+constexpr std::string_view kRequestBranch = "req/";
+constexpr std::string_view kPresenceBranch = "presence/";
+
+}  // namespace
+
+Verdict Table::decide_with_tree(std::string_view username, std::string_view topic,
+                                Access access) const {
+  const Verdict verdict = decide(username, topic, access);
+  if (verdict != Verdict::not_governed || username.empty()) return verdict;
+  if (topic.size() <= prefix_.size() + 1 || !starts_with(topic, prefix_) ||
+      topic[prefix_.size()] != '/') {
+    return Verdict::not_governed;
+  }
+  const std::string_view rest = topic.substr(prefix_.size() + 1);
+  if (access == Access::write && starts_with(rest, kRequestBranch)) {  // P/req/%u/#
+    return is_or_under(rest.substr(kRequestBranch.size()), username) ? Verdict::allow
+                                                                     : Verdict::not_governed;
+  }
+  if (access == Access::read && starts_with(rest, kUserBranch)) {  // P/u/%u/#
+    return is_or_under(rest.substr(kUserBranch.size()), username) ? Verdict::allow
+                                                                  : Verdict::not_governed;
+  }
+  if (starts_with(rest, kPresenceBranch)) {  // read P/presence/+, readwrite P/presence/%u
+    const std::string_view uid = rest.substr(kPresenceBranch.size());
+    if (uid.empty() || uid.find('/') != std::string_view::npos) return Verdict::not_governed;
+    return access == Access::read || uid == username ? Verdict::allow : Verdict::not_governed;
+  }
+  return Verdict::not_governed;
+}
+
 Verdict Table::decide_subscribe(std::string_view username, std::string_view filter) const {
   if (filter.find_first_of("+#") == std::string_view::npos) {
     return decide(username, filter, Access::read);

@@ -22,6 +22,7 @@ namespace rtm::plugin {
 struct EnforcementSettings {
   std::string prefix = "rtm";              // plugin_opt_topic_prefix
   std::string grants_from = "rtm-gateway"; // plugin_opt_grants_from
+  bool tree_rules = true;                  // plugin_opt_tree_rules
 };
 
 // What MOSQ_EVT_MESSAGE returns for a message the plugin takes for itself: Mosquitto

@@ -34,6 +34,11 @@
 //                                 its client id; any: no rule.
 //   plugin_opt_enforce_grants     true | false (default false: token logins only)
 //   plugin_opt_topic_prefix       the gateway's topics.prefix (default rtm)
+//   plugin_opt_tree_rules         true (default) | false: with enforcement, the plugin also
+//                                 allows a token user the tree's own rights (its requests,
+//                                 responses, events, inbox and presence, everyone's
+//                                 presence: the pattern lines of the shipped ACL) without
+//                                 asking the acl_file; false: it only refuses.
 //   plugin_opt_grants_from        the one service user whose messages on
 //                                 {prefix}/gateway/grants are grant records (default
 //                                 rtm-gateway); it must be one of the service users.
@@ -155,10 +160,17 @@ bool configure(Plugin& plugin, const mosquitto_opt* options, int option_count, s
       plugin.enforcement_settings.prefix = value;
     } else if (key == "grants_from") {
       plugin.enforcement_settings.grants_from = value;
+    } else if (key == "tree_rules") {
+      const std::string_view flag = value;
+      if (flag != "true" && flag != "false") {
+        error = "plugin_opt_tree_rules must be true or false, got '" + loggable(value) + "'";
+        return false;
+      }
+      plugin.enforcement_settings.tree_rules = flag == "true";
     } else {
       error = "unknown option plugin_opt_" + loggable(options[i].key) +
               " (known: token_secret, token_secret_file, service_users, client_id_rule, "
-              "enforce_grants, topic_prefix, grants_from)";
+              "enforce_grants, topic_prefix, grants_from, tree_rules)";
       return false;
     }
   }
@@ -357,10 +369,14 @@ RTM_PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, v
     if (plugin->enforce) {
       mosquitto_log_printf(MOSQ_LOG_NOTICE,
                            "%s: grants enforced: prefix '%s', grant records from '%s' on %s; "
-                           "channel levels stay closed until the first full set",
+                           "channel levels stay closed until the first full set; the tree's "
+                           "own rights %s",
                            kLogTag, plugin->enforcement_settings.prefix.c_str(),
                            plugin->enforcement_settings.grants_from.c_str(),
-                           plugin->enforcement->grants_topic().c_str());
+                           plugin->enforcement->grants_topic().c_str(),
+                           plugin->enforcement_settings.tree_rules
+                               ? "answered by the plugin (plugin_opt_tree_rules true)"
+                               : "left to the acl_file");
     } else {
       mosquitto_log_printf(MOSQ_LOG_INFO, "%s: grants not enforced (plugin_opt_enforce_grants false)",
                            kLogTag);

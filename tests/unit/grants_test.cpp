@@ -209,3 +209,28 @@ TEST_CASE("a filter checked once at SUBSCRIBE (EMQX): no wildcard may reach a ch
   CHECK(deep.decide_subscribe("bob", "acme/+/ch/x/y/z") == Verdict::deny);
   CHECK(deep.decide_subscribe("bob", "acme/other/ch/x/y/z") == Verdict::not_governed);
 }
+
+TEST_CASE("the tree's ownership rules: a token user's own levels and everyone's presence") {
+  Table t = coplay_table();
+  // Channel levels are the grants' (decide), unchanged.
+  CHECK(t.decide_with_tree("bob", "rtm/ch/room/input/alice", Access::read) == Verdict::allow);
+  CHECK(t.decide_with_tree("carol", "rtm/ch/room/input/alice", Access::read) == Verdict::deny);
+  // What the shipped ACL's pattern lines give every user.
+  CHECK(t.decide_with_tree("bob", "rtm/req/bob/join?x=1&msg_id=7", Access::write) == Verdict::allow);
+  CHECK(t.decide_with_tree("bob", "rtm/u/bob/res/join?msg_id=7", Access::read) == Verdict::allow);
+  CHECK(t.decide_with_tree("bob", "rtm/u/bob/inbox/alice", Access::read) == Verdict::allow);
+  CHECK(t.decide_with_tree("bob", "rtm/u/bob", Access::read) == Verdict::allow);
+  CHECK(t.decide_with_tree("bob", "rtm/presence/bob", Access::write) == Verdict::allow);
+  CHECK(t.decide_with_tree("bob", "rtm/presence/alice", Access::read) == Verdict::allow);
+  // Not theirs: left to the ACL file (which refuses them).
+  CHECK(t.decide_with_tree("bob", "rtm/req/alice/join", Access::write) == Verdict::not_governed);
+  CHECK(t.decide_with_tree("bob", "rtm/req/bobby/join", Access::write) == Verdict::not_governed);
+  CHECK(t.decide_with_tree("bob", "rtm/u/alice/res/x", Access::read) == Verdict::not_governed);
+  CHECK(t.decide_with_tree("bob", "rtm/u/bobx/res/x", Access::read) == Verdict::not_governed);
+  CHECK(t.decide_with_tree("bob", "rtm/u/bob/res/x", Access::write) == Verdict::not_governed);
+  CHECK(t.decide_with_tree("bob", "rtm/presence/alice", Access::write) == Verdict::not_governed);
+  CHECK(t.decide_with_tree("bob", "rtm/presence/bob/x", Access::read) == Verdict::not_governed);
+  CHECK(t.decide_with_tree("bob", "rtm/req/bob", Access::read) == Verdict::not_governed);
+  CHECK(t.decide_with_tree("", "rtm/presence/alice", Access::read) == Verdict::not_governed);
+  CHECK(t.decide_with_tree("bob", "other/u/bob/x", Access::read) == Verdict::not_governed);
+}

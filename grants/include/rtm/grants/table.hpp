@@ -63,6 +63,13 @@ class Table {
 
   // May `username` read (receive) or write (publish) `topic`? A topic name, never a filter.
   Verdict decide(std::string_view username, std::string_view topic, Access access) const;
+  // decide(), and where it has no say, the topic tree's ownership rules for a token user
+  // (the pattern lines of docker/mosquitto/acl): `allow` when they give `username` this
+  // access to `topic` (its own requests, responses, events and inbox, its own presence and
+  // everyone's presence), else not_governed. Lets the broker skip its ACL file for the
+  // tree's own topics.
+  Verdict decide_with_tree(std::string_view username, std::string_view topic,
+                           Access access) const;
   // For brokers that check a filter once at SUBSCRIBE time (EMQX): a filter with a
   // wildcard in a channel level is refused, an exact topic is decided as a read.
   Verdict decide_subscribe(std::string_view username, std::string_view filter) const;
