@@ -28,8 +28,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "rtm/gateway/enforcement.hpp"
 #include "rtm/gateway/sqlite_store.hpp"
 #include "rtm/gateway/state.hpp"
+#include "rtm/grants/table.hpp"
 
 namespace {
 
@@ -178,6 +180,43 @@ void BM_Populate(benchmark::State& st) {
   st.counters["ns_build_subscribe10"] = p.ns_subscribe10;
 }
 BENCHMARK(BM_Populate)->Iterations(1)->Unit(benchmark::kMillisecond);
+
+// The full grant set the gateway sends the broker's plugin after every connect, for the
+// whole population: writing it from the state (the gateway's loop), and applying it to the
+// plugin's table (the broker's thread), with the table's memory.
+void BM_GrantFullSet(benchmark::State& st) {
+  const auto& p = population();
+  std::size_t records = 0, bytes = 0, messages = 0;
+  double write_ms = 0, apply_ms = 0, table_heap = 0;
+  auto ms_since = [](SteadyClock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count();
+  };
+  for (auto _ : st) {
+    rtm::grants::RecordWriter writer;
+    auto t0 = SteadyClock::now();
+    rtm::gateway::write_full_set(*p.state, 1, writer);
+    records = writer.records();
+    const auto out = writer.take();
+    write_ms = ms_since(t0);
+    messages = out.size();
+    bytes = 0;
+    for (const auto& m : out) bytes += m.size();
+    const Memory before = memory();
+    auto table = std::make_unique<rtm::grants::Table>("rtm");
+    t0 = SteadyClock::now();
+    for (const auto& m : out) table->apply_message(m);
+    apply_ms = ms_since(t0);
+    table_heap = memory().heap - before.heap;
+    if (!table->synced() || table->stats().read_grants != p.subscriptions) std::abort();
+  }
+  st.counters["records"] = static_cast<double>(records);
+  st.counters["messages"] = static_cast<double>(messages);
+  st.counters["MB"] = static_cast<double>(bytes) / 1e6;
+  st.counters["ms_write"] = write_ms;
+  st.counters["ms_apply_plugin"] = apply_ms;
+  st.counters["MB_plugin_table"] = table_heap / 1e6;
+}
+BENCHMARK(BM_GrantFullSet)->Iterations(1)->Unit(benchmark::kMillisecond);
 
 // Times two halves of an iteration separately (each with its clock reads, ~20 ns).
 class Split {

@@ -22,7 +22,7 @@ GrantFeed::GrantFeed(Core& core, std::shared_ptr<StateStore> state, bool publish
 
 GrantFeed::~GrantFeed() { state_.remove_change_listener(this); }
 
-grants::MemberGrants GrantFeed::member_grants(const StoredMember& member) {
+grants::MemberGrants member_grants(const StoredMember& member) {
   grants::MemberGrants g;
   g.writes = member.publishing;
   std::sort(g.writes.begin(), g.writes.end());
@@ -30,6 +30,14 @@ grants::MemberGrants GrantFeed::member_grants(const StoredMember& member) {
   for (const auto& s : member.subscriptions) g.reads.emplace_back(s.topic, s.publishers);
   std::sort(g.reads.begin(), g.reads.end());
   return g;
+}
+
+void write_full_set(const StateStore& state, std::uint64_t epoch, grants::RecordWriter& out) {
+  out.sync_begin(epoch);
+  state.for_each_session([&](const StoredSession& s) { out.session(s.uid, true); });
+  state.for_each_member([&](const std::string& channel, const std::string& uid,
+                            const StoredMember& m) { out.member(channel, uid, member_grants(m)); });
+  out.sync_end(epoch);
 }
 
 void GrantFeed::write_changes() {
@@ -73,11 +81,7 @@ void GrantFeed::send_full_set() {
   dirty_members_.clear();
   const std::uint64_t before = stats_.records;
   const std::uint64_t epoch = ++epoch_;
-  writer_.sync_begin(epoch);
-  state_.for_each_session([&](const StoredSession& s) { writer_.session(s.uid, true); });
-  state_.for_each_member([&](const std::string& channel, const std::string& uid,
-                             const StoredMember& m) { writer_.member(channel, uid, member_grants(m)); });
-  writer_.sync_end(epoch);
+  write_full_set(state_, epoch, writer_);
   send(core_);
   ++stats_.full_sets;
   stats_.last_full_set_records = stats_.records - before;

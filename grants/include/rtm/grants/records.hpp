@@ -31,7 +31,7 @@ namespace rtm::grants {
 inline constexpr std::string_view kFormatLine = "rtm-grants 1";
 // Records of one message stay under this many bytes (the broker's message_size_limit is
 // larger); a record is never split across messages.
-inline constexpr std::size_t kDefaultMessageBytes = 256 * 1024;
+inline constexpr std::size_t kDefaultMessageBytes = 64 * 1024;
 // A line longer than this is refused when read (a member with 64 publishers in many
 // topics stays far below it).
 inline constexpr std::size_t kMaxRecordBytes = 1024 * 1024;

@@ -51,6 +51,12 @@ struct GrantFeedStats {
   std::uint64_t kicks = 0;         // K and k records
 };
 
+// What one channel member may do, as a grant record carries it.
+grants::MemberGrants member_grants(const StoredMember& member);
+// Writes the full grant set of `state` (B, a session record per session, a member record
+// per channel member, F) into `out`.
+void write_full_set(const StateStore& state, std::uint64_t epoch, grants::RecordWriter& out);
+
 class GrantFeed final : public ChangeListener,
                         public PublishBarrier,
                         public BrokerSessionObserver,
@@ -94,7 +100,6 @@ class GrantFeed final : public ChangeListener,
  private:
   void write_changes();
   void send(Core& core);
-  static grants::MemberGrants member_grants(const StoredMember& member);
 
   Core& core_;
   std::shared_ptr<StateStore> store_;
