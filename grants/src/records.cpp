@@ -1,6 +1,7 @@
 #include "rtm/grants/records.hpp"
 
 #include <charconv>
+#include <limits>
 
 #include "rtm/topics/names.hpp"
 
@@ -111,7 +112,11 @@ bool parse_line(std::string_view line, Record& r, std::string& error) {
       r.kind = RecordKind::token;
       if (!arity(3)) return false;
       if (!name(tokens[1], r.uid)) return error = "bad uid", false;
-      if (!number(tokens[2], r.number)) return error = "bad expiry", false;
+      // An expiry is a time in seconds: within what a signed 64-bit clock holds.
+      if (!number(tokens[2], r.number) ||
+          r.number > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+        return error = "bad expiry", false;
+      }
       return true;
     case 'X':
       r.kind = RecordKind::no_member;

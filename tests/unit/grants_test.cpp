@@ -234,3 +234,19 @@ TEST_CASE("the tree's ownership rules: a token user's own levels and everyone's 
   CHECK(t.decide_with_tree("", "rtm/presence/alice", Access::read) == Verdict::not_governed);
   CHECK(t.decide_with_tree("bob", "other/u/bob/x", Access::read) == Verdict::not_governed);
 }
+
+TEST_CASE("an expiry beyond a signed 64-bit clock is refused (found by fuzzing)") {
+  std::vector<Record> got;
+  const auto result = read_records(
+      "rtm-grants 1\nT alice 12297829382473034412\nT bob 9223372036854775807\n",
+      [&](Record&& r) { got.push_back(std::move(r)); });
+  CHECK(result.skipped == 1);
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].uid == "bob");
+  RecordWriter w;
+  w.add(got[0]);
+  std::vector<Record> again;
+  for (const auto& m : w.take()) read_records(m, [&](Record&& r) { again.push_back(std::move(r)); });
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].number == got[0].number);
+}
