@@ -447,8 +447,7 @@ void register_bridge(Core& core, std::shared_ptr<RtmApi> rtm) {
                core.config().mapping.presence.size());
   // `stats`: the gateway's counters, for operators (ops.uids) and tests.
   core.add_operation({"stats", false, {}, [&core, bridge](Call& call) -> Outcome<json::Document> {
-                        const auto& ops = core.config().ops.uids;
-                        if (std::find(ops.begin(), ops.end(), call.uid) == ops.end()) {
+                        if (!core.is_operator(call.uid)) {
                           return failure(ErrorCode::forbidden,
                                          "stats is for operators: " + call.uid +
                                              " is not in ops.uids");

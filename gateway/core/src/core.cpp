@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "rtm/gateway/logging.hpp"
@@ -200,6 +201,11 @@ void Core::write_metrics(MetricsWriter& out) const {
 void Core::write_all_metrics(MetricsWriter& out) const {
   write_metrics(out);
   for (const auto& source : metrics_sources_) source->write_metrics(out);
+}
+
+bool Core::is_operator(const std::string& uid) const {
+  const auto& ops = config_.ops.uids;
+  return std::find(ops.begin(), ops.end(), uid) != ops.end();
 }
 
 bool Core::has_live_session(const std::string& uid) {

@@ -592,10 +592,6 @@ class RtmService final : public RtmApi,
     return user_results(state_.unwatch(call.uid, *users));
   }
 
-  bool is_operator(const std::string& uid) const {
-    const auto& ops = core_.config().ops.uids;
-    return std::find(ops.begin(), ops.end(), uid) != ops.end();
-  }
 
   bool public_presence(const std::string& channel) const {
     for (const auto& pattern : core_.config().channels.public_presence) {
@@ -609,7 +605,7 @@ class RtmService final : public RtmApi,
     auto channel = call.params.name("channel");
     if (!channel) return channel.error();
     if (!state_.is_member(call.uid, *channel) && !public_presence(*channel) &&
-        !is_operator(call.uid)) {
+        !core_.is_operator(call.uid)) {
       return failure(ErrorCode::not_joined,
                      call.uid + " has not joined channel " + *channel +
                          " (who_now answers members; see channels.public_presence)");
@@ -627,7 +623,7 @@ class RtmService final : public RtmApi,
     auto uid = call.params.name("uid");
     if (!uid) return uid.error();
     auto channels = state_.channels_of(*uid);
-    if (*uid != call.uid && !is_operator(call.uid)) {
+    if (*uid != call.uid && !core_.is_operator(call.uid)) {
       channels.erase(std::remove_if(channels.begin(), channels.end(),
                                     [&](const std::string& c) {
                                       return !state_.is_member(call.uid, c) && !public_presence(c);
@@ -643,7 +639,7 @@ class RtmService final : public RtmApi,
   // kick: an operator (ops.uids) ends a user's session and has the broker close its
   // connections (where grants are enforced).
   Outcome<Document> kick_op(Call& call) {
-    if (!is_operator(call.uid)) {
+    if (!core_.is_operator(call.uid)) {
       return failure(ErrorCode::forbidden, call.uid + " is not in ops.uids");
     }
     auto uid = call.params.name("uid");

@@ -197,6 +197,8 @@ class Core final : public MetricsSource {
   ~Core();
 
   const Config& config() const { return config_; }
+  // Is uid an operator (ops.uids, as the last reload left them)?
+  bool is_operator(const std::string& uid) const;
   const topics::TopicTree& tree() const { return tree_; }
   Timers& timers() { return timers_; }
   Counters& counters() { return counters_; }
