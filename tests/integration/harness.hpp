@@ -96,7 +96,7 @@ class Mosquitto {
 // A private, throw-away RabbitMQ node (Debian's rabbitmq-server 3.10) with its MQTT plugin,
 // as root, on free ports, with its data, logs and a private epmd in its own temp dir; the
 // system's node (if any) is never touched. Starting takes 10-20 s (a fixed wait of the MQTT
-// plugin among it): share one per test binary. Broker facts: docs/brokers.md.
+// plugin among it): share one per test binary.
 class RabbitMq {
  public:
   RabbitMq();
