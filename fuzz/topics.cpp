@@ -58,7 +58,7 @@ bool reference_name(std::string_view name) {
   for (char c : name) {
     const auto byte = static_cast<unsigned char>(c);
     if (byte < 0x21 || byte > 0x7E) return false;
-    if (std::string_view("/+#$\"\\").find(c) != std::string_view::npos) return false;
+    if (std::string_view("/+#$\"\\*").find(c) != std::string_view::npos) return false;
   }
   return true;
 }

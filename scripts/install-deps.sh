@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Installs the Debian packages listed in scripts/packages.txt that are missing.
+# Installs the Debian packages listed in scripts/packages.txt that are missing, and those of
+# scripts/packages-brokers.txt (other brokers for the tests) unless RTM_NO_TEST_BROKERS=1.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-mapfile -t wanted < <(grep -vE '^\s*(#|$)' "$here/packages.txt")
+lists=("$here/packages.txt")
+if [[ ${RTM_NO_TEST_BROKERS:-0} != 1 ]]; then lists+=("$here/packages-brokers.txt"); fi
+mapfile -t wanted < <(cat "${lists[@]}" | grep -vE '^\s*(#|$)')
 missing=()
 for pkg in "${wanted[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
@@ -17,4 +20,16 @@ sudo_cmd=()
 if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
 export DEBIAN_FRONTEND=noninteractive
 "${sudo_cmd[@]}" apt-get update -qq
+# A broker installed for the tests must not start as a system service: policy-rc.d refuses
+# service starts during the install (kept if one was there), and systemd's unit is disabled.
+guard=""
+if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+  printf '#!/bin/sh\nexit 101\n' | "${sudo_cmd[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+  "${sudo_cmd[@]}" chmod +x /usr/sbin/policy-rc.d
+  guard=1
+fi
 "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [[ -n $guard ]]; then "${sudo_cmd[@]}" rm -f /usr/sbin/policy-rc.d; fi
+if [[ " ${missing[*]} " == *" rabbitmq-server "* && -d /run/systemd/system ]]; then
+  "${sudo_cmd[@]}" systemctl disable --now rabbitmq-server.service >/dev/null 2>&1 || true
+fi

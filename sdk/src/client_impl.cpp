@@ -89,7 +89,7 @@ std::optional<std::string> name_error(std::string_view what, std::string_view na
       return std::string(what) + " contains byte " + hex + " (not printable ASCII) at byte " +
              std::to_string(i);
     }
-    if (std::strchr("/+#$\"\\", c)) {
+    if (std::strchr("/+#$\"\\*", c)) {
       return quoted + " contains '" + std::string(1, static_cast<char>(c)) + "' at byte " +
              std::to_string(i);
     }

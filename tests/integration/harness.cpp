@@ -241,13 +241,96 @@ void Mosquitto::stop() {
 
 std::string Mosquitto::log() const { return read_file(dir_.path() / "mosquitto.log"); }
 
+namespace {
+
+constexpr const char* kRabbitServer = "/usr/lib/rabbitmq/bin/rabbitmq-server";
+constexpr auto kRabbitStartDeadline = 90s;  // 10-20 s on 2 cores; more under load
+
+}  // namespace
+
+RabbitMq::RabbitMq()
+    : mqtt_port_(free_port()), amqp_port_(free_port()), dist_port_(free_port()),
+      epmd_port_(free_port()) {
+  start();
+}
+
+RabbitMq::~RabbitMq() { stop(); }
+
+RabbitMq& RabbitMq::shared() {
+  static RabbitMq node;
+  return node;
+}
+
+void RabbitMq::start() {
+  if (!fs::exists(kRabbitServer)) {
+    throw std::runtime_error(std::string(kRabbitServer) +
+                             " is missing: install rabbitmq-server (scripts/install-deps.sh)");
+  }
+  const fs::path d = dir_.path();
+  for (const char* sub : {"mnesia", "log", "home"}) fs::create_directories(d / sub);
+  write_file(d / "enabled_plugins", "[rabbitmq_mqtt].\n");
+  write_file(d / "rabbitmq-env.conf", "");  // keeps /etc/rabbitmq/rabbitmq-env.conf out
+  std::ostringstream conf;
+  conf << "listeners.tcp.default = 127.0.0.1:" << amqp_port_ << "\n"
+       << "mqtt.listeners.tcp.default = 127.0.0.1:" << mqtt_port_ << "\n"
+       << "mqtt.allow_anonymous = true\nmqtt.default_user = guest\nmqtt.default_pass = guest\n"
+       << "mqtt.vhost = /\nmqtt.exchange = amq.topic\nloopback_users = none\n"
+       << "log.console = false\nlog.file.level = info\ndisk_free_limit.absolute = 10MB\n";
+  write_file(d / "rabbitmq.conf", conf.str());
+  // env(1) sets the node's environment and execs the server script, which (with
+  // RABBITMQ_ALLOW_INPUT) execs erl: the process is the node itself.
+  const std::vector<std::string> argv{
+      "/usr/bin/env",
+      "HOME=" + (d / "home").string(),
+      "ERL_EPMD_PORT=" + std::to_string(epmd_port_),
+      "ERL_EPMD_ADDRESS=127.0.0.1",
+      "RABBITMQ_NODENAME=rtm-test-" + std::to_string(mqtt_port_) + "@localhost",
+      "RABBITMQ_NODE_IP_ADDRESS=127.0.0.1",
+      "RABBITMQ_NODE_PORT=" + std::to_string(amqp_port_),
+      "RABBITMQ_DIST_PORT=" + std::to_string(dist_port_),
+      "RABBITMQ_CONF_ENV_FILE=" + (d / "rabbitmq-env.conf").string(),
+      "RABBITMQ_CONFIG_FILE=" + (d / "rabbitmq.conf").string(),
+      "RABBITMQ_ADVANCED_CONFIG_FILE=" + (d / "advanced.config").string(),
+      "RABBITMQ_ENABLED_PLUGINS_FILE=" + (d / "enabled_plugins").string(),
+      "RABBITMQ_MNESIA_BASE=" + (d / "mnesia").string(),
+      "RABBITMQ_LOG_BASE=" + (d / "log").string(),
+      "RABBITMQ_PID_FILE=" + (d / "rabbit.pid").string(),
+      "RABBITMQ_ALLOW_INPUT=1",
+      "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-noinput -kernel inet_dist_use_interface {127,0,0,1}",
+      kRabbitServer};
+  process_ = std::make_unique<Process>(argv, d / "log" / "stdout.log");
+  const auto deadline = Clock::now() + kRabbitStartDeadline;
+  while (Clock::now() < deadline) {
+    if (!process_->running()) throw std::runtime_error("rabbitmq exited at start: " + log());
+    if (port_accepts(mqtt_port_)) return;
+    std::this_thread::sleep_for(50ms);
+  }
+  throw std::runtime_error("rabbitmq did not accept MQTT connections in time: " + log());
+}
+
+void RabbitMq::stop() {
+  if (process_) process_->stop(SIGTERM, 10000ms);
+  // The node's private epmd outlives it.
+  run_command({"/usr/bin/env", "ERL_EPMD_PORT=" + std::to_string(epmd_port_),
+               find_program("epmd"), "-port", std::to_string(epmd_port_), "-kill"},
+              5000ms);
+}
+
+std::string RabbitMq::log() const {
+  std::string text;
+  for (const auto& entry : fs::directory_iterator(dir_.path() / "log")) {
+    if (entry.is_regular_file()) text += read_file(entry.path());
+  }
+  return text;
+}
+
 std::string gateway_binary() { return RTM_GATEWAY_BIN; }
 
 GatewayProcess::GatewayProcess(const std::string& broker_uri, GatewayOptions options) {
   config_path_ = dir_.path() / "config.yaml";
   std::ostringstream yaml;
   yaml << "broker:\n  uri: " << broker_uri << "\n  client_id: " << unique_id("gw")
-       << "\n  username: " << options.username << "\n  password: \"" << options.password
+       << "\n  username: \"" << options.username << "\"\n  password: \"" << options.password
        << "\"\n  reconnect_min_ms: 50\n  reconnect_max_ms: 500\n"
        << "topics:\n  prefix: " << options.prefix << "\n"
        << "auth:\n  token_secret: " << kSecret << "\n"

@@ -93,6 +93,28 @@ class Mosquitto {
 };
 
 // Path of a built binary (set by CMake).
+// A private, throw-away RabbitMQ node (Debian's rabbitmq-server 3.10) with its MQTT plugin,
+// as root, on free ports, with its data, logs and a private epmd in its own temp dir; the
+// system's node (if any) is never touched. Starting takes 10-20 s (a fixed wait of the MQTT
+// plugin among it): share one per test binary.
+class RabbitMq {
+ public:
+  RabbitMq();
+  ~RabbitMq();
+  int port() const { return mqtt_port_; }
+  std::string uri() const { return "tcp://127.0.0.1:" + std::to_string(mqtt_port_); }
+  void start();  // (re)starts on the same ports, waits until MQTT accepts connections
+  void stop();
+  std::string log() const;
+  // The node as the tests share it; started on first use.
+  static RabbitMq& shared();
+
+ private:
+  TempDir dir_;
+  int mqtt_port_, amqp_port_, dist_port_, epmd_port_;
+  std::unique_ptr<Process> process_;
+};
+
 std::string gateway_binary();
 
 struct GatewayOptions {

@@ -333,3 +333,18 @@ TEST_CASE("rtm: a correctly signed token with an absurd expiry logs in with a bo
   CHECK(expires_at <= std::numeric_limits<std::int64_t>::max() / 1000);
   h.ok("alice", "join", "channel=lobby");  // the session is there and works
 }
+
+TEST_CASE("rtm: a name with '*' is refused everywhere, never used as a wildcard") {
+  RtmHarness h;
+  h.login("alice");
+  CHECK(h.error("alice", "join", "channel=*") == "INVALID_NAME");
+  CHECK(h.error("alice", "join", "channel=room*") == "INVALID_NAME");
+  h.ok("alice", "join", "channel=room");
+  CHECK(h.error("alice", "join_topic", "channel=room&topic=*") == "INVALID_NAME");
+  CHECK(h.error("alice", "subscribe", "channel=room&topic=input", R"({"users":["*"]})") ==
+        "INVALID_NAME");
+  CHECK(h.error("alice", "watch", "", R"({"users":["bo*b"]})") == "INVALID_NAME");
+  // A request in the name of a uid with '*' is answered on its mirrored topic, refused.
+  const auto at = h.send("a*", "ping", "");
+  CHECK(h.outbox.sent[at].payload.find("INVALID_NAME") != std::string::npos);
+}

@@ -67,7 +67,9 @@ TEST_CASE("name_error accepts valid names and explains invalid ones") {
       {"room-42", "channel", ""},
       {"input", "topic", ""},
       {std::string(64, 'a'), "uid", ""},
-      {"!%&'()*,-.:;<=>?@[]^_`{|}~09AZaz", "uid", ""},
+      {"!%&'(),-.:;<=>?@[]^_`{|}~09AZaz", "uid", ""},
+      {"*", "channel", "channel contains '*' at byte 0 (a wildcard on AMQP-based brokers such as RabbitMQ)"},
+      {"room*", "channel", "channel contains '*' at byte 4 (a wildcard on AMQP-based brokers such as RabbitMQ)"},
       {std::string(65, 'a'), "uid", "uid must be 1-64 bytes, got 65"},
       {std::string(70, 'c'), "channel", "channel must be 1-64 bytes, got 70"},
       {"", "topic", "topic must be 1-64 bytes, got 0"},
@@ -100,7 +102,7 @@ TEST_CASE("name_error calls the thing name by default") {
 }
 
 TEST_CASE("name_error accepts exactly the printable ASCII bytes that are not forbidden") {
-  const std::string forbidden = "/+#$\"\\";
+  const std::string forbidden = "/+#$\"\\*";
   for (int value = 0; value < 256; ++value) {
     const char byte = static_cast<char>(value);
     const bool printable = value >= 0x21 && value <= 0x7E;

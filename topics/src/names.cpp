@@ -38,7 +38,10 @@ std::optional<std::string> common_topic_error(std::string_view topic, std::strin
 
 }  // namespace
 
-std::optional<std::string> name_error(std::string_view name, std::string_view what) {
+namespace {
+
+// The name rules; `pattern` also takes '*' (a channels.public_presence pattern).
+std::optional<std::string> check_name(std::string_view name, std::string_view what, bool pattern) {
   const std::string subject(what);
   if (name.empty() || name.size() > kMaxNameBytes) {
     return subject + " must be 1-" + std::to_string(kMaxNameBytes) + " bytes, got " +
@@ -56,6 +59,12 @@ std::optional<std::string> name_error(std::string_view name, std::string_view wh
         return subject + " contains '" + static_cast<char>(byte) + "'" + at_byte(i);
       case ' ':
         return subject + " contains a space" + at_byte(i);
+      case '*':
+        if (pattern) break;
+        // RabbitMQ's MQTT plugin turns '*' into an AMQP one-level wildcard: a channel "*"
+        // would read every channel's data there.
+        return subject + " contains '*'" + at_byte(i) +
+               " (a wildcard on AMQP-based brokers such as RabbitMQ)";
       default:
         break;
     }
@@ -68,6 +77,16 @@ std::optional<std::string> name_error(std::string_view name, std::string_view wh
     }
   }
   return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<std::string> name_error(std::string_view name, std::string_view what) {
+  return check_name(name, what, false);
+}
+
+std::optional<std::string> name_pattern_error(std::string_view pattern, std::string_view what) {
+  return check_name(pattern, what, true);
 }
 
 // Table 3-7 of the Unicode standard ("Well-Formed UTF-8 Byte Sequences"): the second byte's

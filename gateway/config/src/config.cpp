@@ -727,7 +727,7 @@ Config parse(const YAML::Node& root, const std::string& base_dir) {
     {
       Section s(top.child("channels"), "channels", problems);
       s.string_list("public_presence", cfg.channels.public_presence, [](const std::string& v) {
-        auto why = topics::name_error(v, "pattern");
+        auto why = topics::name_pattern_error(v, "pattern");
         return why ? *why : std::string();
       });
     }

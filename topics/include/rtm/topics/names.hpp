@@ -14,11 +14,14 @@ inline constexpr std::size_t kMaxTopicBytes = 65535;
 inline constexpr std::size_t kMaxPublishLevels = 128;
 
 // uid, channel and topic names: 1–64 bytes of printable ASCII (0x21..0x7e) without
-// '/', '+', '#', '$', '"' or '\'. Returns nullopt when valid, else a reason such as
+// '/', '+', '#', '$', '"', '\\' or '*' ('*' is a wildcard on AMQP-based brokers). Returns nullopt when valid, else a reason such as
 // "must be 1-64 bytes, got 70" or "contains '/' at byte 3". `what` names the thing
 // ("uid", "channel") at the start of the reason: "channel contains '/' at byte 3".
 std::optional<std::string> name_error(std::string_view name, std::string_view what = "name");
 inline bool is_valid_name(std::string_view name) { return !name_error(name).has_value(); }
+// A name pattern (name_matches): the name rules, but '*' allowed.
+std::optional<std::string> name_pattern_error(std::string_view pattern,
+                                              std::string_view what = "pattern");
 // Does `name` match `pattern`, where '*' stands for any run of characters (also none) and
 // '?' for one? Linear in the sizes, whatever the pattern.
 bool name_matches(std::string_view pattern, std::string_view name);
