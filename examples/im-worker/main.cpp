@@ -14,7 +14,10 @@
 //   - answer each request {"id","uid","method","params","body","reply_to",...} on its
 //     reply_to topic with {"id":..,"result":..} (or {"id":..,"error":".."}), QoS 0;
 //   - push to a user by publishing to P/u/{uid}/push/{module}/{path};
-//   - at a clean stop, publish retained {"state":"down","session":S} before DISCONNECT.
+//   - at a clean stop, publish retained {"state":"down","session":S} before DISCONNECT;
+//   - read P/gateway/status and announce again at each "online": a gateway that starts
+//     learns the live nodes from that, on brokers that do not deliver retained messages
+//     through its wildcard subscription (RabbitMQ).
 #include <mqtt/async_client.h>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
@@ -87,6 +90,7 @@ class Worker {
       : options_(std::move(options)),
         node_topic_(options_.prefix + "/nodes/" + options_.module + "/" + options_.node),
         rpc_topic_(options_.prefix + "/rpc/" + options_.module + "/" + options_.node),
+        status_topic_(options_.prefix + "/gateway/status"),
         client_(options_.broker, "node-" + options_.module + "-" + options_.node,
                 mqtt::create_options(MQTTVERSION_3_1_1, 10000)) {
     std::random_device rd;
@@ -169,6 +173,7 @@ class Worker {
   void on_connected() {
     client_.subscribe(rpc_topic_, 0);
     client_.subscribe(node_topic_, 1);
+    client_.subscribe(status_topic_, 1);
     client_.publish(node_topic_, announcement("up", nullptr), 1, true);
     log("node " + options_.node + " of module " + options_.module + " is up on " + rpc_topic_ +
         " (session " + session_ + ")");
@@ -176,6 +181,7 @@ class Worker {
 
   void on_message(mqtt::const_message_ptr m) {
     if (m->get_topic() == node_topic_) return check_announcement(m->get_payload_str());
+    if (m->get_topic() == status_topic_) return on_gateway_status(m->get_payload_str());
     {
       std::lock_guard<std::mutex> lock(mutex_);
       queue_.push_back(m->get_payload_str());
@@ -198,6 +204,18 @@ class Worker {
     if (state == "up") {
       log("another process announces node id " + options_.node + " (session " + session +
           "); node ids must be unique");
+      return;
+    }
+    client_.publish(node_topic_, announcement("up", nullptr), 1, true);
+  }
+
+  // A gateway (re)connected: announce again, so that it learns this node even where the
+  // broker does not hand it the retained announcement (docs/modules.md).
+  void on_gateway_status(const std::string& payload) {
+    rapidjson::Document d;
+    d.Parse(payload.c_str());
+    if (!d.IsObject() || !d.HasMember("state") || !d["state"].IsString() ||
+        std::string(d["state"].GetString()) != "online") {
       return;
     }
     client_.publish(node_topic_, announcement("up", nullptr), 1, true);
@@ -334,6 +352,7 @@ class Worker {
   Options options_;
   std::string node_topic_;
   std::string rpc_topic_;
+  std::string status_topic_;
   std::string session_;
   mqtt::async_client client_;
   std::mutex mutex_;

@@ -97,6 +97,40 @@ TEST_CASE("name_error accepts valid names and explains invalid ones") {
   }
 }
 
+TEST_CASE("broker profiles: '.' is refused where the broker makes it a level separator") {
+  using rtm::topics::BrokerProfile;
+  using rtm::topics::name_rules_for;
+  const auto rabbit = name_rules_for(BrokerProfile::rabbitmq);
+  const auto generic = name_rules_for(BrokerProfile::generic);
+  for (auto profile : {BrokerProfile::mosquitto, BrokerProfile::emqx}) {
+    CAPTURE(rtm::topics::broker_profile_name(profile));
+    CHECK_FALSE(name_error("room.42", "channel", name_rules_for(profile)));
+  }
+  CHECK(error_or_empty(name_error("room.42", "channel", rabbit)) ==
+        "channel contains '.' at byte 4 (broker.profile is rabbitmq: RabbitMQ turns '.' in a "
+        "topic into a level separator)");
+  CHECK(error_or_empty(name_error(".", "uid", generic)) ==
+        "uid contains '.' at byte 0 (broker.profile is generic: RabbitMQ turns '.' in a topic "
+        "into a level separator)");
+  // The general rules come first, and names without '.' pass on every broker.
+  CHECK(error_or_empty(name_error("a+b.c", "topic", rabbit)) == "topic contains '+' at byte 1");
+  // A '.' in a request topic arrives as '/' there: the refusal says so.
+  CHECK(error_or_empty(name_error("room/42", "channel", rabbit)) ==
+        "channel contains '/' at byte 4 (broker.profile is rabbitmq: RabbitMQ turns '.' in a "
+        "topic into a level separator, and names may not hold '.')");
+  CHECK(error_or_empty(name_error("room/42", "channel", name_rules_for(BrokerProfile::emqx))) ==
+        "channel contains '/' at byte 4");
+  CHECK_FALSE(name_error("room-42_x:y", "channel", rabbit));
+  // Profiles by name, as broker.profile gives them.
+  for (auto name : {"mosquitto", "emqx", "rabbitmq", "generic"}) {
+    const auto profile = rtm::topics::parse_broker_profile(name);
+    REQUIRE(profile);
+    CHECK(rtm::topics::broker_profile_name(*profile) == name);
+  }
+  CHECK_FALSE(rtm::topics::parse_broker_profile("RabbitMQ"));
+  CHECK_FALSE(rtm::topics::parse_broker_profile(""));
+}
+
 TEST_CASE("name_error calls the thing name by default") {
   CHECK(error_or_empty(name_error("a/b")) == "name contains '/' at byte 1");
 }

@@ -89,6 +89,55 @@ std::optional<std::string> name_pattern_error(std::string_view pattern, std::str
   return check_name(pattern, what, true);
 }
 
+std::optional<BrokerProfile> parse_broker_profile(std::string_view text) {
+  for (auto profile : {BrokerProfile::mosquitto, BrokerProfile::emqx, BrokerProfile::rabbitmq,
+                       BrokerProfile::generic}) {
+    if (text == broker_profile_name(profile)) return profile;
+  }
+  return std::nullopt;
+}
+
+std::string_view broker_profile_name(BrokerProfile profile) {
+  switch (profile) {
+    case BrokerProfile::mosquitto: return "mosquitto";
+    case BrokerProfile::emqx: return "emqx";
+    case BrokerProfile::rabbitmq: return "rabbitmq";
+    case BrokerProfile::generic: return "generic";
+  }
+  return "generic";
+}
+
+NameRules name_rules_for(BrokerProfile profile) {
+  switch (profile) {
+    case BrokerProfile::rabbitmq:
+      return {true, "broker.profile is rabbitmq: RabbitMQ turns '.' in a topic into a level "
+                    "separator"};
+    case BrokerProfile::generic:
+      return {true, "broker.profile is generic: RabbitMQ turns '.' in a topic into a level "
+                    "separator"};
+    case BrokerProfile::mosquitto:
+    case BrokerProfile::emqx: return {};
+  }
+  return {};
+}
+
+std::optional<std::string> name_error(std::string_view name, std::string_view what,
+                                      const NameRules& rules) {
+  if (auto why = check_name(name, what, false)) {
+    // A '.' the client sent in a request topic reaches the gateway as '/' on such brokers.
+    if (rules.dot_separates_levels && name.find('/') != std::string_view::npos) {
+      *why += " (" + std::string(rules.why) + ", and names may not hold '.')";
+    }
+    return why;
+  }
+  if (rules.dot_separates_levels) {
+    if (const auto dot = name.find('.'); dot != std::string_view::npos) {
+      return std::string(what) + " contains '.'" + at_byte(dot) + " (" + std::string(rules.why) + ")";
+    }
+  }
+  return std::nullopt;
+}
+
 // Table 3-7 of the Unicode standard ("Well-Formed UTF-8 Byte Sequences"): the second byte's
 // range depends on the first, which is what excludes overlong forms, surrogates and
 // code points above U+10FFFF.

@@ -168,7 +168,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (token_cmd->parsed()) {
-    if (auto why = rtm::topics::name_error(uid, "uid")) {
+    // A uid the broker cannot carry gets no token (broker.profile: rabbitmq refuses '.').
+    if (auto why = rtm::topics::name_error(uid, "uid",
+                                           rtm::topics::name_rules_for(config.broker.profile))) {
       std::cerr << "--uid: " << *why << "\n";
       return 1;
     }

@@ -552,6 +552,7 @@ void parse_modules(Section& top, Config& cfg, std::vector<std::string>& problems
     s.integer("cache_max_entries", m.cache_max_entries, 0, 100000000);
     s.integer("http_threads", m.http_threads, 1, 64);
     s.boolean("require_login", m.require_login);
+    s.integer("announce_wait_ms", m.announce_wait_ms, 0, 60000);
   }
   auto node = top.child("http_backends");
   if (!node || node.IsNull()) return;
@@ -608,6 +609,12 @@ Config parse(const YAML::Node& root, const std::string& base_dir) {
       }
       s.integer("max_message_bytes", cfg.broker.max_message_bytes, 1024, 256 * 1024 * 1024);
       s.boolean("persistent_session", cfg.broker.persistent_session);
+      std::string profile(topics::broker_profile_name(cfg.broker.profile));
+      s.string("profile", profile, [](const std::string& v) -> std::string {
+        if (topics::parse_broker_profile(v)) return {};
+        return "expected mosquitto, emqx, rabbitmq or generic, got \"" + v + "\"";
+      });
+      if (auto parsed = topics::parse_broker_profile(profile)) cfg.broker.profile = *parsed;
       if (cfg.broker.reconnect_max_ms < cfg.broker.reconnect_min_ms) {
         s.problem("broker.reconnect_max_ms", "must not be below broker.reconnect_min_ms");
       }
@@ -806,6 +813,7 @@ std::vector<std::string> restart_only_changes(const Config& a, const Config& b) 
   check(a.broker.reconnect_min_ms != b.broker.reconnect_min_ms, "broker.reconnect_min_ms");
   check(a.broker.reconnect_max_ms != b.broker.reconnect_max_ms, "broker.reconnect_max_ms");
   check(a.broker.client != b.broker.client, "broker.client");
+  check(a.broker.profile != b.broker.profile, "broker.profile");
   check(a.topics.prefix != b.topics.prefix, "topics.prefix");
   check(a.auth.token_secret != b.auth.token_secret, "auth.token_secret");
   check(a.log.format != b.log.format, "log.format");

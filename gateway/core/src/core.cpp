@@ -361,7 +361,9 @@ void Core::handle_request(const topics::ParsedTopic& parsed, const Message& mess
            how);
   };
 
-  if (auto why = topics::name_error(uid, "uid")) return fail(ErrorCode::invalid_name, *why);
+  if (auto why = topics::name_error(uid, "uid", topics::name_rules_for(config_.broker.profile))) {
+    return fail(ErrorCode::invalid_name, *why);
+  }
   if (!uri) return fail(ErrorCode::invalid_uri, uri.error().message);
   if (msg_id_bytes > limits.max_msg_id_bytes) {
     answer(uid, response_topic, "",
@@ -429,7 +431,8 @@ void Core::handle_request(const topics::ParsedTopic& parsed, const Message& mess
     return fail(ErrorCode::unknown_operation, "unknown operation \"" + uri->path + "\"");
   }
   how.slot = op->second.metrics_slot;
-  auto params = Params::merge(*uri, message.payload);
+  auto params =
+      Params::merge(*uri, message.payload, topics::name_rules_for(config_.broker.profile));
   if (!params) return fail(params.error().code, params.error().message);
   if (auto bad = params->only(op->second.name, op->second.params)) {
     return fail(bad->code, bad->message);

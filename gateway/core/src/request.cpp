@@ -10,8 +10,10 @@ namespace {
 std::string q(std::string_view s) { return "\"" + std::string(s) + "\""; }
 }  // namespace
 
-Outcome<Params> Params::merge(const topics::Uri& uri, std::string_view body) {
+Outcome<Params> Params::merge(const topics::Uri& uri, std::string_view body,
+                              topics::NameRules rules) {
   Params p;
+  p.rules_ = rules;
   if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) {
     p.doc_.SetObject();
   } else if (auto why = mapping::parse_untrusted_json(body, p.doc_)) {
@@ -83,7 +85,9 @@ std::optional<std::string> Params::optional_string(std::string_view key) const {
 Outcome<std::string> Params::name(std::string_view key) const {
   auto s = string(key);
   if (!s) return s;
-  if (auto why = topics::name_error(*s, key)) return failure(ErrorCode::invalid_name, *why);
+  if (auto why = topics::name_error(*s, key, rules_)) {
+    return failure(ErrorCode::invalid_name, *why);
+  }
   return s;
 }
 
@@ -116,7 +120,7 @@ Outcome<std::vector<std::string>> Params::names(std::string_view key) const {
     return failure(ErrorCode::invalid_parameter, "parameter " + q(key) + " must not be empty");
   }
   for (const auto& name : out) {
-    if (auto why = topics::name_error(name, "user")) {
+    if (auto why = topics::name_error(name, "user", rules_)) {
       return failure(ErrorCode::invalid_name, "parameter " + q(key) + ": " + *why);
     }
   }

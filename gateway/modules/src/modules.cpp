@@ -200,7 +200,7 @@ std::string clipped(std::string text, std::size_t max = 512) {
   return text + "...";
 }
 
-class ModuleRpc final : public Reloadable, public MessageHandler {
+class ModuleRpc final : public Reloadable, public MessageHandler, public BrokerSessionObserver {
  public:
   explicit ModuleRpc(Core& core)
       : core_(core),
@@ -227,6 +227,7 @@ class ModuleRpc final : public Reloadable, public MessageHandler {
     config_.max_pending_per_user = next.modules.max_pending_per_user;
     config_.max_result_bytes = next.modules.max_result_bytes;
     config_.require_login = next.modules.require_login;
+    config_.announce_wait_ms = next.modules.announce_wait_ms;
     if (!next.http_backends.empty() && !pool_) {
       pool_ = std::make_unique<http::Pool>(config_.http_threads);
     }
@@ -238,6 +239,24 @@ class ModuleRpc final : public Reloadable, public MessageHandler {
     return {nodes_prefix_ + "+/+", reply_prefix_ + "+"};
   }
   bool on_message(const Message& m) override { return on_node(m) || on_reply(m); }
+
+  // BrokerSessionObserver: after every (re)connect the gateway's status says "online", and
+  // the nodes announce themselves again on reading it (docs/modules.md). Requests for a
+  // module no node of which is known yet wait for that within modules.announce_wait_ms,
+  // so that none is refused NO_ROUTE only because the broker does not hand retained
+  // announcements to a wildcard subscription (RabbitMQ), or has not yet.
+  void on_broker_session_lost() override {}
+  void on_broker_connected() override {
+    if (config_.announce_wait_ms <= 0) return;
+    announce_until_ms_ = core_.now_ms() + config_.announce_wait_ms;
+    if (announce_timer_) core_.timers().cancel(announce_timer_);
+    announce_timer_ = core_.timers().at(announce_until_ms_, [this] {
+      announce_timer_ = 0;
+      std::vector<std::string> modules;
+      for (const auto& [module, waiting] : parked_) modules.push_back(module);
+      for (const auto& module : modules) unpark(module);  // answered NO_ROUTE now
+    });
+  }
 
   void install() {
     core_.set_absolute_handler(
@@ -294,9 +313,15 @@ class ModuleRpc final : public Reloadable, public MessageHandler {
             failure(ErrorCode::bad_json, "the payload of a module request must be a JSON object"));
       }
     }
-    auto node = directory_.route(uri.scheme, uri.host, call.uid);
-    if (!node) return Outcome<Document>(node.error());
     if (auto busy = over_limit(call.uid)) return Outcome<Document>(*busy);
+    auto node = directory_.route(uri.scheme, uri.host, call.uid);
+    if (!node) {
+      if (node.error().code == ErrorCode::no_route && call.now_ms < announce_until_ms_) {
+        park(call, payload, pending);
+        return std::nullopt;
+      }
+      return Outcome<Document>(node.error());
+    }
 
     const std::string id = next_id();
     const std::string topic = rpc_prefix_ + uri.scheme + "/" + *node;
@@ -315,7 +340,7 @@ class ModuleRpc final : public Reloadable, public MessageHandler {
   }
 
   std::optional<Failure> over_limit(const std::string& uid) const {
-    if (pending_.size() >= config_.max_pending) {
+    if (pending_.size() + parked_count_ >= config_.max_pending) {
       return failure(ErrorCode::unavailable,
                      "the gateway has " + std::to_string(pending_.size()) +
                          " module requests waiting (modules.max_pending); try again later");
@@ -388,6 +413,37 @@ class ModuleRpc final : public Reloadable, public MessageHandler {
   }
 
   using PendingMap = std::unordered_map<std::string, Pending>;
+
+  // ------------------------------------------------------------ waiting for announcements
+
+  void park(const Call& call, const std::string& payload, const PendingRequest& pending) {
+    ++per_user_[call.uid];
+    ++parked_count_;
+    parked_[call.uri.scheme].push_back({call.uri.raw, payload, pending});
+    spdlog::debug("modules: {} from {} waits for a node of {} to announce itself", call.uri.raw,
+                  call.uid, call.uri.scheme);
+  }
+
+  // Runs the requests that waited for `module` again: routed now, or answered NO_ROUTE
+  // when the wait is over.
+  void unpark(const std::string& module) {
+    auto it = parked_.find(module);
+    if (it == parked_.end()) return;
+    std::vector<Parked> waiting = std::move(it->second);
+    parked_.erase(it);
+    const Params none = Params::merge(topics::Uri{}, "").value();
+    for (auto& p : waiting) {
+      --parked_count_;
+      auto u = per_user_.find(p.request.uid);
+      if (u != per_user_.end() && --u->second == 0) per_user_.erase(u);
+      auto uri = topics::parse_uri(p.raw_uri);  // parsed once already: cannot fail
+      if (!uri) continue;
+      Call call{p.request.uid, *uri, none, core_.now_ms()};
+      if (auto answer = handle(call, p.payload, p.request)) {
+        core_.complete(std::move(p.request), std::move(*answer));
+      }
+    }
+  }
 
   // Takes the request out of the tables, then answers it.
   PendingRequest take(PendingMap::iterator it) {
@@ -468,6 +524,7 @@ class ModuleRpc final : public Reloadable, public MessageHandler {
         spdlog::info("modules: node {}/{} is up ({} live node(s) of {})", module, node,
                      directory_.nodes(module).size(), module);
       }
+      unpark(module);
     } else if (state == "down") {
       if (directory_.down(module, node, session)) {
         spdlog::info("modules: node {}/{} is down", module, node);
@@ -608,6 +665,15 @@ class ModuleRpc final : public Reloadable, public MessageHandler {
   std::unordered_map<std::string, std::size_t> per_user_;
   // Last, so that it is destroyed first: its threads post into this object.
   std::unique_ptr<http::Pool> pool_;
+  struct Parked {
+    std::string raw_uri;
+    std::string payload;
+    PendingRequest request;
+  };
+  std::unordered_map<std::string, std::vector<Parked>> parked_;  // by module
+  std::size_t parked_count_ = 0;
+  std::int64_t announce_until_ms_ = 0;
+  Timers::Id announce_timer_ = 0;
 };
 
 }  // namespace
@@ -617,6 +683,7 @@ void register_module_rpc(Core& core) {
   service->install();
   core.add_message_handler(service);
   core.add_reloadable(service);
+  core.add_broker_session_observer(service);
 }
 
 }  // namespace rtm::gateway

@@ -19,6 +19,25 @@ inline constexpr std::size_t kMaxPublishLevels = 128;
 // ("uid", "channel") at the start of the reason: "channel contains '/' at byte 3".
 std::optional<std::string> name_error(std::string_view name, std::string_view what = "name");
 inline bool is_valid_name(std::string_view name) { return !name_error(name).has_value(); }
+
+// The broker the gateway runs beside (broker.profile). Each has its own rules on what a
+// topic level may hold; `generic` takes the rules safe on all of them.
+enum class BrokerProfile { mosquitto, emqx, rabbitmq, generic };
+std::optional<BrokerProfile> parse_broker_profile(std::string_view text);
+std::string_view broker_profile_name(BrokerProfile profile);
+
+// What a broker adds to the name rules. RabbitMQ's MQTT plugin maps a topic's '/' to the
+// AMQP routing key's '.' and back, so a '.' in a level comes out as a level separator: a
+// channel "room.42" would publish on ".../room/42/...".
+struct NameRules {
+  bool dot_separates_levels = false;
+  std::string_view why;  // the end of the refusal: which broker rule
+
+};
+NameRules name_rules_for(BrokerProfile profile);
+// name_error, and then the broker's own rules.
+std::optional<std::string> name_error(std::string_view name, std::string_view what,
+                                      const NameRules& rules);
 // A name pattern (name_matches): the name rules, but '*' allowed.
 std::optional<std::string> name_pattern_error(std::string_view pattern,
                                               std::string_view what = "pattern");

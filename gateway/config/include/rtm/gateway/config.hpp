@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "rtm/mapping/rules.hpp"
+#include "rtm/topics/names.hpp"
 
 namespace rtm::gateway {
 
@@ -32,6 +33,9 @@ struct BrokerConfig {
   // and counted, never a reason to drop the link. Set Mosquitto's message_size_limit to
   // the same value (the shipped configs do).
   std::size_t max_message_bytes = 1048576;
+  // Which broker this is: its topic rules decide which names are refused (RabbitMQ makes
+  // a '.' a level separator) and how the gateway reads presence (docs/protocol.md#names).
+  topics::BrokerProfile profile = topics::BrokerProfile::mosquitto;
 };
 
 struct TopicsConfig {
@@ -120,6 +124,9 @@ struct ModulesConfig {
   std::size_t cache_max_entries = 100000;  // uid -> node memory of the `cache` rule
   int http_threads = 4;                    // threads making HTTP calls
   bool require_login = true;               // module requests need a live session, as RTM ops do
+  // After the gateway (re)connects, a request for a module with no known node waits this
+  // long for the nodes to announce themselves again (0: answered NO_ROUTE at once).
+  int announce_wait_ms = 3000;
 };
 
 // One allow-listed HTTP backend: `http://NAME/...` and `https://NAME/...` call it.

@@ -9,6 +9,7 @@
 #include "rtm/gateway/errors.hpp"
 #include "rtm/gateway/json.hpp"
 #include "rtm/topics/expected.hpp"
+#include "rtm/topics/names.hpp"
 #include "rtm/topics/uri.hpp"
 
 namespace rtm::gateway {
@@ -28,7 +29,9 @@ class Params {
  public:
   // Merges the query parameters (except msg_id) into the JSON body object. A key given
   // both ways is DUPLICATE_PARAMETER; a body that is not a JSON object is BAD_JSON.
-  static Outcome<Params> merge(const topics::Uri& uri, std::string_view body);
+  // Names are checked with `rules` (the broker's, see broker.profile).
+  static Outcome<Params> merge(const topics::Uri& uri, std::string_view body,
+                               topics::NameRules rules = {});
 
   const json::Value& root() const { return doc_; }
   bool has(std::string_view key) const;
@@ -49,6 +52,7 @@ class Params {
  private:
   const json::Value* find(std::string_view key) const;
   json::Document doc_;
+  topics::NameRules rules_;
 };
 
 }  // namespace rtm::gateway
