@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "harness.hpp"
 
@@ -27,6 +28,25 @@ struct Peer {
     REQUIRE_MESSAGE(doc.IsObject(), "no answer to " << uid << " " << uri);
     return doc;
   }
+  // The answer found by its msg_id among everything on the response subtree: its topic
+  // may differ from the request's where the broker rewrote the request topic.
+  rapidjson::Document op_any_topic(const std::string& name, const std::string& query) {
+    const std::string id = unique_id("m");
+    client->publish("rtm/req/" + uid + "/" + name + "?" + query + "&msg_id=" + id, "", 1);
+    const auto deadline = Clock::now() + 10s;
+    while (Clock::now() < deadline) {
+      auto m = client->wait_for("rtm/u/" + uid + "/res/#", 1000ms);
+      if (!m) continue;
+      rapidjson::Document d;
+      d.Parse(m->payload.c_str());
+      if (d.IsObject() && d.HasMember("msg_id") && d["msg_id"].IsString() &&
+          id == d["msg_id"].GetString()) {
+        return d;
+      }
+    }
+    FAIL("no answer to " << uid << " " << name << "?" << query);
+    return {};
+  }
   void ok(const std::string& name, const std::string& query = "", const std::string& body = "") {
     auto doc = op(name, query, body);
     REQUIRE_MESSAGE(doc["code"].GetInt() == 0, uid << " " << name << " " << query);
@@ -40,13 +60,91 @@ struct Peer {
   std::unique_ptr<Client> client;
 };
 
+// A broker under test: where it listens and the gateway's broker.profile for it.
+struct Target {
+  std::string uri;
+  std::string profile;
+  bool dots_separate() const { return profile == "rabbitmq"; }
+};
+
+// The next event on `filter` named `name` (and in `state`, when given), skipping others.
+std::optional<rapidjson::Document> wait_event(Client& c, const std::string& filter,
+                                              const std::string& name,
+                                              const std::string& state = "",
+                                              std::chrono::milliseconds timeout = 10000ms) {
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    auto m = c.wait_for(filter, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    deadline - Clock::now()));
+    if (!m) break;
+    rapidjson::Document d;
+    d.Parse(m->payload.c_str());
+    if (d.IsObject() && d.HasMember("event") && d["event"].IsString() &&
+        name == d["event"].GetString() &&
+        (state.empty() || (d.HasMember("state") && d["state"].IsString() &&
+                           state == d["state"].GetString()))) {
+      return d;
+    }
+  }
+  return std::nullopt;
+}
+
+std::string text(const rapidjson::Value& object, const char* key) {
+  return object.IsObject() && object.HasMember(key) && object[key].IsString()
+             ? object[key].GetString()
+             : "";
+}
+
+// A device's MQTT connection that ends without DISCONNECT when killed: a mosquitto_sub
+// process whose Will is the retained offline presence of `uid` (connection `connection`).
+// Its online presence is published retained by `publisher`, as the device would.
+class WillDevice {
+ public:
+  WillDevice(const std::string& broker_uri, const std::string& uid, Client& publisher)
+      : connection_(unique_id(uid + "-conn")) {
+    const auto port = broker_uri.substr(broker_uri.rfind(':') + 1);
+    const std::string offline = R"({"state":"offline","session":")" + connection_ + "\"}";
+    process_ = std::make_unique<Process>(
+        std::vector<std::string>{find_program("mosquitto_sub"), "-h", "127.0.0.1", "-p", port,
+                                 "-i", unique_id(uid + "-dev"), "-k", "5", "-q", "1", "-t",
+                                 "rtm/u/" + uid + "/#", "--will-topic", "rtm/presence/" + uid,
+                                 "--will-payload", offline, "--will-qos", "1", "--will-retain"},
+        dir_.path() / "device.log");
+    // Connected and subscribed once a message to its subtree shows in its output.
+    const auto deadline = Clock::now() + 20s;
+    bool ready = false;
+    while (!ready && Clock::now() < deadline) {
+      publisher.publish("rtm/u/" + uid + "/probe", "device-ready", 0);
+      ready = wait_for_text([this] { return process_->log(); }, "device-ready", 0, 500ms)
+                  .has_value();
+    }
+    REQUIRE_MESSAGE(ready, "the device of " << uid << " did not connect: " << process_->log());
+    online_ = R"({"state":"online","session":")" + connection_ + "\"}";
+    publisher.publish("rtm/presence/" + uid, online_, 1, true);
+  }
+  // The connection drops: the broker sends the Will.
+  void drop() { process_->kill_hard(); }
+
+ private:
+  TempDir dir_;
+  std::string connection_;
+  std::string online_;
+  std::unique_ptr<Process> process_;
+};
+
 // The gateway as an anonymous client: each broker's default user (RabbitMQ's MQTT plugin
 // maps an anonymous login to mqtt.default_user; a username it does not know is refused
 // with CONNACK 4).
-GatewayOptions anonymous_gateway() {
+GatewayOptions anonymous_gateway(const std::string& profile = "", std::string extra_yaml = "") {
   GatewayOptions o;
   o.username = "";
+  o.broker_profile = profile;
+  o.extra_yaml = std::move(extra_yaml);
   return o;
+}
+
+std::string login_body(const std::string& uid) {
+  return "{\"token\":\"" + token_for(uid) + "\"}";
 }
 
 // The RTM flow with plain names: login, join, topics, subscribe, data, inbox, leave, logout.
@@ -91,12 +189,207 @@ void star_refused(const std::string& uri) {
   CHECK(mallory.error("join", "channel=a%2Ab") == "INVALID_NAME");
 }
 
+// Names with '.': accepted and delivered as sent where the broker keeps them (Mosquitto,
+// EMQX); refused with the broker's rule where it makes '.' a level separator (RabbitMQ),
+// whether the name comes in the body, raw in the topic (where it arrives as '/') or
+// percent-encoded. Never misdelivered. A msg_id with '.' percent-encoded works on both.
+void dotted_names(const Target& t) {
+  GatewayProcess gateway(t.uri, anonymous_gateway(t.profile));
+  REQUIRE_MESSAGE(wait_gateway_ready(t.uri, 60000ms), gateway.log());
+  const std::string room = unique_id("room") + ".42";
+  Peer alice(t.uri, unique_id("alice")), bob(t.uri, unique_id("bob"));
+  alice.ok("login", "", login_body(alice.uid));
+  bob.ok("login", "", login_body(bob.uid));
+
+  // msg_id "a.b", written %2E in the topic, comes back as sent.
+  const std::string id = unique_id("id") + ".b";
+  auto pong = request(*alice.client, alice.uid, "ping?msg_id=" + id.substr(0, id.size() - 2) +
+                                                    "%2Eb");
+  REQUIRE(pong.IsObject());
+  CHECK(text(pong, "msg_id") == id);
+
+  if (!t.dots_separate()) {
+    alice.ok("join", "", R"({"channel":")" + room + "\"}");
+    bob.ok("join", "channel=" + room);  // raw '.' in the topic: kept
+    alice.ok("join_topic", "", R"({"channel":")" + room + R"(","topic":"in.put"})");
+    bob.ok("subscribe", "", R"({"channel":")" + room + R"(","topic":"in.put","users":[")" +
+                                alice.uid + "\"]}");
+    const std::string data = "rtm/ch/" + room + "/in.put/" + alice.uid;
+    REQUIRE(bob.client->subscribe("rtm/ch/#") == 1);
+    alice.client->publish(data, "dotted", 1);
+    auto m = bob.client->wait_for("rtm/ch/#");
+    REQUIRE(m);
+    CHECK(m->topic == data);
+    CHECK(m->payload == "dotted");
+    return;
+  }
+  // In the body: refused with the rule.
+  const std::string body = R"({"channel":")" + room + "\"}";
+  auto refused = alice.op("join", "", body);
+  CHECK(text(refused, "error") == "INVALID_NAME");
+  CHECK(text(refused, "message").find("RabbitMQ turns '.' in a topic into a level separator") !=
+        std::string::npos);
+  // Raw in the topic it arrives as '/', and the refusal says why.
+  auto raw = alice.op_any_topic("join", "channel=" + room);
+  CHECK(text(raw, "error") == "INVALID_NAME");
+  CHECK(text(raw, "message").find("names may not hold '.'") != std::string::npos);
+  // Percent-encoded.
+  auto encoded = alice.op("join", "channel=" + room.substr(0, room.size() - 3) + "%2E42");
+  CHECK(text(encoded, "error") == "INVALID_NAME");
+  // A topic or a subscribed user with '.' in an otherwise good request.
+  const std::string plain = unique_id("room");
+  alice.ok("join", "channel=" + plain);
+  CHECK(alice.error("join_topic", "", R"({"channel":")" + plain + R"(","topic":"in.put"})") ==
+        "INVALID_NAME");
+  CHECK(alice.error("subscribe", "",
+                    R"({"channel":")" + plain + R"(","topic":"input","users":["x.y"]})") ==
+        "INVALID_NAME");
+  // Nothing joined: the channel's members are alice alone.
+  auto who = alice.op("who_now", "channel=" + plain);
+  REQUIRE(who["code"].GetInt() == 0);
+  CHECK(who["result"]["members"].Size() == 1);
+}
+
+// A module method and parameters with '.': percent-encoded (%2E) they reach the worker
+// with their dots on every broker; raw they do on brokers that keep '.'.
+void module_dotted_path(const Target& t) {
+  GatewayProcess gateway(t.uri, anonymous_gateway(t.profile));
+  REQUIRE_MESSAGE(wait_gateway_ready(t.uri, 60000ms), gateway.log());
+  TempDir logs;
+  Process worker({RTM_IM_WORKER, "--broker", t.uri, "--node", "im-1"}, logs.path() / "w.log");
+  Peer alice(t.uri, unique_id("alice"));
+  alice.ok("login", "", login_body(alice.uid));
+  // Ready once whoami is routed (the node's announcement reached the gateway).
+  const auto deadline = Clock::now() + 30s;
+  bool up = false;
+  while (!up && Clock::now() < deadline) up = alice.error("im://modulus/whoami") == "OK";
+  REQUIRE_MESSAGE(up, gateway.log() << worker.log());
+
+  // The im-worker answers an unknown method with mqant's Error, naming the method it got.
+  auto encoded = alice.op("im://modulus/x%2Ejson", "a=b%2Ec");
+  REQUIRE(encoded["code"].GetInt() == 0);
+  CHECK(text(encoded["result"], "Error") == "unknown method x.json");
+  auto who = alice.op("im://modulus/whoami", "a=b%2Ec");
+  REQUIRE(who["code"].GetInt() == 0);
+  CHECK(text(who["result"]["Result"], "method") == "whoami");
+  CHECK(text(who["result"]["Result"]["params"], "a") == "b.c");
+  if (!t.dots_separate()) {
+    auto raw = alice.op("im://modulus/x.json", "a=b.c");
+    REQUIRE(raw["code"].GetInt() == 0);
+    CHECK(text(raw["result"], "Error") == "unknown method x.json");
+  }
+}
+
+// Presence and Wills: a watcher hears a user come online and, when its connection drops
+// without DISCONNECT, go offline; the user's session ends and the channel is told.
+void presence_and_wills(const Target& t) {
+  GatewayProcess gateway(t.uri, anonymous_gateway(t.profile));
+  REQUIRE_MESSAGE(wait_gateway_ready(t.uri, 60000ms), gateway.log());
+  const std::string room = unique_id("room");
+  Peer alice(t.uri, unique_id("alice")), bob(t.uri, unique_id("bob"));
+  alice.ok("login", "", login_body(alice.uid));
+  alice.ok("join", "channel=" + room);
+  REQUIRE(alice.client->subscribe("rtm/events/" + room) == 1);
+  alice.ok("watch", "users=" + bob.uid);
+
+  WillDevice device(t.uri, bob.uid, *bob.client);
+  auto online = wait_event(*alice.client, "rtm/u/" + alice.uid + "/events/presence", "presence",
+                           "online");
+  REQUIRE_MESSAGE(online, gateway.log());
+  CHECK(text(*online, "uid") == bob.uid);
+  bob.ok("login", "", login_body(bob.uid));
+  bob.ok("join", "channel=" + room);
+
+  device.drop();
+  auto offline = wait_event(*alice.client, "rtm/u/" + alice.uid + "/events/presence", "presence",
+                            "offline", 30000ms);
+  REQUIRE_MESSAGE(offline, gateway.log());
+  CHECK(text(*offline, "uid") == bob.uid);
+  auto gone = wait_event(*alice.client, "rtm/events/" + room, "member_timed_out");
+  REQUIRE_MESSAGE(gone, gateway.log());
+  CHECK(text(*gone, "uid") == bob.uid);
+  CHECK(bob.error("join", "channel=" + room) == "NOT_LOGGED_IN");
+}
+
+// QoS 1 redelivery: the same request twice (same msg_id) is answered twice alike and run
+// once; data at QoS 1 arrives once and in order.
+void qos1_exactly_once(const Target& t) {
+  GatewayProcess gateway(t.uri, anonymous_gateway(t.profile));
+  REQUIRE_MESSAGE(wait_gateway_ready(t.uri, 60000ms), gateway.log());
+  const std::string room = unique_id("room");
+  Peer alice(t.uri, unique_id("alice")), bob(t.uri, unique_id("bob"));
+  alice.ok("login", "", login_body(alice.uid));
+  bob.ok("login", "", login_body(bob.uid));
+  alice.ok("join", "channel=" + room);
+  REQUIRE(alice.client->subscribe("rtm/events/" + room) == 1);
+  const std::string uri = "join?channel=" + room + "&msg_id=" + unique_id("twice");
+  bob.client->publish("rtm/req/" + bob.uid + "/" + uri, "", 1);
+  bob.client->publish("rtm/req/" + bob.uid + "/" + uri, "", 1);
+  auto first = bob.client->wait_for("rtm/u/" + bob.uid + "/res/#");
+  auto second = bob.client->wait_for("rtm/u/" + bob.uid + "/res/#");
+  REQUIRE(first);
+  REQUIRE(second);
+  CHECK(first->payload == second->payload);
+  CHECK(first->payload.find("\"code\":0") != std::string::npos);
+  REQUIRE(wait_event(*alice.client, "rtm/events/" + room, "member_joined"));
+  // No second member_joined: the next event is the one that follows.
+  bob.ok("leave", "channel=" + room);
+  auto next = alice.client->wait_for("rtm/events/" + room);
+  REQUIRE(next);
+  CHECK(next->payload.find("member_left") != std::string::npos);
+}
+
+// The gateway is killed (SIGKILL) and started again on its state file, with live workers
+// and watched users: the first module call after the restart is routed, and the watcher
+// reads each user as before: a logged-in one and one online by its presence alone. Then a
+// Will after the restart reaches the watcher.
+void gateway_restart(const Target& t) {
+  TempDir state;
+  GatewayProcess gateway(
+      t.uri, anonymous_gateway(t.profile, "state:\n  backend: sqlite\n  path: " +
+                                              (state.path() / "state.db").string() + "\n"));
+  REQUIRE_MESSAGE(wait_gateway_ready(t.uri, 60000ms), gateway.log());
+  TempDir logs;
+  Process worker({RTM_IM_WORKER, "--broker", t.uri, "--node", "im-1"}, logs.path() / "w.log");
+  Peer alice(t.uri, unique_id("alice")), bob(t.uri, unique_id("bob")),
+      carol(t.uri, unique_id("carol"));
+  alice.ok("login", "", login_body(alice.uid));
+  WillDevice bob_device(t.uri, bob.uid, *bob.client);
+  WillDevice carol_device(t.uri, carol.uid, *carol.client);
+  bob.ok("login", "", login_body(bob.uid));
+  const auto deadline = Clock::now() + 30s;
+  bool up = false;
+  while (!up && Clock::now() < deadline) up = alice.error("im://modulus/whoami") == "OK";
+  REQUIRE_MESSAGE(up, gateway.log() << worker.log());
+  auto states = [&] {
+    auto d = alice.op("watch", "users=" + bob.uid + "," + carol.uid);
+    REQUIRE(d["code"].GetInt() == 0);
+    std::vector<std::string> out;
+    for (const auto& u : d["result"]["users"].GetArray()) out.push_back(text(u, "state"));
+    return out;
+  };
+  REQUIRE(states() == std::vector<std::string>{"online", "online"});
+
+  gateway.kill_hard();
+  gateway.start();
+  REQUIRE_MESSAGE(wait_gateway_ready(t.uri, 60000ms), gateway.log());
+  CHECK(alice.error("im://modulus/whoami") == "OK");  // the first call, no retry
+  CHECK(states() == std::vector<std::string>{"online", "online"});
+
+  carol_device.drop();
+  auto offline = wait_event(*alice.client, "rtm/u/" + alice.uid + "/events/presence", "presence",
+                            "offline", 30000ms);
+  REQUIRE_MESSAGE(offline, gateway.log());
+  CHECK(text(*offline, "uid") == carol.uid);
+}
+
 }  // namespace
 
 TEST_CASE("conformance (mosquitto): the RTM flow with plain names") {
   Mosquitto broker;
   rtm_flow(broker.uri());
 }
+
 
 TEST_CASE("conformance (rabbitmq): the RTM flow with plain names") {
   rtm_flow(RabbitMq::shared().uri());
@@ -109,4 +402,49 @@ TEST_CASE("conformance (mosquitto): a channel named '*' is refused") {
 
 TEST_CASE("conformance (rabbitmq): a channel named '*' is refused") {
   star_refused(RabbitMq::shared().uri());
+}
+
+TEST_CASE("conformance (mosquitto): names with '.' are kept and delivered as sent") {
+  Mosquitto broker;
+  dotted_names({broker.uri(), "mosquitto"});
+}
+
+TEST_CASE("conformance (rabbitmq): names with '.' are refused with the broker's rule") {
+  dotted_names({RabbitMq::shared().uri(), "rabbitmq"});
+}
+
+TEST_CASE("conformance (mosquitto): module calls with dotted paths") {
+  Mosquitto broker;
+  module_dotted_path({broker.uri(), "mosquitto"});
+}
+
+TEST_CASE("conformance (rabbitmq): module calls with dotted paths") {
+  module_dotted_path({RabbitMq::shared().uri(), "rabbitmq"});
+}
+
+TEST_CASE("conformance (mosquitto): presence and Wills") {
+  Mosquitto broker;
+  presence_and_wills({broker.uri(), "mosquitto"});
+}
+
+TEST_CASE("conformance (rabbitmq): presence and Wills") {
+  presence_and_wills({RabbitMq::shared().uri(), "rabbitmq"});
+}
+
+TEST_CASE("conformance (mosquitto): QoS 1 requests run once") {
+  Mosquitto broker;
+  qos1_exactly_once({broker.uri(), "mosquitto"});
+}
+
+TEST_CASE("conformance (rabbitmq): QoS 1 requests run once") {
+  qos1_exactly_once({RabbitMq::shared().uri(), "rabbitmq"});
+}
+
+TEST_CASE("conformance (mosquitto): a gateway restart with watched users and live workers") {
+  Mosquitto broker;
+  gateway_restart({broker.uri(), "mosquitto"});
+}
+
+TEST_CASE("conformance (rabbitmq): a gateway restart with watched users and live workers") {
+  gateway_restart({RabbitMq::shared().uri(), "rabbitmq"});
 }

@@ -332,6 +332,7 @@ GatewayProcess::GatewayProcess(const std::string& broker_uri, GatewayOptions opt
   yaml << "broker:\n  uri: " << broker_uri << "\n  client_id: " << unique_id("gw")
        << "\n  username: \"" << options.username << "\"\n  password: \"" << options.password
        << "\"\n  reconnect_min_ms: 50\n  reconnect_max_ms: 500\n"
+       << (options.broker_profile.empty() ? "" : "  profile: " + options.broker_profile + "\n")
        << "topics:\n  prefix: " << options.prefix << "\n"
        << "auth:\n  token_secret: " << kSecret << "\n"
        << "log:\n  level: " << options.log_level << "\n  stats_interval_s: 1\n"

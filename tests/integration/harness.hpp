@@ -124,6 +124,7 @@ struct GatewayOptions {
   std::string password;
   std::string log_level = "debug";
   std::vector<std::string> args;  // command-line options after --config FILE
+  std::string broker_profile = {};  // broker.profile; empty: the gateway's default
 };
 
 class GatewayProcess {

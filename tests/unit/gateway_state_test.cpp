@@ -2207,6 +2207,59 @@ TEST_CASE("sqlite: a file of a newer schema is refused, one of ours opens again"
   f.refused({f.config.path, "written by a newer gateway"});
 }
 
+TEST_CASE("sqlite: a file of schema 1 is migrated in place and keeps its rows") {
+  StateFile f;
+  // Schema 1 as the first release wrote it: no presence table.
+  sql(f.config.path,
+      "CREATE TABLE sessions(uid TEXT PRIMARY KEY, session_id TEXT NOT NULL, started_ms INTEGER "
+      "NOT NULL, expires_at_ms INTEGER NOT NULL, watching TEXT NOT NULL) WITHOUT ROWID;"
+      "CREATE TABLE members(channel TEXT NOT NULL, uid TEXT NOT NULL, seq INTEGER NOT NULL, "
+      "publishing TEXT NOT NULL, PRIMARY KEY(channel, uid)) WITHOUT ROWID;"
+      "CREATE TABLE subscriptions(channel TEXT NOT NULL, uid TEXT NOT NULL, topic TEXT NOT NULL, "
+      "all_publishers INTEGER NOT NULL, publishers TEXT NOT NULL, automatic TEXT NOT NULL, "
+      "PRIMARY KEY(channel, uid, topic)) WITHOUT ROWID;"
+      "CREATE TABLE answers(uid TEXT NOT NULL, msg_id TEXT NOT NULL, fingerprint INTEGER NOT "
+      "NULL, payload BLOB NOT NULL, at_ms INTEGER NOT NULL);"
+      "INSERT INTO sessions VALUES('amy', 'sid-1', 1, 9999999999999, 'bob');"
+      "PRAGMA application_id=" + std::to_string(rtm::gateway::SqliteStore::kApplicationId) +
+      "; PRAGMA user_version=1;");
+  {
+    auto s = f.open();
+    CHECK(s->session("amy"));
+    CHECK(s->watchers_of("bob") == std::vector<std::string>{"amy"});
+    s->set_presence("bob", true, "conn-1");
+    s->commit([](bool ok) { REQUIRE(ok); });
+  }
+  auto s = f.open();
+  CHECK(s->session("amy"));
+  REQUIRE(s->presence("bob"));
+  CHECK(s->presence("bob")->connection == "conn-1");
+  CHECK(s->restored().presence == 1);
+}
+
+TEST_CASE("sqlite: presence records are stored, changed and forgotten across restarts") {
+  StateFile f;
+  {
+    auto s = f.open();
+    s->set_presence("amy", true, "conn-1");
+    s->set_presence("bob", false, "conn-2");
+    s->set_presence("cid", true, "conn-3");
+    s->commit([](bool ok) { REQUIRE(ok); });
+    s->forget_presence("cid");
+    s->set_presence("amy", true, "conn-4");
+    s->commit([](bool ok) { REQUIRE(ok); });
+  }
+  auto s = f.open();
+  REQUIRE(s->presence("amy"));
+  CHECK(s->presence("amy")->connected);
+  CHECK(s->presence("amy")->connection == "conn-4");
+  REQUIRE(s->presence("bob"));
+  CHECK_FALSE(s->presence("bob")->connected);
+  CHECK_FALSE(s->presence("cid"));
+  CHECK(s->online("amy"));
+  CHECK_FALSE(s->online("bob"));
+}
+
 TEST_CASE("sqlite: a second store on a file in use is refused") {
   StateFile f;
   auto first = f.open();

@@ -45,6 +45,10 @@ inline std::string dump(const gateway::MemoryStore& s) {
       lines.push_back(l);
     }
   });
+  s.for_each_presence([&](const std::string& uid, const gateway::PresenceRecord& p) {
+    lines.push_back("presence " + uid + (p.connected ? " connected " : " disconnected ") +
+                    p.connection);
+  });
   // Members of a channel in join order: the snapshot's order.
   std::sort(lines.begin(), lines.end());
   std::string out;

@@ -78,6 +78,16 @@ CREATE TABLE answers(
 );
 )sql";
 
+// Version 2: connection presence is stored, so that a restart need not read it back from
+// retained messages (a broker may not hand those to a wildcard subscription: RabbitMQ).
+constexpr const char* kPresenceTable = R"sql(
+CREATE TABLE presence(
+  uid TEXT PRIMARY KEY,
+  connected INTEGER NOT NULL,
+  connection TEXT NOT NULL
+) WITHOUT ROWID;
+)sql";
+
 }  // namespace
 
 // A prepared statement, reset after each use.
@@ -239,14 +249,22 @@ void SqliteStore::migrate() {
   if (empty_) {
     exec("BEGIN");
     exec(kSchemaV1);
+    exec(kPresenceTable);
     exec(("PRAGMA application_id=" + std::to_string(kApplicationId)).c_str());
     exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
     exec("COMMIT");
     spdlog::info("state: created {} (schema {})", path_, kSchemaVersion);
     return;
   }
-  // Migrations from older versions go here, one version at a time, each in its own
-  // transaction: if (version_ == 1) { exec("BEGIN; ...; PRAGMA user_version=2; COMMIT"); ... }
+  // One version at a time, each in its own transaction.
+  if (version_ == 1) {
+    exec("BEGIN");
+    exec(kPresenceTable);
+    exec("PRAGMA user_version=2");
+    exec("COMMIT");
+    spdlog::info("state: {} migrated from schema 1 to 2 (stored presence)", path_);
+    version_ = 2;
+  }
 }
 
 void SqliteStore::prepare() {
@@ -265,6 +283,9 @@ void SqliteStore::prepare() {
       "INSERT INTO subscriptions(channel, uid, topic, all_publishers, publishers, automatic) "
       "VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
   delete_subscriptions_ = make("DELETE FROM subscriptions WHERE channel = ?1 AND uid = ?2");
+  put_presence_ =
+      make("INSERT OR REPLACE INTO presence(uid, connected, connection) VALUES(?1, ?2, ?3)");
+  delete_presence_ = make("DELETE FROM presence WHERE uid = ?1");
   put_answer_ = make(
       "INSERT INTO answers(uid, msg_id, fingerprint, payload, at_ms) VALUES(?1, ?2, ?3, ?4, ?5)");
   // Answers are appended in time order, so the expired ones are the oldest rows: the
@@ -328,6 +349,14 @@ void SqliteStore::restore() {
       members[it->second].member.subscriptions.push_back(std::move(sub));
     }
   }
+  {
+    Statement rows(*this, "SELECT uid, connected, connection FROM presence");
+    while (rows.next()) {
+      MemoryStore::set_presence(std::string(rows.column_text(0)), rows.column_int(1) != 0,
+                                std::string(rows.column_text(2)));
+      ++restored_.presence;
+    }
+  }
   std::sort(members.begin(), members.end(),
             [](const Row& a, const Row& b) { return a.member.seq < b.member.seq; });
   for (const auto& r : members) {
@@ -341,8 +370,10 @@ void SqliteStore::restore() {
   }
   restored_.millis = millis_since(start);
   spdlog::info(
-      "state: restored {} sessions, {} channel members, {} subscriptions from {} in {:.0f} ms{}",
-      restored_.sessions, restored_.members, restored_.subscriptions, path_, restored_.millis,
+      "state: restored {} sessions, {} channel members, {} subscriptions, {} presence records "
+      "from {} in {:.0f} ms{}",
+      restored_.sessions, restored_.members, restored_.subscriptions, restored_.presence, path_,
+      restored_.millis,
       restored_.dropped ? " (" + std::to_string(restored_.dropped) + " inconsistent rows dropped)"
                         : std::string());
 }
@@ -411,6 +442,25 @@ void SqliteStore::write_member(const std::string& channel, const std::string& ui
   }
 }
 
+void SqliteStore::set_presence(const std::string& uid, bool connected, std::string connection) {
+  MemoryStore::set_presence(uid, connected, std::move(connection));
+  keys_.presence.insert(uid);
+}
+
+void SqliteStore::forget_presence(const std::string& uid) {
+  MemoryStore::forget_presence(uid);
+  keys_.presence.insert(uid);
+}
+
+void SqliteStore::write_presence(const std::string& uid) {
+  if (auto p = presence(uid)) {
+    put_presence_->text(1, uid).integer(2, p->connected ? 1 : 0).text(3, p->connection);
+    if (!put_presence_->run()) fail("writing the presence of " + uid);
+  } else if (!delete_presence_->text(1, uid).run()) {
+    fail("deleting the presence of " + uid);
+  }
+}
+
 void SqliteStore::prune_answers(std::int64_t now_ms) {
   if (now_ms - last_prune_ms_ < kPruneEveryMs) return;
   last_prune_ms_ = now_ms;
@@ -428,6 +478,7 @@ void SqliteStore::commit(std::function<void(bool ok)> done) {
     exec("BEGIN");
     for (const auto& uid : keys_.sessions) write_session(uid);
     for (const auto& [channel, uid] : keys_.members) write_member(channel, uid);
+    for (const auto& uid : keys_.presence) write_presence(uid);
     for (const auto& a : answers_) {
       put_answer_->text(1, a.uid)
           .text(2, a.msg_id)
@@ -440,6 +491,7 @@ void SqliteStore::commit(std::function<void(bool ok)> done) {
     exec("COMMIT");
     keys_.sessions.clear();
     keys_.members.clear();
+    keys_.presence.clear();
     answers_.clear();
     ++commits_;
   } catch (const std::exception& e) {
@@ -448,7 +500,9 @@ void SqliteStore::commit(std::function<void(bool ok)> done) {
     ok = false;
     ++commit_failures_;
     spdlog::error("state: commit failed, {} changes wait for the next one: {}",
-                  keys_.sessions.size() + keys_.members.size() + answers_.size(), e.what());
+                  keys_.sessions.size() + keys_.members.size() + keys_.presence.size() +
+                      answers_.size(),
+                  e.what());
   }
   last_commit_ms_ = millis_since(start);
   done(ok);

@@ -21,7 +21,7 @@ namespace rtm::gateway {
 class SqliteStore final : public MemoryStore {
  public:
   // The schema this gateway writes; older files are migrated, newer ones refused.
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
   // PRAGMA application_id of a state file ("RTMG"), so that another SQLite file given by
   // mistake is refused rather than written into.
   static constexpr std::int32_t kApplicationId = 0x52544D47;
@@ -41,6 +41,10 @@ class SqliteStore final : public MemoryStore {
   void remember_answer(StoredAnswer answer) override;
   void commit(std::function<void(bool ok)> done) override;
   std::vector<StoredAnswer> stored_answers(std::int64_t since_ms) override;
+  // Connection presence is stored too (schema 2): after a restart it is known before any
+  // retained message arrives, on brokers that hand none to a wildcard subscription.
+  void set_presence(const std::string& uid, bool connected, std::string connection) override;
+  void forget_presence(const std::string& uid) override;
 
   // What the start-up restore found: rows restored, and rows that did not fit the model
   // (a member without a session), which are dropped from the file.
@@ -48,6 +52,7 @@ class SqliteStore final : public MemoryStore {
     std::size_t sessions = 0;
     std::size_t members = 0;
     std::size_t subscriptions = 0;
+    std::size_t presence = 0;
     std::size_t dropped = 0;
     double millis = 0;
   };
@@ -65,8 +70,9 @@ class SqliteStore final : public MemoryStore {
     void member_changed(const std::string& channel, const std::string& uid) override {
       members.emplace(channel, uid);
     }
-    bool empty() const { return sessions.empty() && members.empty(); }
+    bool empty() const { return sessions.empty() && members.empty() && presence.empty(); }
     std::set<std::string> sessions;
+    std::set<std::string> presence;  // uids, written by SqliteStore itself
     std::set<std::pair<std::string, std::string>> members;  // (channel, uid)
   };
 
@@ -80,6 +86,7 @@ class SqliteStore final : public MemoryStore {
   [[noreturn]] void fail(const std::string& what) const;
   void write_session(const std::string& uid);
   void write_member(const std::string& channel, const std::string& uid);
+  void write_presence(const std::string& uid);
   void prune_answers(std::int64_t now_ms);
 
   std::string path_;
@@ -94,6 +101,8 @@ class SqliteStore final : public MemoryStore {
   Statement* delete_member_ = nullptr;
   Statement* put_subscription_ = nullptr;
   Statement* delete_subscriptions_ = nullptr;
+  Statement* put_presence_ = nullptr;
+  Statement* delete_presence_ = nullptr;
   Statement* put_answer_ = nullptr;
   Statement* prune_answers_ = nullptr;
   Keys keys_;

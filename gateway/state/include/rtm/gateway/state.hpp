@@ -311,6 +311,11 @@ class MemoryStore : public StateStore {
   void for_each_member(
       const std::function<void(const std::string& channel, const std::string& uid,
                                const StoredMember&)>& visit) const override;
+  // Every connection presence record (tests compare stored and restored models).
+  void for_each_presence(
+      const std::function<void(const std::string& uid, const PresenceRecord&)>& visit) const {
+    for (const auto& [uid, record] : presence_) visit(uid, record);
+  }
 
   // ---- for durable backends
   // Restoring at start-up, without limits or events: sessions first (their watches may
