@@ -100,6 +100,9 @@ OpsHttpServer::OpsHttpServer(const std::string& listen, OpsProbe& probe,
   server.set_read_timeout(5, 0);
   server.set_write_timeout(5, 0);
   server.set_payload_max_length(kMaxOpsBodyBytes);
+  // Brokers ask here while a client waits (RabbitMQ: each question in sequence at CONNECT
+  // and SUBSCRIBE); a Nagle delay on a small answer would stall every one of them.
+  server.set_tcp_nodelay(true);
   server.Get("/healthz", [&probe](const httplib::Request&, httplib::Response& res) {
     std::string why;
     const bool ok = probe.live(&why);
