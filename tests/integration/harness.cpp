@@ -250,7 +250,9 @@ constexpr auto kRabbitStartDeadline = 90s;  // 10-20 s on 2 cores; more under lo
 
 RabbitMq::RabbitMq(RabbitMqOptions options)
     : options_(std::move(options)),
-      mqtt_port_(free_port()), amqp_port_(free_port()), dist_port_(free_port()),
+      mqtt_port_(free_port()),
+      amqp_port_(free_port()),
+      dist_port_(free_port()),
       epmd_port_(free_port()) {
   start();
 }

@@ -163,9 +163,10 @@ TEST_CASE("rabbitmq http auth: token users run the RTM flow, the gateway logs in
                                  "&vhost=%2F&client_id=" + alice_id;
   const std::string topic_form = "username=" + bob_id +
                                  "&vhost=%2F&resource=topic&name=amq.topic&permission=read"
-                                 "&routing_key=rtm.ch." + channel + ".input." + alice_id;
-  for (const auto& [path, body] : {std::pair{base + "user", login_form},
-                                   std::pair{base + "topic", topic_form}}) {
+                                 "&routing_key=rtm.ch." +
+                                 channel + ".input." + alice_id;
+  for (const auto& [path, body] :
+       {std::pair{base + "user", login_form}, std::pair{base + "topic", topic_form}}) {
     std::vector<double> ms;
     for (int i = 0; i < 200; ++i) {
       const auto t0 = Clock::now();
@@ -175,8 +176,8 @@ TEST_CASE("rabbitmq http auth: token users run the RTM flow, the gateway logs in
       REQUIRE(res->body == "allow");
     }
     std::sort(ms.begin(), ms.end());
-    MESSAGE(path.substr(path.rfind('/')) << " answered in p50 " << ms[100] << " ms, p99 "
-                                         << ms[198] << " ms (200 requests)");
+    MESSAGE(path.substr(path.rfind('/'))
+            << " answered in p50 " << ms[100] << " ms, p99 " << ms[198] << " ms (200 requests)");
   }
   // CONNECT through RabbitMQ and the backend (2 questions), median of 10.
   std::vector<double> connects;
@@ -189,7 +190,7 @@ TEST_CASE("rabbitmq http auth: token users run the RTM flow, the gateway logs in
   }
   std::sort(connects.begin(), connects.end());
   MESSAGE("token CONNECT through RabbitMQ: median " << connects[5] << " ms, max " << connects[9]
-                                                   << " ms (10 connects)");
+                                                    << " ms (10 connects)");
   // A module worker logs in with its password from the password file.
   CHECK(connect_outcome(s.uri(), kWorker, kWorkerPassword, "worker-1-c") == 0);
 }

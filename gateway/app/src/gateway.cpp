@@ -8,8 +8,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <chrono>
+#include <cstring>
 #include <future>
 #include <random>
 #include <set>
@@ -112,7 +112,8 @@ Gateway::Gateway(const Config& config, std::unique_ptr<BrokerLink> link)
     settings.vhost = config_.enforcement.rabbitmq_vhost;
     settings.token_secret = config_.auth.token_secret;
     if (!config_.enforcement.rabbitmq_password_file.empty()) {
-      settings.service_users = rabbitmq::PasswordFile::load(config_.enforcement.rabbitmq_password_file);
+      settings.service_users =
+          rabbitmq::PasswordFile::load(config_.enforcement.rabbitmq_password_file);
     }
     // The gateway's own login: its broker password, hashed here like the file's entries.
     if (!config_.broker.password.empty()) {
@@ -480,9 +481,8 @@ std::optional<OpsProbe::Answer> Gateway::rabbitmq(rabbitmq::Endpoint endpoint,
                                                   const std::string& peer) {
   if (!rabbit_) return Answer{404, "deny"};
   const auto& peers = config_.enforcement.rabbitmq_peers;
-  if (!peers.empty() && std::none_of(peers.begin(), peers.end(), [&](const std::string& p) {
-        return same_address(p, peer);
-      })) {
+  if (!peers.empty() && std::none_of(peers.begin(), peers.end(),
+                                     [&](const std::string& p) { return same_address(p, peer); })) {
     ++rabbit_refused_peers_;
     spdlog::warn("rabbitmq: refused a request from {}, not in enforcement.rabbitmq_peers",
                  loggable(peer));

@@ -153,22 +153,21 @@ OpsHttpServer::OpsHttpServer(const std::string& listen, OpsProbe& probe,
   });
   // RabbitMQ's HTTP auth backend. It cannot send a header, so the key is a path level;
   // every refusal is the body "deny" (RabbitMQ refuses on any other status too).
-  server.Post(R"(/v1/rabbitmq/([^/]+)/([a-z]+))", [&probe, keys = api_keys](
-                                                        const httplib::Request& req,
-                                                        httplib::Response& res) {
-    const auto endpoint = rabbitmq::endpoint_from_name(req.matches[2].str());
-    bool ok = false;
-    const std::string key = req.matches[1].str();
-    for (const auto& k : keys) ok |= same_secret(key, k);
-    if (!ok || !endpoint) {
-      res.status = !endpoint ? 404 : keys.empty() ? 403 : 401;
-      res.set_content("deny", kText);
-      return;
-    }
-    auto answer = probe.rabbitmq(*endpoint, req.body, req.remote_addr);
-    res.status = answer ? answer->status : 503;
-    res.set_content(answer ? answer->body : "deny", kText);
-  });
+  server.Post(R"(/v1/rabbitmq/([^/]+)/([a-z]+))",
+              [&probe, keys = api_keys](const httplib::Request& req, httplib::Response& res) {
+                const auto endpoint = rabbitmq::endpoint_from_name(req.matches[2].str());
+                bool ok = false;
+                const std::string key = req.matches[1].str();
+                for (const auto& k : keys) ok |= same_secret(key, k);
+                if (!ok || !endpoint) {
+                  res.status = !endpoint ? 404 : keys.empty() ? 403 : 401;
+                  res.set_content("deny", kText);
+                  return;
+                }
+                auto answer = probe.rabbitmq(*endpoint, req.body, req.remote_addr);
+                res.status = answer ? answer->status : 503;
+                res.set_content(answer ? answer->body : "deny", kText);
+              });
   if (port == 0) {
     impl_->port = server.bind_to_any_port(host);
   } else if (server.bind_to_port(host, port)) {

@@ -731,15 +731,16 @@ Config parse(const YAML::Node& root, const std::string& base_dir) {
       s.string("rabbitmq_password_file", cfg.enforcement.rabbitmq_password_file);
       s.string_list("rabbitmq_peers", cfg.enforcement.rabbitmq_peers, [](const std::string& v) {
         unsigned char buf[16];
-        const bool ip = inet_pton(AF_INET, v.c_str(), buf) == 1 ||
-                        inet_pton(AF_INET6, v.c_str(), buf) == 1;
+        const bool ip =
+            inet_pton(AF_INET, v.c_str(), buf) == 1 || inet_pton(AF_INET6, v.c_str(), buf) == 1;
         return ip ? std::string() : "expected an IPv4 or IPv6 address, got \"" + v + "\"";
       });
       const auto& rabbit = cfg.enforcement;
       if (rabbit.rabbitmq_http_auth) {
         if (cfg.ops.http_listen.empty() || cfg.ops.api_keys.empty()) {
-          s.problem("enforcement.rabbitmq_http_auth",
-                    "needs ops.http_listen and ops.api_keys (a key is part of the endpoints' path)");
+          s.problem(
+              "enforcement.rabbitmq_http_auth",
+              "needs ops.http_listen and ops.api_keys (a key is part of the endpoints' path)");
         }
         // RabbitMQ turns '.' into a level separator: a dotted prefix never matches.
         if (cfg.topics.prefix.find('.') != std::string::npos) {

@@ -783,8 +783,7 @@ std::shared_ptr<RtmApi> register_rtm_operations(Core& core) {
   // EMQX's and RabbitMQ's HTTP answers both come from a table kept here.
   const bool keep_table = enforcement.http_authz || enforcement.rabbitmq_http_auth;
   if (enforcement.publish_grants || keep_table) {
-    auto feed =
-        std::make_shared<GrantFeed>(core, store, enforcement.publish_grants, keep_table);
+    auto feed = std::make_shared<GrantFeed>(core, store, enforcement.publish_grants, keep_table);
     // The local table starts from the restored state; the broker gets its full set at
     // every connect.
     if (keep_table) feed->send_full_set();
