@@ -248,8 +248,11 @@ constexpr auto kRabbitStartDeadline = 90s;  // 10-20 s on 2 cores; more under lo
 
 }  // namespace
 
-RabbitMq::RabbitMq()
-    : mqtt_port_(free_port()), amqp_port_(free_port()), dist_port_(free_port()),
+RabbitMq::RabbitMq(RabbitMqOptions options)
+    : options_(std::move(options)),
+      mqtt_port_(free_port()),
+      amqp_port_(free_port()),
+      dist_port_(free_port()),
       epmd_port_(free_port()) {
   start();
 }
@@ -268,14 +271,17 @@ void RabbitMq::start() {
   }
   const fs::path d = dir_.path();
   for (const char* sub : {"mnesia", "log", "home"}) fs::create_directories(d / sub);
-  write_file(d / "enabled_plugins", "[rabbitmq_mqtt].\n");
+  std::string plugins = "[rabbitmq_mqtt";
+  for (const auto& p : options_.plugins) plugins += "," + p;
+  write_file(d / "enabled_plugins", plugins + "].\n");
   write_file(d / "rabbitmq-env.conf", "");  // keeps /etc/rabbitmq/rabbitmq-env.conf out
   std::ostringstream conf;
   conf << "listeners.tcp.default = 127.0.0.1:" << amqp_port_ << "\n"
        << "mqtt.listeners.tcp.default = 127.0.0.1:" << mqtt_port_ << "\n"
        << "mqtt.allow_anonymous = true\nmqtt.default_user = guest\nmqtt.default_pass = guest\n"
        << "mqtt.vhost = /\nmqtt.exchange = amq.topic\nloopback_users = none\n"
-       << "log.console = false\nlog.file.level = info\ndisk_free_limit.absolute = 10MB\n";
+       << "log.console = false\nlog.file.level = info\ndisk_free_limit.absolute = 10MB\n"
+       << options_.extra_config;
   write_file(d / "rabbitmq.conf", conf.str());
   // env(1) sets the node's environment and execs the server script, which (with
   // RABBITMQ_ALLOW_INPUT) execs erl: the process is the node itself.

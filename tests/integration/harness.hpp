@@ -97,9 +97,16 @@ class Mosquitto {
 // as root, on free ports, with its data, logs and a private epmd in its own temp dir; the
 // system's node (if any) is never touched. Starting takes 10-20 s (a fixed wait of the MQTT
 // plugin among it): share one per test binary.
+struct RabbitMqOptions {
+  std::vector<std::string> plugins;  // enabled besides rabbitmq_mqtt
+  std::string extra_config;          // rabbitmq.conf lines appended to the generated ones
+};
+
 class RabbitMq {
  public:
-  RabbitMq();
+  RabbitMq() : RabbitMq(RabbitMqOptions{}) {}
+  // A node of its own (e.g. with rabbitmq_auth_backend_http): the shared one stays plain.
+  explicit RabbitMq(RabbitMqOptions options);
   ~RabbitMq();
   int port() const { return mqtt_port_; }
   std::string uri() const { return "tcp://127.0.0.1:" + std::to_string(mqtt_port_); }
@@ -111,6 +118,7 @@ class RabbitMq {
 
  private:
   TempDir dir_;
+  RabbitMqOptions options_;
   int mqtt_port_, amqp_port_, dist_port_, epmd_port_;
   std::unique_ptr<Process> process_;
 };

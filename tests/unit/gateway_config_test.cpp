@@ -492,3 +492,34 @@ TEST_CASE("config: ConfigError keeps its problems") {
   CHECK(e.problems() == std::vector<std::string>{"a.b: one", "c: two"});
   CHECK(std::string(e.what()) == "a.b: one\nc: two");
 }
+
+TEST_CASE("config: rabbitmq_http_auth and its keys") {
+  const std::string base =
+      kAuth + "ops:\n  http_listen: \"127.0.0.1:0\"\n  api_keys: [\"key-0123456789abcdef\"]\n";
+  const Config c = load_config_text(base +
+                                    "enforcement:\n  rabbitmq_http_auth: true\n"
+                                    "  rabbitmq_vhost: iot\n  rabbitmq_password_file: /etc/w\n"
+                                    "  rabbitmq_peers: [\"127.0.0.1\", \"::1\"]\n");
+  CHECK(c.enforcement.rabbitmq_http_auth);
+  CHECK(c.enforcement.rabbitmq_vhost == "iot");
+  CHECK(c.enforcement.rabbitmq_password_file == "/etc/w");
+  CHECK(c.enforcement.rabbitmq_peers == std::vector<std::string>{"127.0.0.1", "::1"});
+  const Config d = load_config_text(kAuth);
+  CHECK_FALSE(d.enforcement.rabbitmq_http_auth);
+  CHECK(d.enforcement.rabbitmq_vhost == "/");
+  // The key is part of RabbitMQ's paths: no keys, no endpoints.
+  auto p = problems_of(kAuth +
+                       "ops:\n  http_listen: \"127.0.0.1:0\"\n"
+                       "enforcement:\n  rabbitmq_http_auth: true\n");
+  REQUIRE(p.size() == 1);
+  CHECK(p[0].rfind("enforcement.rabbitmq_http_auth: needs ops.http_listen and ops.api_keys", 0) ==
+        0);
+  p = problems_of(base + "topics:\n  prefix: acme.rtm\nenforcement:\n  rabbitmq_http_auth: true\n");
+  REQUIRE(p.size() == 1);
+  CHECK(p[0].find("'.'") != std::string::npos);
+  p = problems_of(base + "enforcement:\n  rabbitmq_peers: [\"rabbit.local\"]\n");
+  REQUIRE(p.size() == 1);
+  CHECK(p[0].rfind("enforcement.rabbitmq_peers[0]: expected an IPv4 or IPv6 address", 0) == 0);
+  CHECK(joined(problems_of(kAuth + "enforcement:\n  rabbitmq_vhost: \"\"\n"))
+            .find("rabbitmq_vhost") != std::string::npos);
+}

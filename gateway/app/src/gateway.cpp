@@ -1,6 +1,7 @@
 #include "rtm/mapping/json.hpp"
 #include "rtm/gateway/gateway.hpp"
 
+#include <arpa/inet.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <future>
 #include <random>
 #include <set>
@@ -105,6 +107,27 @@ Gateway::Gateway(const Config& config, std::unique_ptr<BrokerLink> link)
   // The broker says "offline" for us when the connection drops without a goodbye.
   link_->set_will({status_topic_, status_payload(false, "connection_lost"), 1, true});
   last_turn_ms_.store(steady_ms());
+  if (config_.enforcement.rabbitmq_http_auth) {
+    rabbitmq::Settings settings;
+    settings.vhost = config_.enforcement.rabbitmq_vhost;
+    settings.token_secret = config_.auth.token_secret;
+    if (!config_.enforcement.rabbitmq_password_file.empty()) {
+      settings.service_users =
+          rabbitmq::PasswordFile::load(config_.enforcement.rabbitmq_password_file);
+    }
+    // The gateway's own login: its broker password, hashed here like the file's entries.
+    if (!config_.broker.password.empty()) {
+      settings.service_users.add_plain(config_.broker.username, config_.broker.password);
+    }
+    if (!settings.service_users.contains(config_.broker.username)) {
+      throw std::runtime_error(
+          "enforcement.rabbitmq_http_auth: the gateway's own user '" + config_.broker.username +
+          "' needs broker.password or a line in enforcement.rabbitmq_password_file");
+    }
+    spdlog::info("rabbitmq: answering the HTTP auth backend ({} service users, vhost '{}')",
+                 settings.service_users.size(), settings.vhost);
+    rabbit_ = std::make_unique<const rabbitmq::Authenticator>(std::move(settings));
+  }
 }
 
 Gateway::~Gateway() {
@@ -432,6 +455,71 @@ std::optional<OpsProbe::Answer> Gateway::authorize(const AuthzQuestion& question
   });
 }
 
+namespace {
+
+// Network text for one log line: printable ASCII, at most 64 bytes.
+std::string loggable(std::string_view text) {
+  std::string out;
+  for (const char c : text.substr(0, 64)) out += c >= 0x20 && c < 0x7F ? c : '?';
+  return text.size() > 64 ? out + "..." : out;
+}
+
+bool same_address(const std::string& a, const std::string& b) {
+  unsigned char x[16] = {}, y[16] = {};
+  for (const int family : {AF_INET, AF_INET6}) {
+    if (inet_pton(family, a.c_str(), x) == 1 && inet_pton(family, b.c_str(), y) == 1) {
+      return std::memcmp(x, y, sizeof x) == 0;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+std::optional<OpsProbe::Answer> Gateway::rabbitmq(rabbitmq::Endpoint endpoint,
+                                                  const std::string& body,
+                                                  const std::string& peer) {
+  if (!rabbit_) return Answer{404, "deny"};
+  const auto& peers = config_.enforcement.rabbitmq_peers;
+  if (!peers.empty() && std::none_of(peers.begin(), peers.end(),
+                                     [&](const std::string& p) { return same_address(p, peer); })) {
+    ++rabbit_refused_peers_;
+    spdlog::warn("rabbitmq: refused a request from {}, not in enforcement.rabbitmq_peers",
+                 loggable(peer));
+    return Answer{403, "deny"};
+  }
+  // Topic questions need the grants, which live on the loop thread.
+  const rabbitmq::TopicDecider decide = [this](const std::string& username,
+                                               const std::string& topic,
+                                               bool write) -> std::optional<bool> {
+    auto done = std::make_shared<std::promise<bool>>();
+    auto result = done->get_future();
+    post([this, done, question = AuthzQuestion{username, topic, write}] {
+      done->set_value(rtm_->authorize_rabbitmq(question));
+    });
+    if (result.wait_for(kMetricsDeadline) != std::future_status::ready) return std::nullopt;
+    return result.get();
+  };
+  const std::int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+  const auto decision = rabbit_->answer(endpoint, body, now_s, decide);
+  const int kind = decision.allow ? 0 : decision.malformed ? 2 : 1;
+  ++rabbit_answers_[static_cast<std::size_t>(endpoint)][static_cast<std::size_t>(kind)];
+  if (decision.malformed) {
+    spdlog::warn("rabbitmq: malformed {} request from {}: {}", rabbitmq::endpoint_name(endpoint),
+                 loggable(peer), loggable(decision.why));
+  } else if (!decision.allow) {
+    // Refused logins and topics close the client's connection: worth a line.
+    spdlog::info("rabbitmq: {} denied: {}", rabbitmq::endpoint_name(endpoint),
+                 loggable(decision.why));
+  } else {
+    spdlog::debug("rabbitmq: {} allowed: {}", rabbitmq::endpoint_name(endpoint),
+                  loggable(decision.why));
+  }
+  return Answer{200, decision.allow ? "allow" : "deny"};
+}
+
 void Gateway::write_metrics(MetricsWriter& out) const {
   out.gauge("rtm_build_info", "The gateway's version", 1, {{"version", RTM_VERSION}});
   out.gauge("rtm_start_time_seconds", "When this gateway started (Unix time)",
@@ -455,6 +543,21 @@ void Gateway::write_metrics(MetricsWriter& out) const {
              "requests.refusals_per_s");
   out.sample(static_cast<double>(refused_.load()), {{"action", "answered"}});
   out.sample(static_cast<double>(shed_.load()), {{"action", "dropped"}});
+  if (rabbit_) {
+    out.family("rtm_rabbitmq_auth_answers_total", MetricsWriter::Type::counter,
+               "Questions of RabbitMQ's HTTP auth backend answered, by endpoint and result");
+    for (std::size_t e = 0; e < rabbitmq::kEndpoints; ++e) {
+      const std::string endpoint(rabbitmq::endpoint_name(static_cast<rabbitmq::Endpoint>(e)));
+      static constexpr const char* kResults[] = {"allow", "deny", "malformed"};
+      for (std::size_t r = 0; r < 3; ++r) {
+        out.sample(static_cast<double>(rabbit_answers_[e][r].load()),
+                   {{"endpoint", endpoint}, {"result", kResults[r]}});
+      }
+    }
+    out.counter("rtm_rabbitmq_auth_refused_peers_total",
+                "RabbitMQ auth requests from addresses not in enforcement.rabbitmq_peers",
+                static_cast<double>(rabbit_refused_peers_.load()));
+  }
   out.counter("rtm_publish_refused_topics_total",
               "Messages not published because the broker would refuse their topic",
               static_cast<double>(refused_topics_.load()));

@@ -15,6 +15,7 @@ namespace {
 
 constexpr const char* kPrometheusText = "text/plain; version=0.0.4; charset=utf-8";
 constexpr const char* kJson = "application/json";
+constexpr const char* kText = "text/plain; charset=utf-8";
 constexpr std::string_view kBearer = "Bearer ";
 
 // Compares in time independent of where the first difference is.
@@ -99,6 +100,9 @@ OpsHttpServer::OpsHttpServer(const std::string& listen, OpsProbe& probe,
   server.set_read_timeout(5, 0);
   server.set_write_timeout(5, 0);
   server.set_payload_max_length(kMaxOpsBodyBytes);
+  // Brokers ask here while a client waits (RabbitMQ: each question in sequence at CONNECT
+  // and SUBSCRIBE); a Nagle delay on a small answer would stall every one of them.
+  server.set_tcp_nodelay(true);
   server.Get("/healthz", [&probe](const httplib::Request&, httplib::Response& res) {
     std::string why;
     const bool ok = probe.live(&why);
@@ -147,6 +151,23 @@ OpsHttpServer::OpsHttpServer(const std::string& listen, OpsProbe& probe,
     }
     send(res, probe.authorize({*username, *topic, *action == "publish"}));
   });
+  // RabbitMQ's HTTP auth backend. It cannot send a header, so the key is a path level;
+  // every refusal is the body "deny" (RabbitMQ refuses on any other status too).
+  server.Post(R"(/v1/rabbitmq/([^/]+)/([a-z]+))",
+              [&probe, keys = api_keys](const httplib::Request& req, httplib::Response& res) {
+                const auto endpoint = rabbitmq::endpoint_from_name(req.matches[2].str());
+                bool ok = false;
+                const std::string key = req.matches[1].str();
+                for (const auto& k : keys) ok |= same_secret(key, k);
+                if (!ok || !endpoint) {
+                  res.status = !endpoint ? 404 : keys.empty() ? 403 : 401;
+                  res.set_content("deny", kText);
+                  return;
+                }
+                auto answer = probe.rabbitmq(*endpoint, req.body, req.remote_addr);
+                res.status = answer ? answer->status : 503;
+                res.set_content(answer ? answer->body : "deny", kText);
+              });
   if (port == 0) {
     impl_->port = server.bind_to_any_port(host);
   } else if (server.bind_to_port(host, port)) {

@@ -1,5 +1,6 @@
 #include "rtm/gateway/config.hpp"
 
+#include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
@@ -730,6 +731,35 @@ Config parse(const YAML::Node& root, const std::string& base_dir) {
       if (cfg.enforcement.http_authz && cfg.ops.http_listen.empty()) {
         s.problem("enforcement.http_authz", "needs ops.http_listen (the endpoint is served there)");
       }
+      s.boolean("rabbitmq_http_auth", cfg.enforcement.rabbitmq_http_auth);
+      s.string("rabbitmq_vhost", cfg.enforcement.rabbitmq_vhost, [](const std::string& v) {
+        return v.empty() ? "must not be empty" : std::string();
+      });
+      s.string("rabbitmq_password_file", cfg.enforcement.rabbitmq_password_file);
+      s.string_list("rabbitmq_peers", cfg.enforcement.rabbitmq_peers, [](const std::string& v) {
+        unsigned char buf[16];
+        const bool ip =
+            inet_pton(AF_INET, v.c_str(), buf) == 1 || inet_pton(AF_INET6, v.c_str(), buf) == 1;
+        return ip ? std::string() : "expected an IPv4 or IPv6 address, got \"" + v + "\"";
+      });
+      const auto& rabbit = cfg.enforcement;
+      if (rabbit.rabbitmq_http_auth) {
+        if (cfg.ops.http_listen.empty() || cfg.ops.api_keys.empty()) {
+          s.problem(
+              "enforcement.rabbitmq_http_auth",
+              "needs ops.http_listen and ops.api_keys (a key is part of the endpoints' path)");
+        }
+        // RabbitMQ turns '.' into a level separator: a dotted prefix never matches.
+        if (cfg.topics.prefix.find('.') != std::string::npos) {
+          s.problem("enforcement.rabbitmq_http_auth",
+                    "topics.prefix contains '.', a level separator on RabbitMQ");
+        }
+      }
+      if (!rabbit.rabbitmq_password_file.empty() && !base_dir.empty() &&
+          std::filesystem::path(rabbit.rabbitmq_password_file).is_relative()) {
+        cfg.enforcement.rabbitmq_password_file =
+            (std::filesystem::path(base_dir) / rabbit.rabbitmq_password_file).string();
+      }
     }
     {
       Section s(top.child("channels"), "channels", problems);
@@ -834,6 +864,12 @@ std::vector<std::string> restart_only_changes(const Config& a, const Config& b) 
   check(a.state.synchronous != b.state.synchronous, "state.synchronous");
   check(a.enforcement.publish_grants != b.enforcement.publish_grants, "enforcement.publish_grants");
   check(a.enforcement.http_authz != b.enforcement.http_authz, "enforcement.http_authz");
+  check(a.enforcement.rabbitmq_http_auth != b.enforcement.rabbitmq_http_auth,
+        "enforcement.rabbitmq_http_auth");
+  check(a.enforcement.rabbitmq_vhost != b.enforcement.rabbitmq_vhost, "enforcement.rabbitmq_vhost");
+  check(a.enforcement.rabbitmq_password_file != b.enforcement.rabbitmq_password_file,
+        "enforcement.rabbitmq_password_file");
+  check(a.enforcement.rabbitmq_peers != b.enforcement.rabbitmq_peers, "enforcement.rabbitmq_peers");
   return changed;
 }
 

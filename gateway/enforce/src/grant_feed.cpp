@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "rtm/gateway/enforcement.hpp"
+#include "rtm/gateway/rabbitmq_auth.hpp"
 
 namespace rtm::gateway {
 
@@ -142,6 +143,10 @@ std::string_view GrantFeed::authorize(const AuthzQuestion& q) const {
     case grants::Verdict::not_governed: return "ignore";
   }
   return "deny";
+}
+
+bool GrantFeed::authorize_rabbitmq(const AuthzQuestion& q) const {
+  return table_ && rabbitmq::topic_allowed(*table_, q.username, q.topic, q.publish);
 }
 
 void GrantFeed::write_metrics(MetricsWriter& out) const {

@@ -146,6 +146,9 @@ class RtmService final : public RtmApi,
   std::string authorize(const AuthzQuestion& question) const override {
     return feed_ ? std::string(feed_->authorize(question)) : std::string("ignore");
   }
+  bool authorize_rabbitmq(const AuthzQuestion& question) const override {
+    return feed_ && feed_->authorize_rabbitmq(question);
+  }
 
   bool device_presence(const std::string& uid, bool online) override {
     if (const auto s = state_.session(uid); s && !is_device_session(*s)) {
@@ -777,12 +780,13 @@ std::shared_ptr<RtmApi> register_rtm_operations(Core& core) {
   service->install();
   if (store->durable()) core.set_durability(store);
   const auto& enforcement = core.config().enforcement;
-  if (enforcement.publish_grants || enforcement.http_authz) {
-    auto feed = std::make_shared<GrantFeed>(core, store, enforcement.publish_grants,
-                                            enforcement.http_authz);
+  // EMQX's and RabbitMQ's HTTP answers both come from a table kept here.
+  const bool keep_table = enforcement.http_authz || enforcement.rabbitmq_http_auth;
+  if (enforcement.publish_grants || keep_table) {
+    auto feed = std::make_shared<GrantFeed>(core, store, enforcement.publish_grants, keep_table);
     // The local table starts from the restored state; the broker gets its full set at
     // every connect.
-    if (enforcement.http_authz) feed->send_full_set();
+    if (keep_table) feed->send_full_set();
     core.add_publish_barrier(feed);
     core.add_broker_session_observer(feed);
     core.add_metrics_source(feed);

@@ -1,5 +1,6 @@
 #pragma once
 // The running gateway: a broker link feeding one loop thread that owns the Core.
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -63,6 +64,8 @@ class Gateway final : public BrokerLink::Listener,
   std::optional<std::string> metrics() override;
   std::optional<Answer> kick(const std::string& uid) override;
   std::optional<Answer> authorize(const AuthzQuestion& question) override;
+  std::optional<Answer> rabbitmq(rabbitmq::Endpoint endpoint, const std::string& body,
+                                 const std::string& peer) override;
 
  private:
   class StatusWatch;  // reads P/gateway/status for the Core (see on_status)
@@ -80,6 +83,11 @@ class Gateway final : public BrokerLink::Listener,
   std::unique_ptr<Core> core_;
   std::shared_ptr<RtmApi> rtm_;
   std::unique_ptr<OpsHttpServer> ops_http_;
+  // enforcement.rabbitmq_http_auth: immutable after start, used on the HTTP threads.
+  std::unique_ptr<const rabbitmq::Authenticator> rabbit_;
+  // Answers per endpoint: allowed, denied, malformed; and refused peers.
+  std::array<std::array<std::atomic<std::uint64_t>, 3>, rabbitmq::kEndpoints> rabbit_answers_{};
+  std::atomic<std::uint64_t> rabbit_refused_peers_{0};
 
   // This run of the gateway, as P/gateway/status tells it.
   std::string instance_;

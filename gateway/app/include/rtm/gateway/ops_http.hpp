@@ -3,12 +3,16 @@
 // the manner of Kubernetes probes and Prometheus scrapes; and two operator endpoints that
 // need a bearer key of ops.api_keys: POST /v1/kick (ends a user's session and
 // connections) and POST /v1/authz (EMQX's HTTP authorization, enforcement.http_authz).
+// RabbitMQ's HTTP auth backend cannot send headers: its four endpoints carry the key in
+// the path instead, POST /v1/rabbitmq/{key}/{user,vhost,resource,topic}
+// (enforcement.rabbitmq_http_auth), and answer the text "allow" or "deny".
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "rtm/gateway/enforcement.hpp"
+#include "rtm/gateway/rabbitmq_auth.hpp"
 
 namespace rtm::gateway {
 
@@ -31,6 +35,13 @@ class OpsProbe {
   };
   virtual std::optional<Answer> kick(const std::string& uid) = 0;
   virtual std::optional<Answer> authorize(const AuthzQuestion& question) = 0;
+  // RabbitMQ's HTTP auth backend: the form body of one question from `peer` (the client's
+  // address); the answer's body is "allow" or "deny" (text, not JSON).
+  virtual std::optional<Answer> rabbitmq(rabbitmq::Endpoint endpoint, const std::string& body,
+                                         const std::string& peer) {
+    (void)endpoint, (void)body, (void)peer;
+    return Answer{404, "deny"};
+  }
 };
 
 // Largest request body the operator endpoints read.

@@ -160,6 +160,15 @@ struct EnforcementConfig {
   bool publish_grants = false;
   // Answer EMQX's HTTP authorization requests on the operations listener (POST /v1/authz).
   bool http_authz = false;
+  // Answer RabbitMQ's HTTP auth backend (rabbitmq_auth_backend_http) on the operations
+  // listener: POST /v1/rabbitmq/{ops.api_keys key}/{user,vhost,resource,topic}.
+  bool rabbitmq_http_auth = false;
+  std::string rabbitmq_vhost = "/";  // the vhost of RabbitMQ's mqtt.vhost
+  // Service users besides the gateway itself (module workers), mosquitto_passwd format;
+  // relative to the config file. Empty: only the gateway (broker.username/password).
+  std::string rabbitmq_password_file;
+  // Peer addresses the RabbitMQ endpoints answer ("127.0.0.1", "::1", ...); empty: any.
+  std::vector<std::string> rabbitmq_peers;
   // A logout also closes the user's MQTT connections, shortly after its answer.
   bool close_on_logout = true;
 };

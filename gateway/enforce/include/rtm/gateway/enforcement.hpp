@@ -93,6 +93,9 @@ class GrantFeed final : public ChangeListener,
   // EMQX's answer: "allow", "deny" or "ignore" (not a channel level: the next source
   // decides). Needs keep_table.
   std::string_view authorize(const AuthzQuestion& question) const;
+  // RabbitMQ's topic question (rabbitmq::topic_allowed): `topic` is an MQTT topic, or a
+  // filter when not publish. Refused without the table. Needs keep_table.
+  bool authorize_rabbitmq(const AuthzQuestion& question) const;
 
   const GrantFeedStats& stats() const { return stats_; }
   void write_metrics(MetricsWriter& out) const override;

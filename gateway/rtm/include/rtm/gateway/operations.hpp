@@ -33,6 +33,9 @@ class RtmApi {
   virtual bool kick(const std::string& uid) = 0;
   // EMQX's HTTP authorization answer: "allow", "deny" or "ignore" (enforcement.http_authz).
   virtual std::string authorize(const AuthzQuestion& question) const = 0;
+  // RabbitMQ's HTTP auth backend, a token user's topic (an MQTT topic, or a filter when
+  // not publish): true when the grants and the tree allow it (enforcement.rabbitmq_http_auth).
+  virtual bool authorize_rabbitmq(const AuthzQuestion& question) const = 0;
 };
 
 // Registers the RTM operations (sessions, channels, topics, subscriptions, presence).
