@@ -70,11 +70,8 @@ bool client_id_fits(std::string_view id, std::string_view uid) {
 // A uid that may own topic levels on RabbitMQ: a valid name without '.', which RabbitMQ
 // turns into a level separator (alice.b would own rtm/u/alice/b/...).
 std::optional<std::string> token_user_error(std::string_view username) {
-  if (auto why = topics::name_error(username, "the username")) return why;
-  if (username.find('.') != std::string_view::npos) {
-    return std::string("the username contains '.', a level separator on RabbitMQ");
-  }
-  return std::nullopt;
+  return topics::name_error(username, "the username",
+                            topics::name_rules_for(topics::BrokerProfile::rabbitmq));
 }
 
 // Standard base64 (mosquitto_passwd) through the strict base64url decoder.
