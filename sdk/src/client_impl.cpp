@@ -551,8 +551,10 @@ bool ClientImpl::try_connect(std::string* error) {
   options.set_connect_timeout(
       std::max<long long>(1, (config_.connect_timeout.count() + 999) / 1000));
   options.set_automatic_reconnect(false);
-  options.set_user_name(config_.uid);  // the uid: broker ACLs use %u
-  if (!token.empty()) options.set_password(token);
+  if (config_.broker_credentials) {
+    options.set_user_name(config_.uid);  // the uid: broker ACLs use %u
+    if (!token.empty()) options.set_password(token);
+  }
   options.set_will(
       mqtt::will_options(presence_topic(), presence_payload(false, connection), 1, true));
   try {
@@ -1205,17 +1207,42 @@ void ClientImpl::where_now(const std::string& uid, Callback<std::vector<std::str
                });
 }
 
-void ClientImpl::raw_request(const std::string& uri, const std::string& body,
+namespace {
+
+// The URI with every '.' after the scheme and host written %2E: on RabbitMQ a '.' in a
+// topic becomes a level separator, and the gateway decodes %2E in paths and queries on
+// every broker (docs/protocol.md#names-per-broker).
+std::string dots_escaped(const std::string& uri) {
+  std::size_t from = 0;
+  if (const auto scheme_end = uri.find("://"); scheme_end != std::string::npos &&
+                                               uri.find_first_of("/?") > scheme_end) {
+    from = std::min(uri.find_first_of("/?", scheme_end + 3), uri.size());
+  }
+  std::string out = uri.substr(0, from);
+  for (std::size_t i = from; i < uri.size(); ++i) {
+    if (uri[i] == '.') {
+      out += "%2E";
+    } else {
+      out += uri[i];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void ClientImpl::raw_request(const std::string& raw_uri, const std::string& body,
                              Callback<std::string> done) {
+  const std::string uri = dots_escaped(raw_uri);
   if (uri.empty() || uri.find_first_of("+#") != std::string::npos || uri.front() == '/') {
     return done(Status(ErrorCode::invalid_uri,
                        "the URI must be non-empty, must not start with '/' and must not contain "
-                       "'+' or '#', got \"" + uri + "\""));
+                       "'+' or '#', got \"" + raw_uri + "\""));
   }
   if (uri.find("msg_id=") != std::string::npos) {
     return done(Status(ErrorCode::invalid_parameter, "the SDK adds msg_id itself"));
   }
-  send_request(uri, body, uri, [done](Reply r) {
+  send_request(uri, body, raw_uri, [done](Reply r) {
     if (!r.status.ok()) return done(r.status);
     done(json::dump(r.result()));
   });

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "rtm/sdk/client.hpp"
 
 using namespace rtm::test;
 
@@ -273,6 +274,23 @@ void module_dotted_path(const Target& t) {
   REQUIRE(who["code"].GetInt() == 0);
   CHECK(text(who["result"]["Result"], "method") == "whoami");
   CHECK(text(who["result"]["Result"]["params"], "a") == "b.c");
+  // The SDK writes the dots of a raw request's URI as %2E itself.
+  {
+    rtm::sdk::ClientConfig config;
+    config.broker_uri = t.uri;
+    config.uid = unique_id("sdk");
+    config.token = token_for(config.uid);
+    config.broker_credentials = false;  // the test brokers are open; RabbitMQ knows no uids
+    rtm::sdk::Client sdk_client(config);
+    auto login = sdk_client.login();
+    REQUIRE_MESSAGE(login.ok(), login.status().to_string());
+    auto answer = sdk_client.request("im://modulus/x.json?a=b.c");
+    REQUIRE_MESSAGE(answer.ok(), answer.status().to_string());
+    CHECK(answer->find("\"Error\":\"unknown method x.json\"") != std::string::npos);
+    auto params = sdk_client.request("im://modulus/whoami?a=b.c");
+    REQUIRE(params.ok());
+    CHECK(params->find("\"params\":{\"a\":\"b.c\"}") != std::string::npos);
+  }
   if (!t.dots_separate()) {
     auto raw = alice.op("im://modulus/x.json", "a=b.c");
     REQUIRE(raw["code"].GetInt() == 0);

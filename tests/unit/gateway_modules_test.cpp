@@ -747,6 +747,11 @@ TEST_CASE("http proxy: target, method and body of a call") {
   CHECK(build("http://billing/a%2Fb/c d?msg_id=1&q=\xc3\xa9")->target ==
         "/api/a%2Fb/c%20d?q=%C3%A9");
   CHECK(build("http://billing/x?msg%5Fid=1")->target == "/api/x");
+  // '.' written %2E (as on RabbitMQ, where a raw '.' becomes a level separator) reaches the
+  // backend as '.', like every escaped unreserved character; other escapes stay.
+  CHECK(build("http://billing/pay/one%2Ejson?a=b%2ec&msg_id=1&t=%7E%2F")->target ==
+        "/api/pay/one.json?a=b.c&t=~%2F");
+  CHECK_FALSE(build("http://billing/%2E%2E/admin?msg_id=1"));  // still a dot segment
 
   c = build("http://billing/pay?msg_id=1", R"({"Method":"post","Body":"a=1"})");
   REQUIRE(c);

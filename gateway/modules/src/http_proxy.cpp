@@ -30,14 +30,34 @@ bool is_unreserved(char c) {
          c == '.' || c == '_' || c == '~';
 }
 
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 // Percent-encodes what may not appear raw in a path (or a query, where '?' is allowed too).
-// Existing escapes are kept: the URI parser checked them already.
+// Existing escapes are kept (the URI parser checked them already), except those of
+// unreserved characters, which are decoded as RFC 3986 6.2.2.2 normalises them: a client
+// writes '.' as %2E where the broker would turn it into a level separator (RabbitMQ), and
+// the backend gets "one.json", not "one%2Ejson".
 std::string encode(std::string_view raw, bool query) {
   static constexpr std::string_view kKeep = "!$&'()*+,;=:@/%";
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
   out.reserve(raw.size());
-  for (char c : raw) {
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    const char c = raw[i];
+    if (c == '%' && i + 2 < raw.size() && hex_value(raw[i + 1]) >= 0 &&
+        hex_value(raw[i + 2]) >= 0) {
+      const char decoded = static_cast<char>(hex_value(raw[i + 1]) * 16 + hex_value(raw[i + 2]));
+      if (is_unreserved(decoded)) {
+        out += decoded;
+        i += 2;
+        continue;
+      }
+    }
     if (is_unreserved(c) || kKeep.find(c) != std::string_view::npos || (query && c == '?')) {
       out += c;
     } else {

@@ -273,6 +273,11 @@ struct ClientConfig {
   std::string token;  // login token (JWT); also the MQTT password (brokers with the auth plugin)
   std::string prefix = "rtm";
   std::string client_id;  // MQTT client id; default "{uid}/{random}" (what the auth plugin allows)
+  // Send the uid and token as the MQTT username and password (brokers that check tokens:
+  // the project's Mosquitto plugin, EMQX, RabbitMQ with its HTTP auth backend). false
+  // connects anonymously, for a broker that checks no tokens and refuses unknown users
+  // (RabbitMQ's MQTT plugin with only its default user).
+  bool broker_credentials = true;
   std::chrono::milliseconds request_timeout{10000};
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::seconds keepalive{30};
