@@ -89,6 +89,8 @@ TEST_CASE("modules config: the shipped config.yaml has the documented defaults")
   CHECK(shipped.modules.max_result_bytes == defaults.modules.max_result_bytes);
   CHECK(shipped.modules.cache_max_entries == defaults.modules.cache_max_entries);
   CHECK(shipped.modules.http_threads == defaults.modules.http_threads);
+  CHECK(shipped.modules.announce_wait_ms == defaults.modules.announce_wait_ms);
+  CHECK(defaults.modules.announce_wait_ms == 3000);
   CHECK(shipped.http_backends.empty());
 }
 
@@ -101,6 +103,7 @@ modules:
   max_result_bytes: 4096
   cache_max_entries: 0
   http_threads: 2
+  announce_wait_ms: 0
 http_backends:
   billing:
     base_url: https://billing.example.com:8443/api/v1/
@@ -121,6 +124,7 @@ http_backends:
   CHECK(c.modules.max_result_bytes == 4096);
   CHECK(c.modules.cache_max_entries == 0);
   CHECK(c.modules.http_threads == 2);
+  CHECK(c.modules.announce_wait_ms == 0);
   REQUIRE(c.http_backends.size() == 3);
   const auto& b = c.http_backends.at("billing");
   CHECK(b.base_url == "https://billing.example.com:8443/api/v1/");
@@ -389,6 +393,7 @@ struct Rig {
     config.auth.token_secret = "0123456789abcdef0123456789abcdef";
     config.modules.require_login = false;  // sessions are the RTM module's; tested in core
     config.modules.timeout_ms = 1000;
+    config.modules.announce_wait_ms = 0;  // NO_ROUTE at once; the wait is tested on its own
     if (adjust) adjust(config);
     core = std::make_unique<Core>(config, outbox, [this] { return now; });
     rtm::gateway::register_module_rpc(*core);
@@ -579,6 +584,61 @@ TEST_CASE("module rpc: TIMEOUT at modules.timeout_ms, and a late answer is dropp
   r.reply("im", "{\"id\":\"" + id + "\",\"result\":1}");
   CHECK(r.outbox.sent.size() == after);
   CHECK(r.core->timers().size() == 0);
+}
+
+TEST_CASE("module rpc: after a connect, a request waits for a node to announce itself") {
+  Rig r([](Config& c) { c.modules.announce_wait_ms = 3000; });
+  // No node known yet (a broker that hands no retained announcement to the gateway's
+  // wildcard subscription): the request waits instead of NO_ROUTE.
+  CHECK(r.send("alice", "im://modulus/whoami?msg_id=1").empty());
+  CHECK(r.send("bob", "im://modulus/whoami?msg_id=2").empty());
+  r.advance(100);
+  // The node announces itself again on the gateway's online status: both are routed, in
+  // the order they came.
+  const auto before = r.outbox.sent.size();
+  r.node("im", "n1", "up");
+  REQUIRE(r.outbox.sent.size() == before + 2);
+  const auto first = parse(r.outbox.sent[before].payload);
+  const auto second = parse(r.outbox.sent[before + 1].payload);
+  CHECK(r.outbox.sent[before].topic == "rtm/rpc/im/n1");
+  CHECK(str(first["uid"]) == "alice");
+  CHECK(str(second["uid"]) == "bob");
+  r.reply("im", "{\"id\":\"" + str(first["id"]) + "\",\"result\":7}");
+  auto a = r.answer("alice", "im://modulus/whoami?msg_id=1");
+  CHECK(a["code"].GetInt() == 0);
+  CHECK(a["result"].GetInt() == 7);
+
+  // Another module nobody serves: NO_ROUTE when the wait is over, not before.
+  CHECK(r.send("carol", "im2://modulus/x?msg_id=3").empty());
+  r.advance(2899);
+  CHECK(r.outbox.sent.back().topic != "rtm/u/carol/res/im2://modulus/x?msg_id=3");
+  r.advance(1);
+  auto none = r.answer("carol", "im2://modulus/x?msg_id=3");
+  CHECK(str(none["error"]) == "NO_ROUTE");
+  // After the wait, NO_ROUTE comes at once again, until the next connect.
+  CHECK(r.error_of("carol", "im2://modulus/x?msg_id=4") == "NO_ROUTE");
+  r.core->broker_connected();
+  CHECK(r.send("carol", "im2://modulus/x?msg_id=5").empty());
+  r.advance(3000);
+  CHECK(str(r.answer("carol", "im2://modulus/x?msg_id=5")["error"]) == "NO_ROUTE");
+}
+
+TEST_CASE("module rpc: waiting requests count against the pending bounds") {
+  Rig r([](Config& c) {
+    c.modules.announce_wait_ms = 3000;
+    c.modules.max_pending_per_user = 2;
+  });
+  CHECK(r.send("alice", "im://modulus/a?msg_id=1").empty());
+  CHECK(r.send("alice", "im://modulus/b?msg_id=2").empty());
+  CHECK(r.error_of("alice", "im://modulus/c?msg_id=3") == "RATE_LIMITED");
+  r.advance(3000);  // both answered NO_ROUTE; the bound is free again
+  CHECK(r.error_of("alice", "im://modulus/d?msg_id=4") == "NO_ROUTE");
+}
+
+TEST_CASE("module rpc: announce_wait_ms 0 answers NO_ROUTE at once after a connect") {
+  Rig r([](Config& c) { c.modules.announce_wait_ms = 0; });
+  r.core->broker_connected();
+  CHECK(r.error_of("alice", "im://modulus/whoami?msg_id=1") == "NO_ROUTE");
 }
 
 TEST_CASE("module rpc: a node that goes down fails its requests at once") {

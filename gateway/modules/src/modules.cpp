@@ -217,6 +217,9 @@ class ModuleRpc final : public Reloadable, public MessageHandler, public BrokerS
     if (!core.config().http_backends.empty()) {
       pool_ = std::make_unique<http::Pool>(config_.http_threads);
     }
+    // Requests the broker kept for the gateway while it was down may come before the
+    // loop hears of the connect: the wait covers them from the start.
+    start_announce_wait();
   }
 
   // Reloadable: new limits and deadlines for what comes next; HTTP backends as listed now
@@ -246,17 +249,7 @@ class ModuleRpc final : public Reloadable, public MessageHandler, public BrokerS
   // so that none is refused NO_ROUTE only because the broker does not hand retained
   // announcements to a wildcard subscription (RabbitMQ), or has not yet.
   void on_broker_session_lost() override {}
-  void on_broker_connected() override {
-    if (config_.announce_wait_ms <= 0) return;
-    announce_until_ms_ = core_.now_ms() + config_.announce_wait_ms;
-    if (announce_timer_) core_.timers().cancel(announce_timer_);
-    announce_timer_ = core_.timers().at(announce_until_ms_, [this] {
-      announce_timer_ = 0;
-      std::vector<std::string> modules;
-      for (const auto& [module, waiting] : parked_) modules.push_back(module);
-      for (const auto& module : modules) unpark(module);  // answered NO_ROUTE now
-    });
-  }
+  void on_broker_connected() override { start_announce_wait(); }
 
   void install() {
     core_.set_absolute_handler(
@@ -415,6 +408,18 @@ class ModuleRpc final : public Reloadable, public MessageHandler, public BrokerS
   using PendingMap = std::unordered_map<std::string, Pending>;
 
   // ------------------------------------------------------------ waiting for announcements
+
+  void start_announce_wait() {
+    if (config_.announce_wait_ms <= 0) return;
+    announce_until_ms_ = core_.now_ms() + config_.announce_wait_ms;
+    if (announce_timer_) core_.timers().cancel(announce_timer_);
+    announce_timer_ = core_.timers().at(announce_until_ms_, [this] {
+      announce_timer_ = 0;
+      std::vector<std::string> modules;
+      for (const auto& [module, waiting] : parked_) modules.push_back(module);
+      for (const auto& module : modules) unpark(module);  // answered NO_ROUTE now
+    });
+  }
 
   void park(const Call& call, const std::string& payload, const PendingRequest& pending) {
     ++per_user_[call.uid];
