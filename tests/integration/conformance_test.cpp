@@ -401,6 +401,71 @@ void gateway_restart(const Target& t) {
   CHECK(text(*offline, "uid") == carol.uid);
 }
 
+// The bridge with the coplay example's rules: a legacy controller's frames reach an RTM
+// host in order and intact, the controller appears as a publisher, and the host's state goes
+// back out to the controller's old topic.
+void bridge(const Target& t) {
+  const std::string rules = read_file(std::string(RTM_SOURCE_DIR) + "/examples/coplay/gateway.yaml");
+  const auto at = rules.find("\nmapping:");
+  REQUIRE(at != std::string::npos);
+  GatewayProcess gateway(t.uri, anonymous_gateway(t.profile, rules.substr(at + 1)));
+  REQUIRE_MESSAGE(wait_gateway_ready(t.uri, 60000ms), gateway.log());
+  const std::string room = unique_id("room");
+  const std::string player = unique_id("p");
+  Peer host(t.uri, unique_id("host"));
+  host.ok("login", "", login_body(host.uid));
+  host.ok("join", "channel=" + room);
+  host.ok("subscribe", "channel=" + room + "&topic=input&users=" + player);
+  const std::string input = "rtm/ch/" + room + "/input/" + player;
+  REQUIRE(host.client->subscribe(input) == 1);
+
+  Client controller(t.uri, unique_id("controller"));
+  controller.connect();
+  REQUIRE(controller.subscribe("coplay/" + room + "/state") == 1);
+  const int frames = 200;
+  for (int i = 0; i < frames; ++i) {
+    controller.publish("coplay/" + room + "/" + player + "/input", "seq=" + std::to_string(i), 1);
+  }
+  for (int i = 0; i < frames; ++i) {
+    auto got = host.client->wait_for(input);
+    REQUIRE_MESSAGE(got, "frame " << i << " did not arrive\n" << gateway.log());
+    REQUIRE(got->payload == "seq=" + std::to_string(i));
+  }
+  auto who = host.op("who_now", "channel=" + room);
+  REQUIRE(who["code"].GetInt() == 0);
+  CHECK(who["result"]["members"].Size() == 2);
+  host.ok("join_topic", "channel=" + room + "&topic=state");
+  host.client->publish("rtm/ch/" + room + "/state/" + host.uid, "state-1", 1);
+  auto state = controller.wait_for("coplay/" + room + "/state");
+  REQUIRE(state);
+  CHECK(state->payload == "state-1");
+}
+
+// The broker restarts under a running gateway: the gateway reconnects by itself, a user who
+// comes back keeps its session and channels, and requests are answered as before.
+template <class Broker>
+void broker_restart(Broker& broker, const std::string& profile) {
+  const std::string uri = broker.uri();
+  GatewayProcess gateway(uri, anonymous_gateway(profile));
+  REQUIRE_MESSAGE(wait_gateway_ready(uri, 60000ms), gateway.log());
+  const std::string room = unique_id("room");
+  const std::string uid = unique_id("alice");
+  {
+    Peer alice(uri, uid);
+    alice.ok("login", "", login_body(uid));
+    alice.ok("join", "channel=" + room);
+  }
+  broker.stop();
+  broker.start();
+  REQUIRE_MESSAGE(wait_gateway_ready(uri, 60000ms), gateway.log());
+  Peer alice(uri, uid);  // the user reconnects and asks
+  auto who = alice.op("who_now", "channel=" + room);
+  REQUIRE_MESSAGE(who["code"].GetInt() == 0, gateway.log());
+  CHECK(who["result"]["members"].Size() == 1);
+  alice.ok("leave", "channel=" + room);
+  alice.ok("logout");
+}
+
 }  // namespace
 
 TEST_CASE("conformance (mosquitto): the RTM flow with plain names") {
@@ -465,4 +530,23 @@ TEST_CASE("conformance (mosquitto): a gateway restart with watched users and liv
 
 TEST_CASE("conformance (rabbitmq): a gateway restart with watched users and live workers") {
   gateway_restart({RabbitMq::shared().uri(), "rabbitmq"});
+}
+
+TEST_CASE("conformance (mosquitto): the bridge with the coplay rules") {
+  Mosquitto broker;
+  bridge({broker.uri(), "mosquitto"});
+}
+
+TEST_CASE("conformance (rabbitmq): the bridge with the coplay rules") {
+  bridge({RabbitMq::shared().uri(), "rabbitmq"});
+}
+
+TEST_CASE("conformance (mosquitto): the broker restarts under the gateway") {
+  Mosquitto broker;
+  broker_restart(broker, "mosquitto");
+}
+
+// Last of the RabbitMQ cases: it restarts the node they share (cases run in file order).
+TEST_CASE("conformance (rabbitmq): the broker restarts under the gateway") {
+  broker_restart(RabbitMq::shared(), "rabbitmq");
 }
