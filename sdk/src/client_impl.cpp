@@ -97,6 +97,21 @@ std::optional<std::string> name_error(std::string_view what, std::string_view na
   return std::nullopt;
 }
 
+// The name rules, and the broker's: RabbitMQ makes a '.' in a topic a level separator
+// (docs/protocol.md#names-per-broker), so a dotted name never leaves the client there.
+std::optional<std::string> ClientImpl::name_problem(std::string_view what,
+                                                    std::string_view name) const {
+  if (auto e = name_error(what, name)) return e;
+  const auto& profile = config_.broker_profile;
+  const auto dot = name.find('.');
+  if ((profile == "rabbitmq" || profile == "generic") && dot != std::string_view::npos) {
+    return std::string(what) + " \"" + std::string(name) + "\" contains '.' at byte " +
+           std::to_string(dot) + " (broker_profile is " + profile +
+           ": RabbitMQ turns '.' in a topic into a level separator)";
+  }
+  return std::nullopt;
+}
+
 const rapidjson::Value& Reply::result() const {
   static const rapidjson::Value kEmpty(rapidjson::kObjectType);
   if (!doc || !doc->IsObject()) return kEmpty;
@@ -126,7 +141,14 @@ ClientImpl::ClientImpl(ClientConfig config)
       base_(config_.prefix + "/"),
       user_base_("u/" + config_.uid + "/"),
       req_base_(config_.prefix + "/req/" + config_.uid + "/") {
-  if (auto e = name_error("uid", config_.uid)) throw Error(Status(ErrorCode::invalid_name, *e));
+  if (!config_.broker_profile.empty() && config_.broker_profile != "mosquitto" &&
+      config_.broker_profile != "emqx" && config_.broker_profile != "rabbitmq" &&
+      config_.broker_profile != "generic") {
+    throw Error(Status(ErrorCode::invalid_parameter,
+                       "broker_profile must be mosquitto, emqx, rabbitmq or generic, got \"" +
+                           config_.broker_profile + "\""));
+  }
+  if (auto e = name_problem("uid", config_.uid)) throw Error(Status(ErrorCode::invalid_name, *e));
   if (config_.prefix.empty() || config_.prefix.find_first_of("+#") != std::string::npos) {
     throw Error(Status(ErrorCode::invalid_parameter,
                        "prefix must be a non-empty MQTT topic without wildcards, got \"" +
@@ -1144,7 +1166,7 @@ void ClientImpl::renew_token(std::string token, Callback<std::int64_t> done) {
 }
 
 Result<void> ClientImpl::publish_inbox(const std::string& user, std::string_view payload, int qos) {
-  if (auto e = name_error("uid", user)) return Status(ErrorCode::invalid_name, *e);
+  if (auto e = name_problem("uid", user)) return Status(ErrorCode::invalid_name, *e);
   if (qos < 0 || qos > 1) return Status(ErrorCode::invalid_parameter, "qos must be 0 or 1");
   {
     Lock lock(mutex_);
@@ -1165,7 +1187,7 @@ Result<void> ClientImpl::publish_inbox(const std::string& user, std::string_view
 void ClientImpl::watch(const std::vector<std::string>& users, bool unwatch,
                        Callback<std::vector<UserPresence>> done) {
   for (const auto& u : users) {
-    if (auto e = name_error("uid", u)) return done(Status(ErrorCode::invalid_name, *e));
+    if (auto e = name_problem("uid", u)) return done(Status(ErrorCode::invalid_name, *e));
   }
   const char* op = unwatch ? "unwatch" : "watch";
   send_request(op, json::Object().list("users", users).text(), op,
@@ -1190,7 +1212,7 @@ void ClientImpl::watch(const std::vector<std::string>& users, bool unwatch,
 }
 
 void ClientImpl::who_now(const std::string& channel, Callback<std::vector<std::string>> done) {
-  if (auto e = name_error("channel", channel)) return done(Status(ErrorCode::invalid_name, *e));
+  if (auto e = name_problem("channel", channel)) return done(Status(ErrorCode::invalid_name, *e));
   send_request("who_now", json::Object().str("channel", channel).text(), "who_now " + channel,
                [done](Reply r) {
                  if (!r.status.ok()) return done(r.status);
@@ -1199,7 +1221,7 @@ void ClientImpl::who_now(const std::string& channel, Callback<std::vector<std::s
 }
 
 void ClientImpl::where_now(const std::string& uid, Callback<std::vector<std::string>> done) {
-  if (auto e = name_error("uid", uid)) return done(Status(ErrorCode::invalid_name, *e));
+  if (auto e = name_problem("uid", uid)) return done(Status(ErrorCode::invalid_name, *e));
   send_request("where_now", json::Object().str("uid", uid).text(), "where_now " + uid,
                [done](Reply r) {
                  if (!r.status.ok()) return done(r.status);
@@ -1254,7 +1276,7 @@ bool ClientImpl::joined(const std::string& channel) const {
 }
 
 void ClientImpl::join(const std::string& channel, Callback<ChannelSnapshot> done) {
-  if (auto e = name_error("channel", channel)) return done(Status(ErrorCode::invalid_name, *e));
+  if (auto e = name_problem("channel", channel)) return done(Status(ErrorCode::invalid_name, *e));
   const std::string events = events_topic(channel);
   bool subscribe_now;
   {
@@ -1284,7 +1306,7 @@ void ClientImpl::join(const std::string& channel, Callback<ChannelSnapshot> done
 }
 
 void ClientImpl::leave(const std::string& channel, Callback<void> done) {
-  if (auto e = name_error("channel", channel)) return done(Status(ErrorCode::invalid_name, *e));
+  if (auto e = name_problem("channel", channel)) return done(Status(ErrorCode::invalid_name, *e));
   send_request("leave", json::Object().str("channel", channel).text(), "leave " + channel,
                [this, channel, done](Reply r) {
                  if (r.status.ok() || r.status.is(ErrorCode::not_joined)) {
@@ -1306,8 +1328,8 @@ void ClientImpl::leave(const std::string& channel, Callback<void> done) {
 
 void ClientImpl::join_topic(const std::string& channel, const std::string& topic,
                             Callback<void> done) {
-  if (auto e = name_error("channel", channel)) return done(Status(ErrorCode::invalid_name, *e));
-  if (auto e = name_error("topic", topic)) return done(Status(ErrorCode::invalid_name, *e));
+  if (auto e = name_problem("channel", channel)) return done(Status(ErrorCode::invalid_name, *e));
+  if (auto e = name_problem("topic", topic)) return done(Status(ErrorCode::invalid_name, *e));
   send_request("join_topic", json::Object().str("channel", channel).str("topic", topic).text(),
                "join_topic " + channel + "/" + topic, [this, channel, topic, done](Reply r) {
                  if (!r.status.ok()) return done(r.status);
@@ -1326,8 +1348,8 @@ void ClientImpl::join_topic(const std::string& channel, const std::string& topic
 
 void ClientImpl::leave_topic(const std::string& channel, const std::string& topic,
                              Callback<void> done) {
-  if (auto e = name_error("channel", channel)) return done(Status(ErrorCode::invalid_name, *e));
-  if (auto e = name_error("topic", topic)) return done(Status(ErrorCode::invalid_name, *e));
+  if (auto e = name_problem("channel", channel)) return done(Status(ErrorCode::invalid_name, *e));
+  if (auto e = name_problem("topic", topic)) return done(Status(ErrorCode::invalid_name, *e));
   send_request("leave_topic", json::Object().str("channel", channel).str("topic", topic).text(),
                "leave_topic " + channel + "/" + topic, [this, channel, topic, done](Reply r) {
                  if (r.status.ok() || r.status.is(ErrorCode::not_publisher) ||
@@ -1365,10 +1387,10 @@ Result<void> ClientImpl::publish_topic(const std::string& channel, const std::st
 void ClientImpl::subscribe(const std::string& channel, const std::string& topic,
                            const std::vector<std::string>& users, bool unsubscribe,
                            Callback<SubscribeResult> done) {
-  if (auto e = name_error("channel", channel)) return done(Status(ErrorCode::invalid_name, *e));
-  if (auto e = name_error("topic", topic)) return done(Status(ErrorCode::invalid_name, *e));
+  if (auto e = name_problem("channel", channel)) return done(Status(ErrorCode::invalid_name, *e));
+  if (auto e = name_problem("topic", topic)) return done(Status(ErrorCode::invalid_name, *e));
   for (const auto& u : users) {
-    if (auto e = name_error("uid", u)) return done(Status(ErrorCode::invalid_name, *e));
+    if (auto e = name_problem("uid", u)) return done(Status(ErrorCode::invalid_name, *e));
   }
   // Subscribing: the data topics are subscribed before the request goes out, so they are
   // in place at the broker when the answer comes back.
@@ -1456,8 +1478,8 @@ void ClientImpl::subscribe(const std::string& channel, const std::string& topic,
 
 void ClientImpl::subscribe_all(const std::string& channel, const std::string& topic,
                                bool unsubscribe, Callback<SubscribeResult> done) {
-  if (auto e = name_error("channel", channel)) return done(Status(ErrorCode::invalid_name, *e));
-  if (auto e = name_error("topic", topic)) return done(Status(ErrorCode::invalid_name, *e));
+  if (auto e = name_problem("channel", channel)) return done(Status(ErrorCode::invalid_name, *e));
+  if (auto e = name_problem("topic", topic)) return done(Status(ErrorCode::invalid_name, *e));
   // The wildcard is subscribed before the request goes out, so it is in place at the broker
   // before the gateway adds any publisher: no message of theirs can slip through.
   const std::string filter = data_topic(channel, topic, "+");
@@ -1534,8 +1556,8 @@ void ClientImpl::subscribe_all(const std::string& channel, const std::string& to
 
 void ClientImpl::subscribed(const std::string& channel, const std::string& topic,
                             Callback<std::vector<std::string>> done) {
-  if (auto e = name_error("channel", channel)) return done(Status(ErrorCode::invalid_name, *e));
-  if (auto e = name_error("topic", topic)) return done(Status(ErrorCode::invalid_name, *e));
+  if (auto e = name_problem("channel", channel)) return done(Status(ErrorCode::invalid_name, *e));
+  if (auto e = name_problem("topic", topic)) return done(Status(ErrorCode::invalid_name, *e));
   send_request("subscribed", json::Object().str("channel", channel).str("topic", topic).text(),
                "subscribed " + channel + "/" + topic, [done](Reply r) {
                  if (!r.status.ok()) return done(r.status);

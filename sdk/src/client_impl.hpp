@@ -49,6 +49,8 @@ class ClientImpl {
   void shutdown();
 
   const ClientConfig& config() const { return config_; }
+  // name_error, then the broker's own rule (ClientConfig::broker_profile).
+  std::optional<std::string> name_problem(std::string_view what, std::string_view name) const;
   ConnectionState state() const;
   std::string session_id() const;
 

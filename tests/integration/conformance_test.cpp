@@ -249,6 +249,21 @@ void dotted_names(const Target& t) {
   auto who = alice.op("who_now", "channel=" + plain);
   REQUIRE(who["code"].GetInt() == 0);
   CHECK(who["result"]["members"].Size() == 1);
+  // The SDK told the broker's profile refuses such names before sending anything.
+  {
+    rtm::sdk::ClientConfig config;
+    config.broker_uri = t.uri;
+    config.uid = unique_id("sdk");
+    config.token = token_for(config.uid);
+    config.broker_credentials = false;
+    config.broker_profile = t.profile;
+    rtm::sdk::Client sdk_client(config);
+    REQUIRE(sdk_client.login().ok());
+    auto joined = sdk_client.stream_channel(room).join();
+    CHECK(joined.status().is(rtm::sdk::ErrorCode::invalid_name));
+    CHECK(joined.message().find("contains '.' at byte") != std::string::npos);
+    CHECK(sdk_client.stream_channel(plain).join().ok());
+  }
 }
 
 // A module method and parameters with '.': percent-encoded (%2E) they reach the worker

@@ -278,6 +278,10 @@ struct ClientConfig {
   // connects anonymously, for a broker that checks no tokens and refuses unknown users
   // (RabbitMQ's MQTT plugin with only its default user).
   bool broker_credentials = true;
+  // The broker's name rules, as the gateway's broker.profile: "rabbitmq" and "generic"
+  // refuse '.' in uids, channels and topics here, before anything is sent (RabbitMQ turns
+  // a '.' in a topic into a level separator). Empty or "mosquitto"/"emqx": no extra rule.
+  std::string broker_profile;
   std::chrono::milliseconds request_timeout{10000};
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::seconds keepalive{30};
