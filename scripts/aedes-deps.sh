@@ -16,6 +16,7 @@ for tool in node npm; do
   command -v "$tool" >/dev/null || { echo "$tool is missing: run scripts/install-deps.sh" >&2; exit 1; }
 done
 mkdir -p "$dest"
+dest=$(cd "$dest" && pwd)
 # npm leaves node_modules/.package-lock.json once an install has finished.
 if cmp -s "$src/package-lock.json" "$dest/package-lock.json" &&
    [[ -f $dest/node_modules/.package-lock.json ]]; then
@@ -28,5 +29,5 @@ else
 fi
 # The script itself every time: an edit to it needs no new install.
 cp "$src/broker.mjs" "$dest/"
-node -e "require('$dest/node_modules/aedes/package.json')" >/dev/null
-echo "aedes $(node -p "require('$dest/node_modules/aedes/package.json').version") with node $(node --version)"
+version=$(node -p 'require(process.argv[1]).version' "$dest/node_modules/aedes/package.json")
+echo "aedes $version with node $(node --version) in $dest"
