@@ -6,11 +6,22 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 lists=("$here/packages.txt")
 if [[ ${RTM_NO_TEST_BROKERS:-0} != 1 ]]; then lists+=("$here/packages-brokers.txt"); fi
 mapfile -t wanted < <(cat "${lists[@]}" | grep -vE '^\s*(#|$)')
+# What is installed, and the virtual packages that provides: a machine with NodeSource's
+# nodejs (it provides npm and conflicts with Debian's) has npm, and must not be asked for
+# Debian's.
+declare -A have=()
+while IFS='|' read -r status pkg provides; do
+  [[ $status == ii* ]] || continue
+  have[$pkg]=1
+  IFS=',' read -ra virtual <<<"$provides"
+  for v in "${virtual[@]}"; do
+    v=${v# }
+    have[${v%% *}]=1
+  done
+done < <(dpkg-query -W -f='${db:Status-Abbrev}|${Package}|${Provides}\n')
 missing=()
 for pkg in "${wanted[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$pkg")
-  fi
+  if [[ -z ${have[$pkg]:-} ]]; then missing+=("$pkg"); fi
 done
 if ((${#missing[@]} == 0)); then
   exit 0

@@ -33,13 +33,14 @@ class Victim {
   }
   ~Victim() { disconnect(*client_); }
 
-  // Pings for `seconds`; returns the round trips in ns, and counts the unanswered.
-  std::vector<std::int64_t> run(double seconds, std::size_t* lost) {
+  // Pings for `seconds` (or until `count` pings, when not 0); returns the round trips in ns,
+  // and counts the unanswered.
+  std::vector<std::int64_t> run(double seconds, std::size_t* lost, std::size_t count = 0) {
     std::vector<std::int64_t> samples;
     const auto period = std::chrono::nanoseconds(static_cast<std::int64_t>(1e9 / o_.ping_hz));
     auto next = Clock::now();
     const auto end = next + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
-    while (Clock::now() < end) {
+    while (Clock::now() < end && (count == 0 || samples.size() + *lost < count)) {
       std::this_thread::sleep_until(next);
       next += period;
       const std::string uri = "ping?msg_id=" + std::to_string(++seq_);
@@ -161,6 +162,27 @@ int run_flood(const FloodOptions& o) {
   results.set("flood.broker_cpu", broker_cpu / flood_s);
   results.set("quiet.gateway_cpu", gw_quiet_cpu / o.seconds);
   results.set("p99_ratio", ratio);
+  results.write(o.json_out);
+  return 0;
+}
+
+int run_ping(const PingOptions& o) {
+  FloodOptions f;
+  f.broker = o.broker;
+  f.prefix = o.prefix;
+  f.ping_hz = o.hz;
+  f.tag = o.tag;
+  Victim victim(f);
+  std::size_t lost = 0;
+  victim.run(1, &lost, 20);  // warm-up: connections, the gateway's first session
+  lost = 0;
+  auto samples = victim.run(o.max_seconds, &lost, o.count);
+  const auto s = summarize(samples);
+  std::printf("%s ping round trip: %s, lost %zu\n", o.label.c_str(), format_summary(s).c_str(),
+              lost);
+  Results results;
+  results.add_summary("ping", s);
+  results.set("ping.lost", static_cast<double>(lost));
   results.write(o.json_out);
   return 0;
 }

@@ -1,4 +1,5 @@
 #pragma once
+#include <cstddef>
 #include <string>
 
 namespace rtm::bench {
@@ -20,5 +21,21 @@ struct FloodOptions {
 };
 
 int run_flood(const FloodOptions& options);
+
+// One uid pings the gateway one request at a time (each answer awaited, at most `hz` a
+// second) `count` times: the request round trip through a broker, p50/p99. For comparing
+// brokers and their settings (scripts/bench-aedes.sh: Aedes with and without noDelay).
+struct PingOptions {
+  std::string broker = "tcp://127.0.0.1:1883";
+  std::string prefix = "rtm";
+  std::string label = "gateway";
+  std::size_t count = 1000;
+  double hz = 200;
+  double max_seconds = 120;  // stops there even if `count` is not reached
+  std::string json_out;
+  std::string tag;
+};
+
+int run_ping(const PingOptions& options);
 
 }  // namespace rtm::bench

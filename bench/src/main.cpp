@@ -125,6 +125,16 @@ int main(int argc, char** argv) {
   fd->add_option("--gateway-pid", fl.gateway_pid, "for CPU readings");
   fd->add_option("--json", fl.json_out, "write results here");
 
+  PingOptions pi;
+  auto* pg_ping = app.add_subcommand("ping", "request round trip: one uid pings the gateway, one request at a time");
+  pg_ping->add_option("--broker", pi.broker, "broker URI");
+  pg_ping->add_option("--prefix", pi.prefix, "topics.prefix of the gateway");
+  pg_ping->add_option("--label", pi.label, "name in the output");
+  pg_ping->add_option("--count", pi.count, "pings measured (after 20 not counted)");
+  pg_ping->add_option("--hz", pi.hz, "at most this many pings a second");
+  pg_ping->add_option("--max-seconds", pi.max_seconds, "stop here even if --count is not reached");
+  pg_ping->add_option("--json", pi.json_out, "write results here");
+
   PropagationOptions pr;
   auto* pg = app.add_subcommand("propagation",
                                 "grant propagation: subscribe answer -> first delivered message (gateway with publish_grants)");
@@ -156,7 +166,7 @@ int main(int argc, char** argv) {
   auto* f = app.add_subcommand("features", "prints the optional parts built in (sdk)");
 
   CLI11_PARSE(app, argc, argv);
-  lat.tag = tp.tag = ctl.tag = ses.tag = fl.tag = pr.tag = gc.tag = tag;
+  lat.tag = tp.tag = ctl.tag = ses.tag = fl.tag = pr.tag = gc.tag = pi.tag = tag;
   try {
     if (*l) return run_latency(lat);
     if (*t) return run_throughput(tp);
@@ -167,6 +177,7 @@ int main(int argc, char** argv) {
     if (*gch) return run_grant_changes(gc);
     if (*s) return run_sessions(ses);
     if (*fd) return run_flood(fl);
+    if (*pg_ping) return run_ping(pi);
     if (*f) {
 #ifdef RTM_BENCH_HAVE_SDK
       std::cout << "sdk\n";

@@ -330,6 +330,42 @@ std::string RabbitMq::log() const {
   return text;
 }
 
+Aedes::Aedes(bool no_delay) : port_(free_port()), no_delay_(no_delay) { start(); }
+
+Aedes::~Aedes() { stop(); }
+
+fs::path Aedes::install_dir() { return RTM_AEDES_DIR; }
+
+void Aedes::start() {
+  const fs::path dir = install_dir();
+  if (!fs::exists(dir / "broker.mjs") || !fs::exists(dir / "node_modules" / "aedes")) {
+    throw std::runtime_error("Aedes is not installed in " + dir.string() +
+                             ": run `ctest -R aedes_npm_ci` (scripts/aedes-deps.sh " +
+                             dir.string() + ")");
+  }
+  std::vector<std::string> argv{find_program("node"), (dir / "broker.mjs").string(), "--port",
+                                std::to_string(port_)};
+  if (!no_delay_) argv.push_back("--no-nodelay");
+  process_ = std::make_unique<Process>(argv, dir_.path() / "aedes.log");
+  const auto deadline = Clock::now() + 20s;
+  while (Clock::now() < deadline) {
+    if (!process_->running()) throw std::runtime_error("aedes exited at start: " + log());
+    if (port_accepts(port_)) return;
+    std::this_thread::sleep_for(10ms);
+  }
+  throw std::runtime_error("aedes did not accept connections within 20 s: " + log());
+}
+
+void Aedes::kill_hard() {
+  if (process_) process_->kill_hard();
+}
+
+void Aedes::stop() {
+  if (process_) process_->stop();
+}
+
+std::string Aedes::log() const { return read_file(dir_.path() / "aedes.log"); }
+
 std::string gateway_binary() { return RTM_GATEWAY_BIN; }
 
 GatewayProcess::GatewayProcess(const std::string& broker_uri, GatewayOptions options) {

@@ -92,7 +92,6 @@ class Mosquitto {
   std::unique_ptr<Process> process_;
 };
 
-// Path of a built binary (set by CMake).
 // A private, throw-away RabbitMQ node (Debian's rabbitmq-server 3.10) with its MQTT plugin,
 // as root, on free ports, with its data, logs and a private epmd in its own temp dir; the
 // system's node (if any) is never touched. Starting takes 10-20 s (a fixed wait of the MQTT
@@ -123,6 +122,32 @@ class RabbitMq {
   std::unique_ptr<Process> process_;
 };
 
+// A private Aedes (examples/aedes/broker.mjs, a Node broker, everything in memory) on a free
+// port. It runs from BUILD_DIR/aedes, where the ctest fixture `aedes_npm_ci`
+// (scripts/aedes-deps.sh) put the script and its locked npm dependencies. Starts in well under
+// a second: one per test, like Mosquitto. `no_delay` false leaves Nagle on (measurements only).
+class Aedes {
+ public:
+  explicit Aedes(bool no_delay = true);
+  ~Aedes();
+  int port() const { return port_; }
+  std::string uri() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
+  void start();  // (re)starts on the same port, waits until it accepts connections
+  void kill_hard();
+  void stop();
+  int pid() const { return process_ ? process_->pid() : -1; }
+  std::string log() const;
+  // Where the fixture installs it (BUILD_DIR/aedes).
+  static std::filesystem::path install_dir();
+
+ private:
+  TempDir dir_;
+  int port_;
+  bool no_delay_;
+  std::unique_ptr<Process> process_;
+};
+
+// Path of a built binary (set by CMake).
 std::string gateway_binary();
 
 struct GatewayOptions {
