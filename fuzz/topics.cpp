@@ -140,12 +140,12 @@ void check_names(std::string_view first, std::string_view rest) {
     // Under RabbitMQ's rules a name is the general rule without '.'.
     const auto rabbit =
         name_error(text, "uid", rtm::topics::name_rules_for(rtm::topics::BrokerProfile::rabbitmq));
-    RTM_FUZZ_CHECK(rabbit.has_value() !=
-                       (reference_name(text) && text.find('.') == std::string_view::npos),
-                   "name_error with the rabbitmq rules disagrees with the rule");
+    RTM_FUZZ_CHECK(
+        rabbit.has_value() != (reference_name(text) && text.find('.') == std::string_view::npos),
+        "name_error with the rabbitmq rules disagrees with the rule");
     if (rabbit) RTM_FUZZ_CHECK(reference_utf8(*rabbit), "a rabbitmq name error is valid UTF-8");
-    const auto mosquitto = name_error(
-        text, "uid", rtm::topics::name_rules_for(rtm::topics::BrokerProfile::mosquitto));
+    const auto mosquitto =
+        name_error(text, "uid", rtm::topics::name_rules_for(rtm::topics::BrokerProfile::mosquitto));
     RTM_FUZZ_CHECK(mosquitto == name, "the mosquitto rules are the general rule");
     const auto topic = topic_name_error(text);
     RTM_FUZZ_CHECK(topic.has_value() != reference_topic_name(text),

@@ -126,7 +126,8 @@ int main(int argc, char** argv) {
   fd->add_option("--json", fl.json_out, "write results here");
 
   PingOptions pi;
-  auto* pg_ping = app.add_subcommand("ping", "request round trip: one uid pings the gateway, one request at a time");
+  auto* pg_ping = app.add_subcommand(
+      "ping", "request round trip: one uid pings the gateway, one request at a time");
   pg_ping->add_option("--broker", pi.broker, "broker URI");
   pg_ping->add_option("--prefix", pi.prefix, "topics.prefix of the gateway");
   pg_ping->add_option("--label", pi.label, "name in the output");

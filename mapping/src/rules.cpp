@@ -219,7 +219,8 @@ struct NameBytes {
   bool allowed[256] = {};
   constexpr NameBytes() {
     for (int c = 0x21; c <= 0x7E; ++c) allowed[c] = true;
-    for (char c : {'/', '+', '#', '$', '"', '\\', '*'}) allowed[static_cast<unsigned char>(c)] = false;
+    for (char c : {'/', '+', '#', '$', '"', '\\', '*'})
+      allowed[static_cast<unsigned char>(c)] = false;
   }
 };
 constexpr NameBytes kNameBytes;

@@ -1236,8 +1236,8 @@ namespace {
 // every broker (docs/protocol.md#names-per-broker).
 std::string dots_escaped(const std::string& uri) {
   std::size_t from = 0;
-  if (const auto scheme_end = uri.find("://"); scheme_end != std::string::npos &&
-                                               uri.find_first_of("/?") > scheme_end) {
+  if (const auto scheme_end = uri.find("://");
+      scheme_end != std::string::npos && uri.find_first_of("/?") > scheme_end) {
     from = std::min(uri.find_first_of("/?", scheme_end + 3), uri.size());
   }
   std::string out = uri.substr(0, from);
@@ -1259,7 +1259,8 @@ void ClientImpl::raw_request(const std::string& raw_uri, const std::string& body
   if (uri.empty() || uri.find_first_of("+#") != std::string::npos || uri.front() == '/') {
     return done(Status(ErrorCode::invalid_uri,
                        "the URI must be non-empty, must not start with '/' and must not contain "
-                       "'+' or '#', got \"" + raw_uri + "\""));
+                       "'+' or '#', got \"" +
+                           raw_uri + "\""));
   }
   if (uri.find("msg_id=") != std::string::npos) {
     return done(Status(ErrorCode::invalid_parameter, "the SDK adds msg_id itself"));

@@ -70,28 +70,6 @@ struct Target {
   bool dots_separate() const { return profile == "rabbitmq"; }
 };
 
-// The next event on `filter` named `name` (and in `state`, when given), skipping others.
-std::optional<rapidjson::Document> wait_event(Client& c, const std::string& filter,
-                                              const std::string& name,
-                                              const std::string& state = "",
-                                              std::chrono::milliseconds timeout = 10000ms) {
-  const auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    auto m = c.wait_for(filter, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    deadline - Clock::now()));
-    if (!m) break;
-    rapidjson::Document d;
-    d.Parse(m->payload.c_str());
-    if (d.IsObject() && d.HasMember("event") && d["event"].IsString() &&
-        name == d["event"].GetString() &&
-        (state.empty() || (d.HasMember("state") && d["state"].IsString() &&
-                           state == d["state"].GetString()))) {
-      return d;
-    }
-  }
-  return std::nullopt;
-}
-
 std::string text(const rapidjson::Value& object, const char* key) {
   return object.IsObject() && object.HasMember(key) && object[key].IsString()
              ? object[key].GetString()
@@ -107,19 +85,34 @@ class WillDevice {
       : connection_(unique_id(uid + "-conn")) {
     const auto port = broker_uri.substr(broker_uri.rfind(':') + 1);
     const std::string offline = R"({"state":"offline","session":")" + connection_ + "\"}";
-    process_ = std::make_unique<Process>(
-        std::vector<std::string>{find_program("mosquitto_sub"), "-h", "127.0.0.1", "-p", port,
-                                 "-i", unique_id(uid + "-dev"), "-k", "5", "-q", "1", "-t",
-                                 "rtm/u/" + uid + "/#", "--will-topic", "rtm/presence/" + uid,
-                                 "--will-payload", offline, "--will-qos", "1", "--will-retain"},
-        dir_.path() / "device.log");
+    process_ = std::make_unique<Process>(std::vector<std::string>{find_program("mosquitto_sub"),
+                                                                  "-h",
+                                                                  "127.0.0.1",
+                                                                  "-p",
+                                                                  port,
+                                                                  "-i",
+                                                                  unique_id(uid + "-dev"),
+                                                                  "-k",
+                                                                  "5",
+                                                                  "-q",
+                                                                  "1",
+                                                                  "-t",
+                                                                  "rtm/u/" + uid + "/#",
+                                                                  "--will-topic",
+                                                                  "rtm/presence/" + uid,
+                                                                  "--will-payload",
+                                                                  offline,
+                                                                  "--will-qos",
+                                                                  "1",
+                                                                  "--will-retain"},
+                                         dir_.path() / "device.log");
     // Connected and subscribed once a message to its subtree shows in its output.
     const auto deadline = Clock::now() + 20s;
     bool ready = false;
     while (!ready && Clock::now() < deadline) {
       publisher.publish("rtm/u/" + uid + "/probe", "device-ready", 0);
-      ready = wait_for_text([this] { return process_->log(); }, "device-ready", 0, 500ms)
-                  .has_value();
+      ready =
+          wait_for_text([this] { return process_->log(); }, "device-ready", 0, 500ms).has_value();
     }
     REQUIRE_MESSAGE(ready, "the device of " << uid << " did not connect: " << process_->log());
     online_ = R"({"state":"online","session":")" + connection_ + "\"}";
@@ -206,8 +199,8 @@ void dotted_names(const Target& t) {
 
   // msg_id "a.b", written %2E in the topic, comes back as sent.
   const std::string id = unique_id("id") + ".b";
-  auto pong = request(*alice.client, alice.uid, "ping?msg_id=" + id.substr(0, id.size() - 2) +
-                                                    "%2Eb");
+  auto pong =
+      request(*alice.client, alice.uid, "ping?msg_id=" + id.substr(0, id.size() - 2) + "%2Eb");
   REQUIRE(pong.IsObject());
   CHECK(text(pong, "msg_id") == id);
 
@@ -215,8 +208,8 @@ void dotted_names(const Target& t) {
     alice.ok("join", "", R"({"channel":")" + room + "\"}");
     bob.ok("join", "channel=" + room);  // raw '.' in the topic: kept
     alice.ok("join_topic", "", R"({"channel":")" + room + R"(","topic":"in.put"})");
-    bob.ok("subscribe", "", R"({"channel":")" + room + R"(","topic":"in.put","users":[")" +
-                                alice.uid + "\"]}");
+    bob.ok("subscribe", "",
+           R"({"channel":")" + room + R"(","topic":"in.put","users":[")" + alice.uid + "\"]}");
     const std::string data = "rtm/ch/" + room + "/in.put/" + alice.uid;
     REQUIRE(bob.client->subscribe("rtm/ch/#") == 1);
     alice.client->publish(data, "dotted", 1);
@@ -328,8 +321,8 @@ void presence_and_wills(const Target& t) {
   alice.ok("watch", "users=" + bob.uid);
 
   WillDevice device(t.uri, bob.uid, *bob.client);
-  auto online = wait_event(*alice.client, "rtm/u/" + alice.uid + "/events/presence", "presence",
-                           "online");
+  auto online =
+      wait_event(*alice.client, "rtm/u/" + alice.uid + "/events/presence", "presence", "online");
   REQUIRE_MESSAGE(online, gateway.log());
   CHECK(text(*online, "uid") == bob.uid);
   bob.ok("login", "", login_body(bob.uid));
@@ -422,7 +415,8 @@ void gateway_restart(const Target& t) {
 // host in order and intact, the controller appears as a publisher, and the host's state goes
 // back out to the controller's old topic.
 void bridge(const Target& t) {
-  const std::string rules = read_file(std::string(RTM_SOURCE_DIR) + "/examples/coplay/gateway.yaml");
+  const std::string rules =
+      read_file(std::string(RTM_SOURCE_DIR) + "/examples/coplay/gateway.yaml");
   const auto at = rules.find("\nmapping:");
   REQUIRE(at != std::string::npos);
   GatewayProcess gateway(t.uri, anonymous_gateway(t.profile, rules.substr(at + 1)));
@@ -510,7 +504,6 @@ TEST_CASE("conformance (mosquitto): the RTM flow with plain names") {
   Mosquitto broker;
   rtm_flow(broker.uri());
 }
-
 
 TEST_CASE("conformance (rabbitmq): the RTM flow with plain names") {
   rtm_flow(RabbitMq::shared().uri());

@@ -257,7 +257,9 @@ RabbitMq::RabbitMq(RabbitMqOptions options)
   start();
 }
 
-RabbitMq::~RabbitMq() { stop(); }
+RabbitMq::~RabbitMq() {
+  stop();
+}
 
 RabbitMq& RabbitMq::shared() {
   static RabbitMq node;
@@ -317,8 +319,8 @@ void RabbitMq::start() {
 void RabbitMq::stop() {
   if (process_) process_->stop(SIGTERM, 10000ms);
   // The node's private epmd outlives it.
-  run_command({"/usr/bin/env", "ERL_EPMD_PORT=" + std::to_string(epmd_port_),
-               find_program("epmd"), "-port", std::to_string(epmd_port_), "-kill"},
+  run_command({"/usr/bin/env", "ERL_EPMD_PORT=" + std::to_string(epmd_port_), find_program("epmd"),
+               "-port", std::to_string(epmd_port_), "-kill"},
               5000ms);
 }
 
@@ -330,11 +332,17 @@ std::string RabbitMq::log() const {
   return text;
 }
 
-Aedes::Aedes(bool no_delay) : port_(free_port()), no_delay_(no_delay) { start(); }
+Aedes::Aedes(bool no_delay) : port_(free_port()), no_delay_(no_delay) {
+  start();
+}
 
-Aedes::~Aedes() { stop(); }
+Aedes::~Aedes() {
+  stop();
+}
 
-fs::path Aedes::install_dir() { return RTM_AEDES_DIR; }
+fs::path Aedes::install_dir() {
+  return RTM_AEDES_DIR;
+}
 
 void Aedes::start() {
   const fs::path dir = install_dir();
@@ -364,7 +372,9 @@ void Aedes::stop() {
   if (process_) process_->stop();
 }
 
-std::string Aedes::log() const { return read_file(dir_.path() / "aedes.log"); }
+std::string Aedes::log() const {
+  return read_file(dir_.path() / "aedes.log");
+}
 
 std::string gateway_binary() { return RTM_GATEWAY_BIN; }
 
@@ -585,6 +595,26 @@ std::optional<std::size_t> wait_for_text(const std::function<std::string()>& rea
 std::string unique_id(const std::string& base) {
   static std::atomic<int> counter{0};
   return base + "-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
+}
+
+std::optional<rapidjson::Document> wait_event(Client& c, const std::string& filter,
+                                              const std::string& name, const std::string& state,
+                                              std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    auto m = c.wait_for(
+        filter, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+    if (!m) break;
+    rapidjson::Document d;
+    d.Parse(m->payload.c_str());
+    if (d.IsObject() && d.HasMember("event") && d["event"].IsString() &&
+        name == d["event"].GetString() &&
+        (state.empty() ||
+         (d.HasMember("state") && d["state"].IsString() && state == d["state"].GetString()))) {
+      return d;
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace rtm::test

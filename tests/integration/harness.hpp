@@ -249,6 +249,13 @@ bool wait_gateway_ready(const std::string& broker_uri, std::chrono::milliseconds
 
 std::string unique_id(const std::string& base);
 
+// The next JSON event on `filter` whose "event" is `name` (and whose "state" is `state`, when
+// given), skipping and consuming others; nullopt at the deadline.
+std::optional<rapidjson::Document> wait_event(Client& c, const std::string& filter,
+                                              const std::string& name,
+                                              const std::string& state = "",
+                                              std::chrono::milliseconds timeout = 10000ms);
+
 // Waits until read() (a log, read again each time) holds `text` at or after byte `from`;
 // returns where the text ends there, nullopt at the deadline.
 std::optional<std::size_t> wait_for_text(const std::function<std::string()>& read,

@@ -92,28 +92,6 @@ void must(Client& c, const std::string& uid, const std::string& uri) {
   REQUIRE_MESSAGE(ok(d), uri << ": " << str(d));
 }
 
-// Waits for the next event on `filter` whose "event" is `name` (and whose "state" is
-// `state`, when given), skipping others.
-std::optional<rapidjson::Document> wait_event(Client& c, const std::string& filter,
-                                              const std::string& name,
-                                              const std::string& state = "",
-                                              std::chrono::milliseconds timeout = 10000ms) {
-  const auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    auto m = c.wait_for(filter, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    deadline - Clock::now()));
-    if (!m) break;
-    auto d = parse(m->payload);
-    if (d.IsObject() && d.HasMember("event") && d["event"].IsString() &&
-        name == d["event"].GetString() &&
-        (state.empty() || (d.HasMember("state") && d["state"].IsString() &&
-                           state == d["state"].GetString()))) {
-      return d;
-    }
-  }
-  return std::nullopt;
-}
-
 }  // namespace
 
 TEST_CASE("restart: after kill -9 sessions, members, subscriptions and watches are back") {

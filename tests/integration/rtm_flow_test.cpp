@@ -64,9 +64,10 @@ rapidjson::Document parse(const std::string& text) {
 }
 
 // Waits for a channel event with the given name (and uid), skipping others.
-std::optional<rapidjson::Document> wait_event(Client& c, const std::string& channel,
-                                              const std::string& name, const std::string& uid,
-                                              std::chrono::milliseconds timeout = 10000ms) {
+std::optional<rapidjson::Document> wait_channel_event(Client& c, const std::string& channel,
+                                                      const std::string& name,
+                                                      const std::string& uid,
+                                                      std::chrono::milliseconds timeout = 10000ms) {
   const auto deadline = Clock::now() + timeout;
   while (Clock::now() < deadline) {
     auto got = c.wait_for("rtm/events/" + channel,
@@ -111,14 +112,14 @@ TEST_CASE("the whole RTM flow: login, join, topics, subscribe, messages, leave, 
   auto joined = host.ok("join", "channel=room-42");
   CHECK(std::string(joined["result"]["events_topic"].GetString()) == "rtm/events/room-42");
   CHECK(joined["result"]["snapshot"]["members"].Size() == 1);
-  REQUIRE(wait_event(watcher, "room-42", "member_joined", "host-a"));
+  REQUIRE(wait_channel_event(watcher, "room-42", "member_joined", "host-a"));
 
   player.ok("join", "channel=room-42");
-  REQUIRE(wait_event(watcher, "room-42", "member_joined", "player-b"));
+  REQUIRE(wait_channel_event(watcher, "room-42", "member_joined", "player-b"));
   auto topic = player.ok("join_topic", "channel=room-42&topic=input");
   const std::string publish_to = topic["result"]["publish_to"].GetString();
   CHECK(publish_to == "rtm/ch/room-42/input/player-b");
-  auto pj = wait_event(watcher, "room-42", "publisher_joined", "player-b");
+  auto pj = wait_channel_event(watcher, "room-42", "publisher_joined", "player-b");
   REQUIRE(pj);
   CHECK(std::string((*pj)["topic"].GetString()) == "input");
 
@@ -158,14 +159,14 @@ TEST_CASE("the whole RTM flow: login, join, topics, subscribe, messages, leave, 
   CHECK(host.ok("subscribed", "channel=room-42&topic=input")["result"]["users"].Size() == 0);
 
   player.ok("leave_topic", "channel=room-42&topic=input");
-  REQUIRE(wait_event(watcher, "room-42", "publisher_left", "player-b"));
+  REQUIRE(wait_channel_event(watcher, "room-42", "publisher_left", "player-b"));
   auto who = host.ok("who_now", "channel=room-42");
   CHECK(who["result"]["members"].Size() == 3);
   auto where = host.ok("where_now", "uid=player-b");
   CHECK(std::string(where["result"]["channels"][0].GetString()) == "room-42");
 
   player.ok("leave", "channel=room-42");
-  auto left = wait_event(watcher, "room-42", "member_left", "player-b");
+  auto left = wait_channel_event(watcher, "room-42", "member_left", "player-b");
   REQUIRE(left);
   CHECK(std::string((*left)["reason"].GetString()) == "left");
   CHECK(error_of(player.call("join_topic", "channel=room-42&topic=input")) == "NOT_JOINED");
@@ -174,7 +175,7 @@ TEST_CASE("the whole RTM flow: login, join, topics, subscribe, messages, leave, 
   auto ended = wait_user_event(host.client, "host-a", "session", "state", "ended");
   REQUIRE(ended);
   CHECK(std::string((*ended)["reason"].GetString()) == "logged_out");
-  auto host_left = wait_event(watcher, "room-42", "member_left", "host-a");
+  auto host_left = wait_channel_event(watcher, "room-42", "member_left", "host-a");
   REQUIRE(host_left);
   CHECK(std::string((*host_left)["reason"].GetString()) == "logged_out");
   CHECK(error_of(host.call("who_now", "channel=room-42")) == "NOT_LOGGED_IN");
@@ -234,7 +235,7 @@ TEST_CASE("a second login replaces the first session, which is told why") {
   auto replaced = wait_user_event(first.client, "frank", "session", "state", "replaced");
   REQUIRE(replaced);
   CHECK(std::string((*replaced)["reason"].GetString()) == "logged in elsewhere");
-  auto left = wait_event(watcher, "lobby", "member_left", "frank");
+  auto left = wait_channel_event(watcher, "lobby", "member_left", "frank");
   REQUIRE(left);
   CHECK(std::string((*left)["reason"].GetString()) == "replaced");
   CHECK(second.ok("where_now", "uid=frank")["result"]["channels"].Size() == 0);
@@ -288,7 +289,7 @@ TEST_CASE("token expiry: a warning first, then the session ends with events") {
   auto ended = wait_user_event(u.client, "gina", "session", "state", "ended");
   REQUIRE(ended);
   CHECK(std::string((*ended)["reason"].GetString()) == "token_expired");
-  auto left = wait_event(watcher, "short", "member_left", "gina");
+  auto left = wait_channel_event(watcher, "short", "member_left", "gina");
   REQUIRE(left);
   CHECK(std::string((*left)["reason"].GetString()) == "token_expired");
   CHECK(error_of(u.call("join", "channel=short")) == "NOT_LOGGED_IN");
@@ -348,7 +349,7 @@ TEST_CASE("presence: a client killed without DISCONNECT goes offline, watchers a
   auto offline = wait_user_event(alice.client, "alice", "presence", "state", "offline");
   REQUIRE(offline);
   CHECK(std::string((*offline)["uid"].GetString()) == "bob");
-  auto timed_out = wait_event(watcher, "room", "member_timed_out", "bob");
+  auto timed_out = wait_channel_event(watcher, "room", "member_timed_out", "bob");
   REQUIRE(timed_out);
   CHECK(alice.ok("who_now", "channel=room")["result"]["members"].Size() == 1);
 }

@@ -2221,8 +2221,8 @@ TEST_CASE("sqlite: a file of schema 1 is migrated in place and keeps its rows") 
       "CREATE TABLE answers(uid TEXT NOT NULL, msg_id TEXT NOT NULL, fingerprint INTEGER NOT "
       "NULL, payload BLOB NOT NULL, at_ms INTEGER NOT NULL);"
       "INSERT INTO sessions VALUES('amy', 'sid-1', 1, 9999999999999, 'bob');"
-      "PRAGMA application_id=" + std::to_string(rtm::gateway::SqliteStore::kApplicationId) +
-      "; PRAGMA user_version=1;");
+      "PRAGMA application_id=" +
+          std::to_string(rtm::gateway::SqliteStore::kApplicationId) + "; PRAGMA user_version=1;");
   {
     auto s = f.open();
     CHECK(s->session("amy"));

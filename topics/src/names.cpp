@@ -99,10 +99,14 @@ std::optional<BrokerProfile> parse_broker_profile(std::string_view text) {
 
 std::string_view broker_profile_name(BrokerProfile profile) {
   switch (profile) {
-    case BrokerProfile::mosquitto: return "mosquitto";
-    case BrokerProfile::emqx: return "emqx";
-    case BrokerProfile::rabbitmq: return "rabbitmq";
-    case BrokerProfile::generic: return "generic";
+    case BrokerProfile::mosquitto:
+      return "mosquitto";
+    case BrokerProfile::emqx:
+      return "emqx";
+    case BrokerProfile::rabbitmq:
+      return "rabbitmq";
+    case BrokerProfile::generic:
+      return "generic";
   }
   return "generic";
 }
@@ -110,13 +114,16 @@ std::string_view broker_profile_name(BrokerProfile profile) {
 NameRules name_rules_for(BrokerProfile profile) {
   switch (profile) {
     case BrokerProfile::rabbitmq:
-      return {true, "broker.profile is rabbitmq: RabbitMQ turns '.' in a topic into a level "
-                    "separator"};
+      return {true,
+              "broker.profile is rabbitmq: RabbitMQ turns '.' in a topic into a level "
+              "separator"};
     case BrokerProfile::generic:
-      return {true, "broker.profile is generic: RabbitMQ turns '.' in a topic into a level "
-                    "separator"};
+      return {true,
+              "broker.profile is generic: RabbitMQ turns '.' in a topic into a level "
+              "separator"};
     case BrokerProfile::mosquitto:
-    case BrokerProfile::emqx: return {};
+    case BrokerProfile::emqx:
+      return {};
   }
   return {};
 }
@@ -132,7 +139,8 @@ std::optional<std::string> name_error(std::string_view name, std::string_view wh
   }
   if (rules.dot_separates_levels) {
     if (const auto dot = name.find('.'); dot != std::string_view::npos) {
-      return std::string(what) + " contains '.'" + at_byte(dot) + " (" + std::string(rules.why) + ")";
+      return std::string(what) + " contains '.'" + at_byte(dot) + " (" + std::string(rules.why) +
+             ")";
     }
   }
   return std::nullopt;

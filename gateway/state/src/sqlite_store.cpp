@@ -499,10 +499,10 @@ void SqliteStore::commit(std::function<void(bool ok)> done) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     ok = false;
     ++commit_failures_;
-    spdlog::error("state: commit failed, {} changes wait for the next one: {}",
-                  keys_.sessions.size() + keys_.members.size() + keys_.presence.size() +
-                      answers_.size(),
-                  e.what());
+    spdlog::error(
+        "state: commit failed, {} changes wait for the next one: {}",
+        keys_.sessions.size() + keys_.members.size() + keys_.presence.size() + answers_.size(),
+        e.what());
   }
   last_commit_ms_ = millis_since(start);
   done(ok);

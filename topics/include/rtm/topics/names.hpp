@@ -14,8 +14,9 @@ inline constexpr std::size_t kMaxTopicBytes = 65535;
 inline constexpr std::size_t kMaxPublishLevels = 128;
 
 // uid, channel and topic names: 1–64 bytes of printable ASCII (0x21..0x7e) without
-// '/', '+', '#', '$', '"', '\\' or '*' ('*' is a wildcard on AMQP-based brokers). Returns nullopt when valid, else a reason such as
-// "must be 1-64 bytes, got 70" or "contains '/' at byte 3". `what` names the thing
+// '/', '+', '#', '$', '"', '\\' or '*' ('*' is a wildcard on AMQP-based brokers). Returns nullopt
+// when valid, else a reason such as "must be 1-64 bytes, got 70" or "contains '/' at byte 3".
+// `what` names the thing
 // ("uid", "channel") at the start of the reason: "channel contains '/' at byte 3".
 std::optional<std::string> name_error(std::string_view name, std::string_view what = "name");
 inline bool is_valid_name(std::string_view name) { return !name_error(name).has_value(); }
@@ -32,7 +33,6 @@ std::string_view broker_profile_name(BrokerProfile profile);
 struct NameRules {
   bool dot_separates_levels = false;
   std::string_view why;  // the end of the refusal: which broker rule
-
 };
 NameRules name_rules_for(BrokerProfile profile);
 // name_error, and then the broker's own rules.

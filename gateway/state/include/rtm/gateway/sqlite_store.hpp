@@ -72,7 +72,7 @@ class SqliteStore final : public MemoryStore {
     }
     bool empty() const { return sessions.empty() && members.empty() && presence.empty(); }
     std::set<std::string> sessions;
-    std::set<std::string> presence;  // uids, written by SqliteStore itself
+    std::set<std::string> presence;                         // uids, written by SqliteStore itself
     std::set<std::pair<std::string, std::string>> members;  // (channel, uid)
   };
 
