@@ -70,16 +70,15 @@ Config load(const std::string& path, const Overrides& overrides) {
     const std::string option = "--rabbitmq-http-auth-key-file";
     std::string key = read_secret_file(option, overrides.rabbitmq_http_auth_key_file);
     if (key.size() < kMinApiKeyBytes) {
-      throw ConfigError({option + ": the key must be at least " +
-                         std::to_string(kMinApiKeyBytes) + " bytes"});
+      throw ConfigError(
+          {option + ": the key must be at least " + std::to_string(kMinApiKeyBytes) + " bytes"});
     }
     if (config.ops.http_listen.empty()) {
       throw ConfigError({option + ": needs ops.http_listen or --ops-listen (the endpoints are "
                                   "served there)"});
     }
     if (config.topics.prefix.find('.') != std::string::npos) {
-      throw ConfigError(
-          {option + ": topics.prefix contains '.', a level separator on RabbitMQ"});
+      throw ConfigError({option + ": topics.prefix contains '.', a level separator on RabbitMQ"});
     }
     config.enforcement.rabbitmq_http_auth = true;
     config.ops.api_keys.push_back(std::move(key));
