@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/run.sh (RTM_BROKER=rabbitmq): a private RabbitMQ node with its MQTT
 # plugin, beside the gateway. Debian's rabbitmq-server (3.10) installs a system service that
 # scripts/install-deps.sh never starts; this node is another one, with everything it writes
@@ -91,7 +92,7 @@ rabbitmq_start() {
   (
     set +u
     . "$dir/env.sh"
-    cd "$dir"
+    cd "$dir" || exit 1
     exec setsid "$rabbitmq_server" </dev/null >"$dir/log/stdout.log" 2>&1 9>&-
   ) &
   rabbitmq_pid=$!
