@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds every program the README uses, starts a local Mosquitto
-# and the gateway beside it, and stays in the foreground: Ctrl-C stops both. Other terminals
-# load the ports it picked with `. .run/env` (written once the gateway answers, removed at exit).
+# (or RabbitMQ) and the gateway beside it, and stays in the foreground: Ctrl-C stops both.
+# Other terminals load the ports it picked with `. .run/env` (written once the gateway
+# answers, removed at exit).
+#   RTM_BROKER       mosquitto (the default) or rabbitmq: a private RabbitMQ node with its MQTT
+#                    plugin (scripts/rabbitmq.sh; its files in .run/rabbitmq), the gateway with
+#                    broker.profile rabbitmq. With RTM_SECURE=1 the node asks the gateway about
+#                    every login and topic (rabbitmq_auth_backend_http, docs/security.md).
 #   RTM_SECURE=1     the enforcing set-up of production (docs/security.md): Mosquitto with the
 #                    project's plugin (token logins, the gateway's grants enforced), no anonymous
 #                    clients, the shipped ACL, and the gateway as password user rtm-gateway
 #                    (a random password per run). Default: an open broker, anyone may do anything.
 #   RTM_CONFIG       gateway config file (default: config.yaml)
-#   RTM_BROKER_PORT  port of the local Mosquitto (default: 1883, or the next free one)
+#   RTM_BROKER_PORT  MQTT port of the local broker (default: 1883, or the next free one)
 #   RTM_OPS_PORT     port of the gateway's operations HTTP listener (default: 8089, or the next free one)
 #   RTM_BUILD_DIR    build directory (default: build)
 set -euo pipefail
@@ -19,6 +24,20 @@ secure=
 case ${RTM_SECURE:-} in
   "" | 0 | false | no) ;;
   *) secure=1 ;;
+esac
+broker=${RTM_BROKER:-mosquitto}
+case $broker in
+  mosquitto) broker_name=Mosquitto ;;
+  rabbitmq) broker_name=RabbitMQ ;;
+  *://*)
+    echo "run.sh: RTM_BROKER=$broker is a broker URI (as .run/env exports it for rtm and the" \
+      "coplay programs); run.sh takes the broker to start: RTM_BROKER=mosquitto (the default)" \
+      "or RTM_BROKER=rabbitmq. In this terminal: unset RTM_BROKER" >&2
+    exit 1 ;;
+  *)
+    echo "run.sh: RTM_BROKER=$broker: unknown broker; run.sh starts mosquitto (the default)" \
+      "or rabbitmq" >&2
+    exit 1 ;;
 esac
 rundir="$root/.run"
 mkdir -p "$rundir"
@@ -96,38 +115,18 @@ fi
 prefix=$(awk '/^topics:/{t=1;next} /^[^ #]/{t=0} t && $1=="prefix:"{print $2; exit}' "$config")
 prefix=${prefix:-rtm}
 
-# The broker keeps sessions, retained messages and Wills on disk, so that a restart of the
-# broker or of the gateway loses nothing (docs/state.md). Mosquitto started as root writes as
-# its `mosquitto` user, which may not enter a private checkout: its data goes to a folder of
-# its own, one per checkout.
-if [[ $(id -u) == 0 ]] && id mosquitto >/dev/null 2>&1; then
-  broker_data=/var/lib/mosquitto/rtm-run-$(printf '%s' "$root" | cksum | cut -d' ' -f1)
-  mkdir -p "$broker_data"
-  chown mosquitto "$broker_data"
-else
-  broker_data=$rundir/mosquitto-data
-  mkdir -p "$broker_data"
-fi
-
-# The broker's settings: open, or (RTM_SECURE) those of docker/mosquitto/mosquitto.secure.conf.
-broker_conf=$rundir/mosquitto.conf
-security="allow_anonymous true"
+# The broker's settings and the gateway's arguments for it (globals below); the readiness
+# ping (rr_env, rr_id) logs in the way the broker wants.
+broker_conf=
 gateway_args=()
 rr_env=()
 rr_id=run-sh-$$
-if [[ -n "$secure" ]]; then
-  # Mosquitto started as root becomes the `mosquitto` user before it loads the plugin and reads
-  # the password, ACL and secret files (and the plugin reads the broker's config): they all
-  # live in the broker's data folder, owned by that user, the secrets readable by it alone.
-  broker_conf=$broker_data/mosquitto.conf
-  secrets=$rundir/secure
-  rm -rf "$secrets"
-  (umask 077 && mkdir "$secrets")
-  (
-    umask 077
-    # The plugin checks tokens with the gateway's auth.token_secret (inline or _file), taken
-    # from the config as the gateway reads it; it never appears on a command line.
-    python3 - "$config" >"$broker_data/token-secret" <<'PY'
+secrets=$rundir/secure
+
+# The secure set-up's token secret, as the gateway reads auth.token_secret (inline or _file):
+# it never appears on a command line.
+write_token_secret() {
+  python3 - "$config" <<'PY'
 import os, sys, yaml
 path = sys.argv[1]
 with open(path) as f:
@@ -142,24 +141,64 @@ else:
         value = value[:-1] if value.endswith(end) else value
     sys.stdout.write(value)
 PY
-    # The gateway's broker password, new each run: in a file for the gateway (its
-    # --broker-password-file) and hashed into Mosquitto's password file.
+}
+
+# Secrets of the secure set-up, new each run, removed at exit: the gateway's broker password
+# (for its --broker-password-file) and run.sh's readiness ping's login, a short token that
+# mosquitto_rr reads from its options file (XDG_CONFIG_HOME) rather than from its command line.
+write_run_secrets() {
+  rm -rf "$secrets"
+  (
+    umask 077
+    mkdir "$secrets"
     head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$secrets/gateway-password"
-    printf 'rtm-gateway:%s\n' "$(cat "$secrets/gateway-password")" >"$broker_data/passwd"
-    mosquitto_passwd -U "$broker_data/passwd"
-    # run.sh's own readiness ping logs in with a short token, read by mosquitto_rr from its
-    # options file (XDG_CONFIG_HOME below) rather than from its command line.
     printf -- '-u run-sh\n-P %s\n' "$("$gateway" token --uid run-sh --ttl 600 --config "$config")" \
       >"$secrets/mosquitto_rr"
-  ) || { echo "run.sh: could not write the secure set-up's secrets (see above)" >&2; exit 1; }
-  # The shipped ACL, for this config's topic prefix (which may hold sed's & or |).
-  sed "/^#/!s|rtm/|$(printf '%s' "$prefix" | sed 's/[&|\\]/\\&/g')/|g" docker/mosquitto/acl >"$broker_data/acl"
-  cp "$build/mosquitto-auth/rtm_mosquitto_auth.so" "$broker_data/rtm_mosquitto_auth.so"
-  chmod 644 "$broker_data/acl" "$broker_data/rtm_mosquitto_auth.so"
+  )
+  gateway_args+=(--broker-username rtm-gateway --broker-password-file "$secrets/gateway-password")
+  rr_env=(env XDG_CONFIG_HOME="$secrets")
+  rr_id=run-sh/$$
+}
+
+configure_mosquitto() {
+  # The broker keeps sessions, retained messages and Wills on disk, so that a restart of the
+  # broker or of the gateway loses nothing (docs/state.md). Mosquitto started as root writes as
+  # its `mosquitto` user, which may not enter a private checkout: its data goes to a folder of
+  # its own, one per checkout.
   if [[ $(id -u) == 0 ]] && id mosquitto >/dev/null 2>&1; then
-    chown mosquitto "$broker_data/token-secret" "$broker_data/passwd"
+    broker_data=/var/lib/mosquitto/rtm-run-$(printf '%s' "$root" | cksum | cut -d' ' -f1)
+    mkdir -p "$broker_data"
+    chown mosquitto "$broker_data"
+  else
+    broker_data=$rundir/mosquitto-data
+    mkdir -p "$broker_data"
   fi
-  security="allow_anonymous false
+
+  # The broker's settings: open, or (RTM_SECURE) those of docker/mosquitto/mosquitto.secure.conf.
+  broker_conf=$rundir/mosquitto.conf
+  local security="allow_anonymous true"
+  if [[ -n "$secure" ]]; then
+    # Mosquitto started as root becomes the `mosquitto` user before it loads the plugin and
+    # reads the password, ACL and secret files (and the plugin reads the broker's config): they
+    # all live in the broker's data folder, owned by that user, the secrets readable by it alone.
+    broker_conf=$broker_data/mosquitto.conf
+    write_run_secrets &&
+      (
+        umask 077
+        # The plugin checks tokens with the gateway's auth.token_secret.
+        write_token_secret >"$broker_data/token-secret"
+        # The gateway's password, hashed into Mosquitto's password file.
+        printf 'rtm-gateway:%s\n' "$(cat "$secrets/gateway-password")" >"$broker_data/passwd"
+        mosquitto_passwd -U "$broker_data/passwd"
+      ) || { echo "run.sh: could not write the secure set-up's secrets (see above)" >&2; exit 1; }
+    # The shipped ACL, for this config's topic prefix (which may hold sed's & or |).
+    sed "/^#/!s|rtm/|$(printf '%s' "$prefix" | sed 's/[&|\\]/\\&/g')/|g" docker/mosquitto/acl >"$broker_data/acl"
+    cp "$build/mosquitto-auth/rtm_mosquitto_auth.so" "$broker_data/rtm_mosquitto_auth.so"
+    chmod 644 "$broker_data/acl" "$broker_data/rtm_mosquitto_auth.so"
+    if [[ $(id -u) == 0 ]] && id mosquitto >/dev/null 2>&1; then
+      chown mosquitto "$broker_data/token-secret" "$broker_data/passwd"
+    fi
+    security="allow_anonymous false
 plugin $broker_data/rtm_mosquitto_auth.so
 plugin_opt_token_secret_file $broker_data/token-secret
 plugin_opt_service_users rtm-gateway
@@ -169,18 +208,15 @@ plugin_opt_topic_prefix $prefix
 plugin_opt_grants_from rtm-gateway
 password_file $broker_data/passwd
 acl_file $broker_data/acl"
-  gateway_args=(--broker-username rtm-gateway --broker-password-file "$secrets/gateway-password"
-    --publish-grants)
-  rr_env=(env XDG_CONFIG_HOME="$secrets")
-  rr_id=run-sh/$$
-fi
+    gateway_args+=(--publish-grants)
+  fi
 
-kind="a local broker for trying the gateway"
-if [[ -n "$secure" ]]; then
-  kind="$kind, secured as docker/mosquitto/mosquitto.secure.conf
+  local kind="a local broker for trying the gateway"
+  if [[ -n "$secure" ]]; then
+    kind="$kind, secured as docker/mosquitto/mosquitto.secure.conf
 # (token logins, the gateway's grants enforced; RTM_SECURE=1)"
-fi
-cat >"$broker_conf" <<CONF
+  fi
+  cat >"$broker_conf" <<CONF
 # Generated by scripts/run.sh: $kind.
 listener $port 127.0.0.1
 $security
@@ -200,6 +236,35 @@ log_type information
 log_type subscribe
 log_type unsubscribe
 CONF
+}
+
+# RabbitMQ (scripts/rabbitmq.sh): the node's config, data and logs in .run/rabbitmq. Open:
+# anonymous clients (the gateway too) are RabbitMQ's guest, who may do anything. Secure: the
+# node asks the gateway's ops listener about every login, queue and topic, under a key made
+# for each run; clients log in with tokens and the gateway with its password.
+configure_rabbitmq() {
+  broker_data=$rundir/rabbitmq
+  broker_conf=$broker_data/rabbitmq.conf
+  rabbitmq_stop "$broker_data" # a node left behind by a run.sh that was killed
+  gateway_args=(--broker-profile rabbitmq)
+  local auth_url=
+  if [[ -n "$secure" ]]; then
+    write_run_secrets || { echo "run.sh: could not write the secure set-up's secrets (see above)" >&2; exit 1; }
+    (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$secrets/rabbitmq-key")
+    auth_url=http://127.0.0.1:$ops_port/v1/rabbitmq/$(cat "$secrets/rabbitmq-key")
+    gateway_args+=(--rabbitmq-http-auth-key-file "$secrets/rabbitmq-key")
+  else
+    gateway_args+=(--broker-username "") # anonymous: RabbitMQ refuses a name without a password
+  fi
+  rabbitmq_configure "$broker_data" "$port" "$auth_url"
+}
+
+if [[ $broker == rabbitmq ]]; then
+  . scripts/rabbitmq.sh
+  configure_rabbitmq
+else
+  configure_mosquitto
+fi
 
 pids=()
 follow_pid=
@@ -209,12 +274,15 @@ cleanup() {
   # The secure set-up's secrets live as long as the run (the broker has read them at start).
   if [[ -n "$secure" ]]; then rm -rf "$rundir/secure" "${broker_data:-/nonexistent}/token-secret"; fi
   echo
-  echo "run.sh: stopping the gateway and Mosquitto"
+  echo "run.sh: stopping the gateway and $broker_name"
   # The gateway first, so that it does not log the broker going away.
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    [[ $broker == rabbitmq && ${pids[i]} == "$rabbitmq_pid" ]] && continue
     kill -TERM "${pids[i]}" 2>/dev/null || true
     wait "${pids[i]}" 2>/dev/null || true
   done
+  # The node (with a deadline) and the epmd it started.
+  if [[ $broker == rabbitmq ]]; then rabbitmq_stop "$broker_data"; fi
   if [[ -n "$follow_pid" ]]; then
     kill "$follow_pid" 2>/dev/null || true
     wait "$follow_pid" 2>/dev/null || true
@@ -223,19 +291,38 @@ cleanup() {
 trap cleanup EXIT
 trap 'cleanup; exit 0' INT TERM HUP
 
-step "starting Mosquitto on 127.0.0.1:$port"
-mosquitto_bin=$(command -v mosquitto || echo /usr/sbin/mosquitto)
-# Line-buffered, so that .run/mosquitto.log shows each line as it happens. The shell opens the
-# log and Mosquitto reads its config before it drops root, so a private (0700) checkout is fine.
-stdbuf -oL "$mosquitto_bin" -c "$broker_conf" >"$rundir/mosquitto.log" 2>&1 9>&- &
-pids+=($!)
-for _ in $(seq 200); do
-  port_in_use "$port" && break
-  kill -0 "${pids[0]}" 2>/dev/null || break
-  sleep 0.05
-done
-port_in_use "$port" || failed "Mosquitto did not start" "$rundir/mosquitto.log"
-ok
+if [[ $broker == rabbitmq ]]; then
+  broker_log=$broker_data/log/rtm-run@localhost.log
+  step "starting RabbitMQ on 127.0.0.1:$port (10-20 s)"
+  rabbitmq_start "$broker_data"
+  pids+=("$rabbitmq_pid")
+  start_deadline=$((SECONDS + 120))
+  until port_in_use "$port"; do
+    kill -0 "$rabbitmq_pid" 2>/dev/null && ((SECONDS < start_deadline)) || break
+    sleep 0.1
+  done
+  if ! port_in_use "$port"; then
+    cat "$broker_data/log/stdout.log" "$broker_log" >"$broker_data/log/start.log" 2>/dev/null || true
+    failed "RabbitMQ did not open its MQTT port (its logs: ${broker_data#"$root"/}/log/)" \
+      "$broker_data/log/start.log"
+  fi
+  ok
+else
+  broker_log=$rundir/mosquitto.log
+  step "starting Mosquitto on 127.0.0.1:$port"
+  mosquitto_bin=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+  # Line-buffered, so that .run/mosquitto.log shows each line as it happens. The shell opens the
+  # log and Mosquitto reads its config before it drops root, so a private (0700) checkout is fine.
+  stdbuf -oL "$mosquitto_bin" -c "$broker_conf" >"$broker_log" 2>&1 9>&- &
+  pids+=($!)
+  for _ in $(seq 200); do
+    port_in_use "$port" && break
+    kill -0 "${pids[0]}" 2>/dev/null || break
+    sleep 0.05
+  done
+  port_in_use "$port" || failed "Mosquitto did not start" "$broker_log"
+  ok
+fi
 
 step "starting the gateway ($config)"
 "$gateway" --config "$config" --broker "tcp://127.0.0.1:$port" --ops-listen "127.0.0.1:$ops_port" \
@@ -246,7 +333,8 @@ pids+=("$gateway_pid")
 ready=
 for i in $(seq 30); do
   kill -0 "$gateway_pid" 2>/dev/null || break
-  if "${rr_env[@]}" mosquitto_rr -p "$port" -i "$rr_id" -W 1 --quiet -n \
+  # MQTT 3.1.1: mosquitto_rr speaks 5 by default, which RabbitMQ 3.10 does not.
+  if "${rr_env[@]}" mosquitto_rr -V mqttv311 -p "$port" -i "$rr_id" -W 1 --quiet -n \
       -t "$prefix/req/run-sh/ping?msg_id=ready-$i" -e "$prefix/u/run-sh/res/ping?msg_id=ready-$i" \
       >/dev/null 2>&1; then
     ready=1
@@ -255,7 +343,7 @@ for i in $(seq 30); do
 done
 if [[ -z "$ready" && -n "$secure" ]]; then
   # Refused logins (the gateway's password, run.sh's token) are in the broker's log.
-  grep 'rtm-auth\|not authorised\|Error' "$rundir/mosquitto.log" | tail -n 5 >&2 || true
+  grep -i 'rtm-auth\|not authorised\|refused\|Error' "$broker_log" | tail -n 5 >&2 || true
 fi
 [[ -n "$ready" ]] || failed "the gateway did not answer a ping" "$rundir/gateway.log"
 ok
@@ -276,15 +364,34 @@ ENV
 fi
 mv "$rundir/env.tmp" "$rundir/env"
 
+shown_log=${broker_log#"$root"/}
+if [[ $broker == rabbitmq ]]; then
+  shown_broker="RabbitMQ   127.0.0.1:$port (MQTT), broker.profile rabbitmq: names without '.'"
+  if [[ -n "$secure" ]]; then
+    shown_broker="$shown_broker
+             auth backend: the gateway  (config and logs: .run/rabbitmq/, log: $shown_log)"
+  else
+    shown_broker="$shown_broker
+             open: every client is guest  (config and logs: .run/rabbitmq/; RTM_SECURE=1 for the secure set-up)"
+  fi
+  shown_grants="answers RabbitMQ's HTTP auth backend"
+else
+  if [[ -n "$secure" ]]; then
+    shown_broker="Mosquitto  127.0.0.1:$port, plugin and ACL  (config: ${broker_conf#"$root"/}, log: $shown_log)"
+  else
+    shown_broker="Mosquitto  127.0.0.1:$port, open: no logins  (log: $shown_log; RTM_SECURE=1 for the secure set-up)"
+  fi
+  shown_grants="publishes grants"
+fi
 if [[ -n "$secure" ]]; then
   shown_gateway=$build/gateway/rtm-gateway
   [[ $shown_gateway == /* ]] || shown_gateway=./$shown_gateway
   cat <<INFO
 
   secure set-up: token logins, the gateway's grants enforced by the broker (docs/security.md)
-  Mosquitto  127.0.0.1:$port, plugin and ACL  (config: ${broker_conf#"$root"/}, log: .run/mosquitto.log)
+  $shown_broker
   gateway    $config, topic prefix $prefix, pid $gateway_pid, MQTT user rtm-gateway,
-             publishes grants  (log: .run/gateway.log, below)
+             $shown_grants  (log: .run/gateway.log, below)
   ops        http://127.0.0.1:$ops_port  (/healthz, /readyz, /metrics)
 
   In another terminal, at the repository root (username = uid, password = token, client id uid/...):
@@ -299,7 +406,7 @@ INFO
 else
   cat <<INFO
 
-  Mosquitto  127.0.0.1:$port, open: no logins  (log: .run/mosquitto.log; RTM_SECURE=1 for the secure set-up)
+  $shown_broker
   gateway    $config, topic prefix $prefix, pid $gateway_pid  (log: .run/gateway.log, below)
   ops        http://127.0.0.1:$ops_port  (/healthz, /readyz, /metrics)
 
@@ -317,6 +424,6 @@ follow_pid=$!
 
 status=0
 wait -n "${pids[@]}" || status=$?
-if kill -0 "${pids[0]}" 2>/dev/null; then stopped="the gateway"; else stopped=Mosquitto; fi
+if kill -0 "${pids[0]}" 2>/dev/null; then stopped="the gateway"; else stopped=$broker_name; fi
 echo "run.sh: $stopped stopped by itself (exit status $status); see .run/ for its log" >&2
 exit 1

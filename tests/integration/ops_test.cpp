@@ -474,3 +474,38 @@ TEST_CASE("ops: without api_keys the operator endpoints are off") {
   REQUIRE(res);
   CHECK(res->status == 403);
 }
+
+TEST_CASE("ops: the command line sets the broker profile and RabbitMQ's HTTP auth, checked") {
+  // What `RTM_BROKER=rabbitmq scripts/run.sh` (RTM_SECURE=1) adds to config.yaml's settings.
+  TempDir dir;
+  const auto config = dir.path() / "gw.yaml";
+  write_file(config, "auth:\n  token_secret: \"" + std::string(GatewayProcess::kSecret) +
+                         "\"\nops:\n  http_listen: \"127.0.0.1:1\"\n");
+  const auto key = dir.path() / "key";
+  auto check = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv{gateway_binary(), "--check-config", "--config", config.string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_command(argv);
+  };
+  auto profile = check({"--broker-profile", "rabbit"});
+  CHECK(profile.exit_code == 1);
+  CHECK_MESSAGE(profile.output.find("--broker-profile: expected mosquitto, emqx, rabbitmq or "
+                                    "generic, got \"rabbit\"") != std::string::npos,
+                profile.output);
+  CHECK(check({"--broker-profile", "rabbitmq", "--broker-username", ""}).exit_code == 0);
+
+  write_file(key, "short\n");
+  auto short_key = check({"--rabbitmq-http-auth-key-file", key.string()});
+  CHECK(short_key.exit_code == 1);
+  CHECK_MESSAGE(short_key.output.find("--rabbitmq-http-auth-key-file: the key must be at least 16 "
+                                      "bytes") != std::string::npos,
+                short_key.output);
+  write_file(key, "0123456789abcdef0123\n");
+  auto no_listener = check({"--rabbitmq-http-auth-key-file", key.string(), "--ops-listen", ""});
+  CHECK(no_listener.exit_code == 1);
+  CHECK_MESSAGE(no_listener.output.find("needs ops.http_listen") != std::string::npos,
+                no_listener.output);
+  CHECK(check({"--rabbitmq-http-auth-key-file", key.string()}).exit_code == 0);
+  // The key never shows in a message.
+  CHECK(short_key.output.find("short") == std::string::npos);
+}

@@ -8,7 +8,9 @@ The blocks are read from README.md itself, never from a copy. Conventions of the
 - Each ```sh block is typed into a fresh terminal at the repository root (a fresh bash here).
 - A line that starts ./scripts/run.sh (with or without VAR=value in front) is "the first
   terminal": a run.sh already running is stopped first, as with Ctrl-C, and the test checks
-  that Mosquitto and the gateway stopped with it. The processes of the other terminals are
+  that the broker and the gateway stopped with it, and every process they started (RabbitMQ's
+  node runs in a session of its own and starts a daemon, epmd: they are found by a variable
+  of run.sh's environment that they inherit). The processes of the other terminals are
   stopped too: they belonged to the broker that went away.
 - A line whose comment says `leave this running` or `terminal N`, or that ends with `&`,
   keeps running; the next line is typed once it is ready (subscribed, or printed that it
@@ -210,6 +212,29 @@ def process_group_alive(pgid):
     return False
 
 
+def processes_with_env(entry_bytes):
+    """[(pid, command line)] of the live processes whose environment holds entry_bytes
+    (NAME=value): the descendants of a process started with it, also those that left its
+    process group (setsid, daemons)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if entry_bytes not in f.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{entry}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                command = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+        except OSError:
+            continue
+        found.append((int(entry), command))
+    return found
+
+
 def stop_group(pgid, sig):
     try:
         os.killpg(pgid, sig)
@@ -293,6 +318,9 @@ class RunSh:
         self.output = Output(logdir / f"run-sh-{index}.log", f"run.sh ({code})")
         self.out_file = open(self.output.path, "wb")
         self.workdir = workdir
+        # Every process run.sh starts inherits this entry, wherever it goes afterwards.
+        self.marker = f"RTM_README_RUN_SH={workdir}/{index}"
+        env = dict(env, RTM_README_RUN_SH=f"{workdir}/{index}")
         self.proc = subprocess.Popen(
             ["bash", "--noprofile", "--norc", "-c", code],
             stdin=subprocess.DEVNULL,
@@ -332,12 +360,30 @@ class RunSh:
         if process_group_alive(self.proc.pid):
             stop_group(self.proc.pid, signal.SIGKILL)
             raise Failure("after Ctrl-C, processes that run.sh started are still running")
+        while self.descendants() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = self.descendants()
+        if left:
+            self.kill_descendants()
+            raise Failure("after Ctrl-C, processes that run.sh started outside its process group "
+                          "are still running:\n" + "\n".join(f"  {pid} {cmd}" for pid, cmd in left))
         if (self.workdir / ".run" / "env").exists():
             raise Failure("run.sh left .run/env behind after it stopped")
         self.out_file.close()
 
+    def descendants(self):
+        return processes_with_env(self.marker.encode())
+
+    def kill_descendants(self):
+        for pid, _ in self.descendants():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
     def kill(self):
         stop_group(self.proc.pid, signal.SIGKILL)
+        self.kill_descendants()
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:

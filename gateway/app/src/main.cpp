@@ -31,8 +31,11 @@ struct Overrides {
   std::string ops_listen;
   bool ops_listen_set = false;
   std::string broker_username;
+  bool broker_username_set = false;  // --broker-username "" connects without a username
   std::string broker_password_file;
   bool publish_grants = false;
+  std::string broker_profile;
+  std::string rabbitmq_http_auth_key_file;
 };
 
 // The content of a secret file, as broker.password_file reads it (one trailing line break
@@ -52,12 +55,34 @@ Config load(const std::string& path, const Overrides& overrides) {
   Config config = load_config_file(path);
   if (!overrides.broker.empty()) config.broker.uri = overrides.broker;
   if (overrides.ops_listen_set) config.ops.http_listen = overrides.ops_listen;
-  if (!overrides.broker_username.empty()) config.broker.username = overrides.broker_username;
+  if (overrides.broker_username_set) config.broker.username = overrides.broker_username;
   if (!overrides.broker_password_file.empty()) {
     config.broker.password =
         read_secret_file("--broker-password-file", overrides.broker_password_file);
   }
   if (overrides.publish_grants) config.enforcement.publish_grants = true;
+  if (!overrides.broker_profile.empty()) {
+    // Checked in main() before the first load.
+    config.broker.profile = *rtm::topics::parse_broker_profile(overrides.broker_profile);
+  }
+  if (!overrides.rabbitmq_http_auth_key_file.empty()) {
+    // The checks load_config_file makes of enforcement.rabbitmq_http_auth, on the result.
+    const std::string option = "--rabbitmq-http-auth-key-file";
+    std::string key = read_secret_file(option, overrides.rabbitmq_http_auth_key_file);
+    if (key.size() < kMinApiKeyBytes) {
+      throw ConfigError(
+          {option + ": the key must be at least " + std::to_string(kMinApiKeyBytes) + " bytes"});
+    }
+    if (config.ops.http_listen.empty()) {
+      throw ConfigError({option + ": needs ops.http_listen or --ops-listen (the endpoints are "
+                                  "served there)"});
+    }
+    if (config.topics.prefix.find('.') != std::string::npos) {
+      throw ConfigError({option + ": topics.prefix contains '.', a level separator on RabbitMQ"});
+    }
+    config.enforcement.rabbitmq_http_auth = true;
+    config.ops.api_keys.push_back(std::move(key));
+  }
   return config;
 }
 
@@ -124,7 +149,8 @@ int main(int argc, char** argv) {
                  "host:port of the operations HTTP listener, overriding ops.http_listen "
                  "(\"\" for none)");
   app.add_option("--broker-username", overrides.broker_username,
-                 "MQTT username of the gateway, overriding broker.username");
+                 "MQTT username of the gateway, overriding broker.username (\"\": none, an "
+                 "anonymous connection)");
   app.add_option("--broker-password-file", overrides.broker_password_file,
                  "file holding the gateway's MQTT password (one trailing line break dropped), "
                  "overriding broker.password / broker.password_file; a secret never goes on the "
@@ -132,6 +158,12 @@ int main(int argc, char** argv) {
   app.add_flag("--publish-grants", overrides.publish_grants,
                "publish grant records for the broker's plugin, as enforcement.publish_grants: "
                "true (docs/security.md, \"Broker-enforced channels\")");
+  app.add_option("--broker-profile", overrides.broker_profile,
+                 "mosquitto, emqx, rabbitmq or generic, overriding broker.profile");
+  app.add_option("--rabbitmq-http-auth-key-file", overrides.rabbitmq_http_auth_key_file,
+                 "answer RabbitMQ's HTTP auth backend (enforcement.rabbitmq_http_auth: true) "
+                 "with the key in this file added to ops.api_keys (docs/security.md, "
+                 "\"RabbitMQ\"); a secret never goes on the command line");
   app.add_flag("--check-config", check_only, "check the configuration file and exit (0 = valid)");
   app.set_version_flag("--version", std::string(RTM_VERSION));
 
@@ -144,6 +176,13 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   overrides.ops_listen_set = app.count("--ops-listen") > 0;
+  overrides.broker_username_set = app.count("--broker-username") > 0;
+  if (!overrides.broker_profile.empty() &&
+      !rtm::topics::parse_broker_profile(overrides.broker_profile)) {
+    std::cerr << "--broker-profile: expected mosquitto, emqx, rabbitmq or generic, got \""
+              << overrides.broker_profile << "\"\n";
+    return 1;
+  }
 
   if (!overrides.broker.empty()) {
     if (auto why = broker_uri_error(overrides.broker)) {
