@@ -9,6 +9,9 @@
 #include <string>
 #include <vector>
 
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
 #include "harness.hpp"
 #include "rtm/sdk/client.hpp"
 
@@ -259,6 +262,73 @@ void dotted_names(const Target& t) {
     CHECK(joined.message().find("contains '.' at byte") != std::string::npos);
     CHECK(sdk_client.stream_channel(plain).join().ok());
   }
+}
+
+// Names made of every byte the rules allow (printable ASCII but '/', '+', '#', '$', '"', '\\',
+// '*', and '.' where the broker makes it a separator), as uid, channel and topic: the data
+// reaches its subscriber on exactly the topic the gateway named.
+void every_allowed_character(const Target& t) {
+  GatewayProcess gateway(t.uri, anonymous_gateway(t.profile));
+  REQUIRE_MESSAGE(wait_gateway_ready(t.uri, 60000ms), gateway.log());
+  std::string all;
+  for (char c = 0x21; c <= 0x7e; ++c) {
+    if (std::string_view("/+#$\"\\*").find(c) != std::string_view::npos) continue;
+    if (c == '.' && t.dots_separate()) continue;
+    all += c;
+  }
+  // More than one name holds (64 bytes): the channel takes the first half, the topic the
+  // second, the uid a run from the middle (and a unique end).
+  const std::string channel = all.substr(0, all.size() / 2);
+  const std::string topic = all.substr(all.size() / 2);
+  const std::string odd_uid = all.substr(all.size() / 3, 40) + unique_id("-u");
+  REQUIRE(channel.size() <= 64);
+  REQUIRE(topic.size() <= 64);
+  REQUIRE(odd_uid.size() <= 64);
+  Peer alice(t.uri, unique_id("alice")), odd(t.uri, odd_uid);
+  alice.ok("login", "", login_body(alice.uid));
+  odd.ok("login", "", login_body(odd.uid));
+  // Names go in the JSON body: escaped there, no query syntax to get in the way.
+  auto body = [](std::initializer_list<std::pair<std::string, std::string>> fields) {
+    rapidjson::StringBuffer out;
+    rapidjson::Writer<rapidjson::StringBuffer> w(out);
+    w.StartObject();
+    for (const auto& [key, value] : fields) {
+      w.Key(key.c_str());
+      w.String(value.c_str());
+    }
+    w.EndObject();
+    return std::string(out.GetString());
+  };
+  alice.ok("join", "", body({{"channel", channel}}));
+  odd.ok("join", "", body({{"channel", channel}}));
+  auto joined = odd.op("join_topic", "", body({{"channel", channel}, {"topic", topic}}));
+  REQUIRE(joined["code"].GetInt() == 0);
+  const std::string publish_to = text(joined["result"], "publish_to");
+  CHECK(publish_to == "rtm/ch/" + channel + "/" + topic + "/" + odd.uid);
+  rapidjson::StringBuffer out;
+  rapidjson::Writer<rapidjson::StringBuffer> w(out);
+  w.StartObject();
+  w.Key("channel");
+  w.String(channel.c_str());
+  w.Key("topic");
+  w.String(topic.c_str());
+  w.Key("users");
+  w.StartArray();
+  w.String(odd.uid.c_str());
+  w.EndArray();
+  w.EndObject();
+  auto sub = alice.op("subscribe", "", out.GetString());
+  REQUIRE_MESSAGE(sub["code"].GetInt() == 0, text(sub, "message"));
+  CHECK(text(sub["result"]["users"][0], "topic") == publish_to);
+  REQUIRE(alice.client->subscribe(publish_to) == 1);
+  odd.client->publish(publish_to, "every byte", 1);
+  auto got = alice.client->wait_for(publish_to);
+  REQUIRE_MESSAGE(got, gateway.log());
+  CHECK(got->topic == publish_to);
+  CHECK(got->payload == "every byte");
+  auto who = alice.op("who_now", "", body({{"channel", channel}}));
+  REQUIRE(who["code"].GetInt() == 0);
+  CHECK(who["result"]["members"].Size() == 2);
 }
 
 // A module method and parameters with '.': percent-encoded (%2E) they reach the worker
@@ -525,6 +595,20 @@ TEST_CASE("conformance (mosquitto): names with '.' are kept and delivered as sen
 
 TEST_CASE("conformance (rabbitmq): names with '.' are refused with the broker's rule") {
   dotted_names({RabbitMq::shared().uri(), "rabbitmq"});
+}
+
+TEST_CASE("conformance (mosquitto): names with every allowed character") {
+  Mosquitto broker;
+  every_allowed_character({broker.uri(), "mosquitto"});
+}
+
+TEST_CASE("conformance (rabbitmq): names with every allowed character") {
+  every_allowed_character({RabbitMq::shared().uri(), "rabbitmq"});
+}
+
+TEST_CASE("conformance (aedes): names with every allowed character") {
+  Aedes broker;
+  every_allowed_character({broker.uri(), "mosquitto"});
 }
 
 TEST_CASE("conformance (mosquitto): module calls with dotted paths") {
