@@ -40,8 +40,7 @@ std::size_t utf8_sequence(std::string_view s, std::size_t i, std::uint32_t& cp) 
 std::optional<std::string> key_problem(std::string_view key, std::size_t max_bytes) {
   if (key.empty()) return std::string("is empty");
   if (key.size() > max_bytes) {
-    return "is " + std::to_string(key.size()) + " bytes, longer than " +
-           std::to_string(max_bytes);
+    return "is " + std::to_string(key.size()) + " bytes, longer than " + std::to_string(max_bytes);
   }
   for (std::size_t i = 0; i < key.size();) {
     std::uint32_t cp = 0;

@@ -31,11 +31,16 @@ LockEvent event(LockEventKind kind, const std::string& lock, const std::string& 
 
 std::string_view lock_event_name(LockEventKind kind) {
   switch (kind) {
-    case LockEventKind::set: return "set";
-    case LockEventKind::removed: return "removed";
-    case LockEventKind::acquired: return "acquired";
-    case LockEventKind::released: return "released";
-    case LockEventKind::expired: return "expired";
+    case LockEventKind::set:
+      return "set";
+    case LockEventKind::removed:
+      return "removed";
+    case LockEventKind::acquired:
+      return "acquired";
+    case LockEventKind::released:
+      return "released";
+    case LockEventKind::expired:
+      return "expired";
   }
   return "unknown";
 }
@@ -68,19 +73,18 @@ Result<std::vector<LockEvent>> Locks::set_lock(const std::string& name, std::int
   if (ttl_s < limits_.min_ttl_s || ttl_s > limits_.max_ttl_s) {
     return error(ErrorCode::invalid_ttl,
                  "ttl " + std::to_string(ttl_s) + " s of lock \"" + name + "\" is outside [" +
-                     std::to_string(limits_.min_ttl_s) + ", " +
-                     std::to_string(limits_.max_ttl_s) + "]",
-                 ttl_s < limits_.min_ttl_s ? LockLimits::kMinTtlKey : LockLimits::kMaxTtlKey,
-                 name);
+                     std::to_string(limits_.min_ttl_s) + ", " + std::to_string(limits_.max_ttl_s) +
+                     "]",
+                 ttl_s < limits_.min_ttl_s ? LockLimits::kMinTtlKey : LockLimits::kMaxTtlKey, name);
   }
   if (locks_.count(name) > 0) {
     return error(ErrorCode::lock_exists, "lock \"" + name + "\" is already set", {}, name);
   }
   if (locks_.size() >= limits_.max_locks) {
-    return error(ErrorCode::too_many_locks,
-                 "the channel already has " + std::to_string(locks_.size()) +
-                     " locks, the most allowed",
-                 LockLimits::kMaxLocksKey, name);
+    return error(
+        ErrorCode::too_many_locks,
+        "the channel already has " + std::to_string(locks_.size()) + " locks, the most allowed",
+        LockLimits::kMaxLocksKey, name);
   }
   locks_[name] = LockState{name, ttl_s, std::nullopt, std::nullopt, {}};
   auto e = event(LockEventKind::set, name, "");
@@ -113,8 +117,8 @@ Result<AcquireOutcome> Locks::acquire_now(const std::string& name, const std::st
     return out;
   }
   if (!retry) {
-    auto e = error(ErrorCode::lock_held,
-                   "lock \"" + name + "\" is held by " + *lock.holder, {}, name);
+    auto e =
+        error(ErrorCode::lock_held, "lock \"" + name + "\" is held by " + *lock.holder, {}, name);
     return e;
   }
   if (lock.waiters.size() >= limits_.max_waiters) {
@@ -149,8 +153,8 @@ Result<std::vector<LockEvent>> Locks::release_now(const std::string& name, const
                uid + " neither holds nor waits for lock \"" + name + "\"", {}, name);
 }
 
-Result<std::vector<LockEvent>> Locks::revoke_now(const std::string& name,
-                                                 const std::string& holder, std::int64_t now_ms) {
+Result<std::vector<LockEvent>> Locks::revoke_now(const std::string& name, const std::string& holder,
+                                                 std::int64_t now_ms) {
   auto events = due(now_ms);
   auto lock_or = existing(name);
   if (!lock_or) return lock_or.error();

@@ -17,7 +17,9 @@ Error error(ErrorCode code, std::string message, std::string_view limit = {},
   return e;
 }
 
-std::string n(std::size_t v) { return std::to_string(v); }
+std::string n(std::size_t v) {
+  return std::to_string(v);
+}
 
 std::size_t metadata_bytes(const Metadata& m) {
   std::size_t total = 0;
@@ -38,9 +40,8 @@ std::optional<Error> check_call(const Write& w, const MetadataLimits& limits) {
                  MetadataLimits::kMaxItemsPerCallKey);
   }
   if (w.major_revision < kNoCheck) {
-    return error(ErrorCode::invalid_revision,
-                 "major_revision " + std::to_string(w.major_revision) +
-                     " is invalid: -1 (no check) or a revision >= 0");
+    return error(ErrorCode::invalid_revision, "major_revision " + std::to_string(w.major_revision) +
+                                                  " is invalid: -1 (no check) or a revision >= 0");
   }
   std::set<std::string_view> seen;
   std::size_t call_bytes = 0;
@@ -130,9 +131,12 @@ std::optional<Error> check_result(const Metadata& next, const MetadataLimits& li
 
 std::string_view write_kind_name(WriteKind kind) {
   switch (kind) {
-    case WriteKind::set: return "set";
-    case WriteKind::update: return "update";
-    case WriteKind::remove: return "remove";
+    case WriteKind::set:
+      return "set";
+    case WriteKind::update:
+      return "update";
+    case WriteKind::remove:
+      return "remove";
   }
   return "unknown";
 }

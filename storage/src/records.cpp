@@ -49,8 +49,7 @@ class FieldReader {
     const auto colon = rest_.find(':');
     std::size_t length = 0;
     if (colon == std::string_view::npos || colon == 0 ||
-        std::from_chars(rest_.data(), rest_.data() + colon, length).ptr !=
-            rest_.data() + colon) {
+        std::from_chars(rest_.data(), rest_.data() + colon, length).ptr != rest_.data() + colon) {
       fail("has a field without a length");
       return {};
     }
@@ -66,8 +65,8 @@ class FieldReader {
   std::int64_t number() {
     const auto s = text();
     std::int64_t v = 0;
-    if (problem_.empty() &&
-        (s.empty() || std::from_chars(s.data(), s.data() + s.size(), v).ptr != s.data() + s.size())) {
+    if (problem_.empty() && (s.empty() || std::from_chars(s.data(), s.data() + s.size(), v).ptr !=
+                                              s.data() + s.size())) {
       fail("has a number field that is not a number");
     }
     return v;

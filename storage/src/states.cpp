@@ -14,14 +14,15 @@ Error error(ErrorCode code, std::string message, std::string_view limit = {},
   return e;
 }
 
-std::string n(std::size_t v) { return std::to_string(v); }
+std::string n(std::size_t v) {
+  return std::to_string(v);
+}
 
 std::optional<Error> check_key(const std::string& key, const StateLimits& limits) {
   if (auto problem = key_problem(key, limits.max_key_bytes)) {
-    return error(ErrorCode::invalid_key, "state key \"" + key + "\" " + *problem,
-                 key.size() > limits.max_key_bytes ? StateLimits::kMaxKeyBytesKey
-                                                   : std::string_view{},
-                 key);
+    return error(
+        ErrorCode::invalid_key, "state key \"" + key + "\" " + *problem,
+        key.size() > limits.max_key_bytes ? StateLimits::kMaxKeyBytesKey : std::string_view{}, key);
   }
   return std::nullopt;
 }

@@ -28,13 +28,13 @@ enum class ErrorCode {
   too_many_states,     // state keys of one user in one channel
   states_too_large,    // all state keys and values of one user in one channel
   // Locks.
-  invalid_ttl,        // a lock ttl outside [min, max] seconds
-  lock_exists,        // set_lock of a name that is already set
-  lock_not_found,     // a lock name that is not set
-  lock_held,          // acquire without retry while another uid holds it
-  not_lock_holder,    // release/revoke of a lock the uid does not hold
-  too_many_locks,     // locks of one channel
-  too_many_waiters,   // uids queued for one lock
+  invalid_ttl,       // a lock ttl outside [min, max] seconds
+  lock_exists,       // set_lock of a name that is already set
+  lock_not_found,    // a lock name that is not set
+  lock_held,         // acquire without retry while another uid holds it
+  not_lock_holder,   // release/revoke of a lock the uid does not hold
+  too_many_locks,    // locks of one channel
+  too_many_waiters,  // uids queued for one lock
   // Records.
   corrupt_record,  // a stored record that does not decode
 };

@@ -69,7 +69,7 @@ std::string_view lock_event_name(LockEventKind kind);  // "set", "removed", ...
 struct LockEvent {
   LockEventKind kind{};
   std::string lock;
-  std::string uid;    // acquired: the new holder; released/expired/removed: the old one
+  std::string uid;         // acquired: the new holder; released/expired/removed: the old one
   std::int64_t ttl_s = 0;  // set
   std::vector<std::string> dropped_waiters;  // removed
   bool operator==(const LockEvent& o) const {
@@ -87,7 +87,7 @@ struct AcquireOutcome {
 };
 
 struct SessionEnded {
-  std::vector<std::string> held;      // locks uid holds, now expiring unless it comes back
+  std::vector<std::string> held;         // locks uid holds, now expiring unless it comes back
   std::vector<std::string> left_queues;  // locks uid no longer waits for
 };
 

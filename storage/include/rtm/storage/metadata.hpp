@@ -50,7 +50,7 @@ struct Item {
 };
 
 struct Metadata {
-  std::int64_t major_revision = 0;  // 0: never written
+  std::int64_t major_revision = 0;    // 0: never written
   std::map<std::string, Item> items;  // by key; items.at(k).key == k
   bool operator==(const Metadata& o) const {
     return major_revision == o.major_revision && items == o.items;
@@ -70,7 +70,7 @@ struct MetadataLimits {
   std::size_t max_value_bytes = 64 * 1024;  // one item's value
   std::size_t max_call_bytes = 64 * 1024;   // keys and values of one call
   std::size_t max_items_per_call = 100;
-  std::size_t max_items = 1000;                   // items of one metadata
+  std::size_t max_items = 1000;                  // items of one metadata
   std::size_t max_metadata_bytes = 1024 * 1024;  // keys and values of one metadata
 };
 
@@ -79,7 +79,7 @@ std::string_view write_kind_name(WriteKind kind);  // "set", "update", "remove"
 
 struct ItemWrite {
   std::string key;
-  std::string value;                    // ignored by remove
+  std::string value;                 // ignored by remove
   std::int64_t revision = kNoCheck;  // expected current revision of the item
 };
 

@@ -30,16 +30,16 @@ struct StateLimits {
   static constexpr std::string_view kMaxValueBytesKey = "storage.max_state_value_bytes";
   static constexpr std::string_view kMaxBytesKey = "storage.max_state_bytes";
 
-  std::size_t max_keys = 32;              // keys of one user in one channel
+  std::size_t max_keys = 32;  // keys of one user in one channel
   std::size_t max_key_bytes = kDefaultMaxKeyBytes;
   std::size_t max_value_bytes = 8 * 1024;
-  std::size_t max_bytes = 32 * 1024;      // keys and values of one user in one channel
+  std::size_t max_bytes = 32 * 1024;  // keys and values of one user in one channel
 };
 
 struct StateChange {
   std::string channel;
   std::string uid;
-  StateItems states;                // the user's states in the channel after the change
+  StateItems states;                 // the user's states in the channel after the change
   std::vector<std::string> written;  // keys whose value is new or different
   std::vector<std::string> removed;  // keys that were set and are gone
   bool changed() const { return !written.empty() || !removed.empty(); }
