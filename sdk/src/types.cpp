@@ -40,6 +40,11 @@ std::string_view error_name(int code) {
     case ErrorCode::backend_error: return "BACKEND_ERROR";
     case ErrorCode::rate_limited: return "RATE_LIMITED";
     case ErrorCode::unavailable: return "UNAVAILABLE";
+    case ErrorCode::major_revision_mismatch: return "MAJOR_REVISION_MISMATCH";
+    case ErrorCode::item_revision_mismatch: return "ITEM_REVISION_MISMATCH";
+    case ErrorCode::item_not_found: return "ITEM_NOT_FOUND";
+    case ErrorCode::limit_metadata: return "LIMIT_METADATA";
+    case ErrorCode::limit_metadata_subscriptions: return "LIMIT_METADATA_SUBSCRIPTIONS";
   }
   return "UNKNOWN";
 }

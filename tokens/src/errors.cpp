@@ -41,6 +41,11 @@ constexpr ErrorInfo kErrors[] = {
     {ErrorCode::backend_error, "BACKEND_ERROR", "the backend failed to handle the request"},
     {ErrorCode::rate_limited, "RATE_LIMITED", "too many requests from this user; slow down"},
     {ErrorCode::unavailable, "UNAVAILABLE", "the gateway cannot serve this now (shutting down, broker link down)"},
+    {ErrorCode::major_revision_mismatch, "MAJOR_REVISION_MISMATCH", "the call's major_revision is not the metadata's current one (0: never written); nothing changed"},
+    {ErrorCode::item_revision_mismatch, "ITEM_REVISION_MISMATCH", "an item's revision is not that item's current one (0: absent); nothing changed"},
+    {ErrorCode::item_not_found, "ITEM_NOT_FOUND", "update of a metadata key that does not exist (set creates it); nothing changed"},
+    {ErrorCode::limit_metadata, "LIMIT_METADATA", "a storage.* limit refuses the call (value, call or metadata size, item count); the message names the key"},
+    {ErrorCode::limit_metadata_subscriptions, "LIMIT_METADATA_SUBSCRIPTIONS", "the session subscribes to storage.max_metadata_subscriptions users' metadata already"},
 };
 }  // namespace
 

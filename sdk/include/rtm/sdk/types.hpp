@@ -51,6 +51,11 @@ enum class ErrorCode : int {
   backend_error = 42,
   rate_limited = 43,
   unavailable = 44,
+  major_revision_mismatch = 45,
+  item_revision_mismatch = 46,
+  item_not_found = 47,
+  limit_metadata = 48,
+  limit_metadata_subscriptions = 49,
 };
 
 // "NOT_JOINED" for 3, ...; "UNKNOWN" for a code this SDK does not know.

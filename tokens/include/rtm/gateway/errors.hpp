@@ -42,6 +42,12 @@ enum class ErrorCode : int {
   backend_error = 42,
   rate_limited = 43,
   unavailable = 44,
+  // Storage (user and channel metadata): compare-and-set and limits.
+  major_revision_mismatch = 45,
+  item_revision_mismatch = 46,
+  item_not_found = 47,
+  limit_metadata = 48,
+  limit_metadata_subscriptions = 49,
 };
 
 struct ErrorInfo {
