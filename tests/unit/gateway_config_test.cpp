@@ -69,6 +69,16 @@ limits:
   members_per_channel: 100
   publishers_per_subscription: 10
   watched_users: 0
+storage:
+  max_key_bytes: 32
+  max_value_bytes: 1000
+  max_call_bytes: 2000
+  max_items_per_call: 10
+  max_items: 20
+  max_metadata_bytes: 5000
+  user_metadata_writers: operators
+  channel_metadata_writers: operators
+  max_metadata_subscriptions: 5
 )";
 
 }  // namespace
@@ -98,6 +108,17 @@ TEST_CASE("config: defaults when only auth.token_secret is given") {
   CHECK(c.limits.members_per_channel == 10000);
   CHECK(c.limits.publishers_per_subscription == 64);
   CHECK(c.limits.watched_users == 1000);
+  // storage.*: the storage model's defaults (storage/README.md).
+  const rtm::storage::MetadataLimits model;
+  CHECK(c.storage.metadata.max_key_bytes == model.max_key_bytes);
+  CHECK(c.storage.metadata.max_value_bytes == 65536);
+  CHECK(c.storage.metadata.max_call_bytes == 65536);
+  CHECK(c.storage.metadata.max_items_per_call == model.max_items_per_call);
+  CHECK(c.storage.metadata.max_items == model.max_items);
+  CHECK(c.storage.metadata.max_metadata_bytes == model.max_metadata_bytes);
+  CHECK(c.storage.user_metadata_writers == "self");
+  CHECK(c.storage.channel_metadata_writers == "members");
+  CHECK(c.storage.max_metadata_subscriptions == 1000);
 }
 
 TEST_CASE("config: empty sections and comments keep the defaults") {
@@ -132,6 +153,15 @@ TEST_CASE("config: every key of config.yaml is accepted and read") {
   CHECK(c.limits.members_per_channel == 100);
   CHECK(c.limits.publishers_per_subscription == 10);
   CHECK(c.limits.watched_users == 0);
+  CHECK(c.storage.metadata.max_key_bytes == 32);
+  CHECK(c.storage.metadata.max_value_bytes == 1000);
+  CHECK(c.storage.metadata.max_call_bytes == 2000);
+  CHECK(c.storage.metadata.max_items_per_call == 10);
+  CHECK(c.storage.metadata.max_items == 20);
+  CHECK(c.storage.metadata.max_metadata_bytes == 5000);
+  CHECK(c.storage.user_metadata_writers == "operators");
+  CHECK(c.storage.channel_metadata_writers == "operators");
+  CHECK(c.storage.max_metadata_subscriptions == 5);
 }
 
 TEST_CASE("config: the shipped config.yaml loads with the defaults but what it marks") {
@@ -152,6 +182,15 @@ TEST_CASE("config: the shipped config.yaml loads with the defaults but what it m
   CHECK(c.requests.queue_capacity == d.requests.queue_capacity);
   CHECK(c.requests.dedup_window_s == d.requests.dedup_window_s);
   CHECK(c.limits.watched_users == d.limits.watched_users);
+  CHECK(c.storage.metadata.max_key_bytes == d.storage.metadata.max_key_bytes);
+  CHECK(c.storage.metadata.max_value_bytes == d.storage.metadata.max_value_bytes);
+  CHECK(c.storage.metadata.max_call_bytes == d.storage.metadata.max_call_bytes);
+  CHECK(c.storage.metadata.max_items_per_call == d.storage.metadata.max_items_per_call);
+  CHECK(c.storage.metadata.max_items == d.storage.metadata.max_items);
+  CHECK(c.storage.metadata.max_metadata_bytes == d.storage.metadata.max_metadata_bytes);
+  CHECK(c.storage.user_metadata_writers == d.storage.user_metadata_writers);
+  CHECK(c.storage.channel_metadata_writers == d.storage.channel_metadata_writers);
+  CHECK(c.storage.max_metadata_subscriptions == d.storage.max_metadata_subscriptions);
   CHECK(c.modules.timeout_ms == d.modules.timeout_ms);
   CHECK(c.mapping.rules.empty());
   CHECK(c.mapping.echo_ttl_ms == d.mapping.echo_ttl_ms);
@@ -235,6 +274,16 @@ TEST_CASE("config: log.format and the ops section") {
         "ops.http_listen: expected host:port (e.g. 127.0.0.1:8089) or \"\" for none, got \"8089\"");
   CHECK(problems_of(kAuth + "ops:\n  uids: [\"a b\"]\n").at(0).rfind("ops.uids[0]: ", 0) == 0);
   CHECK(problems_of(kAuth + "ops:\n  uids: ops\n").at(0) == "ops.uids: expected a list of uids, got \"ops\"");
+}
+
+TEST_CASE("config: the storage section refuses bad values with the key path") {
+  CHECK(problems_of(kAuth + "storage:\n  user_metadata_writers: anyone\n").at(0) ==
+        "storage.user_metadata_writers: expected self or operators, got \"anyone\"");
+  CHECK(problems_of(kAuth + "storage:\n  channel_metadata_writers: all\n").at(0) ==
+        "storage.channel_metadata_writers: expected members or operators, got \"all\"");
+  CHECK(problems_of(kAuth + "storage:\n  max_value_bytes: 0\n").at(0).rfind(
+            "storage.max_value_bytes: must be between 1 and ", 0) == 0);
+  CHECK(problems_of(kAuth + "storage:\n  max_locks: 3\n").at(0).rfind("storage.max_locks", 0) == 0);
 }
 
 TEST_CASE("config: restart_only_changes names the keys a reload cannot apply") {

@@ -768,6 +768,29 @@ Config parse(const YAML::Node& root, const std::string& base_dir) {
         return why ? *why : std::string();
       });
     }
+    {
+      Section s(top.child("storage"), "storage", problems);
+      auto& m = cfg.storage.metadata;
+      s.integer("max_key_bytes", m.max_key_bytes, 1, 1024);
+      s.integer("max_value_bytes", m.max_value_bytes, 1, 64LL * 1024 * 1024);
+      s.integer("max_call_bytes", m.max_call_bytes, 1, 64LL * 1024 * 1024);
+      s.integer("max_items_per_call", m.max_items_per_call, 1, 100000);
+      s.integer("max_items", m.max_items, 1, 10000000);
+      s.integer("max_metadata_bytes", m.max_metadata_bytes, 1, 1024LL * 1024 * 1024);
+      s.string("user_metadata_writers", cfg.storage.user_metadata_writers,
+               [](const std::string& v) {
+                 return v == "self" || v == "operators"
+                            ? std::string()
+                            : "expected self or operators, got \"" + v + "\"";
+               });
+      s.string("channel_metadata_writers", cfg.storage.channel_metadata_writers,
+               [](const std::string& v) {
+                 return v == "members" || v == "operators"
+                            ? std::string()
+                            : "expected members or operators, got \"" + v + "\"";
+               });
+      s.integer("max_metadata_subscriptions", cfg.storage.max_metadata_subscriptions, 0, 1000000);
+    }
     if (problems.empty()) parse_mapping(top.child("mapping"), cfg, problems);
     else top.child("mapping");
   }

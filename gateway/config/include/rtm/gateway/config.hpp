@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "rtm/mapping/rules.hpp"
+#include "rtm/storage/metadata.hpp"
 #include "rtm/topics/names.hpp"
 
 namespace rtm::gateway {
@@ -182,6 +183,18 @@ struct ChannelsConfig {
   std::vector<std::string> public_presence;
 };
 
+// User and channel metadata (issue 15, docs/protocol.md "Metadata"). The size limits are
+// the storage model's (storage/README.md), with its defaults.
+struct StorageConfig {
+  storage::MetadataLimits metadata;
+  // Who writes a user's metadata: "self" (the user, and operators) or "operators" only.
+  std::string user_metadata_writers = "self";
+  // Who writes a channel's metadata: "members" (and operators) or "operators" only.
+  std::string channel_metadata_writers = "members";
+  // Users whose metadata one session subscribes to at once (LIMIT_METADATA_SUBSCRIPTIONS).
+  int max_metadata_subscriptions = 1000;
+};
+
 // Where the RTM state lives (docs/state.md). "memory" keeps it in the process only (tests,
 // benchmarks); "sqlite" makes every change durable in one file before the answer that
 // reports it goes out.
@@ -211,6 +224,7 @@ struct Config {
   StateConfig state;
   EnforcementConfig enforcement;
   ChannelsConfig channels;
+  StorageConfig storage;
 };
 
 // Thrown at start-up when a config cannot be used; one message per problem, each
