@@ -2237,6 +2237,80 @@ TEST_CASE("sqlite: a file of schema 1 is migrated in place and keeps its rows") 
   CHECK(s->restored().presence == 1);
 }
 
+TEST_CASE("sqlite: a file of schema 2 is migrated in place to 3 and keeps its rows") {
+  StateFile f;
+  // Schema 2 as it was released: schema 1 and the presence table, no metadata tables.
+  sql(f.config.path,
+      "CREATE TABLE sessions(uid TEXT PRIMARY KEY, session_id TEXT NOT NULL, started_ms INTEGER "
+      "NOT NULL, expires_at_ms INTEGER NOT NULL, watching TEXT NOT NULL) WITHOUT ROWID;"
+      "CREATE TABLE members(channel TEXT NOT NULL, uid TEXT NOT NULL, seq INTEGER NOT NULL, "
+      "publishing TEXT NOT NULL, PRIMARY KEY(channel, uid)) WITHOUT ROWID;"
+      "CREATE TABLE subscriptions(channel TEXT NOT NULL, uid TEXT NOT NULL, topic TEXT NOT NULL, "
+      "all_publishers INTEGER NOT NULL, publishers TEXT NOT NULL, automatic TEXT NOT NULL, "
+      "PRIMARY KEY(channel, uid, topic)) WITHOUT ROWID;"
+      "CREATE TABLE answers(uid TEXT NOT NULL, msg_id TEXT NOT NULL, fingerprint INTEGER NOT "
+      "NULL, payload BLOB NOT NULL, at_ms INTEGER NOT NULL);"
+      "CREATE TABLE presence(uid TEXT PRIMARY KEY, connected INTEGER NOT NULL, connection TEXT "
+      "NOT NULL) WITHOUT ROWID;"
+      "INSERT INTO sessions VALUES('amy', 'sid-1', 1, 9999999999999, '');"
+      "INSERT INTO members VALUES('room', 'amy', 1, 'input');"
+      "INSERT INTO presence VALUES('amy', 1, 'conn-1');"
+      "PRAGMA application_id=" +
+          std::to_string(rtm::gateway::SqliteStore::kApplicationId) + "; PRAGMA user_version=2;");
+  {
+    auto s = f.open();
+    CHECK(s->session("amy"));
+    CHECK(s->is_publisher("amy", "room", "input"));
+    REQUIRE(s->presence("amy"));
+    rtm::storage::Write w;
+    w.items.push_back({"seat", "3", rtm::storage::kNoCheck});
+    REQUIRE(s->metadata().write(rtm::gateway::MetadataScope::user, "amy", w, {"amy", kNow}));
+    REQUIRE(s->metadata().subscribe("amy", "bob", 10));
+    s->commit([](bool ok) { REQUIRE(ok); });
+  }
+  auto s = f.open();
+  CHECK(s->session("amy"));
+  CHECK(s->is_member("amy", "room"));
+  const auto m = s->metadata().read(rtm::gateway::MetadataScope::user, "amy");
+  CHECK(m.major_revision == 1);
+  REQUIRE(m.items.count("seat"));
+  CHECK(m.items.at("seat").value == "3");
+  CHECK(s->metadata().subscribers_of("bob") == std::vector<std::string>{"amy"});
+  CHECK(s->restored().metadata == 1);
+  CHECK(s->restored().metadata_subscriptions == 1);
+}
+
+TEST_CASE("sqlite: metadata is stored by scope, and metadata subscriptions end with the session") {
+  using rtm::gateway::MetadataScope;
+  StateFile f;
+  {
+    auto s = f.open();
+    s->start_session("amy", "sid-1", kNow, kNow + kHour);
+    s->start_session("bob", "sid-2", kNow, kNow + kHour);
+    rtm::storage::Write w;
+    w.items.push_back({"k", std::string("bin\0ary", 7), rtm::storage::kNoCheck});
+    w.record_author = true;
+    REQUIRE(s->metadata().write(MetadataScope::user, "room", w, {"amy", kNow}));
+    w.items[0].value = "channel";
+    REQUIRE(s->metadata().write(MetadataScope::channel, "room", w, {"amy", kNow}));
+    REQUIRE(s->metadata().write(MetadataScope::channel, "room", w, {"amy", kNow}));
+    REQUIRE(s->metadata().subscribe("amy", "room", 10));
+    REQUIRE(s->metadata().subscribe("bob", "room", 10));
+    s->commit([](bool ok) { REQUIRE(ok); });
+    s->end_session("bob");
+    s->commit([](bool ok) { REQUIRE(ok); });
+  }
+  auto s = f.open();
+  const auto user = s->metadata().read(MetadataScope::user, "room");
+  REQUIRE(user.items.count("k"));
+  CHECK(user.items.at("k").value == std::string("bin\0ary", 7));
+  CHECK(user.items.at("k").author == std::optional<std::string>("amy"));
+  const auto channel = s->metadata().read(MetadataScope::channel, "room");
+  CHECK(channel.major_revision == 2);
+  CHECK(channel.items.at("k").value == "channel");
+  CHECK(s->metadata().subscribers_of("room") == std::vector<std::string>{"amy"});
+}
+
 TEST_CASE("sqlite: presence records are stored, changed and forgotten across restarts") {
   StateFile f;
   {

@@ -12,6 +12,8 @@
 #include <system_error>
 #include <utility>
 
+#include "rtm/storage/records.hpp"
+
 namespace rtm::gateway {
 namespace {
 
@@ -88,6 +90,23 @@ CREATE TABLE presence(
 ) WITHOUT ROWID;
 )sql";
 
+// Version 3: user and channel metadata (issue 15), one record per metadata in the storage
+// model's versioned blob form (rtm::storage::encode_metadata), and the subscriptions to a
+// user's metadata, which belong to the subscriber's session.
+constexpr const char* kMetadataTables = R"sql(
+CREATE TABLE metadata(
+  scope TEXT NOT NULL,
+  name TEXT NOT NULL,
+  record BLOB NOT NULL,
+  PRIMARY KEY(scope, name)
+) WITHOUT ROWID;
+CREATE TABLE metadata_subscriptions(
+  subscriber TEXT NOT NULL,
+  target TEXT NOT NULL,
+  PRIMARY KEY(subscriber, target)
+) WITHOUT ROWID;
+)sql";
+
 }  // namespace
 
 // A prepared statement, reset after each use.
@@ -157,10 +176,12 @@ SqliteStore::SqliteStore(const StateConfig& config, const LimitsConfig& limits,
     throw;
   }
   add_change_listener(&keys_);
+  metadata_.set_listener(&keys_);
 }
 
 SqliteStore::~SqliteStore() {
   remove_change_listener(&keys_);
+  metadata_.set_listener(nullptr);
   close();
 }
 
@@ -250,6 +271,7 @@ void SqliteStore::migrate() {
     exec("BEGIN");
     exec(kSchemaV1);
     exec(kPresenceTable);
+    exec(kMetadataTables);
     exec(("PRAGMA application_id=" + std::to_string(kApplicationId)).c_str());
     exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
     exec("COMMIT");
@@ -264,6 +286,14 @@ void SqliteStore::migrate() {
     exec("COMMIT");
     spdlog::info("state: {} migrated from schema 1 to 2 (stored presence)", path_);
     version_ = 2;
+  }
+  if (version_ == 2) {
+    exec("BEGIN");
+    exec(kMetadataTables);
+    exec("PRAGMA user_version=3");
+    exec("COMMIT");
+    spdlog::info("state: {} migrated from schema 2 to 3 (user and channel metadata)", path_);
+    version_ = 3;
   }
 }
 
@@ -286,6 +316,13 @@ void SqliteStore::prepare() {
   put_presence_ =
       make("INSERT OR REPLACE INTO presence(uid, connected, connection) VALUES(?1, ?2, ?3)");
   delete_presence_ = make("DELETE FROM presence WHERE uid = ?1");
+  put_metadata_ =
+      make("INSERT OR REPLACE INTO metadata(scope, name, record) VALUES(?1, ?2, ?3)");
+  delete_metadata_ = make("DELETE FROM metadata WHERE scope = ?1 AND name = ?2");
+  put_metadata_subscription_ =
+      make("INSERT INTO metadata_subscriptions(subscriber, target) VALUES(?1, ?2)");
+  delete_metadata_subscriptions_ =
+      make("DELETE FROM metadata_subscriptions WHERE subscriber = ?1");
   put_answer_ = make(
       "INSERT INTO answers(uid, msg_id, fingerprint, payload, at_ms) VALUES(?1, ?2, ?3, ?4, ?5)");
   // Answers are appended in time order, so the expired ones are the oldest rows: the
@@ -368,14 +405,46 @@ void SqliteStore::restore() {
       keys_.member_changed(r.channel, r.uid);  // written back (deleted) at the first commit
     }
   }
+  restore_metadata();
   restored_.millis = millis_since(start);
   spdlog::info(
-      "state: restored {} sessions, {} channel members, {} subscriptions, {} presence records "
-      "from {} in {:.0f} ms{}",
-      restored_.sessions, restored_.members, restored_.subscriptions, restored_.presence, path_,
-      restored_.millis,
+      "state: restored {} sessions, {} channel members, {} subscriptions, {} presence records, "
+      "{} metadata, {} metadata subscriptions from {} in {:.0f} ms{}",
+      restored_.sessions, restored_.members, restored_.subscriptions, restored_.presence,
+      restored_.metadata, restored_.metadata_subscriptions, path_, restored_.millis,
       restored_.dropped ? " (" + std::to_string(restored_.dropped) + " inconsistent rows dropped)"
                         : std::string());
+}
+
+void SqliteStore::restore_metadata() {
+  {
+    Statement rows(*this, "SELECT scope, name, record FROM metadata");
+    while (rows.next()) {
+      const auto scope_text = rows.column_text(0);
+      const std::string name(rows.column_text(1));
+      auto decoded = storage::decode_metadata(rows.column_blob(2));
+      if (!decoded || (scope_text != "user" && scope_text != "channel")) {
+        // Users' data is never dropped silently: the gateway refuses to start on it.
+        throw std::runtime_error("state file " + path_ + ": the metadata of " +
+                                 std::string(scope_text) + " " + name + " is corrupt" +
+                                 (decoded ? std::string() : ": " + decoded.error().message));
+      }
+      metadata_.restore(scope_text == "user" ? MetadataScope::user : MetadataScope::channel, name,
+                        std::move(decoded).value());
+      ++restored_.metadata;
+    }
+  }
+  Statement rows(*this, "SELECT subscriber, target FROM metadata_subscriptions");
+  while (rows.next()) {
+    const std::string subscriber(rows.column_text(0));
+    if (!has_session(subscriber)) {  // its session ended with the subscriptions unwritten
+      ++restored_.dropped;
+      keys_.metadata_subscribers.insert(subscriber);  // deleted at the first commit
+      continue;
+    }
+    metadata_.restore_subscription(subscriber, std::string(rows.column_text(1)));
+    ++restored_.metadata_subscriptions;
+  }
 }
 
 std::vector<StoredAnswer> SqliteStore::stored_answers(std::int64_t since_ms) {
@@ -461,6 +530,25 @@ void SqliteStore::write_presence(const std::string& uid) {
   }
 }
 
+void SqliteStore::write_metadata(MetadataScope scope, const std::string& name) {
+  const auto scope_text = scope_name(scope);
+  const std::string record = storage::encode_metadata(metadata_.read(scope, name));
+  put_metadata_->text(1, scope_text).text(2, name).blob(3, record);
+  if (!put_metadata_->run()) fail("writing the metadata of " + name);
+}
+
+void SqliteStore::write_metadata_subscriptions(const std::string& subscriber) {
+  if (!delete_metadata_subscriptions_->text(1, subscriber).run()) {
+    fail("deleting the metadata subscriptions of " + subscriber);
+  }
+  for (const auto& target : metadata_.subscriptions_of(subscriber)) {
+    put_metadata_subscription_->text(1, subscriber).text(2, target);
+    if (!put_metadata_subscription_->run()) {
+      fail("writing a metadata subscription of " + subscriber);
+    }
+  }
+}
+
 void SqliteStore::prune_answers(std::int64_t now_ms) {
   if (now_ms - last_prune_ms_ < kPruneEveryMs) return;
   last_prune_ms_ = now_ms;
@@ -479,6 +567,8 @@ void SqliteStore::commit(std::function<void(bool ok)> done) {
     for (const auto& uid : keys_.sessions) write_session(uid);
     for (const auto& [channel, uid] : keys_.members) write_member(channel, uid);
     for (const auto& uid : keys_.presence) write_presence(uid);
+    for (const auto& [scope, name] : keys_.metadata) write_metadata(scope, name);
+    for (const auto& uid : keys_.metadata_subscribers) write_metadata_subscriptions(uid);
     for (const auto& a : answers_) {
       put_answer_->text(1, a.uid)
           .text(2, a.msg_id)
@@ -489,9 +579,7 @@ void SqliteStore::commit(std::function<void(bool ok)> done) {
     }
     if (newest_answer_ms_ > 0) prune_answers(newest_answer_ms_);
     exec("COMMIT");
-    keys_.sessions.clear();
-    keys_.members.clear();
-    keys_.presence.clear();
+    keys_.clear();
     answers_.clear();
     ++commits_;
   } catch (const std::exception& e) {
@@ -501,7 +589,7 @@ void SqliteStore::commit(std::function<void(bool ok)> done) {
     ++commit_failures_;
     spdlog::error(
         "state: commit failed, {} changes wait for the next one: {}",
-        keys_.sessions.size() + keys_.members.size() + keys_.presence.size() + answers_.size(),
+        keys_.size() + answers_.size(),
         e.what());
   }
   last_commit_ms_ = millis_since(start);
@@ -524,12 +612,16 @@ StoreStats SqliteStore::stats() const {
 }
 
 std::shared_ptr<StateStore> make_state_store(const Config& config) {
+  std::shared_ptr<StateStore> store;
   if (config.state.backend == "sqlite") {
-    return std::make_shared<SqliteStore>(
+    store = std::make_shared<SqliteStore>(
         config.state, config.limits,
         static_cast<std::int64_t>(config.requests.dedup_window_s) * 1000);
+  } else {
+    store = std::make_shared<MemoryStore>(config.limits);
   }
-  return std::make_shared<MemoryStore>(config.limits);
+  store->metadata().set_limits(config.storage.metadata);
+  return store;
 }
 
 }  // namespace rtm::gateway

@@ -120,6 +120,7 @@ std::vector<Departure> MemoryStore::end_session(const std::string& uid) {
     if (d) gone.push_back(std::move(d.value()));
   }
   remove_watches(uid, it->second);
+  metadata_.drop_subscriptions(uid);
   sessions_.erase(it);
   note_session(uid);
   return gone;

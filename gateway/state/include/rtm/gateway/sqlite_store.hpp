@@ -21,7 +21,7 @@ namespace rtm::gateway {
 class SqliteStore final : public MemoryStore {
  public:
   // The schema this gateway writes; older files are migrated, newer ones refused.
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
   // PRAGMA application_id of a state file ("RTMG"), so that another SQLite file given by
   // mistake is refused rather than written into.
   static constexpr std::int32_t kApplicationId = 0x52544D47;
@@ -53,6 +53,8 @@ class SqliteStore final : public MemoryStore {
     std::size_t members = 0;
     std::size_t subscriptions = 0;
     std::size_t presence = 0;
+    std::size_t metadata = 0;                // users' and channels' metadata
+    std::size_t metadata_subscriptions = 0;  // subscriptions to a user's metadata
     std::size_t dropped = 0;
     double millis = 0;
   };
@@ -64,16 +66,38 @@ class SqliteStore final : public MemoryStore {
 
  private:
   class Statement;
-  class Keys final : public ChangeListener {
+  class Keys final : public ChangeListener, public MetadataListener {
    public:
     void session_changed(const std::string& uid) override { sessions.insert(uid); }
     void member_changed(const std::string& channel, const std::string& uid) override {
       members.emplace(channel, uid);
     }
-    bool empty() const { return sessions.empty() && members.empty() && presence.empty(); }
+    void metadata_changed(MetadataScope scope, const std::string& name) override {
+      metadata.emplace(scope, name);
+    }
+    void metadata_subscriptions_changed(const std::string& subscriber) override {
+      metadata_subscribers.insert(subscriber);
+    }
+    bool empty() const {
+      return sessions.empty() && members.empty() && presence.empty() && metadata.empty() &&
+             metadata_subscribers.empty();
+    }
+    void clear() {
+      sessions.clear();
+      members.clear();
+      presence.clear();
+      metadata.clear();
+      metadata_subscribers.clear();
+    }
+    std::size_t size() const {
+      return sessions.size() + members.size() + presence.size() + metadata.size() +
+             metadata_subscribers.size();
+    }
     std::set<std::string> sessions;
     std::set<std::string> presence;                         // uids, written by SqliteStore itself
     std::set<std::pair<std::string, std::string>> members;  // (channel, uid)
+    std::set<std::pair<MetadataScope, std::string>> metadata;
+    std::set<std::string> metadata_subscribers;
   };
 
   void open(const StateConfig& config);
@@ -87,6 +111,9 @@ class SqliteStore final : public MemoryStore {
   void write_session(const std::string& uid);
   void write_member(const std::string& channel, const std::string& uid);
   void write_presence(const std::string& uid);
+  void write_metadata(MetadataScope scope, const std::string& name);
+  void write_metadata_subscriptions(const std::string& subscriber);
+  void restore_metadata();
   void prune_answers(std::int64_t now_ms);
 
   std::string path_;
@@ -103,6 +130,10 @@ class SqliteStore final : public MemoryStore {
   Statement* delete_subscriptions_ = nullptr;
   Statement* put_presence_ = nullptr;
   Statement* delete_presence_ = nullptr;
+  Statement* put_metadata_ = nullptr;
+  Statement* delete_metadata_ = nullptr;
+  Statement* put_metadata_subscription_ = nullptr;
+  Statement* delete_metadata_subscriptions_ = nullptr;
   Statement* put_answer_ = nullptr;
   Statement* prune_answers_ = nullptr;
   Keys keys_;

@@ -18,6 +18,7 @@
 
 #include "rtm/gateway/config.hpp"
 #include "rtm/gateway/core.hpp"
+#include "rtm/gateway/metadata_store.hpp"
 #include "rtm/gateway/request.hpp"
 
 namespace rtm::gateway {
@@ -217,6 +218,11 @@ class StateStore : public Durability {
   virtual void set_presence(const std::string& uid, bool connected, std::string connection) = 0;
   virtual void forget_presence(const std::string& uid) = 0;
 
+  // ---- user and channel metadata (metadata_store.hpp), in the same commits as the rest;
+  // subscriptions to a user's metadata end with the subscriber's session.
+  virtual MetadataStore& metadata() = 0;
+  virtual const MetadataStore& metadata() const = 0;
+
   // ---- for readers of whole rows (durable backends, the broker's grant feed)
   // Tells `listener` of every change by key from now on (not owned; it must outlive its
   // registration); remove_change_listener ends that.
@@ -302,6 +308,9 @@ class MemoryStore : public StateStore {
   void set_presence(const std::string& uid, bool connected, std::string connection) override;
   void forget_presence(const std::string& uid) override { presence_.erase(uid); }
 
+  MetadataStore& metadata() override { return metadata_; }
+  const MetadataStore& metadata() const override { return metadata_; }
+
   void add_change_listener(ChangeListener* listener) override { listeners_.push_back(listener); }
   void remove_change_listener(ChangeListener* listener) override;
   std::optional<StoredSession> stored_session(const std::string& uid) const override;
@@ -382,6 +391,9 @@ class MemoryStore : public StateStore {
   std::size_t subscription_count_ = 0;
   std::uint64_t next_seq_ = 1;
   std::vector<ChangeListener*> listeners_;
+
+ protected:
+  MemoryMetadataStore metadata_;
 };
 
 // Builds the backend that config.state names, restored from what it stored. Throws
