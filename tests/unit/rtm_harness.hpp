@@ -17,6 +17,8 @@
 #include "rtm/gateway/broker_link.hpp"
 #include "rtm/gateway/core.hpp"
 #include "rtm/gateway/operations.hpp"
+#include "rtm/gateway/state.hpp"
+#include "rtm/gateway/storage_operations.hpp"
 #include "rtm/tokens/jwt.hpp"
 
 namespace rtm::test {
@@ -64,7 +66,9 @@ struct RtmHarness {
   void start_core() {
     core = std::make_unique<gateway::Core>(config, outbox, [this] { return now; });
     gateway::register_basic_operations(*core);
-    api = gateway::register_rtm_operations(*core);
+    auto store = gateway::make_state_store(config);
+    api = gateway::register_rtm_operations(*core, store);
+    gateway::register_storage_operations(*core, store);
     gateway::register_bridge(*core, api);
   }
 

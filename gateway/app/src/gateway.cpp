@@ -20,6 +20,8 @@
 #include "rtm/gateway/logging.hpp"
 #include "rtm/gateway/modules.hpp"
 #include "rtm/gateway/operations.hpp"
+#include "rtm/gateway/state.hpp"
+#include "rtm/gateway/storage_operations.hpp"
 #include "rtm/topics/names.hpp"
 #include "rtm/topics/uri.hpp"
 #include "rtm/util/random.hpp"
@@ -100,7 +102,10 @@ Gateway::Gateway(const Config& config, std::unique_ptr<BrokerLink> link)
       limiter_(rate_limits(config_.requests)) {
   core_->set_task_queue(this);
   register_basic_operations(*core_);
-  rtm_ = register_rtm_operations(*core_);
+  // One state store for the RTM and the storage operations: one commit per loop turn.
+  auto store = make_state_store(config_);
+  rtm_ = register_rtm_operations(*core_, store);
+  register_storage_operations(*core_, store);
   register_bridge(*core_, rtm_);
   register_module_rpc(*core_);
   core_->add_message_handler(std::make_shared<StatusWatch>(*this));

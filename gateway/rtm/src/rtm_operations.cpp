@@ -775,7 +775,10 @@ class RtmOperations final : public Reloadable, public MetricsSource {
 }  // namespace
 
 std::shared_ptr<RtmApi> register_rtm_operations(Core& core) {
-  auto store = make_state_store(core.config());
+  return register_rtm_operations(core, make_state_store(core.config()));
+}
+
+std::shared_ptr<RtmApi> register_rtm_operations(Core& core, std::shared_ptr<StateStore> store) {
   auto service = std::make_shared<RtmService>(core, store);
   service->install();
   if (store->durable()) core.set_durability(store);

@@ -38,7 +38,12 @@ class RtmApi {
   virtual bool authorize_rabbitmq(const AuthzQuestion& question) const = 0;
 };
 
-// Registers the RTM operations (sessions, channels, topics, subscriptions, presence).
+class StateStore;
+
+// Registers the RTM operations (sessions, channels, topics, subscriptions, presence) over
+// `store`, which other parts (the storage operations) may share.
+std::shared_ptr<RtmApi> register_rtm_operations(Core& core, std::shared_ptr<StateStore> store);
+// The same over the store that config.state names (make_state_store).
 std::shared_ptr<RtmApi> register_rtm_operations(Core& core);
 
 }  // namespace rtm::gateway

@@ -1,0 +1,16 @@
+#pragma once
+// The metadata operations (docs/protocol.md, "Metadata"): set_/update_/remove_/get_
+// user_metadata and channel_metadata, subscribe_/unsubscribe_user_metadata.
+#include <memory>
+
+#include "rtm/gateway/core.hpp"
+#include "rtm/gateway/state.hpp"
+
+namespace rtm::gateway {
+
+// Registers the operations on `core`, over the store the RTM operations use (its sessions
+// and members decide who may read and write; its commits make each write durable before
+// the answer goes out).
+void register_storage_operations(Core& core, std::shared_ptr<StateStore> store);
+
+}  // namespace rtm::gateway
