@@ -36,7 +36,9 @@ using Lines = std::vector<std::string>;
 std::vector<rapidjson::Document> messages(const RtmHarness& h, const std::string& topic,
                                           std::size_t from) {
   std::vector<rapidjson::Document> out;
-  for (auto i : h.sent_to(topic, from)) out.push_back(rtm::test::parse_json(h.outbox.sent[i].payload));
+  for (auto i : h.sent_to(topic, from)) {
+    out.push_back(rtm::test::parse_json(h.outbox.sent[i].payload));
+  }
   return out;
 }
 
@@ -98,9 +100,9 @@ TEST_CASE("storage: compare-and-set failures answer precise errors and change no
   CHECK(h.error("alice", "set_user_metadata", "",
                 R"({"items":[{"key":"name","value":"B"}],"major_revision":7})") ==
         "MAJOR_REVISION_MISMATCH");
-  CHECK(h.error("alice", "set_user_metadata", "",
-                R"({"items":[{"key":"new","value":"1"},{"key":"name","value":"B","revision":2}]})") ==
-        "ITEM_REVISION_MISMATCH");
+  const char* const kNewAndStale =
+      R"({"items":[{"key":"new","value":"1"},{"key":"name","value":"B","revision":2}]})";
+  CHECK(h.error("alice", "set_user_metadata", "", kNewAndStale) == "ITEM_REVISION_MISMATCH");
   // revision 0: create only if absent.
   CHECK(h.error("alice", "set_user_metadata", "",
                 R"({"items":[{"key":"name","value":"B","revision":0}]})") ==
@@ -284,6 +286,17 @@ TEST_CASE("storage: limits answer LIMIT_METADATA naming the config key") {
   h.ok("alice", "subscribe_user_metadata", "uid=bob");
   h.ok("alice", "subscribe_user_metadata", "uid=bob");  // again: no new subscription
   CHECK(h.error("alice", "subscribe_user_metadata", "uid=carol") == "LIMIT_METADATA_SUBSCRIPTIONS");
+
+  // A reload (SIGHUP) applies new limits and writers to the next calls.
+  auto next = config;
+  next.storage.metadata.max_value_bytes = 8;
+  next.storage.user_metadata_writers = "operators";
+  h.core->reload(next);
+  CHECK(h.error("alice", "set_user_metadata", "", R"({"items":[{"key":"a","value":"123456"}]})") ==
+        "FORBIDDEN");
+  next.storage.user_metadata_writers = "self";
+  h.core->reload(next);
+  h.ok("alice", "set_user_metadata", "", R"({"items":[{"key":"a","value":"123456"}]})");
 }
 
 TEST_CASE("storage: metadata and subscriptions survive a restart on sqlite") {
@@ -310,7 +323,8 @@ TEST_CASE("storage: metadata and subscriptions survive a restart on sqlite") {
     CHECK(items(r) == Lines{"name=Alice@1"});
     // The subscription came back with bob's session.
     const auto mark = h.outbox.sent.size();
-    h.ok("alice", "set_user_metadata", "", R"({"items":[{"key":"name","value":"A2","revision":1}]})");
+    h.ok("alice", "set_user_metadata", "",
+         R"({"items":[{"key":"name","value":"A2","revision":1}]})");
     CHECK(h.sent_to("rtm/u/bob/events/metadata", mark).size() == 1);
     // CAS keeps working on the restored revisions.
     CHECK(h.error("alice", "set_user_metadata", "",

@@ -162,6 +162,8 @@ void Core::reload(const Config& next) {
   config_.modules.require_login = next.modules.require_login;
   config_.http_backends = next.http_backends;
   config_.ops.uids = next.ops.uids;
+  // Metadata limits apply to the next calls; stored metadata above them stays.
+  config_.storage = next.storage;
   for (auto& part : reloadables_) part->reload(config_);
 }
 
