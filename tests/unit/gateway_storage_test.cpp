@@ -219,7 +219,7 @@ TEST_CASE("storage: channel metadata: members write and read, and hear of change
   o.ok("alice", "get_channel_metadata", "channel=room");
 }
 
-TEST_CASE("storage: subscribers get a snapshot, then each change; the session ends them") {
+TEST_CASE("storage: subscribers get a snapshot and then each change until their session ends") {
   RtmHarness h;
   h.login("alice");
   h.login("bob");
