@@ -299,6 +299,46 @@ TEST_CASE("storage: limits answer LIMIT_METADATA naming the config key") {
   h.ok("alice", "set_user_metadata", "", R"({"items":[{"key":"a","value":"123456"}]})");
 }
 
+TEST_CASE("storage: every metadata limit refuses with LIMIT_METADATA and its key") {
+  struct Case {
+    const char* key;
+    void (*set)(rtm::gateway::Config&);
+    const char* body;
+  };
+  const Case cases[] = {
+      {"storage.max_key_bytes", [](rtm::gateway::Config& c) { c.storage.metadata.max_key_bytes = 3; },
+       R"({"items":[{"key":"long","value":"1"}]})"},
+      {"storage.max_value_bytes", [](rtm::gateway::Config& c) { c.storage.metadata.max_value_bytes = 3; },
+       R"({"items":[{"key":"k","value":"1234"}]})"},
+      {"storage.max_call_bytes", [](rtm::gateway::Config& c) { c.storage.metadata.max_call_bytes = 5; },
+       R"({"items":[{"key":"a","value":"123"},{"key":"b","value":"123"}]})"},
+      {"storage.max_items_per_call", [](rtm::gateway::Config& c) { c.storage.metadata.max_items_per_call = 1; },
+       R"({"items":[{"key":"a","value":"1"},{"key":"b","value":"2"}]})"},
+      {"storage.max_items", [](rtm::gateway::Config& c) { c.storage.metadata.max_items = 2; },
+       R"({"items":[{"key":"a","value":"1"},{"key":"b","value":"2"},{"key":"c","value":"3"}]})"},
+      {"storage.max_metadata_bytes", [](rtm::gateway::Config& c) { c.storage.metadata.max_metadata_bytes = 5; },
+       R"({"items":[{"key":"a","value":"123"},{"key":"b","value":"123"}]})"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.key);
+    auto config = rtm::test::harness_config();
+    c.set(config);
+    RtmHarness h(config);
+    h.enter("alice", "room");
+    for (const auto& [op, query] : {std::pair{"set_user_metadata", ""},
+                                    std::pair{"set_channel_metadata", "channel=room"}}) {
+      CAPTURE(op);
+      const auto at = h.send("alice", op, query, c.body);
+      const auto doc = rtm::test::parse_json(h.outbox.sent[at].payload);
+      REQUIRE(doc.HasMember("error"));
+      CHECK(text(doc, "error") == "LIMIT_METADATA");
+      CHECK(doc["code"].GetInt() == 48);
+      CHECK(text(doc, "message").find(c.key) != std::string::npos);
+    }
+    CHECK(h.ok("alice", "get_user_metadata", "")["major_revision"].GetInt64() == 0);
+  }
+}
+
 TEST_CASE("storage: metadata and subscriptions survive a restart on sqlite") {
   char pattern[] = "/tmp/rtm-storage-test-XXXXXX";
   const std::string dir = mkdtemp(pattern);
