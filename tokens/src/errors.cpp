@@ -23,7 +23,7 @@ constexpr ErrorInfo kErrors[] = {
     {ErrorCode::not_subscribed, "NOT_SUBSCRIBED", "the user does not subscribe to that publisher of the topic"},
     {ErrorCode::not_watched, "NOT_WATCHED", "the user does not watch that user"},
     {ErrorCode::not_publisher, "NOT_PUBLISHER", "the user is not a publisher of that topic"},
-    {ErrorCode::forbidden, "FORBIDDEN", "the operation is for operators (ops.uids) only"},
+    {ErrorCode::forbidden, "FORBIDDEN", "the operation is for operators (ops.uids) only, or (metadata) the caller may not write that user's or channel's data (storage.*_metadata_writers)"},
     {ErrorCode::topic_too_long, "TOPIC_TOO_LONG", "the request topic is over requests.max_topic_bytes or requests.max_topic_levels; answered on P/u/{uid}/res"},
     {ErrorCode::token_invalid, "TOKEN_INVALID", "the token is not a well-formed JWT"},
     {ErrorCode::token_bad_signature, "TOKEN_BAD_SIGNATURE", "the token's signature does not match"},
