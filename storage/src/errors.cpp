@@ -1,4 +1,5 @@
 #include "rtm/storage/errors.hpp"
+#include <utility>
 
 namespace rtm::storage {
 
@@ -48,6 +49,15 @@ std::string_view error_name(ErrorCode code) {
       return "corrupt_record";
   }
   return "unknown";
+}
+
+Error make_error(ErrorCode code, std::string message, std::string_view limit, std::string key) {
+  Error e;
+  e.code = code;
+  e.message = std::move(message);
+  e.limit = limit;
+  e.key = std::move(key);
+  return e;
 }
 
 }  // namespace rtm::storage

@@ -9,16 +9,6 @@ namespace {
 
 constexpr std::int64_t kMsPerSecond = 1000;
 
-Error error(ErrorCode code, std::string message, std::string_view limit = {},
-            std::string key = {}) {
-  Error e;
-  e.code = code;
-  e.message = std::move(message);
-  e.limit = limit;
-  e.key = std::move(key);
-  return e;
-}
-
 LockEvent event(LockEventKind kind, const std::string& lock, const std::string& uid) {
   LockEvent e;
   e.kind = kind;
@@ -52,7 +42,7 @@ Locks::Locks(LockLimits limits, const std::vector<LockState>& records) : limits_
 Result<LockState*> Locks::existing(const std::string& name) {
   const auto found = locks_.find(name);
   if (found == locks_.end()) {
-    return error(ErrorCode::lock_not_found, "lock \"" + name + "\" is not set", {}, name);
+    return make_error(ErrorCode::lock_not_found, "lock \"" + name + "\" is not set", {}, name);
   }
   return &found->second;
 }
@@ -68,20 +58,20 @@ void Locks::pass_on(LockState& lock, std::vector<LockEvent>& events) {
 
 Result<std::vector<LockEvent>> Locks::set_lock(const std::string& name, std::int64_t ttl_s) {
   if (auto problem = key_problem(name, limits_.max_name_bytes)) {
-    return error(ErrorCode::invalid_key, "lock name \"" + name + "\" " + *problem, {}, name);
+    return make_error(ErrorCode::invalid_key, "lock name \"" + name + "\" " + *problem, {}, name);
   }
   if (ttl_s < limits_.min_ttl_s || ttl_s > limits_.max_ttl_s) {
-    return error(ErrorCode::invalid_ttl,
+    return make_error(ErrorCode::invalid_ttl,
                  "ttl " + std::to_string(ttl_s) + " s of lock \"" + name + "\" is outside [" +
                      std::to_string(limits_.min_ttl_s) + ", " + std::to_string(limits_.max_ttl_s) +
                      "]",
                  ttl_s < limits_.min_ttl_s ? LockLimits::kMinTtlKey : LockLimits::kMaxTtlKey, name);
   }
   if (locks_.count(name) > 0) {
-    return error(ErrorCode::lock_exists, "lock \"" + name + "\" is already set", {}, name);
+    return make_error(ErrorCode::lock_exists, "lock \"" + name + "\" is already set", {}, name);
   }
   if (locks_.size() >= limits_.max_locks) {
-    return error(
+    return make_error(
         ErrorCode::too_many_locks,
         "the channel already has " + std::to_string(locks_.size()) + " locks, the most allowed",
         LockLimits::kMaxLocksKey, name);
@@ -118,11 +108,11 @@ Result<AcquireOutcome> Locks::acquire_now(const std::string& name, const std::st
   }
   if (!retry) {
     auto e =
-        error(ErrorCode::lock_held, "lock \"" + name + "\" is held by " + *lock.holder, {}, name);
+        make_error(ErrorCode::lock_held, "lock \"" + name + "\" is held by " + *lock.holder, {}, name);
     return e;
   }
   if (lock.waiters.size() >= limits_.max_waiters) {
-    return error(ErrorCode::too_many_waiters,
+    return make_error(ErrorCode::too_many_waiters,
                  "lock \"" + name + "\" already has " + std::to_string(lock.waiters.size()) +
                      " waiters, the most allowed",
                  LockLimits::kMaxWaitersKey, name);
@@ -149,7 +139,7 @@ Result<std::vector<LockEvent>> Locks::release_now(const std::string& name, const
     lock.waiters.erase(in_line);  // a waiter giving up: nothing public changes
     return events;
   }
-  return error(ErrorCode::not_lock_holder,
+  return make_error(ErrorCode::not_lock_holder,
                uid + " neither holds nor waits for lock \"" + name + "\"", {}, name);
 }
 
@@ -160,7 +150,7 @@ Result<std::vector<LockEvent>> Locks::revoke_now(const std::string& name, const 
   if (!lock_or) return lock_or.error();
   LockState& lock = **lock_or;
   if (lock.holder != holder) {
-    return error(ErrorCode::not_lock_holder, holder + " does not hold lock \"" + name + "\"", {},
+    return make_error(ErrorCode::not_lock_holder, holder + " does not hold lock \"" + name + "\"", {},
                  name);
   }
   events.push_back(event(LockEventKind::released, name, holder));
@@ -172,7 +162,7 @@ Result<std::vector<LockEvent>> Locks::remove_now(const std::string& name, std::i
   auto events = due(now_ms);
   const auto found = locks_.find(name);
   if (found == locks_.end()) {
-    return error(ErrorCode::lock_not_found, "lock \"" + name + "\" is not set", {}, name);
+    return make_error(ErrorCode::lock_not_found, "lock \"" + name + "\" is not set", {}, name);
   }
   auto e = event(LockEventKind::removed, name, found->second.holder.value_or(""));
   e.dropped_waiters = std::move(found->second.waiters);

@@ -7,16 +7,6 @@ namespace rtm::storage {
 
 namespace {
 
-Error error(ErrorCode code, std::string message, std::string_view limit = {},
-            std::string key = {}) {
-  Error e;
-  e.code = code;
-  e.message = std::move(message);
-  e.limit = limit;
-  e.key = std::move(key);
-  return e;
-}
-
 std::string n(std::size_t v) {
   return std::to_string(v);
 }
@@ -31,40 +21,40 @@ std::size_t metadata_bytes(const Metadata& m) {
 std::optional<Error> check_call(const Write& w, const MetadataLimits& limits) {
   const auto kind = std::string(write_kind_name(w.kind));
   if (w.items.empty() && w.kind != WriteKind::remove) {
-    return error(ErrorCode::no_items, kind + " needs at least one item");
+    return make_error(ErrorCode::no_items, kind + " needs at least one item");
   }
   if (w.items.size() > limits.max_items_per_call) {
-    return error(ErrorCode::too_many_items,
+    return make_error(ErrorCode::too_many_items,
                  kind + " names " + n(w.items.size()) + " items, more than the " +
                      n(limits.max_items_per_call) + " allowed in one call",
                  MetadataLimits::kMaxItemsPerCallKey);
   }
   if (w.major_revision < kNoCheck) {
-    return error(ErrorCode::invalid_revision, "major_revision " + std::to_string(w.major_revision) +
+    return make_error(ErrorCode::invalid_revision, "major_revision " + std::to_string(w.major_revision) +
                                                   " is invalid: -1 (no check) or a revision >= 0");
   }
   std::set<std::string_view> seen;
   std::size_t call_bytes = 0;
   for (const auto& item : w.items) {
     if (auto problem = key_problem(item.key, limits.max_key_bytes)) {
-      return error(ErrorCode::invalid_key, "key \"" + item.key + "\" " + *problem,
+      return make_error(ErrorCode::invalid_key, "key \"" + item.key + "\" " + *problem,
                    item.key.size() > limits.max_key_bytes ? MetadataLimits::kMaxKeyBytesKey
                                                           : std::string_view{},
                    item.key);
     }
     if (!seen.insert(item.key).second) {
-      return error(ErrorCode::duplicate_key, "key \"" + item.key + "\" appears twice in one call",
+      return make_error(ErrorCode::duplicate_key, "key \"" + item.key + "\" appears twice in one call",
                    {}, item.key);
     }
     if (item.revision < kNoCheck) {
-      return error(ErrorCode::invalid_revision,
+      return make_error(ErrorCode::invalid_revision,
                    "revision " + std::to_string(item.revision) + " of key \"" + item.key +
                        "\" is invalid: -1 (no check) or a revision >= 0",
                    {}, item.key);
     }
     const std::string_view value = w.kind == WriteKind::remove ? "" : item.value;
     if (value.size() > limits.max_value_bytes) {
-      return error(ErrorCode::value_too_large,
+      return make_error(ErrorCode::value_too_large,
                    "the value of key \"" + item.key + "\" is " + n(value.size()) +
                        " bytes, more than " + n(limits.max_value_bytes),
                    MetadataLimits::kMaxValueBytesKey, item.key);
@@ -72,7 +62,7 @@ std::optional<Error> check_call(const Write& w, const MetadataLimits& limits) {
     call_bytes += item_bytes(item.key, value);
   }
   if (call_bytes > limits.max_call_bytes) {
-    return error(ErrorCode::call_too_large,
+    return make_error(ErrorCode::call_too_large,
                  "the keys and values of this call are " + n(call_bytes) + " bytes, more than " +
                      n(limits.max_call_bytes),
                  MetadataLimits::kMaxCallBytesKey);
@@ -82,7 +72,7 @@ std::optional<Error> check_call(const Write& w, const MetadataLimits& limits) {
 
 std::optional<Error> check_revisions(const Metadata& current, const Write& w) {
   if (w.major_revision != kNoCheck && w.major_revision != current.major_revision) {
-    auto e = error(ErrorCode::major_revision_mismatch,
+    auto e = make_error(ErrorCode::major_revision_mismatch,
                    "major_revision is " + std::to_string(current.major_revision) +
                        ", the call expected " + std::to_string(w.major_revision));
     e.expected = w.major_revision;
@@ -92,13 +82,13 @@ std::optional<Error> check_revisions(const Metadata& current, const Write& w) {
   for (const auto& item : w.items) {
     const auto found = current.items.find(item.key);
     if (w.kind == WriteKind::update && found == current.items.end()) {
-      return error(ErrorCode::item_not_found,
+      return make_error(ErrorCode::item_not_found,
                    "update of key \"" + item.key + "\", which does not exist (set creates keys)",
                    {}, item.key);
     }
     const std::int64_t actual = found == current.items.end() ? 0 : found->second.revision;
     if (item.revision != kNoCheck && item.revision != actual) {
-      auto e = error(ErrorCode::item_revision_mismatch,
+      auto e = make_error(ErrorCode::item_revision_mismatch,
                      "key \"" + item.key + "\" is at revision " + std::to_string(actual) +
                          ", the call expected " + std::to_string(item.revision),
                      {}, item.key);
@@ -112,14 +102,14 @@ std::optional<Error> check_revisions(const Metadata& current, const Write& w) {
 
 std::optional<Error> check_result(const Metadata& next, const MetadataLimits& limits) {
   if (next.items.size() > limits.max_items) {
-    return error(ErrorCode::too_many_items,
+    return make_error(ErrorCode::too_many_items,
                  "the metadata would hold " + n(next.items.size()) + " items, more than " +
                      n(limits.max_items),
                  MetadataLimits::kMaxItemsKey);
   }
   const auto bytes = metadata_bytes(next);
   if (bytes > limits.max_metadata_bytes) {
-    return error(ErrorCode::metadata_too_large,
+    return make_error(ErrorCode::metadata_too_large,
                  "the metadata would hold " + n(bytes) + " bytes of keys and values, more than " +
                      n(limits.max_metadata_bytes),
                  MetadataLimits::kMaxMetadataBytesKey);

@@ -4,23 +4,13 @@ namespace rtm::storage {
 
 namespace {
 
-Error error(ErrorCode code, std::string message, std::string_view limit = {},
-            std::string key = {}) {
-  Error e;
-  e.code = code;
-  e.message = std::move(message);
-  e.limit = limit;
-  e.key = std::move(key);
-  return e;
-}
-
 std::string n(std::size_t v) {
   return std::to_string(v);
 }
 
 std::optional<Error> check_key(const std::string& key, const StateLimits& limits) {
   if (auto problem = key_problem(key, limits.max_key_bytes)) {
-    return error(
+    return make_error(
         ErrorCode::invalid_key, "state key \"" + key + "\" " + *problem,
         key.size() > limits.max_key_bytes ? StateLimits::kMaxKeyBytesKey : std::string_view{}, key);
   }
@@ -32,16 +22,16 @@ std::optional<Error> check_key(const std::string& key, const StateLimits& limits
 Result<StateChange> set_states(const StateItems& current,
                                const std::vector<std::pair<std::string, std::string>>& items,
                                const StateLimits& limits) {
-  if (items.empty()) return error(ErrorCode::no_items, "set_state needs at least one state");
+  if (items.empty()) return make_error(ErrorCode::no_items, "set_state needs at least one state");
   std::set<std::string_view> seen;
   for (const auto& [key, value] : items) {
     if (auto e = check_key(key, limits)) return *e;
     if (!seen.insert(key).second) {
-      return error(ErrorCode::duplicate_key, "state key \"" + key + "\" appears twice in one call",
+      return make_error(ErrorCode::duplicate_key, "state key \"" + key + "\" appears twice in one call",
                    {}, key);
     }
     if (value.size() > limits.max_value_bytes) {
-      return error(ErrorCode::value_too_large,
+      return make_error(ErrorCode::value_too_large,
                    "the value of state key \"" + key + "\" is " + n(value.size()) +
                        " bytes, more than " + n(limits.max_value_bytes),
                    StateLimits::kMaxValueBytesKey, key);
@@ -57,7 +47,7 @@ Result<StateChange> set_states(const StateItems& current,
     }
   }
   if (change.states.size() > limits.max_keys) {
-    return error(ErrorCode::too_many_states,
+    return make_error(ErrorCode::too_many_states,
                  "the user would have " + n(change.states.size()) +
                      " states in this channel, more than " + n(limits.max_keys),
                  StateLimits::kMaxKeysKey);
@@ -65,7 +55,7 @@ Result<StateChange> set_states(const StateItems& current,
   std::size_t bytes = 0;
   for (const auto& [key, value] : change.states) bytes += key.size() + value.size();
   if (bytes > limits.max_bytes) {
-    return error(ErrorCode::states_too_large,
+    return make_error(ErrorCode::states_too_large,
                  "the user's states in this channel would be " + n(bytes) +
                      " bytes of keys and values, more than " + n(limits.max_bytes),
                  StateLimits::kMaxBytesKey);
@@ -75,7 +65,7 @@ Result<StateChange> set_states(const StateItems& current,
 
 Result<StateChange> remove_states(const StateItems& current, const std::vector<std::string>& keys,
                                   const StateLimits& limits) {
-  if (keys.empty()) return error(ErrorCode::no_items, "remove_state needs at least one key");
+  if (keys.empty()) return make_error(ErrorCode::no_items, "remove_state needs at least one key");
   for (const auto& key : keys) {
     if (auto e = check_key(key, limits)) return *e;
   }

@@ -147,7 +147,7 @@ TEST_CASE("storage locks: release passes the lock on in queue order") {
   CHECK(locks.release("door", "carol", kT0).error().code == ErrorCode::not_lock_holder);
 }
 
-TEST_CASE("storage locks: a waiter's release withdraws it and a stranger's is refused") {
+TEST_CASE("storage locks: a waiter that releases leaves the queue and a stranger is refused") {
   Locks locks = door_held_by_alice();
   REQUIRE(locks.acquire("door", "bob", true, kT0).ok());
   REQUIRE(locks.acquire("door", "carol", true, kT0).ok());

@@ -54,6 +54,11 @@ struct Error {
   std::int64_t actual = 0;
 };
 
+// An Error with what most refusals carry: the code, the sentence, the limit's config key
+// and the key that failed (revisions are set by the revision checks themselves).
+Error make_error(ErrorCode code, std::string message, std::string_view limit = {},
+                 std::string key = {});
+
 template <class T>
 using Result = rtm::Expected<T, Error>;
 
