@@ -45,6 +45,12 @@ std::string_view error_name(int code) {
     case ErrorCode::item_not_found: return "ITEM_NOT_FOUND";
     case ErrorCode::limit_metadata: return "LIMIT_METADATA";
     case ErrorCode::limit_metadata_subscriptions: return "LIMIT_METADATA_SUBSCRIPTIONS";
+    case ErrorCode::limit_state: return "LIMIT_STATE";
+    case ErrorCode::lock_not_found: return "LOCK_NOT_FOUND";
+    case ErrorCode::lock_exists: return "LOCK_EXISTS";
+    case ErrorCode::lock_held: return "LOCK_HELD";
+    case ErrorCode::not_lock_holder: return "NOT_LOCK_HOLDER";
+    case ErrorCode::limit_locks: return "LIMIT_LOCKS";
   }
   return "UNKNOWN";
 }

@@ -46,6 +46,12 @@ constexpr ErrorInfo kErrors[] = {
     {ErrorCode::item_not_found, "ITEM_NOT_FOUND", "update of a metadata key that does not exist (set creates it); nothing changed"},
     {ErrorCode::limit_metadata, "LIMIT_METADATA", "a storage.* limit refuses the call (value, call or metadata size, item count); the message names the key"},
     {ErrorCode::limit_metadata_subscriptions, "LIMIT_METADATA_SUBSCRIPTIONS", "the session subscribes to storage.max_metadata_subscriptions users' metadata already"},
+    {ErrorCode::limit_state, "LIMIT_STATE", "a storage.max_state_* limit refuses the presence states; the message names the key"},
+    {ErrorCode::lock_not_found, "LOCK_NOT_FOUND", "no lock of that name is set in the channel"},
+    {ErrorCode::lock_exists, "LOCK_EXISTS", "set_lock of a lock name that is set already"},
+    {ErrorCode::lock_held, "LOCK_HELD", "another user holds the lock (acquire without retry)"},
+    {ErrorCode::not_lock_holder, "NOT_LOCK_HOLDER", "the caller (or the uid named) does not hold the lock; for lock-guarded metadata, the caller does not hold the guarding lock"},
+    {ErrorCode::limit_locks, "LIMIT_LOCKS", "the channel has storage.max_locks_per_channel locks, or the lock storage.max_lock_waiters waiters, already"},
 };
 }  // namespace
 

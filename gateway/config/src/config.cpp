@@ -790,6 +790,33 @@ Config parse(const YAML::Node& root, const std::string& base_dir) {
                             : "expected members or operators, got \"" + v + "\"";
                });
       s.integer("max_metadata_subscriptions", cfg.storage.max_metadata_subscriptions, 0, 1000000);
+      auto& st = cfg.storage.states;
+      s.integer("max_state_keys", st.max_keys, 1, 100000);
+      s.integer("max_state_key_bytes", st.max_key_bytes, 1, 1024);
+      s.integer("max_state_value_bytes", st.max_value_bytes, 1, 64LL * 1024 * 1024);
+      s.integer("max_state_bytes", st.max_bytes, 1, 1024LL * 1024 * 1024);
+      auto& lk = cfg.storage.locks;
+      s.integer("lock_min_ttl_s", lk.min_ttl_s, 1, 86400);
+      s.integer("lock_max_ttl_s", lk.max_ttl_s, 1, 86400);
+      s.integer("max_locks_per_channel", lk.max_locks, 1, 100000);
+      s.integer("max_lock_waiters", lk.max_waiters, 1, 100000);
+      lk.max_name_bytes = m.max_key_bytes;
+      if (lk.min_ttl_s > lk.max_ttl_s) {
+        problems.push_back("storage: lock_min_ttl_s (" + std::to_string(lk.min_ttl_s) +
+                           ") is above lock_max_ttl_s (" + std::to_string(lk.max_ttl_s) +
+                           ")");
+      }
+      s.string("lock_managers", cfg.storage.lock_managers, [](const std::string& v) {
+        return v == "members" || v == "operators"
+                   ? std::string()
+                   : "expected members or operators, got \"" + v + "\"";
+      });
+      s.string("channel_metadata_lock", cfg.storage.channel_metadata_lock,
+               [&m](const std::string& v) {
+                 return v.size() <= m.max_key_bytes
+                            ? std::string()
+                            : "a lock name of at most storage.max_key_bytes bytes";
+               });
     }
     if (problems.empty()) parse_mapping(top.child("mapping"), cfg, problems);
     else top.child("mapping");

@@ -48,6 +48,12 @@ enum class ErrorCode : int {
   item_not_found = 47,
   limit_metadata = 48,
   limit_metadata_subscriptions = 49,
+  limit_state = 50,
+  lock_not_found = 51,
+  lock_exists = 52,
+  lock_held = 53,
+  not_lock_holder = 54,
+  limit_locks = 55,
 };
 
 struct ErrorInfo {

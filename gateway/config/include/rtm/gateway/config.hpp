@@ -10,7 +10,9 @@
 #include <vector>
 
 #include "rtm/mapping/rules.hpp"
+#include "rtm/storage/locks.hpp"
 #include "rtm/storage/metadata.hpp"
+#include "rtm/storage/states.hpp"
 #include "rtm/topics/names.hpp"
 
 namespace rtm::gateway {
@@ -193,6 +195,15 @@ struct StorageConfig {
   std::string channel_metadata_writers = "members";
   // Users whose metadata one session subscribes to at once (LIMIT_METADATA_SUBSCRIPTIONS).
   int max_metadata_subscriptions = 1000;
+  // Presence states (set_state): sizes per user per channel.
+  storage::StateLimits states;
+  // Locks (set_lock, acquire_lock, ...): ttl range, locks per channel, waiters per lock.
+  storage::LockLimits locks;
+  // Who sets, removes and revokes locks: "members" (RTM 2's default) or "operators".
+  std::string lock_managers = "members";
+  // A lock name that guards channel metadata: in a channel where it is set, only its holder
+  // writes the channel's metadata. Empty: no guard (a call may still name a lock).
+  std::string channel_metadata_lock;
 };
 
 // Where the RTM state lives (docs/state.md). "memory" keeps it in the process only (tests,
