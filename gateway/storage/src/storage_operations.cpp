@@ -10,108 +10,14 @@
 #include "rtm/storage/errors.hpp"
 #include "rtm/storage/metadata.hpp"
 #include "rtm/topics/names.hpp"
+#include "storage_params.hpp"
 
 namespace rtm::gateway {
 namespace {
 
 using json::Document;
 namespace st = rtm::storage;
-
-std::string q(std::string_view key) {
-  return "\"" + std::string(key) + "\"";
-}
-
-// The storage model's error values as wire errors. Call-shape errors are the caller's
-// parameters; the limits share one code and name their config key in the message.
-Failure wire_failure(const st::Error& e) {
-  std::string message = e.message;
-  if (!e.limit.empty()) message += " (" + std::string(e.limit) + ")";
-  switch (e.code) {
-    case st::ErrorCode::no_items:
-    case st::ErrorCode::invalid_key:
-    case st::ErrorCode::duplicate_key:
-    case st::ErrorCode::invalid_revision:
-      return failure(e.limit.empty() ? ErrorCode::invalid_parameter : ErrorCode::limit_metadata,
-                     message);
-    case st::ErrorCode::major_revision_mismatch:
-      return failure(ErrorCode::major_revision_mismatch, message);
-    case st::ErrorCode::item_revision_mismatch:
-      return failure(ErrorCode::item_revision_mismatch, message);
-    case st::ErrorCode::item_not_found:
-      return failure(ErrorCode::item_not_found, message);
-    case st::ErrorCode::too_many_items:
-    case st::ErrorCode::value_too_large:
-    case st::ErrorCode::call_too_large:
-    case st::ErrorCode::metadata_too_large:
-      return failure(ErrorCode::limit_metadata, message);
-    default:
-      return failure(ErrorCode::internal, message);
-  }
-}
-
-// A revision: a JSON integer, or decimal digits (with '-' for -1) in a query.
-Outcome<std::int64_t> revision_value(const json::Value& v, const std::string& what) {
-  std::int64_t value = 0;
-  bool ok = false;
-  if (v.IsInt64()) {
-    value = v.GetInt64();
-    ok = true;
-  } else if (v.IsString()) {
-    std::string_view text(v.GetString(), v.GetStringLength());
-    const std::string_view digits = !text.empty() && text[0] == '-' ? text.substr(1) : text;
-    ok = !digits.empty() && digits.size() < 19;
-    for (char c : digits) ok = ok && c >= '0' && c <= '9';
-    if (ok) value = std::stoll(std::string(text));
-  }
-  if (!ok || value < st::kNoCheck) {
-    return failure(ErrorCode::invalid_parameter,
-                   what + " must be a whole number: -1 (no check), 0 (absent) or a revision");
-  }
-  return value;
-}
-
-// The parameter `key` of the request, or null.
-const json::Value* find(const Params& params, std::string_view key) {
-  const auto& root = params.root();
-  if (!root.IsObject()) return nullptr;
-  auto it = root.FindMember(json::Value(rapidjson::StringRef(key.data(), key.size())));
-  return it == root.MemberEnd() ? nullptr : &it->value;
-}
-
-Outcome<bool> boolean(const Params& params, std::string_view key) {
-  const auto* v = find(params, key);
-  if (!v) return false;
-  if (v->IsBool()) return v->GetBool();
-  if (v->IsString()) {
-    std::string_view text(v->GetString(), v->GetStringLength());
-    if (text == "true" || text == "1") return true;
-    if (text == "false" || text == "0") return false;
-  }
-  return failure(ErrorCode::invalid_parameter, "parameter " + q(key) + " must be true or false");
-}
-
-// `keys`: a JSON array of strings, or one key given in a query. Keys may hold ',' and '/',
-// so a query carries one key; several go in the body.
-Outcome<std::vector<std::string>> keys_param(const Params& params) {
-  std::vector<std::string> out;
-  const auto* v = find(params, "keys");
-  if (!v) return out;
-  if (v->IsString()) {
-    out.emplace_back(v->GetString(), v->GetStringLength());
-    return out;
-  }
-  if (!v->IsArray()) {
-    return failure(ErrorCode::invalid_parameter, "parameter \"keys\" must be an array of strings");
-  }
-  for (const auto& k : v->GetArray()) {
-    if (!k.IsString()) {
-      return failure(ErrorCode::invalid_parameter,
-                     "parameter \"keys\" must be an array of strings");
-    }
-    out.emplace_back(k.GetString(), k.GetStringLength());
-  }
-  return out;
-}
+using namespace storage_ops;
 
 // `items`: [{"key":..,"value":..,"revision":..}]; value is required but by remove.
 Outcome<std::vector<st::ItemWrite>> items_param(const Params& params, st::WriteKind kind) {
@@ -147,7 +53,7 @@ Outcome<std::vector<st::ItemWrite>> items_param(const Params& params, st::WriteK
                        where + "." + std::string(name) + " must be a string");
       } else {
         return failure(ErrorCode::invalid_parameter,
-                       where + " has an unknown field " + q(name) + " (key, value, revision)");
+                       where + " has an unknown field " + quoted(name) + " (key, value, revision)");
       }
     }
     if (!item.HasMember("key")) {
@@ -216,13 +122,6 @@ class StorageService final : public Reloadable, public MetricsSource {
     return call.params.name("uid");
   }
 
-  bool public_presence(const std::string& channel) const {
-    for (const auto& pattern : core_.config().channels.public_presence) {
-      if (topics::name_matches(pattern, channel)) return true;
-    }
-    return false;
-  }
-
   std::optional<Failure> may_write(const std::string& uid, MetadataScope scope,
                                    const std::string& name) const {
     if (core_.is_operator(uid)) return std::nullopt;
@@ -247,13 +146,8 @@ class StorageService final : public Reloadable, public MetricsSource {
 
   std::optional<Failure> may_read(const std::string& uid, MetadataScope scope,
                                   const std::string& name) const {
-    if (scope == MetadataScope::user || core_.is_operator(uid) || state_.is_member(uid, name) ||
-        public_presence(name)) {
-      return std::nullopt;
-    }
-    return failure(ErrorCode::not_joined,
-                   uid + " has not joined channel " + name +
-                       " (members read its metadata; see channels.public_presence)");
+    if (scope == MetadataScope::user) return std::nullopt;
+    return channel_read_refusal(core_, state_, uid, name, "its metadata");
   }
 
   // ------------------------------------------------------------ JSON
