@@ -10,6 +10,7 @@
 #include "rtm/storage/errors.hpp"
 #include "rtm/storage/metadata.hpp"
 #include "rtm/topics/names.hpp"
+#include "state_operations.hpp"
 #include "storage_params.hpp"
 
 namespace rtm::gateway {
@@ -22,7 +23,7 @@ using namespace storage_ops;
 // `items`: [{"key":..,"value":..,"revision":..}]; value is required but by remove.
 Outcome<std::vector<st::ItemWrite>> items_param(const Params& params, st::WriteKind kind) {
   std::vector<st::ItemWrite> out;
-  const auto* v = find(params, "items");
+  const auto* v = params.value("items");
   if (!v) {
     if (kind == st::WriteKind::remove) return out;
     return failure(ErrorCode::missing_parameter, "parameter \"items\" is required");
@@ -101,6 +102,7 @@ class StorageService final : public Reloadable, public MetricsSource {
   }
 
   void reload(const Config& next) override { meta_.set_limits(next.storage.metadata); }
+  const std::shared_ptr<StateStore>& store() const { return store_; }
 
   void write_metrics(MetricsWriter& out) const override {
     out.gauge("rtm_metadata", "Users and channels with metadata",
@@ -225,15 +227,15 @@ class StorageService final : public Reloadable, public MetricsSource {
       if (!keys) return keys.error();
       for (auto& k : *keys) w.items.push_back({std::move(k), {}, st::kNoCheck});
     }
-    if (const auto* major = find(call.params, "major_revision")) {
+    if (const auto* major = call.params.value("major_revision")) {
       auto r = revision_value(*major, "parameter \"major_revision\"");
       if (!r) return r.error();
       w.major_revision = *r;
     }
     if (kind != st::WriteKind::remove) {
-      auto author = boolean(call.params, "record_author");
+      auto author = call.params.flag("record_author");
       if (!author) return author.error();
-      auto ts = boolean(call.params, "record_ts");
+      auto ts = call.params.flag("record_ts");
       if (!ts) return ts.error();
       w.record_author = *author;
       w.record_ts = *ts;
@@ -299,6 +301,7 @@ void register_storage_operations(Core& core, std::shared_ptr<StateStore> store) 
   service->install();
   core.add_reloadable(service);
   core.add_metrics_source(service);
+  register_state_operations(core, service->store());
 }
 
 }  // namespace rtm::gateway

@@ -63,26 +63,6 @@ Failure wire_failure(const st::Error& e) {
   return failure(ErrorCode::internal, message);
 }
 
-const json::Value* find(const Params& params, std::string_view key) {
-  const auto& root = params.root();
-  if (!root.IsObject()) return nullptr;
-  auto it = root.FindMember(json::Value(rapidjson::StringRef(key.data(), key.size())));
-  return it == root.MemberEnd() ? nullptr : &it->value;
-}
-
-Outcome<bool> boolean(const Params& params, std::string_view key) {
-  const auto* v = find(params, key);
-  if (!v) return false;
-  if (v->IsBool()) return v->GetBool();
-  if (v->IsString()) {
-    std::string_view text(v->GetString(), v->GetStringLength());
-    if (text == "true" || text == "1") return true;
-    if (text == "false" || text == "0") return false;
-  }
-  return failure(ErrorCode::invalid_parameter,
-                 "parameter " + quoted(key) + " must be true or false");
-}
-
 Outcome<std::int64_t> revision_value(const json::Value& v, const std::string& what) {
   std::int64_t value = 0;
   bool ok = false;
@@ -105,7 +85,7 @@ Outcome<std::int64_t> revision_value(const json::Value& v, const std::string& wh
 
 Outcome<std::vector<std::string>> keys_param(const Params& params) {
   std::vector<std::string> out;
-  const auto* v = find(params, "keys");
+  const auto* v = params.value("keys");
   if (!v) return out;
   if (v->IsString()) {
     out.emplace_back(v->GetString(), v->GetStringLength());

@@ -22,12 +22,6 @@ std::string quoted(std::string_view key);
 // LIMIT_LOCKS, by its config key) and names the key in the message.
 Failure wire_failure(const storage::Error& e);
 
-// The parameter `key` of the request (query or body), or null.
-const json::Value* find(const Params& params, std::string_view key);
-
-// `key` as true/false (JSON or "true"/"1"/"false"/"0" in a query); false when absent.
-Outcome<bool> boolean(const Params& params, std::string_view key);
-
 // A revision: a JSON integer, or decimal digits (with '-' for -1) in a query; -1 or more.
 Outcome<std::int64_t> revision_value(const json::Value& v, const std::string& what);
 

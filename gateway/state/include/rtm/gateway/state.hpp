@@ -19,6 +19,7 @@
 #include "rtm/gateway/config.hpp"
 #include "rtm/gateway/core.hpp"
 #include "rtm/gateway/metadata_store.hpp"
+#include "rtm/gateway/presence_state_store.hpp"
 #include "rtm/gateway/request.hpp"
 
 namespace rtm::gateway {
@@ -222,6 +223,9 @@ class StateStore : public Durability {
   // subscriptions to a user's metadata end with the subscriber's session.
   virtual MetadataStore& metadata() = 0;
   virtual const MetadataStore& metadata() const = 0;
+  // ---- presence states (presence_state_store.hpp): in memory only, ended with membership.
+  virtual PresenceStateStore& states() = 0;
+  virtual const PresenceStateStore& states() const = 0;
 
   // ---- for readers of whole rows (durable backends, the broker's grant feed)
   // Tells `listener` of every change by key from now on (not owned; it must outlive its
@@ -310,6 +314,8 @@ class MemoryStore : public StateStore {
 
   MetadataStore& metadata() override { return metadata_; }
   const MetadataStore& metadata() const override { return metadata_; }
+  PresenceStateStore& states() override { return states_; }
+  const PresenceStateStore& states() const override { return states_; }
 
   void add_change_listener(ChangeListener* listener) override { listeners_.push_back(listener); }
   void remove_change_listener(ChangeListener* listener) override;
@@ -394,6 +400,7 @@ class MemoryStore : public StateStore {
 
  protected:
   MemoryMetadataStore metadata_;
+  MemoryPresenceStateStore states_;
 };
 
 // Builds the backend that config.state names, restored from what it stored. Throws

@@ -1,6 +1,7 @@
 #pragma once
-// The metadata operations (docs/protocol.md, "Metadata"): set_/update_/remove_/get_
-// user_metadata and channel_metadata, subscribe_/unsubscribe_user_metadata.
+// The storage operations: metadata (docs/protocol.md, "Metadata": set_/update_/remove_/get_
+// user_metadata and channel_metadata, subscribe_/unsubscribe_user_metadata) and presence
+// states ("Presence states": set_state, remove_state, get_state).
 #include <memory>
 
 #include "rtm/gateway/core.hpp"
