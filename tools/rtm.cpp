@@ -605,11 +605,14 @@ int cmd_meta_watch(const Common& common, const MetaArgs& a) {
   Stop stop;
   auto client = make_client(common);
   exit_on_failure(*client, stop);
-  const std::string target = !a.channel.empty() ? a.channel : a.user.empty() ? client->uid() : a.user;
+  const std::string target = !a.channel.empty() ? a.channel
+                             : a.user.empty()   ? client->uid()
+                                                : a.user;
   const auto scope = a.channel.empty() ? sdk::StorageScope::user : sdk::StorageScope::channel;
   long seen = 0;  // callbacks run one at a time
   client->on_storage_event([&](const sdk::StorageEvent& e) {
-    if (e.scope != scope || (scope == sdk::StorageScope::user ? e.uid : e.channel) != target) return;
+    if (e.scope != scope || (scope == sdk::StorageScope::user ? e.uid : e.channel) != target)
+      return;
     if (a.count > 0 && seen >= a.count) return;
     std::string head = std::string(sdk::to_string(e.type)) + " " + target;
     if (!e.by.empty()) head += " by " + e.by;
@@ -637,8 +640,8 @@ struct LockArgs {
 };
 
 std::string lock_line(const sdk::LockInfo& l) {
-  std::string line = l.name + " ttl=" + std::to_string(l.ttl) +
-                     " owner=" + (l.owner.empty() ? "-" : l.owner);
+  std::string line =
+      l.name + " ttl=" + std::to_string(l.ttl) + " owner=" + (l.owner.empty() ? "-" : l.owner);
   if (!l.waiters.empty()) line += " waiters=" + CLI::detail::join(l.waiters, ",");
   if (l.expires_at) line += " expires_at=" + std::to_string(l.expires_at);
   return line;
@@ -793,7 +796,8 @@ int main(int argc, char** argv) {
   // meta get|set|update|remove|watch: user metadata (yours, or --user's) or --channel's.
   MetaArgs meta_args;
   auto* meta = app.add_subcommand(
-      "meta", "user and channel metadata: get, set, update, remove, watch (`rtm meta VERB --help`)");
+      "meta",
+      "user and channel metadata: get, set, update, remove, watch (`rtm meta VERB --help`)");
   meta->require_subcommand(1);
   std::vector<std::pair<CLI::App*, std::string>> meta_verbs;
   auto meta_verb = [&](const char* verb, const char* what, const char* args_help) {
@@ -813,7 +817,8 @@ int main(int argc, char** argv) {
     cmd->add_option("--lock", meta_args.lock,
                     "channel metadata: write only while holding this lock");
   };
-  meta_verb("get", "print metadata: every item, or the KEYs given", "KEY ... (default: every item)");
+  meta_verb("get", "print metadata: every item, or the KEYs given",
+            "KEY ... (default: every item)");
   for (const char* verb : {"set", "update"}) {
     auto* cmd = meta_verb(verb,
                           std::string(verb) == "set"
@@ -826,8 +831,8 @@ int main(int argc, char** argv) {
     cmd->add_flag("--ts", meta_args.ts, "record the time of the write with each item");
   }
   cas(meta_verb("remove", "remove the KEYs given, or every item", "KEY ... (default: every item)"));
-  meta_verb("watch",
-            "print each change of the metadata until Ctrl-C (a user's: a snapshot first)", nullptr)
+  meta_verb("watch", "print each change of the metadata until Ctrl-C (a user's: a snapshot first)",
+            nullptr)
       ->add_option("--count", meta_args.count, "stop after this many events (0: never)");
 
   // lock set|acquire|release|revoke|get|remove --channel C NAME
@@ -844,10 +849,10 @@ int main(int argc, char** argv) {
     return cmd;
   };
   lock_verb("set", "create a lock")
-      ->add_option("--ttl", lock_args.ttl,
-                   "seconds a holder keeps the lock after its session ends")
+      ->add_option("--ttl", lock_args.ttl, "seconds a holder keeps the lock after its session ends")
       ->capture_default_str();
-  auto* acquire = lock_verb("acquire", "take a lock (LOCK_HELD if someone holds it, unless --wait)");
+  auto* acquire =
+      lock_verb("acquire", "take a lock (LOCK_HELD if someone holds it, unless --wait)");
   acquire->add_flag("--wait", lock_args.wait, "wait in the queue until the lock is yours");
   acquire->add_option("--wait-timeout", lock_args.wait_s, "give up waiting after this many seconds")
       ->capture_default_str()
@@ -911,7 +916,8 @@ int main(int argc, char** argv) {
     if (dm->parsed()) return cmd_dm(common, to, message, qos);
     for (const auto& [cmd, verb] : meta_verbs) {
       if (cmd->parsed()) {
-        return verb == "watch" ? cmd_meta_watch(common, meta_args) : cmd_meta(common, verb, meta_args);
+        return verb == "watch" ? cmd_meta_watch(common, meta_args)
+                               : cmd_meta(common, verb, meta_args);
       }
     }
     for (const auto& [cmd, verb] : lock_verbs) {

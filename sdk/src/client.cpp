@@ -253,9 +253,15 @@ void StreamChannel::who_now_async(Callback<std::vector<std::string>> done) {
 
 // ---- storage
 
-Storage Client::storage() { return Storage(impl_); }
-Presence Client::presence() { return Presence(impl_); }
-Locks Client::lock() { return Locks(impl_); }
+Storage Client::storage() {
+  return Storage(impl_);
+}
+Presence Client::presence() {
+  return Presence(impl_);
+}
+Locks Client::lock() {
+  return Locks(impl_);
+}
 
 namespace {
 using Write = ClientImpl::MetadataWrite;
@@ -264,17 +270,17 @@ constexpr auto kChannel = StorageScope::channel;
 }  // namespace
 
 // One blocking and one async call per metadata operation: (name, scope, write kind).
-#define RTM_SDK_METADATA_WRITE(fn, scope, kind, target)                                         \
+#define RTM_SDK_METADATA_WRITE(fn, scope, kind, target)                                           \
   Result<Metadata> Storage::fn(const std::string& target, const std::vector<MetadataItem>& items, \
-                               const MetadataOptions& options) {                                \
-    return ClientImpl::wait<Metadata>([&](Callback<Metadata> done) {                            \
-      impl_->write_metadata(scope, target, kind, items, options, done);                         \
-    });                                                                                         \
-  }                                                                                             \
-  void Storage::fn##_async(const std::string& target, const std::vector<MetadataItem>& items,   \
-                           const MetadataOptions& options, Callback<Metadata> done) {           \
-    impl_->write_metadata(scope, target, kind, items, options,                                  \
-                          impl_->on_dispatcher(std::move(done)));                               \
+                               const MetadataOptions& options) {                                  \
+    return ClientImpl::wait<Metadata>([&](Callback<Metadata> done) {                              \
+      impl_->write_metadata(scope, target, kind, items, options, done);                           \
+    });                                                                                           \
+  }                                                                                               \
+  void Storage::fn##_async(const std::string& target, const std::vector<MetadataItem>& items,     \
+                           const MetadataOptions& options, Callback<Metadata> done) {             \
+    impl_->write_metadata(scope, target, kind, items, options,                                    \
+                          impl_->on_dispatcher(std::move(done)));                                 \
   }
 RTM_SDK_METADATA_WRITE(set_user_metadata, kUser, Write::set, uid)
 RTM_SDK_METADATA_WRITE(update_user_metadata, kUser, Write::update, uid)

@@ -831,9 +831,8 @@ ClientImpl::RestoreOutcome ClientImpl::restore() {
   ready_ = true;
   std::string reason = std::string(relogin ? "logged in again" : "session kept") + "; " +
                        std::to_string(channels_.size()) + " channel(s), " +
-                       std::to_string(n_topics) + " topic(s), " +
-                       std::to_string(n_subscriptions) + " subscription(s), " +
-                       std::to_string(watched_.size()) + " watch(es), " +
+                       std::to_string(n_topics) + " topic(s), " + std::to_string(n_subscriptions) +
+                       " subscription(s), " + std::to_string(watched_.size()) + " watch(es), " +
                        std::to_string(n_metadata) + " metadata subscription(s) restored";
   for (const auto& p : problems) reason += "; failed: " + p;
   set_state_locked(ConnectionState::restored, std::move(reason));

@@ -107,8 +107,7 @@ class ClientImpl {
   void remove_state(const std::string& channel, const std::vector<std::string>& keys,
                     Callback<StateMap> done);
   void get_state(const std::string& channel, const std::string& uid, Callback<UserState> done);
-  void who_now_states(const std::string& channel, bool include_state,
-                      Callback<WhoNowResult> done);
+  void who_now_states(const std::string& channel, bool include_state, Callback<WhoNowResult> done);
   // set_lock (ttl_s > 0), release_lock, revoke_lock (uid), remove_lock.
   void lock_op(const char* op, const std::string& channel, const std::string& name,
                const std::string& uid, std::int64_t ttl_s, Callback<void> done);

@@ -108,8 +108,8 @@ void ClientImpl::write_metadata(StorageScope scope, const std::string& target_in
     return done(Status(ErrorCode::invalid_name, *e));
   }
   if (user && !options.lock.empty()) {
-    return done(Status(ErrorCode::invalid_parameter,
-                       "MetadataOptions::lock guards channel metadata only"));
+    return done(
+        Status(ErrorCode::invalid_parameter, "MetadataOptions::lock guards channel metadata only"));
   }
   const char* verb = kind == MetadataWrite::set      ? "set"
                      : kind == MetadataWrite::update ? "update"
@@ -224,13 +224,13 @@ void ClientImpl::get_state(const std::string& channel, const std::string& uid_in
   const std::string uid = uid_in.empty() ? config_.uid : uid_in;
   if (auto e = name_problem("channel", channel)) return done(Status(ErrorCode::invalid_name, *e));
   if (auto e = name_problem("uid", uid)) return done(Status(ErrorCode::invalid_name, *e));
-  send_request("get_state", json::Object().str("channel", channel).str("uid", uid).text(),
-               "get_state " + channel + " " + uid, [channel, uid, done](Reply r) {
-                 if (!r.status.ok()) return done(r.status);
-                 done(UserState{json::str(r.result(), "channel", channel),
-                                json::str(r.result(), "uid", uid),
-                                parse_state_map(r.result(), "states")});
-               });
+  send_request(
+      "get_state", json::Object().str("channel", channel).str("uid", uid).text(),
+      "get_state " + channel + " " + uid, [channel, uid, done](Reply r) {
+        if (!r.status.ok()) return done(r.status);
+        done(UserState{json::str(r.result(), "channel", channel), json::str(r.result(), "uid", uid),
+                       parse_state_map(r.result(), "states")});
+      });
 }
 
 void ClientImpl::who_now_states(const std::string& channel, bool include_state,
@@ -265,9 +265,8 @@ void ClientImpl::lock_op(const char* op, const std::string& channel, const std::
   body.str("channel", channel).str("lock", name);
   if (!uid.empty()) body.str("uid", uid);
   if (ttl_s > 0) body.int64("ttl", ttl_s);
-  send_request(op, body.text(), std::string(op) + " " + channel + "/" + name, [done](Reply r) {
-    done(r.status.ok() ? Result<void>() : Result<void>(r.status));
-  });
+  send_request(op, body.text(), std::string(op) + " " + channel + "/" + name,
+               [done](Reply r) { done(r.status.ok() ? Result<void>() : Result<void>(r.status)); });
 }
 
 // With retry, the call waits past the gateway's answer ("queued") for the `lock` channel
@@ -282,7 +281,7 @@ void ClientImpl::acquire_lock(const std::string& channel, const std::string& nam
   auto decided = [done](const Reply& r) {
     if (!r.status.ok()) return done(r.status);
     done(json::str(r.result(), "status") == "already_held" ? AcquireStatus::already_held
-                                                            : AcquireStatus::acquired);
+                                                           : AcquireStatus::acquired);
   };
   std::string wait_id;
   if (options.retry) {
@@ -300,7 +299,8 @@ void ClientImpl::acquire_lock(const std::string& channel, const std::string& nam
         }
       }
       // Given up: leave the queue (or let go of a lock that came too late).
-      if (r.status.is(ErrorCode::timeout)) lock_op("release_lock", key.first, key.second, "", 0, [](Result<void>) {});
+      if (r.status.is(ErrorCode::timeout))
+        lock_op("release_lock", key.first, key.second, "", 0, [](Result<void>) {});
       decided(r);
     };
     {
@@ -311,17 +311,20 @@ void ClientImpl::acquire_lock(const std::string& channel, const std::string& nam
     }
     timer_cv_.notify_one();
   }
-  send_request(
-      "acquire_lock",
-      json::Object().str("channel", channel).str("lock", name).boolean("retry", options.retry).text(),
-      what, [this, wait_id, decided](Reply r) {
-        if (wait_id.empty()) return decided(r);
-        const auto status = json::str(r.result(), "status");
-        if (!r.status.ok() || status == "acquired" || status == "already_held") {
-          return complete(wait_id, std::move(r));
-        }
-        // queued / already_queued: the `lock` event (acquired, or removed) decides.
-      });
+  send_request("acquire_lock",
+               json::Object()
+                   .str("channel", channel)
+                   .str("lock", name)
+                   .boolean("retry", options.retry)
+                   .text(),
+               what, [this, wait_id, decided](Reply r) {
+                 if (wait_id.empty()) return decided(r);
+                 const auto status = json::str(r.result(), "status");
+                 if (!r.status.ok() || status == "acquired" || status == "already_held") {
+                   return complete(wait_id, std::move(r));
+                 }
+                 // queued / already_queued: the `lock` event (acquired, or removed) decides.
+               });
 }
 
 void ClientImpl::finish_lock_waits(const std::string& channel, const std::string& name,
@@ -337,20 +340,20 @@ void ClientImpl::finish_lock_waits(const std::string& channel, const std::string
 
 void ClientImpl::get_locks(const std::string& channel, Callback<std::vector<LockInfo>> done) {
   if (auto e = name_problem("channel", channel)) return done(Status(ErrorCode::invalid_name, *e));
-  send_request("get_locks", json::Object().str("channel", channel).text(), "get_locks " + channel,
-               [done](Reply r) {
-                 if (!r.status.ok()) return done(r.status);
-                 std::vector<LockInfo> out;
-                 auto locks = r.result().FindMember("locks");
-                 if (locks != r.result().MemberEnd() && locks->value.IsArray()) {
-                   for (const auto& l : locks->value.GetArray()) {
-                     out.push_back({json::str(l, "lock"), json::int64(l, "ttl"),
-                                    json::str(l, "owner"), json::strings(l, "waiters"),
-                                    json::int64(l, "expires_at")});
-                   }
-                 }
-                 done(std::move(out));
-               });
+  send_request(
+      "get_locks", json::Object().str("channel", channel).text(), "get_locks " + channel,
+      [done](Reply r) {
+        if (!r.status.ok()) return done(r.status);
+        std::vector<LockInfo> out;
+        auto locks = r.result().FindMember("locks");
+        if (locks != r.result().MemberEnd() && locks->value.IsArray()) {
+          for (const auto& l : locks->value.GetArray()) {
+            out.push_back({json::str(l, "lock"), json::int64(l, "ttl"), json::str(l, "owner"),
+                           json::strings(l, "waiters"), json::int64(l, "expires_at")});
+          }
+        }
+        done(std::move(out));
+      });
 }
 
 // ====================================================================== channel events
@@ -401,11 +404,11 @@ bool ClientImpl::on_storage_channel_event(const std::string& name, const rapidjs
     emit(handler_of<LockEvent>(), std::move(ev));
     if (mine) finish_lock_waits(channel, lock, Reply{});
     if (gone) {
-      finish_lock_waits(channel, lock,
-                        Reply{Status(ErrorCode::lock_not_found,
-                                     "lock " + lock + " of channel " + channel +
-                                         " was removed while waiting for it"),
-                              nullptr});
+      finish_lock_waits(
+          channel, lock,
+          Reply{Status(ErrorCode::lock_not_found, "lock " + lock + " of channel " + channel +
+                                                      " was removed while waiting for it"),
+                nullptr});
     }
     return true;
   }

@@ -126,11 +126,10 @@ struct Peer {
   }
   std::optional<sdk::ChannelEvent> wait_event(sdk::ChannelEventType type, const std::string& uid,
                                               std::chrono::milliseconds t = 10000ms) {
-    return events.wait(
-        [&](const sdk::ChannelEvent& e) { return e.type == type && e.uid == uid; }, t);
+    return events.wait([&](const sdk::ChannelEvent& e) { return e.type == type && e.uid == uid; },
+                       t);
   }
 };
-
 
 // ---- for tests of the rtm CLI
 
@@ -147,7 +146,8 @@ inline std::vector<std::string> lines_of(const std::string& text) {
 }
 
 // Polls a process's log for `text` until the deadline (the log is a file: no event to wait on).
-inline bool wait_log(Process& p, const std::string& text, std::chrono::milliseconds timeout = 15000ms) {
+inline bool wait_log(Process& p, const std::string& text,
+                     std::chrono::milliseconds timeout = 15000ms) {
   const auto deadline = Clock::now() + timeout;
   while (Clock::now() < deadline) {
     if (p.log().find(text) != std::string::npos) return true;

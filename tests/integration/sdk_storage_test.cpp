@@ -44,7 +44,8 @@ std::optional<sdk::StorageEvent> wait_storage(Peer& p, sdk::StorageEventType typ
 
 }  // namespace
 
-TEST_CASE("sdk storage: two clients race on one channel item with compare-and-set and exactly one wins") {
+TEST_CASE(
+    "sdk storage: two clients race on one channel item with compare-and-set and exactly one wins") {
   Room r("race-room", "racer-a", "racer-b");
   for (int round = 0; round < 5; ++round) {
     CAPTURE(round);
@@ -59,7 +60,8 @@ TEST_CASE("sdk storage: two clients race on one channel item with compare-and-se
         [&pb](sdk::Result<sdk::Metadata> m) { pb.set_value(std::move(m)); });
     auto ra = pa.get_future().get();
     auto rb = pb.get_future().get();
-    REQUIRE_MESSAGE(ra.ok() != rb.ok(), ra.status().to_string() << " / " << rb.status().to_string());
+    REQUIRE_MESSAGE(ra.ok() != rb.ok(), ra.status().to_string()
+                                            << " / " << rb.status().to_string());
     auto& loser = ra.ok() ? rb : ra;
     CHECK(loser.status().is(sdk::ErrorCode::item_revision_mismatch));
     CHECK_MESSAGE(loser.message().find(key) != std::string::npos, loser.message());
@@ -94,7 +96,9 @@ TEST_CASE("sdk storage: two clients race on one channel item with compare-and-se
   CHECK(r.a->storage().get_channel_metadata(r.channel)->items.size() == 5);
 }
 
-TEST_CASE("sdk storage: subscribe_user_metadata delivers a snapshot and then each change to on_storage_event") {
+TEST_CASE(
+    "sdk storage: subscribe_user_metadata delivers a snapshot and then each change to "
+    "on_storage_event") {
   Setup s;
   Peer alice(s.broker.uri(), "meta-alice");
   Peer bob(s.broker.uri(), "meta-bob");
@@ -142,20 +146,26 @@ TEST_CASE("sdk storage: subscribe_user_metadata delivers a snapshot and then eac
   CHECK(bob.storage.take_all().empty());
 
   // The errors of compare-and-set and update, and a user's metadata is its own.
-  CHECK(store.update_user_metadata("", {item("name", "A", 1)}).status().is(
-      sdk::ErrorCode::item_revision_mismatch));
-  CHECK(store.update_user_metadata("", {item("new-key", "x")}).status().is(
-      sdk::ErrorCode::item_not_found));
+  CHECK(store.update_user_metadata("", {item("name", "A", 1)})
+            .status()
+            .is(sdk::ErrorCode::item_revision_mismatch));
+  CHECK(store.update_user_metadata("", {item("new-key", "x")})
+            .status()
+            .is(sdk::ErrorCode::item_not_found));
   sdk::MetadataOptions never;
   never.major_revision = 0;
-  CHECK(store.set_user_metadata("", {item("x", "y")}, never).status().is(
-      sdk::ErrorCode::major_revision_mismatch));
-  CHECK(bob->storage().set_user_metadata("meta-alice", {item("x", "y")}).status().is(
-      sdk::ErrorCode::forbidden));
+  CHECK(store.set_user_metadata("", {item("x", "y")}, never)
+            .status()
+            .is(sdk::ErrorCode::major_revision_mismatch));
+  CHECK(bob->storage()
+            .set_user_metadata("meta-alice", {item("x", "y")})
+            .status()
+            .is(sdk::ErrorCode::forbidden));
   sdk::MetadataOptions guarded;
   guarded.lock = "host";
-  CHECK(store.set_user_metadata("", {item("x", "y")}, guarded).status().is(
-      sdk::ErrorCode::invalid_parameter));
+  CHECK(store.set_user_metadata("", {item("x", "y")}, guarded)
+            .status()
+            .is(sdk::ErrorCode::invalid_parameter));
   auto got = bob->storage().get_user_metadata("meta-alice", {"name"});
   REQUIRE(got.ok());
   REQUIRE(got->items.size() == 1);
@@ -207,12 +217,16 @@ TEST_CASE("sdk storage: channel metadata changes reach another member as storage
   // Not a member: no reading, no writing.
   Peer outsider(r.s.broker.uri(), "meta-outsider");
   outsider.login();
-  CHECK(outsider->storage().get_channel_metadata(r.channel).status().is(sdk::ErrorCode::not_joined));
-  CHECK(outsider->storage().set_channel_metadata(r.channel, {item("k", "v")}).status().is(
-      sdk::ErrorCode::not_joined));
+  CHECK(
+      outsider->storage().get_channel_metadata(r.channel).status().is(sdk::ErrorCode::not_joined));
+  CHECK(outsider->storage()
+            .set_channel_metadata(r.channel, {item("k", "v")})
+            .status()
+            .is(sdk::ErrorCode::not_joined));
 }
 
-TEST_CASE("sdk storage: metadata subscriptions are renewed after the broker and the gateway restart") {
+TEST_CASE(
+    "sdk storage: metadata subscriptions are renewed after the broker and the gateway restart") {
   Setup s;
   Peer alice(s.broker.uri(), "renew-alice");
   Peer bob(s.broker.uri(), "renew-bob");
@@ -244,7 +258,8 @@ TEST_CASE("sdk storage: metadata subscriptions are renewed after the broker and 
 
 // ------------------------------------------------------------------ the rtm CLI
 
-TEST_CASE("rtm cli: meta set, get, update with a stale revision, remove, and watch until its count") {
+TEST_CASE(
+    "rtm cli: meta set, get, update with a stale revision, remove, and watch until its count") {
   Setup s;
   const std::string rtm = RTM_CLI_BIN;
   const std::string config = s.gateway.config_path().string();
@@ -256,9 +271,10 @@ TEST_CASE("rtm cli: meta set, get, update with a stale revision, remove, and wat
 
   auto set = meta("cli-meta", {"set", "name=Alice", "--author"});
   REQUIRE_MESSAGE(set.exit_code == 0, set.output);
-  CHECK_MESSAGE(set.output.find("cli-meta major_revision=1\n  name=Alice revision=1 author=cli-meta") !=
-                    std::string::npos,
-                set.output);
+  CHECK_MESSAGE(
+      set.output.find("cli-meta major_revision=1\n  name=Alice revision=1 author=cli-meta") !=
+          std::string::npos,
+      set.output);
 
   // A watcher of cli-meta's metadata: the snapshot, then the one change it waits for.
   TempDir dir;
@@ -274,9 +290,10 @@ TEST_CASE("rtm cli: meta set, get, update with a stale revision, remove, and wat
   REQUIRE_MESSAGE(wait_exit(watch), watch.log());
   CHECK(watch.stop() == 0);
   const auto log = watch.log();
-  CHECK_MESSAGE(log.find("snapshot cli-meta major_revision=1\n  name=Alice revision=1 author=cli-meta\n") !=
-                    std::string::npos,
-                log);
+  CHECK_MESSAGE(
+      log.find("snapshot cli-meta major_revision=1\n  name=Alice revision=1 author=cli-meta\n") !=
+          std::string::npos,
+      log);
   CHECK_MESSAGE(log.find("update cli-meta by cli-meta major_revision=2\n  name=Al revision=2\n") !=
                     std::string::npos,
                 log);
@@ -305,7 +322,8 @@ TEST_CASE("rtm cli: meta set, get, update with a stale revision, remove, and wat
   // Help of each command.
   for (const auto& [cmd, words] :
        std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>>{
-           {{"meta", "set", "--help"}, {"--revision", "--major-revision", "--author", "--ts", "--user", "--channel"}},
+           {{"meta", "set", "--help"},
+            {"--revision", "--major-revision", "--author", "--ts", "--user", "--channel"}},
            {{"meta", "watch", "--help"}, {"--count", "--user", "--channel"}},
            {{"lock", "acquire", "--help"}, {"--wait", "--hold", "--channel"}},
            {{"state", "set", "--help"}, {"--channel", "KEY=VALUE"}},

@@ -19,9 +19,9 @@
 #include <vector>
 
 #include "harness.hpp"
-#include "sdk_peer.hpp"
-#include "rtm/tokens/jwt.hpp"
 #include "rtm/sdk/client.hpp"
+#include "rtm/tokens/jwt.hpp"
+#include "sdk_peer.hpp"
 
 using namespace rtm::test;
 namespace sdk = rtm::sdk;

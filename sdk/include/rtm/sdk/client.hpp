@@ -260,8 +260,7 @@ class Presence {
  public:
   // Merges `states` into this user's states in `channel`; the result is all of them.
   Result<StateMap> set_state(const std::string& channel, const StateMap& states);
-  void set_state_async(const std::string& channel, const StateMap& states,
-                       Callback<StateMap> done);
+  void set_state_async(const std::string& channel, const StateMap& states, Callback<StateMap> done);
   // Removes `keys` (every state when empty); the result is what is left.
   Result<StateMap> remove_state(const std::string& channel,
                                 const std::vector<std::string>& keys = {});
@@ -288,8 +287,8 @@ class Locks {
  public:
   Result<void> set_lock(const std::string& channel, const std::string& name,
                         std::chrono::seconds ttl);
-  void set_lock_async(const std::string& channel, const std::string& name,
-                      std::chrono::seconds ttl, Callback<void> done);
+  void set_lock_async(const std::string& channel, const std::string& name, std::chrono::seconds ttl,
+                      Callback<void> done);
   // Without retry: acquired, already_held, or LOCK_HELD. With retry: see AcquireLockOptions.
   Result<AcquireStatus> acquire_lock(const std::string& channel, const std::string& name,
                                      const AcquireLockOptions& options = {});
@@ -297,8 +296,7 @@ class Locks {
                           const AcquireLockOptions& options, Callback<AcquireStatus> done);
   // Releases the lock (or leaves its queue); the next waiter gets it.
   Result<void> release_lock(const std::string& channel, const std::string& name);
-  void release_lock_async(const std::string& channel, const std::string& name,
-                          Callback<void> done);
+  void release_lock_async(const std::string& channel, const std::string& name, Callback<void> done);
   // Takes the lock from its holder `uid`.
   Result<void> revoke_lock(const std::string& channel, const std::string& name,
                            const std::string& uid);
@@ -307,8 +305,7 @@ class Locks {
   Result<std::vector<LockInfo>> get_locks(const std::string& channel);
   void get_locks_async(const std::string& channel, Callback<std::vector<LockInfo>> done);
   Result<void> remove_lock(const std::string& channel, const std::string& name);
-  void remove_lock_async(const std::string& channel, const std::string& name,
-                         Callback<void> done);
+  void remove_lock_async(const std::string& channel, const std::string& name, Callback<void> done);
 
  private:
   friend class Client;

@@ -265,10 +265,10 @@ enum class AcquireStatus {
 
 struct LockInfo {
   std::string name;
-  std::int64_t ttl = 0;                 // seconds
-  std::string owner;                    // empty: free
-  std::vector<std::string> waiters;     // the queue, next first
-  std::int64_t expires_at = 0;          // ms since the epoch while the owner's session is gone; 0 otherwise
+  std::int64_t ttl = 0;              // seconds
+  std::string owner;                 // empty: free
+  std::vector<std::string> waiters;  // the queue, next first
+  std::int64_t expires_at = 0;  // ms since the epoch while the owner's session is gone; 0 otherwise
 };
 
 // ------------------------------------------------------------------ events
@@ -281,7 +281,7 @@ enum class ConnectionState {
   // reconnected, and the session restored: login, joins, topics, subscriptions, watches,
   // metadata subscriptions (a snapshot StorageEvent each) and presence states
   restored,
-  failed,        // the session is over and will not come back by itself (replaced, token expired, ...)
+  failed,  // the session is over and will not come back by itself (replaced, token expired, ...)
 };
 std::string_view to_string(ConnectionState state);
 
