@@ -86,6 +86,26 @@ std::optional<StorageEventType> storage_event_type(const std::string& kind) {
   return std::nullopt;
 }
 
+// A personal `metadata` event (uid: whose, by: the writer) or a channel's `metadata_changed`
+// (uid: the writer); nullopt for a kind this SDK does not know.
+std::optional<StorageEvent> parse_storage_event(const rapidjson::Value& doc, StorageScope scope) {
+  auto type = storage_event_type(json::str(doc, "kind"));
+  if (!type) return std::nullopt;
+  StorageEvent ev;
+  ev.scope = scope;
+  ev.type = *type;
+  if (scope == StorageScope::user) {
+    ev.uid = json::str(doc, "uid");
+    ev.by = json::str(doc, "by");
+  } else {
+    ev.channel = json::str(doc, "channel");
+    ev.by = json::str(doc, "uid");
+  }
+  ev.metadata = parse_metadata(doc);
+  ev.ts = json::int64(doc, "ts");
+  return ev;
+}
+
 std::optional<LockEventType> lock_event_type(const std::string& kind) {
   if (kind == "set") return LockEventType::set;
   if (kind == "removed") return LockEventType::removed;
@@ -170,19 +190,11 @@ void ClientImpl::subscribe_metadata(const std::string& uid_in, bool unsubscribe,
 }
 
 void ClientImpl::on_metadata_event(const rapidjson::Document& doc) {
-  auto type = storage_event_type(json::str(doc, "kind"));
-  if (!type) {
+  if (auto ev = parse_storage_event(doc, StorageScope::user)) {
+    emit(handler_of<StorageEvent>(), std::move(*ev));
+  } else {
     log(LogLevel::debug, "rtm sdk: unknown metadata event kind " + json::str(doc, "kind"));
-    return;
   }
-  StorageEvent ev;
-  ev.scope = StorageScope::user;
-  ev.type = *type;
-  ev.uid = json::str(doc, "uid");
-  ev.by = json::str(doc, "by");
-  ev.metadata = parse_metadata(doc);
-  ev.ts = json::int64(doc, "ts");
-  emit(handler_of<StorageEvent>(), std::move(ev));
 }
 
 // ====================================================================== presence states
@@ -360,16 +372,9 @@ void ClientImpl::get_locks(const std::string& channel, Callback<std::vector<Lock
 
 bool ClientImpl::on_storage_channel_event(const std::string& name, const rapidjson::Document& doc) {
   if (name == "metadata_changed") {
-    auto type = storage_event_type(json::str(doc, "kind"));
-    if (!type) return true;
-    StorageEvent ev;
-    ev.scope = StorageScope::channel;
-    ev.type = *type;
-    ev.channel = json::str(doc, "channel");
-    ev.by = json::str(doc, "uid");
-    ev.metadata = parse_metadata(doc);
-    ev.ts = json::int64(doc, "ts");
-    emit(handler_of<StorageEvent>(), std::move(ev));
+    if (auto ev = parse_storage_event(doc, StorageScope::channel)) {
+      emit(handler_of<StorageEvent>(), std::move(*ev));
+    }
     return true;
   }
   if (name == "state_changed") {

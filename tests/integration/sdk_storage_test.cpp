@@ -3,7 +3,12 @@
 // and the `rtm meta` commands.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <future>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,7 +27,7 @@ sdk::MetadataItem item(const std::string& key, const std::string& value,
   return sdk::MetadataItem{key, value, revision, {}, {}};
 }
 
-// Two members of one channel, logged in and joined.
+// Two users, logged in, and members of `channel` unless it is empty.
 struct Room {
   Setup s;
   Peer a;
@@ -32,6 +37,7 @@ struct Room {
       : a(s.broker.uri(), a_uid), b(s.broker.uri(), b_uid), channel(channel_name) {
     a.login();
     b.login();
+    if (channel.empty()) return;
     REQUIRE(a->stream_channel(channel).join().ok());
     REQUIRE(b->stream_channel(channel).join().ok());
   }
@@ -99,11 +105,9 @@ TEST_CASE(
 TEST_CASE(
     "sdk storage: subscribe_user_metadata delivers a snapshot and then each change to "
     "on_storage_event") {
-  Setup s;
-  Peer alice(s.broker.uri(), "meta-alice");
-  Peer bob(s.broker.uri(), "meta-bob");
-  alice.login();
-  bob.login();
+  Room r("", "meta-alice", "meta-bob");  // no channel: user metadata
+  auto& alice = r.a;
+  auto& bob = r.b;
   auto store = alice->storage();
 
   sdk::MetadataOptions record;
@@ -227,21 +231,19 @@ TEST_CASE("sdk storage: channel metadata changes reach another member as storage
 
 TEST_CASE(
     "sdk storage: metadata subscriptions are renewed after the broker and the gateway restart") {
-  Setup s;
-  Peer alice(s.broker.uri(), "renew-alice");
-  Peer bob(s.broker.uri(), "renew-bob");
-  alice.login();
-  bob.login();
+  Room r("", "renew-alice", "renew-bob");  // no channel: user metadata
+  auto& alice = r.a;
+  auto& bob = r.b;
   REQUIRE(bob->storage().subscribe_user_metadata("renew-alice").ok());
   REQUIRE(wait_storage(bob, sdk::StorageEventType::snapshot));
 
-  s.broker.kill_hard();
-  s.gateway.stop();
-  s.gateway.start();  // a new gateway process: every session and subscription is gone
-  s.broker.start();
-  REQUIRE_MESSAGE(wait_gateway_ready(s.broker.uri()), s.gateway.log());
+  r.s.broker.kill_hard();
+  r.s.gateway.stop();
+  r.s.gateway.start();  // a new gateway process: every session and subscription is gone
+  r.s.broker.start();
+  REQUIRE_MESSAGE(wait_gateway_ready(r.s.broker.uri()), r.s.gateway.log());
   auto restored = bob.wait_state(sdk::ConnectionState::restored, 20000ms);
-  REQUIRE_MESSAGE(restored, s.gateway.log());
+  REQUIRE_MESSAGE(restored, r.s.gateway.log());
   CHECK_MESSAGE(restored->reason.find("1 metadata subscription(s)") != std::string::npos,
                 restored->reason);
   CHECK(restored->reason.find("failed") == std::string::npos);
@@ -254,6 +256,160 @@ TEST_CASE(
   REQUIRE(ev);
   CHECK(ev->uid == "renew-alice");
   CHECK(ev->metadata.find("back"));
+}
+
+// ------------------------------------------------------------------ acquire_lock's wait
+
+namespace {
+
+// A stand-in for the gateway that answers the SDK's requests as scripted, through a real
+// Mosquitto: the SDK's side of acquire_lock with retry (the answer says queued, the `lock`
+// channel event decides) with every ordering and ending made to happen on purpose.
+class ScriptedGateway {
+ public:
+  explicit ScriptedGateway(const std::string& uri) : client_(uri, unique_id("scripted-gw")) {
+    client_.connect();
+    client_.subscribe("rtm/req/#");
+    thread_ = std::thread([this] { run(); });
+  }
+  ~ScriptedGateway() {
+    stop_ = true;
+    thread_.join();
+  }
+  // Answers `op` with `result` (a JSON object) from now on; `before`: a message (topic,
+  // payload) published just before the answer.
+  void answer(const std::string& op, const std::string& result,
+              std::optional<std::pair<std::string, std::string>> before = std::nullopt) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    answers_[op] = {result, std::move(before)};
+  }
+  // The next request of `op` (its JSON body); nullopt at the deadline.
+  std::optional<std::string> wait_request(const std::string& op) {
+    auto r = requests_.wait([&](const Req& req) { return req.op == op; });
+    if (!r) return std::nullopt;
+    return r->body;
+  }
+  void publish(const std::string& topic, const std::string& payload) {
+    client_.publish(topic, payload);
+  }
+
+ private:
+  struct Req {
+    std::string op;
+    std::string body;
+  };
+  struct Answer {
+    std::string result;
+    std::optional<std::pair<std::string, std::string>> before;
+  };
+  void run() {
+    while (!stop_) {
+      auto m = client_.wait_for("rtm/req/#", 50ms);
+      if (!m) continue;
+      // rtm/req/{uid}/{op}?msg_id={id}
+      const auto uid_end = m->topic.find('/', 8);
+      const std::string uid = m->topic.substr(8, uid_end - 8);
+      const std::string uri = m->topic.substr(uid_end + 1);
+      const std::string op = uri.substr(0, uri.find('?'));
+      const std::string id = uri.substr(uri.find("msg_id=") + 7);
+      std::optional<Answer> a;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (auto it = answers_.find(op); it != answers_.end()) a = it->second;
+      }
+      requests_.push({op, m->payload});
+      if (!a) continue;
+      if (a->before) client_.publish(a->before->first, a->before->second);
+      client_.publish("rtm/u/" + uid + "/res/" + uri,
+                      "{\"msg_id\":\"" + id + "\",\"code\":0,\"result\":" + a->result + "}");
+    }
+  }
+  Client client_;
+  std::mutex mutex_;
+  std::map<std::string, Answer> answers_;
+  Recorder<Req> requests_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+std::string lock_event(const std::string& kind, const std::string& uid) {
+  return "{\"event\":\"lock\",\"ts\":1,\"kind\":\"" + kind +
+         "\",\"channel\":\"lock-room\",\"lock\":\"host\",\"uid\":\"" + uid + "\"}";
+}
+
+}  // namespace
+
+TEST_CASE("sdk locks: acquire_lock with retry waits for the lock event that makes this user the holder") {
+  Mosquitto broker;
+  ScriptedGateway gw(broker.uri());
+  gw.answer("login", R"({"uid":"lock-user","session_id":"s1","expires_at":4102444800})");
+  gw.answer("join", R"({"channel":"lock-room","snapshot":{"members":["lock-user"],"topics":[]}})");
+  gw.answer("release_lock", R"({"channel":"lock-room","lock":"host"})");
+  const std::string queued = R"({"channel":"lock-room","lock":"host","status":"queued","position":1})";
+  gw.answer("acquire_lock", queued);
+  Peer user(broker.uri(), "lock-user");
+  user.login();
+  REQUIRE(user->stream_channel("lock-room").join().ok());
+  auto locks = user->lock();
+  const std::string events = "rtm/events/lock-room";
+  sdk::AcquireLockOptions retry;
+  retry.retry = true;
+  auto acquire = [&](const sdk::AcquireLockOptions& o) {
+    auto done = std::make_shared<std::promise<sdk::Result<sdk::AcquireStatus>>>();
+    locks.acquire_lock_async("lock-room", "host", o,
+                             [done](sdk::Result<sdk::AcquireStatus> r) { done->set_value(r); });
+    return done->get_future();
+  };
+
+  // One client through every case in turn (a Paho client that is not the SDK's takes ~2 s
+  // to connect in a process: see the README's "Paho connect delay").
+  {
+    INFO("queued, then someone else gets the lock, then this user");
+    auto f = acquire(retry);
+    auto body = gw.wait_request("acquire_lock");
+    REQUIRE(body);
+    CHECK(body->find("\"retry\":true") != std::string::npos);
+    gw.publish(events, lock_event("acquired", "someone-else"));
+    REQUIRE(user.locks.next());  // the SDK has seen that event: not ours, so still waiting
+    CHECK(f.wait_for(0ms) == std::future_status::timeout);
+    gw.publish(events, lock_event("acquired", "lock-user"));
+    REQUIRE(f.wait_for(10s) == std::future_status::ready);
+    auto r = f.get();
+    CHECK_MESSAGE(r.ok(), r.status().to_string());
+    CHECK(*r == sdk::AcquireStatus::acquired);
+  }
+  {
+    INFO("the lock is removed while waiting: LOCK_NOT_FOUND");
+    auto f = acquire(retry);
+    REQUIRE(gw.wait_request("acquire_lock"));
+    gw.publish(events, lock_event("removed", "someone-else"));
+    CHECK(f.get().status().is(sdk::ErrorCode::lock_not_found));
+  }
+  {
+    INFO("no lock event within the wait: TIMEOUT, and the SDK leaves the queue");
+    sdk::AcquireLockOptions brief = retry;
+    brief.wait = 300ms;
+    CHECK(acquire(brief).get().status().is(sdk::ErrorCode::timeout));
+    CHECK(gw.wait_request("acquire_lock"));
+    CHECK(gw.wait_request("release_lock"));
+  }
+  {
+    INFO("the lock event comes before the answer that says queued");
+    gw.answer("acquire_lock", queued, std::make_pair(events, lock_event("acquired", "lock-user")));
+    auto r = acquire(retry).get();
+    CHECK_MESSAGE(r.ok(), r.status().to_string());
+    CHECK(gw.wait_request("acquire_lock"));
+  }
+  {
+    INFO("without retry the answer decides at once");
+    gw.answer("acquire_lock", R"({"channel":"lock-room","lock":"host","status":"already_held"})");
+    auto r = locks.acquire_lock("lock-room", "host");
+    REQUIRE_MESSAGE(r.ok(), r.status().to_string());
+    CHECK(*r == sdk::AcquireStatus::already_held);
+    auto body = gw.wait_request("acquire_lock");
+    REQUIRE(body);
+    CHECK(body->find("\"retry\":false") != std::string::npos);
+  }
 }
 
 // ------------------------------------------------------------------ the rtm CLI
