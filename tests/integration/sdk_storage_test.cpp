@@ -6,11 +6,11 @@
 #include <atomic>
 #include <future>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
-#include <thread>
-#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "harness.hpp"
@@ -339,13 +339,15 @@ std::string lock_event(const std::string& kind, const std::string& uid) {
 
 }  // namespace
 
-TEST_CASE("sdk locks: acquire_lock with retry waits for the lock event that makes this user the holder") {
+TEST_CASE(
+    "sdk locks: acquire_lock with retry waits for the lock event that makes this user the holder") {
   Mosquitto broker;
   ScriptedGateway gw(broker.uri());
   gw.answer("login", R"({"uid":"lock-user","session_id":"s1","expires_at":4102444800})");
   gw.answer("join", R"({"channel":"lock-room","snapshot":{"members":["lock-user"],"topics":[]}})");
   gw.answer("release_lock", R"({"channel":"lock-room","lock":"host"})");
-  const std::string queued = R"({"channel":"lock-room","lock":"host","status":"queued","position":1})";
+  const std::string queued =
+      R"({"channel":"lock-room","lock":"host","status":"queued","position":1})";
   gw.answer("acquire_lock", queued);
   Peer user(broker.uri(), "lock-user");
   user.login();
