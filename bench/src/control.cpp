@@ -30,7 +30,9 @@ constexpr const char* kMetadataOpNames[kOps] = {"login", "join", "set_channel_me
                                                 "set_user_metadata", "get_channel_metadata"};
 constexpr int kFirstMetadataLoopOp = 2;
 
-bool metadata_workload(const ControlOptions& o) { return o.workload == "metadata"; }
+bool metadata_workload(const ControlOptions& o) {
+  return o.workload == "metadata";
+}
 const char* op_name(const ControlOptions& o, int op) {
   return metadata_workload(o) ? kMetadataOpNames[op] : kOpNames[op];
 }
@@ -146,18 +148,29 @@ class Worker {
           uri = "set_user_metadata?" + msg_id;
           body = "{\"items\":[{\"key\":\"score\",\"value\":\"" + value + "\"}]}";
           break;
-        default: uri = "get_channel_metadata?channel=" + c.channel + "&" + msg_id; break;
+        default:
+          uri = "get_channel_metadata?channel=" + c.channel + "&" + msg_id;
+          break;
       }
-    } else switch (c.op) {
-      case 0:
-        uri = "login?" + msg_id;
-        body = "{\"token\":\"" + c.token + "\"}";
-        break;
-      case 1: uri = "join?channel=" + c.channel + "&" + msg_id; break;
-      case 2: uri = "join_topic?channel=" + c.channel + "&topic=input&" + msg_id; break;
-      case 3: uri = "subscribe?channel=" + c.channel + "&topic=input&users=" + c.peer + "&" + msg_id; break;
-      default: uri = "leave?channel=" + c.channel + "&" + msg_id; break;
-    }
+    } else
+      switch (c.op) {
+        case 0:
+          uri = "login?" + msg_id;
+          body = "{\"token\":\"" + c.token + "\"}";
+          break;
+        case 1:
+          uri = "join?channel=" + c.channel + "&" + msg_id;
+          break;
+        case 2:
+          uri = "join_topic?channel=" + c.channel + "&topic=input&" + msg_id;
+          break;
+        case 3:
+          uri = "subscribe?channel=" + c.channel + "&topic=input&users=" + c.peer + "&" + msg_id;
+          break;
+        default:
+          uri = "leave?channel=" + c.channel + "&" + msg_id;
+          break;
+      }
     c.expect = o_.prefix + "/u/" + c.uid + "/res/" + uri;
     ++outstanding_;
     c.sent_ns = now_ns();
