@@ -68,7 +68,8 @@ class Worker {
       c->peer = client_uid(o, peer);
       c->client = make_client(o.broker, "ctl-" + c->uid);
       Cp* raw = c.get();
-      c->client->set_message_callback([this, raw](mqtt::const_message_ptr m) { on_answer(*raw, m); });
+      c->client->set_message_callback(
+          [this, raw](mqtt::const_message_ptr m) { on_answer(*raw, m); });
       clients_.push_back(std::move(c));
     }
     std::vector<mqtt::token_ptr> pending;
@@ -118,7 +119,8 @@ class Worker {
     std::fwrite(head, sizeof head, 1, out);
     for (auto& s : samples_) std::fwrite(s.data(), sizeof(std::int64_t), s.size(), out);
     std::fflush(out);
-    if (!first_error_.empty()) std::fprintf(stderr, "control: first error answer: %s\n", first_error_.c_str());
+    if (!first_error_.empty())
+      std::fprintf(stderr, "control: first error answer: %s\n", first_error_.c_str());
   }
 
  private:
@@ -132,50 +134,44 @@ class Worker {
     std::string expect;  // the response topic of the request in flight
   };
 
+  // The request of the client's current op: its URI and body.
+  std::pair<std::string, std::string> request_of(const Cp& c, const std::string& msg_id) const {
+    const bool metadata = metadata_workload(o_) && c.op >= kFirstMetadataLoopOp;
+    const std::string value = std::to_string(c.n);
+    switch (metadata ? c.op + kOps : c.op) {
+      case 0:
+        return {"login?" + msg_id, "{\"token\":\"" + c.token + "\"}"};
+      case 1:
+        return {"join?channel=" + c.channel + "&" + msg_id, ""};
+      case 2:
+        return {"join_topic?channel=" + c.channel + "&topic=input&" + msg_id, ""};
+      case 3:
+        return {"subscribe?channel=" + c.channel + "&topic=input&users=" + c.peer + "&" + msg_id,
+                ""};
+      case 4:
+        return {"leave?channel=" + c.channel + "&" + msg_id, ""};
+      case kOps + 2:  // its own key, compare-and-set on the revision it last wrote
+        return {"set_channel_metadata?channel=" + c.channel + "&" + msg_id,
+                "{\"items\":[{\"key\":\"" + c.uid + "\",\"value\":\"" + value +
+                    "\",\"revision\":" + std::to_string(c.revision) + "}]}"};
+      case kOps + 3:
+        return {"set_user_metadata?" + msg_id,
+                "{\"items\":[{\"key\":\"score\",\"value\":\"" + value + "\"}]}"};
+      default:
+        return {"get_channel_metadata?channel=" + c.channel + "&" + msg_id, ""};
+    }
+  }
+
   // Caller holds mutex_.
   void send_next(Cp& c) {
     const std::string msg_id = "msg_id=" + c.uid + "x" + std::to_string(++c.n);
-    std::string uri, body;
-    if (metadata_workload(o_) && c.op >= kFirstMetadataLoopOp) {
-      const std::string value = std::to_string(c.n);
-      switch (c.op) {
-        case 2:
-          uri = "set_channel_metadata?channel=" + c.channel + "&" + msg_id;
-          body = "{\"items\":[{\"key\":\"" + c.uid + "\",\"value\":\"" + value +
-                 "\",\"revision\":" + std::to_string(c.revision) + "}]}";
-          break;
-        case 3:
-          uri = "set_user_metadata?" + msg_id;
-          body = "{\"items\":[{\"key\":\"score\",\"value\":\"" + value + "\"}]}";
-          break;
-        default:
-          uri = "get_channel_metadata?channel=" + c.channel + "&" + msg_id;
-          break;
-      }
-    } else
-      switch (c.op) {
-        case 0:
-          uri = "login?" + msg_id;
-          body = "{\"token\":\"" + c.token + "\"}";
-          break;
-        case 1:
-          uri = "join?channel=" + c.channel + "&" + msg_id;
-          break;
-        case 2:
-          uri = "join_topic?channel=" + c.channel + "&topic=input&" + msg_id;
-          break;
-        case 3:
-          uri = "subscribe?channel=" + c.channel + "&topic=input&users=" + c.peer + "&" + msg_id;
-          break;
-        default:
-          uri = "leave?channel=" + c.channel + "&" + msg_id;
-          break;
-      }
+    const auto [uri, body] = request_of(c, msg_id);
     c.expect = o_.prefix + "/u/" + c.uid + "/res/" + uri;
     ++outstanding_;
     c.sent_ns = now_ns();
     try {
-      c.client->publish(o_.prefix + "/req/" + c.uid + "/" + uri, body.data(), body.size(), 1, false);
+      c.client->publish(o_.prefix + "/req/" + c.uid + "/" + uri, body.data(), body.size(), 1,
+                        false);
     } catch (const std::exception& e) {
       --outstanding_;
       ++errors_;
@@ -226,7 +222,8 @@ struct Child {
 }  // namespace
 
 int run_control(const ControlOptions& o) {
-  if (o.clients < 1 || o.procs < 1 || o.seconds <= 0) throw std::runtime_error("bad control options");
+  if (o.clients < 1 || o.procs < 1 || o.seconds <= 0)
+    throw std::runtime_error("bad control options");
   const int procs = std::min(o.procs, o.clients);
   std::cout.flush();
   std::cerr.flush();
@@ -293,11 +290,13 @@ int run_control(const ControlOptions& o) {
   std::uint64_t errors = 0, unanswered = 0;
   for (auto& c : children) {
     std::uint64_t head[kOps + 2];
-    if (std::fread(head, sizeof head, 1, c.from) != 1) throw std::runtime_error("a control worker failed");
+    if (std::fread(head, sizeof head, 1, c.from) != 1)
+      throw std::runtime_error("a control worker failed");
     for (int k = 0; k < kOps; ++k) {
       const auto at = per_op[k].size();
       per_op[k].resize(at + head[k]);
-      if (head[k] && std::fread(per_op[k].data() + at, sizeof(std::int64_t), head[k], c.from) != head[k]) {
+      if (head[k] &&
+          std::fread(per_op[k].data() + at, sizeof(std::int64_t), head[k], c.from) != head[k]) {
         throw std::runtime_error("a control worker's report is short");
       }
     }
@@ -329,12 +328,14 @@ int run_control(const ControlOptions& o) {
   r.set("cpu.responder_s", responder_cpu_s);
   // CPU of the responder (the gateway) per answered operation: what it takes from the broker
   // on the same machine.
-  const double us_per_op = all.empty() ? 0 : responder_cpu_s * 1e6 / static_cast<double>(all.size());
+  const double us_per_op =
+      all.empty() ? 0 : responder_cpu_s * 1e6 / static_cast<double>(all.size());
   r.set("cpu.responder_us_per_op", us_per_op);
-  std::cout << "control " << o.label << ": " << o.clients << " clients, " << static_cast<long>(ops_per_s)
-            << " ops/s, " << format_summary(s) << ", errors " << errors << ", unanswered "
-            << unanswered << "; cpu broker " << broker_cpu_s << " s, " << o.label << " "
-            << responder_cpu_s << " s over " << o.seconds << " s (" << us_per_op << " us per op)\n";
+  std::cout << "control " << o.label << ": " << o.clients << " clients, "
+            << static_cast<long>(ops_per_s) << " ops/s, " << format_summary(s) << ", errors "
+            << errors << ", unanswered " << unanswered << "; cpu broker " << broker_cpu_s << " s, "
+            << o.label << " " << responder_cpu_s << " s over " << o.seconds << " s (" << us_per_op
+            << " us per op)\n";
   for (int k = 0; k < kOps; ++k) {
     auto ks = summarize(per_op[k]);
     r.add_summary(std::string("op.") + op_name(o, k), ks);
@@ -351,7 +352,9 @@ int run_control(const ControlOptions& o) {
 
 namespace {
 std::atomic<bool> g_stop{false};
-void on_signal(int) { g_stop = true; }
+void on_signal(int) {
+  g_stop = true;
+}
 }  // namespace
 
 int run_echo(const std::string& broker, const std::string& prefix) {
@@ -395,7 +398,8 @@ int run_wait_ready(const std::string& broker, const std::string& prefix, double 
     std::lock_guard<std::mutex> lock(mutex);
     got = m->get_payload_str();
   });
-  const auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<long>(timeout_s * 1000));
+  const auto deadline =
+      Clock::now() + std::chrono::milliseconds(static_cast<long>(timeout_s * 1000));
   while (true) {
     try {
       if (secret.empty()) {
@@ -414,7 +418,8 @@ int run_wait_ready(const std::string& broker, const std::string& prefix, double 
   }
   subscribe(*client, prefix + "/u/" + uid + "/res/#", 1);
   for (int i = 1; Clock::now() < deadline; ++i) {
-    client->publish(prefix + "/req/" + uid + "/ping?msg_id=ready-" + std::to_string(i), "", 0, 1, false);
+    client->publish(prefix + "/req/" + uid + "/ping?msg_id=ready-" + std::to_string(i), "", 0, 1,
+                    false);
     const auto until = Clock::now() + 200ms;
     while (Clock::now() < until) {
       {
@@ -454,7 +459,8 @@ int run_sessions(const SessionsOptions& o) {
   subscribe(*client, o.prefix + "/u/+/res/#", 1);
   std::vector<std::string> tokens;
   tokens.reserve(static_cast<std::size_t>(o.count));
-  for (int i = 0; i < o.count; ++i) tokens.push_back(token_for("idle" + std::to_string(i) + "-" + o.tag, o.secret));
+  for (int i = 0; i < o.count; ++i)
+    tokens.push_back(token_for("idle" + std::to_string(i) + "-" + o.tag, o.secret));
 
   std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<long>(o.settle_s * 1000)));
   const auto before = read_proc(o.gateway_pid);
@@ -463,11 +469,14 @@ int run_sessions(const SessionsOptions& o) {
   for (int i = 0; i < o.count; ++i) {
     {
       std::unique_lock<std::mutex> lock(mutex);
-      cv.wait_for(lock, 10s, [&] { return static_cast<std::uint64_t>(i) - answered < static_cast<std::uint64_t>(o.window); });
+      cv.wait_for(lock, 10s, [&] {
+        return static_cast<std::uint64_t>(i) - answered < static_cast<std::uint64_t>(o.window);
+      });
     }
     const std::string uid = "idle" + std::to_string(i) + "-" + o.tag;
     const std::string body = "{\"token\":\"" + tokens[static_cast<std::size_t>(i)] + "\"}";
-    client->publish(o.prefix + "/req/" + uid + "/login?msg_id=1", body.data(), body.size(), 1, false);
+    client->publish(o.prefix + "/req/" + uid + "/login?msg_id=1", body.data(), body.size(), 1,
+                    false);
   }
   {
     std::unique_lock<std::mutex> lock(mutex);
@@ -492,7 +501,8 @@ int run_sessions(const SessionsOptions& o) {
   r.write(o.json_out);
   std::cout << "sessions: " << answered << "/" << o.count << " logins answered (" << errors
             << " errors) in " << login_s << " s; gateway RSS " << before->rss_kb << " kB -> "
-            << after->rss_kb << " kB: " << static_cast<long>(per_session) << " bytes per idle session\n";
+            << after->rss_kb << " kB: " << static_cast<long>(per_session)
+            << " bytes per idle session\n";
   if (!first_error.empty()) std::cerr << "sessions: first error answer: " << first_error << "\n";
   return errors == 0 && answered >= static_cast<std::uint64_t>(o.count) ? 0 : 1;
 }

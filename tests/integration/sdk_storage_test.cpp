@@ -260,6 +260,52 @@ TEST_CASE(
 
 // ------------------------------------------------------------------ acquire_lock's wait
 
+TEST_CASE("sdk presence: set_state reaches another member, who_now shows it, leave ends it") {
+  Room r("state-room", "state-a", "state-b");
+  auto set = r.b->presence().set_state(r.channel, {{"seat", "2"}, {"ready", "no"}});
+  REQUIRE_MESSAGE(set.ok(), set.status().to_string());
+  CHECK(*set == sdk::StateMap{{"ready", "no"}, {"seat", "2"}});
+  auto ev = r.a.states_changed.wait(
+      [](const sdk::PresenceStateEvent& e) { return e.uid == "state-b"; }, 10000ms);
+  REQUIRE(ev);
+  CHECK(ev->channel == r.channel);
+  CHECK(ev->states == sdk::StateMap{{"ready", "no"}, {"seat", "2"}});
+  CHECK(ev->removed.empty());
+
+  REQUIRE(r.b->presence().set_state(r.channel, {{"ready", "yes"}}).ok());
+  auto again = r.a.states_changed.wait(
+      [](const sdk::PresenceStateEvent& e) { return e.written == std::vector<std::string>{"ready"}; },
+      10000ms);
+  REQUIRE(again);
+  CHECK(again->states.at("ready") == "yes");
+
+  auto who = r.a->presence().who_now(r.channel, true);
+  REQUIRE_MESSAGE(who.ok(), who.status().to_string());
+  CHECK(who->members == std::vector<std::string>{"state-a", "state-b"});
+  CHECK(who->states.at("state-b") == sdk::StateMap{{"ready", "yes"}, {"seat", "2"}});
+  auto one = r.a->presence().get_state(r.channel, "state-b");
+  REQUIRE(one.ok());
+  CHECK(one->states.at("seat") == "2");
+
+  auto left = r.b->presence().remove_state(r.channel, {"ready"});
+  REQUIRE(left.ok());
+  CHECK(*left == sdk::StateMap{{"seat", "2"}});
+
+  // Leaving the channel ends the member's states; joining again does not bring them back.
+  REQUIRE(r.b->stream_channel(r.channel).leave().ok());
+  REQUIRE(r.b->stream_channel(r.channel).join().ok());
+  auto after = r.a->presence().who_now(r.channel, true);
+  REQUIRE(after.ok());
+  CHECK(after->states.empty());
+  // Only members have states.
+  Peer outsider(r.s.broker.uri(), "state-outsider");
+  outsider.login();
+  CHECK(outsider->presence()
+            .set_state(r.channel, {{"seat", "9"}})
+            .status()
+            .is(sdk::ErrorCode::not_joined));
+}
+
 namespace {
 
 // A stand-in for the gateway that answers the SDK's requests as scripted, through a real
