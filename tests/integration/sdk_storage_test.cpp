@@ -274,7 +274,9 @@ TEST_CASE("sdk presence: set_state reaches another member, who_now shows it, lea
 
   REQUIRE(r.b->presence().set_state(r.channel, {{"ready", "yes"}}).ok());
   auto again = r.a.states_changed.wait(
-      [](const sdk::PresenceStateEvent& e) { return e.written == std::vector<std::string>{"ready"}; },
+      [](const sdk::PresenceStateEvent& e) {
+        return e.written == std::vector<std::string>{"ready"};
+      },
       10000ms);
   REQUIRE(again);
   CHECK(again->states.at("ready") == "yes");
