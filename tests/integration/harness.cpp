@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -16,8 +18,8 @@
 #include <stdexcept>
 #include <thread>
 
-#include "rtm/tokens/jwt.hpp"
 #include "rtm/sdk/net.hpp"
+#include "rtm/tokens/jwt.hpp"
 #include "rtm/topics/names.hpp"
 
 namespace rtm::test {
@@ -147,7 +149,9 @@ int Process::stop(int sig, std::chrono::milliseconds grace) {
   return WIFEXITED(*status_) ? WEXITSTATUS(*status_) : 128 + WTERMSIG(*status_);
 }
 
-std::string Process::log() const { return read_file(log_path_); }
+std::string Process::log() const {
+  return read_file(log_path_);
+}
 
 CommandResult run_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
   TempDir dir;
@@ -161,18 +165,22 @@ CommandResult run_command(const std::vector<std::string>& argv, std::chrono::mil
 }
 
 Mosquitto::Mosquitto(std::string extra_config, bool allow_anonymous)
-    : port_(free_port()), extra_config_(std::move(extra_config)), allow_anonymous_(allow_anonymous) {
+    : port_(free_port()),
+      extra_config_(std::move(extra_config)),
+      allow_anonymous_(allow_anonymous) {
   start();
 }
 
-Mosquitto::~Mosquitto() { stop(); }
+Mosquitto::~Mosquitto() {
+  stop();
+}
 
 // Mosquitto started as root switches to the `mosquitto` user before it loads plugins and
 // reads its ACL and password files. A checkout in a private directory (0700, such as root's
 // home) would make those files unreadable ("Permission denied"), so the broker gets copies
 // in its own temp dir, readable by everyone: tests never depend on where the checkout sits.
 static std::string readable_copies(const std::string& config, const fs::path& dir) {
-  static const std::set<std::string> file_directives{"plugin",        "auth_plugin", "acl_file",
+  static const std::set<std::string> file_directives{"plugin", "auth_plugin", "acl_file",
                                                      "password_file", "psk_file"};
   const fs::path files = dir / "files";
   fs::create_directories(files);
@@ -216,10 +224,10 @@ void Mosquitto::start() {
        << "log_type error\nlog_type warning\nlog_type notice\n"
        << readable_copies(extra_config_, dir_.path());
   write_file(dir_.path() / "mosquitto.conf", conf.str());
-  process_ = std::make_unique<Process>(
-      std::vector<std::string>{find_program("mosquitto"), "-c",
-                               (dir_.path() / "mosquitto.conf").string()},
-      dir_.path() / "mosquitto.log");
+  process_ =
+      std::make_unique<Process>(std::vector<std::string>{find_program("mosquitto"), "-c",
+                                                         (dir_.path() / "mosquitto.conf").string()},
+                                dir_.path() / "mosquitto.log");
   const auto deadline = Clock::now() + 10s;
   while (Clock::now() < deadline) {
     if (!process_->running()) {
@@ -239,7 +247,9 @@ void Mosquitto::stop() {
   if (process_) process_->stop();
 }
 
-std::string Mosquitto::log() const { return read_file(dir_.path() / "mosquitto.log"); }
+std::string Mosquitto::log() const {
+  return read_file(dir_.path() / "mosquitto.log");
+}
 
 namespace {
 
@@ -376,7 +386,9 @@ std::string Aedes::log() const {
   return read_file(dir_.path() / "aedes.log");
 }
 
-std::string gateway_binary() { return RTM_GATEWAY_BIN; }
+std::string gateway_binary() {
+  return RTM_GATEWAY_BIN;
+}
 
 GatewayProcess::GatewayProcess(const std::string& broker_uri, GatewayOptions options) {
   config_path_ = dir_.path() / "config.yaml";
@@ -450,8 +462,8 @@ void Client::connect(std::chrono::milliseconds timeout) {
   if (!options_.username.empty()) opts.set_user_name(options_.username);
   if (!options_.password.empty()) opts.set_password(options_.password);
   if (!options_.will_topic.empty()) {
-    opts.set_will(mqtt::will_options(options_.will_topic, options_.will_payload, 1,
-                                     options_.will_retain));
+    opts.set_will(
+        mqtt::will_options(options_.will_topic, options_.will_payload, 1, options_.will_retain));
   }
   auto tok = client_->connect(opts);
   // Paho C 1.3.12's shared receive thread notices a new socket only after up to two 1 s
@@ -486,7 +498,9 @@ int Client::subscribe(const std::string& filter, int qos) {
   return rsp.get_reason_codes().empty() ? -1 : static_cast<int>(rsp.get_reason_codes()[0]);
 }
 
-void Client::unsubscribe(const std::string& filter) { client_->unsubscribe(filter)->wait_for(10s); }
+void Client::unsubscribe(const std::string& filter) {
+  client_->unsubscribe(filter)->wait_for(10s);
+}
 
 void Client::publish(const std::string& topic, const std::string& payload, int qos, bool retain) {
   auto tok = client_->publish(topic, payload.data(), payload.size(), qos, retain);
@@ -497,7 +511,9 @@ void Client::disconnect() {
   if (client_->is_connected()) client_->disconnect()->wait_for(5s);
 }
 
-bool Client::connected() { return client_->is_connected(); }
+bool Client::connected() {
+  return client_->is_connected();
+}
 
 std::optional<Received> Client::wait_for(const std::string& filter,
                                          std::chrono::milliseconds timeout) {
@@ -615,6 +631,28 @@ std::optional<rapidjson::Document> wait_event(Client& c, const std::string& filt
     }
   }
   return std::nullopt;
+}
+
+}  // namespace rtm::test
+
+namespace rtm::test {
+
+std::string json_text(const rapidjson::Value& v) {
+  rapidjson::StringBuffer out;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(out);
+  v.Accept(writer);
+  return out.GetString();
+}
+
+rapidjson::Document parse_json(const std::string& text) {
+  rapidjson::Document d;
+  d.Parse(text.c_str());
+  return d;
+}
+
+bool answered_ok(const rapidjson::Document& answer) {
+  return answer.IsObject() && answer.HasMember("code") && answer["code"].IsInt() &&
+         answer["code"].GetInt() == 0;
 }
 
 }  // namespace rtm::test

@@ -243,6 +243,12 @@ rapidjson::Document request(Client& client, const std::string& uid, const std::s
                             const std::string& payload = "", const std::string& prefix = "rtm",
                             std::chrono::milliseconds timeout = 10000ms);
 
+// An answer or event as compact JSON text (for messages); a JSON text parsed (not an object
+// when it does not parse); whether an answer says code 0.
+std::string json_text(const rapidjson::Value& v);
+rapidjson::Document parse_json(const std::string& text);
+bool answered_ok(const rapidjson::Document& answer);
+
 // Pings as `uid` until the gateway answers (or the deadline passes): the gateway is ready.
 bool wait_gateway_ready(const std::string& broker_uri, std::chrono::milliseconds timeout = 20000ms,
                         const std::string& prefix = "rtm");

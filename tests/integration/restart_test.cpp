@@ -17,26 +17,9 @@ using namespace rtm::test;
 
 namespace {
 
-std::string str(const rapidjson::Value& v) {
-  rapidjson::StringBuffer out;
-  rapidjson::Writer<rapidjson::StringBuffer> writer(out);
-  v.Accept(writer);
-  return out.GetString();
-}
-
-rapidjson::Document parse(const std::string& text) {
-  rapidjson::Document d;
-  d.Parse(text.c_str());
-  return d;
-}
-
-bool ok(const rapidjson::Document& d) {
-  return d.IsObject() && d.HasMember("code") && d["code"].IsInt() && d["code"].GetInt() == 0;
-}
-
 // The "result" of an answer as JSON text, or the whole answer when it failed.
 std::string result_of(const rapidjson::Document& d) {
-  return ok(d) ? str(d["result"]) : "failed: " + str(d);
+  return answered_ok(d) ? json_text(d["result"]) : "failed: " + json_text(d);
 }
 
 // Mosquitto keeps the gateway's session (its subscriptions and the QoS 1 messages queued
@@ -84,12 +67,12 @@ std::unique_ptr<Client> device(const std::string& uri, const std::string& uid) {
 void login(Client& c, const std::string& uid, std::int64_t ttl_s = 3600) {
   auto d = request(c, uid, "login?msg_id=login-" + unique_id(uid),
                    "{\"token\":\"" + token_for(uid, ttl_s) + "\"}");
-  REQUIRE_MESSAGE(ok(d), str(d));
+  REQUIRE_MESSAGE(answered_ok(d), json_text(d));
 }
 
 void must(Client& c, const std::string& uid, const std::string& uri) {
   auto d = request(c, uid, uri);
-  REQUIRE_MESSAGE(ok(d), uri << ": " << str(d));
+  REQUIRE_MESSAGE(answered_ok(d), uri << ": " << json_text(d));
 }
 
 }  // namespace
@@ -171,7 +154,7 @@ TEST_CASE("restart: QoS 1 requests sent while the gateway is down are answered e
   must(*alice, "alice", "join?channel=room-0&msg_id=j0");
   // Answered before the crash: a redelivery after it must get this answer, not a second run.
   auto left = request(*alice, "alice", "leave?channel=room-0&msg_id=l0");
-  REQUIRE(ok(left));
+  REQUIRE(answered_ok(left));
 
   gw.kill_hard();
   constexpr int kRequests = 20;
@@ -185,20 +168,20 @@ TEST_CASE("restart: QoS 1 requests sent while the gateway is down are answered e
     CAPTURE(i);
     auto m = alice->wait_for("rtm/u/alice/res/#", 20000ms);
     REQUIRE_MESSAGE(m, gw.log());
-    auto d = parse(m->payload);
-    CHECK(ok(d));
+    auto d = parse_json(m->payload);
+    CHECK(answered_ok(d));
   }
   // A QoS 1 redelivery of a request answered before the crash: the same answer again.
   alice->publish("rtm/req/alice/leave?channel=room-0&msg_id=l0", "", 1);
   auto replay = alice->wait_for("rtm/u/alice/res/#", 10000ms);
   REQUIRE(replay);
-  CHECK(parse(replay->payload) == left);
+  CHECK(parse_json(replay->payload) == left);
   // Everything is answered in order; a ping after them shows no second answer is pending.
   auto ping = request(*alice, "alice", "ping?msg_id=after");
-  CHECK(ok(ping));
+  CHECK(answered_ok(ping));
   CHECK(alice->take("rtm/u/alice/res/#").empty());
   auto where = request(*alice, "alice", "where_now?uid=alice&msg_id=w");
-  REQUIRE(ok(where));
+  REQUIRE(answered_ok(where));
   CHECK(where["result"]["channels"].Size() == kRequests);
 }
 
@@ -228,7 +211,7 @@ TEST_CASE("restart: a token that expires while the gateway is down ends its sess
   REQUIRE(left);
   CHECK(std::string((*left)["uid"].GetString()) == "alice");
   auto who = request(*bob, "bob", "who_now?channel=room-1&msg_id=w");
-  REQUIRE(ok(who));
+  REQUIRE(answered_ok(who));
   CHECK(result_of(who).find("alice") == std::string::npos);
 }
 
@@ -253,7 +236,7 @@ TEST_CASE("restart: a user who went offline while the gateway was down is ended 
   REQUIRE_MESSAGE(gone, gw.log());
   CHECK(std::string((*gone)["uid"].GetString()) == "bob");
   auto who = request(*alice, "alice", "who_now?channel=room-1&msg_id=w");
-  REQUIRE(ok(who));
+  REQUIRE(answered_ok(who));
   CHECK(result_of(who) == "{\"channel\":\"room-1\",\"members\":[\"alice\"]}");
 }
 

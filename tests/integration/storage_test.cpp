@@ -15,23 +15,6 @@ using namespace rtm::test;
 
 namespace {
 
-std::string str(const rapidjson::Value& v) {
-  rapidjson::StringBuffer out;
-  rapidjson::Writer<rapidjson::StringBuffer> writer(out);
-  v.Accept(writer);
-  return out.GetString();
-}
-
-rapidjson::Document parse(const std::string& text) {
-  rapidjson::Document d;
-  d.Parse(text.c_str());
-  return d;
-}
-
-bool ok(const rapidjson::Document& d) {
-  return d.IsObject() && d.HasMember("code") && d["code"].IsInt() && d["code"].GetInt() == 0;
-}
-
 GatewayOptions sqlite_gateway(const TempDir& dir) {
   GatewayOptions o;
   o.extra_yaml = "state:\n  backend: sqlite\n  path: " + (dir.path() / "state.db").string() + "\n";
@@ -45,14 +28,14 @@ std::unique_ptr<Client> user(const std::string& uri, const std::string& uid) {
   c->subscribe("rtm/u/" + uid + "/#");
   auto d = request(*c, uid, "login?msg_id=login-" + unique_id(uid),
                    "{\"token\":\"" + token_for(uid) + "\"}");
-  REQUIRE_MESSAGE(ok(d), str(d));
+  REQUIRE_MESSAGE(answered_ok(d), json_text(d));
   return c;
 }
 
 rapidjson::Document must(Client& c, const std::string& uid, const std::string& uri,
                          const std::string& body = "") {
   auto d = request(c, uid, uri, body);
-  REQUIRE_MESSAGE(ok(d), uri << ": " << str(d));
+  REQUIRE_MESSAGE(answered_ok(d), uri << ": " << json_text(d));
   return d;
 }
 
@@ -88,13 +71,13 @@ TEST_CASE("storage: two users race on one seat with compare-and-set and exactly 
     auto b = bob->wait_for("rtm/u/bob/res/" + b_uri);
     REQUIRE(a);
     REQUIRE(b);
-    const auto ad = parse(a->payload);
-    const auto bd = parse(b->payload);
-    CHECK(ok(ad) != ok(bd));  // exactly one
-    const auto& loser = ok(ad) ? bd : ad;
+    const auto ad = parse_json(a->payload);
+    const auto bd = parse_json(b->payload);
+    CHECK(answered_ok(ad) != answered_ok(bd));  // exactly one
+    const auto& loser = answered_ok(ad) ? bd : ad;
     REQUIRE(loser.HasMember("error"));
     CHECK(std::string(loser["error"].GetString()) == "ITEM_REVISION_MISMATCH");
-    const std::string winner = ok(ad) ? "alice" : "bob";
+    const std::string winner = answered_ok(ad) ? "alice" : "bob";
     // Members hear of the one change, with the winner's value.
     auto e = wait_event(*alice, "rtm/events/lobby", "metadata_changed");
     REQUIRE(e);
@@ -191,7 +174,7 @@ TEST_CASE("storage: presence states reach the members and end with the session")
   must(*bob, "bob", "logout?msg_id=lo1");
   auto again =
       request(*bob, "bob", "login?msg_id=login-again", "{\"token\":\"" + token_for("bob") + "\"}");
-  REQUIRE(ok(again));
+  REQUIRE(answered_ok(again));
   must(*bob, "bob", "join?channel=table&msg_id=js3");
   who = must(*alice, "alice", "who_now?channel=table&include_state=true&msg_id=w2");
   CHECK(who["result"]["states"].MemberCount() == 0);
