@@ -18,6 +18,7 @@
 
 #include "rtm/gateway/config.hpp"
 #include "rtm/gateway/core.hpp"
+#include "rtm/gateway/lock_store.hpp"
 #include "rtm/gateway/metadata_store.hpp"
 #include "rtm/gateway/request.hpp"
 
@@ -223,6 +224,11 @@ class StateStore : public Durability {
   virtual MetadataStore& metadata() = 0;
   virtual const MetadataStore& metadata() const = 0;
 
+  // ---- the locks of each channel (lock_store.hpp), in the same commits as the rest; the
+  // lock operations keep their holders and waiters members (docs/protocol.md, "Locks").
+  virtual LockStore& locks() = 0;
+  virtual const LockStore& locks() const = 0;
+
   // ---- for readers of whole rows (durable backends, the broker's grant feed)
   // Tells `listener` of every change by key from now on (not owned; it must outlive its
   // registration); remove_change_listener ends that.
@@ -310,6 +316,8 @@ class MemoryStore : public StateStore {
 
   MetadataStore& metadata() override { return metadata_; }
   const MetadataStore& metadata() const override { return metadata_; }
+  LockStore& locks() override { return locks_; }
+  const LockStore& locks() const override { return locks_; }
 
   void add_change_listener(ChangeListener* listener) override { listeners_.push_back(listener); }
   void remove_change_listener(ChangeListener* listener) override;
@@ -394,6 +402,7 @@ class MemoryStore : public StateStore {
 
  protected:
   MemoryMetadataStore metadata_;
+  MemoryLockStore locks_;
 };
 
 // Builds the backend that config.state names, restored from what it stored. Throws
