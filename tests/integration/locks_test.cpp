@@ -74,14 +74,13 @@ std::string field(const rapidjson::Value& v, const char* key) {
 // The next `lock` event of `kind` about `uid` on the channel, skipping others; nullopt at
 // the deadline.
 std::optional<rapidjson::Document> wait_lock_event(Client& c, const std::string& channel,
-                                                   const std::string& kind,
-                                                   const std::string& uid,
+                                                   const std::string& kind, const std::string& uid,
                                                    std::chrono::milliseconds timeout = 10000ms) {
   const auto deadline = Clock::now() + timeout;
   while (Clock::now() < deadline) {
-    auto e = wait_event(c, "rtm/events/" + channel, "lock", "",
-                        std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                                              Clock::now()));
+    auto e =
+        wait_event(c, "rtm/events/" + channel, "lock", "",
+                   std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
     if (!e) break;
     if (field(*e, "kind") == kind && field(*e, "uid") == uid) return e;
   }
@@ -99,11 +98,11 @@ TEST_CASE("locks: the second user queues and gets the lock after the holder's co
   // through another connection that says online for the same connection id.
   TempDir dir;
   const std::string device_id = unique_id("bob-device");
-  Process device({find_program("mosquitto_sub"), "-p", port, "-i", device_id, "-t",
-                  "rtm/u/bob/#", "--will-topic", "rtm/presence/bob", "--will-payload",
-                  R"({"state":"offline","session":"bob-conn"})", "--will-retain", "--will-qos",
-                  "1"},
-                 dir.path() / "device.log");
+  Process device(
+      {find_program("mosquitto_sub"), "-p", port, "-i", device_id, "-t", "rtm/u/bob/#",
+       "--will-topic", "rtm/presence/bob", "--will-payload",
+       R"({"state":"offline","session":"bob-conn"})", "--will-retain", "--will-qos", "1"},
+      dir.path() / "device.log");
   auto bob = member(s.broker.uri(), "bob", "game");
   bob->publish("rtm/presence/bob", R"({"state":"online","session":"bob-conn"})", 1, true);
 
@@ -113,7 +112,8 @@ TEST_CASE("locks: the second user queues and gets the lock after the holder's co
   // carol contends: without retry she is refused, with retry she queues.
   auto held = request(*carol, "carol", "acquire_lock?channel=game&lock=host&msg_id=lk-c1");
   CHECK(field(held, "error") == "LOCK_HELD");
-  auto queued = must(*carol, "carol", "acquire_lock?channel=game&lock=host&retry=true&msg_id=lk-c2");
+  auto queued =
+      must(*carol, "carol", "acquire_lock?channel=game&lock=host&retry=true&msg_id=lk-c2");
   CHECK(field(queued["result"], "status") == "queued");
   CHECK(queued["result"]["position"].GetInt64() == 1);
   REQUIRE(wait_lock_event(*carol, "game", "acquired", "bob"));

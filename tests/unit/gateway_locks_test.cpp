@@ -59,14 +59,16 @@ Lines locks_of(RtmHarness& h, const std::string& uid, const std::string& channel
   return out;
 }
 
-std::string status(const rapidjson::Document& r) { return text(r, "status"); }
+std::string status(const rapidjson::Document& r) {
+  return text(r, "status");
+}
 
 // A presence message as a live subscriber gets it (not retained): a Will when offline.
 rtm::gateway::Message presence(const std::string& uid, const std::string& state,
                                const std::string& connection) {
-  return rtm::gateway::Message{
-      "rtm/presence/" + uid,
-      R"({"state":")" + state + R"(","session":")" + connection + R"("})", 1, false};
+  return rtm::gateway::Message{"rtm/presence/" + uid,
+                               R"({"state":")" + state + R"(","session":")" + connection + R"("})",
+                               1, false};
 }
 
 // Each uid logged in and a member of "room".
@@ -80,7 +82,8 @@ void hold(RtmHarness& h, const std::string& lock, int ttl_s, const Lines& line) 
   const std::string query = "channel=room&lock=" + lock;
   h.ok(line[0], "set_lock", query + "&ttl=" + std::to_string(ttl_s));
   h.ok(line[0], "acquire_lock", query);
-  for (std::size_t i = 1; i < line.size(); ++i) h.ok(line[i], "acquire_lock", query + "&retry=true");
+  for (std::size_t i = 1; i < line.size(); ++i)
+    h.ok(line[i], "acquire_lock", query + "&retry=true");
 }
 
 // A harness whose locks may have a ttl of 1 s (storage.lock_min_ttl_s).
@@ -108,8 +111,6 @@ struct TempState {
 };
 
 }  // namespace
-
-TEST_SUITE("lock ops") {
 
 TEST_CASE("locks: set, acquire, queue and release hand the lock on in order, with events") {
   RtmHarness h;
@@ -234,8 +235,8 @@ TEST_CASE("locks: every refusal answers its error code and changes nothing") {
 
   // Limits: locks per channel, waiters per lock.
   h.ok("carol", "acquire_lock", "channel=room&lock=host&retry=true");
-  const auto refused = h.outbox.sent[h.send("dave", "acquire_lock",
-                                            "channel=room&lock=host&retry=true")];
+  const auto refused =
+      h.outbox.sent[h.send("dave", "acquire_lock", "channel=room&lock=host&retry=true")];
   const auto doc = rtm::test::parse_json(refused.payload);
   CHECK(text(doc, "error") == "LIMIT_LOCKS");
   CHECK(text(doc, "message").find("storage.max_lock_waiters") != std::string::npos);
@@ -282,7 +283,8 @@ TEST_CASE("locks: a holder that leaves keeps the lock for the ttl if it joins ag
   CHECK(status(h.ok("bob", "acquire_lock", "channel=room&lock=host")) == "already_held");
 }
 
-TEST_CASE("locks: a holder whose connection drops loses the lock to the next waiter after the ttl") {
+TEST_CASE(
+    "locks: a holder whose connection drops loses the lock to the next waiter after the ttl") {
   RtmHarness h(short_ttl_config());
   enter_all(h, {"bob", "carol", "dave"});
   hold(h, "host", 2, {"bob", "carol"});
@@ -442,10 +444,6 @@ TEST_CASE("locks: locks, holders, queues and countdowns survive a restart on sql
   CHECK(lock_events(h, "room", before) == Lines{"expired/seat/carol"});
 }
 
-}  // TEST_SUITE
-
-TEST_SUITE("lock store") {
-
 TEST_CASE("lock store: one Locks per channel, the earliest deadline of all, the count") {
   rtm::gateway::MemoryLockStore store;
   REQUIRE(store.set_lock("a", "x", 10));
@@ -506,5 +504,3 @@ TEST_CASE("lock store: new limits apply to the next calls, and the listener hear
   CHECK(store.next_deadline() == 5000);
   CHECK(store.lock_count() == 4);
 }
-
-}  // TEST_SUITE

@@ -2185,15 +2185,15 @@ std::string released_schema(int version) {
       "NULL, payload BLOB NOT NULL, at_ms INTEGER NOT NULL);";
   if (version >= 2) {
     out +=
-      "CREATE TABLE presence(uid TEXT PRIMARY KEY, connected INTEGER NOT NULL, connection TEXT "
-      "NOT NULL) WITHOUT ROWID;";
+        "CREATE TABLE presence(uid TEXT PRIMARY KEY, connected INTEGER NOT NULL, connection TEXT "
+        "NOT NULL) WITHOUT ROWID;";
   }
   if (version >= 3) {
     out +=
-      "CREATE TABLE metadata(scope TEXT NOT NULL, name TEXT NOT NULL, record BLOB NOT NULL, "
-      "PRIMARY KEY(scope, name)) WITHOUT ROWID;"
-      "CREATE TABLE metadata_subscriptions(subscriber TEXT NOT NULL, target TEXT NOT NULL, "
-      "PRIMARY KEY(subscriber, target)) WITHOUT ROWID;";
+        "CREATE TABLE metadata(scope TEXT NOT NULL, name TEXT NOT NULL, record BLOB NOT NULL, "
+        "PRIMARY KEY(scope, name)) WITHOUT ROWID;"
+        "CREATE TABLE metadata_subscriptions(subscriber TEXT NOT NULL, target TEXT NOT NULL, "
+        "PRIMARY KEY(subscriber, target)) WITHOUT ROWID;";
   }
   return out;
 }
@@ -2238,11 +2238,11 @@ TEST_CASE("sqlite: a file of a newer schema is refused, one of ours opens again"
 TEST_CASE("sqlite: a file of schema 1 is migrated in place and keeps its rows") {
   StateFile f;
   // Schema 1 as the first release wrote it: no presence table.
-  sql(f.config.path,
-      released_schema(1) +
-      "INSERT INTO sessions VALUES('amy', 'sid-1', 1, 9999999999999, 'bob');"
-      "PRAGMA application_id=" +
-          std::to_string(rtm::gateway::SqliteStore::kApplicationId) + "; PRAGMA user_version=1;");
+  sql(f.config.path, released_schema(1) +
+                         "INSERT INTO sessions VALUES('amy', 'sid-1', 1, 9999999999999, 'bob');"
+                         "PRAGMA application_id=" +
+                         std::to_string(rtm::gateway::SqliteStore::kApplicationId) +
+                         "; PRAGMA user_version=1;");
   {
     auto s = f.open();
     CHECK(s->session("amy"));
@@ -2260,13 +2260,13 @@ TEST_CASE("sqlite: a file of schema 1 is migrated in place and keeps its rows") 
 TEST_CASE("sqlite: a file of schema 2 is migrated in place to 3 and keeps its rows") {
   StateFile f;
   // Schema 2 as it was released: schema 1 and the presence table, no metadata tables.
-  sql(f.config.path,
-      released_schema(2) +
-      "INSERT INTO sessions VALUES('amy', 'sid-1', 1, 9999999999999, '');"
-      "INSERT INTO members VALUES('room', 'amy', 1, 'input');"
-      "INSERT INTO presence VALUES('amy', 1, 'conn-1');"
-      "PRAGMA application_id=" +
-          std::to_string(rtm::gateway::SqliteStore::kApplicationId) + "; PRAGMA user_version=2;");
+  sql(f.config.path, released_schema(2) +
+                         "INSERT INTO sessions VALUES('amy', 'sid-1', 1, 9999999999999, '');"
+                         "INSERT INTO members VALUES('room', 'amy', 1, 'input');"
+                         "INSERT INTO presence VALUES('amy', 1, 'conn-1');"
+                         "PRAGMA application_id=" +
+                         std::to_string(rtm::gateway::SqliteStore::kApplicationId) +
+                         "; PRAGMA user_version=2;");
   {
     auto s = f.open();
     CHECK(s->session("amy"));
@@ -2293,13 +2293,13 @@ TEST_CASE("sqlite: a file of schema 2 is migrated in place to 3 and keeps its ro
 TEST_CASE("sqlite: a file of schema 3 is migrated in place to 4 and keeps its rows") {
   StateFile f;
   // Schema 3 as it was released: schema 2 and the metadata tables, no locks table.
-  sql(f.config.path,
-      released_schema(3) +
-      "INSERT INTO sessions VALUES('amy', 'sid-1', 1, 9999999999999, '');"
-      "INSERT INTO members VALUES('room', 'amy', 1, '');"
-      "INSERT INTO metadata_subscriptions VALUES('amy', 'bob');"
-      "PRAGMA application_id=" +
-          std::to_string(rtm::gateway::SqliteStore::kApplicationId) + "; PRAGMA user_version=3;");
+  sql(f.config.path, released_schema(3) +
+                         "INSERT INTO sessions VALUES('amy', 'sid-1', 1, 9999999999999, '');"
+                         "INSERT INTO members VALUES('room', 'amy', 1, '');"
+                         "INSERT INTO metadata_subscriptions VALUES('amy', 'bob');"
+                         "PRAGMA application_id=" +
+                         std::to_string(rtm::gateway::SqliteStore::kApplicationId) +
+                         "; PRAGMA user_version=3;");
   {
     auto s = f.open();
     CHECK(s->is_member("amy", "room"));

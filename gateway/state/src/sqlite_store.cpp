@@ -437,7 +437,8 @@ void SqliteStore::restore() {
       "state: restored {} sessions, {} channel members, {} subscriptions, {} presence records, "
       "{} metadata, {} metadata subscriptions, {} channels' locks from {} in {:.0f} ms{}",
       restored_.sessions, restored_.members, restored_.subscriptions, restored_.presence,
-      restored_.metadata, restored_.metadata_subscriptions, restored_.lock_channels, path_, restored_.millis,
+      restored_.metadata, restored_.metadata_subscriptions, restored_.lock_channels, path_,
+      restored_.millis,
       restored_.dropped ? " (" + std::to_string(restored_.dropped) + " inconsistent rows dropped)"
                         : std::string());
 }

@@ -125,8 +125,7 @@ class LockService final : public PublishBarrier,
   void reload(const Config& next) override { locks_.set_limits(next.storage.locks); }
 
   void write_metrics(MetricsWriter& out) const override {
-    out.gauge("rtm_locks", "Locks set in every channel",
-              static_cast<double>(locks_.lock_count()));
+    out.gauge("rtm_locks", "Locks set in every channel", static_cast<double>(locks_.lock_count()));
   }
 
  private:
@@ -325,7 +324,8 @@ class LockService final : public PublishBarrier,
       json::Value waiters(rapidjson::kArrayType);
       for (const auto& w : lock.waiters) waiters.PushBack(json::str(w, a), a);
       v.AddMember("waiters", std::move(waiters), a);
-      if (lock.expires_at_ms) v.AddMember("expires_at", static_cast<int64_t>(*lock.expires_at_ms), a);
+      if (lock.expires_at_ms)
+        v.AddMember("expires_at", static_cast<int64_t>(*lock.expires_at_ms), a);
       list.PushBack(std::move(v), a);
     }
     json::set(doc, "locks", std::move(list));

@@ -273,9 +273,9 @@ class StorageService final : public Reloadable, public MetricsSource {
     if (guard.empty()) return std::nullopt;
     const auto found = locks.find(channel, guard);
     if (found && found->holder != call.uid) {
-      return failure(ErrorCode::not_lock_holder,
-                     call.uid + " does not hold lock \"" + guard + "\", which guards the metadata of channel " +
-                         channel + " (storage.channel_metadata_lock)");
+      return failure(ErrorCode::not_lock_holder, call.uid + " does not hold lock \"" + guard +
+                                                     "\", which guards the metadata of channel " +
+                                                     channel + " (storage.channel_metadata_lock)");
     }
     return std::nullopt;
   }

@@ -95,9 +95,8 @@ class MemoryLockStore final : public LockStore {
                                                             const std::string& name,
                                                             std::int64_t ttl_s) override;
   storage::Result<storage::AcquireOutcome> acquire(const std::string& channel,
-                                                   const std::string& name,
-                                                   const std::string& uid, bool retry,
-                                                   std::int64_t now_ms) override;
+                                                   const std::string& name, const std::string& uid,
+                                                   bool retry, std::int64_t now_ms) override;
   storage::Result<std::vector<storage::LockEvent>> release(const std::string& channel,
                                                            const std::string& name,
                                                            const std::string& uid,
