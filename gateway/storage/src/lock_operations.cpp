@@ -89,10 +89,9 @@ class LockService final : public PublishBarrier,
       : core_(core), store_(std::move(store)), state_(*store_), locks_(state_.locks()) {
     state_.add_change_listener(this);
   }
-  ~LockService() override {
-    state_.remove_change_listener(this);
-    if (timer_) core_.timers().cancel(*timer_);
-  }
+  // The core owns this service and its timers alike, and destroys its timers first: the
+  // armed timer is not cancelled here (its callback dies with the core).
+  ~LockService() override { state_.remove_change_listener(this); }
   LockService(const LockService&) = delete;
   LockService& operator=(const LockService&) = delete;
 
