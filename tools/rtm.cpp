@@ -8,6 +8,9 @@
 //   rtm chat   --channel room-42                      type to talk, see the others
 //   rtm inbox                                         peer-to-peer messages to you
 //   rtm dm     --to bob [--message M | lines from stdin]
+//   rtm meta get|set|update|remove|watch [--user U | --channel C] [KEY=VALUE | KEY ...]
+//   rtm lock set|acquire|release|revoke|get|remove --channel C [NAME]
+//   rtm state set|remove|get --channel C [KEY=VALUE | KEY ...]
 //
 // The options every command shares (--config, --broker, --uid, --token, --secret, --prefix,
 // --timeout, -v) go before or after the command: `rtm --config c.yaml who --channel x`.
@@ -24,6 +27,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -505,6 +509,226 @@ int cmd_dm(const Common& common, const std::string& to, const std::optional<std:
   return 0;
 }
 
+// ------------------------------------------------------------------ storage
+
+// "key=value revision=3 author=bob updated_at=..." for one metadata item.
+std::string item_line(const sdk::MetadataItem& item) {
+  std::string line = printable(item.key) + "=" + printable(item.value) +
+                     " revision=" + std::to_string(item.revision);
+  if (item.author) line += " author=" + *item.author;
+  if (item.updated_at) line += " updated_at=" + std::to_string(*item.updated_at);
+  return line;
+}
+
+// The head line ("room-42 major_revision=3", "set alice by bob major_revision=4"), then the
+// items indented.
+void print_metadata(const std::string& head, const sdk::Metadata& m) {
+  std::string text = head + " major_revision=" + std::to_string(m.major_revision);
+  for (const auto& item : m.items) text += "\n  " + item_line(item);
+  say(text);
+}
+
+// KEY=VALUE arguments (split at the first '=').
+std::vector<std::pair<std::string, std::string>> key_values(const std::vector<std::string>& args) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& a : args) {
+    const auto eq = a.find('=');
+    if (eq == std::string::npos || eq == 0) fail("expected KEY=VALUE, got \"" + a + "\"");
+    out.emplace_back(a.substr(0, eq), a.substr(eq + 1));
+  }
+  return out;
+}
+
+struct MetaArgs {
+  std::string user;     // whose metadata (default: yours)
+  std::string channel;  // a channel's metadata instead
+  std::vector<std::string> args;
+  std::int64_t revision = -1;
+  std::int64_t major_revision = -1;
+  bool author = false;
+  bool ts = false;
+  std::string lock;
+  long count = 0;
+};
+
+// Logs in and, for channel metadata, joins the channel (members read and write it).
+std::unique_ptr<sdk::Client> meta_client(const Common& common, const MetaArgs& a) {
+  auto client = make_client(common);
+  check(client->login(), "login");
+  if (!a.channel.empty()) check(client->stream_channel(a.channel).join(), "join " + a.channel);
+  return client;
+}
+
+int cmd_meta(const Common& common, const std::string& verb, const MetaArgs& a) {
+  if (!a.user.empty() && !a.channel.empty()) fail("meta: give --user or --channel, not both");
+  auto client = meta_client(common, a);
+  auto storage = client->storage();
+  const bool channel = !a.channel.empty();
+  const std::string target = channel ? a.channel : a.user.empty() ? client->uid() : a.user;
+  const std::string what = verb + " " + (channel ? "channel" : "user") + " metadata of " + target;
+  sdk::Metadata result;
+  if (verb == "get") {
+    result = channel ? check(storage.get_channel_metadata(target, a.args), what)
+                     : check(storage.get_user_metadata(target, a.args), what);
+    print_metadata(target, result);
+    return 0;
+  }
+  sdk::MetadataOptions options;
+  options.major_revision = a.major_revision;
+  options.record_author = a.author;
+  options.record_ts = a.ts;
+  options.lock = a.lock;
+  std::vector<sdk::MetadataItem> items;
+  if (verb == "remove") {
+    for (const auto& key : a.args) items.push_back({key, "", a.revision, {}, {}});
+  } else {
+    if (a.args.empty()) fail(verb + ": give at least one KEY=VALUE");
+    for (auto& [k, v] : key_values(a.args)) items.push_back({k, v, a.revision, {}, {}});
+  }
+  using Write = sdk::Result<sdk::Metadata> (sdk::Storage::*)(
+      const std::string&, const std::vector<sdk::MetadataItem>&, const sdk::MetadataOptions&);
+  const std::map<std::string, std::pair<Write, Write>> writes = {
+      {"set", {&sdk::Storage::set_user_metadata, &sdk::Storage::set_channel_metadata}},
+      {"update", {&sdk::Storage::update_user_metadata, &sdk::Storage::update_channel_metadata}},
+      {"remove", {&sdk::Storage::remove_user_metadata, &sdk::Storage::remove_channel_metadata}},
+  };
+  const auto& [user_write, channel_write] = writes.at(verb);
+  result = check((storage.*(channel ? channel_write : user_write))(target, items, options), what);
+  print_metadata(target, result);
+  return 0;
+}
+
+// Prints each metadata event: a user's (a snapshot first) or a channel's, until Ctrl-C or
+// --count events.
+int cmd_meta_watch(const Common& common, const MetaArgs& a) {
+  if (!a.user.empty() && !a.channel.empty()) fail("meta watch: give --user or --channel, not both");
+  Stop stop;
+  auto client = make_client(common);
+  exit_on_failure(*client, stop);
+  const std::string target = !a.channel.empty() ? a.channel
+                             : a.user.empty()   ? client->uid()
+                                                : a.user;
+  const auto scope = a.channel.empty() ? sdk::StorageScope::user : sdk::StorageScope::channel;
+  long seen = 0;  // callbacks run one at a time
+  client->on_storage_event([&](const sdk::StorageEvent& e) {
+    if (e.scope != scope || (scope == sdk::StorageScope::user ? e.uid : e.channel) != target)
+      return;
+    if (a.count > 0 && seen >= a.count) return;
+    std::string head = std::string(sdk::to_string(e.type)) + " " + target;
+    if (!e.by.empty()) head += " by " + e.by;
+    print_metadata(head, e.metadata);
+    if (a.count > 0 && ++seen >= a.count) stop.request(0);
+  });
+  check(client->login(), "login");
+  if (scope == sdk::StorageScope::channel) {
+    check(client->stream_channel(target).join(), "join " + target);
+  } else {
+    check(client->storage().subscribe_user_metadata(target), "subscribe_user_metadata " + target);
+  }
+  note("watching the metadata of " + target + " as " + client->uid() + "; Ctrl-C to stop");
+  return stop.wait();
+}
+
+struct LockArgs {
+  std::string channel;
+  std::string name;
+  int ttl = 60;
+  bool wait = false;
+  int wait_s = 60;
+  bool hold = false;
+  std::string holder;
+};
+
+std::string lock_line(const sdk::LockInfo& l) {
+  std::string line =
+      l.name + " ttl=" + std::to_string(l.ttl) + " owner=" + (l.owner.empty() ? "-" : l.owner);
+  if (!l.waiters.empty()) line += " waiters=" + CLI::detail::join(l.waiters, ",");
+  if (l.expires_at) line += " expires_at=" + std::to_string(l.expires_at);
+  return line;
+}
+
+int cmd_lock(const Common& common, const std::string& verb, const LockArgs& a) {
+  if (verb != "get" && a.name.empty()) fail("lock " + verb + ": give the lock's NAME");
+  Stop stop;
+  auto client = make_client(common);
+  exit_on_failure(*client, stop);
+  check(client->login(), "login");
+  auto room = client->stream_channel(a.channel);
+  check(room.join(), "join " + a.channel);  // locks are for members
+  auto locks = client->lock();
+  const std::string what = "lock " + verb + " " + a.channel + "/" + a.name;
+  if (verb == "set") {
+    check(locks.set_lock(a.channel, a.name, std::chrono::seconds(a.ttl)), what);
+    say(a.name + " set ttl=" + std::to_string(a.ttl));
+  } else if (verb == "acquire") {
+    sdk::AcquireLockOptions options;
+    options.retry = a.wait;
+    options.wait = std::chrono::seconds(a.wait_s);
+    if (a.wait) note("waiting for " + a.name + " in " + a.channel);
+    auto status = check(locks.acquire_lock(a.channel, a.name, options), what);
+    say(a.name + (status == sdk::AcquireStatus::already_held ? " already held" : " acquired") +
+        " by " + client->uid());
+    if (a.hold) {
+      client->on_lock_event([&](const sdk::LockEvent& e) {
+        if (e.channel == a.channel && e.lock == a.name && e.uid == client->uid() &&
+            (e.type == sdk::LockEventType::released || e.type == sdk::LockEventType::removed)) {
+          say(a.name + " lost (" + std::string(sdk::to_string(e.type)) + ")");
+          stop.request(1);
+        }
+      });
+      note("holding " + a.name + " until Ctrl-C");
+      if (const int code = stop.wait(); code != 0) return code;
+      check(locks.release_lock(a.channel, a.name), "release " + a.name);
+      say(a.name + " released");
+    }
+  } else if (verb == "release") {
+    check(locks.release_lock(a.channel, a.name), what);
+    say(a.name + " released");
+  } else if (verb == "revoke") {
+    if (a.holder.empty()) fail("lock revoke: give --holder, the uid that holds the lock");
+    check(locks.revoke_lock(a.channel, a.name, a.holder), what);
+    say(a.name + " revoked from " + a.holder);
+  } else if (verb == "remove") {
+    check(locks.remove_lock(a.channel, a.name), what);
+    say(a.name + " removed");
+  } else {  // get
+    for (const auto& l : check(locks.get_locks(a.channel), "get_locks " + a.channel)) {
+      if (a.name.empty() || l.name == a.name) say(lock_line(l));
+    }
+  }
+  return 0;
+}
+
+void print_states(const sdk::StateMap& states) {
+  for (const auto& [k, v] : states) say(printable(k) + "=" + printable(v));
+}
+
+// Presence states last as long as the session is in the channel: `state set` keeps it
+// until Ctrl-C.
+int cmd_state(const Common& common, const std::string& verb, const std::string& channel,
+              const std::string& user, const std::vector<std::string>& args) {
+  Stop stop;
+  auto client = make_client(common);
+  exit_on_failure(*client, stop);
+  check(client->login(), "login");
+  check(client->stream_channel(channel).join(), "join " + channel);
+  auto presence = client->presence();
+  if (verb == "get") {
+    print_states(check(presence.get_state(channel, user), "get_state " + channel).states);
+    return 0;
+  }
+  if (verb == "remove") {
+    print_states(check(presence.remove_state(channel, args), "remove_state " + channel));
+    return 0;
+  }
+  if (args.empty()) fail("state set: give at least one KEY=VALUE");
+  sdk::StateMap states;
+  for (auto& [k, v] : key_values(args)) states[k] = v;
+  print_states(check(presence.set_state(channel, states), "set_state " + channel));
+  note("states set in " + channel + " as " + client->uid() + "; they last until Ctrl-C");
+  return stop.wait();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -532,12 +756,13 @@ int main(int argc, char** argv) {
   long count = 0;
   int qos = 0;
   std::vector<std::pair<CLI::App*, std::unique_ptr<SharedOptions>>> commands;
-  auto command = [&](const char* name, const char* what) {
-    auto* cmd = app.add_subcommand(name, what);
+  auto command_in = [&](CLI::App* parent, const char* name, const char* what) {
+    auto* cmd = parent->add_subcommand(name, what);
     commands.emplace_back(cmd, std::make_unique<SharedOptions>());
     add_shared(cmd, *commands.back().second, false);
     return cmd;
   };
+  auto command = [&](const char* name, const char* what) { return command_in(&app, name, what); };
 
   auto* who = command("who", "list the members of a channel");
   who->add_option("--channel", channel, "the channel")->required();
@@ -568,6 +793,99 @@ int main(int argc, char** argv) {
   qos = 1;
   dm->add_option("--qos", qos, "MQTT QoS of the messages")->capture_default_str()->check(CLI::Range(0, 1));
 
+  // meta get|set|update|remove|watch: user metadata (yours, or --user's) or --channel's.
+  MetaArgs meta_args;
+  auto* meta = app.add_subcommand(
+      "meta",
+      "user and channel metadata: get, set, update, remove, watch (`rtm meta VERB --help`)");
+  meta->require_subcommand(1);
+  std::vector<std::pair<CLI::App*, std::string>> meta_verbs;
+  auto meta_verb = [&](const char* verb, const char* what, const char* args_help) {
+    auto* cmd = command_in(meta, verb, what);
+    cmd->add_option("--user", meta_args.user, "whose metadata (default: yours, --uid)");
+    cmd->add_option("--channel", meta_args.channel,
+                    "a channel's metadata instead of a user's (you join the channel)");
+    if (args_help) cmd->add_option("items", meta_args.args, args_help);
+    meta_verbs.emplace_back(cmd, verb);
+    return cmd;
+  };
+  auto cas = [&](CLI::App* cmd) {
+    cmd->add_option("--revision", meta_args.revision,
+                    "compare-and-set on each item: its current revision (0: only if absent)");
+    cmd->add_option("--major-revision", meta_args.major_revision,
+                    "compare-and-set on the whole metadata (0: only if never written)");
+    cmd->add_option("--lock", meta_args.lock,
+                    "channel metadata: write only while holding this lock");
+  };
+  meta_verb("get", "print metadata: every item, or the KEYs given",
+            "KEY ... (default: every item)");
+  for (const char* verb : {"set", "update"}) {
+    auto* cmd = meta_verb(verb,
+                          std::string(verb) == "set"
+                              ? "add or overwrite items (others stay)"
+                              : "overwrite existing items only (ITEM_NOT_FOUND for a new key)",
+                          "KEY=VALUE ...");
+    cmd->get_option("items")->required();
+    cas(cmd);
+    cmd->add_flag("--author", meta_args.author, "record your uid as each item's author");
+    cmd->add_flag("--ts", meta_args.ts, "record the time of the write with each item");
+  }
+  cas(meta_verb("remove", "remove the KEYs given, or every item", "KEY ... (default: every item)"));
+  meta_verb("watch", "print each change of the metadata until Ctrl-C (a user's: a snapshot first)",
+            nullptr)
+      ->add_option("--count", meta_args.count, "stop after this many events (0: never)");
+
+  // lock set|acquire|release|revoke|get|remove --channel C NAME
+  LockArgs lock_args;
+  auto* lock = app.add_subcommand(
+      "lock", "named locks of a channel: set, acquire, release, revoke, get, remove");
+  lock->require_subcommand(1);
+  std::vector<std::pair<CLI::App*, std::string>> lock_verbs;
+  auto lock_verb = [&](const char* verb, const char* what) {
+    auto* cmd = command_in(lock, verb, what);
+    cmd->add_option("--channel", lock_args.channel, "the channel (you join it)")->required();
+    cmd->add_option("name", lock_args.name, "the lock's name");
+    lock_verbs.emplace_back(cmd, verb);
+    return cmd;
+  };
+  lock_verb("set", "create a lock")
+      ->add_option("--ttl", lock_args.ttl, "seconds a holder keeps the lock after its session ends")
+      ->capture_default_str();
+  auto* acquire =
+      lock_verb("acquire", "take a lock (LOCK_HELD if someone holds it, unless --wait)");
+  acquire->add_flag("--wait", lock_args.wait, "wait in the queue until the lock is yours");
+  acquire->add_option("--wait-timeout", lock_args.wait_s, "give up waiting after this many seconds")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  acquire->add_flag("--hold", lock_args.hold, "keep the lock until Ctrl-C, then release it");
+  lock_verb("release", "let go of a lock (or leave its queue)");
+  lock_verb("revoke", "take a lock from its holder")
+      ->add_option("--holder", lock_args.holder, "the uid that holds it")
+      ->required();
+  lock_verb("get", "list the channel's locks (or the one NAME): ttl, owner, waiters");
+  lock_verb("remove", "delete a lock");
+
+  // state set|remove|get --channel C
+  std::string state_user;
+  std::vector<std::string> state_args;
+  auto* state = app.add_subcommand("state", "presence states in a channel: set, remove, get");
+  state->require_subcommand(1);
+  std::vector<std::pair<CLI::App*, std::string>> state_verbs;
+  auto state_verb = [&](const char* verb, const char* what, const char* args_help) {
+    auto* cmd = command_in(state, verb, what);
+    cmd->add_option("--channel", channel, "the channel (you join it)")->required();
+    if (args_help) cmd->add_option("states", state_args, args_help);
+    state_verbs.emplace_back(cmd, verb);
+    return cmd;
+  };
+  state_verb("set", "set your states and keep them until Ctrl-C (they go with the session)",
+             "KEY=VALUE ...")
+      ->get_option("states")
+      ->required();
+  state_verb("remove", "remove your KEYs (default: every state)", "KEY ...");
+  state_verb("get", "print a member's states", nullptr)
+      ->add_option("--user", state_user, "whose states (default: yours)");
+
   // `send` takes QoS 0 by default, `dm` QoS 1: set the default of the one that runs.
   send->preparse_callback([&qos](std::size_t) { qos = 0; });
   dm->preparse_callback([&qos](std::size_t) { qos = 1; });
@@ -596,6 +914,18 @@ int main(int argc, char** argv) {
     if (chat->parsed()) return cmd_chat(common, channel);
     if (inbox->parsed()) return cmd_inbox(common, count);
     if (dm->parsed()) return cmd_dm(common, to, message, qos);
+    for (const auto& [cmd, verb] : meta_verbs) {
+      if (cmd->parsed()) {
+        return verb == "watch" ? cmd_meta_watch(common, meta_args)
+                               : cmd_meta(common, verb, meta_args);
+      }
+    }
+    for (const auto& [cmd, verb] : lock_verbs) {
+      if (cmd->parsed()) return cmd_lock(common, verb, lock_args);
+    }
+    for (const auto& [cmd, verb] : state_verbs) {
+      if (cmd->parsed()) return cmd_state(common, verb, channel, state_user, state_args);
+    }
   } catch (const Failure& f) {
     note(f.message);
     return 1;

@@ -40,6 +40,15 @@ void Client::on_token(std::function<void(const TokenEvent&)> handler) {
 void Client::on_session(std::function<void(const SessionEvent&)> handler) {
   impl_->set_handler(std::move(handler));
 }
+void Client::on_storage_event(std::function<void(const StorageEvent&)> handler) {
+  impl_->set_handler(std::move(handler));
+}
+void Client::on_presence_state(std::function<void(const PresenceStateEvent&)> handler) {
+  impl_->set_handler(std::move(handler));
+}
+void Client::on_lock_event(std::function<void(const LockEvent&)> handler) {
+  impl_->set_handler(std::move(handler));
+}
 
 // ---- session
 
@@ -240,6 +249,194 @@ Result<std::vector<std::string>> StreamChannel::who_now() {
 
 void StreamChannel::who_now_async(Callback<std::vector<std::string>> done) {
   impl_->who_now(name_, impl_->on_dispatcher(std::move(done)));
+}
+
+// ---- storage
+
+Storage Client::storage() {
+  return Storage(impl_);
+}
+Presence Client::presence() {
+  return Presence(impl_);
+}
+Locks Client::lock() {
+  return Locks(impl_);
+}
+
+namespace {
+using Write = ClientImpl::MetadataWrite;
+constexpr auto kUser = StorageScope::user;
+constexpr auto kChannel = StorageScope::channel;
+}  // namespace
+
+// One blocking and one async call per metadata operation: (name, scope, write kind).
+#define RTM_SDK_METADATA_WRITE(fn, scope, kind, target)                                           \
+  Result<Metadata> Storage::fn(const std::string& target, const std::vector<MetadataItem>& items, \
+                               const MetadataOptions& options) {                                  \
+    return ClientImpl::wait<Metadata>([&](Callback<Metadata> done) {                              \
+      impl_->write_metadata(scope, target, kind, items, options, done);                           \
+    });                                                                                           \
+  }                                                                                               \
+  void Storage::fn##_async(const std::string& target, const std::vector<MetadataItem>& items,     \
+                           const MetadataOptions& options, Callback<Metadata> done) {             \
+    impl_->write_metadata(scope, target, kind, items, options,                                    \
+                          impl_->on_dispatcher(std::move(done)));                                 \
+  }
+RTM_SDK_METADATA_WRITE(set_user_metadata, kUser, Write::set, uid)
+RTM_SDK_METADATA_WRITE(update_user_metadata, kUser, Write::update, uid)
+RTM_SDK_METADATA_WRITE(remove_user_metadata, kUser, Write::remove, uid)
+RTM_SDK_METADATA_WRITE(set_channel_metadata, kChannel, Write::set, channel)
+RTM_SDK_METADATA_WRITE(update_channel_metadata, kChannel, Write::update, channel)
+RTM_SDK_METADATA_WRITE(remove_channel_metadata, kChannel, Write::remove, channel)
+#undef RTM_SDK_METADATA_WRITE
+
+Result<Metadata> Storage::get_user_metadata(const std::string& uid,
+                                            const std::vector<std::string>& keys) {
+  return ClientImpl::wait<Metadata>(
+      [&](Callback<Metadata> done) { impl_->get_metadata(kUser, uid, keys, done); });
+}
+
+void Storage::get_user_metadata_async(const std::string& uid, const std::vector<std::string>& keys,
+                                      Callback<Metadata> done) {
+  impl_->get_metadata(kUser, uid, keys, impl_->on_dispatcher(std::move(done)));
+}
+
+Result<Metadata> Storage::get_channel_metadata(const std::string& channel,
+                                               const std::vector<std::string>& keys) {
+  return ClientImpl::wait<Metadata>(
+      [&](Callback<Metadata> done) { impl_->get_metadata(kChannel, channel, keys, done); });
+}
+
+void Storage::get_channel_metadata_async(const std::string& channel,
+                                         const std::vector<std::string>& keys,
+                                         Callback<Metadata> done) {
+  impl_->get_metadata(kChannel, channel, keys, impl_->on_dispatcher(std::move(done)));
+}
+
+Result<void> Storage::subscribe_user_metadata(const std::string& uid) {
+  return ClientImpl::wait<void>(
+      [&](Callback<void> done) { impl_->subscribe_metadata(uid, false, done); });
+}
+
+void Storage::subscribe_user_metadata_async(const std::string& uid, Callback<void> done) {
+  impl_->subscribe_metadata(uid, false, impl_->on_dispatcher(std::move(done)));
+}
+
+Result<void> Storage::unsubscribe_user_metadata(const std::string& uid) {
+  return ClientImpl::wait<void>(
+      [&](Callback<void> done) { impl_->subscribe_metadata(uid, true, done); });
+}
+
+void Storage::unsubscribe_user_metadata_async(const std::string& uid, Callback<void> done) {
+  impl_->subscribe_metadata(uid, true, impl_->on_dispatcher(std::move(done)));
+}
+
+// ---- presence states
+
+Result<StateMap> Presence::set_state(const std::string& channel, const StateMap& states) {
+  return ClientImpl::wait<StateMap>(
+      [&](Callback<StateMap> done) { impl_->set_state(channel, states, done); });
+}
+
+void Presence::set_state_async(const std::string& channel, const StateMap& states,
+                               Callback<StateMap> done) {
+  impl_->set_state(channel, states, impl_->on_dispatcher(std::move(done)));
+}
+
+Result<StateMap> Presence::remove_state(const std::string& channel,
+                                        const std::vector<std::string>& keys) {
+  return ClientImpl::wait<StateMap>(
+      [&](Callback<StateMap> done) { impl_->remove_state(channel, keys, done); });
+}
+
+void Presence::remove_state_async(const std::string& channel, const std::vector<std::string>& keys,
+                                  Callback<StateMap> done) {
+  impl_->remove_state(channel, keys, impl_->on_dispatcher(std::move(done)));
+}
+
+Result<UserState> Presence::get_state(const std::string& channel, const std::string& uid) {
+  return ClientImpl::wait<UserState>(
+      [&](Callback<UserState> done) { impl_->get_state(channel, uid, done); });
+}
+
+void Presence::get_state_async(const std::string& channel, const std::string& uid,
+                               Callback<UserState> done) {
+  impl_->get_state(channel, uid, impl_->on_dispatcher(std::move(done)));
+}
+
+Result<WhoNowResult> Presence::who_now(const std::string& channel, bool include_state) {
+  return ClientImpl::wait<WhoNowResult>(
+      [&](Callback<WhoNowResult> done) { impl_->who_now_states(channel, include_state, done); });
+}
+
+void Presence::who_now_async(const std::string& channel, bool include_state,
+                             Callback<WhoNowResult> done) {
+  impl_->who_now_states(channel, include_state, impl_->on_dispatcher(std::move(done)));
+}
+
+// ---- locks
+
+Result<void> Locks::set_lock(const std::string& channel, const std::string& name,
+                             std::chrono::seconds ttl) {
+  return ClientImpl::wait<void>([&](Callback<void> done) {
+    impl_->lock_op("set_lock", channel, name, "", ttl.count(), done);
+  });
+}
+
+void Locks::set_lock_async(const std::string& channel, const std::string& name,
+                           std::chrono::seconds ttl, Callback<void> done) {
+  impl_->lock_op("set_lock", channel, name, "", ttl.count(), impl_->on_dispatcher(std::move(done)));
+}
+
+Result<AcquireStatus> Locks::acquire_lock(const std::string& channel, const std::string& name,
+                                          const AcquireLockOptions& options) {
+  return ClientImpl::wait<AcquireStatus>(
+      [&](Callback<AcquireStatus> done) { impl_->acquire_lock(channel, name, options, done); });
+}
+
+void Locks::acquire_lock_async(const std::string& channel, const std::string& name,
+                               const AcquireLockOptions& options, Callback<AcquireStatus> done) {
+  impl_->acquire_lock(channel, name, options, impl_->on_dispatcher(std::move(done)));
+}
+
+Result<void> Locks::release_lock(const std::string& channel, const std::string& name) {
+  return ClientImpl::wait<void>(
+      [&](Callback<void> done) { impl_->lock_op("release_lock", channel, name, "", 0, done); });
+}
+
+void Locks::release_lock_async(const std::string& channel, const std::string& name,
+                               Callback<void> done) {
+  impl_->lock_op("release_lock", channel, name, "", 0, impl_->on_dispatcher(std::move(done)));
+}
+
+Result<void> Locks::revoke_lock(const std::string& channel, const std::string& name,
+                                const std::string& uid) {
+  return ClientImpl::wait<void>(
+      [&](Callback<void> done) { impl_->lock_op("revoke_lock", channel, name, uid, 0, done); });
+}
+
+void Locks::revoke_lock_async(const std::string& channel, const std::string& name,
+                              const std::string& uid, Callback<void> done) {
+  impl_->lock_op("revoke_lock", channel, name, uid, 0, impl_->on_dispatcher(std::move(done)));
+}
+
+Result<std::vector<LockInfo>> Locks::get_locks(const std::string& channel) {
+  return ClientImpl::wait<std::vector<LockInfo>>(
+      [&](Callback<std::vector<LockInfo>> done) { impl_->get_locks(channel, done); });
+}
+
+void Locks::get_locks_async(const std::string& channel, Callback<std::vector<LockInfo>> done) {
+  impl_->get_locks(channel, impl_->on_dispatcher(std::move(done)));
+}
+
+Result<void> Locks::remove_lock(const std::string& channel, const std::string& name) {
+  return ClientImpl::wait<void>(
+      [&](Callback<void> done) { impl_->lock_op("remove_lock", channel, name, "", 0, done); });
+}
+
+void Locks::remove_lock_async(const std::string& channel, const std::string& name,
+                              Callback<void> done) {
+  impl_->lock_op("remove_lock", channel, name, "", 0, impl_->on_dispatcher(std::move(done)));
 }
 
 }  // namespace rtm::sdk

@@ -24,10 +24,6 @@ std::string normalise_uri(std::string uri) {
 
 bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
-bool transport_failure(const Status& s) {
-  return s.is(ErrorCode::timeout) || s.is(ErrorCode::unavailable);
-}
-
 ChannelSnapshot parse_snapshot(const rapidjson::Value& result, const std::string& channel) {
   ChannelSnapshot snap;
   snap.channel = json::str(result, "channel", channel);
@@ -265,13 +261,10 @@ RTM_SDK_HANDLER(ChannelEvent, on_channel_)
 RTM_SDK_HANDLER(PresenceEvent, on_presence_)
 RTM_SDK_HANDLER(TokenEvent, on_token_)
 RTM_SDK_HANDLER(SessionEvent, on_session_)
+RTM_SDK_HANDLER(StorageEvent, on_storage_)
+RTM_SDK_HANDLER(PresenceStateEvent, on_state_changed_)
+RTM_SDK_HANDLER(LockEvent, on_lock_)
 #undef RTM_SDK_HANDLER
-
-template <class E>
-void ClientImpl::emit(const HandlerPtr<E>& handler, E event, bool droppable) {
-  if (!handler) return;
-  dispatcher_->post([handler, e = std::move(event)]() { (*handler)(e); }, droppable);
-}
 
 // ====================================================================== names
 
@@ -411,6 +404,7 @@ void ClientImpl::end_session_locked(ConnectionState state, std::string reason) {
   session_id_.clear();
   channels_.clear();
   watched_.clear();
+  metadata_subscriptions_.clear();
   data_topics_.clear();
   all_filters_.clear();
   want_online_ = false;
@@ -829,14 +823,17 @@ ClientImpl::RestoreOutcome ClientImpl::restore() {
     }
   }
 
+  std::size_t n_metadata = 0;
+  if (!restore_storage(problems, n_metadata)) return RestoreOutcome::retry;
+
   Lock lock(mutex_);
   if (closing_ || !connected_ || !want_online_) return RestoreOutcome::retry;
   ready_ = true;
   std::string reason = std::string(relogin ? "logged in again" : "session kept") + "; " +
                        std::to_string(channels_.size()) + " channel(s), " +
-                       std::to_string(n_topics) + " topic(s), " +
-                       std::to_string(n_subscriptions) + " subscription(s), " +
-                       std::to_string(watched_.size()) + " watch(es) restored";
+                       std::to_string(n_topics) + " topic(s), " + std::to_string(n_subscriptions) +
+                       " subscription(s), " + std::to_string(watched_.size()) + " watch(es), " +
+                       std::to_string(n_metadata) + " metadata subscription(s) restored";
   for (const auto& p : problems) reason += "; failed: " + p;
   set_state_locked(ConnectionState::restored, std::move(reason));
   return RestoreOutcome::done;
@@ -975,6 +972,8 @@ void ClientImpl::on_personal_event(std::string_view kind, const std::string& pay
       }
     }
     emit(handler_of<ChannelEvent>(), std::move(ev));
+  } else if (kind == "metadata") {
+    on_metadata_event(doc);
   } else if (kind == "presence") {
     PresenceEvent ev;
     ev.uid = json::str(doc, "uid");
@@ -989,6 +988,7 @@ void ClientImpl::on_channel_event(const std::string& payload) {
   doc.Parse(payload.data(), payload.size());
   if (doc.HasParseError() || !doc.IsObject()) return;
   const std::string name = json::str(doc, "event");
+  if (on_storage_channel_event(name, doc)) return;
   ChannelEvent ev;
   if (name == "member_joined") {
     ev.type = ChannelEventType::member_joined;
@@ -1116,6 +1116,7 @@ void ClientImpl::logout(Callback<void> done) {
       session_id_.clear();
       channels_.clear();
       watched_.clear();
+      metadata_subscriptions_.clear();
       data_topics_.clear();
       all_filters_.clear();
       want_online_ = false;

@@ -63,6 +63,9 @@ class ClientImpl {
   void set_handler(std::function<void(const PresenceEvent&)> h);
   void set_handler(std::function<void(const TokenEvent&)> h);
   void set_handler(std::function<void(const SessionEvent&)> h);
+  void set_handler(std::function<void(const StorageEvent&)> h);
+  void set_handler(std::function<void(const PresenceStateEvent&)> h);
+  void set_handler(std::function<void(const LockEvent&)> h);
 
   // ---- operations; `done` runs once, on an internal thread (see above)
   void login(std::string token, Callback<LoginInfo> done);
@@ -90,6 +93,27 @@ class ClientImpl {
                      Callback<SubscribeResult> done);
   void subscribed(const std::string& channel, const std::string& topic,
                   Callback<std::vector<std::string>> done);
+
+  // ---- storage, presence states, locks (client_storage.cpp)
+  enum class MetadataWrite { set, update, remove };
+  // `target`: a uid (empty: this user) or a channel.
+  void write_metadata(StorageScope scope, const std::string& target, MetadataWrite kind,
+                      const std::vector<MetadataItem>& items, const MetadataOptions& options,
+                      Callback<Metadata> done);
+  void get_metadata(StorageScope scope, const std::string& target,
+                    const std::vector<std::string>& keys, Callback<Metadata> done);
+  void subscribe_metadata(const std::string& uid, bool unsubscribe, Callback<void> done);
+  void set_state(const std::string& channel, const StateMap& states, Callback<StateMap> done);
+  void remove_state(const std::string& channel, const std::vector<std::string>& keys,
+                    Callback<StateMap> done);
+  void get_state(const std::string& channel, const std::string& uid, Callback<UserState> done);
+  void who_now_states(const std::string& channel, bool include_state, Callback<WhoNowResult> done);
+  // set_lock (ttl_s > 0), release_lock, revoke_lock (uid), remove_lock.
+  void lock_op(const char* op, const std::string& channel, const std::string& name,
+               const std::string& uid, std::int64_t ttl_s, Callback<void> done);
+  void acquire_lock(const std::string& channel, const std::string& name,
+                    const AcquireLockOptions& options, Callback<AcquireStatus> done);
+  void get_locks(const std::string& channel, Callback<std::vector<LockInfo>> done);
 
   // ---- for the public layer
   // Wraps an app callback so that it runs on the dispatcher.
@@ -123,6 +147,7 @@ class ClientImpl {
     // Topics in every-publisher mode -> publishers of the topic the gateway did not add
     // (refused at the limit, unsubscribed by name), whose messages the wildcard still brings.
     std::map<std::string, std::set<std::string>> all;
+    StateMap states;  // this user's presence states here, set again at a restore
   };
 
   // requests
@@ -155,6 +180,14 @@ class ClientImpl {
   void on_response(const std::string& payload);
   void on_personal_event(std::string_view kind, const std::string& payload);
   void on_channel_event(const std::string& payload);
+  // metadata_changed, state_changed and lock (client_storage.cpp); false for other events.
+  bool on_storage_channel_event(const std::string& name, const rapidjson::Document& doc);
+  void on_metadata_event(const rapidjson::Document& doc);
+  ReplyFn own_states_reply(const std::string& channel, Callback<StateMap> done);
+  // Restore of metadata subscriptions and presence states; false: retry the restore.
+  bool restore_storage(std::vector<std::string>& problems, std::size_t& n_metadata);
+  // The synthetic pending entry of an acquire_lock with retry (see acquire_lock).
+  void finish_lock_waits(const std::string& channel, const std::string& name, const Reply& reply);
   bool wanted_locked(const std::string& mqtt_topic, const std::string& channel,
                      const std::string& topic, const std::string& publisher) const;
   std::vector<std::string> channel_filters_locked(const std::string& channel,
@@ -190,6 +223,9 @@ class ClientImpl {
   HandlerPtr<PresenceEvent> on_presence_;
   HandlerPtr<TokenEvent> on_token_;
   HandlerPtr<SessionEvent> on_session_;
+  HandlerPtr<StorageEvent> on_storage_;
+  HandlerPtr<PresenceStateEvent> on_state_changed_;
+  HandlerPtr<LockEvent> on_lock_;
 
   mutable std::mutex mutex_;
   std::condition_variable connector_cv_;
@@ -216,6 +252,9 @@ class ClientImpl {
   std::string session_id_;
   std::map<std::string, ChannelState> channels_;
   std::set<std::string> watched_;
+  std::set<std::string> metadata_subscriptions_;  // uids, renewed at a restore
+  // acquire_lock calls with retry waiting for their lock: (channel, lock) -> pending ids
+  std::map<std::pair<std::string, std::string>, std::vector<std::string>> lock_waits_;
   std::unordered_set<std::string> data_topics_;  // MQTT data topics whose messages we deliver
   std::unordered_set<std::string>
       all_filters_;  // P/ch/{channel}/{topic}/+ of every-publisher topics
@@ -232,6 +271,25 @@ class ClientImpl {
   // Last: destroyed first, so Paho stops before the state above goes away.
   std::unique_ptr<mqtt::async_client> client_;
 };
+
+template <class E>
+void ClientImpl::emit(const HandlerPtr<E>& handler, E event, bool droppable) {
+  if (!handler) return;
+  dispatcher_->post([handler, e = std::move(event)]() { (*handler)(e); }, droppable);
+}
+
+// Defined with the handlers in client_impl.cpp; used by client_storage.cpp too.
+template <>
+ClientImpl::HandlerPtr<StorageEvent> ClientImpl::handler_of<StorageEvent>() const;
+template <>
+ClientImpl::HandlerPtr<PresenceStateEvent> ClientImpl::handler_of<PresenceStateEvent>() const;
+template <>
+ClientImpl::HandlerPtr<LockEvent> ClientImpl::handler_of<LockEvent>() const;
+
+// A local TIMEOUT / UNAVAILABLE: the link, not the gateway, failed the request.
+inline bool transport_failure(const Status& s) {
+  return s.is(ErrorCode::timeout) || s.is(ErrorCode::unavailable);
+}
 
 // uid / channel / topic names (docs/protocol.md): nullopt when valid.
 std::optional<std::string> name_error(std::string_view what, std::string_view name);

@@ -27,6 +27,34 @@ class Object {
     writer_.EndArray();
     return *this;
   }
+  Object& int64(std::string_view key, std::int64_t value) {
+    key_(key);
+    writer_.Int64(value);
+    return *this;
+  }
+  Object& boolean(std::string_view key, bool value) {
+    key_(key);
+    writer_.Bool(value);
+    return *this;
+  }
+  // `value`: JSON text written as it is (an array or object made elsewhere).
+  Object& raw(std::string_view key, std::string_view value, rapidjson::Type type) {
+    key_(key);
+    writer_.RawValue(value.data(), value.size(), type);
+    return *this;
+  }
+  // An object of strings: {"k":"v",...}.
+  template <class Map>
+  Object& map(std::string_view key, const Map& values) {
+    key_(key);
+    writer_.StartObject();
+    for (const auto& [k, v] : values) {
+      key_(k);
+      writer_.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+    }
+    writer_.EndObject();
+    return *this;
+  }
   std::string text() {
     writer_.EndObject();
     return std::string(buffer_.GetString(), buffer_.GetSize());

@@ -103,4 +103,41 @@ std::string_view to_string(ChannelEventType type) {
   return "unknown";
 }
 
+const MetadataItem* Metadata::find(std::string_view key) const {
+  for (const auto& item : items) {
+    if (item.key == key) return &item;
+  }
+  return nullptr;
+}
+
+std::string_view to_string(StorageEventType type) {
+  switch (type) {
+    case StorageEventType::snapshot:
+      return "snapshot";
+    case StorageEventType::set:
+      return "set";
+    case StorageEventType::update:
+      return "update";
+    case StorageEventType::remove:
+      return "remove";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(LockEventType type) {
+  switch (type) {
+    case LockEventType::set:
+      return "set";
+    case LockEventType::removed:
+      return "removed";
+    case LockEventType::acquired:
+      return "acquired";
+    case LockEventType::released:
+      return "released";
+    case LockEventType::expired:
+      return "expired";
+  }
+  return "unknown";
+}
+
 }  // namespace rtm::sdk

@@ -87,13 +87,13 @@ void PresenceStates::store(const std::string& channel, const std::string& uid,
     }
     auto of = channels_of_.find(uid);
     if (of != channels_of_.end()) {
-      of->second.erase(channel);
+      holders_ -= of->second.erase(channel);
       if (of->second.empty()) channels_of_.erase(of);
     }
     return;
   }
   by_channel_[channel][uid] = states;
-  channels_of_[uid].insert(channel);
+  if (channels_of_[uid].insert(channel).second) ++holders_;
 }
 
 Result<StateChange> PresenceStates::set(

@@ -168,3 +168,33 @@ TEST_CASE("storage: metadata and subscriptions survive kill -9 and a restart on 
   CHECK(std::string((*change)["kind"].GetString()) == "set");
   CHECK(std::string((*change)["items"][0]["value"].GetString()) == "Alicia");
 }
+
+TEST_CASE("storage: presence states reach the members and end with the session") {
+  Stack s;
+  auto alice = user(s.broker.uri(), "alice");
+  auto bob = user(s.broker.uri(), "bob");
+  must(*alice, "alice", "join?channel=table&msg_id=js1");
+  must(*bob, "bob", "join?channel=table&msg_id=js2");
+  alice->subscribe("rtm/events/table");
+
+  must(*bob, "bob", "set_state?channel=table&msg_id=st1", R"({"states":{"seat":"2","hand":"up"}})");
+  auto e = wait_event(*alice, "rtm/events/table", "state_changed");
+  REQUIRE(e);
+  CHECK(std::string((*e)["uid"].GetString()) == "bob");
+  CHECK(std::string((*e)["states"]["seat"].GetString()) == "2");
+  CHECK(std::string((*e)["states"]["hand"].GetString()) == "up");
+
+  auto who = must(*alice, "alice", "who_now?channel=table&include_state=true&msg_id=w1");
+  CHECK(std::string(who["result"]["states"]["bob"]["seat"].GetString()) == "2");
+
+  // bob logs out and back in: his states in the channel are gone, and he has none to show.
+  must(*bob, "bob", "logout?msg_id=lo1");
+  auto again = request(*bob, "bob", "login?msg_id=login-again",
+                       "{\"token\":\"" + token_for("bob") + "\"}");
+  REQUIRE(ok(again));
+  must(*bob, "bob", "join?channel=table&msg_id=js3");
+  who = must(*alice, "alice", "who_now?channel=table&include_state=true&msg_id=w2");
+  CHECK(who["result"]["states"].MemberCount() == 0);
+  auto got = must(*alice, "alice", "get_state?channel=table&uid=bob&msg_id=g1");
+  CHECK(got["result"]["states"].MemberCount() == 0);
+}

@@ -245,6 +245,24 @@ TEST_CASE("locks: every refusal answers its error code and changes nothing") {
   CHECK(locks_of(h, "bob", "room") == Lines{"host 30 bob [carol]", "second 30 - []"});
 }
 
+TEST_CASE("locks: get_locks is read as who_now is, the other operations need a member") {
+  auto config = rtm::test::harness_config();
+  config.channels.public_presence = {"lobby-*"};
+  config.ops.uids = {"op"};
+  RtmHarness h(config);
+  h.enter("bob", "lobby-1");
+  h.ok("bob", "join", "channel=room");
+  h.login("erin");
+  h.login("op");
+  h.ok("bob", "set_lock", "channel=lobby-1&lock=host&ttl=10");
+  const auto r = h.ok("erin", "get_locks", "channel=lobby-1");  // public presence
+  CHECK(r["locks"].Size() == 1);
+  CHECK(h.error("erin", "acquire_lock", "channel=lobby-1&lock=host") == "NOT_JOINED");
+  CHECK(h.error("erin", "get_locks", "channel=room") == "NOT_JOINED");
+  CHECK(h.ok("op", "get_locks", "channel=room")["locks"].Size() == 0);  // an operator reads
+  CHECK(h.error("op", "set_lock", "channel=room&lock=host&ttl=10") == "NOT_JOINED");
+}
+
 TEST_CASE("locks: storage.lock_managers operators keeps set, remove and revoke for operators") {
   auto config = rtm::test::harness_config();
   config.storage.lock_managers = "operators";

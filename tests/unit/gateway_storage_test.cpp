@@ -339,6 +339,33 @@ TEST_CASE("storage: every metadata limit refuses with LIMIT_METADATA and its key
   }
 }
 
+TEST_CASE("storage: the users and channels with metadata are bounded in all") {
+  auto config = rtm::test::harness_config();
+  config.storage.metadata.max_user_metadata = 2;
+  config.storage.metadata.max_channel_metadata = 1;
+  RtmHarness h(config);
+  for (const char* uid : {"alice", "bob", "carol"}) h.enter(uid, "room");
+  h.ok("alice", "join", "channel=hall");
+  h.ok("alice", "set_user_metadata", "", kSetName);
+  h.ok("bob", "set_user_metadata", "", kSetName);
+  auto refused = rtm::test::parse_json(
+      h.outbox.sent[h.send("carol", "set_user_metadata", "", kSetName)].payload);
+  CHECK(text(refused, "error") == "LIMIT_METADATA");
+  CHECK(text(refused, "message").find("storage.max_user_metadata") != std::string::npos);
+  // Those that have metadata go on writing, even with every item removed.
+  h.ok("alice", "remove_user_metadata", "");
+  h.ok("alice", "set_user_metadata", "", kSetName);
+
+  h.ok("alice", "set_channel_metadata", "channel=room", kSetName);
+  refused = rtm::test::parse_json(
+      h.outbox.sent[h.send("alice", "set_channel_metadata", "channel=hall", kSetName)].payload);
+  CHECK(text(refused, "error") == "LIMIT_METADATA");
+  CHECK(text(refused, "message").find("storage.max_channel_metadata") != std::string::npos);
+  CHECK(h.ok("alice", "get_channel_metadata", "channel=hall")["major_revision"].GetInt64() == 0);
+  h.ok("bob", "update_channel_metadata", "channel=room",
+       R"({"items":[{"key":"name","value":"Bob"}]})");
+}
+
 TEST_CASE("storage: metadata and subscriptions survive a restart on sqlite") {
   char pattern[] = "/tmp/rtm-storage-test-XXXXXX";
   const std::string dir = mkdtemp(pattern);

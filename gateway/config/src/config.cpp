@@ -777,6 +777,8 @@ Config parse(const YAML::Node& root, const std::string& base_dir) {
       s.integer("max_items_per_call", m.max_items_per_call, 1, 100000);
       s.integer("max_items", m.max_items, 1, 10000000);
       s.integer("max_metadata_bytes", m.max_metadata_bytes, 1, 1024LL * 1024 * 1024);
+      s.integer("max_user_metadata", m.max_user_metadata, 0, 1000000000);
+      s.integer("max_channel_metadata", m.max_channel_metadata, 0, 1000000000);
       s.string("user_metadata_writers", cfg.storage.user_metadata_writers,
                [](const std::string& v) {
                  return v == "self" || v == "operators"

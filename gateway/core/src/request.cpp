@@ -150,4 +150,16 @@ Outcome<std::int64_t> Params::integer(std::string_view key, std::int64_t min,
   return value;
 }
 
+Outcome<bool> Params::flag(std::string_view key) const {
+  const auto* v = find(key);
+  if (!v) return false;
+  if (v->IsBool()) return v->GetBool();
+  if (v->IsString()) {
+    std::string_view text(v->GetString(), v->GetStringLength());
+    if (text == "true" || text == "1") return true;
+    if (text == "false" || text == "0") return false;
+  }
+  return failure(ErrorCode::invalid_parameter, "parameter " + q(key) + " must be true or false");
+}
+
 }  // namespace rtm::gateway

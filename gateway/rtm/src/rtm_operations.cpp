@@ -52,7 +52,7 @@ class RtmService final : public RtmApi,
     add("subscribed", true, {"channel", "topic"}, &RtmService::subscribed);
     add("watch", true, {"users"}, &RtmService::watch);
     add("unwatch", true, {"users"}, &RtmService::unwatch);
-    add("who_now", true, {"channel"}, &RtmService::who_now);
+    add("who_now", true, {"channel", "include_state"}, &RtmService::who_now);
     add("where_now", true, {"uid"}, &RtmService::where_now);
     add("kick", true, {"uid"}, &RtmService::kick_op);
   }
@@ -613,10 +613,25 @@ class RtmService final : public RtmApi,
                      call.uid + " has not joined channel " + *channel +
                          " (who_now answers members; see channels.public_presence)");
     }
+    auto include_state = call.params.flag("include_state");
+    if (!include_state) return include_state.error();
     auto members = state_.members(*channel);
     auto doc = json::object();
     json::set(doc, "channel", *channel);
     json::set(doc, "members", json::string_array(*members, doc.GetAllocator()));
+    if (*include_state) {
+      // Members with presence states (docs/protocol.md, "Presence states").
+      auto& a = doc.GetAllocator();
+      json::Value states(rapidjson::kObjectType);
+      for (const auto& [uid, items] : state_.states().channel_states(*channel)) {
+        json::Value map(rapidjson::kObjectType);
+        for (const auto& [key, value] : items) {
+          map.AddMember(json::str(key, a), json::str(value, a), a);
+        }
+        states.AddMember(json::str(uid, a), std::move(map), a);
+      }
+      json::set(doc, "states", std::move(states));
+    }
     return doc;
   }
 

@@ -14,6 +14,15 @@ storage::Result<storage::Change> MemoryMetadataStore::write(MetadataScope scope,
                                                             const storage::Caller& caller) {
   auto& m = map(scope);
   auto it = m.find(name);
+  const bool user = scope == MetadataScope::user;
+  const std::size_t cap = user ? limits_.max_user_metadata : limits_.max_channel_metadata;
+  if (it == m.end() && m.size() >= cap && write.kind != storage::WriteKind::remove) {
+    return storage::make_error(
+        storage::ErrorCode::too_many_items,
+        std::to_string(cap) + (user ? " users" : " channels") + " have metadata already",
+        user ? storage::MetadataLimits::kMaxUserMetadataKey
+             : storage::MetadataLimits::kMaxChannelMetadataKey);
+  }
   static const storage::Metadata kNever;
   auto applied = storage::apply(it == m.end() ? kNever : it->second, write, caller, limits_);
   if (!applied) return applied.error();

@@ -213,6 +213,7 @@ Outcome<Departure> MemoryStore::leave(const std::string& uid, const std::string&
   }
   for (const auto& topic : member.subscribing) drop_subscription(*ch, topic, id);
   note_member(channel, id);  // before its name may be released
+  states_.membership_ended(channel, uid);
   ch->members.erase(id);
   ch->join_order.erase(std::find(ch->join_order.begin(), ch->join_order.end(), id));
   users_.release(id);

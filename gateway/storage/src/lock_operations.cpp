@@ -9,7 +9,7 @@
 // no longer a member starts its ttl countdown, a waiter leaves the queue, a holder that is
 // a member again keeps its locks. One timer, at the earliest countdown deadline, expires
 // locks and hands them to the next waiter.
-#include "rtm/gateway/lock_operations.hpp"
+#include "lock_operations.hpp"
 
 #include <optional>
 #include <set>
@@ -20,36 +20,14 @@
 #include "rtm/storage/errors.hpp"
 #include "rtm/storage/keys.hpp"
 #include "rtm/storage/locks.hpp"
+#include "storage_params.hpp"
 
 namespace rtm::gateway {
 namespace {
 
 using json::Document;
+using namespace storage_ops;
 namespace st = rtm::storage;
-
-// The storage model's lock errors as wire errors; a limit's message names its config key.
-Failure lock_failure(const st::Error& e) {
-  std::string message = e.message;
-  if (!e.limit.empty()) message += " (" + std::string(e.limit) + ")";
-  switch (e.code) {
-    case st::ErrorCode::invalid_ttl:
-    case st::ErrorCode::invalid_key:
-      return failure(ErrorCode::invalid_parameter, message);
-    case st::ErrorCode::lock_exists:
-      return failure(ErrorCode::lock_exists, message);
-    case st::ErrorCode::lock_not_found:
-      return failure(ErrorCode::lock_not_found, message);
-    case st::ErrorCode::lock_held:
-      return failure(ErrorCode::lock_held, message);
-    case st::ErrorCode::not_lock_holder:
-      return failure(ErrorCode::not_lock_holder, message);
-    case st::ErrorCode::too_many_locks:
-    case st::ErrorCode::too_many_waiters:
-      return failure(ErrorCode::limit_locks, message);
-    default:
-      return failure(ErrorCode::internal, message);
-  }
-}
 
 std::string_view status_name(st::AcquireStatus status) {
   switch (status) {
@@ -63,17 +41,6 @@ std::string_view status_name(st::AcquireStatus status) {
       return "already_queued";
   }
   return "unknown";
-}
-
-// `retry`: a JSON boolean, or true/false (1/0) in a query; absent is false.
-Outcome<bool> retry_param(const Params& params) {
-  if (!params.has("retry")) return false;
-  const auto& v = params.root()["retry"];
-  if (v.IsBool()) return v.GetBool();
-  const auto text = params.optional_string("retry");
-  if (text == "true" || text == "1") return true;
-  if (text == "false" || text == "0") return false;
-  return failure(ErrorCode::invalid_parameter, "parameter \"retry\" must be true or false");
 }
 
 // The largest ttl a request may carry before the storage model checks it against
@@ -211,16 +178,22 @@ class LockService final : public PublishBarrier,
     std::string lock;
   };
 
-  // The channel (the caller must be a member) and, with `named`, the lock.
+  // The channel (the caller must be a member; get_locks is read as who_now is) and, with
+  // `named`, the lock.
   Outcome<Target> target(Call& call, bool named) {
     auto channel = call.params.name("channel");
     if (!channel) return channel.error();
+    if (!named) {
+      if (auto refused = channel_read_refusal(core_, state_, call.uid, *channel, "its locks")) {
+        return *refused;
+      }
+      return Target{std::move(channel).value(), {}};
+    }
     if (!state_.is_member(call.uid, *channel)) {
       return failure(ErrorCode::not_joined, call.uid + " has not joined channel " + *channel +
                                                 " (its members use its locks)");
     }
     Target t{std::move(channel).value(), {}};
-    if (!named) return t;
     auto lock = call.params.string("lock");
     if (!lock) return lock.error();
     if (auto problem = st::key_problem(*lock, config().locks.max_name_bytes)) {
@@ -254,7 +227,7 @@ class LockService final : public PublishBarrier,
     auto ttl = call.params.integer("ttl", 0, kMaxTtlParam);
     if (!ttl) return ttl.error();
     auto events = locks_.set_lock(t->channel, t->lock, *ttl);
-    if (!events) return lock_failure(events.error());
+    if (!events) return wire_failure(events.error());
     auto answer = head(*t);
     json::set_int(answer, "ttl", *ttl);
     return done(t->channel, *events, std::move(answer));
@@ -263,10 +236,10 @@ class LockService final : public PublishBarrier,
   Outcome<Document> acquire_op(Call& call) {
     auto t = target(call, true);
     if (!t) return t.error();
-    auto retry = retry_param(call.params);
+    auto retry = call.params.flag("retry");
     if (!retry) return retry.error();
     auto outcome = locks_.acquire(t->channel, t->lock, call.uid, *retry, call.now_ms);
-    if (!outcome) return lock_failure(outcome.error());
+    if (!outcome) return wire_failure(outcome.error());
     auto answer = head(*t);
     json::set(answer, "status", status_name(outcome->status));
     if (outcome->position > 0) {
@@ -279,7 +252,7 @@ class LockService final : public PublishBarrier,
     auto t = target(call, true);
     if (!t) return t.error();
     auto events = locks_.release(t->channel, t->lock, call.uid, call.now_ms);
-    if (!events) return lock_failure(events.error());
+    if (!events) return wire_failure(events.error());
     return done(t->channel, *events, head(*t));
   }
 
@@ -290,7 +263,7 @@ class LockService final : public PublishBarrier,
     auto holder = call.params.name("uid");
     if (!holder) return holder.error();
     auto events = locks_.revoke(t->channel, t->lock, *holder, call.now_ms);
-    if (!events) return lock_failure(events.error());
+    if (!events) return wire_failure(events.error());
     auto answer = head(*t);
     json::set(answer, "uid", *holder);
     return done(t->channel, *events, std::move(answer));
@@ -301,7 +274,7 @@ class LockService final : public PublishBarrier,
     if (!t) return t.error();
     if (auto refused = may_manage(call.uid)) return *refused;
     auto events = locks_.remove(t->channel, t->lock, call.now_ms);
-    if (!events) return lock_failure(events.error());
+    if (!events) return wire_failure(events.error());
     return done(t->channel, *events, head(*t));
   }
 

@@ -7,118 +7,24 @@
 #include <utility>
 #include <vector>
 
-#include "rtm/gateway/lock_operations.hpp"
-
+#include "lock_operations.hpp"
 #include "rtm/storage/errors.hpp"
 #include "rtm/storage/metadata.hpp"
 #include "rtm/topics/names.hpp"
+#include "state_operations.hpp"
+#include "storage_params.hpp"
 
 namespace rtm::gateway {
 namespace {
 
 using json::Document;
 namespace st = rtm::storage;
-
-std::string q(std::string_view key) {
-  return "\"" + std::string(key) + "\"";
-}
-
-// The storage model's error values as wire errors. Call-shape errors are the caller's
-// parameters; the limits share one code and name their config key in the message.
-Failure wire_failure(const st::Error& e) {
-  std::string message = e.message;
-  if (!e.limit.empty()) message += " (" + std::string(e.limit) + ")";
-  switch (e.code) {
-    case st::ErrorCode::no_items:
-    case st::ErrorCode::invalid_key:
-    case st::ErrorCode::duplicate_key:
-    case st::ErrorCode::invalid_revision:
-      return failure(e.limit.empty() ? ErrorCode::invalid_parameter : ErrorCode::limit_metadata,
-                     message);
-    case st::ErrorCode::major_revision_mismatch:
-      return failure(ErrorCode::major_revision_mismatch, message);
-    case st::ErrorCode::item_revision_mismatch:
-      return failure(ErrorCode::item_revision_mismatch, message);
-    case st::ErrorCode::item_not_found:
-      return failure(ErrorCode::item_not_found, message);
-    case st::ErrorCode::too_many_items:
-    case st::ErrorCode::value_too_large:
-    case st::ErrorCode::call_too_large:
-    case st::ErrorCode::metadata_too_large:
-      return failure(ErrorCode::limit_metadata, message);
-    default:
-      return failure(ErrorCode::internal, message);
-  }
-}
-
-// A revision: a JSON integer, or decimal digits (with '-' for -1) in a query.
-Outcome<std::int64_t> revision_value(const json::Value& v, const std::string& what) {
-  std::int64_t value = 0;
-  bool ok = false;
-  if (v.IsInt64()) {
-    value = v.GetInt64();
-    ok = true;
-  } else if (v.IsString()) {
-    std::string_view text(v.GetString(), v.GetStringLength());
-    const std::string_view digits = !text.empty() && text[0] == '-' ? text.substr(1) : text;
-    ok = !digits.empty() && digits.size() < 19;
-    for (char c : digits) ok = ok && c >= '0' && c <= '9';
-    if (ok) value = std::stoll(std::string(text));
-  }
-  if (!ok || value < st::kNoCheck) {
-    return failure(ErrorCode::invalid_parameter,
-                   what + " must be a whole number: -1 (no check), 0 (absent) or a revision");
-  }
-  return value;
-}
-
-// The parameter `key` of the request, or null.
-const json::Value* find(const Params& params, std::string_view key) {
-  const auto& root = params.root();
-  if (!root.IsObject()) return nullptr;
-  auto it = root.FindMember(json::Value(rapidjson::StringRef(key.data(), key.size())));
-  return it == root.MemberEnd() ? nullptr : &it->value;
-}
-
-Outcome<bool> boolean(const Params& params, std::string_view key) {
-  const auto* v = find(params, key);
-  if (!v) return false;
-  if (v->IsBool()) return v->GetBool();
-  if (v->IsString()) {
-    std::string_view text(v->GetString(), v->GetStringLength());
-    if (text == "true" || text == "1") return true;
-    if (text == "false" || text == "0") return false;
-  }
-  return failure(ErrorCode::invalid_parameter, "parameter " + q(key) + " must be true or false");
-}
-
-// `keys`: a JSON array of strings, or one key given in a query. Keys may hold ',' and '/',
-// so a query carries one key; several go in the body.
-Outcome<std::vector<std::string>> keys_param(const Params& params) {
-  std::vector<std::string> out;
-  const auto* v = find(params, "keys");
-  if (!v) return out;
-  if (v->IsString()) {
-    out.emplace_back(v->GetString(), v->GetStringLength());
-    return out;
-  }
-  if (!v->IsArray()) {
-    return failure(ErrorCode::invalid_parameter, "parameter \"keys\" must be an array of strings");
-  }
-  for (const auto& k : v->GetArray()) {
-    if (!k.IsString()) {
-      return failure(ErrorCode::invalid_parameter,
-                     "parameter \"keys\" must be an array of strings");
-    }
-    out.emplace_back(k.GetString(), k.GetStringLength());
-  }
-  return out;
-}
+using namespace storage_ops;
 
 // `items`: [{"key":..,"value":..,"revision":..}]; value is required but by remove.
 Outcome<std::vector<st::ItemWrite>> items_param(const Params& params, st::WriteKind kind) {
   std::vector<st::ItemWrite> out;
-  const auto* v = find(params, "items");
+  const auto* v = params.value("items");
   if (!v) {
     if (kind == st::WriteKind::remove) return out;
     return failure(ErrorCode::missing_parameter, "parameter \"items\" is required");
@@ -149,7 +55,7 @@ Outcome<std::vector<st::ItemWrite>> items_param(const Params& params, st::WriteK
                        where + "." + std::string(name) + " must be a string");
       } else {
         return failure(ErrorCode::invalid_parameter,
-                       where + " has an unknown field " + q(name) + " (key, value, revision)");
+                       where + " has an unknown field " + quoted(name) + " (key, value, revision)");
       }
     }
     if (!item.HasMember("key")) {
@@ -202,6 +108,7 @@ class StorageService final : public Reloadable, public MetricsSource {
   }
 
   void reload(const Config& next) override { meta_.set_limits(next.storage.metadata); }
+  const std::shared_ptr<StateStore>& store() const { return store_; }
 
   void write_metrics(MetricsWriter& out) const override {
     out.gauge("rtm_metadata", "Users and channels with metadata",
@@ -221,13 +128,6 @@ class StorageService final : public Reloadable, public MetricsSource {
     if (scope == MetadataScope::channel) return call.params.name("channel");
     if (!call.params.has("uid")) return call.uid;
     return call.params.name("uid");
-  }
-
-  bool public_presence(const std::string& channel) const {
-    for (const auto& pattern : core_.config().channels.public_presence) {
-      if (topics::name_matches(pattern, channel)) return true;
-    }
-    return false;
   }
 
   std::optional<Failure> may_write(const std::string& uid, MetadataScope scope,
@@ -282,13 +182,8 @@ class StorageService final : public Reloadable, public MetricsSource {
 
   std::optional<Failure> may_read(const std::string& uid, MetadataScope scope,
                                   const std::string& name) const {
-    if (scope == MetadataScope::user || core_.is_operator(uid) || state_.is_member(uid, name) ||
-        public_presence(name)) {
-      return std::nullopt;
-    }
-    return failure(ErrorCode::not_joined,
-                   uid + " has not joined channel " + name +
-                       " (members read its metadata; see channels.public_presence)");
+    if (scope == MetadataScope::user) return std::nullopt;
+    return channel_read_refusal(core_, state_, uid, name, "its metadata");
   }
 
   // ------------------------------------------------------------ JSON
@@ -369,15 +264,15 @@ class StorageService final : public Reloadable, public MetricsSource {
       if (!keys) return keys.error();
       for (auto& k : *keys) w.items.push_back({std::move(k), {}, st::kNoCheck});
     }
-    if (const auto* major = find(call.params, "major_revision")) {
+    if (const auto* major = call.params.value("major_revision")) {
       auto r = revision_value(*major, "parameter \"major_revision\"");
       if (!r) return r.error();
       w.major_revision = *r;
     }
     if (kind != st::WriteKind::remove) {
-      auto author = boolean(call.params, "record_author");
+      auto author = call.params.flag("record_author");
       if (!author) return author.error();
-      auto ts = boolean(call.params, "record_ts");
+      auto ts = call.params.flag("record_ts");
       if (!ts) return ts.error();
       w.record_author = *author;
       w.record_ts = *ts;
@@ -439,11 +334,12 @@ class StorageService final : public Reloadable, public MetricsSource {
 }  // namespace
 
 void register_storage_operations(Core& core, std::shared_ptr<StateStore> store) {
-  auto service = std::make_shared<StorageService>(core, store);
+  auto service = std::make_shared<StorageService>(core, std::move(store));
   service->install();
   core.add_reloadable(service);
   core.add_metrics_source(service);
-  register_lock_operations(core, std::move(store));
+  register_state_operations(core, service->store());
+  register_lock_operations(core, service->store());
 }
 
 }  // namespace rtm::gateway

@@ -1,7 +1,8 @@
 #pragma once
 // The RTM SDK: the programming model of Agora RTM 2 (stream channels, topics, publishers,
-// subscriptions, peer-to-peer inboxes, presence, tokens, connection states) over plain
-// MQTT 3.1.1 and the rtm-mqtt-gateway (docs/protocol.md).
+// subscriptions, peer-to-peer inboxes, presence, tokens, connection states, and storage:
+// metadata, presence states, locks) over plain MQTT 3.1.1 and the rtm-mqtt-gateway
+// (docs/protocol.md).
 //
 //   rtm::sdk::ClientConfig config;
 //   config.broker_uri = "tcp://127.0.0.1:1883";
@@ -16,6 +17,8 @@
 //   room.publish_topic("input", "frame");     // straight to the broker, QoS 0
 //   room.subscribe_topic("input", {"bob"});   // bob's frames arrive in on_message
 //   room.subscribe_topic("input");            // or every publisher's, now and later
+//   client.storage().set_channel_metadata("room-42", {{"seat/2", "alice", 0}});  // only if free
+//   client.lock().acquire_lock("room-42", "host", {true});  // waits until the lock is ours
 //
 // Threads. Every call may be made from any thread. Blocking calls wait for the gateway's
 // answer (at most ClientConfig::request_timeout); each has an `_async` twin that returns at
@@ -41,6 +44,9 @@ struct PublishOptions {
 };
 
 class StreamChannel;
+class Storage;
+class Presence;
+class Locks;
 
 class Client {
  public:
@@ -64,6 +70,12 @@ class Client {
   void on_presence(std::function<void(const PresenceEvent&)> handler);  // watched users
   void on_token(std::function<void(const TokenEvent&)> handler);        // will expire, expired
   void on_session(std::function<void(const SessionEvent&)> handler);    // logged in, replaced, ended
+  // Metadata: of users subscribed to (Storage::subscribe_user_metadata) and of joined channels.
+  void on_storage_event(std::function<void(const StorageEvent&)> handler);
+  // Presence states of the members of joined channels (state_changed).
+  void on_presence_state(std::function<void(const PresenceStateEvent&)> handler);
+  // Locks of joined channels.
+  void on_lock_event(std::function<void(const LockEvent&)> handler);
 
   // ---- session
   // Connects to the broker (presence Will set, online published) and logs in with the
@@ -101,6 +113,12 @@ class Client {
 
   // ---- stream channels
   StreamChannel stream_channel(const std::string& name);
+
+  // ---- storage (user and channel metadata), presence states, locks: cheap handles, as
+  // RTM 2's client.Storage(), client.Presence(), client.Lock().
+  Storage storage();
+  Presence presence();
+  Locks lock();
 
  private:
   std::shared_ptr<detail::ClientImpl> impl_;
@@ -164,6 +182,135 @@ class StreamChannel {
       : impl_(std::move(impl)), name_(std::move(name)) {}
   std::shared_ptr<detail::ClientImpl> impl_;
   std::string name_;
+};
+
+// User and channel metadata (RTM 2 storage): key/value items with revisions, written with
+// compare-and-set (MetadataOptions::major_revision, MetadataItem::revision). An empty `uid`
+// is this client's own. A user writes its own metadata, members their channel's (the
+// gateway's storage.*_metadata_writers); anyone logged in reads user metadata, members read
+// their channel's.
+class Storage {
+ public:
+  // set: adds new keys and overwrites the keys named; other items stay.
+  Result<Metadata> set_user_metadata(const std::string& uid, const std::vector<MetadataItem>& items,
+                                     const MetadataOptions& options = {});
+  void set_user_metadata_async(const std::string& uid, const std::vector<MetadataItem>& items,
+                               const MetadataOptions& options, Callback<Metadata> done);
+  // update: overwrites existing keys only (ITEM_NOT_FOUND for a new one).
+  Result<Metadata> update_user_metadata(const std::string& uid,
+                                        const std::vector<MetadataItem>& items,
+                                        const MetadataOptions& options = {});
+  void update_user_metadata_async(const std::string& uid, const std::vector<MetadataItem>& items,
+                                  const MetadataOptions& options, Callback<Metadata> done);
+  // remove: the keys of `items` (their revisions checked), or every item when empty; the
+  // result holds the removed items as they were.
+  Result<Metadata> remove_user_metadata(const std::string& uid,
+                                        const std::vector<MetadataItem>& items = {},
+                                        const MetadataOptions& options = {});
+  void remove_user_metadata_async(const std::string& uid, const std::vector<MetadataItem>& items,
+                                  const MetadataOptions& options, Callback<Metadata> done);
+  // get: the items of `keys`, or every item when empty.
+  Result<Metadata> get_user_metadata(const std::string& uid,
+                                     const std::vector<std::string>& keys = {});
+  void get_user_metadata_async(const std::string& uid, const std::vector<std::string>& keys,
+                               Callback<Metadata> done);
+  // Changes of `uid`'s metadata arrive in on_storage_event: first a snapshot, then each
+  // change. The subscription belongs to the session; the SDK renews it after a restore
+  // (another snapshot follows).
+  Result<void> subscribe_user_metadata(const std::string& uid);
+  void subscribe_user_metadata_async(const std::string& uid, Callback<void> done);
+  Result<void> unsubscribe_user_metadata(const std::string& uid);
+  void unsubscribe_user_metadata_async(const std::string& uid, Callback<void> done);
+
+  // The same for a channel's metadata; changes reach its members as StorageEvents of scope
+  // channel. MetadataOptions::lock: write only while holding that lock of the channel.
+  Result<Metadata> set_channel_metadata(const std::string& channel,
+                                        const std::vector<MetadataItem>& items,
+                                        const MetadataOptions& options = {});
+  void set_channel_metadata_async(const std::string& channel,
+                                  const std::vector<MetadataItem>& items,
+                                  const MetadataOptions& options, Callback<Metadata> done);
+  Result<Metadata> update_channel_metadata(const std::string& channel,
+                                           const std::vector<MetadataItem>& items,
+                                           const MetadataOptions& options = {});
+  void update_channel_metadata_async(const std::string& channel,
+                                     const std::vector<MetadataItem>& items,
+                                     const MetadataOptions& options, Callback<Metadata> done);
+  Result<Metadata> remove_channel_metadata(const std::string& channel,
+                                           const std::vector<MetadataItem>& items = {},
+                                           const MetadataOptions& options = {});
+  void remove_channel_metadata_async(const std::string& channel,
+                                     const std::vector<MetadataItem>& items,
+                                     const MetadataOptions& options, Callback<Metadata> done);
+  Result<Metadata> get_channel_metadata(const std::string& channel,
+                                        const std::vector<std::string>& keys = {});
+  void get_channel_metadata_async(const std::string& channel, const std::vector<std::string>& keys,
+                                  Callback<Metadata> done);
+
+ private:
+  friend class Client;
+  explicit Storage(std::shared_ptr<detail::ClientImpl> impl) : impl_(std::move(impl)) {}
+  std::shared_ptr<detail::ClientImpl> impl_;
+};
+
+// Presence states: temporary key/values of a member in a channel (RTM 2's setState). They
+// go when the member leaves the channel or its session ends; the SDK sets them again after
+// it restores a session. Changes arrive in on_presence_state.
+class Presence {
+ public:
+  // Merges `states` into this user's states in `channel`; the result is all of them.
+  Result<StateMap> set_state(const std::string& channel, const StateMap& states);
+  void set_state_async(const std::string& channel, const StateMap& states, Callback<StateMap> done);
+  // Removes `keys` (every state when empty); the result is what is left.
+  Result<StateMap> remove_state(const std::string& channel,
+                                const std::vector<std::string>& keys = {});
+  void remove_state_async(const std::string& channel, const std::vector<std::string>& keys,
+                          Callback<StateMap> done);
+  // `uid`'s states in `channel` (empty uid: this user's).
+  Result<UserState> get_state(const std::string& channel, const std::string& uid = "");
+  void get_state_async(const std::string& channel, const std::string& uid,
+                       Callback<UserState> done);
+  // The members of `channel`, and with include_state their states.
+  Result<WhoNowResult> who_now(const std::string& channel, bool include_state = true);
+  void who_now_async(const std::string& channel, bool include_state, Callback<WhoNowResult> done);
+
+ private:
+  friend class Client;
+  explicit Presence(std::shared_ptr<detail::ClientImpl> impl) : impl_(std::move(impl)) {}
+  std::shared_ptr<detail::ClientImpl> impl_;
+};
+
+// Named locks of a channel (RTM 2's lock API): one holder, a FIFO queue of waiters, a ttl
+// that keeps the lock for a holder whose session ended for that long. Every call needs
+// membership of the channel. Changes arrive in on_lock_event.
+class Locks {
+ public:
+  Result<void> set_lock(const std::string& channel, const std::string& name,
+                        std::chrono::seconds ttl);
+  void set_lock_async(const std::string& channel, const std::string& name, std::chrono::seconds ttl,
+                      Callback<void> done);
+  // Without retry: acquired, already_held, or LOCK_HELD. With retry: see AcquireLockOptions.
+  Result<AcquireStatus> acquire_lock(const std::string& channel, const std::string& name,
+                                     const AcquireLockOptions& options = {});
+  void acquire_lock_async(const std::string& channel, const std::string& name,
+                          const AcquireLockOptions& options, Callback<AcquireStatus> done);
+  // Releases the lock (or leaves its queue); the next waiter gets it.
+  Result<void> release_lock(const std::string& channel, const std::string& name);
+  void release_lock_async(const std::string& channel, const std::string& name, Callback<void> done);
+  // Takes the lock from its holder `uid`.
+  Result<void> revoke_lock(const std::string& channel, const std::string& name,
+                           const std::string& uid);
+  void revoke_lock_async(const std::string& channel, const std::string& name,
+                         const std::string& uid, Callback<void> done);
+  Result<std::vector<LockInfo>> get_locks(const std::string& channel);
+  void get_locks_async(const std::string& channel, Callback<std::vector<LockInfo>> done);
+  Result<void> remove_lock(const std::string& channel, const std::string& name);
+  void remove_lock_async(const std::string& channel, const std::string& name, Callback<void> done);
+
+ private:
+  friend class Client;
+  explicit Locks(std::shared_ptr<detail::ClientImpl> impl) : impl_(std::move(impl)) {}
+  std::shared_ptr<detail::ClientImpl> impl_;
 };
 
 }  // namespace rtm::sdk

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -199,6 +201,76 @@ struct UserPresence {
   bool online = false;  // watch: the state now
 };
 
+// ---- storage (metadata), presence states, locks (issue 15; docs/protocol.md)
+
+// One metadata item. In a write, `revision` is the compare-and-set check: -1 checks nothing,
+// 0 means "only if the key is absent", any other value must equal the key's revision. In
+// results and events it is the item's revision; `author` and `updated_at` (ms since the Unix
+// epoch) are there when the write that stored the item asked to record them.
+struct MetadataItem {
+  std::string key;
+  std::string value;
+  std::int64_t revision = -1;
+  std::optional<std::string> author;
+  std::optional<std::int64_t> updated_at;
+};
+
+// A user's or a channel's metadata (or the part of it a call wrote or removed).
+struct Metadata {
+  std::int64_t major_revision = 0;  // 0: never written
+  std::vector<MetadataItem> items;
+  // The value of `key`, or nullptr.
+  const MetadataItem* find(std::string_view key) const;
+};
+
+// Options of set / update / remove metadata (RTM 2's MetadataOptions).
+struct MetadataOptions {
+  // Compare-and-set on the whole metadata: -1 checks nothing, 0 writes only if it was never
+  // written, any other value must equal its major revision (MAJOR_REVISION_MISMATCH).
+  std::int64_t major_revision = -1;
+  bool record_author = false;  // store the writer's uid with each item written
+  bool record_ts = false;      // store the time of the write with each item written
+  // Channel metadata only: write only while holding this lock (NOT_LOCK_HOLDER).
+  std::string lock;
+};
+
+// Presence states: a user's temporary key/values in one channel.
+using StateMap = std::map<std::string, std::string>;
+
+struct UserState {
+  std::string channel;
+  std::string uid;
+  StateMap states;
+};
+
+// who_now with include_state: the members, and the states of those that have any.
+struct WhoNowResult {
+  std::string channel;
+  std::vector<std::string> members;
+  std::map<std::string, StateMap> states;  // uid -> states
+};
+
+struct AcquireLockOptions {
+  // Wait in the lock's queue while someone else holds it: the call then completes when this
+  // user actually gets the lock (the gateway's `lock` event), LOCK_NOT_FOUND when the lock
+  // is removed meanwhile, or TIMEOUT after `wait` (the SDK then leaves the queue).
+  bool retry = false;
+  std::chrono::milliseconds wait{60000};
+};
+
+enum class AcquireStatus {
+  acquired,      // got it now (or, with retry, after waiting)
+  already_held,  // this user held it already
+};
+
+struct LockInfo {
+  std::string name;
+  std::int64_t ttl = 0;              // seconds
+  std::string owner;                 // empty: free
+  std::vector<std::string> waiters;  // the queue, next first
+  std::int64_t expires_at = 0;  // ms since the epoch while the owner's session is gone; 0 otherwise
+};
+
 // ------------------------------------------------------------------ events
 
 enum class ConnectionState {
@@ -206,8 +278,10 @@ enum class ConnectionState {
   connecting,    // login in progress
   connected,     // logged in, ready
   reconnecting,  // the broker link dropped; the SDK is reconnecting
-  restored,      // reconnected, and the session (login, joins, topics, subscriptions, watches) restored
-  failed,        // the session is over and will not come back by itself (replaced, token expired, ...)
+  // reconnected, and the session restored: login, joins, topics, subscriptions, watches,
+  // metadata subscriptions (a snapshot StorageEvent each) and presence states
+  restored,
+  failed,  // the session is over and will not come back by itself (replaced, token expired, ...)
 };
 std::string_view to_string(ConnectionState state);
 
@@ -271,6 +345,53 @@ struct SessionEvent {
   std::string reason;      // e.g. "logged in elsewhere", "logged_out", "token_expired"
   std::string session_id;  // the session the event is about
   bool current = false;    // it is about this client's session
+};
+
+enum class StorageScope { user, channel };
+enum class StorageEventType {
+  snapshot,  // user metadata: sent once at subscribe_user_metadata (and after a restore)
+  set,
+  update,
+  remove,
+};
+std::string_view to_string(StorageEventType type);
+
+// A change of metadata: of a user this client subscribed to (scope user, after
+// subscribe_user_metadata), or of a channel this client has joined (scope channel).
+struct StorageEvent {
+  StorageScope scope = StorageScope::user;
+  StorageEventType type = StorageEventType::set;
+  std::string uid;      // scope user: whose metadata
+  std::string channel;  // scope channel: the channel
+  std::string by;       // who wrote it (empty for a snapshot)
+  // major_revision after the change; items: all of them (snapshot), those written
+  // (set, update) or those removed, as they were (remove).
+  Metadata metadata;
+  std::int64_t ts = 0;
+};
+
+// A member's presence states changed in a joined channel (not sent when the member leaves:
+// its states go with it, and member_left / member_timed_out says so).
+struct PresenceStateEvent {
+  std::string channel;
+  std::string uid;
+  StateMap states;                   // all of the member's states after the change
+  std::vector<std::string> written;  // keys set by the change
+  std::vector<std::string> removed;  // keys removed by the change
+  std::int64_t ts = 0;
+};
+
+enum class LockEventType { set, removed, acquired, released, expired };
+std::string_view to_string(LockEventType type);
+
+// A lock of a joined channel changed.
+struct LockEvent {
+  LockEventType type = LockEventType::set;
+  std::string channel;
+  std::string lock;
+  std::string uid;       // acquired: the new holder; released, expired, removed: the old one
+  std::int64_t ttl = 0;  // set: seconds
+  std::int64_t ts = 0;
 };
 
 // ------------------------------------------------------------------ configuration

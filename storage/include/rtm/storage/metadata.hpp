@@ -65,6 +65,8 @@ struct MetadataLimits {
   static constexpr std::string_view kMaxItemsPerCallKey = "storage.max_items_per_call";
   static constexpr std::string_view kMaxItemsKey = "storage.max_items";
   static constexpr std::string_view kMaxMetadataBytesKey = "storage.max_metadata_bytes";
+  static constexpr std::string_view kMaxUserMetadataKey = "storage.max_user_metadata";
+  static constexpr std::string_view kMaxChannelMetadataKey = "storage.max_channel_metadata";
 
   std::size_t max_key_bytes = kDefaultMaxKeyBytes;
   std::size_t max_value_bytes = 64 * 1024;  // one item's value
@@ -72,6 +74,10 @@ struct MetadataLimits {
   std::size_t max_items_per_call = 100;
   std::size_t max_items = 1000;                  // items of one metadata
   std::size_t max_metadata_bytes = 1024 * 1024;  // keys and values of one metadata
+  // Users and channels with metadata, in all: a store's bound (a record stays when its
+  // items are removed, so that its revisions keep growing).
+  std::size_t max_user_metadata = 1000000;
+  std::size_t max_channel_metadata = 100000;
 };
 
 enum class WriteKind { set, update, remove };

@@ -72,6 +72,10 @@ class PresenceStates {
   std::vector<StateChange> session_ended(const std::string& uid);
 
   const StateLimits& limits() const { return limits_; }
+  // New limits apply to the next calls; states held now stay.
+  void set_limits(const StateLimits& limits) { limits_ = limits; }
+  // Members (channel, uid) that have states.
+  std::size_t holder_count() const { return holders_; }
 
  private:
   void store(const std::string& channel, const std::string& uid, const StateItems& states);
@@ -79,6 +83,7 @@ class PresenceStates {
   StateLimits limits_;
   std::map<std::string, std::map<std::string, StateItems>> by_channel_;  // channel -> uid ->
   std::map<std::string, std::set<std::string>> channels_of_;             // uid -> channels
+  std::size_t holders_ = 0;
 };
 
 }  // namespace rtm::storage

@@ -48,6 +48,10 @@ class Params {
   Outcome<std::vector<std::string>> names(std::string_view key) const;
   // An integer in [min, max]: a JSON number, or decimal digits in a query.
   Outcome<std::int64_t> integer(std::string_view key, std::int64_t min, std::int64_t max) const;
+  // true/false: a JSON boolean, or true/1/false/0 in a query; false when absent.
+  Outcome<bool> flag(std::string_view key) const;
+  // The raw value of `key`, or null when absent.
+  const json::Value* value(std::string_view key) const { return find(key); }
 
  private:
   const json::Value* find(std::string_view key) const;

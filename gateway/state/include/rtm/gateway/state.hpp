@@ -20,6 +20,7 @@
 #include "rtm/gateway/core.hpp"
 #include "rtm/gateway/lock_store.hpp"
 #include "rtm/gateway/metadata_store.hpp"
+#include "rtm/gateway/presence_state_store.hpp"
 #include "rtm/gateway/request.hpp"
 
 namespace rtm::gateway {
@@ -223,6 +224,9 @@ class StateStore : public Durability {
   // subscriptions to a user's metadata end with the subscriber's session.
   virtual MetadataStore& metadata() = 0;
   virtual const MetadataStore& metadata() const = 0;
+  // ---- presence states (presence_state_store.hpp): in memory only, ended with membership.
+  virtual PresenceStateStore& states() = 0;
+  virtual const PresenceStateStore& states() const = 0;
 
   // ---- the locks of each channel (lock_store.hpp), in the same commits as the rest; the
   // lock operations keep their holders and waiters members (docs/protocol.md, "Locks").
@@ -316,6 +320,8 @@ class MemoryStore : public StateStore {
 
   MetadataStore& metadata() override { return metadata_; }
   const MetadataStore& metadata() const override { return metadata_; }
+  PresenceStateStore& states() override { return states_; }
+  const PresenceStateStore& states() const override { return states_; }
   LockStore& locks() override { return locks_; }
   const LockStore& locks() const override { return locks_; }
 
@@ -402,6 +408,7 @@ class MemoryStore : public StateStore {
 
  protected:
   MemoryMetadataStore metadata_;
+  MemoryPresenceStateStore states_;
   MemoryLockStore locks_;
 };
 
