@@ -5,7 +5,7 @@
 # latency.png, results.csv and latency_percentiles.csv. Under 10 minutes on 2 cores.
 #
 #   BENCH_QUICK=1        3 s phases and short throughput steps: a smoke run (~3 min)
-#   BENCH_ONLY="..."     a subset of: state sessions control flood latency throughput enforcement
+#   BENCH_ONLY="..."     a subset of: state sessions control storage flood latency throughput enforcement
 #   BENCH_SECONDS=N      length of each latency run (default 20, quick 3)
 #   BENCH_NO_SDK=1       leave out latency path (b) (and do not build it against the SDK)
 #   RTM_BENCH_BUILD_DIR  build directory (default build-bench, CMAKE_BUILD_TYPE=Release)
@@ -19,7 +19,7 @@ root=$(pwd)
 started=$(date +%s)
 
 quick=${BENCH_QUICK:-0}
-all_groups="state sessions control flood latency throughput enforcement"
+all_groups="state sessions control storage flood latency throughput enforcement"
 only=${BENCH_ONLY:-$all_groups}
 build=${RTM_BENCH_BUILD_DIR:-build-bench}
 results=${BENCH_RESULTS:-bench/results}
@@ -271,6 +271,51 @@ if e and m and s:
           f"sqlite {s['ops_per_s'] / e['ops_per_s']:.2f}x")
     mu, su = m["cpu.responder_us_per_op"], s["cpu.responder_us_per_op"]
     print(f"  gateway CPU per op: memory {mu:.1f} us, sqlite {su:.1f} us ({su / mu:.2f}x memory's)")
+PY
+fi
+
+# ---------------------------------------------------------------- 3d. storage operations
+if want storage; then
+  say "storage: 50 clients, set_channel_metadata (compare-and-set) / set_user_metadata / get_channel_metadata"
+  for backend in memory sqlite; do
+    if [[ $backend == sqlite ]]; then
+      STATE_FILE="$work/state-storage.db" start_stack storage-sqlite
+    else
+      start_stack storage
+      "$bench_bin" echo --broker "$broker" --prefix echo >"$raw/echo-storage.log" 2>&1 &
+      echo_pid=$!
+      pids+=("$echo_pid")
+      "$bench_bin" wait-ready --broker "$broker" --prefix echo --timeout 10
+      echo "baseline: the same requests answered by a trivial responder (rtm-bench echo)"
+      "$bench_bin" control --workload metadata --broker "$broker" --prefix echo --label echo \
+        --secret "$secret" --clients 50 --seconds "$ctl_seconds" --warmup "$ctl_warmup" --nodelay \
+        --broker-pid "$broker_pid" --responder-pid "$echo_pid" --json "$raw/storage-echo.json" || true
+      echo "control-plane baseline: the RTM cycle (login/join/join_topic/subscribe/leave), same gateway"
+      "$bench_bin" control --broker "$broker" --prefix rtm --label gateway-rtm --secret "$secret" \
+        --clients 50 --seconds "$ctl_seconds" --warmup "$ctl_warmup" --nodelay \
+        --broker-pid "$broker_pid" --responder-pid "$gateway_pid" \
+        --json "$raw/storage-gateway-rtm.json" || true
+    fi
+    "$bench_bin" control --workload metadata --broker "$broker" --prefix rtm \
+      --label "gateway-$backend" --secret "$secret" --clients 50 --seconds "$ctl_seconds" \
+      --warmup "$ctl_warmup" --nodelay --broker-pid "$broker_pid" --responder-pid "$gateway_pid" \
+      --json "$raw/storage-gateway-$backend.json" || true
+    if [[ $backend == sqlite ]]; then stop_stack storage-sqlite; else stop_stack storage; fi
+  done
+  /usr/bin/python3 - "$raw" <<'PY'
+import json, os, sys
+raw = sys.argv[1]
+def load(label):
+    path = os.path.join(raw, f"storage-{label}.json")
+    return json.load(open(path)) if os.path.exists(path) else None
+e, c, m, s = load("echo"), load("gateway-rtm"), load("gateway-memory"), load("gateway-sqlite")
+if e and c and m and s:
+    for name, r in (("memory", m), ("sqlite", s)):
+        print(f"  {name}: metadata ops/s {r['ops_per_s'] / e['ops_per_s']:.2f}x the trivial responder, "
+              f"{r['ops_per_s'] / c['ops_per_s']:.2f}x the RTM cycle; set_channel_metadata "
+              f"{r['op.set_channel_metadata.per_s']:.0f}/s p99 {r['op.set_channel_metadata.p99_ms']:.2f} ms; "
+              f"gateway CPU {r['cpu.responder_us_per_op']:.1f} us per op "
+              f"(RTM cycle {c['cpu.responder_us_per_op']:.1f} us)")
 PY
 fi
 

@@ -25,6 +25,28 @@ namespace {
 
 constexpr int kOps = 5;
 constexpr const char* kOpNames[kOps] = {"login", "join", "join_topic", "subscribe", "leave"};
+// The metadata workload: ops 0 and 1 once, then 2, 3, 4 in a loop.
+constexpr const char* kMetadataOpNames[kOps] = {"login", "join", "set_channel_metadata",
+                                                "set_user_metadata", "get_channel_metadata"};
+constexpr int kFirstMetadataLoopOp = 2;
+
+bool metadata_workload(const ControlOptions& o) {
+  return o.workload == "metadata";
+}
+const char* op_name(const ControlOptions& o, int op) {
+  return metadata_workload(o) ? kMetadataOpNames[op] : kOpNames[op];
+}
+
+// The revision a metadata answer gave the client's own key ("revision":N), or -1.
+std::int64_t answered_revision(std::string_view answer) {
+  const auto at = answer.rfind("\"revision\":");
+  if (at == std::string_view::npos) return -1;
+  std::int64_t v = 0;
+  for (std::size_t i = at + 11; i < answer.size() && answer[i] >= '0' && answer[i] <= '9'; ++i) {
+    v = v * 10 + (answer[i] - '0');
+  }
+  return v;
+}
 constexpr int kGroup = 5;  // clients per channel
 
 std::string client_uid(const ControlOptions& o, int i) {
@@ -104,6 +126,7 @@ class Worker {
     std::string uid, token, channel, peer;
     std::unique_ptr<mqtt::async_client> client;
     int op = 0;
+    std::int64_t revision = 0;  // metadata: the revision of its channel key (0: not written)
     std::uint64_t n = 0;
     std::int64_t sent_ns = 0;
     std::string expect;  // the response topic of the request in flight
@@ -113,16 +136,41 @@ class Worker {
   void send_next(Cp& c) {
     const std::string msg_id = "msg_id=" + c.uid + "x" + std::to_string(++c.n);
     std::string uri, body;
-    switch (c.op) {
-      case 0:
-        uri = "login?" + msg_id;
-        body = "{\"token\":\"" + c.token + "\"}";
-        break;
-      case 1: uri = "join?channel=" + c.channel + "&" + msg_id; break;
-      case 2: uri = "join_topic?channel=" + c.channel + "&topic=input&" + msg_id; break;
-      case 3: uri = "subscribe?channel=" + c.channel + "&topic=input&users=" + c.peer + "&" + msg_id; break;
-      default: uri = "leave?channel=" + c.channel + "&" + msg_id; break;
-    }
+    if (metadata_workload(o_) && c.op >= kFirstMetadataLoopOp) {
+      const std::string value = std::to_string(c.n);
+      switch (c.op) {
+        case 2:
+          uri = "set_channel_metadata?channel=" + c.channel + "&" + msg_id;
+          body = "{\"items\":[{\"key\":\"" + c.uid + "\",\"value\":\"" + value +
+                 "\",\"revision\":" + std::to_string(c.revision) + "}]}";
+          break;
+        case 3:
+          uri = "set_user_metadata?" + msg_id;
+          body = "{\"items\":[{\"key\":\"score\",\"value\":\"" + value + "\"}]}";
+          break;
+        default:
+          uri = "get_channel_metadata?channel=" + c.channel + "&" + msg_id;
+          break;
+      }
+    } else
+      switch (c.op) {
+        case 0:
+          uri = "login?" + msg_id;
+          body = "{\"token\":\"" + c.token + "\"}";
+          break;
+        case 1:
+          uri = "join?channel=" + c.channel + "&" + msg_id;
+          break;
+        case 2:
+          uri = "join_topic?channel=" + c.channel + "&topic=input&" + msg_id;
+          break;
+        case 3:
+          uri = "subscribe?channel=" + c.channel + "&topic=input&users=" + c.peer + "&" + msg_id;
+          break;
+        default:
+          uri = "leave?channel=" + c.channel + "&" + msg_id;
+          break;
+      }
     c.expect = o_.prefix + "/u/" + c.uid + "/res/" + uri;
     ++outstanding_;
     c.sent_ns = now_ns();
@@ -149,7 +197,13 @@ class Worker {
     } else if (recv >= warm_end_ && recv <= end_) {
       samples_[c.op].push_back(recv - c.sent_ns);
     }
-    c.op = (c.op + 1) % kOps;
+    if (!metadata_workload(o_)) {
+      c.op = (c.op + 1) % kOps;
+    } else {
+      // The echo baseline answers no revision: it keeps -1 (no check) there.
+      if (c.op == 2) c.revision = answered_revision(text);
+      c.op = c.op + 1 < kOps ? c.op + 1 : kFirstMetadataLoopOp;
+    }
     if (recv < end_) send_next(c);
   }
 
@@ -261,6 +315,7 @@ int run_control(const ControlOptions& o) {
 
   Results r;
   r.set("benchmark", "control");
+  r.set("workload", o.workload);
   r.set("label", o.label);
   r.set("clients", o.clients);
   r.set("procs", procs);
@@ -282,8 +337,11 @@ int run_control(const ControlOptions& o) {
             << responder_cpu_s << " s over " << o.seconds << " s (" << us_per_op << " us per op)\n";
   for (int k = 0; k < kOps; ++k) {
     auto ks = summarize(per_op[k]);
-    r.add_summary(std::string("op.") + kOpNames[k], ks);
-    std::cout << "  " << kOpNames[k] << ": " << format_summary(ks) << "\n";
+    r.add_summary(std::string("op.") + op_name(o, k), ks);
+    r.set(std::string("op.") + op_name(o, k) + ".per_s",
+          static_cast<double>(per_op[k].size()) / o.seconds);
+    std::cout << "  " << op_name(o, k) << ": " << static_cast<long>(per_op[k].size() / o.seconds)
+              << "/s, " << format_summary(ks) << "\n";
   }
   r.write(o.json_out);
   return errors == 0 ? 0 : 1;

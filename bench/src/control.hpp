@@ -22,6 +22,10 @@ struct ControlOptions {
   bool nodelay = false;  // TCP_NODELAY on the clients' sockets (see rtm::sdk::enable_tcp_nodelay_to)
   std::string json_out;
   std::string tag;
+  // "rtm": the cycle above. "metadata": login and join once, then set_channel_metadata (its
+  // own key of the channel, compare-and-set on the revision its last write returned),
+  // set_user_metadata and get_channel_metadata, over and over (storage operations).
+  std::string workload = "rtm";
 };
 
 int run_control(const ControlOptions& options);

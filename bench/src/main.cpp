@@ -88,6 +88,10 @@ int main(int argc, char** argv) {
   c->add_option("--broker-pid", ctl.broker_pid, "for CPU readings");
   c->add_option("--responder-pid", ctl.gateway_pid, "for CPU readings (gateway or echo)");
   c->add_flag("--nodelay", ctl.nodelay, "set TCP_NODELAY on the clients' sockets");
+  c->add_option("--workload", ctl.workload,
+                "rtm (login/join/join_topic/subscribe/leave) | metadata (set_channel_metadata "
+                "with compare-and-set, set_user_metadata, get_channel_metadata)")
+      ->check(CLI::IsMember({"rtm", "metadata"}));
   c->add_option("--json", ctl.json_out, "write results here");
 
   std::string echo_broker = "tcp://127.0.0.1:1883", echo_prefix = "echo";

@@ -189,8 +189,8 @@ TEST_CASE("storage: presence states reach the members and end with the session")
 
   // bob logs out and back in: his states in the channel are gone, and he has none to show.
   must(*bob, "bob", "logout?msg_id=lo1");
-  auto again = request(*bob, "bob", "login?msg_id=login-again",
-                       "{\"token\":\"" + token_for("bob") + "\"}");
+  auto again =
+      request(*bob, "bob", "login?msg_id=login-again", "{\"token\":\"" + token_for("bob") + "\"}");
   REQUIRE(ok(again));
   must(*bob, "bob", "join?channel=table&msg_id=js3");
   who = must(*alice, "alice", "who_now?channel=table&include_state=true&msg_id=w2");
