@@ -2170,6 +2170,34 @@ void sql(const std::string& path, const std::string& statements) {
   REQUIRE(rc == SQLITE_OK);
 }
 
+// The tables of a released schema version (1 to 3) as that release created them, for the
+// migration tests.
+std::string released_schema(int version) {
+  std::string out =
+      "CREATE TABLE sessions(uid TEXT PRIMARY KEY, session_id TEXT NOT NULL, started_ms INTEGER "
+      "NOT NULL, expires_at_ms INTEGER NOT NULL, watching TEXT NOT NULL) WITHOUT ROWID;"
+      "CREATE TABLE members(channel TEXT NOT NULL, uid TEXT NOT NULL, seq INTEGER NOT NULL, "
+      "publishing TEXT NOT NULL, PRIMARY KEY(channel, uid)) WITHOUT ROWID;"
+      "CREATE TABLE subscriptions(channel TEXT NOT NULL, uid TEXT NOT NULL, topic TEXT NOT NULL, "
+      "all_publishers INTEGER NOT NULL, publishers TEXT NOT NULL, automatic TEXT NOT NULL, "
+      "PRIMARY KEY(channel, uid, topic)) WITHOUT ROWID;"
+      "CREATE TABLE answers(uid TEXT NOT NULL, msg_id TEXT NOT NULL, fingerprint INTEGER NOT "
+      "NULL, payload BLOB NOT NULL, at_ms INTEGER NOT NULL);";
+  if (version >= 2) {
+    out +=
+        "CREATE TABLE presence(uid TEXT PRIMARY KEY, connected INTEGER NOT NULL, connection TEXT "
+        "NOT NULL) WITHOUT ROWID;";
+  }
+  if (version >= 3) {
+    out +=
+        "CREATE TABLE metadata(scope TEXT NOT NULL, name TEXT NOT NULL, record BLOB NOT NULL, "
+        "PRIMARY KEY(scope, name)) WITHOUT ROWID;"
+        "CREATE TABLE metadata_subscriptions(subscriber TEXT NOT NULL, target TEXT NOT NULL, "
+        "PRIMARY KEY(subscriber, target)) WITHOUT ROWID;";
+  }
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("sqlite: a corrupt file is refused with its path and SQLite's words, and left alone") {
@@ -2210,19 +2238,11 @@ TEST_CASE("sqlite: a file of a newer schema is refused, one of ours opens again"
 TEST_CASE("sqlite: a file of schema 1 is migrated in place and keeps its rows") {
   StateFile f;
   // Schema 1 as the first release wrote it: no presence table.
-  sql(f.config.path,
-      "CREATE TABLE sessions(uid TEXT PRIMARY KEY, session_id TEXT NOT NULL, started_ms INTEGER "
-      "NOT NULL, expires_at_ms INTEGER NOT NULL, watching TEXT NOT NULL) WITHOUT ROWID;"
-      "CREATE TABLE members(channel TEXT NOT NULL, uid TEXT NOT NULL, seq INTEGER NOT NULL, "
-      "publishing TEXT NOT NULL, PRIMARY KEY(channel, uid)) WITHOUT ROWID;"
-      "CREATE TABLE subscriptions(channel TEXT NOT NULL, uid TEXT NOT NULL, topic TEXT NOT NULL, "
-      "all_publishers INTEGER NOT NULL, publishers TEXT NOT NULL, automatic TEXT NOT NULL, "
-      "PRIMARY KEY(channel, uid, topic)) WITHOUT ROWID;"
-      "CREATE TABLE answers(uid TEXT NOT NULL, msg_id TEXT NOT NULL, fingerprint INTEGER NOT "
-      "NULL, payload BLOB NOT NULL, at_ms INTEGER NOT NULL);"
-      "INSERT INTO sessions VALUES('amy', 'sid-1', 1, 9999999999999, 'bob');"
-      "PRAGMA application_id=" +
-          std::to_string(rtm::gateway::SqliteStore::kApplicationId) + "; PRAGMA user_version=1;");
+  sql(f.config.path, released_schema(1) +
+                         "INSERT INTO sessions VALUES('amy', 'sid-1', 1, 9999999999999, 'bob');"
+                         "PRAGMA application_id=" +
+                         std::to_string(rtm::gateway::SqliteStore::kApplicationId) +
+                         "; PRAGMA user_version=1;");
   {
     auto s = f.open();
     CHECK(s->session("amy"));
@@ -2240,23 +2260,13 @@ TEST_CASE("sqlite: a file of schema 1 is migrated in place and keeps its rows") 
 TEST_CASE("sqlite: a file of schema 2 is migrated in place to 3 and keeps its rows") {
   StateFile f;
   // Schema 2 as it was released: schema 1 and the presence table, no metadata tables.
-  sql(f.config.path,
-      "CREATE TABLE sessions(uid TEXT PRIMARY KEY, session_id TEXT NOT NULL, started_ms INTEGER "
-      "NOT NULL, expires_at_ms INTEGER NOT NULL, watching TEXT NOT NULL) WITHOUT ROWID;"
-      "CREATE TABLE members(channel TEXT NOT NULL, uid TEXT NOT NULL, seq INTEGER NOT NULL, "
-      "publishing TEXT NOT NULL, PRIMARY KEY(channel, uid)) WITHOUT ROWID;"
-      "CREATE TABLE subscriptions(channel TEXT NOT NULL, uid TEXT NOT NULL, topic TEXT NOT NULL, "
-      "all_publishers INTEGER NOT NULL, publishers TEXT NOT NULL, automatic TEXT NOT NULL, "
-      "PRIMARY KEY(channel, uid, topic)) WITHOUT ROWID;"
-      "CREATE TABLE answers(uid TEXT NOT NULL, msg_id TEXT NOT NULL, fingerprint INTEGER NOT "
-      "NULL, payload BLOB NOT NULL, at_ms INTEGER NOT NULL);"
-      "CREATE TABLE presence(uid TEXT PRIMARY KEY, connected INTEGER NOT NULL, connection TEXT "
-      "NOT NULL) WITHOUT ROWID;"
-      "INSERT INTO sessions VALUES('amy', 'sid-1', 1, 9999999999999, '');"
-      "INSERT INTO members VALUES('room', 'amy', 1, 'input');"
-      "INSERT INTO presence VALUES('amy', 1, 'conn-1');"
-      "PRAGMA application_id=" +
-          std::to_string(rtm::gateway::SqliteStore::kApplicationId) + "; PRAGMA user_version=2;");
+  sql(f.config.path, released_schema(2) +
+                         "INSERT INTO sessions VALUES('amy', 'sid-1', 1, 9999999999999, '');"
+                         "INSERT INTO members VALUES('room', 'amy', 1, 'input');"
+                         "INSERT INTO presence VALUES('amy', 1, 'conn-1');"
+                         "PRAGMA application_id=" +
+                         std::to_string(rtm::gateway::SqliteStore::kApplicationId) +
+                         "; PRAGMA user_version=2;");
   {
     auto s = f.open();
     CHECK(s->session("amy"));
@@ -2278,6 +2288,72 @@ TEST_CASE("sqlite: a file of schema 2 is migrated in place to 3 and keeps its ro
   CHECK(s->metadata().subscribers_of("bob") == std::vector<std::string>{"amy"});
   CHECK(s->restored().metadata == 1);
   CHECK(s->restored().metadata_subscriptions == 1);
+}
+
+TEST_CASE("sqlite: a file of schema 3 is migrated in place to 4 and keeps its rows") {
+  StateFile f;
+  // Schema 3 as it was released: schema 2 and the metadata tables, no locks table.
+  sql(f.config.path, released_schema(3) +
+                         "INSERT INTO sessions VALUES('amy', 'sid-1', 1, 9999999999999, '');"
+                         "INSERT INTO members VALUES('room', 'amy', 1, '');"
+                         "INSERT INTO metadata_subscriptions VALUES('amy', 'bob');"
+                         "PRAGMA application_id=" +
+                         std::to_string(rtm::gateway::SqliteStore::kApplicationId) +
+                         "; PRAGMA user_version=3;");
+  {
+    auto s = f.open();
+    CHECK(s->is_member("amy", "room"));
+    CHECK(s->metadata().subscribers_of("bob") == std::vector<std::string>{"amy"});
+    REQUIRE(s->locks().set_lock("room", "host", 10));
+    REQUIRE(s->locks().acquire("room", "host", "amy", false, kNow));
+    s->commit([](bool ok) { REQUIRE(ok); });
+  }
+  auto s = f.open();
+  CHECK(s->is_member("amy", "room"));
+  const auto host = s->locks().find("room", "host");
+  REQUIRE(host);
+  CHECK(host->holder == std::optional<std::string>("amy"));
+  CHECK(s->restored().lock_channels == 1);
+}
+
+TEST_CASE("sqlite: the locks of a channel are one record with holders, queues and deadlines") {
+  StateFile f;
+  using rtm::storage::LockState;
+  {
+    auto s = f.open();
+    auto& locks = s->locks();
+    REQUIRE(locks.set_lock("room", "host", 10));
+    REQUIRE(locks.set_lock("room", "seat 2", 30));
+    REQUIRE(locks.set_lock("hall", "x", 10));
+    REQUIRE(locks.acquire("room", "host", "amy", false, kNow));
+    REQUIRE(locks.acquire("room", "host", "bob", true, kNow));
+    REQUIRE(locks.acquire("room", "host", "cid", true, kNow));
+    REQUIRE(locks.acquire("room", "seat 2", "bob", false, kNow));
+    CHECK(locks.holder_left("room", "amy", kNow).held == std::vector<std::string>{"host"});
+    s->commit([](bool ok) { REQUIRE(ok); });
+    // The last lock of a channel removed: its record goes.
+    REQUIRE(locks.remove("hall", "x", kNow));
+    s->commit([](bool ok) { REQUIRE(ok); });
+  }
+  auto s = f.open();
+  CHECK(s->restored().lock_channels == 1);
+  CHECK(s->locks().channels() == std::vector<std::string>{"room"});
+  CHECK(s->locks().get_locks("room") ==
+        std::vector<LockState>{{"host", 10, std::string("amy"), kNow + 10000, {"bob", "cid"}},
+                               {"seat 2", 30, std::string("bob"), std::nullopt, {}}});
+  CHECK(s->locks().next_deadline() == kNow + 10000);
+  CHECK(s->locks().lock_count() == 2);
+}
+
+TEST_CASE("sqlite: a corrupt locks record is refused at start-up, naming the channel") {
+  StateFile f;
+  {
+    auto s = f.open();
+    REQUIRE(s->locks().set_lock("room", "host", 10));
+    s->commit([](bool ok) { REQUIRE(ok); });
+  }
+  sql(f.config.path, "UPDATE locks SET record = 'rtm-locks 1\n2:xx' WHERE channel = 'room';");
+  f.refused({f.config.path, "the locks of channel room are corrupt"});
 }
 
 TEST_CASE("sqlite: metadata is stored by scope, and metadata subscriptions end with the session") {

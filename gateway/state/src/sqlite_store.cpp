@@ -107,6 +107,18 @@ CREATE TABLE metadata_subscriptions(
 ) WITHOUT ROWID;
 )sql";
 
+// Version 4: the locks of each channel (issue 15), one record per channel in the storage
+// model's versioned blob form (rtm::storage::encode_locks): every lock of the channel with
+// its ttl, holder, countdown deadline and queue. One record, because one transition may
+// change several locks of a channel (a holder that leaves, expirations due together), and
+// a networked backend then does each transition as one compare-and-set on one key.
+constexpr const char* kLocksTable = R"sql(
+CREATE TABLE locks(
+  channel TEXT PRIMARY KEY,
+  record BLOB NOT NULL
+) WITHOUT ROWID;
+)sql";
+
 }  // namespace
 
 // A prepared statement, reset after each use.
@@ -177,11 +189,13 @@ SqliteStore::SqliteStore(const StateConfig& config, const LimitsConfig& limits,
   }
   add_change_listener(&keys_);
   metadata_.set_listener(&keys_);
+  locks_.set_listener(&keys_);
 }
 
 SqliteStore::~SqliteStore() {
   remove_change_listener(&keys_);
   metadata_.set_listener(nullptr);
+  locks_.set_listener(nullptr);
   close();
 }
 
@@ -272,6 +286,7 @@ void SqliteStore::migrate() {
     exec(kSchemaV1);
     exec(kPresenceTable);
     exec(kMetadataTables);
+    exec(kLocksTable);
     exec(("PRAGMA application_id=" + std::to_string(kApplicationId)).c_str());
     exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
     exec("COMMIT");
@@ -294,6 +309,14 @@ void SqliteStore::migrate() {
     exec("COMMIT");
     spdlog::info("state: {} migrated from schema 2 to 3 (user and channel metadata)", path_);
     version_ = 3;
+  }
+  if (version_ == 3) {
+    exec("BEGIN");
+    exec(kLocksTable);
+    exec("PRAGMA user_version=4");
+    exec("COMMIT");
+    spdlog::info("state: {} migrated from schema 3 to 4 (channel locks)", path_);
+    version_ = 4;
   }
 }
 
@@ -323,6 +346,8 @@ void SqliteStore::prepare() {
       make("INSERT INTO metadata_subscriptions(subscriber, target) VALUES(?1, ?2)");
   delete_metadata_subscriptions_ =
       make("DELETE FROM metadata_subscriptions WHERE subscriber = ?1");
+  put_locks_ = make("INSERT OR REPLACE INTO locks(channel, record) VALUES(?1, ?2)");
+  delete_locks_ = make("DELETE FROM locks WHERE channel = ?1");
   put_answer_ = make(
       "INSERT INTO answers(uid, msg_id, fingerprint, payload, at_ms) VALUES(?1, ?2, ?3, ?4, ?5)");
   // Answers are appended in time order, so the expired ones are the oldest rows: the
@@ -406,12 +431,14 @@ void SqliteStore::restore() {
     }
   }
   restore_metadata();
+  restore_locks();
   restored_.millis = millis_since(start);
   spdlog::info(
       "state: restored {} sessions, {} channel members, {} subscriptions, {} presence records, "
-      "{} metadata, {} metadata subscriptions from {} in {:.0f} ms{}",
+      "{} metadata, {} metadata subscriptions, {} channels' locks from {} in {:.0f} ms{}",
       restored_.sessions, restored_.members, restored_.subscriptions, restored_.presence,
-      restored_.metadata, restored_.metadata_subscriptions, path_, restored_.millis,
+      restored_.metadata, restored_.metadata_subscriptions, restored_.lock_channels, path_,
+      restored_.millis,
       restored_.dropped ? " (" + std::to_string(restored_.dropped) + " inconsistent rows dropped)"
                         : std::string());
 }
@@ -444,6 +471,22 @@ void SqliteStore::restore_metadata() {
     }
     metadata_.restore_subscription(subscriber, std::string(rows.column_text(1)));
     ++restored_.metadata_subscriptions;
+  }
+}
+
+// The holders and waiters are checked against the members by the lock operations after
+// the restore (a holder whose session is gone starts its countdown there), not here.
+void SqliteStore::restore_locks() {
+  Statement rows(*this, "SELECT channel, record FROM locks");
+  while (rows.next()) {
+    const std::string channel(rows.column_text(0));
+    auto decoded = storage::decode_locks(rows.column_blob(1));
+    if (!decoded) {
+      throw std::runtime_error("state file " + path_ + ": the locks of channel " + channel +
+                               " are corrupt: " + decoded.error().message);
+    }
+    locks_.restore(channel, *decoded);
+    ++restored_.lock_channels;
   }
 }
 
@@ -549,6 +592,17 @@ void SqliteStore::write_metadata_subscriptions(const std::string& subscriber) {
   }
 }
 
+void SqliteStore::write_locks(const std::string& channel) {
+  const auto records = locks_.records(channel);
+  if (records.empty()) {
+    if (!delete_locks_->text(1, channel).run()) fail("deleting the locks of " + channel);
+    return;
+  }
+  const std::string record = storage::encode_locks(records);
+  put_locks_->text(1, channel).blob(2, record);
+  if (!put_locks_->run()) fail("writing the locks of " + channel);
+}
+
 void SqliteStore::prune_answers(std::int64_t now_ms) {
   if (now_ms - last_prune_ms_ < kPruneEveryMs) return;
   last_prune_ms_ = now_ms;
@@ -569,6 +623,7 @@ void SqliteStore::commit(std::function<void(bool ok)> done) {
     for (const auto& uid : keys_.presence) write_presence(uid);
     for (const auto& [scope, name] : keys_.metadata) write_metadata(scope, name);
     for (const auto& uid : keys_.metadata_subscribers) write_metadata_subscriptions(uid);
+    for (const auto& channel : keys_.locks) write_locks(channel);
     for (const auto& a : answers_) {
       put_answer_->text(1, a.uid)
           .text(2, a.msg_id)
@@ -621,6 +676,7 @@ std::shared_ptr<StateStore> make_state_store(const Config& config) {
     store = std::make_shared<MemoryStore>(config.limits);
   }
   store->metadata().set_limits(config.storage.metadata);
+  store->locks().set_limits(config.storage.locks);
   return store;
 }
 

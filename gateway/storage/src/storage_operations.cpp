@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "lock_operations.hpp"
 #include "rtm/storage/errors.hpp"
 #include "rtm/storage/metadata.hpp"
 #include "rtm/topics/names.hpp"
@@ -91,11 +92,16 @@ class StorageService final : public Reloadable, public MetricsSource {
         [this](Call& c) { return get_op(c, MetadataScope::user); });
     add("subscribe_user_metadata", {"uid"}, [this](Call& c) { return subscribe_op(c); });
     add("unsubscribe_user_metadata", {"uid"}, [this](Call& c) { return unsubscribe_op(c); });
-    add("set_channel_metadata", with("channel", write),
+    // Channel metadata writes may name the lock that guards them (RTM 2's lockName).
+    auto guarded = [&with](std::vector<std::string_view> params) {
+      params.push_back("lock");
+      return with("channel", std::move(params));
+    };
+    add("set_channel_metadata", guarded(write),
         [this](Call& c) { return write_op(c, MetadataScope::channel, st::WriteKind::set); });
-    add("update_channel_metadata", with("channel", write),
+    add("update_channel_metadata", guarded(write),
         [this](Call& c) { return write_op(c, MetadataScope::channel, st::WriteKind::update); });
-    add("remove_channel_metadata", with("channel", remove),
+    add("remove_channel_metadata", guarded(remove),
         [this](Call& c) { return write_op(c, MetadataScope::channel, st::WriteKind::remove); });
     add("get_channel_metadata", {"channel", "keys"},
         [this](Call& c) { return get_op(c, MetadataScope::channel); });
@@ -144,6 +150,34 @@ class StorageService final : public Reloadable, public MetricsSource {
     if (state_.is_member(uid, name)) return std::nullopt;
     return failure(ErrorCode::not_joined,
                    uid + " has not joined channel " + name + " (its members write its metadata)");
+  }
+
+  // Lock-guarded channel metadata: the lock the call names, and the lock named by
+  // storage.channel_metadata_lock where it is set in the channel, must be the caller's.
+  std::optional<Failure> lock_guard(Call& call, const std::string& channel) const {
+    const auto& locks = state_.locks();
+    if (call.params.has("lock")) {
+      auto lock = call.params.string("lock");
+      if (!lock) return lock.error();
+      const auto found = locks.find(channel, *lock);
+      if (!found) {
+        return failure(ErrorCode::lock_not_found,
+                       "lock \"" + *lock + "\" is not set in channel " + channel);
+      }
+      if (found->holder != call.uid) {
+        return failure(ErrorCode::not_lock_holder,
+                       call.uid + " does not hold lock \"" + *lock + "\" that guards this write");
+      }
+    }
+    const auto& guard = config().channel_metadata_lock;
+    if (guard.empty()) return std::nullopt;
+    const auto found = locks.find(channel, guard);
+    if (found && found->holder != call.uid) {
+      return failure(ErrorCode::not_lock_holder, call.uid + " does not hold lock \"" + guard +
+                                                     "\", which guards the metadata of channel " +
+                                                     channel + " (storage.channel_metadata_lock)");
+    }
+    return std::nullopt;
   }
 
   std::optional<Failure> may_read(const std::string& uid, MetadataScope scope,
@@ -217,6 +251,9 @@ class StorageService final : public Reloadable, public MetricsSource {
     auto name = target(call, scope);
     if (!name) return name.error();
     if (auto refused = may_write(call.uid, scope, *name)) return *refused;
+    if (scope == MetadataScope::channel) {
+      if (auto refused = lock_guard(call, *name)) return *refused;
+    }
     st::Write w;
     w.kind = kind;
     auto items = items_param(call.params, kind);
@@ -302,6 +339,7 @@ void register_storage_operations(Core& core, std::shared_ptr<StateStore> store) 
   core.add_reloadable(service);
   core.add_metrics_source(service);
   register_state_operations(core, service->store());
+  register_lock_operations(core, service->store());
 }
 
 }  // namespace rtm::gateway

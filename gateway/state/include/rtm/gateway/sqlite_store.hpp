@@ -21,7 +21,7 @@ namespace rtm::gateway {
 class SqliteStore final : public MemoryStore {
  public:
   // The schema this gateway writes; older files are migrated, newer ones refused.
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
   // PRAGMA application_id of a state file ("RTMG"), so that another SQLite file given by
   // mistake is refused rather than written into.
   static constexpr std::int32_t kApplicationId = 0x52544D47;
@@ -55,6 +55,7 @@ class SqliteStore final : public MemoryStore {
     std::size_t presence = 0;
     std::size_t metadata = 0;                // users' and channels' metadata
     std::size_t metadata_subscriptions = 0;  // subscriptions to a user's metadata
+    std::size_t lock_channels = 0;           // channels with locks (one record each)
     std::size_t dropped = 0;
     double millis = 0;
   };
@@ -66,7 +67,7 @@ class SqliteStore final : public MemoryStore {
 
  private:
   class Statement;
-  class Keys final : public ChangeListener, public MetadataListener {
+  class Keys final : public ChangeListener, public MetadataListener, public LockListener {
    public:
     void session_changed(const std::string& uid) override { sessions.insert(uid); }
     void member_changed(const std::string& channel, const std::string& uid) override {
@@ -78,9 +79,10 @@ class SqliteStore final : public MemoryStore {
     void metadata_subscriptions_changed(const std::string& subscriber) override {
       metadata_subscribers.insert(subscriber);
     }
+    void locks_changed(const std::string& channel) override { locks.insert(channel); }
     bool empty() const {
       return sessions.empty() && members.empty() && presence.empty() && metadata.empty() &&
-             metadata_subscribers.empty();
+             metadata_subscribers.empty() && locks.empty();
     }
     void clear() {
       sessions.clear();
@@ -88,16 +90,18 @@ class SqliteStore final : public MemoryStore {
       presence.clear();
       metadata.clear();
       metadata_subscribers.clear();
+      locks.clear();
     }
     std::size_t size() const {
       return sessions.size() + members.size() + presence.size() + metadata.size() +
-             metadata_subscribers.size();
+             metadata_subscribers.size() + locks.size();
     }
     std::set<std::string> sessions;
     std::set<std::string> presence;                         // uids, written by SqliteStore itself
     std::set<std::pair<std::string, std::string>> members;  // (channel, uid)
     std::set<std::pair<MetadataScope, std::string>> metadata;
     std::set<std::string> metadata_subscribers;
+    std::set<std::string> locks;  // channels
   };
 
   void open(const StateConfig& config);
@@ -114,6 +118,8 @@ class SqliteStore final : public MemoryStore {
   void write_metadata(MetadataScope scope, const std::string& name);
   void write_metadata_subscriptions(const std::string& subscriber);
   void restore_metadata();
+  void write_locks(const std::string& channel);
+  void restore_locks();
   void prune_answers(std::int64_t now_ms);
 
   std::string path_;
@@ -134,6 +140,8 @@ class SqliteStore final : public MemoryStore {
   Statement* delete_metadata_ = nullptr;
   Statement* put_metadata_subscription_ = nullptr;
   Statement* delete_metadata_subscriptions_ = nullptr;
+  Statement* put_locks_ = nullptr;
+  Statement* delete_locks_ = nullptr;
   Statement* put_answer_ = nullptr;
   Statement* prune_answers_ = nullptr;
   Keys keys_;

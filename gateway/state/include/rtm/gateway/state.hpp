@@ -18,6 +18,7 @@
 
 #include "rtm/gateway/config.hpp"
 #include "rtm/gateway/core.hpp"
+#include "rtm/gateway/lock_store.hpp"
 #include "rtm/gateway/metadata_store.hpp"
 #include "rtm/gateway/presence_state_store.hpp"
 #include "rtm/gateway/request.hpp"
@@ -227,6 +228,11 @@ class StateStore : public Durability {
   virtual PresenceStateStore& states() = 0;
   virtual const PresenceStateStore& states() const = 0;
 
+  // ---- the locks of each channel (lock_store.hpp), in the same commits as the rest; the
+  // lock operations keep their holders and waiters members (docs/protocol.md, "Locks").
+  virtual LockStore& locks() = 0;
+  virtual const LockStore& locks() const = 0;
+
   // ---- for readers of whole rows (durable backends, the broker's grant feed)
   // Tells `listener` of every change by key from now on (not owned; it must outlive its
   // registration); remove_change_listener ends that.
@@ -316,6 +322,8 @@ class MemoryStore : public StateStore {
   const MetadataStore& metadata() const override { return metadata_; }
   PresenceStateStore& states() override { return states_; }
   const PresenceStateStore& states() const override { return states_; }
+  LockStore& locks() override { return locks_; }
+  const LockStore& locks() const override { return locks_; }
 
   void add_change_listener(ChangeListener* listener) override { listeners_.push_back(listener); }
   void remove_change_listener(ChangeListener* listener) override;
@@ -401,6 +409,7 @@ class MemoryStore : public StateStore {
  protected:
   MemoryMetadataStore metadata_;
   MemoryPresenceStateStore states_;
+  MemoryLockStore locks_;
 };
 
 // Builds the backend that config.state names, restored from what it stored. Throws

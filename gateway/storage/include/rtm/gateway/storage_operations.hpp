@@ -1,7 +1,8 @@
 #pragma once
 // The storage operations: metadata (docs/protocol.md, "Metadata": set_/update_/remove_/get_
 // user_metadata and channel_metadata, subscribe_/unsubscribe_user_metadata) and presence
-// states ("Presence states": set_state, remove_state, get_state).
+// states ("Presence states": set_state, remove_state, get_state) and locks ("Locks":
+// set_lock, acquire_lock, release_lock, revoke_lock, get_locks, remove_lock).
 #include <memory>
 
 #include "rtm/gateway/core.hpp"
