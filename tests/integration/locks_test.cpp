@@ -3,8 +3,6 @@
 // holder's connection drops and after the ttl the lock passes to the waiter; locks, holders
 // and queues survive kill -9.
 #include <doctest/doctest.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <chrono>
 #include <memory>
@@ -17,17 +15,6 @@
 using namespace rtm::test;
 
 namespace {
-
-std::string str(const rapidjson::Value& v) {
-  rapidjson::StringBuffer out;
-  rapidjson::Writer<rapidjson::StringBuffer> writer(out);
-  v.Accept(writer);
-  return out.GetString();
-}
-
-bool ok(const rapidjson::Document& d) {
-  return d.IsObject() && d.HasMember("code") && d["code"].IsInt() && d["code"].GetInt() == 0;
-}
 
 // On sqlite, with locks of a ttl down to 1 s so that the countdown is quick.
 GatewayOptions lock_gateway(const TempDir& dir) {
@@ -54,16 +41,16 @@ std::unique_ptr<Client> member(const std::string& uri, const std::string& uid,
   c->subscribe("rtm/events/" + channel);
   auto d = request(*c, uid, "login?msg_id=login-" + unique_id(uid),
                    "{\"token\":\"" + token_for(uid) + "\"}");
-  REQUIRE_MESSAGE(ok(d), str(d));
+  REQUIRE_MESSAGE(answered_ok(d), json_text(d));
   d = request(*c, uid, "join?channel=" + channel + "&msg_id=join-" + unique_id(uid));
-  REQUIRE_MESSAGE(ok(d), str(d));
+  REQUIRE_MESSAGE(answered_ok(d), json_text(d));
   return c;
 }
 
 rapidjson::Document must(Client& c, const std::string& uid, const std::string& uri,
                          const std::string& body = "") {
   auto d = request(c, uid, uri, body);
-  REQUIRE_MESSAGE(ok(d), uri << ": " << str(d));
+  REQUIRE_MESSAGE(answered_ok(d), uri << ": " << json_text(d));
   return d;
 }
 
@@ -156,7 +143,7 @@ TEST_CASE("locks: locks, holders and queues survive kill -9 and a restart on sql
   REQUIRE(wait_gateway_ready(s.broker.uri()));
 
   auto locks = must(*bob, "bob", "get_locks?channel=room&msg_id=lr-g1");
-  REQUIRE_MESSAGE(locks["result"]["locks"].Size() == 2, str(locks));
+  REQUIRE_MESSAGE(locks["result"]["locks"].Size() == 2, json_text(locks));
   const auto& seat = locks["result"]["locks"][0];
   CHECK(field(seat, "lock") == "seat");
   CHECK(seat["ttl"].GetInt64() == 30);

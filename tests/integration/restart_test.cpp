@@ -2,8 +2,6 @@
 // persistence, the gateway with its shipped state backend (sqlite), plain MQTT clients. The
 // gateway is killed with SIGKILL (no clean stop) and started again on the same file.
 #include <doctest/doctest.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <signal.h>
 

@@ -70,11 +70,6 @@ std::unique_ptr<Client> user_client(const std::string& uri, const std::string& u
   return client;
 }
 
-bool answered_ok(const rapidjson::Document& doc) {
-  return doc.IsObject() && doc.HasMember("code") && doc["code"].IsInt() &&
-         doc["code"].GetInt() == 0;
-}
-
 // wait_gateway_ready() connects anonymously, which this broker refuses.
 bool wait_ready_with_token(const std::string& uri) {
   const std::string uid = unique_id("probe");

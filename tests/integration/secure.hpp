@@ -32,7 +32,6 @@ int connect_outcome(const std::string& uri, const std::string& username,
                     const std::string& password, std::string client_id = "");
 // A user's client, logged in to the broker with a fresh token, subscribed to its own subtree.
 std::unique_ptr<Client> user_client(const std::string& uri, const std::string& uid);
-bool answered_ok(const rapidjson::Document& doc);
 // A probe that logs in with a token pings itself until the gateway answers.
 bool wait_ready_with_token(const std::string& uri);
 std::string login_body(const std::string& uid);

@@ -2,8 +2,6 @@
 // gateway on its sqlite state, Paho clients. Two users race on one item with compare-and-set,
 // subscribers and channel members get the events, and the metadata survives kill -9.
 #include <doctest/doctest.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <memory>
 #include <string>
