@@ -260,6 +260,55 @@ TEST_CASE(
 
 // ------------------------------------------------------------------ acquire_lock's wait
 
+TEST_CASE("sdk locks: a queued acquire_lock completes when the holder releases, on the real gateway") {
+  Room r("lock-room", "lock-a", "lock-b");
+  auto locks_a = r.a->lock();
+  auto locks_b = r.b->lock();
+  REQUIRE(locks_a.set_lock(r.channel, "host", std::chrono::seconds(30)).ok());
+  auto first = locks_a.acquire_lock(r.channel, "host");
+  REQUIRE_MESSAGE(first.ok(), first.status().to_string());
+  CHECK(*first == sdk::AcquireStatus::acquired);
+  CHECK(locks_b.acquire_lock(r.channel, "host").status().is(sdk::ErrorCode::lock_held));
+
+  // b waits in the queue on a thread of its own; a releases once b is in line.
+  sdk::AcquireLockOptions wait;
+  wait.retry = true;
+  wait.wait = std::chrono::milliseconds(10000);
+  auto queued = std::async(std::launch::async,
+                           [&] { return locks_b.acquire_lock(r.channel, "host", wait); });
+  const auto in_line = std::chrono::steady_clock::now() + 10s;
+  bool waiting = false;
+  while (!waiting && std::chrono::steady_clock::now() < in_line) {
+    auto got = locks_a.get_locks(r.channel);
+    REQUIRE(got.ok());
+    waiting = !got->empty() && got->front().waiters == std::vector<std::string>{"lock-b"};
+    if (!waiting) std::this_thread::sleep_for(20ms);  // polling get_locks, with a deadline
+  }
+  REQUIRE(waiting);
+  CHECK(queued.wait_for(0ms) == std::future_status::timeout);  // still waiting
+  REQUIRE(locks_a.release_lock(r.channel, "host").ok());
+  REQUIRE(queued.wait_for(10s) == std::future_status::ready);
+  auto second = queued.get();
+  REQUIRE_MESSAGE(second.ok(), second.status().to_string());
+  CHECK(*second == sdk::AcquireStatus::acquired);
+
+  // Both see the hand-over as lock events, and get_locks names the new owner.
+  auto handed = r.a.locks.wait(
+      [](const sdk::LockEvent& e) {
+        return e.type == sdk::LockEventType::acquired && e.uid == "lock-b";
+      },
+      10000ms);
+  REQUIRE(handed);
+  CHECK(handed->lock == "host");
+  auto now = locks_a.get_locks(r.channel);
+  REQUIRE(now.ok());
+  REQUIRE(now->size() == 1);
+  CHECK(now->front().owner == "lock-b");
+  CHECK(locks_a.release_lock(r.channel, "host").status().is(sdk::ErrorCode::not_lock_holder));
+  REQUIRE(locks_b.remove_lock(r.channel, "host").ok());
+  CHECK(locks_a.get_locks(r.channel)->empty());
+}
+
 TEST_CASE("sdk presence: set_state reaches another member, who_now shows it, leave ends it") {
   Room r("state-room", "state-a", "state-b");
   auto set = r.b->presence().set_state(r.channel, {{"seat", "2"}, {"ready", "no"}});
