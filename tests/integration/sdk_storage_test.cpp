@@ -260,7 +260,8 @@ TEST_CASE(
 
 // ------------------------------------------------------------------ acquire_lock's wait
 
-TEST_CASE("sdk locks: a queued acquire_lock completes when the holder releases, on the real gateway") {
+TEST_CASE(
+    "sdk locks: a queued acquire_lock completes when the holder releases, on the real gateway") {
   Room r("lock-room", "lock-a", "lock-b");
   auto locks_a = r.a->lock();
   auto locks_b = r.b->lock();
@@ -274,8 +275,8 @@ TEST_CASE("sdk locks: a queued acquire_lock completes when the holder releases, 
   sdk::AcquireLockOptions wait;
   wait.retry = true;
   wait.wait = std::chrono::milliseconds(10000);
-  auto queued = std::async(std::launch::async,
-                           [&] { return locks_b.acquire_lock(r.channel, "host", wait); });
+  auto queued =
+      std::async(std::launch::async, [&] { return locks_b.acquire_lock(r.channel, "host", wait); });
   const auto in_line = std::chrono::steady_clock::now() + 10s;
   bool waiting = false;
   while (!waiting && std::chrono::steady_clock::now() < in_line) {
