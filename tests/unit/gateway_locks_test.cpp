@@ -245,6 +245,25 @@ TEST_CASE("locks: every refusal answers its error code and changes nothing") {
   CHECK(locks_of(h, "bob", "room") == Lines{"host 30 bob [carol]", "second 30 - []"});
 }
 
+TEST_CASE("locks: the channels with locks are bounded in all") {
+  auto config = rtm::test::harness_config();
+  config.storage.locks.max_channels = 1;
+  RtmHarness h(config);
+  h.enter("bob", "room");
+  h.ok("bob", "join", "channel=hall");
+  h.ok("bob", "set_lock", "channel=room&lock=host&ttl=30");
+  const auto at = h.send("bob", "set_lock", "channel=hall&lock=host&ttl=30");
+  const auto doc = rtm::test::parse_json(h.outbox.sent[at].payload);
+  CHECK(text(doc, "error") == "LIMIT_LOCKS");
+  CHECK(text(doc, "message").find("storage.max_lock_channels") != std::string::npos);
+  CHECK(locks_of(h, "bob", "hall").empty());
+  // A channel that has locks takes more; once its last lock goes, another channel may.
+  h.ok("bob", "set_lock", "channel=room&lock=dealer&ttl=30");
+  h.ok("bob", "remove_lock", "channel=room&lock=host");
+  h.ok("bob", "remove_lock", "channel=room&lock=dealer");
+  h.ok("bob", "set_lock", "channel=hall&lock=host&ttl=30");
+}
+
 TEST_CASE("locks: get_locks is read as who_now is, the other operations need a member") {
   auto config = rtm::test::harness_config();
   config.channels.public_presence = {"lobby-*"};

@@ -802,6 +802,7 @@ Config parse(const YAML::Node& root, const std::string& base_dir) {
       s.integer("lock_max_ttl_s", lk.max_ttl_s, 1, 86400);
       s.integer("max_locks_per_channel", lk.max_locks, 1, 100000);
       s.integer("max_lock_waiters", lk.max_waiters, 1, 100000);
+      s.integer("max_lock_channels", lk.max_channels, 0, 1000000000);
       lk.max_name_bytes = m.max_key_bytes;
       if (lk.min_ttl_s > lk.max_ttl_s) {
         problems.push_back("storage: lock_min_ttl_s (" + std::to_string(lk.min_ttl_s) +

@@ -48,6 +48,11 @@ void MemoryLockStore::changed(const std::string& channel) {
 st::Result<std::vector<st::LockEvent>> MemoryLockStore::set_lock(const std::string& channel,
                                                                  const std::string& name,
                                                                  std::int64_t ttl_s) {
+  if (channels_.size() >= limits_.max_channels && channels_.count(channel) == 0) {
+    return st::make_error(st::ErrorCode::too_many_locks,
+                          std::to_string(limits_.max_channels) + " channels have locks already",
+                          st::LockLimits::kMaxChannelsKey, name);
+  }
   return on_channel<std::vector<st::LockEvent>>(
       channel, [&](st::Locks& locks) { return locks.set_lock(name, ttl_s); });
 }

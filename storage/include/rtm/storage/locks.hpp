@@ -41,11 +41,14 @@ struct LockLimits {
   static constexpr std::string_view kMaxTtlKey = "storage.lock_max_ttl_s";
   static constexpr std::string_view kMaxLocksKey = "storage.max_locks_per_channel";
   static constexpr std::string_view kMaxWaitersKey = "storage.max_lock_waiters";
+  static constexpr std::string_view kMaxChannelsKey = "storage.max_lock_channels";
 
   std::int64_t min_ttl_s = 10;  // RTM 2's range
   std::int64_t max_ttl_s = 300;
   std::size_t max_locks = 64;    // per channel
   std::size_t max_waiters = 64;  // per lock
+  // Channels with locks, in all: a store's bound (a channel's locks stay until removed).
+  std::size_t max_channels = 100000;
   std::size_t max_name_bytes = kDefaultMaxKeyBytes;
 };
 
