@@ -52,7 +52,10 @@ std::optional<Error> check_call(const Write& w, const MetadataLimits& limits) {
                        "\" is invalid: -1 (no check) or a revision >= 0",
                    {}, item.key);
     }
-    const std::string_view value = w.kind == WriteKind::remove ? "" : item.value;
+    // A remove carries no value. (Both arms are views: a ternary of "" and a std::string
+    // would make a temporary string that the view outlives.)
+    const std::string_view value =
+        w.kind == WriteKind::remove ? std::string_view{} : std::string_view{item.value};
     if (value.size() > limits.max_value_bytes) {
       return make_error(ErrorCode::value_too_large,
                    "the value of key \"" + item.key + "\" is " + n(value.size()) +
