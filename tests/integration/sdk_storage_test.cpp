@@ -310,6 +310,67 @@ TEST_CASE(
   CHECK(locks_a.get_locks(r.channel)->empty());
 }
 
+TEST_CASE("sdk locks: a queued acquire_lock completes after the holder's device drops and the ttl passes") {
+  GatewayOptions options;
+  options.extra_yaml = "storage:\n  lock_min_ttl_s: 1\n";
+  Setup s(options);
+  const std::string port = std::to_string(s.broker.port());
+  Peer carol(s.broker.uri(), "drop-carol");
+  carol.login();
+  REQUIRE(carol->stream_channel("drop-room").join().ok());
+
+  // bob is a plain device: a process whose Will says offline, and a connection for requests
+  // that says online for the same connection id.
+  TempDir dir;
+  Process device({find_program("mosquitto_sub"), "-p", port, "-i", unique_id("bob-device"), "-t",
+                  "rtm/u/drop-bob/#", "--will-topic", "rtm/presence/drop-bob", "--will-payload",
+                  R"({"state":"offline","session":"bob-conn"})", "--will-retain", "--will-qos",
+                  "1"},
+                 dir.path() / "device.log");
+  Client bob(s.broker.uri(), unique_id("drop-bob"));
+  bob.connect();
+  bob.subscribe("rtm/u/drop-bob/#");
+  REQUIRE(answered_ok(request(bob, "drop-bob", "login?msg_id=db1",
+                              "{\"token\":\"" + token_for("drop-bob") + "\"}")));
+  bob.publish("rtm/presence/drop-bob", R"({"state":"online","session":"bob-conn"})", 1, true);
+  REQUIRE(answered_ok(request(bob, "drop-bob", "join?channel=drop-room&msg_id=db2")));
+  REQUIRE(answered_ok(request(bob, "drop-bob", "set_lock?channel=drop-room&lock=host&ttl=1&msg_id=db3")));
+  REQUIRE(answered_ok(request(bob, "drop-bob", "acquire_lock?channel=drop-room&lock=host&msg_id=db4")));
+
+  sdk::AcquireLockOptions wait;
+  wait.retry = true;
+  wait.wait = std::chrono::milliseconds(20000);
+  auto locks = carol->lock();
+  auto queued = std::async(std::launch::async,
+                           [&] { return locks.acquire_lock("drop-room", "host", wait); });
+  // The device's Will exists once it reads a probe (its output is a file, polled with a
+  // deadline); then it dies without DISCONNECT and the broker publishes the Will.
+  const auto connected_by = std::chrono::steady_clock::now() + 10s;
+  while (device.log().find("probe") == std::string::npos &&
+         std::chrono::steady_clock::now() < connected_by) {
+    bob.publish("rtm/u/drop-bob/probe", "probe", 0);
+    std::this_thread::sleep_for(20ms);
+  }
+  REQUIRE_MESSAGE(device.log().find("probe") != std::string::npos, device.log());
+  CHECK(queued.wait_for(0ms) == std::future_status::timeout);  // bob still holds it
+  device.kill_hard();
+
+  REQUIRE(queued.wait_for(20s) == std::future_status::ready);
+  auto got = queued.get();
+  REQUIRE_MESSAGE(got.ok(), got.status().to_string());
+  CHECK(*got == sdk::AcquireStatus::acquired);
+  auto expired = carol.locks.wait(
+      [](const sdk::LockEvent& e) {
+        return e.type == sdk::LockEventType::expired && e.uid == "drop-bob";
+      },
+      1000ms);
+  CHECK(expired);
+  auto now = locks.get_locks("drop-room");
+  REQUIRE(now.ok());
+  REQUIRE(now->size() == 1);
+  CHECK(now->front().owner == "drop-carol");
+}
+
 TEST_CASE("sdk presence: set_state reaches another member, who_now shows it, leave ends it") {
   Room r("state-room", "state-a", "state-b");
   auto set = r.b->presence().set_state(r.channel, {{"seat", "2"}, {"ready", "no"}});
