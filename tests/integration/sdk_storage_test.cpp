@@ -310,7 +310,9 @@ TEST_CASE(
   CHECK(locks_a.get_locks(r.channel)->empty());
 }
 
-TEST_CASE("sdk locks: a queued acquire_lock completes after the holder's device drops and the ttl passes") {
+TEST_CASE(
+    "sdk locks: a queued acquire_lock completes after the holder's device drops and the ttl "
+    "passes") {
   GatewayOptions options;
   options.extra_yaml = "storage:\n  lock_min_ttl_s: 1\n";
   Setup s(options);
@@ -322,11 +324,11 @@ TEST_CASE("sdk locks: a queued acquire_lock completes after the holder's device 
   // bob is a plain device: a process whose Will says offline, and a connection for requests
   // that says online for the same connection id.
   TempDir dir;
-  Process device({find_program("mosquitto_sub"), "-p", port, "-i", unique_id("bob-device"), "-t",
-                  "rtm/u/drop-bob/#", "--will-topic", "rtm/presence/drop-bob", "--will-payload",
-                  R"({"state":"offline","session":"bob-conn"})", "--will-retain", "--will-qos",
-                  "1"},
-                 dir.path() / "device.log");
+  Process device(
+      {find_program("mosquitto_sub"), "-p", port, "-i", unique_id("bob-device"), "-t",
+       "rtm/u/drop-bob/#", "--will-topic", "rtm/presence/drop-bob", "--will-payload",
+       R"({"state":"offline","session":"bob-conn"})", "--will-retain", "--will-qos", "1"},
+      dir.path() / "device.log");
   Client bob(s.broker.uri(), unique_id("drop-bob"));
   bob.connect();
   bob.subscribe("rtm/u/drop-bob/#");
@@ -334,15 +336,17 @@ TEST_CASE("sdk locks: a queued acquire_lock completes after the holder's device 
                               "{\"token\":\"" + token_for("drop-bob") + "\"}")));
   bob.publish("rtm/presence/drop-bob", R"({"state":"online","session":"bob-conn"})", 1, true);
   REQUIRE(answered_ok(request(bob, "drop-bob", "join?channel=drop-room&msg_id=db2")));
-  REQUIRE(answered_ok(request(bob, "drop-bob", "set_lock?channel=drop-room&lock=host&ttl=1&msg_id=db3")));
-  REQUIRE(answered_ok(request(bob, "drop-bob", "acquire_lock?channel=drop-room&lock=host&msg_id=db4")));
+  REQUIRE(answered_ok(
+      request(bob, "drop-bob", "set_lock?channel=drop-room&lock=host&ttl=1&msg_id=db3")));
+  REQUIRE(
+      answered_ok(request(bob, "drop-bob", "acquire_lock?channel=drop-room&lock=host&msg_id=db4")));
 
   sdk::AcquireLockOptions wait;
   wait.retry = true;
   wait.wait = std::chrono::milliseconds(20000);
   auto locks = carol->lock();
-  auto queued = std::async(std::launch::async,
-                           [&] { return locks.acquire_lock("drop-room", "host", wait); });
+  auto queued =
+      std::async(std::launch::async, [&] { return locks.acquire_lock("drop-room", "host", wait); });
   // The device's Will exists once it reads a probe (its output is a file, polled with a
   // deadline); then it dies without DISCONNECT and the broker publishes the Will.
   const auto connected_by = std::chrono::steady_clock::now() + 10s;
