@@ -624,11 +624,7 @@ class RtmService final : public RtmApi,
       auto& a = doc.GetAllocator();
       json::Value states(rapidjson::kObjectType);
       for (const auto& [uid, items] : state_.states().channel_states(*channel)) {
-        json::Value map(rapidjson::kObjectType);
-        for (const auto& [key, value] : items) {
-          map.AddMember(json::str(key, a), json::str(value, a), a);
-        }
-        states.AddMember(json::str(uid, a), std::move(map), a);
+        states.AddMember(json::str(uid, a), json::string_map(items, a), a);
       }
       json::set(doc, "states", std::move(states));
     }

@@ -79,9 +79,7 @@ class StateService final : public Reloadable, public MetricsSource {
     auto& a = doc.GetAllocator();
     json::set(doc, "channel", channel);
     json::set(doc, "uid", uid);
-    json::Value map(rapidjson::kObjectType);
-    for (const auto& [key, value] : states) map.AddMember(json::str(key, a), json::str(value, a), a);
-    json::set(doc, "states", std::move(map));
+    json::set(doc, "states", json::string_map(states, a));
     return doc;
   }
 

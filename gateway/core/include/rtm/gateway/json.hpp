@@ -4,6 +4,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,6 +47,14 @@ inline Value string_array(const std::vector<std::string>& items, Document::Alloc
   arr.Reserve(static_cast<rapidjson::SizeType>(items.size()), a);
   for (const auto& s : items) arr.PushBack(str(s, a), a);
   return arr;
+}
+
+// {"key":"value",...} of a map of strings, in the map's order.
+inline Value string_map(const std::map<std::string, std::string>& items,
+                        Document::AllocatorType& a) {
+  Value obj(rapidjson::kObjectType);
+  for (const auto& [key, value] : items) obj.AddMember(str(key, a), str(value, a), a);
+  return obj;
 }
 
 inline void write_string(Writer& w, std::string_view s) {
