@@ -74,8 +74,10 @@ class LockService final : public PublishBarrier,
 
   // ---- ChangeListener: inside the store's mutations, so only the keys are kept.
   void session_changed(const std::string&) override {}  // its channels tell member_changed
+  // Only channels with locks have holders or waiters to follow: the other members' joins,
+  // topics and subscriptions cost nothing here.
   void member_changed(const std::string& channel, const std::string& uid) override {
-    dirty_.emplace(channel, uid);
+    if (locks_.has_locks(channel)) dirty_.emplace(channel, uid);
   }
 
   // ---- PublishBarrier: before each message and at the end of each turn.

@@ -82,6 +82,7 @@ class LockStore {
   virtual std::optional<storage::LockState> find(const std::string& channel,
                                                  const std::string& name) const = 0;
   virtual std::vector<std::string> channels() const = 0;  // with locks, by name
+  virtual bool has_locks(const std::string& channel) const = 0;
   virtual std::size_t lock_count() const = 0;             // in every channel
 };
 
@@ -118,6 +119,9 @@ class MemoryLockStore final : public LockStore {
   std::optional<storage::LockState> find(const std::string& channel,
                                          const std::string& name) const override;
   std::vector<std::string> channels() const override;
+  bool has_locks(const std::string& channel) const override {
+    return channels_.count(channel) > 0;
+  }
   std::size_t lock_count() const override { return lock_count_; }
 
   // ---- for durable backends: one listener (not owned), and restoring without events.
