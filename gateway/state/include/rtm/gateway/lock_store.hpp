@@ -119,9 +119,7 @@ class MemoryLockStore final : public LockStore {
   std::optional<storage::LockState> find(const std::string& channel,
                                          const std::string& name) const override;
   std::vector<std::string> channels() const override;
-  bool has_locks(const std::string& channel) const override {
-    return channels_.count(channel) > 0;
-  }
+  bool has_locks(const std::string& channel) const override { return channels_.count(channel) > 0; }
   std::size_t lock_count() const override { return lock_count_; }
 
   // ---- for durable backends: one listener (not owned), and restoring without events.
