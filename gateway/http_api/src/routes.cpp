@@ -1,7 +1,9 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <ctime>
+#include <stdexcept>
 
 #include "rtm/gateway/http_api.hpp"
 #include "rtm/mapping/json.hpp"
