@@ -19,24 +19,23 @@ const std::string kReader = "reader-key-0123456789abcdef";
 const std::string kPublisher = "publisher-key-0123456789ab";
 const std::string kOperator = "operator-key-0123456789abcdef";
 
+// The gateway's config: an operator key, and one API key per right.
+GatewayOptions api_options(int http_port) {
+  GatewayOptions options;
+  options.extra_yaml = "ops:\n  uids: [ops]\n  http_listen: 127.0.0.1:" +
+                       std::to_string(http_port) + "\n  api_keys: [\"" + kOperator + "\"]\n" +
+                       "http_api:\n  keys:\n" +                                   //
+                       "    - key: " + kAdmin + "\n      rights: [admin]\n" +        //
+                       "    - key: " + kReader + "\n      rights: [read]\n" +        //
+                       "    - key: " + kPublisher + "\n      rights: [publish]\n";
+  return options;
+}
+
 struct ApiGateway {
   Mosquitto broker;
   int http_port = free_port();
   GatewayProcess gateway;
-  ApiGateway()
-      : gateway(broker.uri(),
-                GatewayOptions{"ops:\n  uids: [ops]\n  http_listen: 127.0.0.1:" +
-                               std::to_string(http_port) + "\n  api_keys: [\"" + kOperator +
-                               "\"]\n"
-                               "http_api:\n  keys:\n"
-                               "    - key: " +
-                               kAdmin +
-                               "\n      rights: [admin]\n"
-                               "    - key: " +
-                               kReader +
-                               "\n      rights: [read]\n"
-                               "    - key: " +
-                               kPublisher + "\n      rights: [publish]\n"}) {
+  ApiGateway() : gateway(broker.uri(), api_options(http_port)) {
     REQUIRE_MESSAGE(wait_gateway_ready(broker.uri()), gateway.log());
   }
 
