@@ -20,14 +20,14 @@ const std::string kPublisher = "publisher-key-0123456789ab";
 const std::string kOperator = "operator-key-0123456789abcdef";
 
 // The gateway's config: an operator key, and one API key per right.
-GatewayOptions api_options(int http_port) {
+GatewayOptions api_options(int http_port, const std::string& more_yaml) {
   GatewayOptions options;
-  options.extra_yaml = "ops:\n  uids: [ops]\n  http_listen: 127.0.0.1:" +
-                       std::to_string(http_port) + "\n  api_keys: [\"" + kOperator + "\"]\n" +
-                       "http_api:\n  keys:\n" +                                   //
-                       "    - key: " + kAdmin + "\n      rights: [admin]\n" +        //
-                       "    - key: " + kReader + "\n      rights: [read]\n" +        //
-                       "    - key: " + kPublisher + "\n      rights: [publish]\n";
+  options.extra_yaml =
+      "ops:\n  uids: [ops]\n  http_listen: 127.0.0.1:" + std::to_string(http_port) +
+      "\n  api_keys: [\"" + kOperator + "\"]\n" + "http_api:\n  keys:\n" +  //
+      "    - key: " + kAdmin + "\n      rights: [admin]\n" +                //
+      "    - key: " + kReader + "\n      rights: [read]\n" +                //
+      "    - key: " + kPublisher + "\n      rights: [publish]\n" + more_yaml;
   return options;
 }
 
@@ -35,7 +35,8 @@ struct ApiGateway {
   Mosquitto broker;
   int http_port = free_port();
   GatewayProcess gateway;
-  ApiGateway() : gateway(broker.uri(), api_options(http_port)) {
+  explicit ApiGateway(const std::string& more_yaml = "")
+      : gateway(broker.uri(), api_options(http_port, more_yaml)) {
     REQUIRE_MESSAGE(wait_gateway_ready(broker.uri()), gateway.log());
   }
 
@@ -266,4 +267,24 @@ TEST_CASE("http api: every documented route answers its example") {
     }
   }
   CHECK(routes >= 11);
+}
+
+TEST_CASE(
+    "http api: on the sqlite backend a write is answered after its commit and survives a restart") {
+  TempDir state;
+  ApiGateway gw("state:\n  backend: sqlite\n  path: " + (state.path() / "state.db").string() +
+                "\n");
+  auto r = gw.call("PUT", "/v1/users/dave/metadata", kAdmin,
+                   R"({"items":[{"key":"name","value":"Dave"}],"record_author":true})");
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  CHECK(
+      r.body ==
+      R"({"code":0,"result":{"uid":"dave","major_revision":1,"items":[{"key":"name","value":"Dave","revision":1,"author":"$server"}]}})");
+  gw.gateway.kill_hard();
+  gw.gateway.start();
+  REQUIRE_MESSAGE(wait_gateway_ready(gw.broker.uri()), gw.gateway.log());
+  r = gw.call("GET", "/v1/users/dave/metadata", kReader);
+  CHECK(
+      r.body ==
+      R"({"code":0,"result":{"uid":"dave","major_revision":1,"items":[{"key":"name","value":"Dave","revision":1,"author":"$server"}]}})");
 }
