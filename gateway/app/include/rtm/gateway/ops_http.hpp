@@ -6,6 +6,8 @@
 // RabbitMQ's HTTP auth backend cannot send headers: its four endpoints carry the key in
 // the path instead, POST /v1/rabbitmq/{key}/{user,vhost,resource,topic}
 // (enforcement.rabbitmq_http_auth), and answer the text "allow" or "deny".
+// With http_api.keys it also serves the server HTTP API for app servers (http_api.hpp,
+// docs/http-api.yaml), whose admin keys may POST /v1/kick as well.
 #include <functional>
 #include <memory>
 #include <optional>
