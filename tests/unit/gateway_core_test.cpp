@@ -775,3 +775,29 @@ TEST_CASE("core: module requests need a session unless modules.require_login is 
     CHECK(calls == 2);
   }
 }
+
+TEST_CASE("core: invoke runs an operation for the server as an operator without a session") {
+  Harness h;
+  CHECK(h.core->is_operator(std::string(rtm::gateway::kServerCaller)));
+  CHECK_FALSE(rtm::topics::is_valid_name(rtm::gateway::kServerCaller));
+  auto ok = h.core->invoke("echo", R"({"channel":"room","users":["a"],"n":3})");
+  REQUIRE(ok);
+  CHECK(json::dump(*ok) == R"({"channel":"room","users":["a"],"n":3,"uid":"$server"})");
+  // No session directory: a session-needing operation still runs for the server.
+  REQUIRE(h.core->invoke("secret", ""));
+  CHECK(h.secret_calls == 1);
+  // The operation's own checks and the parameter rules hold; nothing is published.
+  auto bad = h.core->invoke("echo", R"({"channel":"a/b","users":[],"n":1})");
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().code == ErrorCode::invalid_name);
+  CHECK(h.core->invoke("echo", R"({"color":"red"})").error().code == ErrorCode::invalid_parameter);
+  CHECK(h.core->invoke("nope", "").error().code == ErrorCode::unknown_operation);
+  CHECK(h.core->invoke("boom", "").error().code == ErrorCode::internal);
+  CHECK(h.outbox.sent.empty());
+  // An after_commit callback runs at the end of the turn (no Durability: at once there).
+  bool done = false;
+  h.core->after_commit([&done] { done = true; });
+  CHECK_FALSE(done);
+  h.core->end_turn();
+  CHECK(done);
+}

@@ -106,6 +106,9 @@ Gateway::Gateway(const Config& config, std::unique_ptr<BrokerLink> link)
   auto store = make_state_store(config_);
   rtm_ = register_rtm_operations(*core_, store);
   register_storage_operations(*core_, store);
+  server_api_ = std::make_unique<ServerApi>(*core_, store);
+  api_keys_ = std::make_unique<ApiKeys>(config_.http_api.keys, config_.http_api.rate_per_s,
+                                        config_.http_api.burst);
   register_bridge(*core_, rtm_);
   register_module_rpc(*core_);
   core_->add_message_handler(std::make_shared<StatusWatch>(*this));
@@ -145,7 +148,17 @@ Gateway::~Gateway() {
 
 void Gateway::start_ops_http() {
   if (!config_.ops.http_listen.empty()) {
-    ops_http_ = std::make_unique<OpsHttpServer>(config_.ops.http_listen, *this, config_.ops.api_keys);
+    OpsHttpOptions options;
+    options.api_keys = config_.ops.api_keys;
+    if (!api_keys_->empty()) {
+      options.server_keys = api_keys_.get();
+      options.more_routes = [this](httplib::Server& server) {
+        add_api_routes(server, config_, *api_keys_, *this, *server_api_);
+      };
+      options.max_body_bytes = config_.http_api.max_body_bytes;
+      options.more_threads = config_.http_api.threads;
+    }
+    ops_http_ = std::make_unique<OpsHttpServer>(config_.ops.http_listen, *this, std::move(options));
   }
 }
 
@@ -431,6 +444,22 @@ std::optional<OpsProbe::Answer> Gateway::on_loop(std::function<Answer()> work) {
   auto done = std::make_shared<std::promise<Answer>>();
   auto result = done->get_future();
   post([work = std::move(work), done] { done->set_value(work()); });
+  if (result.wait_for(kMetricsDeadline) != std::future_status::ready) return std::nullopt;
+  try {
+    return result.get();
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+std::optional<ApiOutcome> Gateway::run_on_loop(std::function<ApiOutcome()> work) {
+  auto done = std::make_shared<std::promise<ApiOutcome>>();
+  auto result = done->get_future();
+  post([this, work = std::move(work), done] {
+    auto outcome = std::make_shared<ApiOutcome>(work());
+    // The answer waits for the turn's commit and messages, as an MQTT answer does.
+    core_->after_commit([done, outcome] { done->set_value(std::move(*outcome)); });
+  });
   if (result.wait_for(kMetricsDeadline) != std::future_status::ready) return std::nullopt;
   try {
     return result.get();

@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <thread>
 
@@ -55,6 +56,13 @@ bool key_ok(const std::vector<std::string>& keys, const httplib::Request& req,
   return ok;
 }
 
+// The operator endpoints read at most kMaxOpsBodyBytes, whatever the API takes.
+bool body_size_ok(const httplib::Request& req, httplib::Response& res) {
+  if (req.body.size() <= kMaxOpsBodyBytes) return true;
+  json_error(res, 413, "the body is over " + std::to_string(kMaxOpsBodyBytes) + " bytes");
+  return false;
+}
+
 // The JSON object of a request body, or nullopt (and a 400 answer).
 std::optional<json::Document> json_body(const httplib::Request& req, httplib::Response& res) {
   json::Document doc;
@@ -84,9 +92,9 @@ struct OpsHttpServer::Impl {
   int port = 0;
 };
 
-OpsHttpServer::OpsHttpServer(const std::string& listen, OpsProbe& probe,
-                             std::vector<std::string> api_keys)
+OpsHttpServer::OpsHttpServer(const std::string& listen, OpsProbe& probe, OpsHttpOptions options)
     : impl_(std::make_unique<Impl>()) {
+  const auto& api_keys = options.api_keys;
   const auto colon = listen.rfind(':');
   if (colon == std::string::npos) throw std::runtime_error("ops.http_listen: expected host:port");
   std::string host = listen.substr(0, colon);
@@ -95,11 +103,13 @@ OpsHttpServer::OpsHttpServer(const std::string& listen, OpsProbe& probe,
   const int port = std::stoi(listen.substr(colon + 1));
 
   auto& server = impl_->server;
-  // Probes are cheap and few: two threads are plenty, and bound what a scraper can take.
-  server.new_task_queue = [] { return new httplib::ThreadPool(2); };
+  // Probes are cheap and few: two threads are plenty, and bound what a scraper can take;
+  // the server HTTP API brings threads of its own (http_api.threads).
+  const std::size_t threads = 2 + static_cast<std::size_t>(std::max(options.more_threads, 0));
+  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   server.set_read_timeout(5, 0);
   server.set_write_timeout(5, 0);
-  server.set_payload_max_length(kMaxOpsBodyBytes);
+  server.set_payload_max_length(std::max(kMaxOpsBodyBytes, options.max_body_bytes));
   // Brokers ask here while a client waits (RabbitMQ: each question in sequence at CONNECT
   // and SUBSCRIBE); a Nagle delay on a small answer would stall every one of them.
   server.set_tcp_nodelay(true);
@@ -125,9 +135,29 @@ OpsHttpServer::OpsHttpServer(const std::string& listen, OpsProbe& probe,
     }
     res.set_content(*text, kPrometheusText);
   });
-  server.Post("/v1/kick", [&probe, keys = api_keys](const httplib::Request& req,
-                                                    httplib::Response& res) {
-    if (!key_ok(keys, req, res)) return;
+  // An operator key, or an admin key of the server HTTP API.
+  server.Post("/v1/kick", [&probe, keys = api_keys, server_keys = options.server_keys](
+                              const httplib::Request& req, httplib::Response& res) {
+    if (!body_size_ok(req, res)) return;
+    const bool has_server_keys = server_keys && !server_keys->empty();
+    if (has_server_keys) {
+      const auto verdict = server_keys->check(req.get_header_value("Authorization"), kRightAdmin);
+      if (verdict == ApiKeys::Verdict::no_right) {
+        return json_error(res, 403, "this key of http_api.keys lacks the right admin");
+      }
+      if (verdict == ApiKeys::Verdict::rate_limited) {
+        return json_error(res, 429, "over http_api.rate_per_s for this key");
+      }
+      if (verdict != ApiKeys::Verdict::ok) {
+        if (keys.empty()) {
+          res.set_header("WWW-Authenticate", "Bearer");
+          return json_error(res, 401, "a valid 'Authorization: Bearer KEY' is required");
+        }
+        if (!key_ok(keys, req, res)) return;
+      }
+    } else if (!key_ok(keys, req, res)) {
+      return;
+    }
     auto body = json_body(req, res);
     if (!body) return;
     const auto uid = string_field(*body, "uid");
@@ -139,7 +169,7 @@ OpsHttpServer::OpsHttpServer(const std::string& listen, OpsProbe& probe,
   // EMQX's HTTP authorizer: {"username","clientid","topic","action"} -> {"result":...}.
   server.Post("/v1/authz", [&probe, keys = api_keys](const httplib::Request& req,
                                                      httplib::Response& res) {
-    if (!key_ok(keys, req, res)) return;
+    if (!body_size_ok(req, res) || !key_ok(keys, req, res)) return;
     auto body = json_body(req, res);
     if (!body) return;
     const auto username = string_field(*body, "username");
@@ -168,6 +198,7 @@ OpsHttpServer::OpsHttpServer(const std::string& listen, OpsProbe& probe,
                 res.status = answer ? answer->status : 503;
                 res.set_content(answer ? answer->body : "deny", kText);
               });
+  if (options.more_routes) options.more_routes(server);
   if (port == 0) {
     impl_->port = server.bind_to_any_port(host);
   } else if (server.bind_to_port(host, port)) {
@@ -180,8 +211,11 @@ OpsHttpServer::OpsHttpServer(const std::string& listen, OpsProbe& probe,
                              " (address in use, or not an address of this host)");
   }
   impl_->thread = std::thread([this] { impl_->server.listen_after_bind(); });
-  spdlog::info("ops: HTTP on {}:{} (/healthz, /readyz, /metrics; operator endpoints {})", host,
-               impl_->port, api_keys.empty() ? "off: no ops.api_keys" : "on");
+  spdlog::info(
+      "ops: HTTP on {}:{} (/healthz, /readyz, /metrics; operator endpoints {}; server "
+      "API {})",
+      host, impl_->port, api_keys.empty() ? "off: no ops.api_keys" : "on",
+      options.server_keys && !options.server_keys->empty() ? "on" : "off: no http_api.keys");
 }
 
 OpsHttpServer::~OpsHttpServer() {

@@ -724,6 +724,54 @@ Config parse(const YAML::Node& root, const std::string& base_dir) {
       });
     }
     {
+      Section s(top.child("http_api"), "http_api", problems);
+      auto keys = s.child("keys");
+      if (keys && !keys.IsNull() && !keys.IsSequence()) {
+        s.problem("http_api.keys",
+                  "expected a list of {key or key_file, rights}, got " + quoted(keys));
+      } else if (keys && keys.IsSequence()) {
+        for (std::size_t i = 0; i < keys.size(); ++i) {
+          const std::string path = "http_api.keys[" + std::to_string(i) + "]";
+          Section k(keys[i], path, problems);
+          HttpApiKey key;
+          // A secret: the message names the position, never the value.
+          k.secret("key", key.key, base_dir, [](const std::string& v) {
+            return v.size() >= kMinApiKeyBytes ? std::string()
+                                               : "an API key must be at least " +
+                                                     std::to_string(kMinApiKeyBytes) + " bytes";
+          });
+          std::vector<std::string> rights;
+          k.string_list("rights", rights, [](const std::string& v) {
+            return v == "publish" || v == "read" || v == "admin"
+                       ? std::string()
+                       : "expected publish, read or admin, got \"" + v + "\"";
+          });
+          for (const auto& r : rights) {
+            key.rights |= r == "publish" ? kRightPublish : r == "read" ? kRightRead : kRightAdmin;
+          }
+          if (!k.has("key")) {
+            k.problem(path, "needs key or key_file");
+          } else if (rights.empty()) {
+            k.problem(path + ".rights", "needs at least one of publish, read, admin");
+          } else if (!key.key.empty()) {
+            cfg.http_api.keys.push_back(std::move(key));
+          }
+        }
+      }
+      s.integer("max_body_bytes", cfg.http_api.max_body_bytes, 64, 256 * 1024 * 1024);
+      s.number("rate_per_s", cfg.http_api.rate_per_s, 0, 1e9);
+      s.integer("burst", cfg.http_api.burst, 1, 1000000);
+      s.integer("threads", cfg.http_api.threads, 1, 64);
+      if (!cfg.http_api.keys.empty() && cfg.ops.http_listen.empty()) {
+        s.problem("http_api.keys", "needs ops.http_listen (the API is served there)");
+      }
+      if (cfg.http_api.max_body_bytes > cfg.broker.max_message_bytes) {
+        s.problem("http_api.max_body_bytes", "must not be above broker.max_message_bytes (" +
+                                                 std::to_string(cfg.broker.max_message_bytes) +
+                                                 ")");
+      }
+    }
+    {
       Section s(top.child("enforcement"), "enforcement", problems);
       s.boolean("publish_grants", cfg.enforcement.publish_grants);
       s.boolean("http_authz", cfg.enforcement.http_authz);
@@ -912,6 +960,18 @@ std::vector<std::string> restart_only_changes(const Config& a, const Config& b) 
   check(a.modules.cache_max_entries != b.modules.cache_max_entries, "modules.cache_max_entries");
   check(a.ops.http_listen != b.ops.http_listen, "ops.http_listen");
   check(a.ops.api_keys != b.ops.api_keys, "ops.api_keys");
+  {
+    bool keys_changed = a.http_api.keys.size() != b.http_api.keys.size();
+    for (std::size_t i = 0; !keys_changed && i < a.http_api.keys.size(); ++i) {
+      keys_changed = a.http_api.keys[i].key != b.http_api.keys[i].key ||
+                     a.http_api.keys[i].rights != b.http_api.keys[i].rights;
+    }
+    check(keys_changed, "http_api.keys");
+  }
+  check(a.http_api.max_body_bytes != b.http_api.max_body_bytes, "http_api.max_body_bytes");
+  check(a.http_api.rate_per_s != b.http_api.rate_per_s, "http_api.rate_per_s");
+  check(a.http_api.burst != b.http_api.burst, "http_api.burst");
+  check(a.http_api.threads != b.http_api.threads, "http_api.threads");
   check(a.state.backend != b.state.backend, "state.backend");
   check(a.state.path != b.state.path, "state.path");
   check(a.state.synchronous != b.state.synchronous, "state.synchronous");

@@ -206,6 +206,7 @@ void Core::write_all_metrics(MetricsWriter& out) const {
 }
 
 bool Core::is_operator(const std::string& uid) const {
+  if (uid == kServerCaller) return true;
   const auto& ops = config_.ops.uids;
   return std::find(ops.begin(), ops.end(), uid) != ops.end();
 }
@@ -248,15 +249,48 @@ void Core::set_durability(std::shared_ptr<Durability> durability) {
 
 void Core::end_turn() {
   flush_barriers();
-  if (!durability_) return;
+  auto done = std::move(after_commit_);
+  after_commit_.clear();
+  if (!durability_) {
+    for (auto& d : done) d();
+    return;
+  }
   // Messages published while the commit runs (a networked backend answers later) wait
   // for the next one: the order of messages stays the order of their changes.
-  durability_->commit([this, held = std::move(held_)](bool) {
+  durability_->commit([this, held = std::move(held_), done = std::move(done)](bool) {
     // On a failed commit the messages still go out: the model serves on, and the backend
     // has logged and counted what a crash could now lose.
     for (const Held& m : held) send(m.topic, m.payload, m.qos, m.retain);
+    for (const auto& d : done) d();
   });
   held_.clear();
+}
+
+Outcome<json::Document> Core::invoke(const std::string& name, std::string_view params) {
+  auto op = operations_.find(name);
+  if (op == operations_.end()) {
+    return failure(ErrorCode::unknown_operation, "unknown operation \"" + name + "\"");
+  }
+  const Answered how{op->second.metrics_slot, std::chrono::steady_clock::now()};
+  auto outcome = [&]() -> Outcome<json::Document> {
+    const topics::Uri uri{};
+    auto merged = Params::merge(uri, params, topics::name_rules_for(config_.broker.profile));
+    if (!merged) return merged.error();
+    if (auto bad = merged->only(op->second.name, op->second.params)) return *bad;
+    const std::string caller(kServerCaller);
+    Call call{caller, uri, *merged, clock_()};
+    try {
+      return op->second.handle(call);
+    } catch (const std::exception& e) {
+      spdlog::error("operation {} for the server threw: {}", op->second.name, e.what());
+    } catch (...) {
+      spdlog::error("operation {} for the server threw a non-standard exception", name);
+    }
+    return failure(ErrorCode::internal, "internal error in " + op->second.name);
+  }();
+  ++(outcome ? counters_.answered_ok : counters_.answered_error);
+  count_answer(how, outcome ? ErrorCode::ok : outcome.error().code);
+  return outcome;
 }
 
 void Core::publish_user_event(const std::string& uid, std::string_view kind,

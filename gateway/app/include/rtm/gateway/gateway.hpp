@@ -15,6 +15,7 @@
 #include "rtm/gateway/broker_link.hpp"
 #include "rtm/gateway/config.hpp"
 #include "rtm/gateway/core.hpp"
+#include "rtm/gateway/http_api.hpp"
 #include "rtm/gateway/operations.hpp"
 #include "rtm/gateway/ops_http.hpp"
 
@@ -23,7 +24,8 @@ namespace rtm::gateway {
 class Gateway final : public BrokerLink::Listener,
                       public Outbox,
                       public TaskQueue,
-                      public OpsProbe {
+                      public OpsProbe,
+                      public LoopRunner {
  public:
   Gateway(const Config& config, std::unique_ptr<BrokerLink> link);
   ~Gateway() override;
@@ -67,6 +69,9 @@ class Gateway final : public BrokerLink::Listener,
   std::optional<Answer> rabbitmq(rabbitmq::Endpoint endpoint, const std::string& body,
                                  const std::string& peer) override;
 
+  // LoopRunner (HTTP threads): the server HTTP API's work, answered after its commit.
+  std::optional<ApiOutcome> run_on_loop(std::function<ApiOutcome()> work) override;
+
  private:
   class StatusWatch;  // reads P/gateway/status for the Core (see on_status)
 
@@ -82,6 +87,9 @@ class Gateway final : public BrokerLink::Listener,
   std::unique_ptr<BrokerLink> link_;
   std::unique_ptr<Core> core_;
   std::shared_ptr<RtmApi> rtm_;
+  // The server HTTP API (http_api.*): its keys (HTTP threads) and its work (loop thread).
+  std::unique_ptr<ApiKeys> api_keys_;
+  std::unique_ptr<ServerApi> server_api_;
   std::unique_ptr<OpsHttpServer> ops_http_;
   // enforcement.rabbitmq_http_auth: immutable after start, used on the HTTP threads.
   std::unique_ptr<const rabbitmq::Authenticator> rabbit_;

@@ -156,6 +156,22 @@ struct OpsConfig {
 };
 inline constexpr std::size_t kMinApiKeyBytes = 16;
 
+// The server HTTP API for app servers (docs/http-api.yaml), served on the operations
+// listener. A key's rights: publish (POST /v1/publish), read (the GET routes), admin
+// (metadata writes, kick, tokens; admin implies the others).
+enum ApiRight : unsigned { kRightPublish = 1, kRightRead = 2, kRightAdmin = 4 };
+struct HttpApiKey {
+  std::string key;      // a secret: `key` or `key_file`; at least kMinApiKeyBytes
+  unsigned rights = 0;  // ApiRight bits
+};
+struct HttpApiConfig {
+  std::vector<HttpApiKey> keys;            // none: the API's routes answer 403
+  std::size_t max_body_bytes = 64 * 1024;  // a request body, also a published payload
+  double rate_per_s = 100;  // requests per second per key (token bucket); 0: no limit
+  int burst = 200;
+  int threads = 4;  // HTTP threads for API calls, besides the probes' two
+};
+
 // Broker-side enforcement of the RTM rules (docs/security.md, "Broker-enforced channels").
 struct EnforcementConfig {
   // Publish grant records on P/gateway/grants for the project's Mosquitto plugin
@@ -232,6 +248,7 @@ struct Config {
   ModulesConfig modules;
   std::map<std::string, HttpBackendConfig> http_backends;  // by NAME
   OpsConfig ops;
+  HttpApiConfig http_api;
   StateConfig state;
   EnforcementConfig enforcement;
   ChannelsConfig channels;

@@ -191,6 +191,10 @@ class TaskQueue {
   virtual void post(std::function<void()> task) = 0;
 };
 
+// The caller of the server's own calls (Core::invoke, the server HTTP API). Not a valid
+// uid ('$'), so no MQTT client can be it; it counts as an operator.
+inline constexpr std::string_view kServerCaller = "$server";
+
 class Core final : public MetricsSource {
  public:
   Core(const Config& config, Outbox& outbox, Clock clock = system_clock());
@@ -236,6 +240,14 @@ class Core final : public MetricsSource {
   void write_all_metrics(MetricsWriter& out) const;
 
   void add_operation(Operation op);
+  // Runs the registered operation `name` for the server (the HTTP API of app servers) with
+  // `params` (a JSON object, as a request's body): the caller is kServerCaller, an operator
+  // without a session. The same handler, checks and events as over MQTT; counted in the
+  // metrics under the operation. Loop thread only.
+  Outcome<json::Document> invoke(const std::string& name, std::string_view params);
+  // Calls `done` once this turn's changes are durable and its messages handed to the broker
+  // (at the end of the turn without a Durability). Loop thread only.
+  void after_commit(std::function<void()> done) { after_commit_.push_back(std::move(done)); }
   // Without one, every operation that needs a session answers NOT_LOGGED_IN.
   void set_session_directory(std::shared_ptr<SessionDirectory> sessions) {
     sessions_ = std::move(sessions);
@@ -324,6 +336,7 @@ class Core final : public MetricsSource {
 
   std::shared_ptr<Durability> durability_;
   std::vector<Held> held_;
+  std::vector<std::function<void()>> after_commit_;
   std::vector<std::shared_ptr<PublishBarrier>> barriers_;
   bool in_barrier_ = false;
   AbsoluteHandler absolute_handler_;

@@ -1,0 +1,61 @@
+#include <map>
+
+#include "rtm/gateway/core.hpp"
+#include "rtm/gateway/http_api.hpp"
+#include "rtm/gateway/state.hpp"
+
+namespace rtm::gateway {
+
+ServerApi::ServerApi(Core& core, std::shared_ptr<StateStore> store)
+    : core_(core), store_(std::move(store)) {}
+
+ApiOutcome ServerApi::publish(const ServerMessage& m) {
+  const auto& tree = core_.tree();
+  const std::string topic = m.to.empty() ? tree.channel_message(m.channel, m.topic, m.publisher)
+                                         : tree.inbox(m.to, m.from);
+  if (!core_.publish(topic, m.payload, m.qos, false)) {
+    return failure(ErrorCode::unavailable, "the broker link did not take the message");
+  }
+  auto doc = json::object();
+  json::set(doc, "topic", topic);
+  json::set_int(doc, "bytes", static_cast<std::int64_t>(m.payload.size()));
+  return doc;
+}
+
+ApiOutcome ServerApi::channels() const {
+  std::map<std::string, std::int64_t> counts;
+  store_->for_each_member([&counts](const std::string& channel, const std::string&,
+                                    const StoredMember&) { ++counts[channel]; });
+  auto doc = json::object();
+  auto& a = doc.GetAllocator();
+  json::Value list(rapidjson::kArrayType);
+  for (const auto& [channel, members] : counts) {
+    json::Value item(rapidjson::kObjectType);
+    item.AddMember("channel", json::str(channel, a), a);
+    item.AddMember("members", json::Value(members), a);
+    list.PushBack(item, a);
+  }
+  json::set(doc, "channels", std::move(list));
+  return doc;
+}
+
+ApiOutcome ServerApi::presence(const std::vector<std::string>& users) const {
+  auto doc = json::object();
+  auto& a = doc.GetAllocator();
+  json::Value list(rapidjson::kArrayType);
+  for (const auto& uid : users) {
+    json::Value item(rapidjson::kObjectType);
+    item.AddMember("uid", json::str(uid, a), a);
+    item.AddMember("online", json::Value(store_->online(uid)), a);
+    item.AddMember("session", json::Value(store_->has_session(uid)), a);
+    list.PushBack(item, a);
+  }
+  json::set(doc, "users", std::move(list));
+  return doc;
+}
+
+ApiOutcome ServerApi::call(const std::string& name, const std::string& params) {
+  return core_.invoke(name, params);
+}
+
+}  // namespace rtm::gateway
