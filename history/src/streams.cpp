@@ -7,9 +7,7 @@ Stream* Streams::find(std::string_view channel, std::string_view topic) {
   return it == streams_.end() ? nullptr : &it->second;
 }
 
-const Entry& Streams::append(std::string_view channel, std::string_view topic,
-                             const Limits& limits, std::string_view publisher,
-                             std::string_view payload, std::int64_t now_ms) {
+Stream& Streams::open(std::string_view channel, std::string_view topic, const Limits& limits) {
   Key key{std::string(channel), std::string(topic)};
   auto it = streams_.find(key);
   if (it == streams_.end()) {
@@ -18,7 +16,13 @@ const Entry& Streams::append(std::string_view channel, std::string_view topic,
   } else {
     it->second.set_limits(limits);
   }
-  Stream& stream = it->second;
+  return it->second;
+}
+
+const Entry& Streams::append(std::string_view channel, std::string_view topic,
+                             const Limits& limits, std::string_view publisher,
+                             std::string_view payload, std::int64_t now_ms) {
+  Stream& stream = open(channel, topic, limits);
   const auto before = stream.bytes();
   const Entry& entry = stream.append(publisher, payload, now_ms);
   total_bytes_ = total_bytes_ - before + stream.bytes();

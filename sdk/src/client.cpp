@@ -49,6 +49,9 @@ void Client::on_presence_state(std::function<void(const PresenceStateEvent&)> ha
 void Client::on_lock_event(std::function<void(const LockEvent&)> handler) {
   impl_->set_handler(std::move(handler));
 }
+void Client::on_recovery(std::function<void(const RecoveryEvent&)> handler) {
+  impl_->set_handler(std::move(handler));
+}
 
 // ---- session
 
@@ -249,6 +252,16 @@ Result<std::vector<std::string>> StreamChannel::who_now() {
 
 void StreamChannel::who_now_async(Callback<std::vector<std::string>> done) {
   impl_->who_now(name_, impl_->on_dispatcher(std::move(done)));
+}
+
+Result<HistoryPage> StreamChannel::history(const std::string& topic, const HistoryQuery& query) {
+  return ClientImpl::wait<HistoryPage>(
+      [&](Callback<HistoryPage> done) { impl_->history(name_, topic, query, done); });
+}
+
+void StreamChannel::history_async(const std::string& topic, const HistoryQuery& query,
+                                  Callback<HistoryPage> done) {
+  impl_->history(name_, topic, query, impl_->on_dispatcher(std::move(done)));
 }
 
 // ---- storage

@@ -264,6 +264,7 @@ RTM_SDK_HANDLER(SessionEvent, on_session_)
 RTM_SDK_HANDLER(StorageEvent, on_storage_)
 RTM_SDK_HANDLER(PresenceStateEvent, on_state_changed_)
 RTM_SDK_HANDLER(LockEvent, on_lock_)
+RTM_SDK_HANDLER(RecoveryEvent, on_recovery_)
 #undef RTM_SDK_HANDLER
 
 // ====================================================================== names
@@ -403,6 +404,7 @@ void ClientImpl::end_session_locked(ConnectionState state, std::string reason) {
   logged_in_ = false;
   session_id_.clear();
   channels_.clear();
+  streams_.clear();
   watched_.clear();
   metadata_subscriptions_.clear();
   data_topics_.clear();
@@ -652,6 +654,7 @@ void ClientImpl::on_connection_lost(const std::string& cause) {
     if (!connected_) return;
     connected_ = false;
     ready_ = false;
+    hold_streams_locked();
     if (want_online_ && logged_in_) {
       set_state_locked(ConnectionState::reconnecting,
                        cause.empty() ? "connection to the broker lost"
@@ -825,6 +828,7 @@ ClientImpl::RestoreOutcome ClientImpl::restore() {
 
   std::size_t n_metadata = 0;
   if (!restore_storage(problems, n_metadata)) return RestoreOutcome::retry;
+  if (!recover_streams(problems)) return RestoreOutcome::retry;
 
   Lock lock(mutex_);
   if (closing_ || !connected_ || !want_online_) return RestoreOutcome::retry;
@@ -855,12 +859,13 @@ void ClientImpl::on_mqtt_message(const mqtt::const_message_ptr& msg) {
     ev.channel = std::string(t.substr(0, a));
     ev.topic = std::string(t.substr(a + 1, b - a - 1));
     ev.publisher = std::string(t.substr(b + 1));
+    ev.payload = msg->get_payload_str();
+    ev.qos = msg->get_qos();
     {
       Lock lock(mutex_);
       if (!wanted_locked(topic, ev.channel, ev.topic, ev.publisher)) return;
+      if (!on_stream_message_locked(ev, msg->is_retained())) return;  // held: recovering
     }
-    ev.payload = msg->get_payload_str();
-    ev.qos = msg->get_qos();
     emit(handler_of<MessageEvent>(), std::move(ev), true);
   } else if (starts_with(t, user_base_)) {
     t.remove_prefix(user_base_.size());
@@ -1115,6 +1120,8 @@ void ClientImpl::logout(Callback<void> done) {
       logged_in_ = false;
       session_id_.clear();
       channels_.clear();
+      streams_.clear();
+  streams_.clear();
       watched_.clear();
       metadata_subscriptions_.clear();
       data_topics_.clear();
@@ -1320,6 +1327,7 @@ void ClientImpl::leave(const std::string& channel, Callback<void> done) {
                        drop = channel_filters_locked(channel, ch->second);
                        drop.push_back(events_topic(channel));
                        channels_.erase(ch);
+                       untrack_streams_locked(channel);
                      }
                    }
                    mqtt_unsubscribe(drop);
@@ -1474,6 +1482,12 @@ void ClientImpl::subscribe(const std::string& channel, const std::string& topic,
         }
         mqtt_subscribe(add);
         mqtt_unsubscribe(drop);
+        if (!unsubscribe) {
+          track_stream(channel, topic, r.result());
+        } else {
+          Lock lock(mutex_);
+          untrack_streams_locked(channel);
+        }
         done(std::move(result));
       });
 }
@@ -1490,6 +1504,7 @@ void ClientImpl::subscribe_all(const std::string& channel, const std::string& to
     {
       Lock lock(mutex_);
       fresh = connected_ && all_filters_.insert(filter).second;
+      expect_stream_locked(channel, topic);
     }
     if (fresh) mqtt_subscribe({filter});
   }
@@ -1552,6 +1567,12 @@ void ClientImpl::subscribe_all(const std::string& channel, const std::string& to
                  }
                  mqtt_subscribe(add);
                  mqtt_unsubscribe(drop);
+                 if (!unsubscribe) {
+                   track_stream(channel, topic, r.result());
+                 } else {
+                   Lock lock(mutex_);
+                   untrack_streams_locked(channel);
+                 }
                  done(std::move(result));
                });
 }

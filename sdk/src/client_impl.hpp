@@ -66,6 +66,7 @@ class ClientImpl {
   void set_handler(std::function<void(const StorageEvent&)> h);
   void set_handler(std::function<void(const PresenceStateEvent&)> h);
   void set_handler(std::function<void(const LockEvent&)> h);
+  void set_handler(std::function<void(const RecoveryEvent&)> h);
 
   // ---- operations; `done` runs once, on an internal thread (see above)
   void login(std::string token, Callback<LoginInfo> done);
@@ -114,6 +115,10 @@ class ClientImpl {
   void acquire_lock(const std::string& channel, const std::string& name,
                     const AcquireLockOptions& options, Callback<AcquireStatus> done);
   void get_locks(const std::string& channel, Callback<std::vector<LockInfo>> done);
+
+  // ---- history and recovery (client_recovery.cpp)
+  void history(const std::string& channel, const std::string& topic, const HistoryQuery& query,
+               Callback<HistoryPage> done);
 
   // ---- for the public layer
   // Wraps an app callback so that it runs on the dispatcher.
@@ -193,6 +198,43 @@ class ClientImpl {
   std::vector<std::string> channel_filters_locked(const std::string& channel,
                                                   const ChannelState& ch);
 
+  // History positions (client_recovery.cpp). Where this user is in a stream with history:
+  // per publisher the seq it reached (counted since a baseline the gateway gave) and the
+  // hash of the last payload, which lets the gateway correct a count that is off.
+  struct PublisherPosition {
+    std::optional<std::uint64_t> seq;
+    std::optional<std::uint64_t> hash;
+  };
+  struct StreamPosition {
+    bool baseline = false;      // the subscribe answer's baseline is applied
+    // Before it: the hashes of what each publisher sent (the every-publisher filter is
+    // subscribed before the request), to place the baseline among them.
+    std::map<std::string, std::vector<std::uint64_t>> before_baseline;
+    std::string epoch;          // empty until the gateway's baseline answer
+    std::uint64_t since = 0;    // offset covered for publishers not in `publishers`
+    std::map<std::string, PublisherPosition> publishers;
+    bool recovering = false;    // live messages wait in `held` (after a reconnect)
+    std::vector<MessageEvent> held;
+    bool overflowed = false;    // `held` lost messages beyond max_recovery_buffer
+  };
+  using StreamKey = std::pair<std::string, std::string>;  // channel, topic
+  // Before a subscribe whose filter is in place first: count from now on.
+  void expect_stream_locked(const std::string& channel, const std::string& topic);
+  // After a subscribe: its answer's `history` baseline (none: the stream keeps no history).
+  void track_stream(const std::string& channel, const std::string& topic,
+                    const rapidjson::Value& result);
+  // A live message of a tracked stream: counted, or held while the stream recovers. False
+  // when it is held (not to be delivered now).
+  bool on_stream_message_locked(const MessageEvent& ev, bool retained);
+  // Every tracked stream is about to miss messages: hold live ones until it recovers.
+  void hold_streams_locked();
+  // Forgets the positions of the channel's streams this user no longer subscribes to.
+  void untrack_streams_locked(const std::string& channel);
+  // In restore(): reads what each tracked stream missed, delivers it and the held live
+  // messages in order. False: retry the restore (the link failed).
+  bool recover_streams(std::vector<std::string>& problems);
+  std::map<StreamKey, StreamPosition> streams_;
+
   template <class E>
   void emit(const HandlerPtr<E>& handler, E event, bool droppable = false);
   template <class E>
@@ -226,6 +268,7 @@ class ClientImpl {
   HandlerPtr<StorageEvent> on_storage_;
   HandlerPtr<PresenceStateEvent> on_state_changed_;
   HandlerPtr<LockEvent> on_lock_;
+  HandlerPtr<RecoveryEvent> on_recovery_;
 
   mutable std::mutex mutex_;
   std::condition_variable connector_cv_;

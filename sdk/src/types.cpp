@@ -51,6 +51,7 @@ std::string_view error_name(int code) {
     case ErrorCode::lock_held: return "LOCK_HELD";
     case ErrorCode::not_lock_holder: return "NOT_LOCK_HOLDER";
     case ErrorCode::limit_locks: return "LIMIT_LOCKS";
+    case ErrorCode::no_history: return "NO_HISTORY";
   }
   return "UNKNOWN";
 }

@@ -52,6 +52,7 @@ constexpr ErrorInfo kErrors[] = {
     {ErrorCode::lock_held, "LOCK_HELD", "another user holds the lock (acquire without retry)"},
     {ErrorCode::not_lock_holder, "NOT_LOCK_HOLDER", "the caller (or the uid named) does not hold the lock; for lock-guarded metadata, the caller does not hold the guarding lock"},
     {ErrorCode::limit_locks, "LIMIT_LOCKS", "the channel has storage.max_locks_per_channel locks, or the lock storage.max_lock_waiters waiters, already"},
+    {ErrorCode::no_history, "NO_HISTORY", "the channel topic keeps no history (history.streams names the streams that do)"},
 };
 }  // namespace
 

@@ -81,4 +81,17 @@ std::optional<std::string> base64url_decode(std::string_view text) {
   return out;
 }
 
+std::optional<std::string> base64_decode(std::string_view text) {
+  if (text.size() % 4 != 0) return std::nullopt;
+  std::size_t pad = 0;
+  while (pad < 2 && pad < text.size() && text[text.size() - 1 - pad] == '=') ++pad;
+  std::string url(text.substr(0, text.size() - pad));
+  for (char& c : url) {
+    if (c == '-' || c == '_') return std::nullopt;
+    if (c == '+') c = '-';
+    if (c == '/') c = '_';
+  }
+  return base64url_decode(url);
+}
+
 }  // namespace rtm::util

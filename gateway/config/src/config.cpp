@@ -869,6 +869,36 @@ Config parse(const YAML::Node& root, const std::string& base_dir) {
                             : "a lock name of at most storage.max_key_bytes bytes";
                });
     }
+    {
+      Section s(top.child("history"), "history", problems);
+      auto streams = s.child("streams");
+      if (streams && !streams.IsNull() && !streams.IsSequence()) {
+        s.problem("history.streams",
+                  "expected a list of {channel, topic, size, age_s, ...}, got " + quoted(streams));
+      } else if (streams && streams.IsSequence()) {
+        for (std::size_t i = 0; i < streams.size(); ++i) {
+          const std::string path = "history.streams[" + std::to_string(i) + "]";
+          Section r(streams[i], path, problems);
+          HistoryRule rule;
+          auto pattern = [](const std::string& v) {
+            auto why = topics::name_pattern_error(v, "pattern");
+            return why ? *why : std::string();
+          };
+          r.string("channel", rule.channel, pattern);
+          r.string("topic", rule.topic, pattern);
+          r.integer("size", rule.limits.max_messages, 1, 1000000);
+          std::int64_t age_s = rule.limits.max_age_ms / 1000;
+          r.integer("age_s", age_s, 1, 30LL * 86400);
+          rule.limits.max_age_ms = age_s * 1000;
+          r.integer("max_bytes", rule.limits.max_bytes, 1, 1LL << 34);
+          r.integer("max_message_bytes", rule.limits.max_message_bytes, 1, 256LL << 20);
+          cfg.history.streams.push_back(std::move(rule));
+        }
+      }
+      s.integer("max_streams", cfg.history.total.max_streams, 1, 10000000);
+      s.integer("max_total_bytes", cfg.history.total.max_total_bytes, 1, 1LL << 40);
+      s.integer("max_page", cfg.history.max_page, 1, 100000);
+    }
     if (problems.empty()) parse_mapping(top.child("mapping"), cfg, problems);
     else top.child("mapping");
   }
@@ -984,6 +1014,19 @@ std::vector<std::string> restart_only_changes(const Config& a, const Config& b) 
         "enforcement.rabbitmq_password_file");
   check(a.enforcement.rabbitmq_peers != b.enforcement.rabbitmq_peers, "enforcement.rabbitmq_peers");
   return changed;
+}
+
+}  // namespace rtm::gateway
+
+namespace rtm::gateway {
+
+const HistoryRule* HistoryConfig::rule_for(std::string_view channel, std::string_view topic) const {
+  for (const auto& rule : streams) {
+    if (topics::name_matches(rule.channel, channel) && topics::name_matches(rule.topic, topic)) {
+      return &rule;
+    }
+  }
+  return nullptr;
 }
 
 }  // namespace rtm::gateway

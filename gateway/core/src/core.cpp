@@ -98,6 +98,26 @@ Core::Core(const Config& config, Outbox& outbox, Clock clock)
 
 Core::~Core() = default;
 
+void Core::set_loop_filters(std::vector<std::string> filters) {
+  auto next = filters.empty() ? nullptr
+                              : std::make_shared<const std::vector<std::string>>(std::move(filters));
+  std::lock_guard lock(loop_filters_mutex_);
+  loop_filters_ = std::move(next);
+}
+
+bool Core::loop_must_see(std::string_view topic) const {
+  std::shared_ptr<const std::vector<std::string>> filters;
+  {
+    std::lock_guard lock(loop_filters_mutex_);
+    filters = loop_filters_;
+  }
+  if (!filters) return false;
+  for (const auto& f : *filters) {
+    if (topics::filter_matches(f, topic)) return true;
+  }
+  return false;
+}
+
 std::vector<std::string> Core::subscriptions() const {
   std::vector<std::string> filters{tree_.request_filter()};
   for (const auto& handler : message_handlers_) {

@@ -213,6 +213,19 @@ Outcome<std::string> with_name(json::Document body, const char* key, const std::
   return json::dump(body);
 }
 
+// Every query parameter as a string member (the operation parses numbers and flags from
+// strings, as from an MQTT request's query); a repeated one is refused.
+Outcome<json::Document> query_object(const httplib::Request& req) {
+  auto doc = json::object();
+  for (const auto& [key, value] : req.params) {
+    if (req.get_param_value_count(key) > 1) {
+      return failure(ErrorCode::duplicate_parameter, "\"" + key + "\" is given twice");
+    }
+    json::set(doc, key, value);
+  }
+  return doc;
+}
+
 // GET .../metadata?key=a&key=b: the keys asked for (none: every item).
 json::Document keys_query(const httplib::Request& req) {
   auto doc = json::object();
@@ -268,6 +281,7 @@ const std::vector<ApiRoute>& api_routes() {
       {"GET", "/v1/users/{uid}/metadata", kRightRead},
       {"PUT", "/v1/users/{uid}/metadata", kRightAdmin},
       {"GET", "/v1/channels/{channel}/metadata", kRightRead},
+      {"GET", "/v1/channels/{channel}/history", kRightRead},
       {"PUT", "/v1/channels/{channel}/metadata", kRightAdmin},
       {"POST", "/v1/tokens", kRightAdmin},
   };
@@ -296,6 +310,7 @@ int http_status(ErrorCode code) {
     case ErrorCode::unknown_operation:
     case ErrorCode::item_not_found:
     case ErrorCode::lock_not_found:
+    case ErrorCode::no_history:
       return 404;
     case ErrorCode::not_joined:
     case ErrorCode::not_logged_in:
@@ -384,9 +399,14 @@ void add_api_routes(httplib::Server& server, const Config& config, ApiKeys& keys
         auto body = body_object(req);
         if (!body) return send(res, body.error());
         params = std::move(body.value());
+      } else if (std::string_view(op).find("metadata") != std::string_view::npos) {
+        params = keys_query(req);
+      } else if (std::string_view(op) == "history") {
+        auto query = query_object(req);
+        if (!query) return send(res, query.error());
+        params = std::move(query.value());
       } else {
-        params = std::string_view(op).find("metadata") != std::string_view::npos ? keys_query(req)
-                                                                                 : json::object();
+        params = json::object();
       }
       auto text = with_name(std::move(params), key, name);
       if (!text) return send(res, text.error());
@@ -402,6 +422,7 @@ void add_api_routes(httplib::Server& server, const Config& config, ApiKeys& keys
   route("GET", "/v1/channels/{channel}/metadata",
         by_name("get_channel_metadata", "channel", false));
   route("PUT", "/v1/channels/{channel}/metadata", by_name("set_channel_metadata", "channel", true));
+  route("GET", "/v1/channels/{channel}/history", by_name("history", "channel", false));
 
   route("POST", "/v1/tokens", [ctx](const httplib::Request& req, httplib::Response& res) {
     auto body = body_object(req);

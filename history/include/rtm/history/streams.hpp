@@ -35,6 +35,9 @@ class Streams {
   // Appends to the stream (created with `limits` on first use; its limits follow `limits`).
   const Entry& append(std::string_view channel, std::string_view topic, const Limits& limits,
                       std::string_view publisher, std::string_view payload, std::int64_t now_ms);
+  // The stream, created with `limits` (a new epoch) when it has no history yet; its limits
+  // follow `limits`. A reader opens it too, so that it learns the epoch its positions are in.
+  Stream& open(std::string_view channel, std::string_view topic, const Limits& limits);
   // nullptr when the stream has no history (never written, or evicted).
   Stream* find(std::string_view channel, std::string_view topic);
   // Drops what is older than each stream's age limit.

@@ -76,6 +76,8 @@ class Client {
   void on_presence_state(std::function<void(const PresenceStateEvent&)> handler);
   // Locks of joined channels.
   void on_lock_event(std::function<void(const LockEvent&)> handler);
+  // After a reconnect, per subscribed stream with history: recovery done, complete or not.
+  void on_recovery(std::function<void(const RecoveryEvent&)> handler);
 
   // ---- session
   // Connects to the broker (presence Will set, online published) and logs in with the
@@ -175,6 +177,11 @@ class StreamChannel {
   void subscribed_users_async(const std::string& topic, Callback<std::vector<std::string>> done);
   Result<std::vector<std::string>> who_now();
   void who_now_async(Callback<std::vector<std::string>> done);
+  // The stream's history (a topic the gateway keeps history for: history.streams; members
+  // read it). Without since/after: the oldest kept first, or with reverse the latest.
+  Result<HistoryPage> history(const std::string& topic, const HistoryQuery& query = {});
+  void history_async(const std::string& topic, const HistoryQuery& query,
+                     Callback<HistoryPage> done);
 
  private:
   friend class Client;

@@ -64,6 +64,7 @@ enum class ErrorCode : int {
   lock_held = 53,
   not_lock_holder = 54,
   limit_locks = 55,
+  no_history = 58,
 };
 
 // "NOT_JOINED" for 3, ...; "UNKNOWN" for a code this SDK does not know.
@@ -290,13 +291,58 @@ struct ConnectionStateEvent {
   std::string reason;
 };
 
-// A message on a channel topic, from one publisher, straight from the broker.
+// A message on a channel topic, from one publisher, straight from the broker (or, after a
+// reconnect, from the stream's history: `recovered`).
 struct MessageEvent {
   std::string channel;
   std::string topic;
   std::string publisher;
   std::string payload;  // raw bytes
   int qos = 0;
+  bool recovered = false;   // missed while disconnected, read back from the history
+  std::uint64_t offset = 0; // recovered: its offset in the stream
+  std::int64_t ts = 0;      // recovered: when the gateway read it (ms since the Unix epoch)
+};
+
+// After a reconnect, for each subscribed stream that keeps history (the gateway's
+// history.streams): what was missed has been delivered (MessageEvent::recovered) before any
+// newer live message, and whether that was everything (as Centrifugo's recovered flag).
+struct RecoveryEvent {
+  std::string channel;
+  std::string topic;
+  bool complete = true;       // false: messages were lost (history too short, a gateway restart)
+  std::size_t recovered = 0;  // messages delivered from the history
+  std::string reason;         // why it is incomplete
+};
+
+// One message of a stream's history (StreamChannel::history).
+struct HistoryMessage {
+  std::uint64_t offset = 0;
+  std::string publisher;
+  std::uint64_t seq = 0;  // the publisher's own count in the stream
+  std::int64_t ts = 0;    // when the gateway read it (ms since the Unix epoch)
+  std::string payload;
+  bool too_large = false;  // over the stream's max_message_bytes: its payload was not kept
+};
+
+struct HistoryQuery {
+  std::optional<std::uint64_t> since;    // messages after this offset
+  std::optional<std::int64_t> since_ts;  // messages after this time (ms since the Unix epoch)
+  std::string epoch;                     // the epoch `since` is from (empty: any)
+  std::vector<std::string> publishers;   // only these (empty: all)
+  std::size_t limit = 100;
+  bool reverse = false;                  // newest first (the latest `limit`)
+  std::optional<std::uint64_t> after;    // page cursor forward (the last offset read)
+  std::optional<std::uint64_t> before;   // page cursor backward
+};
+
+struct HistoryPage {
+  std::string epoch;
+  std::uint64_t top = 0;     // the newest offset
+  std::uint64_t oldest = 0;  // the oldest offset kept
+  bool complete = true;      // nothing after `since` was lost (same epoch, still kept)
+  bool more = false;         // ask again with after (or before) = the last offset
+  std::vector<HistoryMessage> messages;
 };
 
 // A peer-to-peer message to this user's inbox.
@@ -422,6 +468,10 @@ struct ClientConfig {
   // Events and messages waiting for the app's callbacks; beyond it channel and inbox
   // messages are dropped (and counted), so a stuck callback cannot eat all memory.
   std::size_t max_queued_events = 1000000;
+  // After a reconnect, deliver what subscribed streams with history missed (RecoveryEvent).
+  bool recover_streams = true;
+  // Live messages held while a stream recovers; beyond it the oldest go (incomplete).
+  std::size_t max_recovery_buffer = 100000;
   // Called from SDK threads (not the dispatcher); must be thread-safe and quick, and must
   // not call the SDK. Empty: no logging.
   Logger logger;

@@ -54,6 +54,7 @@ enum class ErrorCode : int {
   lock_held = 53,
   not_lock_holder = 54,
   limit_locks = 55,
+  no_history = 58,
 };
 
 struct ErrorInfo {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "rtm/mapping/rules.hpp"
+#include "rtm/history/streams.hpp"
 #include "rtm/storage/locks.hpp"
 #include "rtm/storage/metadata.hpp"
 #include "rtm/storage/states.hpp"
@@ -222,6 +223,22 @@ struct StorageConfig {
   std::string channel_metadata_lock;
 };
 
+// Channel history (docs/protocol.md, "History"): the streams whose messages the gateway
+// reads and keeps. A stream (channel, topic) takes the limits of the first rule whose
+// patterns ('*' any run, '?' one character) match it; no rule, no history.
+struct HistoryRule {
+  std::string channel = "*";
+  std::string topic = "*";
+  history::Limits limits;  // size, age_s, max_bytes, max_message_bytes
+};
+struct HistoryConfig {
+  std::vector<HistoryRule> streams;
+  history::TotalLimits total;  // max_streams, max_total_bytes
+  int max_page = 1000;         // messages in one history answer
+  // The first rule for (channel, topic), or nullptr.
+  const HistoryRule* rule_for(std::string_view channel, std::string_view topic) const;
+};
+
 // Where the RTM state lives (docs/state.md). "memory" keeps it in the process only (tests,
 // benchmarks); "sqlite" makes every change durable in one file before the answer that
 // reports it goes out.
@@ -253,6 +270,7 @@ struct Config {
   EnforcementConfig enforcement;
   ChannelsConfig channels;
   StorageConfig storage;
+  HistoryConfig history;
 };
 
 // Thrown at start-up when a config cannot be used; one message per problem, each

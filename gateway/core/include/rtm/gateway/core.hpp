@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -240,6 +241,12 @@ class Core final : public MetricsSource {
   void write_all_metrics(MetricsWriter& out) const;
 
   void add_operation(Operation op);
+  // The registered operation `name`, or nullptr: a part may wrap another's handler (history
+  // adds its baseline to subscribe's answer) by adding it again with the same name.
+  const Operation* operation(const std::string& name) const {
+    auto it = operations_.find(name);
+    return it == operations_.end() ? nullptr : &it->second;
+  }
   // Runs the registered operation `name` for the server (the HTTP API of app servers) with
   // `params` (a JSON object, as a request's body): the caller is kServerCaller, an operator
   // without a session. The same handler, checks and events as over MQTT; counted in the
@@ -275,8 +282,12 @@ class Core final : public MetricsSource {
   // Set before the broker link starts; fast_path() is then called on the link's thread.
   void set_fast_path(std::shared_ptr<FastPath> fast_path) { fast_path_ = std::move(fast_path); }
   FastResult fast_path(const Message& message) {
-    return fast_path_ ? fast_path_->on_link_thread(message) : FastResult::not_mine;
+    if (!fast_path_ || loop_must_see(message.topic)) return FastResult::not_mine;
+    return fast_path_->on_link_thread(message);
   }
+  // Topics a loop handler must see although the fast path could take them (channel history
+  // keeps what the bridge relays): those matching `filters` skip the fast path. Any thread.
+  void set_loop_filters(std::vector<std::string> filters);
   Outbox& outbox() { return outbox_; }
   void add_idle_work(std::shared_ptr<IdleWork> work) { idle_work_.push_back(std::move(work)); }
   // Every IdleWork's on_idle, in the order they were added.
@@ -333,6 +344,7 @@ class Core final : public MetricsSource {
   void send(const std::string& topic, std::string_view payload, int qos, bool retain);
 
   void flush_barriers();
+  bool loop_must_see(std::string_view topic) const;
 
   std::shared_ptr<Durability> durability_;
   std::vector<Held> held_;
@@ -341,6 +353,8 @@ class Core final : public MetricsSource {
   bool in_barrier_ = false;
   AbsoluteHandler absolute_handler_;
   std::shared_ptr<FastPath> fast_path_;
+  mutable std::mutex loop_filters_mutex_;
+  std::shared_ptr<const std::vector<std::string>> loop_filters_;
   TaskQueue* task_queue_ = nullptr;
   Config config_;
   Outbox& outbox_;
