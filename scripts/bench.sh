@@ -5,7 +5,7 @@
 # latency.png, results.csv and latency_percentiles.csv. Under 10 minutes on 2 cores.
 #
 #   BENCH_QUICK=1        3 s phases and short throughput steps: a smoke run (~3 min)
-#   BENCH_ONLY="..."     a subset of: state sessions control storage flood latency throughput enforcement
+#   BENCH_ONLY="..."     a subset of: state sessions control storage flood latency throughput history enforcement
 #   BENCH_SECONDS=N      length of each latency run (default 20, quick 3)
 #   BENCH_NO_SDK=1       leave out latency path (b) (and do not build it against the SDK)
 #   RTM_BENCH_BUILD_DIR  build directory (default build-bench, CMAKE_BUILD_TYPE=Release)
@@ -19,7 +19,7 @@ root=$(pwd)
 started=$(date +%s)
 
 quick=${BENCH_QUICK:-0}
-all_groups="state sessions control storage flood latency throughput enforcement"
+all_groups="state sessions control storage flood latency throughput history enforcement"
 only=${BENCH_ONLY:-$all_groups}
 build=${RTM_BENCH_BUILD_DIR:-build-bench}
 results=${BENCH_RESULTS:-bench/results}
@@ -375,6 +375,58 @@ if want throughput; then
     done
   done
   stop_stack throughput
+fi
+
+# ---------------------------------------------------------------- 2b. channel history on/off
+# The gateway reads a history stream's messages to keep them: one more delivery per message
+# for the broker, and work for the gateway. The same coplay latency and direct throughput
+# with no history (the baseline, this run) and with history on every room's input.
+if want history; then
+  say "history: coplay latency (100 pairs) and direct throughput, history off then on"
+  for mode in off on; do
+    if [[ $mode == on ]]; then
+      GATEWAY_YAML=$'history:\n  streams:\n    - {channel: "*", topic: input, size: 1000, age_s: 300}' \
+        start_stack "history-$mode"
+    else
+      start_stack "history-$mode"
+    fi
+    "$bench_bin" latency --path direct --pairs 100 --hz 60 --seconds "$lat_seconds" \
+      --warmup "$lat_warmup" --broker "$broker" --secret "$secret" --broker-pid "$broker_pid" \
+      --gateway-pid "$gateway_pid" --json "$raw/history-latency-$mode.json" || echo "history latency $mode failed"
+    "$bench_bin" throughput --path direct --qos 0 --size 64 --broker "$broker" \
+      --step-seconds "$tp_step" --probe-seconds "$tp_probe" --broker-pid "$broker_pid" \
+      --gateway-pid "$gateway_pid" --json "$raw/history-throughput-$mode.json" ||
+      echo "history throughput $mode: no clean step"
+    stop_stack "history-$mode"
+  done
+  /usr/bin/python3 - "$raw" "$results/history.md" <<'PY'
+import json, os, sys
+raw, out = sys.argv[1], sys.argv[2]
+def load(name):
+    path = os.path.join(raw, name)
+    return json.load(open(path)) if os.path.exists(path) else None
+rows = ["| history | coplay p50 / p99 ms | gateway CPU | direct QoS 0 64 B msgs/s | × off | gateway CPU s per 100k |",
+        "| --- | --- | --- | --- | --- | --- |"]
+off = load("history-throughput-off.json")
+for mode in ("off", "on"):
+    lat, tp = load(f"history-latency-{mode}.json"), load(f"history-throughput-{mode}.json")
+    if not lat or not tp:
+        continue
+    wall = lat.get("cpu.wall_s") or 1
+    ratio = tp["rate"] / off["rate"] if off and off.get("rate") else float("nan")
+    rows.append(f"| {mode} | {lat['latency.p50_ms']:.3f} / {lat['latency.p99_ms']:.3f} | "
+                f"{100 * lat.get('cpu.gateway_s', 0) / wall:.0f}% | {tp['rate']:.0f} | {ratio:.2f} | "
+                f"{tp.get('cpu.gateway_s_per_100k', float('nan')):.2f} |")
+table = "\n".join(rows)
+print(table)
+with open(out, "w") as f:
+    f.write("# Channel history on and off (scripts/bench.sh, stage history)\n\n"
+            "Coplay latency: 100 pairs at 60 Hz straight through the broker (`--path direct`); "
+            "throughput: the highest clean rate of 64 B QoS 0 messages straight through the "
+            "broker. `on`: the gateway keeps history for every room's `input` stream "
+            "(`history.streams: [{channel: \"*\", topic: input}]`), reading each message.\n\n"
+            + table + "\n")
+PY
 fi
 
 # ---------------------------------------------------------------- 5. broker-enforced channels

@@ -19,7 +19,9 @@ constexpr std::uint64_t kRealignWindow = 1024;
 
 }  // namespace
 
-std::uint64_t payload_hash(std::string_view payload) { return util::fnv1a64(payload); }
+std::uint64_t payload_hash(std::string_view payload) {
+  return util::fnv1a64(payload);
+}
 
 const Entry& Stream::append(std::string_view publisher, std::string_view payload,
                             std::int64_t now_ms) {

@@ -19,9 +19,9 @@ Stream& Streams::open(std::string_view channel, std::string_view topic, const Li
   return it->second;
 }
 
-const Entry& Streams::append(std::string_view channel, std::string_view topic,
-                             const Limits& limits, std::string_view publisher,
-                             std::string_view payload, std::int64_t now_ms) {
+const Entry& Streams::append(std::string_view channel, std::string_view topic, const Limits& limits,
+                             std::string_view publisher, std::string_view payload,
+                             std::int64_t now_ms) {
   Stream& stream = open(channel, topic, limits);
   const auto before = stream.bytes();
   const Entry& entry = stream.append(publisher, payload, now_ms);

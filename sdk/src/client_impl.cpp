@@ -1121,7 +1121,7 @@ void ClientImpl::logout(Callback<void> done) {
       session_id_.clear();
       channels_.clear();
       streams_.clear();
-  streams_.clear();
+      streams_.clear();
       watched_.clear();
       metadata_subscriptions_.clear();
       data_topics_.clear();

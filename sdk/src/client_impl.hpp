@@ -206,16 +206,16 @@ class ClientImpl {
     std::optional<std::uint64_t> hash;
   };
   struct StreamPosition {
-    bool baseline = false;      // the subscribe answer's baseline is applied
+    bool baseline = false;  // the subscribe answer's baseline is applied
     // Before it: the hashes of what each publisher sent (the every-publisher filter is
     // subscribed before the request), to place the baseline among them.
     std::map<std::string, std::vector<std::uint64_t>> before_baseline;
-    std::string epoch;          // empty until the gateway's baseline answer
-    std::uint64_t since = 0;    // offset covered for publishers not in `publishers`
+    std::string epoch;        // empty until the gateway's baseline answer
+    std::uint64_t since = 0;  // offset covered for publishers not in `publishers`
     std::map<std::string, PublisherPosition> publishers;
-    bool recovering = false;    // live messages wait in `held` (after a reconnect)
+    bool recovering = false;  // live messages wait in `held` (after a reconnect)
     std::vector<MessageEvent> held;
-    bool overflowed = false;    // `held` lost messages beyond max_recovery_buffer
+    bool overflowed = false;  // `held` lost messages beyond max_recovery_buffer
   };
   using StreamKey = std::pair<std::string, std::string>;  // channel, topic
   // Before a subscribe whose filter is in place first: count from now on.

@@ -6,7 +6,6 @@
 // delivers it, then the live messages that arrived meanwhile minus those the history
 // already held (told apart by payload hash, at the end of each publisher's history).
 #include <algorithm>
-#include <cstdio>
 
 #include "client_impl.hpp"
 #include "json.hpp"
@@ -27,23 +26,14 @@ constexpr std::int64_t kRecoveryPageSize = 1000;
 // Messages per publisher remembered between a subscribe and its answer.
 constexpr std::size_t kMaxBeforeBaseline = 1024;
 
-std::uint64_t payload_hash(std::string_view payload) { return util::fnv1a64(payload); }
-
-std::string hash_hex(std::uint64_t hash) {
-  char text[17];
-  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(hash));
-  return text;
+std::uint64_t payload_hash(std::string_view payload) {
+  return util::fnv1a64(payload);
 }
 
+using util::hash_hex;
+
 std::optional<std::uint64_t> parse_hex(const std::string& text) {
-  if (text.size() != 16) return std::nullopt;
-  std::uint64_t v = 0;
-  for (char c : text) {
-    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (d < 0) return std::nullopt;
-    v = v << 4 | static_cast<std::uint64_t>(d);
-  }
-  return v;
+  return util::parse_hash_hex(text);
 }
 
 struct Top {
@@ -90,7 +80,8 @@ ParsedPage parse_page(const rapidjson::Value& r) {
   return out;
 }
 
-std::string query_body(const std::string& channel, const std::string& topic, const HistoryQuery& q) {
+std::string query_body(const std::string& channel, const std::string& topic,
+                       const HistoryQuery& q) {
   json::Object o;
   o.str("channel", channel).str("topic", topic);
   if (q.since) o.int64("since", static_cast<std::int64_t>(*q.since));
@@ -306,10 +297,9 @@ bool ClientImpl::recover_streams(std::vector<std::string>& problems) {
       }
       if (!parsed.page.complete && complete) {
         complete = false;
-        reason = parsed.page.epoch != epoch
-                     ? "the stream's history restarted (epoch " + epoch + " -> " +
-                           parsed.page.epoch + ")"
-                     : "messages missed were no longer kept";
+        reason = parsed.page.epoch != epoch ? "the stream's history restarted (epoch " + epoch +
+                                                  " -> " + parsed.page.epoch + ")"
+                                            : "messages missed were no longer kept";
       }
       for (const auto& [name, t] : parsed.publishers) tops[name] = t;
       for (auto& m : parsed.page.messages) {

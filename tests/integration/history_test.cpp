@@ -28,7 +28,9 @@ GatewayOptions history_options() {
   return options;
 }
 
-std::string frame(int i) { return "frame-" + std::to_string(i); }
+std::string frame(int i) {
+  return "frame-" + std::to_string(i);
+}
 
 // Waits until `count` messages from `publisher` arrived; returns them in arrival order.
 std::vector<sdk::MessageEvent> collect(Peer& p, const std::string& topic, std::size_t count,
@@ -36,7 +38,8 @@ std::vector<sdk::MessageEvent> collect(Peer& p, const std::string& topic, std::s
   std::vector<sdk::MessageEvent> out;
   const auto deadline = Clock::now() + timeout;
   while (out.size() < count) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left <= 0ms) break;
     auto m = p.messages.wait([&](const sdk::MessageEvent& e) { return e.topic == topic; }, left);
     if (!m) break;

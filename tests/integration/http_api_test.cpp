@@ -29,9 +29,8 @@ GatewayOptions api_options(int http_port, const std::string& more_yaml) {
       "\n  api_keys: [\"" + kOperator + "\"]\n" + "http_api:\n  keys:\n" +  //
       "    - key: " + kAdmin + "\n      rights: [admin]\n" +                //
       "    - key: " + kReader + "\n      rights: [read]\n" +                //
-      "    - key: " + kPublisher + "\n      rights: [publish]\n" +                      //
-      "history:\n  streams:\n    - {channel: \"room-*\", topic: input, size: 1000}\n" +
-      more_yaml;
+      "    - key: " + kPublisher + "\n      rights: [publish]\n" +          //
+      "history:\n  streams:\n    - {channel: \"room-*\", topic: input, size: 1000}\n" + more_yaml;
   return options;
 }
 
@@ -258,18 +257,20 @@ TEST_CASE("http api: history pages back what the server published, with offsets 
   std::vector<std::string> got;
   std::string cursor;
   for (int page = 0; page < 5; ++page) {
-    auto r = gw.call("GET", "/v1/channels/room-7/history?topic=input&limit=100&since=0&epoch=" +
-                                epoch + cursor,
-                     kReader);
+    auto r = gw.call(
+        "GET", "/v1/channels/room-7/history?topic=input&limit=100&since=0&epoch=" + epoch + cursor,
+        kReader);
     REQUIRE_MESSAGE(r.status == 200, r.body);
     const auto& res = r.json["result"];
     CHECK(res["complete"].GetBool());
     for (const auto& m : res["messages"].GetArray()) got.push_back(m["message"].GetString());
     if (!res["more"].GetBool()) break;
-    cursor = "&after=" + std::to_string(res["messages"][res["messages"].Size() - 1]["offset"].GetInt64());
+    cursor = "&after=" +
+             std::to_string(res["messages"][res["messages"].Size() - 1]["offset"].GetInt64());
   }
   REQUIRE(got.size() == static_cast<std::size_t>(n));
-  for (int i = 1; i <= n; ++i) CHECK(got[static_cast<std::size_t>(i - 1)] == "frame-" + std::to_string(i));
+  for (int i = 1; i <= n; ++i)
+    CHECK(got[static_cast<std::size_t>(i - 1)] == "frame-" + std::to_string(i));
 
   // The latest two, newest first.
   auto r = gw.call("GET", "/v1/channels/room-7/history?topic=input&limit=2&reverse=true", kReader);

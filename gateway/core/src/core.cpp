@@ -99,8 +99,9 @@ Core::Core(const Config& config, Outbox& outbox, Clock clock)
 Core::~Core() = default;
 
 void Core::set_loop_filters(std::vector<std::string> filters) {
-  auto next = filters.empty() ? nullptr
-                              : std::make_shared<const std::vector<std::string>>(std::move(filters));
+  auto next = filters.empty()
+                  ? nullptr
+                  : std::make_shared<const std::vector<std::string>>(std::move(filters));
   std::lock_guard lock(loop_filters_mutex_);
   loop_filters_ = std::move(next);
 }

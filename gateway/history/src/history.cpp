@@ -8,6 +8,7 @@
 #include "rtm/history/streams.hpp"
 #include "rtm/topics/names.hpp"
 #include "rtm/util/base64.hpp"
+#include "rtm/util/fnv.hpp"
 #include "rtm/util/random.hpp"
 
 namespace rtm::gateway {
@@ -23,23 +24,8 @@ constexpr std::size_t kEntryOverheadBytes = 160;
 // Epochs: random hex, different for every stream and every gateway start.
 constexpr std::size_t kEpochHexDigits = 16;
 
-std::string hash_hex(std::uint64_t hash) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(16, '0');
-  for (int i = 15; i >= 0; --i, hash >>= 4) out[static_cast<std::size_t>(i)] = kHex[hash & 15];
-  return out;
-}
-
-std::optional<std::uint64_t> parse_hash_hex(std::string_view text) {
-  if (text.size() != 16) return std::nullopt;
-  std::uint64_t value = 0;
-  for (char c : text) {
-    int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (digit < 0) return std::nullopt;
-    value = value << 4 | static_cast<std::uint64_t>(digit);
-  }
-  return value;
-}
+using util::hash_hex;
+using util::parse_hash_hex;
 
 }  // namespace
 
@@ -188,8 +174,8 @@ class HistoryKeeper final : public MessageHandler,
       if (!v) return v.error();
       return std::optional<std::uint64_t>(static_cast<std::uint64_t>(*v));
     };
-    for (auto [key, out] : {std::pair{"since", &q.since}, {"after", &q.after},
-                            {"before", &q.before}}) {
+    for (auto [key, out] :
+         {std::pair{"since", &q.since}, {"after", &q.after}, {"before", &q.before}}) {
       auto v = offset(key);
       if (!v) return v.error();
       *out = *v;
@@ -234,7 +220,8 @@ class HistoryKeeper final : public MessageHandler,
                      "parameter \"positions\" must be an object {publisher: {seq, hash}}: " + why);
     };
     if (!v.IsObject()) return bad("not an object");
-    const auto max = static_cast<rapidjson::SizeType>(core_.config().limits.publishers_per_subscription);
+    const auto max =
+        static_cast<rapidjson::SizeType>(core_.config().limits.publishers_per_subscription);
     if (v.MemberCount() > max) {
       return bad("at most limits.publishers_per_subscription (" + std::to_string(max) +
                  ") publishers");
@@ -280,7 +267,8 @@ class HistoryKeeper final : public MessageHandler,
     bool more = page.more;
     json::Value messages(rapidjson::kArrayType);
     for (const auto* e : page.entries) {
-      const std::size_t cost = kEntryOverheadBytes + e->publisher.size() + e->payload.size() * 4 / 3;
+      const std::size_t cost =
+          kEntryOverheadBytes + e->publisher.size() + e->payload.size() * 4 / 3;
       if (used + cost > budget && !messages.Empty()) {
         more = true;  // the rest on the next page
         break;
@@ -338,7 +326,8 @@ class HistoryKeeper final : public MessageHandler,
   std::uint64_t gaps_ = 0;
 };
 
-std::shared_ptr<HistoryKeeper> register_history(Core& core, std::shared_ptr<const StateStore> state) {
+std::shared_ptr<HistoryKeeper> register_history(Core& core,
+                                                std::shared_ptr<const StateStore> state) {
   auto keeper = std::make_shared<HistoryKeeper>(core, std::move(state));
   core.add_message_handler(keeper);
   core.add_broker_session_observer(keeper);
@@ -346,8 +335,8 @@ std::shared_ptr<HistoryKeeper> register_history(Core& core, std::shared_ptr<cons
   core.add_metrics_source(keeper);
   Operation op;
   op.name = "history";
-  op.params = {"channel", "topic",     "since",      "since_ts", "epoch", "positions",
-               "publishers", "limit", "reverse", "after", "before"};
+  op.params = {"channel",    "topic", "since",   "since_ts", "epoch", "positions",
+               "publishers", "limit", "reverse", "after",    "before"};
   op.handle = [k = keeper.get()](Call& call) { return k->history(call); };
   core.add_operation(std::move(op));
   if (const auto* subscribe = core.operation("subscribe")) {

@@ -21,9 +21,9 @@ struct TotalLimits {
 
 struct StreamsCounters {
   std::uint64_t appended = 0;
-  std::uint64_t too_large = 0;         // kept without payload
-  std::uint64_t evicted_streams = 0;   // over max_streams
-  std::uint64_t dropped_for_total = 0; // entries dropped over max_total_bytes
+  std::uint64_t too_large = 0;          // kept without payload
+  std::uint64_t evicted_streams = 0;    // over max_streams
+  std::uint64_t dropped_for_total = 0;  // entries dropped over max_total_bytes
 };
 
 class Streams {

@@ -299,9 +299,9 @@ struct MessageEvent {
   std::string publisher;
   std::string payload;  // raw bytes
   int qos = 0;
-  bool recovered = false;   // missed while disconnected, read back from the history
-  std::uint64_t offset = 0; // recovered: its offset in the stream
-  std::int64_t ts = 0;      // recovered: when the gateway read it (ms since the Unix epoch)
+  bool recovered = false;    // missed while disconnected, read back from the history
+  std::uint64_t offset = 0;  // recovered: its offset in the stream
+  std::int64_t ts = 0;       // recovered: when the gateway read it (ms since the Unix epoch)
 };
 
 // After a reconnect, for each subscribed stream that keeps history (the gateway's
@@ -331,9 +331,9 @@ struct HistoryQuery {
   std::string epoch;                     // the epoch `since` is from (empty: any)
   std::vector<std::string> publishers;   // only these (empty: all)
   std::size_t limit = 100;
-  bool reverse = false;                  // newest first (the latest `limit`)
-  std::optional<std::uint64_t> after;    // page cursor forward (the last offset read)
-  std::optional<std::uint64_t> before;   // page cursor backward
+  bool reverse = false;                 // newest first (the latest `limit`)
+  std::optional<std::uint64_t> after;   // page cursor forward (the last offset read)
+  std::optional<std::uint64_t> before;  // page cursor backward
 };
 
 struct HistoryPage {

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "rtm/mapping/rules.hpp"
 #include "rtm/history/streams.hpp"
+#include "rtm/mapping/rules.hpp"
 #include "rtm/storage/locks.hpp"
 #include "rtm/storage/metadata.hpp"
 #include "rtm/storage/states.hpp"

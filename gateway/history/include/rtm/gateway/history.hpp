@@ -15,6 +15,7 @@ namespace rtm::gateway {
 class HistoryKeeper;
 
 // Registers the `history` operation and the message handler that keeps the streams.
-std::shared_ptr<HistoryKeeper> register_history(Core& core, std::shared_ptr<const StateStore> state);
+std::shared_ptr<HistoryKeeper> register_history(Core& core,
+                                                std::shared_ptr<const StateStore> state);
 
 }  // namespace rtm::gateway
