@@ -390,9 +390,12 @@ def part_gateway():
             text = (SOURCE / "docker/gateway.yaml").read_text()
             check("demo-secret" not in text and "allow_demo_secret" not in text,
                   "docker/gateway.yaml does not use the public demo secret")
+            # The image's state volume becomes a folder of this run: nothing is left behind
+            # for the next run (or another version of the gateway) to read.
             for image_path, here in {"/run/secrets/": str(broker.secrets) + "/",
                                      "tcp://mosquitto:1883": f"tcp://127.0.0.1:{broker.port}",
-                                     "0.0.0.0:8089": f"127.0.0.1:{ops_port}"}.items():
+                                     "0.0.0.0:8089": f"127.0.0.1:{ops_port}",
+                                     "/var/lib/rtm-gateway/": str(tmp) + "/"}.items():
                 check(image_path in text, f"docker/gateway.yaml names {image_path}")
                 text = text.replace(image_path, here)
             config = tmp / "gateway.yaml"
