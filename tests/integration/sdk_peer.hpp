@@ -92,6 +92,7 @@ struct Peer {
   Recorder<sdk::StorageEvent> storage;
   Recorder<sdk::PresenceStateEvent> states_changed;
   Recorder<sdk::LockEvent> locks;
+  Recorder<sdk::ReceiptEvent> receipts;
   std::unique_ptr<sdk::Client> client;  // last: destroyed first
 
   Peer(const std::string& broker_uri, const std::string& uid, std::int64_t ttl_s = 3600,
@@ -113,6 +114,7 @@ struct Peer {
     client->on_storage_event([this](const sdk::StorageEvent& e) { storage.push(e); });
     client->on_presence_state([this](const sdk::PresenceStateEvent& e) { states_changed.push(e); });
     client->on_lock_event([this](const sdk::LockEvent& e) { locks.push(e); });
+    client->on_receipt([this](const sdk::ReceiptEvent& e) { receipts.push(e); });
   }
   sdk::Client* operator->() { return client.get(); }
 

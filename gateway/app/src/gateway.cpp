@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "rtm/gateway/bridge.hpp"
+#include "rtm/gateway/inbox.hpp"
 #include "rtm/gateway/json.hpp"
 #include "rtm/gateway/logging.hpp"
 #include "rtm/gateway/modules.hpp"
@@ -106,7 +107,8 @@ Gateway::Gateway(const Config& config, std::unique_ptr<BrokerLink> link)
   auto store = make_state_store(config_);
   rtm_ = register_rtm_operations(*core_, store);
   register_storage_operations(*core_, store);
-  server_api_ = std::make_unique<ServerApi>(*core_, store);
+  auto inbox = register_inbox(*core_, store);
+  server_api_ = std::make_unique<ServerApi>(*core_, store, inbox);
   api_keys_ = std::make_unique<ApiKeys>(config_.http_api.keys, config_.http_api.rate_per_s,
                                         config_.http_api.burst);
   register_bridge(*core_, rtm_);
