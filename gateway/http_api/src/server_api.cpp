@@ -14,18 +14,13 @@ ApiOutcome ServerApi::publish(const ServerMessage& m) {
   const auto& tree = core_.tree();
   const std::string topic = m.to.empty() ? tree.channel_message(m.channel, m.topic, m.publisher)
                                          : tree.inbox(m.to, m.from);
-  // To an offline user's inbox: kept here for its next login (the server counts as a live
-  // sender), not published, as nobody with a session would read it.
+  // To an offline user's inbox: also kept for its next login (the server counts as a live
+  // sender); published all the same, for devices that read the inbox without a session.
+  bool kept = false;
   if (!m.to.empty() && inbox_) {
-    auto kept = inbox_->keep_server_message(m.from, m.to, m.payload);
-    if (!kept) return kept.error();
-    if (*kept) {
-      auto doc = json::object();
-      json::set(doc, "topic", topic);
-      json::set_int(doc, "bytes", static_cast<std::int64_t>(m.payload.size()));
-      json::set(doc, "status", "stored");
-      return doc;
-    }
+    auto keep = inbox_->keep_server_message(m.from, m.to, m.payload);
+    if (!keep) return keep.error();
+    kept = *keep;
   }
   if (!core_.publish(topic, m.payload, m.qos, false)) {
     return failure(ErrorCode::unavailable, "the broker link did not take the message");
@@ -33,7 +28,7 @@ ApiOutcome ServerApi::publish(const ServerMessage& m) {
   auto doc = json::object();
   json::set(doc, "topic", topic);
   json::set_int(doc, "bytes", static_cast<std::int64_t>(m.payload.size()));
-  if (!m.to.empty()) json::set(doc, "status", "published");
+  if (!m.to.empty()) json::set(doc, "status", kept ? "stored" : "published");
   return doc;
 }
 

@@ -123,6 +123,8 @@ class InboxService final : public MessageHandler,
   Outcome<bool> keep_server_message(const std::string& from, const std::string& to,
                                     const std::string& payload) override {
     if (!config().offline || state_.has_session(to)) return false;
+    // A sender with a session: the copy the gateway reads back is kept as anyone's.
+    if (state_.has_session(from)) return true;
     auto kept = keep(from, to, payload, false, core_.now_ms());
     if (!kept) return kept.error();
     ++stored_server_;

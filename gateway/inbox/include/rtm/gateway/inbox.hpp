@@ -28,10 +28,11 @@ inline constexpr std::int64_t kInboxHistoryMaxLimit = 500;
 class PeerInbox {
  public:
   virtual ~PeerInbox() = default;
-  // An app server publishes `payload` to `to`'s inbox as `from` (the server counts as a
-  // live sender): true when it was kept (`to` has no live session, inbox.offline is on), so
-  // that it need not be published; false when it should be published as it is; or
-  // LIMIT_INBOX. Loop thread.
+  // An app server publishes `payload` to `to`'s inbox as `from`, as a device would (it is
+  // published all the same), and the server counts as a live sender: true when it is kept
+  // for `to`'s next login (`to` has no live session, inbox.offline is on: kept here, or from
+  // the copy the gateway reads back when `from` has a session itself), false when not, or
+  // LIMIT_INBOX (then it is not published either). Loop thread.
   virtual Outcome<bool> keep_server_message(const std::string& from, const std::string& to,
                                             const std::string& payload) = 0;
 };
