@@ -493,12 +493,19 @@ int cmd_inbox(const Common& common, long count) {
 }
 
 int cmd_dm(const Common& common, const std::string& to, const std::optional<std::string>& message,
-           int qos) {
+           int qos, bool via_gateway, bool no_store) {
   Stop stop;
   auto client = make_client(common);
   check(client->login(), "login");
   auto send = [&](const std::string& text) {
-    check(client->publish(to, text, sdk::PublishOptions{qos}), "publish to " + to);
+    if (!via_gateway) {
+      check(client->publish(to, text, sdk::PublishOptions{qos}), "publish to " + to);
+      return;
+    }
+    sdk::SendOptions options;
+    options.store = !no_store;
+    const auto sent = check(client->send_message(to, text, options), "send_message to " + to);
+    say(sent.id + " " + std::string(sdk::to_string(sent.status)));
   };
   if (message) {
     send(*message);
@@ -792,6 +799,12 @@ int main(int argc, char** argv) {
   dm->add_option("-m,--message", message, "the message (default: read lines from stdin)");
   qos = 1;
   dm->add_option("--qos", qos, "MQTT QoS of the messages")->capture_default_str()->check(CLI::Range(0, 1));
+  bool dm_gateway = false, dm_no_store = false;
+  dm->add_flag("--gateway", dm_gateway,
+               "send through the gateway (send_message): kept for an offline peer until its "
+               "login; prints each message's id and status (delivered or stored)");
+  dm->add_flag("--no-store", dm_no_store,
+               "with --gateway: refuse (PEER_OFFLINE) rather than keep for an offline peer");
 
   // meta get|set|update|remove|watch: user metadata (yours, or --user's) or --channel's.
   MetaArgs meta_args;
@@ -913,7 +926,7 @@ int main(int argc, char** argv) {
     if (send->parsed()) return cmd_send(common, channel, topic, message, qos);
     if (chat->parsed()) return cmd_chat(common, channel);
     if (inbox->parsed()) return cmd_inbox(common, count);
-    if (dm->parsed()) return cmd_dm(common, to, message, qos);
+    if (dm->parsed()) return cmd_dm(common, to, message, qos, dm_gateway, dm_no_store);
     for (const auto& [cmd, verb] : meta_verbs) {
       if (cmd->parsed()) {
         return verb == "watch" ? cmd_meta_watch(common, meta_args)

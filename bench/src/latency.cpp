@@ -58,13 +58,13 @@ struct WorkerHead {
 };
 
 std::unique_ptr<LatencyPath> make_path(const LatencyOptions& o) {
-  if (o.path == "direct" || o.path == "bridge") return make_mqtt_path(o);
+  if (o.path == "direct" || o.path == "bridge" || o.path == "p2p") return make_mqtt_path(o);
 #ifdef RTM_BENCH_HAVE_SDK
   if (o.path == "sdk") return make_sdk_path(o);
 #else
   if (o.path == "sdk") throw std::runtime_error("this build has no SDK (rtm::sdk): path sdk is not available");
 #endif
-  throw std::runtime_error("unknown path " + o.path + " (direct, bridge, sdk)");
+  throw std::runtime_error("unknown path " + o.path + " (direct, bridge, p2p, sdk)");
 }
 
 double own_cpu_s() {

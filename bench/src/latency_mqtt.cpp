@@ -2,7 +2,9 @@
 //   direct: the player publishes P/ch/{room}/input/{player}; the host subscribes to it.
 //   bridge: the player is a legacy controller publishing coplay/{room}/{player}/input; the
 //           coplay mapping rule carries it to P/ch/{room}/input/{player}, which the host reads.
-// Only the player's topic differs between the two.
+//   p2p:    the player sends peer messages to P/u/{host}/inbox/{player}, which the host reads
+//           (with the gateway's inbox.offline on, the gateway reads a copy of each).
+// Only the player's topic differs between them.
 #include <atomic>
 #include <stdexcept>
 #include <unordered_map>
@@ -31,7 +33,9 @@ class MqttPath final : public LatencyPath {
     for (int i = first; i < last; ++i) {
       const std::string room = latency_room(o_, i);
       const std::string player = latency_player(o_, i);
-      const std::string data_topic = o_.prefix + "/ch/" + room + "/input/" + player;
+      const std::string data_topic =
+          o_.path == "p2p" ? o_.prefix + "/u/" + latency_host(o_, i) + "/inbox/" + player
+                           : o_.prefix + "/ch/" + room + "/input/" + player;
       publish_topics_.push_back(bridge ? "coplay/" + room + "/" + player + "/input" : data_topic);
       host_topics_.push_back(data_topic);
       pair_of_topic_.emplace(data_topic, i);
@@ -109,7 +113,10 @@ class MqttPath final : public LatencyPath {
                                        " players and one per " + std::to_string(group) + " hosts";
     if (o_.token_login) how += ", token logins";
     return how + (o_.path == "bridge"
-                      ? "; players publish coplay/{room}/{player}/input (mapping rule controller-input), hosts read P/ch/{room}/input/{player}"
+                      ? "; players publish coplay/{room}/{player}/input (mapping rule "
+                        "controller-input), hosts read P/ch/{room}/input/{player}"
+                  : o_.path == "p2p"
+                      ? "; players send peer messages to P/u/{host}/inbox/{player}, hosts read them"
                       : "; players publish P/ch/{room}/input/{player}, hosts subscribe to it");
   }
 

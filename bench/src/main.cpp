@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
 
   LatencyOptions lat;
   auto* l = app.add_subcommand("latency", "coplay latency: P host/player pairs at H Hz");
-  l->add_option("--path", lat.path, "direct | bridge | sdk")->required();
+  l->add_option("--path", lat.path, "direct | bridge | p2p | sdk")->required();
   l->add_option("--broker", lat.broker, "broker URI");
   l->add_option("--prefix", lat.prefix, "topics.prefix of the gateway");
   l->add_option("--secret", lat.secret, "token secret (sdk path)");

@@ -28,6 +28,9 @@ void Client::on_message(std::function<void(const MessageEvent&)> handler) {
 void Client::on_inbox(std::function<void(const InboxMessage&)> handler) {
   impl_->set_handler(std::move(handler));
 }
+void Client::on_receipt(std::function<void(const ReceiptEvent&)> handler) {
+  impl_->set_handler(std::move(handler));
+}
 void Client::on_channel_event(std::function<void(const ChannelEvent&)> handler) {
   impl_->set_handler(std::move(handler));
 }
@@ -88,6 +91,28 @@ void Client::renew_token_async(const std::string& token, Callback<std::int64_t> 
 Result<void> Client::publish(const std::string& user, std::string_view payload,
                              PublishOptions options) {
   return impl_->publish_inbox(user, payload, options.qos);
+}
+
+Result<SendResult> Client::send_message(const std::string& user, std::string_view payload,
+                                        const SendOptions& options) {
+  auto impl = impl_;
+  return ClientImpl::wait<SendResult>(
+      [&](Callback<SendResult> done) { impl->send_message(user, payload, options, done); });
+}
+
+void Client::send_message_async(const std::string& user, std::string_view payload,
+                                const SendOptions& options, Callback<SendResult> done) {
+  impl_->send_message(user, payload, options, impl_->on_dispatcher(std::move(done)));
+}
+
+Result<InboxHistory> Client::inbox_history(const InboxHistoryOptions& options) {
+  auto impl = impl_;
+  return ClientImpl::wait<InboxHistory>(
+      [&](Callback<InboxHistory> done) { impl->inbox_history(options, done); });
+}
+
+void Client::inbox_history_async(const InboxHistoryOptions& options, Callback<InboxHistory> done) {
+  impl_->inbox_history(options, impl_->on_dispatcher(std::move(done)));
 }
 
 // ---- presence

@@ -1,5 +1,6 @@
 #include "client_impl.hpp"
 #include "rtm/sdk/net.hpp"
+#include "rtm/util/base64.hpp"
 #include "rtm/util/random.hpp"
 
 #include <algorithm>
@@ -14,6 +15,62 @@ using namespace std::chrono_literals;
 using Lock = std::unique_lock<std::mutex>;
 
 namespace {
+
+// Strict UTF-8 (no overlong forms, no surrogates, at most U+10FFFF).
+bool valid_utf8(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    std::size_t n = 0;
+    std::uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      n = 1;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + n >= text.size()) return false;  // cut short
+    for (std::size_t k = 1; k <= n; ++k) {
+      const auto d = static_cast<unsigned char>(text[i + k]);
+      if ((d & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    static constexpr std::uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+// A `message` event (and an inbox_history entry): nullopt when it is not one (a binary
+// message whose base64 does not decode).
+std::optional<InboxMessage> parse_peer_message(const rapidjson::Value& v) {
+  InboxMessage m;
+  m.from = json::str(v, "from");
+  m.id = json::str(v, "id");
+  m.server_ts = json::int64(v, "ts");
+  m.offline = json::boolean(v, "offline");
+  m.qos = 1;
+  if (json::str(v, "type") == "binary") {
+    auto bytes = util::base64_decode(json::str(v, "message"));
+    if (!bytes) return std::nullopt;
+    m.type = PeerMessageType::binary;
+    m.payload = std::move(*bytes);
+  } else {
+    m.type = PeerMessageType::text;
+    m.payload = json::str(v, "message");
+  }
+  return m;
+}
 
 std::string normalise_uri(std::string uri) {
   if (uri.rfind("mqtt://", 0) == 0) return "tcp://" + uri.substr(7);
@@ -257,6 +314,7 @@ void ClientImpl::log(LogLevel level, const std::string& text) const {
 RTM_SDK_HANDLER(ConnectionStateEvent, on_state_)
 RTM_SDK_HANDLER(MessageEvent, on_message_)
 RTM_SDK_HANDLER(InboxMessage, on_inbox_)
+RTM_SDK_HANDLER(ReceiptEvent, on_receipt_)
 RTM_SDK_HANDLER(ChannelEvent, on_channel_)
 RTM_SDK_HANDLER(PresenceEvent, on_presence_)
 RTM_SDK_HANDLER(TokenEvent, on_token_)
@@ -979,6 +1037,16 @@ void ClientImpl::on_personal_event(std::string_view kind, const std::string& pay
     emit(handler_of<ChannelEvent>(), std::move(ev));
   } else if (kind == "metadata") {
     on_metadata_event(doc);
+  } else if (kind == "message") {
+    if (auto ev = parse_peer_message(doc)) emit(handler_of<InboxMessage>(), std::move(*ev), true);
+  } else if (kind == "receipt") {
+    ReceiptEvent ev;
+    ev.id = json::str(doc, "id");
+    ev.to = json::str(doc, "to");
+    ev.status =
+        json::str(doc, "status") == "stored" ? DeliveryStatus::stored : DeliveryStatus::delivered;
+    ev.ts = json::int64(doc, "ts");
+    emit(handler_of<ReceiptEvent>(), std::move(ev));
   } else if (kind == "presence") {
     PresenceEvent ev;
     ev.uid = json::str(doc, "uid");
@@ -1171,6 +1239,55 @@ void ClientImpl::renew_token(std::string token, Callback<std::int64_t> done) {
                  }
                  done(json::int64(r.result(), "expires_at"));
                });
+}
+
+void ClientImpl::send_message(const std::string& user, std::string_view payload,
+                              const SendOptions& options, Callback<SendResult> done) {
+  if (auto e = name_problem("uid", user)) return done(Status(ErrorCode::invalid_name, *e));
+  if (options.type == PeerMessageType::raw) {
+    return done(Status(ErrorCode::invalid_parameter,
+                       "send_message sends text or binary; publish() sends raw bytes"));
+  }
+  const bool binary = options.type == PeerMessageType::binary;
+  if (!binary && !valid_utf8(payload)) {
+    return done(Status(ErrorCode::invalid_parameter,
+                       "a text message must be UTF-8; send bytes as PeerMessageType::binary"));
+  }
+  auto body = json::Object()
+                  .str("to", user)
+                  .str("message", binary ? util::base64_encode(payload) : std::string(payload))
+                  .str("type", binary ? "binary" : "text")
+                  .boolean("receipt", options.receipt)
+                  .boolean("store", options.store)
+                  .text();
+  send_request("send_message", std::move(body), "send_message to " + user, [done](Reply r) {
+    if (!r.status.ok()) return done(r.status);
+    SendResult out;
+    out.id = json::str(r.result(), "id");
+    out.ts = json::int64(r.result(), "ts");
+    out.status = json::str(r.result(), "status") == "stored" ? DeliveryStatus::stored
+                                                             : DeliveryStatus::delivered;
+    done(std::move(out));
+  });
+}
+
+void ClientImpl::inbox_history(const InboxHistoryOptions& options, Callback<InboxHistory> done) {
+  json::Object body;
+  body.int64("limit", options.limit);
+  if (!options.after.empty()) body.str("after", options.after);
+  if (!options.ack.empty()) body.str("ack", options.ack);
+  send_request("inbox_history", body.text(), "inbox_history", [done](Reply r) {
+    if (!r.status.ok()) return done(r.status);
+    InboxHistory out;
+    out.more = json::boolean(r.result(), "more");
+    auto list = r.result().FindMember("messages");
+    if (list != r.result().MemberEnd() && list->value.IsArray()) {
+      for (const auto& v : list->value.GetArray()) {
+        if (auto m = parse_peer_message(v)) out.messages.push_back(std::move(*m));
+      }
+    }
+    done(std::move(out));
+  });
 }
 
 Result<void> ClientImpl::publish_inbox(const std::string& user, std::string_view payload, int qos) {

@@ -59,6 +59,7 @@ class ClientImpl {
   void set_handler(std::function<void(const ConnectionStateEvent&)> h);
   void set_handler(std::function<void(const MessageEvent&)> h);
   void set_handler(std::function<void(const InboxMessage&)> h);
+  void set_handler(std::function<void(const ReceiptEvent&)> h);
   void set_handler(std::function<void(const ChannelEvent&)> h);
   void set_handler(std::function<void(const PresenceEvent&)> h);
   void set_handler(std::function<void(const TokenEvent&)> h);
@@ -73,6 +74,9 @@ class ClientImpl {
   void logout(Callback<void> done);
   void renew_token(std::string token, Callback<std::int64_t> done);
   Result<void> publish_inbox(const std::string& user, std::string_view payload, int qos);
+  void send_message(const std::string& user, std::string_view payload, const SendOptions& options,
+                    Callback<SendResult> done);
+  void inbox_history(const InboxHistoryOptions& options, Callback<InboxHistory> done);
   void watch(const std::vector<std::string>& users, bool unwatch,
              Callback<std::vector<UserPresence>> done);
   void who_now(const std::string& channel, Callback<std::vector<std::string>> done);
@@ -261,6 +265,7 @@ class ClientImpl {
   HandlerPtr<ConnectionStateEvent> on_state_;
   HandlerPtr<MessageEvent> on_message_;
   HandlerPtr<InboxMessage> on_inbox_;
+  HandlerPtr<ReceiptEvent> on_receipt_;
   HandlerPtr<ChannelEvent> on_channel_;
   HandlerPtr<PresenceEvent> on_presence_;
   HandlerPtr<TokenEvent> on_token_;

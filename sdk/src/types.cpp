@@ -51,9 +51,29 @@ std::string_view error_name(int code) {
     case ErrorCode::lock_held: return "LOCK_HELD";
     case ErrorCode::not_lock_holder: return "NOT_LOCK_HOLDER";
     case ErrorCode::limit_locks: return "LIMIT_LOCKS";
+    case ErrorCode::peer_offline:
+      return "PEER_OFFLINE";
+    case ErrorCode::limit_inbox:
+      return "LIMIT_INBOX";
     case ErrorCode::no_history: return "NO_HISTORY";
   }
   return "UNKNOWN";
+}
+
+std::string_view to_string(PeerMessageType type) {
+  switch (type) {
+    case PeerMessageType::text:
+      return "text";
+    case PeerMessageType::binary:
+      return "binary";
+    case PeerMessageType::raw:
+      return "raw";
+  }
+  return "raw";
+}
+
+std::string_view to_string(DeliveryStatus status) {
+  return status == DeliveryStatus::stored ? "stored" : "delivered";
 }
 
 std::string Status::to_string() const {

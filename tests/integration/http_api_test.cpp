@@ -140,6 +140,32 @@ TEST_CASE(
   CHECK(device.buffered() == 0);
 }
 
+TEST_CASE("http api: messages to an offline user's inbox are kept and listed") {
+  ApiGateway gw;
+  auto r =
+      gw.call("POST", "/v1/publish", kPublisher, R"({"to":"bob","from":"alice","payload":"hi"})");
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  CHECK(std::string(r.json["result"]["status"].GetString()) == "stored");
+  r = gw.call("POST", "/v1/users/bob/messages", kPublisher, R"({"message":"from the server"})");
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  CHECK(std::string(r.json["result"]["status"].GetString()) == "stored");
+  r = gw.call("GET", "/v1/users/bob/inbox", kReader);
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  const auto& messages = r.json["result"]["messages"];
+  REQUIRE_MESSAGE(messages.Size() == 2, r.body);
+  CHECK(std::string(messages[0]["from"].GetString()) == "alice");
+  CHECK(std::string(messages[0]["message"].GetString()) == "hi");
+  CHECK(std::string(messages[1]["from"].GetString()) == "$server");
+  CHECK(messages[1]["offline"].GetBool());
+  r = gw.call("GET", "/v1/users/bob/inbox?limit=1", kReader);
+  CHECK(r.json["result"]["more"].GetBool());
+  r = gw.call("POST", "/v1/users/bob/messages", kPublisher, R"({"message":"x","store":false})");
+  CHECK(r.status == 409);
+  CHECK(code_of(r) == 56);
+  r = gw.call("POST", "/v1/users/bob/messages", kReader, R"({"message":"x"})");
+  CHECK(r.status == 403);
+}
+
 TEST_CASE("http api: a bad key is refused and a read-only key cannot publish") {
   ApiGateway gw;
   const std::string body =

@@ -93,6 +93,7 @@ struct Peer {
   Recorder<sdk::PresenceStateEvent> states_changed;
   Recorder<sdk::LockEvent> locks;
   Recorder<sdk::RecoveryEvent> recoveries;
+  Recorder<sdk::ReceiptEvent> receipts;
   std::unique_ptr<sdk::Client> client;  // last: destroyed first
 
   Peer(const std::string& broker_uri, const std::string& uid, std::int64_t ttl_s = 3600,
@@ -115,6 +116,7 @@ struct Peer {
     client->on_presence_state([this](const sdk::PresenceStateEvent& e) { states_changed.push(e); });
     client->on_lock_event([this](const sdk::LockEvent& e) { locks.push(e); });
     client->on_recovery([this](const sdk::RecoveryEvent& e) { recoveries.push(e); });
+    client->on_receipt([this](const sdk::ReceiptEvent& e) { receipts.push(e); });
   }
   sdk::Client* operator->() { return client.get(); }
 

@@ -79,6 +79,13 @@ storage:
   user_metadata_writers: operators
   channel_metadata_writers: operators
   max_metadata_subscriptions: 5
+inbox:
+  offline: false
+  deliver_on_login: false
+  max_messages_per_user: 7
+  max_age_s: 60
+  max_message_bytes: 100
+  max_total_bytes: 10000
 )";
 
 }  // namespace
@@ -162,6 +169,36 @@ TEST_CASE("config: every key of config.yaml is accepted and read") {
   CHECK(c.storage.user_metadata_writers == "operators");
   CHECK(c.storage.channel_metadata_writers == "operators");
   CHECK(c.storage.max_metadata_subscriptions == 5);
+  CHECK_FALSE(c.inbox.offline);
+  CHECK_FALSE(c.inbox.deliver_on_login);
+  CHECK(c.inbox.max_messages_per_user == 7);
+  CHECK(c.inbox.max_age_s == 60);
+  CHECK(c.inbox.max_message_bytes == 100);
+  CHECK(c.inbox.max_total_bytes == 10000);
+}
+
+TEST_CASE("config: the inbox section's defaults and bad values") {
+  const Config c = load_config_text(kAuth);
+  CHECK(c.inbox.offline);
+  CHECK(c.inbox.deliver_on_login);
+  CHECK(c.inbox.max_messages_per_user == 100);
+  CHECK(c.inbox.max_age_s == 604800);
+  CHECK(c.inbox.max_message_bytes == 32768);
+  CHECK(c.inbox.max_total_bytes == 64LL * 1024 * 1024);
+  const auto bad = [](const std::string& yaml) {
+    try {
+      load_config_text(kAuth + yaml);
+    } catch (const rtm::gateway::ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  CHECK(bad("inbox:\n  offline: maybe\n").find("inbox.offline") != std::string::npos);
+  CHECK(bad("inbox:\n  max_messages_per_user: 0\n").find("inbox.max_messages_per_user") !=
+        std::string::npos);
+  CHECK(bad("inbox:\n  max_message_bytes: 200\n  max_total_bytes: 100\n")
+            .find("inbox.max_message_bytes") != std::string::npos);
+  CHECK(bad("inbox:\n  what: 1\n").find("inbox.what: unknown key") != std::string::npos);
 }
 
 TEST_CASE("config: the shipped config.yaml loads with the defaults but what it marks") {
@@ -191,6 +228,12 @@ TEST_CASE("config: the shipped config.yaml loads with the defaults but what it m
   CHECK(c.storage.user_metadata_writers == d.storage.user_metadata_writers);
   CHECK(c.storage.channel_metadata_writers == d.storage.channel_metadata_writers);
   CHECK(c.storage.max_metadata_subscriptions == d.storage.max_metadata_subscriptions);
+  CHECK(c.inbox.offline == d.inbox.offline);
+  CHECK(c.inbox.deliver_on_login == d.inbox.deliver_on_login);
+  CHECK(c.inbox.max_messages_per_user == d.inbox.max_messages_per_user);
+  CHECK(c.inbox.max_age_s == d.inbox.max_age_s);
+  CHECK(c.inbox.max_message_bytes == d.inbox.max_message_bytes);
+  CHECK(c.inbox.max_total_bytes == d.inbox.max_total_bytes);
   CHECK(c.modules.timeout_ms == d.modules.timeout_ms);
   CHECK(c.mapping.rules.empty());
   CHECK(c.mapping.echo_ttl_ms == d.mapping.echo_ttl_ms);

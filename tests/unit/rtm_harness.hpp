@@ -16,6 +16,7 @@
 #include "rtm/gateway/bridge.hpp"
 #include "rtm/gateway/broker_link.hpp"
 #include "rtm/gateway/core.hpp"
+#include "rtm/gateway/inbox.hpp"
 #include "rtm/gateway/operations.hpp"
 #include "rtm/gateway/state.hpp"
 #include "rtm/gateway/storage_operations.hpp"
@@ -69,6 +70,7 @@ struct RtmHarness {
     auto store = gateway::make_state_store(config);
     api = gateway::register_rtm_operations(*core, store);
     gateway::register_storage_operations(*core, store);
+    inbox = gateway::register_inbox(*core, store);
     gateway::register_bridge(*core, api);
   }
 
@@ -76,6 +78,7 @@ struct RtmHarness {
   // published stays recorded.
   void restart(std::int64_t at) {
     api.reset();
+    inbox.reset();
     core.reset();
     now = at;
     start_core();
@@ -160,6 +163,7 @@ struct RtmHarness {
   std::int64_t now;
   std::unique_ptr<gateway::Core> core;
   std::shared_ptr<gateway::RtmApi> api;
+  std::shared_ptr<gateway::PeerInbox> inbox;
   int msg_id = 0;
 };
 

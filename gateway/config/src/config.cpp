@@ -899,6 +899,20 @@ Config parse(const YAML::Node& root, const std::string& base_dir) {
       s.integer("max_total_bytes", cfg.history.total.max_total_bytes, 1, 1LL << 40);
       s.integer("max_page", cfg.history.max_page, 1, 100000);
     }
+    {
+      Section s(top.child("inbox"), "inbox", problems);
+      auto& in = cfg.inbox;
+      s.boolean("offline", in.offline);
+      s.boolean("deliver_on_login", in.deliver_on_login);
+      s.integer("max_messages_per_user", in.max_messages_per_user, 1, 1000000);
+      s.integer("max_age_s", in.max_age_s, 1, 10LL * 365 * 86400);
+      s.integer("max_message_bytes", in.max_message_bytes, 1, 64LL * 1024 * 1024);
+      s.integer("max_total_bytes", in.max_total_bytes, 1, 1LL << 40);
+      if (in.max_message_bytes > in.max_total_bytes) {
+        s.problem("inbox.max_message_bytes", "must not be above inbox.max_total_bytes (" +
+                                                 std::to_string(in.max_total_bytes) + ")");
+      }
+    }
     if (problems.empty()) parse_mapping(top.child("mapping"), cfg, problems);
     else top.child("mapping");
   }

@@ -185,6 +185,8 @@ void Core::reload(const Config& next) {
   config_.ops.uids = next.ops.uids;
   // Metadata limits apply to the next calls; stored metadata above them stays.
   config_.storage = next.storage;
+  // Inbox limits apply to the next messages; inbox.offline changes the handler's filter.
+  config_.inbox = next.inbox;
   for (auto& part : reloadables_) part->reload(config_);
 }
 
@@ -278,13 +280,16 @@ void Core::end_turn() {
   }
   // Messages published while the commit runs (a networked backend answers later) wait
   // for the next one: the order of messages stays the order of their changes.
-  durability_->commit([this, held = std::move(held_), done = std::move(done)](bool) {
+  // (What a callback publishes from inside a commit that completes at once waits in held_
+  // for the next turn's.)
+  auto held = std::move(held_);
+  held_.clear();
+  durability_->commit([this, held = std::move(held), done = std::move(done)](bool) {
     // On a failed commit the messages still go out: the model serves on, and the backend
     // has logged and counted what a crash could now lose.
     for (const Held& m : held) send(m.topic, m.payload, m.qos, m.retain);
     for (const auto& d : done) d();
   });
-  held_.clear();
 }
 
 Outcome<json::Document> Core::invoke(const std::string& name, std::string_view params) {

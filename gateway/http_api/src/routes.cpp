@@ -284,6 +284,8 @@ const std::vector<ApiRoute>& api_routes() {
       {"GET", "/v1/channels/{channel}/history", kRightRead},
       {"PUT", "/v1/channels/{channel}/metadata", kRightAdmin},
       {"POST", "/v1/tokens", kRightAdmin},
+      {"POST", "/v1/users/{uid}/messages", kRightPublish},
+      {"GET", "/v1/users/{uid}/inbox", kRightRead},
   };
   return routes;
 }
@@ -322,6 +324,7 @@ int http_status(ErrorCode code) {
     case ErrorCode::lock_exists:
     case ErrorCode::lock_held:
     case ErrorCode::not_lock_holder:
+    case ErrorCode::peer_offline:
       return 409;
     case ErrorCode::limit_channels:
     case ErrorCode::limit_topics:
@@ -332,6 +335,7 @@ int http_status(ErrorCode code) {
     case ErrorCode::limit_metadata_subscriptions:
     case ErrorCode::limit_state:
     case ErrorCode::limit_locks:
+    case ErrorCode::limit_inbox:
       return 422;
     default:
       return 400;
@@ -423,6 +427,21 @@ void add_api_routes(httplib::Server& server, const Config& config, ApiKeys& keys
         by_name("get_channel_metadata", "channel", false));
   route("PUT", "/v1/channels/{channel}/metadata", by_name("set_channel_metadata", "channel", true));
   route("GET", "/v1/channels/{channel}/history", by_name("history", "channel", false));
+  // send_message as the server: {message, type, store}; the answer's status says whether
+  // the user got it live or it was kept.
+  route("POST", "/v1/users/{uid}/messages", by_name("send_message", "to", true));
+  // What is kept for an offline user (inbox_history): ?limit=&after=.
+  route("GET", "/v1/users/{uid}/inbox", [ctx](const httplib::Request& req, httplib::Response& res) {
+    const std::string uid = req.matches[1].str();
+    if (auto bad = ctx->name_error(uid, "uid")) return send(res, *bad);
+    auto params = json::object();
+    json::set(params, "uid", uid);
+    for (const char* key : {"limit", "after"}) {
+      if (req.has_param(key)) json::set(params, key, req.get_param_value(key));
+    }
+    ctx->on_loop(res,
+                 [ctx, text = json::dump(params)] { return ctx->api.call("inbox_history", text); });
+  });
 
   route("POST", "/v1/tokens", [ctx](const httplib::Request& req, httplib::Response& res) {
     auto body = body_object(req);

@@ -6,19 +6,29 @@
 
 namespace rtm::gateway {
 
-ServerApi::ServerApi(Core& core, std::shared_ptr<StateStore> store)
-    : core_(core), store_(std::move(store)) {}
+ServerApi::ServerApi(Core& core, std::shared_ptr<StateStore> store,
+                     std::shared_ptr<PeerInbox> inbox)
+    : core_(core), store_(std::move(store)), inbox_(std::move(inbox)) {}
 
 ApiOutcome ServerApi::publish(const ServerMessage& m) {
   const auto& tree = core_.tree();
   const std::string topic = m.to.empty() ? tree.channel_message(m.channel, m.topic, m.publisher)
                                          : tree.inbox(m.to, m.from);
+  // To an offline user's inbox: also kept for its next login (the server counts as a live
+  // sender); published all the same, for devices that read the inbox without a session.
+  bool kept = false;
+  if (!m.to.empty() && inbox_) {
+    auto keep = inbox_->keep_server_message(m.from, m.to, m.payload);
+    if (!keep) return keep.error();
+    kept = *keep;
+  }
   if (!core_.publish(topic, m.payload, m.qos, false)) {
     return failure(ErrorCode::unavailable, "the broker link did not take the message");
   }
   auto doc = json::object();
   json::set(doc, "topic", topic);
   json::set_int(doc, "bytes", static_cast<std::int64_t>(m.payload.size()));
+  if (!m.to.empty()) json::set(doc, "status", kept ? "stored" : "published");
   return doc;
 }
 

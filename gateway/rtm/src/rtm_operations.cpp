@@ -391,6 +391,7 @@ class RtmService final : public RtmApi,
     mark_online_again(uid);
     presence_changed(uid, was_online);
     session_event(uid, "logged_in", session_id, nullptr);
+    core_.logged_in(uid);
 
     auto result = json::object();
     json::set(result, "uid", uid);

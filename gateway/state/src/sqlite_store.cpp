@@ -119,6 +119,27 @@ CREATE TABLE locks(
 ) WITHOUT ROWID;
 )sql";
 
+// Version 5: peer messages kept for users without a live session (docs/protocol.md,
+// "Peer-to-peer"), one row per message by its id (ids grow with time, so a user's rows in
+// id order are its messages oldest first), and the last id given, so that ids never
+// repeat after a restart (inbox_meta, one row).
+constexpr const char* kInboxTables = R"sql(
+CREATE TABLE inbox(
+  id INTEGER PRIMARY KEY,
+  to_uid TEXT NOT NULL,
+  from_uid TEXT NOT NULL,
+  ts_ms INTEGER NOT NULL,
+  binary INTEGER NOT NULL,
+  receipt INTEGER NOT NULL,
+  payload BLOB NOT NULL
+);
+CREATE INDEX inbox_by_user ON inbox(to_uid, id);
+CREATE TABLE inbox_meta(
+  name TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql";
+
 }  // namespace
 
 // A prepared statement, reset after each use.
@@ -190,12 +211,14 @@ SqliteStore::SqliteStore(const StateConfig& config, const LimitsConfig& limits,
   add_change_listener(&keys_);
   metadata_.set_listener(&keys_);
   locks_.set_listener(&keys_);
+  inbox_.set_listener(&keys_);
 }
 
 SqliteStore::~SqliteStore() {
   remove_change_listener(&keys_);
   metadata_.set_listener(nullptr);
   locks_.set_listener(nullptr);
+  inbox_.set_listener(nullptr);
   close();
 }
 
@@ -287,6 +310,7 @@ void SqliteStore::migrate() {
     exec(kPresenceTable);
     exec(kMetadataTables);
     exec(kLocksTable);
+    exec(kInboxTables);
     exec(("PRAGMA application_id=" + std::to_string(kApplicationId)).c_str());
     exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
     exec("COMMIT");
@@ -318,6 +342,14 @@ void SqliteStore::migrate() {
     spdlog::info("state: {} migrated from schema 3 to 4 (channel locks)", path_);
     version_ = 4;
   }
+  if (version_ == 4) {
+    exec("BEGIN");
+    exec(kInboxTables);
+    exec("PRAGMA user_version=5");
+    exec("COMMIT");
+    spdlog::info("state: {} migrated from schema 4 to 5 (peer messages for offline users)", path_);
+    version_ = 5;
+  }
 }
 
 void SqliteStore::prepare() {
@@ -348,6 +380,11 @@ void SqliteStore::prepare() {
       make("DELETE FROM metadata_subscriptions WHERE subscriber = ?1");
   put_locks_ = make("INSERT OR REPLACE INTO locks(channel, record) VALUES(?1, ?2)");
   delete_locks_ = make("DELETE FROM locks WHERE channel = ?1");
+  put_inbox_ = make(
+      "INSERT OR REPLACE INTO inbox(id, to_uid, from_uid, ts_ms, binary, receipt, payload) "
+      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+  delete_inbox_ = make("DELETE FROM inbox WHERE id = ?1");
+  put_inbox_last_id_ = make("INSERT OR REPLACE INTO inbox_meta(name, value) VALUES('last_id', ?1)");
   put_answer_ = make(
       "INSERT INTO answers(uid, msg_id, fingerprint, payload, at_ms) VALUES(?1, ?2, ?3, ?4, ?5)");
   // Answers are appended in time order, so the expired ones are the oldest rows: the
@@ -432,13 +469,15 @@ void SqliteStore::restore() {
   }
   restore_metadata();
   restore_locks();
+  restore_inbox();
   restored_.millis = millis_since(start);
   spdlog::info(
       "state: restored {} sessions, {} channel members, {} subscriptions, {} presence records, "
-      "{} metadata, {} metadata subscriptions, {} channels' locks from {} in {:.0f} ms{}",
+      "{} metadata, {} metadata subscriptions, {} channels' locks, {} kept peer messages from "
+      "{} in {:.0f} ms{}",
       restored_.sessions, restored_.members, restored_.subscriptions, restored_.presence,
-      restored_.metadata, restored_.metadata_subscriptions, restored_.lock_channels, path_,
-      restored_.millis,
+      restored_.metadata, restored_.metadata_subscriptions, restored_.lock_channels,
+      restored_.inbox_messages, path_, restored_.millis,
       restored_.dropped ? " (" + std::to_string(restored_.dropped) + " inconsistent rows dropped)"
                         : std::string());
 }
@@ -487,6 +526,44 @@ void SqliteStore::restore_locks() {
     }
     locks_.restore(channel, *decoded);
     ++restored_.lock_channels;
+  }
+}
+
+void SqliteStore::restore_inbox() {
+  {
+    Statement rows(*this,
+                   "SELECT id, to_uid, from_uid, ts_ms, binary, receipt, payload FROM inbox "
+                   "ORDER BY id");
+    while (rows.next()) {
+      PeerMessage m;
+      m.id = static_cast<std::uint64_t>(rows.column_int(0));
+      m.to = std::string(rows.column_text(1));
+      m.from = std::string(rows.column_text(2));
+      m.ts_ms = rows.column_int(3);
+      m.binary = rows.column_int(4) != 0;
+      m.receipt = rows.column_int(5) != 0;
+      m.payload = std::string(rows.column_blob(6));
+      inbox_.restore(std::move(m));
+      ++restored_.inbox_messages;
+    }
+  }
+  Statement rows(*this, "SELECT value FROM inbox_meta WHERE name = 'last_id'");
+  while (rows.next()) inbox_.restore_last_id(static_cast<std::uint64_t>(rows.column_int(0)));
+}
+
+void SqliteStore::write_inbox(std::uint64_t id) {
+  const auto key = static_cast<std::int64_t>(id);
+  if (auto m = inbox_.find(id)) {
+    put_inbox_->integer(1, key)
+        .text(2, m->to)
+        .text(3, m->from)
+        .integer(4, m->ts_ms)
+        .integer(5, m->binary ? 1 : 0)
+        .integer(6, m->receipt ? 1 : 0)
+        .blob(7, m->payload);
+    if (!put_inbox_->run()) fail("writing a peer message to " + m->to);
+  } else if (!delete_inbox_->integer(1, key).run()) {
+    fail("deleting peer message " + std::to_string(id));
   }
 }
 
@@ -624,6 +701,11 @@ void SqliteStore::commit(std::function<void(bool ok)> done) {
     for (const auto& [scope, name] : keys_.metadata) write_metadata(scope, name);
     for (const auto& uid : keys_.metadata_subscribers) write_metadata_subscriptions(uid);
     for (const auto& channel : keys_.locks) write_locks(channel);
+    for (const auto id : keys_.inbox) write_inbox(id);
+    if (keys_.inbox_last_id) {
+      put_inbox_last_id_->integer(1, static_cast<std::int64_t>(*keys_.inbox_last_id));
+      if (!put_inbox_last_id_->run()) fail("writing the last peer message id");
+    }
     for (const auto& a : answers_) {
       put_answer_->text(1, a.uid)
           .text(2, a.msg_id)
@@ -677,6 +759,7 @@ std::shared_ptr<StateStore> make_state_store(const Config& config) {
   }
   store->metadata().set_limits(config.storage.metadata);
   store->locks().set_limits(config.storage.locks);
+  store->inbox().set_limits(inbox_limits(config.inbox));
   return store;
 }
 

@@ -66,6 +66,7 @@ class Client {
   void on_connection_state(std::function<void(const ConnectionStateEvent&)> handler);
   void on_message(std::function<void(const MessageEvent&)> handler);  // channel topics
   void on_inbox(std::function<void(const InboxMessage&)> handler);    // peer-to-peer
+  void on_receipt(std::function<void(const ReceiptEvent&)> handler);  // of send_message
   void on_channel_event(std::function<void(const ChannelEvent&)> handler);
   void on_presence(std::function<void(const PresenceEvent&)> handler);  // watched users
   void on_token(std::function<void(const TokenEvent&)> handler);        // will expire, expired
@@ -94,8 +95,19 @@ class Client {
   void renew_token_async(const std::string& token, Callback<std::int64_t> done);
 
   // ---- peer-to-peer: straight to P/u/{user}/inbox/{uid} on the broker (no gateway hop).
+  // With the gateway's inbox.offline, a message to a user without a live session is kept and
+  // delivered at its next login (on_inbox, offline set).
   Result<void> publish(const std::string& user, std::string_view payload,
                        PublishOptions options = PublishOptions{1});
+  // ---- peer-to-peer through the gateway (send_message): with an id, a type, the server's
+  // time, delivery receipts, and kept for an offline peer unless options.store is false.
+  Result<SendResult> send_message(const std::string& user, std::string_view payload,
+                                  const SendOptions& options = {});
+  void send_message_async(const std::string& user, std::string_view payload,
+                          const SendOptions& options, Callback<SendResult> done);
+  // The messages kept for this user (inbox_history), for apps that pull them.
+  Result<InboxHistory> inbox_history(const InboxHistoryOptions& options = {});
+  void inbox_history_async(const InboxHistoryOptions& options, Callback<InboxHistory> done);
 
   // ---- presence
   Result<std::vector<UserPresence>> watch(const std::vector<std::string>& users);

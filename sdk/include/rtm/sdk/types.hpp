@@ -64,6 +64,8 @@ enum class ErrorCode : int {
   lock_held = 53,
   not_lock_holder = 54,
   limit_locks = 55,
+  peer_offline = 56,
+  limit_inbox = 57,
   no_history = 58,
 };
 
@@ -345,11 +347,58 @@ struct HistoryPage {
   std::vector<HistoryMessage> messages;
 };
 
-// A peer-to-peer message to this user's inbox.
+// What a peer message carries: text (UTF-8), binary (any bytes), or raw: published straight
+// to the inbox topic by the sender (no properties; type unknown).
+enum class PeerMessageType { text, binary, raw };
+std::string_view to_string(PeerMessageType type);
+
+// A peer-to-peer message to this user: straight from the sender's publish (type raw), or a
+// `message` event of the gateway (send_message, or kept while this user was offline) with
+// the properties of anyRTC's MessageFromPeer.
 struct InboxMessage {
   std::string from;
-  std::string payload;  // raw bytes
+  std::string payload;  // the bytes (a binary message's base64 is decoded)
   int qos = 0;
+  std::string id;  // the gateway's id; empty for raw
+  PeerMessageType type = PeerMessageType::raw;
+  std::int64_t server_ts = 0;  // ms since the Unix epoch when the gateway took it; 0 for raw
+  bool offline = false;        // kept while this user had no session, delivered at login
+};
+
+// How a message sent with send_message reached its peer.
+enum class DeliveryStatus { delivered, stored };
+std::string_view to_string(DeliveryStatus status);
+
+struct SendOptions {
+  PeerMessageType type = PeerMessageType::text;  // text or binary
+  bool receipt = false;  // ReceiptEvents: stored, and delivered when the peer gets it
+  bool store = true;     // keep it when the peer is offline (false: PEER_OFFLINE instead)
+};
+
+struct SendResult {
+  std::string id;
+  std::int64_t ts = 0;  // the gateway's time
+  DeliveryStatus status = DeliveryStatus::delivered;
+};
+
+// A delivery receipt for a message this user sent with SendOptions::receipt.
+struct ReceiptEvent {
+  std::string id;
+  std::string to;
+  DeliveryStatus status = DeliveryStatus::delivered;
+  std::int64_t ts = 0;
+};
+
+struct InboxHistoryOptions {
+  int limit = 50;     // at most 500
+  std::string after;  // only messages with a larger id ("" from the oldest)
+  std::string ack;    // first remove the messages up to this id (delivered)
+};
+
+// The messages kept for this user and not yet delivered, oldest first.
+struct InboxHistory {
+  std::vector<InboxMessage> messages;
+  bool more = false;  // more after the last one: ask again with after = its id
 };
 
 enum class ChannelEventType {

@@ -54,6 +54,9 @@ enum class ErrorCode : int {
   lock_held = 53,
   not_lock_holder = 54,
   limit_locks = 55,
+  // Peer messages (send_message, inbox_history).
+  peer_offline = 56,
+  limit_inbox = 57,
   no_history = 58,
 };
 

@@ -12,7 +12,7 @@ std::string base64_encode(std::string_view bytes);
 // The same, appended to `out`.
 void append_base64(std::string& out, std::string_view bytes);
 
-// Standard alphabet with its padding ('=' to a multiple of 4); nullopt for anything else.
+// Strict standard base64: padded to a multiple of 4, no white space, zero trailing bits.
 std::optional<std::string> base64_decode(std::string_view text);
 
 // URL-safe alphabet ('-', '_'), no padding.

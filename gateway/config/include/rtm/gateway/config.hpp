@@ -239,6 +239,21 @@ struct HistoryConfig {
   const HistoryRule* rule_for(std::string_view channel, std::string_view topic) const;
 };
 
+// Peer messages for users without a live session (docs/protocol.md, "Peer-to-peer"): the
+// gateway keeps them in the state store and hands them over at the user's next login.
+struct InboxConfig {
+  // Keep peer messages to users without a live session (the gateway then reads
+  // P/u/+/inbox/+); false: a message to an offline user is lost, as with plain MQTT.
+  bool offline = true;
+  // Deliver what was kept right after the login answer; false: the app pulls it with
+  // inbox_history (and acknowledges what it has with `ack`).
+  bool deliver_on_login = true;
+  std::int64_t max_messages_per_user = 100;           // beyond it the user's oldest go first
+  std::int64_t max_age_s = 604800;                    // older messages are dropped (7 days)
+  std::int64_t max_message_bytes = 32768;             // a bigger message is refused (LIMIT_INBOX)
+  std::int64_t max_total_bytes = 64LL * 1024 * 1024;  // of every inbox; past it, refused
+};
+
 // Where the RTM state lives (docs/state.md). "memory" keeps it in the process only (tests,
 // benchmarks); "sqlite" makes every change durable in one file before the answer that
 // reports it goes out.
@@ -271,6 +286,7 @@ struct Config {
   ChannelsConfig channels;
   StorageConfig storage;
   HistoryConfig history;
+  InboxConfig inbox;
 };
 
 // Thrown at start-up when a config cannot be used; one message per problem, each

@@ -139,6 +139,15 @@ class SessionDirectory {
   virtual bool has_live_session(const std::string& uid) = 0;  // loop thread
 };
 
+// A part that acts when a user logs in (the inbox hands over the messages it kept). Called
+// by the login operation once the session is started, before its answer is published:
+// what must follow the answer is posted (Core::post) to run in a later turn.
+class LoginObserver {
+ public:
+  virtual ~LoginObserver() = default;
+  virtual void on_login(const std::string& uid) = 0;  // loop thread
+};
+
 // A reader of broker messages outside the request branch (presence, worker answers, the
 // bridge, other gateways' status): the core offers each such message to the handlers in
 // the order they were added, until one takes it.
@@ -259,6 +268,13 @@ class Core final : public MetricsSource {
   void set_session_directory(std::shared_ptr<SessionDirectory> sessions) {
     sessions_ = std::move(sessions);
   }
+  void add_login_observer(std::shared_ptr<LoginObserver> observer) {
+    login_observers_.push_back(std::move(observer));
+  }
+  // uid has just logged in (a new session): tells every LoginObserver. Loop thread only.
+  void logged_in(const std::string& uid) {
+    for (auto& o : login_observers_) o->on_login(uid);
+  }
   void add_message_handler(std::shared_ptr<MessageHandler> handler) {
     message_handlers_.push_back(std::move(handler));
   }
@@ -366,6 +382,7 @@ class Core final : public MetricsSource {
   std::unordered_map<std::string, Operation> operations_;
   std::shared_ptr<SessionDirectory> sessions_;
   std::vector<std::shared_ptr<MessageHandler>> message_handlers_;
+  std::vector<std::shared_ptr<LoginObserver>> login_observers_;
   std::vector<std::shared_ptr<IdleWork>> idle_work_;
   std::vector<std::shared_ptr<const StatsSource>> stats_sources_;
   std::vector<std::shared_ptr<Reloadable>> reloadables_;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "rtm/gateway/config.hpp"
+#include "rtm/gateway/inbox.hpp"
 #include "rtm/gateway/json.hpp"
 #include "rtm/gateway/request.hpp"
 
@@ -76,7 +77,9 @@ struct ServerMessage {
 // the broker link (Core::publish).
 class ServerApi {
  public:
-  ServerApi(Core& core, std::shared_ptr<StateStore> store);
+  // `inbox`: where a message to an offline user's inbox is kept (none: published only).
+  ServerApi(Core& core, std::shared_ptr<StateStore> store,
+            std::shared_ptr<PeerInbox> inbox = nullptr);
   ApiOutcome publish(const ServerMessage& message);
   // Every channel with members, by name, with its member count.
   ApiOutcome channels() const;
@@ -88,6 +91,7 @@ class ServerApi {
  private:
   Core& core_;
   std::shared_ptr<StateStore> store_;
+  std::shared_ptr<PeerInbox> inbox_;
 };
 
 // One route of the API: its method, its path in the OpenAPI document's form

@@ -6,6 +6,7 @@
 // exclusive lock). Schema and guarantees: docs/state.md.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -21,7 +22,7 @@ namespace rtm::gateway {
 class SqliteStore final : public MemoryStore {
  public:
   // The schema this gateway writes; older files are migrated, newer ones refused.
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
   // PRAGMA application_id of a state file ("RTMG"), so that another SQLite file given by
   // mistake is refused rather than written into.
   static constexpr std::int32_t kApplicationId = 0x52544D47;
@@ -56,6 +57,7 @@ class SqliteStore final : public MemoryStore {
     std::size_t metadata = 0;                // users' and channels' metadata
     std::size_t metadata_subscriptions = 0;  // subscriptions to a user's metadata
     std::size_t lock_channels = 0;           // channels with locks (one record each)
+    std::size_t inbox_messages = 0;          // peer messages kept for offline users
     std::size_t dropped = 0;
     double millis = 0;
   };
@@ -67,7 +69,10 @@ class SqliteStore final : public MemoryStore {
 
  private:
   class Statement;
-  class Keys final : public ChangeListener, public MetadataListener, public LockListener {
+  class Keys final : public ChangeListener,
+                     public MetadataListener,
+                     public LockListener,
+                     public InboxListener {
    public:
     void session_changed(const std::string& uid) override { sessions.insert(uid); }
     void member_changed(const std::string& channel, const std::string& uid) override {
@@ -80,9 +85,11 @@ class SqliteStore final : public MemoryStore {
       metadata_subscribers.insert(subscriber);
     }
     void locks_changed(const std::string& channel) override { locks.insert(channel); }
+    void inbox_changed(std::uint64_t id) override { inbox.insert(id); }
+    void inbox_id_used(std::uint64_t last) override { inbox_last_id = last; }
     bool empty() const {
       return sessions.empty() && members.empty() && presence.empty() && metadata.empty() &&
-             metadata_subscribers.empty() && locks.empty();
+             metadata_subscribers.empty() && locks.empty() && inbox.empty() && !inbox_last_id;
     }
     void clear() {
       sessions.clear();
@@ -91,10 +98,12 @@ class SqliteStore final : public MemoryStore {
       metadata.clear();
       metadata_subscribers.clear();
       locks.clear();
+      inbox.clear();
+      inbox_last_id.reset();
     }
     std::size_t size() const {
       return sessions.size() + members.size() + presence.size() + metadata.size() +
-             metadata_subscribers.size() + locks.size();
+             metadata_subscribers.size() + locks.size() + inbox.size();
     }
     std::set<std::string> sessions;
     std::set<std::string> presence;                         // uids, written by SqliteStore itself
@@ -102,6 +111,8 @@ class SqliteStore final : public MemoryStore {
     std::set<std::pair<MetadataScope, std::string>> metadata;
     std::set<std::string> metadata_subscribers;
     std::set<std::string> locks;  // channels
+    std::set<std::uint64_t> inbox;  // message ids
+    std::optional<std::uint64_t> inbox_last_id;
   };
 
   void open(const StateConfig& config);
@@ -120,6 +131,8 @@ class SqliteStore final : public MemoryStore {
   void restore_metadata();
   void write_locks(const std::string& channel);
   void restore_locks();
+  void write_inbox(std::uint64_t id);
+  void restore_inbox();
   void prune_answers(std::int64_t now_ms);
 
   std::string path_;
@@ -142,6 +155,9 @@ class SqliteStore final : public MemoryStore {
   Statement* delete_metadata_subscriptions_ = nullptr;
   Statement* put_locks_ = nullptr;
   Statement* delete_locks_ = nullptr;
+  Statement* put_inbox_ = nullptr;
+  Statement* delete_inbox_ = nullptr;
+  Statement* put_inbox_last_id_ = nullptr;
   Statement* put_answer_ = nullptr;
   Statement* prune_answers_ = nullptr;
   Keys keys_;

@@ -18,6 +18,7 @@
 
 #include "rtm/gateway/config.hpp"
 #include "rtm/gateway/core.hpp"
+#include "rtm/gateway/inbox_store.hpp"
 #include "rtm/gateway/lock_store.hpp"
 #include "rtm/gateway/metadata_store.hpp"
 #include "rtm/gateway/presence_state_store.hpp"
@@ -233,6 +234,11 @@ class StateStore : public Durability {
   virtual LockStore& locks() = 0;
   virtual const LockStore& locks() const = 0;
 
+  // ---- peer messages kept for users without a live session (inbox_store.hpp), in the
+  // same commits as the rest.
+  virtual InboxStore& inbox() = 0;
+  virtual const InboxStore& inbox() const = 0;
+
   // ---- for readers of whole rows (durable backends, the broker's grant feed)
   // Tells `listener` of every change by key from now on (not owned; it must outlive its
   // registration); remove_change_listener ends that.
@@ -324,6 +330,8 @@ class MemoryStore : public StateStore {
   const PresenceStateStore& states() const override { return states_; }
   LockStore& locks() override { return locks_; }
   const LockStore& locks() const override { return locks_; }
+  InboxStore& inbox() override { return inbox_; }
+  const InboxStore& inbox() const override { return inbox_; }
 
   void add_change_listener(ChangeListener* listener) override { listeners_.push_back(listener); }
   void remove_change_listener(ChangeListener* listener) override;
@@ -410,6 +418,7 @@ class MemoryStore : public StateStore {
   MemoryMetadataStore metadata_;
   MemoryPresenceStateStore states_;
   MemoryLockStore locks_;
+  MemoryInboxStore inbox_;
 };
 
 // Builds the backend that config.state names, restored from what it stored. Throws
