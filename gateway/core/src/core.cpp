@@ -98,12 +98,14 @@ Core::Core(const Config& config, Outbox& outbox, Clock clock)
 
 Core::~Core() = default;
 
-void Core::set_loop_filters(std::vector<std::string> filters) {
-  auto next = filters.empty()
-                  ? nullptr
-                  : std::make_shared<const std::vector<std::string>>(std::move(filters));
+void Core::set_loop_filters(const std::string& owner, std::vector<std::string> filters) {
   std::lock_guard lock(loop_filters_mutex_);
-  loop_filters_ = std::move(next);
+  loop_filters_by_owner_[owner] = std::move(filters);
+  std::vector<std::string> all;
+  for (const auto& [name, list] : loop_filters_by_owner_)
+    all.insert(all.end(), list.begin(), list.end());
+  loop_filters_ =
+      all.empty() ? nullptr : std::make_shared<const std::vector<std::string>>(std::move(all));
 }
 
 bool Core::loop_must_see(std::string_view topic) const {

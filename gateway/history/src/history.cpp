@@ -41,7 +41,7 @@ class HistoryKeeper final : public MessageHandler,
         streams_(config_.total, [] { return util::random_hex(kEpochHexDigits); }) {}
 
   void start() {
-    core_.set_loop_filters(filters());
+    core_.set_loop_filters("history", filters());
     arm_trim();
   }
 
@@ -90,7 +90,7 @@ class HistoryKeeper final : public MessageHandler,
   void reload(const Config& next) override {
     config_ = next.history;
     streams_.set_total_limits(config_.total);
-    core_.set_loop_filters(filters());
+    core_.set_loop_filters("history", filters());
   }
 
   void write_metrics(MetricsWriter& out) const override {

@@ -44,6 +44,7 @@ class InboxService final : public MessageHandler,
                            return history_op(c);
                          }});
     expire_due();  // what aged while the gateway was down
+    core_.set_loop_filters("inbox", filters());  // the bridge's fast path must not take them
   }
 
   // ---- MessageHandler: the broker's copy of every peer message.
@@ -52,28 +53,29 @@ class InboxService final : public MessageHandler,
     return {core_.tree().prefix() + "/u/+/inbox/+"};
   }
 
+  // Reads without taking: a mapping rule may relay the same peer message to devices.
   bool on_message(const Message& m) override {
     auto parsed = core_.tree().parse(m.topic);
     if (!parsed || parsed->kind != topics::TopicKind::inbox) return false;
-    if (!config().offline) return true;
+    if (!config().offline) return false;
     // The recipient first: for online users (the common case) this is the only work.
     if (state_.has_session(parsed->uid)) {
       ++online_;
-      return true;
+      return false;
     }
     const auto rules = topics::name_rules_for(core_.config().broker.profile);
     if (m.retained || topics::name_error(parsed->uid, "uid", rules) ||
         topics::name_error(parsed->from, "uid", rules)) {
       ++bad_;  // a retained copy is no new message; bad names are no user's
-      return true;
+      return false;
     }
     if (!state_.has_session(parsed->from)) {
       ++no_sender_;  // anyone may publish there without enforcement: only users keep
-      return true;
+      return false;
     }
     auto kept = keep(parsed->from, parsed->uid, m.payload, false, core_.now_ms());
     if (kept) ++stored_direct_;
-    return true;
+    return false;
   }
 
   // ---- LoginObserver: the kept messages follow the login answer, in a later turn.
@@ -84,6 +86,10 @@ class InboxService final : public MessageHandler,
 
   void reload(const Config& next) override {
     inbox_.set_limits(inbox_limits(next.inbox));
+    core_.set_loop_filters("inbox",
+                           next.inbox.offline
+                               ? std::vector<std::string>{core_.tree().prefix() + "/u/+/inbox/+"}
+                               : std::vector<std::string>{});
     arm();
   }
 

@@ -302,8 +302,9 @@ class Core final : public MetricsSource {
     return fast_path_->on_link_thread(message);
   }
   // Topics a loop handler must see although the fast path could take them (channel history
-  // keeps what the bridge relays): those matching `filters` skip the fast path. Any thread.
-  void set_loop_filters(std::vector<std::string> filters);
+  // and the offline inbox keep what the bridge relays): those matching `owner`'s `filters`
+  // skip the fast path. Each owner's set replaces its previous one. Any thread.
+  void set_loop_filters(const std::string& owner, std::vector<std::string> filters);
   Outbox& outbox() { return outbox_; }
   void add_idle_work(std::shared_ptr<IdleWork> work) { idle_work_.push_back(std::move(work)); }
   // Every IdleWork's on_idle, in the order they were added.
@@ -370,6 +371,7 @@ class Core final : public MetricsSource {
   AbsoluteHandler absolute_handler_;
   std::shared_ptr<FastPath> fast_path_;
   mutable std::mutex loop_filters_mutex_;
+  std::map<std::string, std::vector<std::string>> loop_filters_by_owner_;  // under the mutex
   std::shared_ptr<const std::vector<std::string>> loop_filters_;
   TaskQueue* task_queue_ = nullptr;
   Config config_;
