@@ -382,13 +382,13 @@ fi
 # for the broker, and work for the gateway. The same coplay latency and direct throughput
 # with no history (the baseline, this run) and with history on every room's input.
 if want history; then
-  say "history: coplay latency (100 pairs) and direct throughput, history off then on"
+  say "history and inbox: coplay latency, direct throughput and p2p latency, off then on"
   for mode in off on; do
     if [[ $mode == on ]]; then
-      GATEWAY_YAML=$'history:\n  streams:\n    - {channel: "*", topic: input, size: 1000, age_s: 300}' \
+      GATEWAY_YAML=$'history:\n  streams:\n    - {channel: "*", topic: input, size: 1000, age_s: 300}\ninbox:\n  offline: true' \
         start_stack "history-$mode"
     else
-      start_stack "history-$mode"
+      GATEWAY_YAML=$'inbox:\n  offline: false' start_stack "history-$mode"
     fi
     "$bench_bin" latency --path direct --pairs 100 --hz 60 --seconds "$lat_seconds" \
       --warmup "$lat_warmup" --broker "$broker" --secret "$secret" --broker-pid "$broker_pid" \
@@ -397,6 +397,10 @@ if want history; then
       --step-seconds "$tp_step" --probe-seconds "$tp_probe" --broker-pid "$broker_pid" \
       --gateway-pid "$gateway_pid" --json "$raw/history-throughput-$mode.json" ||
       echo "history throughput $mode: no clean step"
+    # Peer messages to online users with inbox.offline off (off) and on (on).
+    "$bench_bin" latency --path p2p --pairs 100 --hz 60 --seconds "$lat_seconds" \
+      --warmup "$lat_warmup" --broker "$broker" --secret "$secret" --broker-pid "$broker_pid" \
+      --gateway-pid "$gateway_pid" --json "$raw/history-p2p-$mode.json" || echo "p2p latency $mode failed"
     stop_stack "history-$mode"
   done
   /usr/bin/python3 - "$raw" "$results/history.md" <<'PY'
@@ -417,10 +421,22 @@ for mode in ("off", "on"):
     rows.append(f"| {mode} | {lat['latency.p50_ms']:.3f} / {lat['latency.p99_ms']:.3f} | "
                 f"{100 * lat.get('cpu.gateway_s', 0) / wall:.0f}% | {tp['rate']:.0f} | {ratio:.2f} | "
                 f"{tp.get('cpu.gateway_s_per_100k', float('nan')):.2f} |")
+rows += ["", "| inbox.offline | p2p p50 / p99 ms (100 pairs, 60 Hz) | lost | broker CPU | gateway CPU |",
+         "| --- | --- | --- | --- | --- |"]
+for mode, label in (("off", "false (broker only)"), ("on", "true")):
+    p2p = load(f"history-p2p-{mode}.json")
+    if not p2p:
+        continue
+    wall = p2p.get("cpu.wall_s") or 1
+    rows.append(f"| {label} | {p2p['latency.p50_ms']:.3f} / {p2p['latency.p99_ms']:.3f} | {p2p.get('lost', 0)} | "
+                f"{100 * p2p.get('cpu.broker_s', 0) / wall:.0f}% | {100 * p2p.get('cpu.gateway_s', 0) / wall:.0f}% |")
 table = "\n".join(rows)
 print(table)
 with open(out, "w") as f:
-    f.write("# Channel history on and off (scripts/bench.sh, stage history)\n\n"
+    f.write("# Channel history and the offline inbox, on and off (scripts/bench.sh, stage history)\n\n"
+            "Peer messages: 100 pairs at 60 Hz straight to `P/u/{host}/inbox/{player}`; with "
+            "`inbox.offline` the gateway reads each one too (one session lookup for an online "
+            "recipient).\n\n"
             "Coplay latency: 100 pairs at 60 Hz straight through the broker (`--path direct`); "
             "throughput: the highest clean rate of 64 B QoS 0 messages straight through the "
             "broker. `on`: the gateway keeps history for every room's `input` stream "

@@ -357,6 +357,37 @@ int cmd_who(const Common& common, const std::string& channel) {
   return 0;
 }
 
+// A stream's history, oldest first (paged through to the end, at most `count` when > 0):
+// "publisher: payload" per message; stderr says when messages were lost before these.
+int cmd_history(const Common& common, const std::string& channel, const std::string& topic,
+                long count) {
+  auto client = make_client(common);
+  check(client->login(), "login");
+  auto room = client->stream_channel(channel);
+  check(room.join(), "join " + channel);
+  sdk::HistoryQuery q;
+  if (count > 0) {
+    q.reverse = true;  // the latest `count`, printed oldest first
+    q.limit = static_cast<std::size_t>(count);
+    auto page = check(room.history(topic, q), "history " + channel + "/" + topic);
+    for (auto it = page.messages.rbegin(); it != page.messages.rend(); ++it) {
+      say(it->publisher + ": " +
+          (it->too_large ? std::string("(too large, not kept)") : it->payload));
+    }
+    return 0;
+  }
+  q.limit = 1000;
+  for (;;) {
+    auto page = check(room.history(topic, q), "history " + channel + "/" + topic);
+    for (const auto& m : page.messages) {
+      say(m.publisher + ": " + (m.too_large ? std::string("(too large, not kept)") : m.payload));
+    }
+    if (!page.more || page.messages.empty()) break;
+    q.after = page.messages.back().offset;
+  }
+  return 0;
+}
+
 // Per-user refusals of a subscribe answer, on stderr.
 void note_refusals(const sdk::SubscribeResult& sub) {
   for (const auto& u : sub.users) {
@@ -788,6 +819,11 @@ int main(int argc, char** argv) {
   send->add_option("-m,--message", message, "the message (default: read lines from stdin)");
   send->add_option("--qos", qos, "MQTT QoS of the messages")->capture_default_str()->check(CLI::Range(0, 1));
 
+  auto* history = command("history", "print what a channel topic's history keeps, oldest first");
+  history->add_option("--channel", channel, "the channel (you join it)")->required();
+  history->add_option("--topic", topic, "the topic")->required();
+  history->add_option("--count", count, "only the latest this many (0: all that is kept)");
+
   auto* chat = command("chat", "talk in a channel: typed lines go out on topic \"chat\"");
   chat->add_option("--channel", channel, "the channel to join")->required();
 
@@ -925,6 +961,7 @@ int main(int argc, char** argv) {
     if (listen->parsed()) return cmd_listen(common, channel, topic, from, count);
     if (send->parsed()) return cmd_send(common, channel, topic, message, qos);
     if (chat->parsed()) return cmd_chat(common, channel);
+    if (history->parsed()) return cmd_history(common, channel, topic, count);
     if (inbox->parsed()) return cmd_inbox(common, count);
     if (dm->parsed()) return cmd_dm(common, to, message, qos, dm_gateway, dm_no_store);
     for (const auto& [cmd, verb] : meta_verbs) {
