@@ -329,9 +329,10 @@ bool ClientImpl::recover_streams(std::vector<std::string>& problems) {
         if (payload_hash(held[i]->payload) != t->second.hash) continue;
         bool agrees = true;
         for (std::size_t k = 0; k < i && agrees; ++k) {
-          const std::size_t back = i - k;  // held[k] should be the (back)-th before the top
-          if (back <= from_history.size()) {
-            agrees = from_history[from_history.size() - back]->payload == held[k]->payload;
+          // held[i] is the top, the history's last entry; held[k] is `back` entries before.
+          const std::size_t back = i - k;
+          if (back < from_history.size()) {
+            agrees = from_history[from_history.size() - 1 - back]->payload == held[k]->payload;
           }
         }
         if (agrees) {

@@ -10,6 +10,7 @@
 #include "rtm/gateway/json.hpp"
 #include "rtm/mapping/json.hpp"
 #include "rtm/topics/names.hpp"
+#include "rtm/util/secret.hpp"
 
 namespace rtm::gateway {
 namespace {
@@ -19,14 +20,7 @@ constexpr const char* kJson = "application/json";
 constexpr const char* kText = "text/plain; charset=utf-8";
 constexpr std::string_view kBearer = "Bearer ";
 
-// Compares in time independent of where the first difference is.
-bool same_secret(std::string_view a, std::string_view b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
-  }
-  return diff == 0;
-}
+using util::same_secret;
 
 void json_error(httplib::Response& res, int status, const std::string& message) {
   auto doc = json::object();

@@ -28,4 +28,17 @@ void Timers::run_due(std::int64_t now_ms) {
 
 std::int64_t Timers::next_due() const { return queue_.empty() ? -1 : queue_.begin()->first; }
 
+void DeadlineTimer::arm(Timers& timers, std::optional<std::int64_t> due, std::function<void()> fn) {
+  if (id_ && due == at_) return;
+  if (id_) timers.cancel(*id_);
+  id_.reset();
+  at_ = due;
+  if (!due) return;
+  id_ = timers.at(*due, [this, fn = std::move(fn)] {
+    id_.reset();
+    at_.reset();
+    fn();
+  });
+}
+
 }  // namespace rtm::gateway

@@ -2,20 +2,14 @@
 #include <chrono>
 
 #include "rtm/gateway/http_api.hpp"
+#include "rtm/util/secret.hpp"
 
 namespace rtm::gateway {
 namespace {
 
 constexpr std::string_view kBearer = "Bearer ";
 
-// Compares in time independent of where the first difference is.
-bool same_secret(std::string_view a, std::string_view b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
-  }
-  return diff == 0;
-}
+using util::same_secret;
 
 std::int64_t steady_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(

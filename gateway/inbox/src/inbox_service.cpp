@@ -213,17 +213,7 @@ class InboxService final : public MessageHandler,
 
   // One timer at the oldest message's expiry.
   void arm() {
-    const auto next = inbox_.next_expiry();
-    if (timer_ && next == armed_at_) return;
-    if (timer_) core_.timers().cancel(*timer_);
-    timer_.reset();
-    armed_at_ = next;
-    if (!next) return;
-    timer_ = core_.timers().at(*next, [this] {
-      timer_.reset();
-      armed_at_.reset();
-      expire_due();
-    });
+    timer_.arm(core_.timers(), inbox_.next_expiry(), [this] { expire_due(); });
   }
 
   void expire_due() {
@@ -358,8 +348,7 @@ class InboxService final : public MessageHandler,
   std::shared_ptr<StateStore> store_;
   StateStore& state_;
   InboxStore& inbox_;
-  std::optional<Timers::Id> timer_;
-  std::optional<std::int64_t> armed_at_;
+  DeadlineTimer timer_;
   // Counters (loop thread).
   std::uint64_t stored_direct_ = 0, stored_send_ = 0, stored_server_ = 0;
   std::uint64_t online_ = 0, no_sender_ = 0, bad_ = 0;

@@ -132,17 +132,7 @@ class LockService final : public PublishBarrier,
 
   // One timer at the earliest countdown deadline; moved when that changes.
   void arm() {
-    const auto next = locks_.next_deadline();
-    if (timer_ && next == armed_at_) return;
-    if (timer_) core_.timers().cancel(*timer_);
-    timer_.reset();
-    armed_at_ = next;
-    if (!next) return;
-    timer_ = core_.timers().at(*next, [this] {
-      timer_.reset();
-      armed_at_.reset();
-      expire_due();
-    });
+    timer_.arm(core_.timers(), locks_.next_deadline(), [this] { expire_due(); });
   }
 
   // The countdowns that ran out: `expired`, and `acquired` for each next waiter.
@@ -311,8 +301,7 @@ class LockService final : public PublishBarrier,
   StateStore& state_;
   LockStore& locks_;
   std::set<std::pair<std::string, std::string>> dirty_;  // (channel, uid) changed members
-  std::optional<Timers::Id> timer_;
-  std::optional<std::int64_t> armed_at_;
+  DeadlineTimer timer_;
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <unordered_map>
 
 namespace rtm::gateway {
@@ -23,6 +24,18 @@ class Timers {
   Queue queue_;
   std::unordered_map<Id, Queue::iterator> by_id_;
   Id next_id_ = 1;
+};
+
+// One timer at a moving deadline (the earliest of many expiries): arm() moves it when the
+// deadline changes and leaves it when it does not.
+class DeadlineTimer {
+ public:
+  // `fn` at `due` on `timers` (none: no timer). The owner outlives the timer.
+  void arm(Timers& timers, std::optional<std::int64_t> due, std::function<void()> fn);
+
+ private:
+  std::optional<Timers::Id> id_;
+  std::optional<std::int64_t> at_;
 };
 
 }  // namespace rtm::gateway
