@@ -232,6 +232,8 @@ class ClientImpl {
   bool on_stream_message_locked(const MessageEvent& ev, bool retained);
   // Every tracked stream is about to miss messages: hold live ones until it recovers.
   void hold_streams_locked();
+  // Does this user subscribe to the stream (by name, or in every-publisher mode)?
+  bool subscribed_locked(const StreamKey& key) const;
   // Forgets the positions of the channel's streams this user no longer subscribes to.
   void untrack_streams_locked(const std::string& channel);
   // In restore(): reads what each tracked stream missed, delivers it and the held live

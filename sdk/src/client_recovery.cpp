@@ -32,10 +32,6 @@ std::uint64_t payload_hash(std::string_view payload) {
 
 using util::hash_hex;
 
-std::optional<std::uint64_t> parse_hex(const std::string& text) {
-  return util::parse_hash_hex(text);
-}
-
 struct Top {
   std::uint64_t seq = 0;
   std::uint64_t hash = 0;
@@ -73,7 +69,7 @@ ParsedPage parse_page(const rapidjson::Value& r) {
     for (auto m = it->value.MemberBegin(); m != it->value.MemberEnd(); ++m) {
       Top t;
       t.seq = static_cast<std::uint64_t>(json::int64(m->value, "seq"));
-      t.hash = parse_hex(json::str(m->value, "hash")).value_or(0);
+      t.hash = util::parse_hash_hex(json::str(m->value, "hash")).value_or(0);
       out.publishers[std::string(m->name.GetString(), m->name.GetStringLength())] = t;
     }
   }
@@ -191,16 +187,18 @@ void ClientImpl::hold_streams_locked() {
   for (auto& [key, s] : streams_) s.recovering = true;
 }
 
+bool ClientImpl::subscribed_locked(const StreamKey& key) const {
+  const auto ch = channels_.find(key.first);
+  if (ch == channels_.end()) return false;
+  if (ch->second.all.count(key.second)) return true;
+  const auto by_name = ch->second.subscribed.find(key.second);
+  return by_name != ch->second.subscribed.end() && !by_name->second.empty();
+}
+
 void ClientImpl::untrack_streams_locked(const std::string& channel) {
-  const auto ch = channels_.find(channel);
   for (auto it = streams_.lower_bound({channel, std::string()});
        it != streams_.end() && it->first.first == channel;) {
-    const auto& topic = it->first.second;
-    const bool subscribed =
-        ch != channels_.end() &&
-        (ch->second.all.count(topic) ||
-         (ch->second.subscribed.count(topic) && !ch->second.subscribed.at(topic).empty()));
-    it = subscribed ? std::next(it) : streams_.erase(it);
+    it = subscribed_locked(it->first) ? std::next(it) : streams_.erase(it);
   }
 }
 
@@ -210,13 +208,7 @@ bool ClientImpl::recover_streams(std::vector<std::string>& problems) {
     Lock lock(mutex_);
     for (auto it = streams_.begin(); it != streams_.end();) {
       // Streams no longer subscribed to (unsubscribed, left, or lost at the restore) go.
-      const auto ch = channels_.find(it->first.first);
-      const auto& topic = it->first.second;
-      const bool subscribed =
-          ch != channels_.end() &&
-          (ch->second.all.count(topic) ||
-           (ch->second.subscribed.count(topic) && !ch->second.subscribed.at(topic).empty()));
-      if (!subscribed) {
+      if (!subscribed_locked(it->first)) {
         std::vector<MessageEvent> held = std::move(it->second.held);
         it = streams_.erase(it);
         for (auto& ev : held) emit(handler_of<MessageEvent>(), std::move(ev), true);
