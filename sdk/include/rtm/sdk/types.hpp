@@ -67,6 +67,9 @@ enum class ErrorCode : int {
   peer_offline = 56,
   limit_inbox = 57,
   no_history = 58,
+  invitation_not_found = 59,
+  invitation_wrong_side = 60,
+  limit_invitations = 61,
 };
 
 // "NOT_JOINED" for 3, ...; "UNKNOWN" for a code this SDK does not know.
