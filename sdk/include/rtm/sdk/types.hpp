@@ -492,6 +492,36 @@ struct LockEvent {
   std::int64_t ts = 0;
 };
 
+// ------------------------------------------------------------------ call invitations
+
+// Which side of an invitation an event is about: this user sent it (local, anyRTC's
+// LocalInvitation) or received it (remote, anyRTC's RemoteInvitation).
+enum class InvitationSide { local, remote };
+
+// A change of an invitation (docs/protocol.md, "Call invitations"). States by side:
+// local SENT_TO_REMOTE, RECEIVED_BY_REMOTE, ACCEPTED_BY_REMOTE, REFUSED_BY_REMOTE,
+// CANCELED, FAILURE; remote RECEIVED, ACCEPTED, REFUSED, CANCELED, FAILURE. Reasons (with
+// FAILURE): PEER_OFFLINE, PEER_NO_RESPONSE, INVITATION_EXPIRE, NOT_LOGGEDIN, OTHER; else OK.
+struct InvitationEvent {
+  std::string id;
+  InvitationSide side = InvitationSide::local;
+  std::string state;
+  int state_code = 0;
+  std::string reason = "OK";
+  int reason_code = 0;
+  std::string caller;
+  std::string callee;
+  std::string content;
+  std::string channel_id;
+  std::string response;  // the callee's, with ACCEPTED / REFUSED
+  std::int64_t ts = 0;
+  // The invitation ended with this event (every state but SENT_TO_REMOTE,
+  // RECEIVED_BY_REMOTE and RECEIVED).
+  bool ended() const {
+    return state != "SENT_TO_REMOTE" && state != "RECEIVED_BY_REMOTE" && state != "RECEIVED";
+  }
+};
+
 // ------------------------------------------------------------------ configuration
 
 enum class LogLevel { debug, info, warn, error };
