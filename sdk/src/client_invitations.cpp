@@ -150,11 +150,20 @@ void Invitations::on_event(std::function<void(const InvitationEvent&)> handler) 
   impl_->set_handler(std::move(handler));
 }
 
+static Status empty_invitation() {
+  return Status(ErrorCode::not_logged_in, "an empty invitation object (not from send or an event)");
+}
+
 Result<void> LocalInvitation::cancel() {
+  if (!impl_) return empty_invitation();
   return Invitations(impl_).cancel(event_.id);
 }
 
 void LocalInvitation::cancel_async(Callback<void> done) {
+  if (!impl_) {
+    if (done) done(empty_invitation());
+    return;
+  }
   impl_->invitation_op("cancel_invitation", json::Object().str("id", event_.id).text(),
                        impl_->on_dispatcher<InvitationEvent>([done](Result<InvitationEvent> r) {
                          if (done) done(to_void(r));
@@ -162,14 +171,20 @@ void LocalInvitation::cancel_async(Callback<void> done) {
 }
 
 Result<void> RemoteInvitation::accept(const std::string& response) {
+  if (!impl_) return empty_invitation();
   return Invitations(impl_).accept(event_.id, response);
 }
 
 Result<void> RemoteInvitation::refuse(const std::string& response) {
+  if (!impl_) return empty_invitation();
   return Invitations(impl_).refuse(event_.id, response);
 }
 
 void RemoteInvitation::accept_async(const std::string& response, Callback<void> done) {
+  if (!impl_) {
+    if (done) done(empty_invitation());
+    return;
+  }
   impl_->invitation_op("accept_invitation",
                        json::Object().str("id", event_.id).str("response", response).text(),
                        impl_->on_dispatcher<InvitationEvent>([done](Result<InvitationEvent> r) {
@@ -178,6 +193,10 @@ void RemoteInvitation::accept_async(const std::string& response, Callback<void> 
 }
 
 void RemoteInvitation::refuse_async(const std::string& response, Callback<void> done) {
+  if (!impl_) {
+    if (done) done(empty_invitation());
+    return;
+  }
   impl_->invitation_op("refuse_invitation",
                        json::Object().str("id", event_.id).str("response", response).text(),
                        impl_->on_dispatcher<InvitationEvent>([done](Result<InvitationEvent> r) {

@@ -29,6 +29,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "rtm/sdk/types.hpp"
@@ -342,6 +343,7 @@ class Locks {
 // states arrive in Client::on_invitation (side local).
 class LocalInvitation {
  public:
+  LocalInvitation() = default;  // empty: its calls answer NOT_LOGGED_IN
   const std::string& id() const { return event_.id; }
   const std::string& callee() const { return event_.callee; }
   const std::string& content() const { return event_.content; }
@@ -364,6 +366,7 @@ class LocalInvitation {
 // An invitation this user received (anyRTC RemoteInvitation), from its RECEIVED event.
 class RemoteInvitation {
  public:
+  RemoteInvitation() = default;  // empty: its calls answer NOT_LOGGED_IN
   const std::string& id() const { return event_.id; }
   const std::string& caller() const { return event_.caller; }
   const std::string& content() const { return event_.content; }
