@@ -195,7 +195,8 @@ TEST_CASE("invitations: refused, canceled and expired, both sides told") {
 TEST_CASE(
     "invitations: in flight across kill -9 of the gateway on sqlite, kept with their timers") {
   TempDir state_dir;
-  Setup s(invitation_gateway("  ack_timeout_s: 5\n  expire_s: 4\n", &state_dir));
+  // expire_s leaves time for the restart before the answer.
+  Setup s(invitation_gateway("  ack_timeout_s: 5\n  expire_s: 10\n", &state_dir));
   Peer alice(s.broker.uri(), "alice");
   Peer bob(s.broker.uri(), "bob");
   alice.login();
@@ -221,7 +222,7 @@ TEST_CASE(
   REQUIRE(a);
   CHECK(a->response == "still here");
   // The other one's deadline was re-armed from the file.
-  auto expired = wait_invitation(alice, left.value().id(), "FAILURE", 15000ms);
+  auto expired = wait_invitation(alice, left.value().id(), "FAILURE", 25000ms);
   REQUIRE_MESSAGE(expired, s.gateway.log());
   CHECK(expired->reason == "INVITATION_EXPIRE");
   auto b = wait_invitation(bob, left.value().id(), "FAILURE");
