@@ -59,7 +59,8 @@ class InvitationService final : public ChangeListener,
     add("refuse_invitation", {"id", "response"}, [this](Call& c) { return answer_op(c, false); });
     add("cancel_invitation", {"id"}, [this](Call& c) { return cancel_op(c); });
     add("invitations", {}, [this](Call& c) { return list_op(c); });
-    due();  // what passed its deadline while the gateway was down; arms the timer
+    // What passed its deadline while the gateway was down fails at the first timer turn.
+    arm();
   }
 
   // ---- ChangeListener: inside the store's mutations, so only the uids are kept.
