@@ -411,6 +411,8 @@ class Invitations {
 
  private:
   friend class Client;
+  friend class LocalInvitation;
+  friend class RemoteInvitation;
   explicit Invitations(std::shared_ptr<detail::ClientImpl> impl) : impl_(std::move(impl)) {}
   std::shared_ptr<detail::ClientImpl> impl_;
 };
