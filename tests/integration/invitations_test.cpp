@@ -3,7 +3,8 @@
 // sides, and each other ending: an offline callee, a callee that never acknowledges (a
 // plain MQTT client), refused, canceled, expired; and invitations in flight across kill -9
 // of the gateway on sqlite, kept and answered or expired after the restart. Small
-// configured timeouts; every wait has a deadline.
+// configured timeouts; every wait has a deadline. And `rtm call` / `rtm answer` in two
+// processes.
 #include <doctest/doctest.h>
 
 #include <memory>
@@ -228,4 +229,32 @@ TEST_CASE(
   auto b = wait_invitation(bob, left.value().id(), "FAILURE");
   REQUIRE(b);
   CHECK(b->reason == "INVITATION_EXPIRE");
+}
+
+TEST_CASE(
+    "rtm cli: rtm answer waits for a call from rtm call, accepts it, and the caller sees it") {
+  Setup s(invitation_gateway("  ack_timeout_s: 5\n  expire_s: 30\n"));
+  const std::string rtm = RTM_CLI_BIN;
+  const std::string config = s.gateway.config_path().string();
+  TempDir dir;
+  Process answer({rtm, "--config", config, "--uid", "cli-bob", "answer", "--from", "cli-alice",
+                  "--response", "coming"},
+                 dir.path() / "answer.log");
+  REQUIRE_MESSAGE(wait_log(answer, "rtm: waiting for an invitation to cli-bob"), answer.log());
+  auto call = run_command({rtm, "--config", config, "--uid", "cli-alice", "call", "--to", "cli-bob",
+                           "--content", "a game?", "--channel-id", "room-42"});
+  CHECK_MESSAGE(call.exit_code == 0, call.output);
+  CHECK_MESSAGE(call.output.find(" RECEIVED_BY_REMOTE") != std::string::npos, call.output);
+  CHECK_MESSAGE(call.output.find(" ACCEPTED_BY_REMOTE response=coming") != std::string::npos,
+                call.output);
+  REQUIRE_MESSAGE(wait_exit(answer), answer.log());
+  CHECK(answer.stop() == 0);
+  CHECK_MESSAGE(answer.log().find("from cli-alice about room-42: a game?") != std::string::npos,
+                answer.log());
+
+  // Nobody answers: the call fails at once, exit 3.
+  auto offline =
+      run_command({rtm, "--config", config, "--uid", "cli-alice", "call", "--to", "cli-nobody"});
+  CHECK_MESSAGE(offline.exit_code == 3, offline.output);
+  CHECK_MESSAGE(offline.output.find("FAILURE PEER_OFFLINE") != std::string::npos, offline.output);
 }
