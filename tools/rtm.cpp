@@ -11,6 +11,8 @@
 //   rtm meta get|set|update|remove|watch [--user U | --channel C] [KEY=VALUE | KEY ...]
 //   rtm lock set|acquire|release|revoke|get|remove --channel C [NAME]
 //   rtm state set|remove|get --channel C [KEY=VALUE | KEY ...]
+//   rtm call   --to bob [--content C] [--channel-id C]   invite bob; Ctrl-C cancels
+//   rtm answer [--from alice] [--refuse] [--response R]  wait for an invitation, answer it
 //
 // The options every command shares (--config, --broker, --uid, --token, --secret, --prefix,
 // --timeout, -v) go before or after the command: `rtm --config c.yaml who --channel x`.
@@ -547,6 +549,101 @@ int cmd_dm(const Common& common, const std::string& to, const std::optional<std:
   return 0;
 }
 
+// ------------------------------------------------------------------ call invitations
+
+// "ID STATE [REASON] [response=R]" for an invitation event.
+std::string invitation_line(const sdk::InvitationEvent& e) {
+  std::string line = e.id + " " + e.state;
+  if (e.reason != "OK") line += " " + e.reason;
+  if (!e.response.empty()) line += " response=" + printable(e.response);
+  return line;
+}
+
+// Invitation events for the command's own thread (callbacks start no requests).
+class InvitationQueue {
+ public:
+  void push(const sdk::InvitationEvent& e) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      events_.push_back(e);
+    }
+    cv_.notify_all();
+  }
+  // The next event, or nullopt when `stop` was asked for (checked every 100 ms).
+  std::optional<sdk::InvitationEvent> next(Stop& stop) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (events_.empty()) {
+      if (stop.stopped()) return std::nullopt;
+      cv_.wait_for(lock, std::chrono::milliseconds(100));
+    }
+    auto e = events_.front();
+    events_.erase(events_.begin());
+    return e;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<sdk::InvitationEvent> events_;
+};
+
+// Calls `to`: prints each state of the invitation until it ends. Exit 0 when accepted, 3
+// when refused, canceled or failed; Ctrl-C cancels it.
+int cmd_call(const Common& common, const std::string& to, const std::string& content,
+             const std::string& channel_id) {
+  Stop stop;
+  auto client = make_client(common);
+  exit_on_failure(*client, stop);
+  InvitationQueue queue;
+  client->on_invitation([&](const sdk::InvitationEvent& e) {
+    if (e.side == sdk::InvitationSide::local) queue.push(e);
+  });
+  check(client->login(), "login");
+  auto invitations = client->invitations();
+  auto sent = check(invitations.send(to, content, channel_id), "invite " + to);
+  note("calling " + to + " (invitation " + sent.id() + "); Ctrl-C cancels");
+  while (true) {
+    auto e = queue.next(stop);
+    if (!e) {
+      if (stop.exit_code() != 0) return stop.exit_code();
+      check(sent.cancel(), "cancel_invitation " + sent.id());
+      note("canceled");
+      return 3;
+    }
+    if (e->id != sent.id()) continue;
+    say(invitation_line(*e));
+    if (e->ended()) return e->state == "ACCEPTED_BY_REMOTE" ? 0 : 3;
+  }
+}
+
+// Waits for an invitation (from `from`, if given), prints it and accepts or refuses it.
+// Exit 0 once answered, 3 when it ended first (canceled, expired).
+int cmd_answer(const Common& common, const std::string& from, bool refuse,
+               const std::string& response) {
+  Stop stop;
+  auto client = make_client(common);
+  exit_on_failure(*client, stop);
+  InvitationQueue queue;
+  client->on_invitation([&](const sdk::InvitationEvent& e) {
+    if (e.side == sdk::InvitationSide::remote) queue.push(e);
+  });
+  check(client->login(), "login");
+  auto invitations = client->invitations();
+  note("waiting for an invitation to " + client->uid() + "; Ctrl-C to stop");
+  while (auto e = queue.next(stop)) {
+    if (e->state != "RECEIVED" || (!from.empty() && e->caller != from)) continue;
+    say("invitation " + e->id + " from " + e->caller +
+        (e->channel_id.empty() ? std::string() : " about " + e->channel_id) + ": " +
+        printable(e->content));
+    auto remote = invitations.remote(*e);
+    check(refuse ? remote.refuse(response) : remote.accept(response),
+          std::string(refuse ? "refuse" : "accept") + "_invitation " + e->id);
+    say(e->id + (refuse ? " REFUSED" : " ACCEPTED"));
+    return 0;
+  }
+  return stop.exit_code();
+}
+
 // ------------------------------------------------------------------ storage
 
 // "key=value revision=3 author=bob updated_at=..." for one metadata item.
@@ -935,6 +1032,20 @@ int main(int argc, char** argv) {
   state_verb("get", "print a member's states", nullptr)
       ->add_option("--user", state_user, "whose states (default: yours)");
 
+  // call --to U, answer [--refuse]: call invitations between two terminals.
+  std::string call_content, call_channel, answer_from, answer_response;
+  bool answer_refuse = false;
+  auto* call = command("call",
+                       "invite a user to a call and print its states until it ends "
+                       "(exit 0 when accepted); Ctrl-C cancels");
+  call->add_option("--to", to, "the user to call (it must be logged in)")->required();
+  call->add_option("--content", call_content, "text for the callee");
+  call->add_option("--channel-id", call_channel, "the channel the call is about");
+  auto* answer = command("answer", "wait for an invitation and accept it (or --refuse it)");
+  answer->add_option("--from", answer_from, "only an invitation from this user");
+  answer->add_flag("--refuse", answer_refuse, "refuse instead of accepting");
+  answer->add_option("--response", answer_response, "text for the caller");
+
   // `send` takes QoS 0 by default, `dm` QoS 1: set the default of the one that runs.
   send->preparse_callback([&qos](std::size_t) { qos = 0; });
   dm->preparse_callback([&qos](std::size_t) { qos = 1; });
@@ -964,6 +1075,8 @@ int main(int argc, char** argv) {
     if (history->parsed()) return cmd_history(common, channel, topic, count);
     if (inbox->parsed()) return cmd_inbox(common, count);
     if (dm->parsed()) return cmd_dm(common, to, message, qos, dm_gateway, dm_no_store);
+    if (call->parsed()) return cmd_call(common, to, call_content, call_channel);
+    if (answer->parsed()) return cmd_answer(common, answer_from, answer_refuse, answer_response);
     for (const auto& [cmd, verb] : meta_verbs) {
       if (cmd->parsed()) {
         return verb == "watch" ? cmd_meta_watch(common, meta_args)

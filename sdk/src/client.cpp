@@ -52,6 +52,9 @@ void Client::on_presence_state(std::function<void(const PresenceStateEvent&)> ha
 void Client::on_lock_event(std::function<void(const LockEvent&)> handler) {
   impl_->set_handler(std::move(handler));
 }
+void Client::on_invitation(std::function<void(const InvitationEvent&)> handler) {
+  impl_->set_handler(std::move(handler));
+}
 void Client::on_recovery(std::function<void(const RecoveryEvent&)> handler) {
   impl_->set_handler(std::move(handler));
 }
@@ -299,6 +302,9 @@ Presence Client::presence() {
 }
 Locks Client::lock() {
   return Locks(impl_);
+}
+Invitations Client::invitations() {
+  return Invitations(impl_);
 }
 
 namespace {

@@ -323,6 +323,7 @@ RTM_SDK_HANDLER(StorageEvent, on_storage_)
 RTM_SDK_HANDLER(PresenceStateEvent, on_state_changed_)
 RTM_SDK_HANDLER(LockEvent, on_lock_)
 RTM_SDK_HANDLER(RecoveryEvent, on_recovery_)
+RTM_SDK_HANDLER(InvitationEvent, on_invitation_)
 #undef RTM_SDK_HANDLER
 
 // ====================================================================== names
@@ -1047,6 +1048,8 @@ void ClientImpl::on_personal_event(std::string_view kind, const std::string& pay
         json::str(doc, "status") == "stored" ? DeliveryStatus::stored : DeliveryStatus::delivered;
     ev.ts = json::int64(doc, "ts");
     emit(handler_of<ReceiptEvent>(), std::move(ev));
+  } else if (kind == "invitation") {
+    on_invitation_event(doc);
   } else if (kind == "presence") {
     PresenceEvent ev;
     ev.uid = json::str(doc, "uid");

@@ -68,6 +68,7 @@ class ClientImpl {
   void set_handler(std::function<void(const PresenceStateEvent&)> h);
   void set_handler(std::function<void(const LockEvent&)> h);
   void set_handler(std::function<void(const RecoveryEvent&)> h);
+  void set_handler(std::function<void(const InvitationEvent&)> h);
 
   // ---- operations; `done` runs once, on an internal thread (see above)
   void login(std::string token, Callback<LoginInfo> done);
@@ -119,6 +120,13 @@ class ClientImpl {
   void acquire_lock(const std::string& channel, const std::string& name,
                     const AcquireLockOptions& options, Callback<AcquireStatus> done);
   void get_locks(const std::string& channel, Callback<std::vector<LockInfo>> done);
+
+  // ---- call invitations (client_invitations.cpp)
+  // invite, ack/accept/refuse/cancel_invitation: the answer's id, state and reason.
+  void invitation_op(const char* op, std::string body, Callback<InvitationEvent> done);
+  void list_invitations(Callback<std::vector<InvitationEvent>> done);
+  // A personal `invitation` event: acknowledged when received, then handed to the app.
+  void on_invitation_event(const rapidjson::Value& doc);
 
   // ---- history and recovery (client_recovery.cpp)
   void history(const std::string& channel, const std::string& topic, const HistoryQuery& query,
@@ -276,6 +284,7 @@ class ClientImpl {
   HandlerPtr<PresenceStateEvent> on_state_changed_;
   HandlerPtr<LockEvent> on_lock_;
   HandlerPtr<RecoveryEvent> on_recovery_;
+  HandlerPtr<InvitationEvent> on_invitation_;
 
   mutable std::mutex mutex_;
   std::condition_variable connector_cv_;

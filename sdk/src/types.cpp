@@ -56,6 +56,12 @@ std::string_view error_name(int code) {
     case ErrorCode::limit_inbox:
       return "LIMIT_INBOX";
     case ErrorCode::no_history: return "NO_HISTORY";
+    case ErrorCode::invitation_not_found:
+      return "INVITATION_NOT_FOUND";
+    case ErrorCode::invitation_wrong_side:
+      return "INVITATION_WRONG_SIDE";
+    case ErrorCode::limit_invitations:
+      return "LIMIT_INVITATIONS";
   }
   return "UNKNOWN";
 }

@@ -94,6 +94,7 @@ struct Peer {
   Recorder<sdk::LockEvent> locks;
   Recorder<sdk::RecoveryEvent> recoveries;
   Recorder<sdk::ReceiptEvent> receipts;
+  Recorder<sdk::InvitationEvent> invitations;
   std::unique_ptr<sdk::Client> client;  // last: destroyed first
 
   Peer(const std::string& broker_uri, const std::string& uid, std::int64_t ttl_s = 3600,
@@ -117,6 +118,7 @@ struct Peer {
     client->on_lock_event([this](const sdk::LockEvent& e) { locks.push(e); });
     client->on_recovery([this](const sdk::RecoveryEvent& e) { recoveries.push(e); });
     client->on_receipt([this](const sdk::ReceiptEvent& e) { receipts.push(e); });
+    client->on_invitation([this](const sdk::InvitationEvent& e) { invitations.push(e); });
   }
   sdk::Client* operator->() { return client.get(); }
 

@@ -86,6 +86,13 @@ inbox:
   max_age_s: 60
   max_message_bytes: 100
   max_total_bytes: 10000
+invitations:
+  ack_timeout_s: 5
+  expire_s: 9
+  max_per_caller: 3
+  max_per_callee: 4
+  max_total: 50
+  max_content_bytes: 256
 )";
 
 }  // namespace
@@ -175,6 +182,34 @@ TEST_CASE("config: every key of config.yaml is accepted and read") {
   CHECK(c.inbox.max_age_s == 60);
   CHECK(c.inbox.max_message_bytes == 100);
   CHECK(c.inbox.max_total_bytes == 10000);
+  CHECK(c.invitations.ack_timeout_s == 5);
+  CHECK(c.invitations.expire_s == 9);
+  CHECK(c.invitations.max_per_caller == 3);
+  CHECK(c.invitations.max_per_callee == 4);
+  CHECK(c.invitations.max_total == 50);
+  CHECK(c.invitations.max_content_bytes == 256);
+}
+
+TEST_CASE("config: the invitations section's defaults and bad values") {
+  const Config c = load_config_text(kAuth);
+  CHECK(c.invitations.ack_timeout_s == 30);
+  CHECK(c.invitations.expire_s == 60);
+  CHECK(c.invitations.max_per_caller == 16);
+  CHECK(c.invitations.max_per_callee == 16);
+  CHECK(c.invitations.max_total == 100000);
+  CHECK(c.invitations.max_content_bytes == 8192);
+  const auto bad = [](const std::string& yaml) {
+    try {
+      load_config_text(kAuth + yaml);
+    } catch (const rtm::gateway::ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  CHECK(bad("invitations:\n  ack_timeout_s: 0\n").find("invitations.ack_timeout_s") !=
+        std::string::npos);
+  CHECK(bad("invitations:\n  what: 1\n").find("invitations.what: unknown key") !=
+        std::string::npos);
 }
 
 TEST_CASE("config: the inbox section's defaults and bad values") {

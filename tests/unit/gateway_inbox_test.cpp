@@ -216,10 +216,12 @@ TEST_CASE("inbox store: a schema 4 state file is migrated in place") {
     store.start_session("alice", "s1", kT0, kT0 + 3600000);
     store.commit([](bool) {});
   }
-  {  // what a gateway before the inbox wrote: no inbox tables, user_version 4
+  {  // what a gateway before the inbox wrote: no inbox (or later) tables, user_version 4
     sqlite3* db = nullptr;
     REQUIRE(sqlite3_open(state.config.state.path.c_str(), &db) == SQLITE_OK);
-    REQUIRE(sqlite3_exec(db, "DROP TABLE inbox; DROP TABLE inbox_meta; PRAGMA user_version=4",
+    REQUIRE(sqlite3_exec(db,
+                         "DROP TABLE inbox; DROP TABLE inbox_meta; DROP TABLE invitations; "
+                         "PRAGMA user_version=4",
                          nullptr, nullptr, nullptr) == SQLITE_OK);
     sqlite3_close(db);
   }

@@ -17,6 +17,7 @@
 #include "rtm/gateway/broker_link.hpp"
 #include "rtm/gateway/core.hpp"
 #include "rtm/gateway/inbox.hpp"
+#include "rtm/gateway/invitations.hpp"
 #include "rtm/gateway/operations.hpp"
 #include "rtm/gateway/state.hpp"
 #include "rtm/gateway/storage_operations.hpp"
@@ -71,6 +72,7 @@ struct RtmHarness {
     api = gateway::register_rtm_operations(*core, store);
     gateway::register_storage_operations(*core, store);
     inbox = gateway::register_inbox(*core, store);
+    gateway::register_invitations(*core, store);
     gateway::register_bridge(*core, api);
   }
 

@@ -92,7 +92,15 @@ constexpr ErrorInfo kErrors[] = {
     {ErrorCode::limit_inbox, "LIMIT_INBOX",
      "an inbox.* limit refuses the message (its size, the inboxes' total bytes); the message names "
      "the key"},
-    {ErrorCode::no_history, "NO_HISTORY", "the channel topic keeps no history (history.streams names the streams that do)"},
+    {ErrorCode::no_history, "NO_HISTORY",
+     "the channel topic keeps no history (history.streams names the streams that do)"},
+    {ErrorCode::invitation_not_found, "INVITATION_NOT_FOUND",
+     "no invitation of that id is in flight for the caller (it ended, or it is another pair's)"},
+    {ErrorCode::invitation_wrong_side, "INVITATION_WRONG_SIDE",
+     "the caller of an invitation answers or acknowledges it, or its callee cancels it"},
+    {ErrorCode::limit_invitations, "LIMIT_INVITATIONS",
+     "an invitations.* limit refuses the invitation (in flight per caller, per callee, in all; "
+     "content or response bytes); the message names the key"},
 };
 }  // namespace
 

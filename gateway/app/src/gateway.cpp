@@ -18,6 +18,7 @@
 #include "rtm/gateway/bridge.hpp"
 #include "rtm/gateway/history.hpp"
 #include "rtm/gateway/inbox.hpp"
+#include "rtm/gateway/invitations.hpp"
 #include "rtm/gateway/json.hpp"
 #include "rtm/gateway/logging.hpp"
 #include "rtm/gateway/modules.hpp"
@@ -111,6 +112,7 @@ Gateway::Gateway(const Config& config, std::unique_ptr<BrokerLink> link)
   // Before the bridge: history reads channel messages that mapping rules may also relay.
   register_history(*core_, store);
   auto inbox = register_inbox(*core_, store);
+  register_invitations(*core_, store);
   server_api_ = std::make_unique<ServerApi>(*core_, store, inbox);
   api_keys_ = std::make_unique<ApiKeys>(config_.http_api.keys, config_.http_api.rate_per_s,
                                         config_.http_api.burst);

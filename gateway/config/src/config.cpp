@@ -913,6 +913,16 @@ Config parse(const YAML::Node& root, const std::string& base_dir) {
                                                  std::to_string(in.max_total_bytes) + ")");
       }
     }
+    {
+      Section s(top.child("invitations"), "invitations", problems);
+      auto& in = cfg.invitations;
+      s.integer("ack_timeout_s", in.ack_timeout_s, 1, 86400);
+      s.integer("expire_s", in.expire_s, 1, 86400);
+      s.integer("max_per_caller", in.max_per_caller, 1, 100000);
+      s.integer("max_per_callee", in.max_per_callee, 1, 100000);
+      s.integer("max_total", in.max_total, 1, 100000000);
+      s.integer("max_content_bytes", in.max_content_bytes, 0, 1024 * 1024);
+    }
     if (problems.empty()) parse_mapping(top.child("mapping"), cfg, problems);
     else top.child("mapping");
   }

@@ -313,6 +313,7 @@ int http_status(ErrorCode code) {
     case ErrorCode::item_not_found:
     case ErrorCode::lock_not_found:
     case ErrorCode::no_history:
+    case ErrorCode::invitation_not_found:
       return 404;
     case ErrorCode::not_joined:
     case ErrorCode::not_logged_in:
@@ -325,6 +326,7 @@ int http_status(ErrorCode code) {
     case ErrorCode::lock_held:
     case ErrorCode::not_lock_holder:
     case ErrorCode::peer_offline:
+    case ErrorCode::invitation_wrong_side:
       return 409;
     case ErrorCode::limit_channels:
     case ErrorCode::limit_topics:
@@ -336,6 +338,7 @@ int http_status(ErrorCode code) {
     case ErrorCode::limit_state:
     case ErrorCode::limit_locks:
     case ErrorCode::limit_inbox:
+    case ErrorCode::limit_invitations:
       return 422;
     default:
       return 400;

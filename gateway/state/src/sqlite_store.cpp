@@ -140,6 +140,23 @@ CREATE TABLE inbox_meta(
 ) WITHOUT ROWID;
 )sql";
 
+// Version 6: call invitations in flight (docs/protocol.md, "Call invitations"), one row
+// per invitation by its id, with its phase (0 sent, 1 received) and the deadline of that
+// phase, so that a restart re-arms its timer. Ids grow with time (now_ms * 1024 at least),
+// so the largest one restored keeps them from repeating.
+constexpr const char* kInvitationsTable = R"sql(
+CREATE TABLE invitations(
+  id INTEGER PRIMARY KEY,
+  caller TEXT NOT NULL,
+  callee TEXT NOT NULL,
+  content BLOB NOT NULL,
+  channel_id TEXT NOT NULL,
+  phase INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL,
+  deadline_ms INTEGER NOT NULL
+);
+)sql";
+
 }  // namespace
 
 // A prepared statement, reset after each use.
@@ -212,6 +229,7 @@ SqliteStore::SqliteStore(const StateConfig& config, const LimitsConfig& limits,
   metadata_.set_listener(&keys_);
   locks_.set_listener(&keys_);
   inbox_.set_listener(&keys_);
+  invitations_.set_listener(&keys_);
 }
 
 SqliteStore::~SqliteStore() {
@@ -219,6 +237,7 @@ SqliteStore::~SqliteStore() {
   metadata_.set_listener(nullptr);
   locks_.set_listener(nullptr);
   inbox_.set_listener(nullptr);
+  invitations_.set_listener(nullptr);
   close();
 }
 
@@ -311,6 +330,7 @@ void SqliteStore::migrate() {
     exec(kMetadataTables);
     exec(kLocksTable);
     exec(kInboxTables);
+    exec(kInvitationsTable);
     exec(("PRAGMA application_id=" + std::to_string(kApplicationId)).c_str());
     exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
     exec("COMMIT");
@@ -350,6 +370,14 @@ void SqliteStore::migrate() {
     spdlog::info("state: {} migrated from schema 4 to 5 (peer messages for offline users)", path_);
     version_ = 5;
   }
+  if (version_ == 5) {
+    exec("BEGIN");
+    exec(kInvitationsTable);
+    exec("PRAGMA user_version=6");
+    exec("COMMIT");
+    spdlog::info("state: {} migrated from schema 5 to 6 (call invitations)", path_);
+    version_ = 6;
+  }
 }
 
 void SqliteStore::prepare() {
@@ -385,6 +413,10 @@ void SqliteStore::prepare() {
       "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)");
   delete_inbox_ = make("DELETE FROM inbox WHERE id = ?1");
   put_inbox_last_id_ = make("INSERT OR REPLACE INTO inbox_meta(name, value) VALUES('last_id', ?1)");
+  put_invitation_ = make(
+      "INSERT OR REPLACE INTO invitations(id, caller, callee, content, channel_id, phase, "
+      "created_ms, deadline_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+  delete_invitation_ = make("DELETE FROM invitations WHERE id = ?1");
   put_answer_ = make(
       "INSERT INTO answers(uid, msg_id, fingerprint, payload, at_ms) VALUES(?1, ?2, ?3, ?4, ?5)");
   // Answers are appended in time order, so the expired ones are the oldest rows: the
@@ -470,14 +502,15 @@ void SqliteStore::restore() {
   restore_metadata();
   restore_locks();
   restore_inbox();
+  restore_invitations();
   restored_.millis = millis_since(start);
   spdlog::info(
       "state: restored {} sessions, {} channel members, {} subscriptions, {} presence records, "
-      "{} metadata, {} metadata subscriptions, {} channels' locks, {} kept peer messages from "
-      "{} in {:.0f} ms{}",
+      "{} metadata, {} metadata subscriptions, {} channels' locks, {} kept peer messages, "
+      "{} invitations from {} in {:.0f} ms{}",
       restored_.sessions, restored_.members, restored_.subscriptions, restored_.presence,
       restored_.metadata, restored_.metadata_subscriptions, restored_.lock_channels,
-      restored_.inbox_messages, path_, restored_.millis,
+      restored_.inbox_messages, restored_.invitations, path_, restored_.millis,
       restored_.dropped ? " (" + std::to_string(restored_.dropped) + " inconsistent rows dropped)"
                         : std::string());
 }
@@ -564,6 +597,44 @@ void SqliteStore::write_inbox(std::uint64_t id) {
     if (!put_inbox_->run()) fail("writing a peer message to " + m->to);
   } else if (!delete_inbox_->integer(1, key).run()) {
     fail("deleting peer message " + std::to_string(id));
+  }
+}
+
+// An invitation whose deadline passed while the gateway was down fails at the first timer
+// (the invitation service arms it at start-up), with both sides told.
+void SqliteStore::restore_invitations() {
+  Statement rows(*this,
+                 "SELECT id, caller, callee, content, channel_id, phase, created_ms, deadline_ms "
+                 "FROM invitations ORDER BY id");
+  while (rows.next()) {
+    invitations::Invitation inv;
+    inv.id = static_cast<std::uint64_t>(rows.column_int(0));
+    inv.caller = std::string(rows.column_text(1));
+    inv.callee = std::string(rows.column_text(2));
+    inv.content = std::string(rows.column_blob(3));
+    inv.channel_id = std::string(rows.column_text(4));
+    inv.phase = rows.column_int(5) != 0 ? invitations::Phase::received : invitations::Phase::sent;
+    inv.created_ms = rows.column_int(6);
+    inv.deadline_ms = rows.column_int(7);
+    invitations_.restore(std::move(inv));
+    ++restored_.invitations;
+  }
+}
+
+void SqliteStore::write_invitation(std::uint64_t id) {
+  const auto key = static_cast<std::int64_t>(id);
+  if (const auto* inv = invitations_.find(id)) {
+    put_invitation_->integer(1, key)
+        .text(2, inv->caller)
+        .text(3, inv->callee)
+        .blob(4, inv->content)
+        .text(5, inv->channel_id)
+        .integer(6, inv->phase == invitations::Phase::received ? 1 : 0)
+        .integer(7, inv->created_ms)
+        .integer(8, inv->deadline_ms);
+    if (!put_invitation_->run()) fail("writing invitation " + std::to_string(id));
+  } else if (!delete_invitation_->integer(1, key).run()) {
+    fail("deleting invitation " + std::to_string(id));
   }
 }
 
@@ -706,6 +777,7 @@ void SqliteStore::commit(std::function<void(bool ok)> done) {
       put_inbox_last_id_->integer(1, static_cast<std::int64_t>(*keys_.inbox_last_id));
       if (!put_inbox_last_id_->run()) fail("writing the last peer message id");
     }
+    for (const auto id : keys_.invitations) write_invitation(id);
     for (const auto& a : answers_) {
       put_answer_->text(1, a.uid)
           .text(2, a.msg_id)
@@ -760,6 +832,7 @@ std::shared_ptr<StateStore> make_state_store(const Config& config) {
   store->metadata().set_limits(config.storage.metadata);
   store->locks().set_limits(config.storage.locks);
   store->inbox().set_limits(inbox_limits(config.inbox));
+  store->invitations().set_limits(invitation_limits(config.invitations));
   return store;
 }
 

@@ -29,6 +29,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "rtm/sdk/types.hpp"
@@ -47,6 +48,7 @@ class StreamChannel;
 class Storage;
 class Presence;
 class Locks;
+class Invitations;
 
 class Client {
  public:
@@ -79,6 +81,9 @@ class Client {
   void on_lock_event(std::function<void(const LockEvent&)> handler);
   // After a reconnect, per subscribed stream with history: recovery done, complete or not.
   void on_recovery(std::function<void(const RecoveryEvent&)> handler);
+  // Call invitations sent and received (Invitations): each state change, both sides. The
+  // SDK acknowledges a received invitation itself before this runs.
+  void on_invitation(std::function<void(const InvitationEvent&)> handler);
 
   // ---- session
   // Connects to the broker (presence Will set, online published) and logs in with the
@@ -133,6 +138,8 @@ class Client {
   Storage storage();
   Presence presence();
   Locks lock();
+  // Call invitations (anyRTC's LocalInvitation / RemoteInvitation): a cheap handle.
+  Invitations invitations();
 
  private:
   std::shared_ptr<detail::ClientImpl> impl_;
@@ -329,6 +336,84 @@ class Locks {
  private:
   friend class Client;
   explicit Locks(std::shared_ptr<detail::ClientImpl> impl) : impl_(std::move(impl)) {}
+  std::shared_ptr<detail::ClientImpl> impl_;
+};
+
+// An invitation this user sent (anyRTC LocalInvitation), as send() returned it; later
+// states arrive in Client::on_invitation (side local).
+class LocalInvitation {
+ public:
+  LocalInvitation() = default;  // empty: its calls answer NOT_LOGGED_IN
+  const std::string& id() const { return event_.id; }
+  const std::string& callee() const { return event_.callee; }
+  const std::string& content() const { return event_.content; }
+  const std::string& channel_id() const { return event_.channel_id; }
+  // At send: SENT_TO_REMOTE, or FAILURE with reason PEER_OFFLINE (the callee has no session).
+  const std::string& state() const { return event_.state; }
+  const std::string& reason() const { return event_.reason; }
+  // Ends it: both sides get CANCELED. INVITATION_NOT_FOUND once it has ended.
+  Result<void> cancel();
+  void cancel_async(Callback<void> done);
+
+ private:
+  friend class Invitations;
+  LocalInvitation(std::shared_ptr<detail::ClientImpl> impl, InvitationEvent event)
+      : impl_(std::move(impl)), event_(std::move(event)) {}
+  std::shared_ptr<detail::ClientImpl> impl_;
+  InvitationEvent event_;
+};
+
+// An invitation this user received (anyRTC RemoteInvitation), from its RECEIVED event.
+class RemoteInvitation {
+ public:
+  RemoteInvitation() = default;  // empty: its calls answer NOT_LOGGED_IN
+  const std::string& id() const { return event_.id; }
+  const std::string& caller() const { return event_.caller; }
+  const std::string& content() const { return event_.content; }
+  const std::string& channel_id() const { return event_.channel_id; }
+  // Both sides are told (ACCEPTED_BY_REMOTE / ACCEPTED, REFUSED_BY_REMOTE / REFUSED), with
+  // `response`. INVITATION_NOT_FOUND once it has ended (canceled, expired).
+  Result<void> accept(const std::string& response = "");
+  Result<void> refuse(const std::string& response = "");
+  void accept_async(const std::string& response, Callback<void> done);
+  void refuse_async(const std::string& response, Callback<void> done);
+
+ private:
+  friend class Invitations;
+  RemoteInvitation(std::shared_ptr<detail::ClientImpl> impl, InvitationEvent event)
+      : impl_(std::move(impl)), event_(std::move(event)) {}
+  std::shared_ptr<detail::ClientImpl> impl_;
+  InvitationEvent event_;
+};
+
+// Call invitations. The callee must have a live session; an invitation it does not
+// acknowledge within the gateway's invitations.ack_timeout_s (30 s) fails with
+// PEER_NO_RESPONSE, one it does not answer invitations.expire_s (60 s) after receiving it
+// with INVITATION_EXPIRE.
+class Invitations {
+ public:
+  Result<LocalInvitation> send(const std::string& callee, const std::string& content = "",
+                               const std::string& channel_id = "");
+  void send_async(const std::string& callee, const std::string& content,
+                  const std::string& channel_id, Callback<LocalInvitation> done);
+  // The object of a received invitation, from its event (side remote).
+  RemoteInvitation remote(const InvitationEvent& received) const {
+    return RemoteInvitation(impl_, received);
+  }
+  // By id, for apps that keep only ids.
+  Result<void> cancel(const std::string& id);
+  Result<void> accept(const std::string& id, const std::string& response = "");
+  Result<void> refuse(const std::string& id, const std::string& response = "");
+  // The invitations in flight this user sent or received, with their current states.
+  Result<std::vector<InvitationEvent>> list();
+  // Client::on_invitation.
+  void on_event(std::function<void(const InvitationEvent&)> handler);
+
+ private:
+  friend class Client;
+  friend class LocalInvitation;
+  friend class RemoteInvitation;
+  explicit Invitations(std::shared_ptr<detail::ClientImpl> impl) : impl_(std::move(impl)) {}
   std::shared_ptr<detail::ClientImpl> impl_;
 };
 

@@ -67,6 +67,9 @@ enum class ErrorCode : int {
   peer_offline = 56,
   limit_inbox = 57,
   no_history = 58,
+  invitation_not_found = 59,
+  invitation_wrong_side = 60,
+  limit_invitations = 61,
 };
 
 // "NOT_JOINED" for 3, ...; "UNKNOWN" for a code this SDK does not know.
@@ -487,6 +490,36 @@ struct LockEvent {
   std::string uid;       // acquired: the new holder; released, expired, removed: the old one
   std::int64_t ttl = 0;  // set: seconds
   std::int64_t ts = 0;
+};
+
+// ------------------------------------------------------------------ call invitations
+
+// Which side of an invitation an event is about: this user sent it (local, anyRTC's
+// LocalInvitation) or received it (remote, anyRTC's RemoteInvitation).
+enum class InvitationSide { local, remote };
+
+// A change of an invitation (docs/protocol.md, "Call invitations"). States by side:
+// local SENT_TO_REMOTE, RECEIVED_BY_REMOTE, ACCEPTED_BY_REMOTE, REFUSED_BY_REMOTE,
+// CANCELED, FAILURE; remote RECEIVED, ACCEPTED, REFUSED, CANCELED, FAILURE. Reasons (with
+// FAILURE): PEER_OFFLINE, PEER_NO_RESPONSE, INVITATION_EXPIRE, NOT_LOGGEDIN, OTHER; else OK.
+struct InvitationEvent {
+  std::string id;
+  InvitationSide side = InvitationSide::local;
+  std::string state;
+  int state_code = 0;
+  std::string reason = "OK";
+  int reason_code = 0;
+  std::string caller;
+  std::string callee;
+  std::string content;
+  std::string channel_id;
+  std::string response;  // the callee's, with ACCEPTED / REFUSED
+  std::int64_t ts = 0;
+  // The invitation ended with this event (every state but SENT_TO_REMOTE,
+  // RECEIVED_BY_REMOTE and RECEIVED).
+  bool ended() const {
+    return state != "SENT_TO_REMOTE" && state != "RECEIVED_BY_REMOTE" && state != "RECEIVED";
+  }
 };
 
 // ------------------------------------------------------------------ configuration

@@ -58,6 +58,10 @@ enum class ErrorCode : int {
   peer_offline = 56,
   limit_inbox = 57,
   no_history = 58,
+  // Call invitations (invite, ack_invitation, accept/refuse/cancel_invitation).
+  invitation_not_found = 59,
+  invitation_wrong_side = 60,
+  limit_invitations = 61,
 };
 
 struct ErrorInfo {

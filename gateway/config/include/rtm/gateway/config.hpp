@@ -254,6 +254,16 @@ struct InboxConfig {
   std::int64_t max_total_bytes = 64LL * 1024 * 1024;  // of every inbox; past it, refused
 };
 
+// Call invitations (docs/protocol.md, "Call invitations").
+struct InvitationsConfig {
+  std::int64_t ack_timeout_s = 30;        // not acknowledged by the callee: PEER_NO_RESPONSE
+  std::int64_t expire_s = 60;             // no answer this long after receipt: INVITATION_EXPIRE
+  std::int64_t max_per_caller = 16;       // invitations in flight sent by one user
+  std::int64_t max_per_callee = 16;       // invitations in flight to one user
+  std::int64_t max_total = 100000;        // invitations in flight, in all
+  std::int64_t max_content_bytes = 8192;  // content, and the callee's response
+};
+
 // Where the RTM state lives (docs/state.md). "memory" keeps it in the process only (tests,
 // benchmarks); "sqlite" makes every change durable in one file before the answer that
 // reports it goes out.
@@ -287,6 +297,7 @@ struct Config {
   StorageConfig storage;
   HistoryConfig history;
   InboxConfig inbox;
+  InvitationsConfig invitations;
 };
 
 // Thrown at start-up when a config cannot be used; one message per problem, each

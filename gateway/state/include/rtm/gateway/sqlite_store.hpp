@@ -22,7 +22,7 @@ namespace rtm::gateway {
 class SqliteStore final : public MemoryStore {
  public:
   // The schema this gateway writes; older files are migrated, newer ones refused.
-  static constexpr int kSchemaVersion = 5;
+  static constexpr int kSchemaVersion = 6;
   // PRAGMA application_id of a state file ("RTMG"), so that another SQLite file given by
   // mistake is refused rather than written into.
   static constexpr std::int32_t kApplicationId = 0x52544D47;
@@ -58,6 +58,7 @@ class SqliteStore final : public MemoryStore {
     std::size_t metadata_subscriptions = 0;  // subscriptions to a user's metadata
     std::size_t lock_channels = 0;           // channels with locks (one record each)
     std::size_t inbox_messages = 0;          // peer messages kept for offline users
+    std::size_t invitations = 0;             // call invitations in flight
     std::size_t dropped = 0;
     double millis = 0;
   };
@@ -72,7 +73,8 @@ class SqliteStore final : public MemoryStore {
   class Keys final : public ChangeListener,
                      public MetadataListener,
                      public LockListener,
-                     public InboxListener {
+                     public InboxListener,
+                     public InvitationListener {
    public:
     void session_changed(const std::string& uid) override { sessions.insert(uid); }
     void member_changed(const std::string& channel, const std::string& uid) override {
@@ -87,9 +89,11 @@ class SqliteStore final : public MemoryStore {
     void locks_changed(const std::string& channel) override { locks.insert(channel); }
     void inbox_changed(std::uint64_t id) override { inbox.insert(id); }
     void inbox_id_used(std::uint64_t last) override { inbox_last_id = last; }
+    void invitation_changed(std::uint64_t id) override { invitations.insert(id); }
     bool empty() const {
       return sessions.empty() && members.empty() && presence.empty() && metadata.empty() &&
-             metadata_subscribers.empty() && locks.empty() && inbox.empty() && !inbox_last_id;
+             metadata_subscribers.empty() && locks.empty() && inbox.empty() && !inbox_last_id &&
+             invitations.empty();
     }
     void clear() {
       sessions.clear();
@@ -100,10 +104,11 @@ class SqliteStore final : public MemoryStore {
       locks.clear();
       inbox.clear();
       inbox_last_id.reset();
+      invitations.clear();
     }
     std::size_t size() const {
       return sessions.size() + members.size() + presence.size() + metadata.size() +
-             metadata_subscribers.size() + locks.size() + inbox.size();
+             metadata_subscribers.size() + locks.size() + inbox.size() + invitations.size();
     }
     std::set<std::string> sessions;
     std::set<std::string> presence;                         // uids, written by SqliteStore itself
@@ -113,6 +118,7 @@ class SqliteStore final : public MemoryStore {
     std::set<std::string> locks;  // channels
     std::set<std::uint64_t> inbox;  // message ids
     std::optional<std::uint64_t> inbox_last_id;
+    std::set<std::uint64_t> invitations;  // invitation ids
   };
 
   void open(const StateConfig& config);
@@ -133,6 +139,8 @@ class SqliteStore final : public MemoryStore {
   void restore_locks();
   void write_inbox(std::uint64_t id);
   void restore_inbox();
+  void write_invitation(std::uint64_t id);
+  void restore_invitations();
   void prune_answers(std::int64_t now_ms);
 
   std::string path_;
@@ -158,6 +166,8 @@ class SqliteStore final : public MemoryStore {
   Statement* put_inbox_ = nullptr;
   Statement* delete_inbox_ = nullptr;
   Statement* put_inbox_last_id_ = nullptr;
+  Statement* put_invitation_ = nullptr;
+  Statement* delete_invitation_ = nullptr;
   Statement* put_answer_ = nullptr;
   Statement* prune_answers_ = nullptr;
   Keys keys_;

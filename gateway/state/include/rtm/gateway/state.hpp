@@ -19,6 +19,7 @@
 #include "rtm/gateway/config.hpp"
 #include "rtm/gateway/core.hpp"
 #include "rtm/gateway/inbox_store.hpp"
+#include "rtm/gateway/invitation_store.hpp"
 #include "rtm/gateway/lock_store.hpp"
 #include "rtm/gateway/metadata_store.hpp"
 #include "rtm/gateway/presence_state_store.hpp"
@@ -239,6 +240,10 @@ class StateStore : public Durability {
   virtual InboxStore& inbox() = 0;
   virtual const InboxStore& inbox() const = 0;
 
+  // ---- call invitations in flight (invitation_store.hpp), in the same commits as the rest.
+  virtual InvitationStore& invitations() = 0;
+  virtual const InvitationStore& invitations() const = 0;
+
   // ---- for readers of whole rows (durable backends, the broker's grant feed)
   // Tells `listener` of every change by key from now on (not owned; it must outlive its
   // registration); remove_change_listener ends that.
@@ -332,6 +337,8 @@ class MemoryStore : public StateStore {
   const LockStore& locks() const override { return locks_; }
   InboxStore& inbox() override { return inbox_; }
   const InboxStore& inbox() const override { return inbox_; }
+  InvitationStore& invitations() override { return invitations_; }
+  const InvitationStore& invitations() const override { return invitations_; }
 
   void add_change_listener(ChangeListener* listener) override { listeners_.push_back(listener); }
   void remove_change_listener(ChangeListener* listener) override;
@@ -419,6 +426,7 @@ class MemoryStore : public StateStore {
   MemoryPresenceStateStore states_;
   MemoryLockStore locks_;
   MemoryInboxStore inbox_;
+  MemoryInvitationStore invitations_;
 };
 
 // Builds the backend that config.state names, restored from what it stored. Throws
