@@ -152,6 +152,7 @@ std::string gateway_binary();
 
 struct GatewayOptions {
   std::string extra_yaml;  // top-level sections appended to the generated config
+  std::string auth_yaml;   // more keys of the generated auth section ("  key: value\n")
   std::string prefix = "rtm";
   std::string username = "rtm-gateway";  // the gateway's broker credentials
   std::string password;
