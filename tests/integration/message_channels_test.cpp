@@ -86,11 +86,6 @@ std::optional<sdk::ChannelEvent> wait_mc_event(Peer& p, sdk::ChannelEventType ty
       t);
 }
 
-std::string error_of(const rapidjson::Document& answer) {
-  return answer.HasMember("error") && answer["error"].IsString() ? answer["error"].GetString()
-                                                                 : std::string("(none)");
-}
-
 }  // namespace
 
 TEST_CASE("message channels: SDK clients publish and subscribe without a join, with the type") {
@@ -190,13 +185,13 @@ TEST_CASE("message channels: presence events only for subscribers that asked for
   eve.login();
   REQUIRE(eve->subscribe("rtm/mcevents/#") == 1);
 
-  auto b = bob->subscribe_channel("lobby", {true});
+  auto b = bob->subscribe_channel("lobby", {true, ""});
   REQUIRE(b.ok());
   CHECK(b->with_presence);
   CHECK(b->members == std::vector<std::string>{"bob"});
   auto c = carol->subscribe_channel("lobby");  // messages only: neither listed nor told
   REQUIRE(c.ok());
-  auto d = dave->subscribe_channel("lobby", {true});
+  auto d = dave->subscribe_channel("lobby", {true, ""});
   REQUIRE(d.ok());
   CHECK(d->members == std::vector<std::string>{"bob", "dave"});
 
@@ -217,7 +212,7 @@ TEST_CASE("message channels: presence events only for subscribers that asked for
   CHECK(eve->take("rtm/mcevents/#").empty());
 
   // bob's session ends: the presence subscribers hear of it, with the reason.
-  auto d2 = dave->subscribe_channel("lobby", {true});
+  auto d2 = dave->subscribe_channel("lobby", {true, ""});
   REQUIRE(d2.ok());
   REQUIRE(bob->logout().ok());
   auto gone = wait_mc_event(dave, sdk::ChannelEventType::member_left, "bob");
@@ -311,7 +306,7 @@ TEST_CASE("message channels: subscriptions and channel tokens survive kill -9 on
   Peer dave(uri, "dave");
   login_when_ready(bob);
   login_when_ready(dave);
-  REQUIRE(bob->subscribe_channel("lobby", {true}).ok());
+  REQUIRE(bob->subscribe_channel("lobby", {true, ""}).ok());
   REQUIRE(dave->stream_channel("room").join().ok());
   // A channel token that expires after the restart: its timer must come back with it.
   REQUIRE(bob->stream_channel("room").join(channel_token("bob", "room", 6)).ok());
@@ -324,7 +319,7 @@ TEST_CASE("message channels: subscriptions and channel tokens survive kill -9 on
   // grants deliver to him.
   Peer carol(uri, "carol");
   login_when_ready(carol);
-  auto c = carol->subscribe_channel("lobby", {true});
+  auto c = carol->subscribe_channel("lobby", {true, ""});
   REQUIRE(c.ok());
   CHECK(c->members == std::vector<std::string>{"bob", "carol"});
   REQUIRE(carol->publish("lobby", "after-restart", sdk::MessageType::string).ok());
