@@ -152,13 +152,13 @@ std::string gateway_binary();
 
 struct GatewayOptions {
   std::string extra_yaml;  // top-level sections appended to the generated config
-  std::string auth_yaml;   // more keys of the generated auth section ("  key: value\n")
   std::string prefix = "rtm";
   std::string username = "rtm-gateway";  // the gateway's broker credentials
   std::string password;
   std::string log_level = "debug";
   std::vector<std::string> args;  // command-line options after --config FILE
   std::string broker_profile = {};  // broker.profile; empty: the gateway's default
+  std::string auth_yaml = {};       // more keys of the generated auth section ("  key: value\n")
 };
 
 class GatewayProcess {

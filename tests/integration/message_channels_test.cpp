@@ -14,6 +14,7 @@
 #include "rtm/tokens/jwt.hpp"
 #include "sdk_peer.hpp"
 #include "secure.hpp"
+#include "tcp_proxy.hpp"
 
 using namespace rtm::test;
 namespace sdk = rtm::sdk;
@@ -119,7 +120,15 @@ TEST_CASE("message channels: SDK clients publish and subscribe without a join, w
   REQUIRE(where.ok());
   CHECK(where->empty());
 
-  // After unsubscribe_channel the broker delivers nothing more (a raw reader proves it).
+  // Peer messages carry their type in the `message` event's properties (send_message).
+  sdk::SendOptions as_binary;
+  as_binary.type = sdk::PeerMessageType::binary;
+  REQUIRE(alice->send_message("bob", bytes, as_binary).ok());
+  auto peer = bob.inbox.wait([&](const sdk::InboxMessage& m) { return m.payload == bytes; });
+  REQUIRE(peer);
+  CHECK(peer->from == "alice");
+  CHECK(peer->type == sdk::PeerMessageType::binary);
+
   REQUIRE(bob->unsubscribe_channel("news").ok());
   auto again = bob->unsubscribe_channel("news");
   REQUIRE_FALSE(again.ok());
@@ -336,4 +345,32 @@ TEST_CASE("message channels: subscriptions and channel tokens survive kill -9 on
   auto left = dave.wait_event(sdk::ChannelEventType::member_left, "bob");
   REQUIRE(left);
   CHECK(left->reason == "token_expired");
+}
+
+TEST_CASE("message channels: the SDK subscribes again after its connection came back") {
+  Enforced s;
+  TcpProxy proxy{s.broker.port()};
+  Peer alice(s.broker.uri(), "alice");
+  Peer bob(proxy.uri(), "bob");
+  login_when_ready(alice);
+  login_when_ready(bob);
+  REQUIRE(alice->subscribe_channel("lobby", {true, ""}).ok());
+  REQUIRE(bob->subscribe_channel("lobby", {true, ""}).ok());
+  REQUIRE(wait_mc_event(alice, sdk::ChannelEventType::member_joined, "bob"));
+
+  // bob's network goes: his Will ends the session, which takes his subscription with it.
+  proxy.cut();
+  REQUIRE(bob.wait_state(sdk::ConnectionState::reconnecting));
+  auto gone = wait_mc_event(alice, sdk::ChannelEventType::member_timed_out, "bob");
+  REQUIRE(gone);
+  CHECK(gone->reason == "connection_lost");
+  proxy.restore();
+  auto restored = bob.wait_state(sdk::ConnectionState::restored, 20000ms);
+  REQUIRE(restored);
+  // The restore subscribed again: alice sees bob back, and bob reads alice.
+  REQUIRE(wait_mc_event(alice, sdk::ChannelEventType::member_joined, "bob"));
+  REQUIRE(alice->publish("lobby", "welcome back", sdk::MessageType::string).ok());
+  auto got = wait_message(bob, "welcome back");
+  REQUIRE(got);
+  CHECK(got->type == sdk::MessageType::string);
 }
