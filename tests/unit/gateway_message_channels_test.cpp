@@ -158,6 +158,15 @@ TEST_CASE("message channels: the broker's grants follow subscriptions and sessio
     if (p.find("\nC amy\n") != std::string::npos) revoked = true;
   }
   CHECK(revoked);
+  // A session without message channels costs no C record.
+  const auto m3 = h.outbox.sent.size();
+  h.login("bob");
+  const auto bob_grants = h.sent_to("rtm/gateway/grants", m3);
+  REQUIRE_FALSE(bob_grants.empty());
+  for (auto i : bob_grants) {
+    CHECK(h.outbox.sent[i].payload.find("\nS bob\n") != std::string::npos);
+    CHECK(h.outbox.sent[i].payload.find("\nC ") == std::string::npos);
+  }
 }
 
 TEST_CASE("channel tokens: required by config, warned, expired with the events, renewed") {

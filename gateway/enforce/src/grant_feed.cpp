@@ -58,7 +58,11 @@ void write_full_set(const StateStore& state, std::uint64_t epoch, grants::Record
 void GrantFeed::write_changes() {
   for (const auto& uid : dirty_sessions_) {
     writer_.session(uid, state_.has_session(uid));
-    writer_.message_channels(uid, message_channel_grants(state_.message_channels_of(uid)));
+    // A C record only where message channels are or were: most sessions have none.
+    auto channels = message_channel_grants(state_.message_channels_of(uid));
+    if (channels.empty() && message_channel_users_.erase(uid) == 0) continue;
+    if (!channels.empty()) message_channel_users_.insert(uid);
+    writer_.message_channels(uid, channels);
   }
   for (const auto& [channel, uid] : dirty_members_) {
     if (const auto m = state_.stored_member(channel, uid)) {
@@ -99,6 +103,10 @@ void GrantFeed::send_full_set() {
   dirty_members_.clear();
   const std::uint64_t before = stats_.records;
   const std::uint64_t epoch = ++epoch_;
+  message_channel_users_.clear();
+  state_.for_each_session([this](const StoredSession& s) {
+    if (!s.message_channels.empty()) message_channel_users_.insert(s.uid);
+  });
   write_full_set(state_, epoch, writer_);
   send(core_);
   ++stats_.full_sets;

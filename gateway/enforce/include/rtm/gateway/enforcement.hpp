@@ -116,6 +116,7 @@ class GrantFeed final : public ChangeListener,
   grants::RecordWriter writer_;
   std::set<std::string> dirty_sessions_;
   std::set<std::pair<std::string, std::string>> dirty_members_;  // (channel, uid)
+  std::set<std::string> message_channel_users_;  // uids the broker knows message channels of
   std::uint64_t epoch_ = 0;
   GrantFeedStats stats_;
 };
