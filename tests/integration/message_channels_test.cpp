@@ -303,6 +303,20 @@ TEST_CASE("channel tokens: a message channel that requires one, and its expiry")
   // Publishing needs no subscription: bob still can, alice reads it.
   REQUIRE(bob->publish("news", "still-publishing", sdk::MessageType::string).ok());
   REQUIRE(wait_message(alice, "still-publishing"));
+
+  // `rtm-gateway token --channel` signs a channel token with the configured secret.
+  const std::string config = s.gateway.config_path().string();
+  auto made = run_command(
+      {gateway_binary(), "token", "--config", config, "--uid", "bob", "--channel", "news"});
+  REQUIRE_MESSAGE(made.exit_code == 0, made.output);
+  std::string token = made.output.substr(0, made.output.find('\n'));
+  auto again = bob->subscribe_channel("news", {false, token});
+  REQUIRE_MESSAGE(again.ok(), again.status().to_string());
+  CHECK(again->token_expires_at > now_s());
+  auto bad = run_command(
+      {gateway_binary(), "token", "--config", config, "--uid", "bob", "--channel", "a+b"});
+  CHECK(bad.exit_code != 0);
+  CHECK(bad.output.find("--channel") != std::string::npos);
 }
 
 TEST_CASE("message channels: subscriptions and channel tokens survive kill -9 on sqlite") {
