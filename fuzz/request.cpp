@@ -62,7 +62,7 @@ const Config& config() {
 }
 
 std::string token_for(const std::string& uid) {
-  return rtm::gateway::sign_token({uid, kNowMs / 1000, kTokenExpiresS, std::nullopt},
+  return rtm::gateway::sign_token({uid, kNowMs / 1000, kTokenExpiresS, std::nullopt, std::nullopt},
                                   config().auth.token_secret);
 }
 

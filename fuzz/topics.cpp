@@ -273,6 +273,14 @@ void check_tree_parse(const TopicTree& tree, std::string_view topic) {
     case TopicKind::presence:
       rebuilt = tree.presence(parsed->uid);
       break;
+    case TopicKind::message_channel:
+      RTM_FUZZ_CHECK(!parsed->channel.empty() && !parsed->publisher.empty(),
+                     "message channel parts are not empty");
+      rebuilt = tree.message_channel(parsed->channel, parsed->publisher, parsed->string_type);
+      break;
+    case TopicKind::message_channel_events:
+      rebuilt = tree.message_channel_events(parsed->channel);
+      break;
   }
   RTM_FUZZ_CHECK(rebuilt == topic, "a parsed topic builds back to itself");
   for (const std::string* name : {&parsed->uid, &parsed->event_kind, &parsed->from,

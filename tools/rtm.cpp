@@ -300,7 +300,8 @@ std::unique_ptr<sdk::Client> make_client(Common c) {
     if (secret.empty()) {
       fail("need a token: give --token, or --secret / --config to mint one");
     }
-    c.token = rtm::gateway::sign_token({c.uid, now_s(), now_s() + 3600, std::nullopt}, secret);
+    c.token = rtm::gateway::sign_token({c.uid, now_s(), now_s() + 3600, std::nullopt, std::nullopt},
+                                       secret);
   }
   sdk::ClientConfig cfg;
   cfg.broker_uri = c.broker;
@@ -348,7 +349,7 @@ int cmd_token(const std::string& secret_in, const std::string& config_path, cons
     }
   }
   if (secret.empty()) fail("token: give --secret or --config");
-  say(rtm::gateway::sign_token({uid, now_s(), now_s() + ttl, std::nullopt}, secret));
+  say(rtm::gateway::sign_token({uid, now_s(), now_s() + ttl, std::nullopt, std::nullopt}, secret));
   return 0;
 }
 
@@ -445,6 +446,57 @@ int cmd_send(const Common& common, const std::string& channel, const std::string
   long sent = 0;
   auto send = [&](const std::string& text) {
     check(ch.publish_topic(topic, text, sdk::PublishOptions{qos}), "publish");
+    ++sent;
+  };
+  if (message) {
+    send(*message);
+  } else {
+    LineReader lines(stop);
+    while (auto line = lines.next()) send(*line);
+  }
+  if (common.verbose) note("sent " + std::to_string(sent) + " message(s)");
+  return 0;
+}
+
+// A message channel (RTM 2): read it without a join, and with --presence see who else
+// reads it with presence, as "* uid joined" / "* uid left (reason)".
+int cmd_subscribe(const Common& common, const std::string& channel, bool presence, long count) {
+  Stop stop;
+  auto client = make_client(common);
+  exit_on_failure(*client, stop);
+  long received = 0;  // callbacks run one at a time on the SDK's dispatcher
+  client->on_channel_message([&](const sdk::ChannelMessageEvent& m) {
+    if (m.channel != channel) return;
+    if (count > 0 && received >= count) return;
+    say(m.publisher + ": " + printable(m.payload));
+    if (count > 0 && ++received >= count) stop.request(0);
+  });
+  client->on_channel_event([&](const sdk::ChannelEvent& e) {
+    if (!e.message_channel || e.channel != channel) return;
+    if (e.type == sdk::ChannelEventType::member_joined) note("* " + e.uid + " joined");
+    if (e.type == sdk::ChannelEventType::member_left ||
+        e.type == sdk::ChannelEventType::member_timed_out) {
+      note("* " + e.uid + " left (" + e.reason + ")");
+    }
+  });
+  check(client->login(), "login");
+  auto info =
+      check(client->subscribe_channel(channel, {presence, ""}), "subscribe_channel " + channel);
+  if (presence) note("subscribers with presence: " + CLI::detail::join(info.members, ", "));
+  note("listening on message channel " + channel + " as " + client->uid() + "; Ctrl-C to stop");
+  return stop.wait();
+}
+
+// Publishes to a message channel: no join, no subscription (RTM 2).
+int cmd_publish(const Common& common, const std::string& channel,
+                const std::optional<std::string>& message, bool binary, int qos) {
+  Stop stop;
+  auto client = make_client(common);
+  check(client->login(), "login");
+  const auto type = binary ? sdk::MessageType::binary : sdk::MessageType::string;
+  long sent = 0;
+  auto send = [&](const std::string& text) {
+    check(client->publish(channel, text, type, sdk::PublishOptions{qos}), "publish");
     ++sent;
   };
   if (message) {
@@ -921,6 +973,24 @@ int main(int argc, char** argv) {
   history->add_option("--topic", topic, "the topic")->required();
   history->add_option("--count", count, "only the latest this many (0: all that is kept)");
 
+  auto* subscribe = command(
+      "subscribe", "print messages of a message channel (no join), as \"publisher: payload\"");
+  subscribe->add_option("--channel", channel, "the message channel")->required();
+  bool with_presence = false;
+  subscribe->add_flag("--presence", with_presence,
+                      "be a presence subscriber: print who else subscribes with presence");
+  subscribe->add_option("--count", count, "stop after this many messages (0: never)");
+
+  auto* publish =
+      command("publish", "publish to a message channel: --message, or one message per stdin line");
+  publish->add_option("--channel", channel, "the message channel")->required();
+  publish->add_option("-m,--message", message, "the message (default: read lines from stdin)");
+  bool publish_binary = false;
+  publish->add_flag("--binary", publish_binary, "send as binary (default: string)");
+  publish->add_option("--qos", qos, "MQTT QoS of the messages")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1));
+
   auto* chat = command("chat", "talk in a channel: typed lines go out on topic \"chat\"");
   chat->add_option("--channel", channel, "the channel to join")->required();
 
@@ -1048,6 +1118,7 @@ int main(int argc, char** argv) {
 
   // `send` takes QoS 0 by default, `dm` QoS 1: set the default of the one that runs.
   send->preparse_callback([&qos](std::size_t) { qos = 0; });
+  publish->preparse_callback([&qos](std::size_t) { qos = 0; });
   dm->preparse_callback([&qos](std::size_t) { qos = 1; });
 
   try {
@@ -1072,6 +1143,8 @@ int main(int argc, char** argv) {
     if (listen->parsed()) return cmd_listen(common, channel, topic, from, count);
     if (send->parsed()) return cmd_send(common, channel, topic, message, qos);
     if (chat->parsed()) return cmd_chat(common, channel);
+    if (subscribe->parsed()) return cmd_subscribe(common, channel, with_presence, count);
+    if (publish->parsed()) return cmd_publish(common, channel, message, publish_binary, qos);
     if (history->parsed()) return cmd_history(common, channel, topic, count);
     if (inbox->parsed()) return cmd_inbox(common, count);
     if (dm->parsed()) return cmd_dm(common, to, message, qos, dm_gateway, dm_no_store);

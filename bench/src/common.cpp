@@ -198,7 +198,7 @@ std::string token_for(const std::string& uid, const std::string& secret, int ttl
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
-  return gateway::sign_token({uid, now, now + ttl_s, std::nullopt}, secret);
+  return gateway::sign_token({uid, now, now + ttl_s, std::nullopt, std::nullopt}, secret);
 }
 
 }  // namespace rtm::bench

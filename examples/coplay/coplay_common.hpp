@@ -154,7 +154,8 @@ inline rtm::sdk::ClientConfig client_config(const Options& o) {
     const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
-    c.token = rtm::gateway::sign_token({o.uid, now, now + 24 * 3600, std::nullopt}, secret);
+    c.token =
+        rtm::gateway::sign_token({o.uid, now, now + 24 * 3600, std::nullopt, std::nullopt}, secret);
   }
   return c;
 }

@@ -125,6 +125,21 @@ bool parse_line(std::string_view line, Record& r, std::string& error) {
         return error = "bad channel or uid", false;
       }
       return true;
+    case 'C':
+      r.kind = RecordKind::message_channels;
+      if (tokens.size() < 2 || !name(tokens[1], r.uid)) return error = "bad uid", false;
+      for (std::size_t i = 2; i < tokens.size(); ++i) {
+        const bool presence = !tokens[i].empty() && tokens[i][0] == kWriteMarker;
+        std::string channel;
+        if (!name(presence ? tokens[i].substr(1) : tokens[i], channel)) {
+          return error = "bad channel in a message channel record", false;
+        }
+        if (!r.message_channels.empty() && !(r.message_channels.back().first < channel)) {
+          return error = "message channels out of order", false;
+        }
+        r.message_channels.emplace_back(std::move(channel), presence);
+      }
+      return true;
     case 'M':
       r.kind = RecordKind::member;
       if (tokens.size() < 3) return error = "record M takes a channel and a uid", false;
@@ -189,6 +204,17 @@ void RecordWriter::no_member(std::string_view channel, std::string_view uid) {
   line("X " + std::string(channel) + " " + std::string(uid));
 }
 
+void RecordWriter::message_channels(std::string_view uid, const MessageChannelGrants& channels) {
+  std::string text = "C ";
+  text += uid;
+  for (const auto& [channel, presence] : channels) {
+    text += ' ';
+    if (presence) text += kWriteMarker;
+    text += channel;
+  }
+  line(text);
+}
+
 void RecordWriter::token(std::string_view uid, std::int64_t expires_at_s) {
   line("T " + std::string(uid) + " " + std::to_string(expires_at_s < 0 ? 0 : expires_at_s));
 }
@@ -207,6 +233,8 @@ void RecordWriter::add(const Record& r) {
     case RecordKind::token: return token(r.uid, static_cast<std::int64_t>(r.number));
     case RecordKind::kick: return kick(r.uid);
     case RecordKind::kick_others: return kick_others(r.uid);
+    case RecordKind::message_channels:
+      return message_channels(r.uid, r.message_channels);
   }
 }
 

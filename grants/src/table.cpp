@@ -27,6 +27,9 @@ constexpr std::string_view kChannelBranch = "ch/";
 constexpr std::string_view kEventsBranch = "events/";
 constexpr std::string_view kUserBranch = "u/";
 constexpr std::string_view kInboxLevel = "inbox";
+constexpr std::string_view kMessageChannelBranch = "mc/";
+constexpr std::string_view kMessageEventsBranch = "mcevents/";
+constexpr std::string_view kStringLevel = "string";  // topics::kStringTypeLevel
 
 }  // namespace
 
@@ -137,6 +140,9 @@ void Table::apply_to(View& view, Record&& r) {
     case RecordKind::no_member:
       set_member(view, r.channel, r.uid, nullptr);
       return;
+    case RecordKind::message_channels:
+      set_message_channels(view, r.uid, std::move(r.message_channels));
+      return;
     default:
       return;
   }
@@ -198,7 +204,76 @@ void Table::set_member(View& view, const std::string& channel, const std::string
   view.member_grants.emplace(key, Member{*grants});
 }
 
+void Table::set_message_channels(View& view, const std::string& uid,
+                                 MessageChannelGrants&& channels) {
+  auto drop = [&](std::unordered_map<std::string, std::unordered_set<Id>>& index,
+                  const std::string& channel, Id id) {
+    auto it = index.find(channel);
+    if (it == index.end()) return;
+    it->second.erase(id);
+    if (it->second.empty()) index.erase(it);
+  };
+  if (auto it = view.mc_of.find(uid); it != view.mc_of.end()) {
+    const Id id = *view.names.find(uid);
+    for (const auto& [channel, presence] : it->second) {
+      drop(view.mc_readers, channel, id);
+      drop(view.mc_presence, channel, id);
+    }
+    view.mc_subscriptions -= it->second.size();
+    view.mc_of.erase(it);
+    view.names.release(id);
+  }
+  if (channels.empty()) return;
+  const Id id = view.names.acquire(uid);
+  for (const auto& [channel, presence] : channels) {
+    view.mc_readers[channel].insert(id);
+    if (presence) view.mc_presence[channel].insert(id);
+  }
+  view.mc_subscriptions += channels.size();
+  view.mc_of.emplace(uid, std::move(channels));
+}
+
 // ------------------------------------------------------------------ decisions
+
+// P/mc/{channel}/{publisher}[/string]: read by the channel's subscribers, written by a
+// publisher with a live session in its own name (RTM 2: publishing needs no subscription).
+// P/mcevents/{channel}: read by its presence subscribers, written by the gateway only.
+Verdict Table::decide_message_channel(std::string_view username, std::string_view rest,
+                                      Access access) const {
+  const Id* reader = nullptr;
+  if (starts_with(rest, kMessageEventsBranch)) {
+    std::string_view parts[1];
+    if (access == Access::write || !levels(rest.substr(kMessageEventsBranch.size()), parts) ||
+        !synced_) {
+      return Verdict::deny;
+    }
+    scratch_.assign(parts[0]);
+    const auto it = live_.mc_presence.find(scratch_);
+    reader = live_.names.find(username);
+    return it != live_.mc_presence.end() && reader && it->second.count(*reader) ? Verdict::allow
+                                                                                : Verdict::deny;
+  }
+  const std::string_view key = rest.substr(kMessageChannelBranch.size());
+  std::string_view parts[3];  // channel, publisher, "string"
+  std::string_view two[2];
+  if (levels(key, parts)) {
+    if (parts[2] != kStringLevel) return Verdict::deny;
+  } else if (levels(key, two)) {
+    parts[0] = two[0];
+    parts[1] = two[1];
+  } else {
+    return Verdict::deny;
+  }
+  if (!synced_) return Verdict::deny;
+  if (access == Access::write) {
+    return parts[1] == username && has_session(username) ? Verdict::allow : Verdict::deny;
+  }
+  scratch_.assign(parts[0]);
+  const auto it = live_.mc_readers.find(scratch_);
+  reader = live_.names.find(username);
+  return it != live_.mc_readers.end() && reader && it->second.count(*reader) ? Verdict::allow
+                                                                             : Verdict::deny;
+}
 
 Verdict Table::decide(std::string_view username, std::string_view topic, Access access) const {
   if (topic.size() <= prefix_.size() + 1 || !starts_with(topic, prefix_) ||
@@ -217,6 +292,9 @@ Verdict Table::decide(std::string_view username, std::string_view topic, Access 
     if (access == Access::write) return it->second.writable ? Verdict::allow : Verdict::deny;
     const Id* reader = live_.names.find(username);
     return reader && it->second.readers.count(*reader) ? Verdict::allow : Verdict::deny;
+  }
+  if (starts_with(rest, kMessageChannelBranch) || starts_with(rest, kMessageEventsBranch)) {
+    return decide_message_channel(username, rest, access);
   }
   if (starts_with(rest, kEventsBranch)) {
     const std::string_view channel = rest.substr(kEventsBranch.size());
@@ -282,6 +360,26 @@ Verdict Table::decide_subscribe(std::string_view username, std::string_view filt
   if (filter.find_first_of("+#") == std::string_view::npos) {
     return decide(username, filter, Access::read);
   }
+  // A message channel's own filters (P/mc/{channel}/#, P/mc/{channel}/+,
+  // P/mc/{channel}/+/string) read what its subscribers read: decided for the channel.
+  if (filter.size() > prefix_.size() + 1 + kMessageChannelBranch.size() &&
+      starts_with(filter, prefix_) && filter[prefix_.size()] == '/' &&
+      starts_with(filter.substr(prefix_.size() + 1), kMessageChannelBranch)) {
+    const std::string_view key = filter.substr(prefix_.size() + 1 + kMessageChannelBranch.size());
+    const auto slash = key.find('/');
+    const std::string_view channel = key.substr(0, slash);
+    const std::string_view tail = slash == std::string_view::npos ? "" : key.substr(slash + 1);
+    if (channel.empty() || channel.find_first_of("+#") != std::string_view::npos ||
+        (tail != "#" && tail != "+" && tail != "+/string")) {
+      return Verdict::deny;
+    }
+    scratch_.assign(channel);
+    const auto it = live_.mc_readers.find(scratch_);
+    const Id* reader = live_.names.find(username);
+    return synced_ && it != live_.mc_readers.end() && reader && it->second.count(*reader)
+               ? Verdict::allow
+               : Verdict::deny;
+  }
   // Could the filter match a topic under P/ch/ or P/events/? Walk the prefix's levels,
   // then the branch level.
   std::size_t f = 0, p = 0;
@@ -290,7 +388,8 @@ Verdict Table::decide_subscribe(std::string_view username, std::string_view filt
     const std::string_view level = filter.substr(f, f_end - f);
     if (level == "#") return Verdict::deny;
     if (p > prefix_.size()) {  // the branch level
-      const bool covers = level == "+" || level == "ch" || level == "events";
+      const bool covers = level == "+" || level == "ch" || level == "events" || level == "mc" ||
+                          level == "mcevents";
       return covers && f_end < filter.size() ? Verdict::deny : Verdict::not_governed;
     }
     const auto p_end = std::min(prefix_.find('/', p), prefix_.size());
@@ -312,6 +411,7 @@ TableStats Table::stats() const {
   s.members = live_.member_grants.size();
   s.streams = live_.streams.size();
   s.read_grants = live_.read_grants;
+  s.message_channel_subscriptions = live_.mc_subscriptions;
   s.syncs = syncs_;
   s.records = records_;
   s.skipped = skipped_;

@@ -324,6 +324,7 @@ RTM_SDK_HANDLER(PresenceStateEvent, on_state_changed_)
 RTM_SDK_HANDLER(LockEvent, on_lock_)
 RTM_SDK_HANDLER(RecoveryEvent, on_recovery_)
 RTM_SDK_HANDLER(InvitationEvent, on_invitation_)
+RTM_SDK_HANDLER(ChannelMessageEvent, on_channel_message_)
 #undef RTM_SDK_HANDLER
 
 // ====================================================================== names
@@ -466,6 +467,7 @@ void ClientImpl::end_session_locked(ConnectionState state, std::string reason) {
   streams_.clear();
   watched_.clear();
   metadata_subscriptions_.clear();
+  message_channels_.clear();
   data_topics_.clear();
   all_filters_.clear();
   want_online_ = false;
@@ -481,6 +483,9 @@ std::vector<std::string> ClientImpl::mqtt_filters_locked() const {
   for (const auto& [name, ch] : channels_) filters.push_back(events_topic(name));
   filters.insert(filters.end(), data_topics_.begin(), data_topics_.end());
   filters.insert(filters.end(), all_filters_.begin(), all_filters_.end());
+  for (const auto& [name, mc] : message_channels_) {
+    for (auto& f : message_channel_filters(name, mc.presence)) filters.push_back(std::move(f));
+  }
   return filters;
 }
 
@@ -798,8 +803,10 @@ ClientImpl::RestoreOutcome ClientImpl::restore() {
     mqtt_unsubscribe(drop);
   };
   for (const auto& [name, ch] : channels) {
-    auto r = call_sync("join", Object().str("channel", name).text(), "join " + name + " (restore)",
-                       config_.request_timeout);
+    Object body;
+    body.str("channel", name);
+    if (relogin && !ch.token.empty()) body.str("token", ch.token);
+    auto r = call_sync("join", body.text(), "join " + name + " (restore)", config_.request_timeout);
     if (transport_failure(r.status)) return RestoreOutcome::retry;
     if (!r.status.ok()) {
       problems.push_back("join " + name + ": " + r.status.to_string());
@@ -885,6 +892,7 @@ ClientImpl::RestoreOutcome ClientImpl::restore() {
     }
   }
 
+  if (!restore_message_channels(problems)) return RestoreOutcome::retry;
   std::size_t n_metadata = 0;
   if (!restore_storage(problems, n_metadata)) return RestoreOutcome::retry;
   if (!recover_streams(problems)) return RestoreOutcome::retry;
@@ -941,6 +949,10 @@ void ClientImpl::on_mqtt_message(const mqtt::const_message_ptr& msg) {
     }
   } else if (starts_with(t, "events/")) {
     on_channel_event(msg->get_payload_str());
+  } else if (starts_with(t, "mc/")) {
+    on_message_channel_message(msg, t.substr(3));
+  } else if (starts_with(t, "mcevents/")) {
+    on_message_channel_event(msg->get_payload_str());
   }
 }
 
@@ -1008,6 +1020,8 @@ void ClientImpl::on_personal_event(std::string_view kind, const std::string& pay
         end_session_locked(ConnectionState::failed, "session ended: " + ev.reason);
       }
     }
+  } else if (kind == "token" && doc.HasMember("channel")) {
+    on_channel_token_event(doc);
   } else if (kind == "token") {
     TokenEvent ev;
     ev.state = json::str(doc, "state") == "expired" ? TokenEvent::State::expired
@@ -1404,7 +1418,8 @@ bool ClientImpl::joined(const std::string& channel) const {
   return channels_.count(channel) > 0;
 }
 
-void ClientImpl::join(const std::string& channel, Callback<ChannelSnapshot> done) {
+void ClientImpl::join(const std::string& channel, Callback<ChannelSnapshot> done,
+                      const std::string& token) {
   if (auto e = name_problem("channel", channel)) return done(Status(ErrorCode::invalid_name, *e));
   const std::string events = events_topic(channel);
   bool subscribe_now;
@@ -1415,8 +1430,11 @@ void ClientImpl::join(const std::string& channel, Callback<ChannelSnapshot> done
   // Subscribed before the request goes out (the broker keeps one connection's packets in
   // order), so no event after the snapshot is missed.
   if (subscribe_now) mqtt_subscribe({events});
-  send_request("join", json::Object().str("channel", channel).text(), "join " + channel,
-               [this, channel, events, done](Reply r) {
+  json::Object body;
+  body.str("channel", channel);
+  if (!token.empty()) body.str("token", token);
+  send_request("join", body.text(), "join " + channel,
+               [this, channel, events, token, done](Reply r) {
                  if (!r.status.ok()) {
                    bool drop;
                    {
@@ -1428,7 +1446,8 @@ void ClientImpl::join(const std::string& channel, Callback<ChannelSnapshot> done
                  }
                  {
                    Lock lock(mutex_);
-                   channels_[channel];
+                   auto& ch = channels_[channel];
+                   if (!token.empty()) ch.token = token;
                  }
                  done(parse_snapshot(r.result(), channel));
                });

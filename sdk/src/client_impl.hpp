@@ -69,6 +69,7 @@ class ClientImpl {
   void set_handler(std::function<void(const LockEvent&)> h);
   void set_handler(std::function<void(const RecoveryEvent&)> h);
   void set_handler(std::function<void(const InvitationEvent&)> h);
+  void set_handler(std::function<void(const ChannelMessageEvent&)> h);
 
   // ---- operations; `done` runs once, on an internal thread (see above)
   void login(std::string token, Callback<LoginInfo> done);
@@ -85,7 +86,8 @@ class ClientImpl {
   void raw_request(const std::string& uri, const std::string& body, Callback<std::string> done);
 
   bool joined(const std::string& channel) const;
-  void join(const std::string& channel, Callback<ChannelSnapshot> done);
+  void join(const std::string& channel, Callback<ChannelSnapshot> done,
+            const std::string& token = "");
   void leave(const std::string& channel, Callback<void> done);
   void join_topic(const std::string& channel, const std::string& topic, Callback<void> done);
   void leave_topic(const std::string& channel, const std::string& topic, Callback<void> done);
@@ -128,6 +130,20 @@ class ClientImpl {
   // A personal `invitation` event: acknowledged when received, then handed to the app.
   void on_invitation_event(const rapidjson::Value& doc);
 
+  // ---- message channels and channel tokens (client_message_channels.cpp)
+  void subscribe_channel(const std::string& channel, const SubscribeChannelOptions& options,
+                         Callback<MessageChannelInfo> done);
+  void unsubscribe_channel(const std::string& channel, Callback<void> done);
+  Result<void> publish_channel(const std::string& channel, std::string_view payload,
+                               MessageType type, int qos);
+  void renew_channel_token(const std::string& channel, const std::string& token,
+                           Callback<std::int64_t> done);
+  // P/mc/... (rest: after "mc/") and P/mcevents/{channel}
+  void on_message_channel_message(const mqtt::const_message_ptr& msg, std::string_view rest);
+  void on_message_channel_event(const std::string& payload);
+  // A `token` event that names a channel.
+  void on_channel_token_event(const rapidjson::Document& doc);
+
   // ---- history and recovery (client_recovery.cpp)
   void history(const std::string& channel, const std::string& topic, const HistoryQuery& query,
                Callback<HistoryPage> done);
@@ -165,7 +181,16 @@ class ClientImpl {
     // (refused at the limit, unsubscribed by name), whose messages the wildcard still brings.
     std::map<std::string, std::set<std::string>> all;
     StateMap states;  // this user's presence states here, set again at a restore
+    std::string token;  // the channel token it was joined with, for a login again
   };
+  struct MessageChannelState {
+    bool presence = false;
+    std::string token;  // for a login again
+  };
+  // The MQTT filters of a message channel subscription.
+  std::vector<std::string> message_channel_filters(const std::string& channel, bool presence) const;
+  // In restore(): the message channel subscriptions again. False: retry the restore.
+  bool restore_message_channels(std::vector<std::string>& problems);
 
   // requests
   std::string next_msg_id();
@@ -285,6 +310,7 @@ class ClientImpl {
   HandlerPtr<LockEvent> on_lock_;
   HandlerPtr<RecoveryEvent> on_recovery_;
   HandlerPtr<InvitationEvent> on_invitation_;
+  HandlerPtr<ChannelMessageEvent> on_channel_message_;
 
   mutable std::mutex mutex_;
   std::condition_variable connector_cv_;
@@ -312,6 +338,7 @@ class ClientImpl {
   std::map<std::string, ChannelState> channels_;
   std::set<std::string> watched_;
   std::set<std::string> metadata_subscriptions_;  // uids, renewed at a restore
+  std::map<std::string, MessageChannelState> message_channels_;
   // acquire_lock calls with retry waiting for their lock: (channel, lock) -> pending ids
   std::map<std::pair<std::string, std::string>, std::vector<std::string>> lock_waits_;
   std::unordered_set<std::string> data_topics_;  // MQTT data topics whose messages we deliver

@@ -62,6 +62,10 @@ std::string_view error_name(int code) {
       return "INVITATION_WRONG_SIDE";
     case ErrorCode::limit_invitations:
       return "LIMIT_INVITATIONS";
+    case ErrorCode::channel_token_required:
+      return "CHANNEL_TOKEN_REQUIRED";
+    case ErrorCode::token_channel_mismatch:
+      return "TOKEN_CHANNEL_MISMATCH";
   }
   return "UNKNOWN";
 }

@@ -27,15 +27,15 @@ TEST_CASE("broker login: a valid token connects, expired, foreign or garbage one
   CHECK(connect_outcome(uri, "alice", signed_token("alice")) == 0);
 
   const auto now = now_s();
-  const auto expired = rtm::gateway::sign_token({"alice", now - 120, now - 60, std::nullopt},
-                                                GatewayProcess::kSecret);
+  const auto expired = rtm::gateway::sign_token(
+      {"alice", now - 120, now - 60, std::nullopt, std::nullopt}, GatewayProcess::kSecret);
   CHECK(connect_outcome(uri, "alice", expired) == kNotAuthorized);
   CHECK(connect_outcome(uri, "bob", signed_token("alice")) == kNotAuthorized);
   CHECK(connect_outcome(uri, "alice", "garbage") == kNotAuthorized);
   CHECK(connect_outcome(uri, "alice", "") == kNotAuthorized);
   CHECK(connect_outcome(uri, "", "") == kNotAuthorized);
-  const auto not_yet =
-      rtm::gateway::sign_token({"alice", now, now + 600, now + 300}, GatewayProcess::kSecret);
+  const auto not_yet = rtm::gateway::sign_token({"alice", now, now + 600, now + 300, std::nullopt},
+                                                GatewayProcess::kSecret);
   CHECK(connect_outcome(uri, "alice", not_yet) == kNotAuthorized);
   CHECK(connect_outcome(uri, "alice",
                         signed_token("alice", 600, "another-secret-of-at-least-32-bytes!!")) ==

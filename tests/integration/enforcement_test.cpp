@@ -342,7 +342,8 @@ TEST_CASE("enforcement: an expired token's connection is closed by the broker an
   const auto now = now_s();
   const auto exp = now + 2;
   auto token = [&](const std::string& uid) {
-    return rtm::gateway::sign_token({uid, now, exp, std::nullopt}, GatewayProcess::kSecret);
+    return rtm::gateway::sign_token({uid, now, exp, std::nullopt, std::nullopt},
+                                    GatewayProcess::kSecret);
   };
   Client alice(s.uri(), "alice/short", login_as("alice", token("alice")));
   Client bob(s.uri(), "bob/renewed", login_as("bob", token("bob")));

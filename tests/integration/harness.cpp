@@ -399,7 +399,7 @@ GatewayProcess::GatewayProcess(const std::string& broker_uri, GatewayOptions opt
        << (options.broker_profile.empty() ? "" : "  profile: " + options.broker_profile + "\n")
        << "topics:\n  prefix: " << options.prefix << "\n"
        << "auth:\n  token_secret: " << kSecret << "\n"
-       << "log:\n  level: " << options.log_level << "\n  stats_interval_s: 1\n"
+       << options.auth_yaml << "log:\n  level: " << options.log_level << "\n  stats_interval_s: 1\n"
        << options.extra_yaml;
   write_file(config_path_, yaml.str());
   args_ = std::move(options.args);
@@ -592,7 +592,8 @@ std::string token_for(const std::string& uid, std::int64_t ttl_s) {
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
-  return rtm::gateway::sign_token({uid, now, now + ttl_s, std::nullopt}, GatewayProcess::kSecret);
+  return rtm::gateway::sign_token({uid, now, now + ttl_s, std::nullopt, std::nullopt},
+                                  GatewayProcess::kSecret);
 }
 
 std::optional<std::size_t> wait_for_text(const std::function<std::string()>& read,

@@ -158,6 +158,7 @@ struct GatewayOptions {
   std::string log_level = "debug";
   std::vector<std::string> args;  // command-line options after --config FILE
   std::string broker_profile = {};  // broker.profile; empty: the gateway's default
+  std::string auth_yaml = {};       // more keys of the generated auth section ("  key: value\n")
 };
 
 class GatewayProcess {

@@ -79,8 +79,8 @@ struct Rig {
     const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
-    const std::string token = rtm::gateway::sign_token({uid, now, now + 3600, std::nullopt},
-                                                       GatewayProcess::kSecret);
+    const std::string token = rtm::gateway::sign_token(
+        {uid, now, now + 3600, std::nullopt, std::nullopt}, GatewayProcess::kSecret);
     const std::string full = "login?msg_id=login-" + std::to_string(++next_id);
     caller.publish("rtm/req/" + uid + "/" + full, "{\"token\":\"" + token + "\"}", 1);
     auto got = caller.wait_for("rtm/u/" + uid + "/res/" + full, 10s);
@@ -600,8 +600,8 @@ TEST_CASE(
     const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
-    const std::string token = rtm::gateway::sign_token({"alice", now, now + 3600, std::nullopt},
-                                                       GatewayProcess::kSecret);
+    const std::string token = rtm::gateway::sign_token(
+        {"alice", now, now + 3600, std::nullopt, std::nullopt}, GatewayProcess::kSecret);
     // The gateway may not be subscribed yet: the login is repeated until it is answered.
     rapidjson::Document login;
     const auto deadline = Clock::now() + 20s;

@@ -395,7 +395,7 @@ TEST_CASE("ops: EMQX's HTTP authorization and the kick endpoint need an operator
   User bob(broker.uri(), "bob");
   for (User* u : {&alice, &bob}) {
     const std::string token = rtm::gateway::sign_token(
-        {u->uid, 0, 4102444800, std::nullopt}, GatewayProcess::kSecret);
+        {u->uid, 0, 4102444800, std::nullopt, std::nullopt}, GatewayProcess::kSecret);
     REQUIRE(u->call("login", "{\"token\":\"" + token + "\"}")["code"].GetInt() == 0);
     REQUIRE(u->error("join?channel=room") == "OK");
   }

@@ -187,12 +187,13 @@ TEST_CASE("login refuses bad tokens, each with its own error") {
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
-  const std::string expired =
-      rtm::gateway::sign_token({"dana", now - 100, now - 10, std::nullopt}, GatewayProcess::kSecret);
-  const std::string future =
-      rtm::gateway::sign_token({"dana", now, now + 100, now + 50}, GatewayProcess::kSecret);
-  const std::string other_secret = rtm::gateway::sign_token(
-      {"dana", now, now + 100, std::nullopt}, "another-secret-another-secret-0123456789");
+  const std::string expired = rtm::gateway::sign_token(
+      {"dana", now - 100, now - 10, std::nullopt, std::nullopt}, GatewayProcess::kSecret);
+  const std::string future = rtm::gateway::sign_token(
+      {"dana", now, now + 100, now + 50, std::nullopt}, GatewayProcess::kSecret);
+  const std::string other_secret =
+      rtm::gateway::sign_token({"dana", now, now + 100, std::nullopt, std::nullopt},
+                               "another-secret-another-secret-0123456789");
   const std::string none_alg = rtm::util::base64url_encode(R"({"alg":"none","typ":"JWT"})") +
                                "." +
                                rtm::util::base64url_encode(

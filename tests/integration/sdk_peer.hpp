@@ -95,6 +95,7 @@ struct Peer {
   Recorder<sdk::RecoveryEvent> recoveries;
   Recorder<sdk::ReceiptEvent> receipts;
   Recorder<sdk::InvitationEvent> invitations;
+  Recorder<sdk::ChannelMessageEvent> channel_messages;
   std::unique_ptr<sdk::Client> client;  // last: destroyed first
 
   Peer(const std::string& broker_uri, const std::string& uid, std::int64_t ttl_s = 3600,
@@ -119,6 +120,8 @@ struct Peer {
     client->on_recovery([this](const sdk::RecoveryEvent& e) { recoveries.push(e); });
     client->on_receipt([this](const sdk::ReceiptEvent& e) { receipts.push(e); });
     client->on_invitation([this](const sdk::InvitationEvent& e) { invitations.push(e); });
+    client->on_channel_message(
+        [this](const sdk::ChannelMessageEvent& e) { channel_messages.push(e); });
   }
   sdk::Client* operator->() { return client.get(); }
 

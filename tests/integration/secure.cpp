@@ -17,7 +17,7 @@ std::int64_t now_s() {
 
 std::string signed_token(const std::string& uid, std::int64_t ttl_s, std::string_view secret) {
   const auto now = now_s();
-  return rtm::gateway::sign_token({uid, now, now + ttl_s, std::nullopt}, secret);
+  return rtm::gateway::sign_token({uid, now, now + ttl_s, std::nullopt, std::nullopt}, secret);
 }
 
 std::string password_file_in(const TempDir& dir) {

@@ -69,6 +69,11 @@ limits:
   members_per_channel: 100
   publishers_per_subscription: 10
   watched_users: 0
+  message_channels_per_user: 4
+  subscribers_per_message_channel: 6
+channels:
+  stream_token_required: true
+  message_token_required: true
 storage:
   max_key_bytes: 32
   max_value_bytes: 1000
@@ -167,6 +172,10 @@ TEST_CASE("config: every key of config.yaml is accepted and read") {
   CHECK(c.limits.members_per_channel == 100);
   CHECK(c.limits.publishers_per_subscription == 10);
   CHECK(c.limits.watched_users == 0);
+  CHECK(c.limits.message_channels_per_user == 4);
+  CHECK(c.limits.subscribers_per_message_channel == 6);
+  CHECK(c.channels.stream_token_required);
+  CHECK(c.channels.message_token_required);
   CHECK(c.storage.metadata.max_key_bytes == 32);
   CHECK(c.storage.metadata.max_value_bytes == 1000);
   CHECK(c.storage.metadata.max_call_bytes == 2000);

@@ -221,6 +221,8 @@ TEST_CASE("inbox store: a schema 4 state file is migrated in place") {
     REQUIRE(sqlite3_open(state.config.state.path.c_str(), &db) == SQLITE_OK);
     REQUIRE(sqlite3_exec(db,
                          "DROP TABLE inbox; DROP TABLE inbox_meta; DROP TABLE invitations; "
+                         "DROP TABLE message_channels; "
+                         "ALTER TABLE members DROP COLUMN token_expires_at_ms; "
                          "PRAGMA user_version=4",
                          nullptr, nullptr, nullptr) == SQLITE_OK);
     sqlite3_close(db);

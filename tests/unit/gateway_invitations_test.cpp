@@ -174,8 +174,11 @@ TEST_CASE("invitation store: a schema 5 state file is migrated in place to 6") {
   {  // what a gateway before invitations wrote: no invitations table, user_version 5
     sqlite3* db = nullptr;
     REQUIRE(sqlite3_open(state.config.state.path.c_str(), &db) == SQLITE_OK);
-    REQUIRE(sqlite3_exec(db, "DROP TABLE invitations; PRAGMA user_version=5", nullptr, nullptr,
-                         nullptr) == SQLITE_OK);
+    REQUIRE(
+        sqlite3_exec(db,
+                     "DROP TABLE invitations; DROP TABLE message_channels; "
+                     "ALTER TABLE members DROP COLUMN token_expires_at_ms; PRAGMA user_version=5",
+                     nullptr, nullptr, nullptr) == SQLITE_OK);
     sqlite3_close(db);
   }
   {

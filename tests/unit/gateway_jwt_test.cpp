@@ -360,3 +360,25 @@ TEST_CASE("jwt: each refusal has its error code") {
 TEST_CASE("jwt: an empty secret never verifies a token signed with the real one") {
   CHECK(refusal(kAliceToken, "", kIat) == ErrorCode::token_bad_signature);
 }
+
+TEST_CASE("jwt: a channel token carries its channel claim, a login token none") {
+  auto claims = alice(kIat, kExp);
+  claims.channel = "room-42";
+  const auto token = sign_token(claims, kSecret);
+  auto r = verify_token(token, kSecret, kIat + 1);
+  REQUIRE(r);
+  REQUIRE(r->channel);
+  CHECK(*r->channel == "room-42");
+  CHECK(r->sub == "alice");
+  auto plain = verify_token(kAliceToken, kSecret, kIat + 1);
+  REQUIRE(plain);
+  CHECK_FALSE(plain->channel);
+  // The claim is part of what is signed: the payload of another token does not pass.
+  const auto dot1 = token.find('.');
+  const auto dot2 = token.rfind('.');
+  const std::string forged =
+      token.substr(0, dot1) +
+      kAliceToken.substr(kAliceToken.find('.'), kAliceToken.rfind('.') - kAliceToken.find('.')) +
+      token.substr(dot2);
+  CHECK(refusal(forged, kSecret, kIat + 1) == ErrorCode::token_bad_signature);
+}

@@ -324,8 +324,8 @@ TEST_CASE("rtm: a correctly signed token with an absurd expiry logs in with a bo
   RtmHarness h;
   // exp * 1000 would overflow a 64-bit millisecond count.
   const std::int64_t absurd = std::numeric_limits<std::int64_t>::max() / 10;
-  const std::string token =
-      rtm::gateway::sign_token({"alice", h.now / 1000, absurd, std::nullopt}, h.config.auth.token_secret);
+  const std::string token = rtm::gateway::sign_token(
+      {"alice", h.now / 1000, absurd, std::nullopt, std::nullopt}, h.config.auth.token_secret);
   const auto result = h.ok("alice", "login", "", "{\"token\":\"" + token + "\"}");
   const std::int64_t expires_at = result["expires_at"].GetInt64();
   CHECK(expires_at > h.now / 1000 + 100LL * 365 * 24 * 3600);  // far in the future

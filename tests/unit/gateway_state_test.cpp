@@ -42,18 +42,19 @@
 namespace {
 
 using rtm::gateway::Departure;
-using rtm::gateway::ErrorCode;
 using rtm::gateway::error_name;
+using rtm::gateway::ErrorCode;
 using rtm::gateway::Interner;
 using rtm::gateway::LimitsConfig;
+using rtm::gateway::MessageChannelSubscription;
 using rtm::gateway::Outcome;
 using rtm::gateway::PresenceRecord;
 using rtm::gateway::Snapshot;
 using rtm::gateway::StateStore;
-using rtm::test::MemoryBackend;
-using rtm::test::SqliteBackend;
 using rtm::gateway::UserId;
 using rtm::gateway::UserResult;
+using rtm::test::MemoryBackend;
+using rtm::test::SqliteBackend;
 using Strings = std::vector<std::string>;
 
 constexpr std::int64_t kNow = 1700000000000;  // ms
@@ -2455,4 +2456,99 @@ TEST_CASE("sqlite: a commit with nothing changed writes nothing") {
   CHECK(s->stats().commits == before + 1);
   CHECK(s->stats().backend == "sqlite");
   CHECK(s->stats().file_bytes > 0);
+}
+
+TEST_CASE_TEMPLATE("state: message channel subscriptions belong to the session, bounded, stored",
+                   Backend, MemoryBackend, SqliteBackend) {
+  LimitsConfig limits;
+  limits.message_channels_per_user = 2;
+  limits.subscribers_per_message_channel = 2;
+  RTM_STORE(s, limits);
+  CHECK(code_of(s.subscribe_channel("amy", {"news", false, 0})) == "NOT_LOGGED_IN");
+  login(s, "amy");
+  login(s, "bob");
+  login(s, "cid");
+  auto first = s.subscribe_channel("amy", {"news", true, kNow + kHour});
+  REQUIRE(first.ok());
+  CHECK(*first);
+  // Again: replaced (presence, token), not added.
+  auto again = s.subscribe_channel("amy", {"news", false, 0});
+  REQUIRE(again.ok());
+  CHECK_FALSE(*again);
+  REQUIRE(s.message_channel("amy", "news"));
+  CHECK_FALSE(s.message_channel("amy", "news")->presence);
+  REQUIRE(s.subscribe_channel("amy", {"news", true, kNow + kHour}).ok());
+  REQUIRE(s.subscribe_channel("amy", {"lobby", false, 0}).ok());
+  CHECK(code_of(s.subscribe_channel("amy", {"third", false, 0})) == "LIMIT_CHANNELS");
+  REQUIRE(s.subscribe_channel("bob", {"news", false, 0}).ok());
+  CHECK(code_of(s.subscribe_channel("cid", {"news", true, 0})) == "LIMIT_MEMBERS");
+  CHECK(s.channel_subscribers("news", false) == Strings{"amy", "bob"});
+  CHECK(s.channel_subscribers("news", true) == Strings{"amy"});
+  CHECK(s.message_channel_count() == 2);
+  // No join: stream channels know nothing of it.
+  CHECK(s.channels_of("amy").empty());
+  CHECK(s.channel_count() == 0);
+
+  // Stored and restored (sqlite), with presence and token, in subscription order.
+  const auto stored = s.stored_session("amy");
+  REQUIRE(stored);
+  REQUIRE(stored->message_channels.size() == 2);
+  CHECK(stored->message_channels[0] == MessageChannelSubscription{"news", true, kNow + kHour});
+  CHECK(stored->message_channels[1].channel == "lobby");
+  s_under_test->check_restores();
+
+  auto gone = s.unsubscribe_channel("bob", "news");
+  REQUIRE(gone.ok());
+  CHECK(gone->channel == "news");
+  CHECK(code_of(s.unsubscribe_channel("bob", "news")) == "NOT_SUBSCRIBED");
+  REQUIRE(s.subscribe_channel("cid", {"news", true, 0}).ok());  // room again
+  // The session's end takes its subscriptions.
+  s.end_session("amy");
+  CHECK(s.message_channels_of("amy").empty());
+  CHECK(s.channel_subscribers("news", false) == Strings{"cid"});
+  CHECK(s.message_channel_count() == 1);
+}
+
+TEST_CASE_TEMPLATE("state: a member's channel token is kept with the member and goes with it",
+                   Backend, MemoryBackend, SqliteBackend) {
+  RTM_STORE(s, LimitsConfig{});
+  login(s, "amy");
+  CHECK_FALSE(s.set_member_token("amy", "room", kNow));  // not a member
+  must_join(s, "amy", "room");
+  CHECK(s.member_token("amy", "room") == 0);
+  CHECK(s.set_member_token("amy", "room", kNow + kHour));
+  CHECK(s.member_token("amy", "room") == kNow + kHour);
+  CHECK(s.stored_member("room", "amy")->token_expires_at_ms == kNow + kHour);
+  s_under_test->check_restores();
+  REQUIRE(s.leave("amy", "room").ok());
+  CHECK(s.member_token("amy", "room") == 0);
+  must_join(s, "amy", "room");
+  CHECK(s.member_token("amy", "room") == 0);  // a new membership starts without one
+}
+
+TEST_CASE("sqlite: a file of schema 6 is migrated in place to 7 and keeps its rows") {
+  StateFile f;
+  {
+    auto s = f.open();
+    s->start_session("amy", "sid-1", kNow, kNow + kHour);
+    must_join(*s, "amy", "room");
+    s->commit([](bool ok) { REQUIRE(ok); });
+  }
+  // What a gateway before message channels wrote: no such table, no member token column.
+  sql(f.config.path,
+      "DROP TABLE message_channels; ALTER TABLE members DROP COLUMN token_expires_at_ms; "
+      "PRAGMA user_version=6;");
+  {
+    auto s = f.open();
+    CHECK(s->is_member("amy", "room"));
+    CHECK(s->member_token("amy", "room") == 0);
+    CHECK(s->set_member_token("amy", "room", kNow + kHour));
+    REQUIRE(s->subscribe_channel("amy", {"news", true, kNow + kHour}).ok());
+    s->commit([](bool ok) { REQUIRE(ok); });
+  }
+  auto s = f.open();
+  CHECK(s->member_token("amy", "room") == kNow + kHour);
+  REQUIRE(s->message_channels_of("amy").size() == 1);
+  CHECK(s->message_channels_of("amy")[0] == MessageChannelSubscription{"news", true, kNow + kHour});
+  CHECK(s->restored().message_channels == 1);
 }

@@ -250,3 +250,73 @@ TEST_CASE("an expiry beyond a signed 64-bit clock is refused (found by fuzzing)"
   REQUIRE(again.size() == 1);
   CHECK(again[0].number == got[0].number);
 }
+
+TEST_CASE("message channels: subscribers read, live sessions write as themselves") {
+  Table t("rtm");
+  RecordWriter w;
+  w.sync_begin(1);
+  for (const char* u : {"alice", "bob", "carol", "dave"}) w.session(u, true);
+  w.message_channels("bob", {{"lobby", true}, {"news", false}});
+  w.message_channels("carol", {{"news", false}});
+  w.sync_end(1);
+  for (const auto& m : w.take()) t.apply_message(m);
+
+  // Reading: subscribers only, typed or not, and presence events only with presence.
+  CHECK(t.decide("bob", "rtm/mc/news/alice", Access::read) == Verdict::allow);
+  CHECK(t.decide("bob", "rtm/mc/news/alice/string", Access::read) == Verdict::allow);
+  CHECK(t.decide("carol", "rtm/mc/news/alice", Access::read) == Verdict::allow);
+  CHECK(t.decide("dave", "rtm/mc/news/alice", Access::read) == Verdict::deny);
+  CHECK(t.decide("carol", "rtm/mc/lobby/alice", Access::read) == Verdict::deny);
+  CHECK(t.decide("bob", "rtm/mcevents/lobby", Access::read) == Verdict::allow);
+  CHECK(t.decide("bob", "rtm/mcevents/news", Access::read) == Verdict::deny);
+  CHECK(t.decide("carol", "rtm/mcevents/news", Access::read) == Verdict::deny);
+  CHECK(t.decide("bob", "rtm/mcevents/lobby", Access::write) == Verdict::deny);
+  // Writing: any live session, as its own publisher level; no subscription needed.
+  CHECK(t.decide("dave", "rtm/mc/news/dave", Access::write) == Verdict::allow);
+  CHECK(t.decide("dave", "rtm/mc/news/dave/string", Access::write) == Verdict::allow);
+  CHECK(t.decide("dave", "rtm/mc/news/alice", Access::write) == Verdict::deny);
+  CHECK(t.decide("eve", "rtm/mc/news/eve", Access::write) == Verdict::deny);  // no session
+  // Malformed levels are refused, never passed on to the ACL.
+  CHECK(t.decide("dave", "rtm/mc/news/dave/binary", Access::write) == Verdict::deny);
+  CHECK(t.decide("bob", "rtm/mc/news", Access::read) == Verdict::deny);
+  CHECK(t.decide("bob", "rtm/mc/news/alice/string/x", Access::read) == Verdict::deny);
+  CHECK(t.decide("bob", "rtm/mc//alice", Access::read) == Verdict::deny);
+  // EMQX's SUBSCRIBE check: the channel's own filters, for its subscribers only.
+  CHECK(t.decide_subscribe("bob", "rtm/mc/news/#") == Verdict::allow);
+  CHECK(t.decide_subscribe("bob", "rtm/mc/news/+/string") == Verdict::allow);
+  CHECK(t.decide_subscribe("dave", "rtm/mc/news/#") == Verdict::deny);
+  CHECK(t.decide_subscribe("bob", "rtm/mc/+/#") == Verdict::deny);
+  CHECK(t.decide_subscribe("bob", "rtm/mc/#") == Verdict::deny);
+  CHECK(t.decide_subscribe("bob", "rtm/mcevents/#") == Verdict::deny);
+  CHECK(t.stats().message_channel_subscriptions == 3);
+
+  // A record replaces what was known of the user; an empty one takes everything away.
+  RecordWriter change;
+  change.message_channels("bob", {{"news", false}});
+  change.message_channels("carol", {});
+  for (const auto& m : change.take()) t.apply_message(m);
+  CHECK(t.decide("bob", "rtm/mcevents/lobby", Access::read) == Verdict::deny);
+  CHECK(t.decide("bob", "rtm/mc/lobby/alice", Access::read) == Verdict::deny);
+  CHECK(t.decide("bob", "rtm/mc/news/alice", Access::read) == Verdict::allow);
+  CHECK(t.decide("carol", "rtm/mc/news/alice", Access::read) == Verdict::deny);
+  CHECK(t.stats().message_channel_subscriptions == 1);
+}
+
+TEST_CASE("message channel records are read back and refused when malformed") {
+  RecordWriter w;
+  w.message_channels("bob", {{"lobby", true}, {"news", false}});
+  const auto messages = w.take();
+  REQUIRE(messages.size() == 1);
+  CHECK(messages[0] == "rtm-grants 1\nC bob +lobby news\n");
+  std::vector<Record> got;
+  auto result = read_records(messages[0], [&](Record&& r) { got.push_back(std::move(r)); });
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].kind == RecordKind::message_channels);
+  CHECK(got[0].uid == "bob");
+  CHECK(got[0].message_channels == MessageChannelGrants{{"lobby", true}, {"news", false}});
+  got.clear();
+  result = read_records("rtm-grants 1\nC bob news lobby\nC bob a/b\nC\nC bob ++x\n",
+                        [&](Record&& r) { got.push_back(std::move(r)); });
+  CHECK(got.empty());
+  CHECK(result.skipped == 4);
+}

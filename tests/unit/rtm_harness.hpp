@@ -99,7 +99,7 @@ struct RtmHarness {
   }
 
   std::string token(const std::string& uid, std::int64_t ttl_s = 3600) const {
-    return gateway::sign_token({uid, now / 1000, now / 1000 + ttl_s, std::nullopt},
+    return gateway::sign_token({uid, now / 1000, now / 1000 + ttl_s, std::nullopt, std::nullopt},
                                config.auth.token_secret);
   }
 

@@ -30,10 +30,16 @@ inline std::string dump(const gateway::MemoryStore& s) {
     for (const auto& w : x.watching) line += " " + w;
     lines.push_back(line + " channels");
     for (const auto& c : s.channels_of(x.uid)) lines.back() += " " + c;
+    lines.back() += " message_channels";
+    for (const auto& m : x.message_channels) {
+      lines.back() += " " + m.channel + (m.presence ? "+presence" : "") + "@" +
+                      std::to_string(m.token_expires_at_ms);
+    }
   });
   s.for_each_member([&](const std::string& channel, const std::string& uid,
                         const gateway::StoredMember& m) {
-    std::string line = "member " + channel + " " + uid + " publishing";
+    std::string line = "member " + channel + " " + uid + " token " +
+                       std::to_string(m.token_expires_at_ms) + " publishing";
     for (const auto& t : m.publishing) line += " " + t;
     lines.push_back(line);
     for (const auto& sub : m.subscriptions) {

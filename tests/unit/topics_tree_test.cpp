@@ -33,6 +33,10 @@ const char* kind_name(TopicKind kind) {
       return "channel_events";
     case TopicKind::presence:
       return "presence";
+    case TopicKind::message_channel:
+      return "message_channel";
+    case TopicKind::message_channel_events:
+      return "message_channel_events";
   }
   return "?";
 }
@@ -379,4 +383,32 @@ TEST_CASE("TopicTree::parse copes with hostile sizes in linear time") {
   }
   const auto elapsed = std::chrono::steady_clock::now() - started;
   CHECK(elapsed < std::chrono::seconds(2));
+}
+
+TEST_CASE("TopicTree: message channel topics, typed and untyped, and their events") {
+  const TopicTree tree("rtm");
+  CHECK(tree.message_channel("news", "alice") == "rtm/mc/news/alice");
+  CHECK(tree.message_channel("news", "alice", true) == "rtm/mc/news/alice/string");
+  CHECK(tree.message_channel_filter("news") == "rtm/mc/news/#");
+  CHECK(tree.message_channel_events("news") == "rtm/mcevents/news");
+  auto raw = tree.parse("rtm/mc/news/alice");
+  REQUIRE(raw);
+  CHECK(raw->kind == TopicKind::message_channel);
+  CHECK(raw->channel == "news");
+  CHECK(raw->publisher == "alice");
+  CHECK_FALSE(raw->string_type);
+  auto typed = tree.parse("rtm/mc/news/alice/string");
+  REQUIRE(typed);
+  CHECK(typed->string_type);
+  CHECK(typed->publisher == "alice");
+  auto events = tree.parse("rtm/mcevents/news");
+  REQUIRE(events);
+  CHECK(events->kind == TopicKind::message_channel_events);
+  CHECK(events->channel == "news");
+  for (const char* bad : {"rtm/mc/news", "rtm/mc/news/alice/binary", "rtm/mc/news/alice/string/x",
+                          "rtm/mc//alice", "rtm/mc/news/", "rtm/mcevents/news/x", "rtm/mcevents"}) {
+    CHECK_MESSAGE(!tree.parse(bad), bad);
+  }
+  CHECK(filter_matches(tree.message_channel_filter("news"), "rtm/mc/news/alice/string"));
+  CHECK(filter_matches(tree.message_channel_filter("news"), "rtm/mc/news/alice"));
 }

@@ -101,6 +101,11 @@ constexpr ErrorInfo kErrors[] = {
     {ErrorCode::limit_invitations, "LIMIT_INVITATIONS",
      "an invitations.* limit refuses the invitation (in flight per caller, per callee, in all; "
      "content or response bytes); the message names the key"},
+    {ErrorCode::channel_token_required, "CHANNEL_TOKEN_REQUIRED",
+     "the channel needs a channel token (channels.stream_token_required, "
+     "channels.message_token_required) and the request carried none"},
+    {ErrorCode::token_channel_mismatch, "TOKEN_CHANNEL_MISMATCH",
+     "the token's channel claim is missing or names another channel"},
 };
 }  // namespace
 

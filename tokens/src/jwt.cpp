@@ -68,6 +68,10 @@ std::string sign_token(const TokenClaims& claims, std::string_view secret) {
     w.Key("nbf");
     w.Int64(*claims.nbf);
   }
+  if (claims.channel) {
+    w.Key("channel");
+    w.String(claims.channel->data(), static_cast<rapidjson::SizeType>(claims.channel->size()));
+  }
   w.EndObject();
   std::string signing_input = base64url_encode(R"({"alg":"HS256","typ":"JWT"})") + "." +
                               base64url_encode(std::string_view(buf.GetString(), buf.GetSize()));
@@ -127,6 +131,12 @@ Expected<TokenClaims, TokenFailure> verify_token(std::string_view token, std::st
     return fail(ErrorCode::token_invalid, "token has no numeric exp claim");
   }
   read_int64(payload, "iat", claims.iat);
+  if (const auto channel = payload.FindMember("channel"); channel != payload.MemberEnd()) {
+    if (!channel->value.IsString()) {
+      return fail(ErrorCode::token_invalid, "token channel claim is not a string");
+    }
+    claims.channel.emplace(channel->value.GetString(), channel->value.GetStringLength());
+  }
   std::int64_t nbf = 0;
   if (payload.HasMember("nbf")) {
     if (!read_int64(payload, "nbf", nbf)) {

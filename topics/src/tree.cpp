@@ -131,6 +131,20 @@ std::string TopicTree::channel_events(std::string_view channel) const {
   return join({prefix_, "events", channel});
 }
 
+std::string TopicTree::message_channel(std::string_view channel, std::string_view publisher,
+                                       bool string_type) const {
+  if (string_type) return join({prefix_, "mc", channel, publisher, kStringTypeLevel});
+  return join({prefix_, "mc", channel, publisher});
+}
+
+std::string TopicTree::message_channel_filter(std::string_view channel) const {
+  return join({prefix_, "mc", channel, "#"});
+}
+
+std::string TopicTree::message_channel_events(std::string_view channel) const {
+  return join({prefix_, "mcevents", channel});
+}
+
 std::string TopicTree::presence(std::string_view uid) const {
   return join({prefix_, "presence", uid});
 }
@@ -189,6 +203,24 @@ std::optional<ParsedTopic> TopicTree::parse(std::string_view topic) const {
   }
   if (branch == "events") {
     parsed.kind = TopicKind::channel_events;
+    if (!take_exact(levels, {&parsed.channel})) return std::nullopt;
+    return parsed;
+  }
+  if (branch == "mc") {
+    parsed.kind = TopicKind::message_channel;
+    const auto channel = levels.next_non_empty();
+    const auto publisher = channel ? levels.next_non_empty() : std::nullopt;
+    if (!publisher) return std::nullopt;
+    parsed.channel = std::string(*channel);
+    parsed.publisher = std::string(*publisher);
+    if (const auto type = levels.next()) {
+      if (*type != kStringTypeLevel || levels.next()) return std::nullopt;
+      parsed.string_type = true;
+    }
+    return parsed;
+  }
+  if (branch == "mcevents") {
+    parsed.kind = TopicKind::message_channel_events;
     if (!take_exact(levels, {&parsed.channel})) return std::nullopt;
     return parsed;
   }

@@ -172,6 +172,9 @@ int main(int argc, char** argv) {
   long long ttl = 3600;
   token_cmd->add_option("--uid", uid, "the user id the token is for")->required();
   token_cmd->add_option("--ttl", ttl, "seconds until the token expires")->capture_default_str();
+  std::string token_channel;
+  token_cmd->add_option("--channel", token_channel,
+                        "a channel token for this channel (join, subscribe_channel)");
   token_cmd->add_option("-c,--config", config_path, "configuration file (YAML)");
 
   CLI11_PARSE(app, argc, argv);
@@ -218,10 +221,20 @@ int main(int argc, char** argv) {
                 << config.auth.max_token_ttl_s << "), got " << ttl << "\n";
       return 1;
     }
+    std::optional<std::string> channel;
+    if (!token_channel.empty()) {
+      if (auto why = rtm::topics::name_error(token_channel, "channel",
+                                             rtm::topics::name_rules_for(config.broker.profile))) {
+        std::cerr << "--channel: " << *why << "\n";
+        return 1;
+      }
+      channel = token_channel;
+    }
     const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
-    std::cout << sign_token({uid, now, now + ttl, std::nullopt}, config.auth.token_secret) << "\n";
+    std::cout << sign_token({uid, now, now + ttl, std::nullopt, channel}, config.auth.token_secret)
+              << "\n";
     return 0;
   }
   try {

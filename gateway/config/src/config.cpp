@@ -687,6 +687,9 @@ Config parse(const YAML::Node& root, const std::string& base_dir) {
       s.integer("watched_users", cfg.limits.watched_users, 0, 1000000);
       s.integer("subscribed_topics_per_channel", cfg.limits.subscribed_topics_per_channel, 1,
                 10000);
+      s.integer("message_channels_per_user", cfg.limits.message_channels_per_user, 1, 100000);
+      s.integer("subscribers_per_message_channel", cfg.limits.subscribers_per_message_channel, 1,
+                10000000);
     }
     {
       Section s(top.child("state"), "state", problems);
@@ -815,6 +818,8 @@ Config parse(const YAML::Node& root, const std::string& base_dir) {
         auto why = topics::name_pattern_error(v, "pattern");
         return why ? *why : std::string();
       });
+      s.boolean("stream_token_required", cfg.channels.stream_token_required);
+      s.boolean("message_token_required", cfg.channels.message_token_required);
     }
     {
       Section s(top.child("storage"), "storage", problems);

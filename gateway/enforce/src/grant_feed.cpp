@@ -33,16 +33,37 @@ grants::MemberGrants member_grants(const StoredMember& member) {
   return g;
 }
 
+grants::MessageChannelGrants message_channel_grants(
+    const std::vector<MessageChannelSubscription>& subscriptions) {
+  grants::MessageChannelGrants g;
+  g.reserve(subscriptions.size());
+  for (const auto& sub : subscriptions) g.emplace_back(sub.channel, sub.presence);
+  std::sort(g.begin(), g.end());
+  return g;
+}
+
 void write_full_set(const StateStore& state, std::uint64_t epoch, grants::RecordWriter& out) {
   out.sync_begin(epoch);
-  state.for_each_session([&](const StoredSession& s) { out.session(s.uid, true); });
+  state.for_each_session([&](const StoredSession& s) {
+    out.session(s.uid, true);
+    if (!s.message_channels.empty()) {
+      out.message_channels(s.uid, message_channel_grants(s.message_channels));
+    }
+  });
   state.for_each_member([&](const std::string& channel, const std::string& uid,
                             const StoredMember& m) { out.member(channel, uid, member_grants(m)); });
   out.sync_end(epoch);
 }
 
 void GrantFeed::write_changes() {
-  for (const auto& uid : dirty_sessions_) writer_.session(uid, state_.has_session(uid));
+  for (const auto& uid : dirty_sessions_) {
+    writer_.session(uid, state_.has_session(uid));
+    // A C record only where message channels are or were: most sessions have none.
+    auto channels = message_channel_grants(state_.message_channels_of(uid));
+    if (channels.empty() && message_channel_users_.erase(uid) == 0) continue;
+    if (!channels.empty()) message_channel_users_.insert(uid);
+    writer_.message_channels(uid, channels);
+  }
   for (const auto& [channel, uid] : dirty_members_) {
     if (const auto m = state_.stored_member(channel, uid)) {
       writer_.member(channel, uid, member_grants(*m));
@@ -82,6 +103,10 @@ void GrantFeed::send_full_set() {
   dirty_members_.clear();
   const std::uint64_t before = stats_.records;
   const std::uint64_t epoch = ++epoch_;
+  message_channel_users_.clear();
+  state_.for_each_session([this](const StoredSession& s) {
+    if (!s.message_channels.empty()) message_channel_users_.insert(s.uid);
+  });
   write_full_set(state_, epoch, writer_);
   send(core_);
   ++stats_.full_sets;

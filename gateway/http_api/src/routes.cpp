@@ -472,8 +472,8 @@ void add_api_routes(httplib::Server& server, const Config& config, ApiKeys& keys
       }
     }
     const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
-    const std::string token =
-        sign_token({*uid, now, now + ttl, std::nullopt}, ctx->config.auth.token_secret);
+    const std::string token = sign_token({*uid, now, now + ttl, std::nullopt, std::nullopt},
+                                         ctx->config.auth.token_secret);
     spdlog::info("http api: a login token for {} (ttl {} s)", *uid, ttl);
     auto result = json::object();
     json::set(result, "uid", *uid);

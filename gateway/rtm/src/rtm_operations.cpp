@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <map>
 #include <random>
+#include <tuple>
 #include <unordered_set>
 
 #include "rtm/mapping/json.hpp"
@@ -43,7 +45,7 @@ class RtmService final : public RtmApi,
     add("login", false, {"token"}, &RtmService::login);
     add("logout", true, {}, &RtmService::logout);
     add("renew_token", true, {"token"}, &RtmService::renew_token);
-    add("join", true, {"channel"}, &RtmService::join);
+    add("join", true, {"channel", "token"}, &RtmService::join);
     add("leave", true, {"channel"}, &RtmService::leave);
     add("join_topic", true, {"channel", "topic"}, &RtmService::join_topic);
     add("leave_topic", true, {"channel", "topic"}, &RtmService::leave_topic);
@@ -55,6 +57,10 @@ class RtmService final : public RtmApi,
     add("who_now", true, {"channel", "include_state"}, &RtmService::who_now);
     add("where_now", true, {"uid"}, &RtmService::where_now);
     add("kick", true, {"uid"}, &RtmService::kick_op);
+    add("subscribe_channel", true, {"channel", "with_presence", "token"},
+        &RtmService::subscribe_channel);
+    add("unsubscribe_channel", true, {"channel"}, &RtmService::unsubscribe_channel);
+    add("renew_channel_token", true, {"channel", "token"}, &RtmService::renew_channel_token);
   }
 
   // The broker's side of sessions (the grant feed), when enforcement is on.
@@ -85,6 +91,16 @@ class RtmService final : public RtmApi,
       if (!s || is_device_session(*s)) continue;
       restored_.insert(uid);
       schedule_timers(uid, s->expires_at_ms / 1000);
+      for (const auto& channel : state_.channels_of(uid)) {
+        const auto exp = state_.member_token(uid, channel);
+        if (exp > 0) schedule_channel_timers({ChannelKind::stream, uid, channel}, exp / 1000);
+      }
+      for (const auto& sub : state_.message_channels_of(uid)) {
+        if (sub.token_expires_at_ms > 0) {
+          schedule_channel_timers({ChannelKind::message, uid, sub.channel},
+                                  sub.token_expires_at_ms / 1000);
+        }
+      }
     }
     if (!restored_.empty()) {
       spdlog::info("state: {} sessions resumed; token timers armed again", restored_.size());
@@ -273,7 +289,10 @@ class RtmService final : public RtmApi,
     const std::string session_id = s->session_id;
     removing();
     cancel_timers(uid);
+    cancel_channel_timers(uid);
+    const auto message_channels = state_.message_channels_of(uid);
     departures(uid, state_.end_session(uid), reason);
+    for (const auto& sub : message_channels) message_channel_departure(uid, sub, reason);
     if (tell_user) session_event(uid, "ended", session_id, reason);
     if (std::string_view(reason) != kReplaced && std::string_view(reason) != kConnectionLost) {
       mark_offline(uid, reason);
@@ -435,12 +454,25 @@ class RtmService final : public RtmApi,
   Outcome<Document> join(Call& call) {
     auto channel = call.params.name("channel");
     if (!channel) return channel.error();
+    // A member joins again without a token: the one it joined with still stands.
+    auto token = channel_token(
+        call, *channel,
+        core_.config().channels.stream_token_required && !state_.is_member(call.uid, *channel)
+            ? "channels.stream_token_required"
+            : nullptr);
+    if (!token) return token.error();
     bool joined = false;
     auto snap = state_.join(call.uid, *channel, &joined);
     if (!snap) return snap.error();
     if (joined) channel_event(*channel, "member_joined", call.uid);
+    // A join again without a token keeps the token it had.
+    if (*token > 0 || joined) {
+      state_.set_member_token(call.uid, *channel, *token * 1000);
+      schedule_channel_timers({ChannelKind::stream, call.uid, *channel}, *token);
+    }
     auto result = json::object();
     json::set(result, "channel", *channel);
+    if (*token > 0) json::set_int(result, "token_expires_at", *token);
     json::set(result, "events_topic", core_.tree().channel_events(*channel));
     return snapshot_json(*snap, result);
   }
@@ -451,6 +483,7 @@ class RtmService final : public RtmApi,
     removing();
     auto gone = state_.leave(call.uid, *channel);
     if (!gone) return gone.error();
+    cancel_channel_timer({ChannelKind::stream, call.uid, *channel});
     departures(call.uid, {*gone}, kLeft);
     auto result = json::object();
     json::set(result, "channel", *channel);
@@ -665,6 +698,209 @@ class RtmService final : public RtmApi,
     return doc;
   }
 
+  // ------------------------------------------------------------ channel tokens
+
+  enum class ChannelKind { stream, message };
+  struct ChannelKey {
+    ChannelKind kind;
+    std::string uid, channel;
+    bool operator<(const ChannelKey& o) const {
+      return std::tie(uid, channel, kind) < std::tie(o.uid, o.channel, o.kind);
+    }
+  };
+  static const char* kind_name(ChannelKind kind) {
+    return kind == ChannelKind::stream ? "stream" : "message";
+  }
+
+  // The channel token of a request: its expiry (s since the epoch), 0 when the request
+  // carries none and none is required. The token is a login token of the caller whose
+  // `channel` claim names the channel.
+  // `required_by`: the config key (or operation) that requires one; nullptr: optional.
+  Outcome<std::int64_t> channel_token(Call& call, const std::string& channel,
+                                      const char* required_by) {
+    if (!call.params.has("token")) {
+      if (!required_by) return std::int64_t{0};
+      return failure(
+          ErrorCode::channel_token_required,
+          "channel " + channel + " needs a channel token (" + required_by + "): pass \"token\"");
+    }
+    auto claims = check_token(call);
+    if (!claims) return claims.error();
+    if (!claims->channel || *claims->channel != channel) {
+      return failure(ErrorCode::token_channel_mismatch,
+                     claims->channel
+                         ? "the token is for channel \"" + *claims->channel + "\", not " + channel
+                         : "the token has no channel claim (channel " + channel + ")");
+    }
+    return std::max<std::int64_t>(claims->exp, 1);
+  }
+
+  void channel_token_event(const ChannelKey& key, const char* state, std::int64_t expires_at_s) {
+    auto e = event("token");
+    json::set(e, "state", state);
+    json::set(e, "channel", key.channel);
+    json::set(e, "channel_type", kind_name(key.kind));
+    json::set_int(e, "expires_at", expires_at_s);
+    core_.publish_user_event(key.uid, "token", e);
+  }
+
+  void cancel_channel_timer(const ChannelKey& key) {
+    auto it = channel_timers_.find(key);
+    if (it == channel_timers_.end()) return;
+    core_.timers().cancel(it->second);
+    channel_timers_.erase(it);
+  }
+
+  void cancel_channel_timers(const std::string& uid) {
+    auto it = channel_timers_.lower_bound(ChannelKey{ChannelKind::stream, uid, ""});
+    while (it != channel_timers_.end() && it->first.uid == uid) {
+      core_.timers().cancel(it->second);
+      it = channel_timers_.erase(it);
+    }
+  }
+
+  // As the session's timer: a "will expire" warning auth.token_warn_before_s ahead, then
+  // the expiry, which leaves the channel. 0: no token, no timer.
+  void schedule_channel_timers(const ChannelKey& key, std::int64_t expires_at_s) {
+    cancel_channel_timer(key);
+    if (expires_at_s <= 0) return;
+    const std::int64_t expires_ms = expires_at_s * 1000;
+    const std::int64_t warn_ms = expires_ms - core_.config().auth.token_warn_before_s * 1000LL;
+    auto expire_fn = [this, key, expires_at_s] { channel_token_expired(key, expires_at_s); };
+    if (core_.config().auth.token_warn_before_s > 0 && warn_ms < expires_ms && warn_ms > now_ms()) {
+      channel_timers_[key] = core_.timers().at(warn_ms, [this, key, expires_at_s, expire_fn] {
+        channel_token_event(key, "will_expire", expires_at_s);
+        channel_timers_[key] = core_.timers().at(expires_at_s * 1000, expire_fn);
+      });
+    } else {
+      if (core_.config().auth.token_warn_before_s > 0 && expires_ms > now_ms()) {
+        channel_token_event(key, "will_expire", expires_at_s);
+      }
+      channel_timers_[key] = core_.timers().at(expires_ms, expire_fn);
+    }
+  }
+
+  void channel_token_expired(const ChannelKey& key, std::int64_t expires_at_s) {
+    channel_timers_.erase(key);
+    spdlog::info("{} left {} channel {}: its channel token expired", key.uid, kind_name(key.kind),
+                 key.channel);
+    channel_token_event(key, "expired", expires_at_s);
+    removing();
+    if (key.kind == ChannelKind::stream) {
+      if (auto gone = state_.leave(key.uid, key.channel)) {
+        departures(key.uid, {*gone}, kTokenExpired);
+      }
+    } else if (auto was = state_.unsubscribe_channel(key.uid, key.channel)) {
+      message_channel_departure(key.uid, *was, kTokenExpired);
+    }
+  }
+
+  Outcome<Document> renew_channel_token(Call& call) {
+    auto channel = call.params.name("channel");
+    if (!channel) return channel.error();
+    const bool member = state_.is_member(call.uid, *channel);
+    auto sub = state_.message_channel(call.uid, *channel);
+    if (!member && !sub) {
+      return failure(ErrorCode::not_joined, call.uid + " has neither joined stream channel " +
+                                                *channel + " nor subscribed to message channel " +
+                                                *channel);
+    }
+    auto token = channel_token(call, *channel, "renew_channel_token");
+    if (!token) return token.error();
+    auto result = json::object();
+    json::set(result, "channel", *channel);
+    json::set_int(result, "expires_at", *token);
+    if (member) {
+      state_.set_member_token(call.uid, *channel, *token * 1000);
+      schedule_channel_timers({ChannelKind::stream, call.uid, *channel}, *token);
+    }
+    if (sub) {
+      sub->token_expires_at_ms = *token * 1000;
+      (void)state_.subscribe_channel(call.uid, *sub);
+      schedule_channel_timers({ChannelKind::message, call.uid, *channel}, *token);
+    }
+    json::set_bool(result, "stream", member);
+    json::set_bool(result, "message", sub.has_value());
+    return result;
+  }
+
+  // ------------------------------------------------------------ message channels (RTM 2)
+
+  void message_channel_event(const std::string& channel, const char* name, const std::string& uid,
+                             const char* reason = nullptr) {
+    auto e = event(name);
+    json::set(e, "channel", channel);
+    json::set(e, "channel_type", "message");
+    json::set(e, "uid", uid);
+    if (reason) json::set(e, "reason", reason);
+    core_.publish(core_.tree().message_channel_events(channel), json::dump(e), 1, false);
+  }
+
+  // A subscription that ended: its presence subscribers hear of a presence subscriber.
+  void message_channel_departure(const std::string& uid, const MessageChannelSubscription& sub,
+                                 const char* reason) {
+    cancel_channel_timer({ChannelKind::message, uid, sub.channel});
+    if (!sub.presence) return;
+    const bool timed_out = std::string_view(reason) == kConnectionLost;
+    message_channel_event(sub.channel, timed_out ? "member_timed_out" : "member_left", uid, reason);
+  }
+
+  // subscribe_channel: reads a message channel without a join; `with_presence` makes the
+  // subscriber a listed presence subscriber that hears the others come and go.
+  Outcome<Document> subscribe_channel(Call& call) {
+    auto channel = call.params.name("channel");
+    if (!channel) return channel.error();
+    auto presence = call.params.flag("with_presence");
+    if (!presence) return presence.error();
+    const auto before = state_.message_channel(call.uid, *channel);
+    auto token = channel_token(call, *channel,
+                               core_.config().channels.message_token_required && !before
+                                   ? "channels.message_token_required"
+                                   : nullptr);
+    if (!token) return token.error();
+    MessageChannelSubscription sub{*channel, *presence, *token * 1000};
+    // Subscribing again without a token keeps the token the subscription had.
+    if (before && *token == 0) sub.token_expires_at_ms = before->token_expires_at_ms;
+    auto added = state_.subscribe_channel(call.uid, sub);
+    if (!added) return added.error();
+    const bool was_present = before && before->presence;
+    if (*presence && !was_present) {
+      message_channel_event(*channel, "member_joined", call.uid);
+    } else if (!*presence && was_present) {
+      message_channel_event(*channel, "member_left", call.uid, "presence_off");
+    }
+    if (*token > 0) {
+      schedule_channel_timers({ChannelKind::message, call.uid, *channel}, *token);
+    }
+    auto result = json::object();
+    json::set(result, "channel", *channel);
+    json::set(result, "filter", core_.tree().message_channel_filter(*channel));
+    json::set(result, "publish_to", core_.tree().message_channel(*channel, call.uid));
+    json::set_bool(result, "with_presence", *presence);
+    if (sub.token_expires_at_ms > 0) {
+      json::set_int(result, "token_expires_at", sub.token_expires_at_ms / 1000);
+    }
+    if (*presence) {
+      json::set(result, "events_topic", core_.tree().message_channel_events(*channel));
+      json::set(
+          result, "members",
+          json::string_array(state_.channel_subscribers(*channel, true), result.GetAllocator()));
+    }
+    return result;
+  }
+
+  Outcome<Document> unsubscribe_channel(Call& call) {
+    auto channel = call.params.name("channel");
+    if (!channel) return channel.error();
+    removing();
+    auto was = state_.unsubscribe_channel(call.uid, *channel);
+    if (!was) return was.error();
+    message_channel_departure(call.uid, *was, kLeft);
+    auto result = json::object();
+    json::set(result, "channel", *channel);
+    return result;
+  }
+
   // ------------------------------------------------------------ presence topic
 
   bool on_presence(const Message& m) {
@@ -760,6 +996,7 @@ class RtmService final : public RtmApi,
   std::shared_ptr<ConnectionControl> control_;
   std::shared_ptr<GrantFeed> feed_;
   std::unordered_map<std::string, Timers::Id> token_timers_;  // runtime, not stored
+  std::map<ChannelKey, Timers::Id> channel_timers_;           // channel tokens, runtime
   // Sessions restored at start-up that have not shown themselves since (see on_presence).
   std::unordered_set<std::string> restored_;
   std::mt19937_64 rng_;

@@ -157,6 +157,22 @@ CREATE TABLE invitations(
 );
 )sql";
 
+// Version 7: message channel subscriptions (docs/protocol.md, "Message channels"), one row
+// per (subscriber, channel) in subscription order, which belong to the subscriber's session;
+// and the expiry of a member's channel token (0: joined without one), so that a restart
+// re-arms the channel token timers.
+constexpr const char* kMessageChannelsTable = R"sql(
+CREATE TABLE message_channels(
+  uid TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  presence INTEGER NOT NULL,
+  token_expires_at_ms INTEGER NOT NULL,
+  PRIMARY KEY(uid, channel)
+) WITHOUT ROWID;
+ALTER TABLE members ADD COLUMN token_expires_at_ms INTEGER NOT NULL DEFAULT 0;
+)sql";
+
 }  // namespace
 
 // A prepared statement, reset after each use.
@@ -331,6 +347,7 @@ void SqliteStore::migrate() {
     exec(kLocksTable);
     exec(kInboxTables);
     exec(kInvitationsTable);
+    exec(kMessageChannelsTable);
     exec(("PRAGMA application_id=" + std::to_string(kApplicationId)).c_str());
     exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
     exec("COMMIT");
@@ -378,6 +395,14 @@ void SqliteStore::migrate() {
     spdlog::info("state: {} migrated from schema 5 to 6 (call invitations)", path_);
     version_ = 6;
   }
+  if (version_ == 6) {
+    exec("BEGIN");
+    exec(kMessageChannelsTable);
+    exec("PRAGMA user_version=7");
+    exec("COMMIT");
+    spdlog::info("state: {} migrated from schema 6 to 7 (message channels, channel tokens)", path_);
+    version_ = 7;
+  }
 }
 
 void SqliteStore::prepare() {
@@ -390,7 +415,12 @@ void SqliteStore::prepare() {
       "VALUES(?1, ?2, ?3, ?4, ?5)");
   delete_session_ = make("DELETE FROM sessions WHERE uid = ?1");
   put_member_ = make(
-      "INSERT OR REPLACE INTO members(channel, uid, seq, publishing) VALUES(?1, ?2, ?3, ?4)");
+      "INSERT OR REPLACE INTO members(channel, uid, seq, publishing, token_expires_at_ms) "
+      "VALUES(?1, ?2, ?3, ?4, ?5)");
+  put_message_channel_ = make(
+      "INSERT INTO message_channels(uid, channel, seq, presence, token_expires_at_ms) "
+      "VALUES(?1, ?2, ?3, ?4, ?5)");
+  delete_message_channels_ = make("DELETE FROM message_channels WHERE uid = ?1");
   delete_member_ = make("DELETE FROM members WHERE channel = ?1 AND uid = ?2");
   put_subscription_ = make(
       "INSERT INTO subscriptions(channel, uid, topic, all_publishers, publishers, automatic) "
@@ -432,6 +462,8 @@ void SqliteStore::restore() {
   {
     Statement rows(*this,
                    "SELECT uid, session_id, started_ms, expires_at_ms, watching FROM sessions");
+    std::vector<StoredSession> sessions;
+    std::map<std::string, std::size_t> by_uid;
     while (rows.next()) {
       StoredSession s;
       s.uid = std::string(rows.column_text(0));
@@ -440,6 +472,26 @@ void SqliteStore::restore() {
       s.info.expires_at_ms = rows.column_int(3);
       s.watching = split_names(rows.column_text(4));
       std::sort(s.watching.begin(), s.watching.end());
+      by_uid.emplace(s.uid, sessions.size());
+      sessions.push_back(std::move(s));
+    }
+    Statement subs(*this,
+                   "SELECT uid, channel, presence, token_expires_at_ms FROM message_channels "
+                   "ORDER BY uid, seq");
+    while (subs.next()) {
+      const auto it = by_uid.find(std::string(subs.column_text(0)));
+      if (it == by_uid.end()) {
+        ++restored_.dropped;
+        continue;
+      }
+      MessageChannelSubscription sub;
+      sub.channel = std::string(subs.column_text(1));
+      sub.presence = subs.column_int(2) != 0;
+      sub.token_expires_at_ms = subs.column_int(3);
+      sessions[it->second].message_channels.push_back(std::move(sub));
+      ++restored_.message_channels;
+    }
+    for (const auto& s : sessions) {
       restore_session(s);
       ++restored_.sessions;
     }
@@ -452,10 +504,11 @@ void SqliteStore::restore() {
   std::vector<Row> members;
   std::map<std::pair<std::string, std::string>, std::size_t> index;
   {
-    Statement rows(*this, "SELECT channel, uid, seq, publishing FROM members");
+    Statement rows(*this, "SELECT channel, uid, seq, publishing, token_expires_at_ms FROM members");
     while (rows.next()) {
       Row r{std::string(rows.column_text(0)), std::string(rows.column_text(1)), {}};
       r.member.seq = static_cast<std::uint64_t>(rows.column_int(2));
+      r.member.token_expires_at_ms = rows.column_int(4);
       r.member.publishing = split_names(rows.column_text(3));
       index.emplace(std::make_pair(r.channel, r.uid), members.size());
       members.push_back(std::move(r));
@@ -507,10 +560,11 @@ void SqliteStore::restore() {
   spdlog::info(
       "state: restored {} sessions, {} channel members, {} subscriptions, {} presence records, "
       "{} metadata, {} metadata subscriptions, {} channels' locks, {} kept peer messages, "
-      "{} invitations from {} in {:.0f} ms{}",
+      "{} invitations, {} message channel subscriptions from {} in {:.0f} ms{}",
       restored_.sessions, restored_.members, restored_.subscriptions, restored_.presence,
       restored_.metadata, restored_.metadata_subscriptions, restored_.lock_channels,
-      restored_.inbox_messages, restored_.invitations, path_, restored_.millis,
+      restored_.inbox_messages, restored_.invitations, restored_.message_channels, path_,
+      restored_.millis,
       restored_.dropped ? " (" + std::to_string(restored_.dropped) + " inconsistent rows dropped)"
                         : std::string());
 }
@@ -662,7 +716,8 @@ void SqliteStore::remember_answer(StoredAnswer answer) {
 }
 
 void SqliteStore::write_session(const std::string& uid) {
-  if (auto s = stored_session(uid)) {
+  const auto s = stored_session(uid);
+  if (s) {
     const std::string watching = join_names(s->watching);
     put_session_->text(1, uid)
         .text(2, s->info.session_id)
@@ -672,6 +727,21 @@ void SqliteStore::write_session(const std::string& uid) {
     if (!put_session_->run()) fail("writing session " + uid);
   } else {
     if (!delete_session_->text(1, uid).run()) fail("deleting session " + uid);
+  }
+  if (!delete_message_channels_->text(1, uid).run()) {
+    fail("deleting the message channels of " + uid);
+  }
+  if (!s) return;
+  std::int64_t seq = 0;
+  for (const auto& sub : s->message_channels) {
+    put_message_channel_->text(1, uid)
+        .text(2, sub.channel)
+        .integer(3, seq++)
+        .integer(4, sub.presence ? 1 : 0)
+        .integer(5, sub.token_expires_at_ms);
+    if (!put_message_channel_->run()) {
+      fail("writing message channel " + sub.channel + " of " + uid);
+    }
   }
 }
 
@@ -687,7 +757,11 @@ void SqliteStore::write_member(const std::string& channel, const std::string& ui
     return;
   }
   const std::string publishing = join_names(m->publishing);
-  put_member_->text(1, channel).text(2, uid).integer(3, static_cast<std::int64_t>(m->seq)).text(4, publishing);
+  put_member_->text(1, channel)
+      .text(2, uid)
+      .integer(3, static_cast<std::int64_t>(m->seq))
+      .text(4, publishing)
+      .integer(5, m->token_expires_at_ms);
   if (!put_member_->run()) fail("writing member " + uid + " of " + channel);
   for (const auto& sub : m->subscriptions) {
     const std::string publishers = join_names(sub.publishers);

@@ -32,6 +32,10 @@ bool contains(const std::vector<std::string>& v, const std::string& x) {
   return std::find(v.begin(), v.end(), x) != v.end();
 }
 
+bool contains_channel(const std::vector<MessageChannelSubscription>& v, const std::string& c) {
+  return std::any_of(v.begin(), v.end(), [&](const auto& s) { return s.channel == c; });
+}
+
 Failure not_joined(const std::string& uid, const std::string& channel) {
   return failure(ErrorCode::not_joined, uid + " has not joined channel " + channel);
 }
@@ -120,6 +124,12 @@ std::vector<Departure> MemoryStore::end_session(const std::string& uid) {
     if (d) gone.push_back(std::move(d.value()));
   }
   remove_watches(uid, it->second);
+  for (const auto& sub : it->second.message_channels) {
+    auto subs = message_channels_.find(sub.channel);
+    if (subs == message_channels_.end()) continue;
+    erase_value(subs->second, uid);
+    if (subs->second.empty()) message_channels_.erase(subs);
+  }
   metadata_.drop_subscriptions(uid);
   sessions_.erase(it);
   note_session(uid);
@@ -644,6 +654,113 @@ bool MemoryStore::is_publisher(const std::string& uid, const std::string& channe
          std::binary_search(t->second.publishers.begin(), t->second.publishers.end(), *id);
 }
 
+bool MemoryStore::set_member_token(const std::string& uid, const std::string& channel,
+                                   std::int64_t expires_at_ms) {
+  auto* ch = find_channel(channel);
+  auto id = users_.find(uid);
+  if (!ch || !id) return false;
+  auto m = ch->members.find(*id);
+  if (m == ch->members.end()) return false;
+  if (m->second.token_expires_at_ms != expires_at_ms) {
+    m->second.token_expires_at_ms = expires_at_ms;
+    note_member(channel, *id);
+  }
+  return true;
+}
+
+std::int64_t MemoryStore::member_token(const std::string& uid, const std::string& channel) const {
+  const auto* ch = find_channel(channel);
+  auto id = users_.find(uid);
+  if (!ch || !id) return 0;
+  auto m = ch->members.find(*id);
+  return m == ch->members.end() ? 0 : m->second.token_expires_at_ms;
+}
+
+// ---------------------------------------------------------------- message channels
+
+Outcome<bool> MemoryStore::subscribe_channel(const std::string& uid,
+                                             const MessageChannelSubscription& subscription) {
+  auto s = sessions_.find(uid);
+  if (s == sessions_.end()) return failure(ErrorCode::not_logged_in, uid + " has no session");
+  auto& mine = s->second.message_channels;
+  for (auto& sub : mine) {
+    if (sub.channel != subscription.channel) continue;
+    if (!(sub == subscription)) {
+      sub = subscription;
+      note_session(uid);
+    }
+    return false;
+  }
+  if (static_cast<int>(mine.size()) >= limits_.message_channels_per_user) {
+    return failure(ErrorCode::limit_channels,
+                   uid + " subscribes to " + std::to_string(mine.size()) +
+                       " message channels already (limits.message_channels_per_user)");
+  }
+  auto& subscribers = message_channels_[subscription.channel];
+  if (static_cast<int>(subscribers.size()) >= limits_.subscribers_per_message_channel) {
+    return failure(ErrorCode::limit_members,
+                   "message channel " + subscription.channel + " has " +
+                       std::to_string(subscribers.size()) +
+                       " subscribers already (limits.subscribers_per_message_channel)");
+  }
+  subscribers.push_back(uid);
+  mine.push_back(subscription);
+  note_session(uid);
+  return true;
+}
+
+Outcome<MessageChannelSubscription> MemoryStore::unsubscribe_channel(const std::string& uid,
+                                                                     const std::string& channel) {
+  auto s = sessions_.find(uid);
+  if (s != sessions_.end()) {
+    auto& mine = s->second.message_channels;
+    for (auto it = mine.begin(); it != mine.end(); ++it) {
+      if (it->channel != channel) continue;
+      MessageChannelSubscription was = std::move(*it);
+      mine.erase(it);
+      auto subs = message_channels_.find(channel);
+      if (subs != message_channels_.end()) {
+        erase_value(subs->second, uid);
+        if (subs->second.empty()) message_channels_.erase(subs);
+      }
+      note_session(uid);
+      return was;
+    }
+  }
+  return failure(ErrorCode::not_subscribed,
+                 uid + " is not subscribed to message channel " + channel);
+}
+
+std::optional<MessageChannelSubscription> MemoryStore::message_channel(
+    const std::string& uid, const std::string& channel) const {
+  auto s = sessions_.find(uid);
+  if (s == sessions_.end()) return std::nullopt;
+  for (const auto& sub : s->second.message_channels) {
+    if (sub.channel == channel) return sub;
+  }
+  return std::nullopt;
+}
+
+std::vector<MessageChannelSubscription> MemoryStore::message_channels_of(
+    const std::string& uid) const {
+  auto s = sessions_.find(uid);
+  if (s == sessions_.end()) return {};
+  return s->second.message_channels;
+}
+
+std::vector<std::string> MemoryStore::channel_subscribers(const std::string& channel,
+                                                          bool presence_only) const {
+  auto subs = message_channels_.find(channel);
+  if (subs == message_channels_.end()) return {};
+  if (!presence_only) return subs->second;
+  std::vector<std::string> out;
+  for (const auto& uid : subs->second) {
+    const auto sub = message_channel(uid, channel);
+    if (sub && sub->presence) out.push_back(uid);
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------- stored rows
 
 std::vector<std::string> MemoryStore::names(const std::vector<UserId>& ids) const {
@@ -661,7 +778,8 @@ void MemoryStore::remove_change_listener(ChangeListener* listener) {
 std::optional<StoredSession> MemoryStore::stored_session(const std::string& uid) const {
   auto it = sessions_.find(uid);
   if (it == sessions_.end()) return std::nullopt;
-  return StoredSession{uid, it->second.info, names(it->second.watching)};
+  return StoredSession{uid, it->second.info, names(it->second.watching),
+                       it->second.message_channels};
 }
 
 std::optional<StoredMember> MemoryStore::stored_member(const std::string& channel,
@@ -673,6 +791,7 @@ std::optional<StoredMember> MemoryStore::stored_member(const std::string& channe
   if (m == ch->members.end()) return std::nullopt;
   StoredMember out;
   out.seq = m->second.seq;
+  out.token_expires_at_ms = m->second.token_expires_at_ms;
   out.publishing = m->second.publishing;
   for (const auto& topic : m->second.subscribing) {
     auto t = ch->topics.find(topic);
@@ -712,6 +831,11 @@ void MemoryStore::restore_session(const StoredSession& stored) {
     sorted_insert(watchers_[target], users_.retain(self_ref));
   }
   users_.release(self_ref);
+  for (const auto& sub : stored.message_channels) {
+    if (contains_channel(s.message_channels, sub.channel)) continue;
+    s.message_channels.push_back(sub);
+    message_channels_[sub.channel].push_back(stored.uid);
+  }
 }
 
 bool MemoryStore::restore_member(const std::string& channel, const std::string& uid,
@@ -722,6 +846,7 @@ bool MemoryStore::restore_member(const std::string& channel, const std::string& 
   const UserId id = users_.acquire(uid);
   Member member;
   member.seq = stored.seq;
+  member.token_expires_at_ms = stored.token_expires_at_ms;
   next_seq_ = std::max(next_seq_, stored.seq + 1);
   for (const auto& topic : stored.publishing) {
     if (contains(member.publishing, topic)) continue;

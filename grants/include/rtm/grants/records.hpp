@@ -14,6 +14,10 @@
 //                                  reads the listed publishers of each #topic; replaces
 //                                  everything known of that member
 //   X <channel> <uid>              uid is no member of channel (nothing granted there)
+//   C <uid> [<channel>|+<channel>]...
+//                                  the message channels uid subscribes to: it reads
+//                                  P/mc/{channel}/#, and with '+' also P/mcevents/{channel};
+//                                  replaces everything known of uid's message channels
 //   T <uid> <expires_at_s>         uid renewed its token: its connections may stay until then
 //   K <uid>                        close every connection of uid
 //   k <uid>                        close uid's connections but the one that sent its last login
@@ -43,16 +47,20 @@ struct MemberGrants {
   bool operator==(const MemberGrants& o) const { return writes == o.writes && reads == o.reads; }
 };
 
+// The message channels one user subscribes to: (channel, with presence), sorted by channel.
+using MessageChannelGrants = std::vector<std::pair<std::string, bool>>;
+
 enum class RecordKind {
-  sync_begin,   // B
-  sync_end,     // F
-  session_on,   // S
-  session_off,  // s
-  member,       // M
-  no_member,    // X
-  token,        // T
-  kick,         // K
-  kick_others,  // k
+  sync_begin,        // B
+  sync_end,          // F
+  session_on,        // S
+  session_off,       // s
+  member,            // M
+  no_member,         // X
+  token,             // T
+  kick,              // K
+  kick_others,       // k
+  message_channels,  // C
 };
 
 struct Record {
@@ -61,6 +69,7 @@ struct Record {
   std::string channel;       // M, X
   std::string uid;           // S, s, M, X, T, K, k
   MemberGrants grants;       // M
+  MessageChannelGrants message_channels;  // C
 };
 
 // Builds the messages of a batch of records, each under max_message_bytes.
@@ -73,6 +82,7 @@ class RecordWriter {
   void session(std::string_view uid, bool live);
   void member(std::string_view channel, std::string_view uid, const MemberGrants& grants);
   void no_member(std::string_view channel, std::string_view uid);
+  void message_channels(std::string_view uid, const MessageChannelGrants& channels);
   void token(std::string_view uid, std::int64_t expires_at_s);
   void kick(std::string_view uid);
   void kick_others(std::string_view uid);

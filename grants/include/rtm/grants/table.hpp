@@ -43,6 +43,7 @@ struct TableStats {
   std::size_t members = 0;
   std::size_t streams = 0;       // (channel, topic, publisher) with a reader or its writer
   std::size_t read_grants = 0;   // (reader, stream) pairs
+  std::size_t message_channel_subscriptions = 0;  // (subscriber, message channel) pairs
   std::uint64_t syncs = 0;       // full sets completed
   std::uint64_t records = 0;     // applied
   std::uint64_t skipped = 0;     // malformed or out of place
@@ -115,6 +116,11 @@ class Table {
     std::unordered_map<std::string, std::unordered_set<Id>> members;  // channel -> members
     std::unordered_map<std::string, Member> member_grants;  // "channel/uid"
     std::size_t read_grants = 0;
+    // Message channels: channel -> subscribers, and those with presence; uid -> its record.
+    std::unordered_map<std::string, std::unordered_set<Id>> mc_readers;
+    std::unordered_map<std::string, std::unordered_set<Id>> mc_presence;
+    std::unordered_map<std::string, MessageChannelGrants> mc_of;
+    std::size_t mc_subscriptions = 0;
   };
 
   void apply_to(View& view, Record&& record);
@@ -123,6 +129,10 @@ class Table {
   static void add_stream_grants(View& view, const std::string& channel, Id uid_id,
                                 const std::string& uid, const MemberGrants& g, int sign);
   static Stream* stream(View& view, std::string_view key, bool create);
+  static void set_message_channels(View& view, const std::string& uid,
+                                   MessageChannelGrants&& channels);
+  Verdict decide_message_channel(std::string_view username, std::string_view rest,
+                                 Access access) const;
 
   std::string prefix_;
   View live_;

@@ -84,6 +84,8 @@ class Client {
   // Call invitations sent and received (Invitations): each state change, both sides. The
   // SDK acknowledges a received invitation itself before this runs.
   void on_invitation(std::function<void(const InvitationEvent&)> handler);
+  // Messages of the message channels this client subscribes to (subscribe_channel).
+  void on_channel_message(std::function<void(const ChannelMessageEvent&)> handler);
 
   // ---- session
   // Connects to the broker (presence Will set, online published) and logs in with the
@@ -130,6 +132,25 @@ class Client {
   Result<std::string> request(const std::string& uri, const std::string& body = "");
   void request_async(const std::string& uri, const std::string& body, Callback<std::string> done);
 
+  // ---- message channels (RTM 2): publish needs no subscription and no join; straight
+  // to P/mc/{channel}/{uid}[/string] on the broker (QoS 0 by default), with its type.
+  Result<void> publish(const std::string& channel, std::string_view payload, MessageType type,
+                       PublishOptions options = {});
+  // Reads a message channel (no join): its messages arrive in on_channel_message, from
+  // every publisher but this user. The subscription belongs to the session and is restored
+  // after a reconnect.
+  Result<MessageChannelInfo> subscribe_channel(const std::string& channel,
+                                               const SubscribeChannelOptions& options = {});
+  void subscribe_channel_async(const std::string& channel, const SubscribeChannelOptions& options,
+                               Callback<MessageChannelInfo> done);
+  Result<void> unsubscribe_channel(const std::string& channel);
+  void unsubscribe_channel_async(const std::string& channel, Callback<void> done);
+  // A new channel token for a joined stream channel and/or a subscribed message channel of
+  // that name; the result is its expires_at. Its will-expire event comes in on_token.
+  Result<std::int64_t> renew_channel_token(const std::string& channel, const std::string& token);
+  void renew_channel_token_async(const std::string& channel, const std::string& token,
+                                 Callback<std::int64_t> done);
+
   // ---- stream channels
   StreamChannel stream_channel(const std::string& name);
 
@@ -155,6 +176,10 @@ class StreamChannel {
   // snapshot of members and topic publishers.
   Result<ChannelSnapshot> join();
   void join_async(Callback<ChannelSnapshot> done);
+  // With a channel token (RTM 2's JoinChannelOptions token): needed where the gateway's
+  // channels.stream_token_required says so; its expiry leaves the channel.
+  Result<ChannelSnapshot> join(const std::string& token);
+  void join_async(const std::string& token, Callback<ChannelSnapshot> done);
   // Leaves the channel, its topics and its subscriptions.
   Result<void> leave();
   void leave_async(Callback<void> done);

@@ -70,6 +70,8 @@ enum class ErrorCode : int {
   invitation_not_found = 59,
   invitation_wrong_side = 60,
   limit_invitations = 61,
+  channel_token_required = 66,
+  token_channel_mismatch = 67,
 };
 
 // "NOT_JOINED" for 3, ...; "UNKNOWN" for a code this SDK does not know.
@@ -425,6 +427,7 @@ struct ChannelEvent {
   std::string reason;   // left, logged_out, token_expired, replaced, connection_lost, restored
   std::int64_t ts = 0;  // ms since the Unix epoch (gateway clock)
   ChannelSnapshot snapshot;  // type == snapshot
+  bool message_channel = false;  // about a message channel's presence subscribers
 };
 
 struct PresenceEvent {
@@ -436,6 +439,40 @@ struct PresenceEvent {
 struct TokenEvent {
   enum class State { will_expire, expired } state = State::will_expire;
   std::int64_t expires_at = 0;
+  // A channel token's event (RTM 2's channel token will-expire): the channel, and
+  // "stream" or "message". Empty for the session's token. At `expired` the gateway has
+  // left the channel (or ended the subscription) already.
+  std::string channel;
+  std::string channel_type;
+};
+
+// RTM 2's message type of a message channel message (WithMessageType): how its payload
+// is meant. It travels in the topic (docs/protocol.md, "Message channels"); a message from
+// a raw MQTT client without the type level is binary.
+enum class MessageType { binary, string };
+std::string_view to_string(MessageType type);
+
+// A message of a message channel this client subscribes to (Client::subscribe_channel).
+struct ChannelMessageEvent {
+  std::string channel;
+  std::string publisher;
+  std::string payload;  // raw bytes
+  MessageType type = MessageType::binary;
+  int qos = 0;
+};
+
+struct SubscribeChannelOptions {
+  // Be a presence subscriber: listed in the channel's members, and told (on_channel_event,
+  // ChannelEvent::message_channel) when other presence subscribers come and go.
+  bool with_presence = false;
+  std::string token;  // a channel token (needed where the gateway requires one)
+};
+
+struct MessageChannelInfo {
+  std::string channel;
+  bool with_presence = false;
+  std::vector<std::string> members;   // with_presence: the presence subscribers now
+  std::int64_t token_expires_at = 0;  // the channel token's expiry; 0: none
 };
 
 struct SessionEvent {

@@ -16,6 +16,8 @@ struct TokenClaims {
   std::int64_t iat = 0;
   std::int64_t exp = 0;
   std::optional<std::int64_t> nbf;
+  // A channel token names the channel it admits to (join, subscribe_channel).
+  std::optional<std::string> channel;
 };
 
 struct TokenFailure {

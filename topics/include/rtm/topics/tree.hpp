@@ -8,14 +8,20 @@
 namespace rtm::topics {
 
 enum class TopicKind {
-  request,          // P/req/{uid}/{uri...}
-  response,         // P/u/{uid}/res/{uri...}
-  user_event,       // P/u/{uid}/events/{kind}
-  inbox,            // P/u/{uid}/inbox/{from}
-  channel_message,  // P/ch/{channel}/{topic}/{publisher}
-  channel_events,   // P/events/{channel}
-  presence,         // P/presence/{uid}
+  request,                 // P/req/{uid}/{uri...}
+  response,                // P/u/{uid}/res/{uri...}
+  user_event,              // P/u/{uid}/events/{kind}
+  inbox,                   // P/u/{uid}/inbox/{from}
+  channel_message,         // P/ch/{channel}/{topic}/{publisher}
+  channel_events,          // P/events/{channel}
+  presence,                // P/presence/{uid}
+  message_channel,         // P/mc/{channel}/{publisher}[/string]
+  message_channel_events,  // P/mcevents/{channel}
 };
+
+// The level after the publisher of a message channel message that marks it as a string
+// (RTM 2's message type STRING); a message without it is binary.
+inline constexpr std::string_view kStringTypeLevel = "string";
 
 // The parts of a topic of the tree. Names are returned as found in the topic (not
 // validated as RTM names: the caller validates, so that it can still answer a request
@@ -28,6 +34,7 @@ struct ParsedTopic {
   std::string from;       // inbox
   std::string channel;    // channel_message, channel_events
   std::string topic;      // channel_message
+  bool string_type = false;  // message_channel: the `string` level is there
   std::string publisher;  // channel_message
 };
 
@@ -48,6 +55,11 @@ class TopicTree {
   std::string channel_message(std::string_view channel, std::string_view topic,
                               std::string_view publisher) const;
   std::string channel_events(std::string_view channel) const;
+  // Message channels (RTM 2): P/mc/{channel}/{publisher}, or .../string for a string.
+  std::string message_channel(std::string_view channel, std::string_view publisher,
+                              bool string_type = false) const;
+  std::string message_channel_filter(std::string_view channel) const;  // P/mc/{channel}/#
+  std::string message_channel_events(std::string_view channel) const;  // P/mcevents/{channel}
   std::string presence(std::string_view uid) const;
 
   std::string request_filter() const;   // P/req/+/#

@@ -105,6 +105,8 @@ struct LimitsConfig {
   int publishers_per_subscription = 64;  // per (subscriber, channel, topic)
   int subscribed_topics_per_channel = 50;  // topics one user subscribes in, per channel
   int watched_users = 1000;
+  int message_channels_per_user = 50;           // message channels one session subscribes to
+  int subscribers_per_message_channel = 10000;  // sessions subscribed to one message channel
 };
 
 // The bridge: mapping rules between device topics and the RTM tree (docs/mapping.md).
@@ -200,6 +202,10 @@ struct ChannelsConfig {
   // Channel name patterns ('*' any run of characters, '?' one) whose who_now any logged-in
   // user may ask and which where_now shows to anyone; other channels only to their members.
   std::vector<std::string> public_presence;
+  // Whether `join` of a stream channel, and `subscribe_channel` of a message channel, need
+  // a channel token (a login token whose `channel` claim names the channel).
+  bool stream_token_required = false;
+  bool message_token_required = false;
 };
 
 // User and channel metadata (issue 15, docs/protocol.md "Metadata"). The size limits are

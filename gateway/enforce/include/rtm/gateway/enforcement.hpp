@@ -53,6 +53,9 @@ struct GrantFeedStats {
 
 // What one channel member may do, as a grant record carries it.
 grants::MemberGrants member_grants(const StoredMember& member);
+// The message channels a session subscribes to, as a C record carries them.
+grants::MessageChannelGrants message_channel_grants(
+    const std::vector<MessageChannelSubscription>& subscriptions);
 // Writes the full grant set of `state` (B, a session record per session, a member record
 // per channel member, F) into `out`.
 void write_full_set(const StateStore& state, std::uint64_t epoch, grants::RecordWriter& out);
@@ -113,6 +116,7 @@ class GrantFeed final : public ChangeListener,
   grants::RecordWriter writer_;
   std::set<std::string> dirty_sessions_;
   std::set<std::pair<std::string, std::string>> dirty_members_;  // (channel, uid)
+  std::set<std::string> message_channel_users_;  // uids the broker knows message channels of
   std::uint64_t epoch_ = 0;
   GrantFeedStats stats_;
 };

@@ -22,7 +22,7 @@ namespace rtm::gateway {
 class SqliteStore final : public MemoryStore {
  public:
   // The schema this gateway writes; older files are migrated, newer ones refused.
-  static constexpr int kSchemaVersion = 6;
+  static constexpr int kSchemaVersion = 7;
   // PRAGMA application_id of a state file ("RTMG"), so that another SQLite file given by
   // mistake is refused rather than written into.
   static constexpr std::int32_t kApplicationId = 0x52544D47;
@@ -59,6 +59,7 @@ class SqliteStore final : public MemoryStore {
     std::size_t lock_channels = 0;           // channels with locks (one record each)
     std::size_t inbox_messages = 0;          // peer messages kept for offline users
     std::size_t invitations = 0;             // call invitations in flight
+    std::size_t message_channels = 0;        // message channel subscriptions
     std::size_t dropped = 0;
     double millis = 0;
   };
@@ -153,6 +154,8 @@ class SqliteStore final : public MemoryStore {
   Statement* delete_session_ = nullptr;
   Statement* put_member_ = nullptr;
   Statement* delete_member_ = nullptr;
+  Statement* put_message_channel_ = nullptr;
+  Statement* delete_message_channels_ = nullptr;
   Statement* put_subscription_ = nullptr;
   Statement* delete_subscriptions_ = nullptr;
   Statement* put_presence_ = nullptr;

@@ -105,13 +105,28 @@ struct StoredSubscription {
 };
 struct StoredMember {
   std::uint64_t seq = 0;
+  std::int64_t token_expires_at_ms = 0;  // the channel token's expiry; 0: joined without one
   std::vector<std::string> publishing;
   std::vector<StoredSubscription> subscriptions;
 };
+// A subscription to a message channel (RTM 2): no join, no topics; it belongs to the
+// subscriber's session. With `presence` the subscriber is one of the channel's presence
+// subscribers (listed, and told when others come and go); without, it only reads messages.
+struct MessageChannelSubscription {
+  std::string channel;
+  bool presence = false;
+  std::int64_t token_expires_at_ms = 0;  // the channel token's expiry; 0: none
+  bool operator==(const MessageChannelSubscription& o) const {
+    return channel == o.channel && presence == o.presence &&
+           token_expires_at_ms == o.token_expires_at_ms;
+  }
+};
+
 struct StoredSession {
   std::string uid;
   SessionInfo info;
   std::vector<std::string> watching;  // sorted by name
+  std::vector<MessageChannelSubscription> message_channels;  // in subscription order
 };
 
 // What changed in the model, by key, so that a durable backend writes just that. A
@@ -170,6 +185,28 @@ class StateStore : public Durability {
   virtual std::vector<std::string> channels_of(const std::string& uid) const = 0;
   virtual Snapshot snapshot(const std::string& channel) const = 0;
   virtual std::size_t channel_count() const = 0;
+  // The channel token of a member (0: none); false when uid is not a member.
+  virtual bool set_member_token(const std::string& uid, const std::string& channel,
+                                std::int64_t expires_at_ms) = 0;
+  virtual std::int64_t member_token(const std::string& uid, const std::string& channel) const = 0;
+
+  // ---- message channels (RTM 2): subscriptions of a session, no join. A subscription
+  // again replaces the first (presence, token) and answers false; a new one answers true.
+  // Limits: limits.message_channels_per_user (LIMIT_CHANNELS),
+  // limits.subscribers_per_message_channel (LIMIT_MEMBERS). Ended with the session.
+  virtual Outcome<bool> subscribe_channel(const std::string& uid,
+                                          const MessageChannelSubscription& subscription) = 0;
+  // What the subscription was; NOT_SUBSCRIBED when there is none.
+  virtual Outcome<MessageChannelSubscription> unsubscribe_channel(const std::string& uid,
+                                                                  const std::string& channel) = 0;
+  virtual std::optional<MessageChannelSubscription> message_channel(
+      const std::string& uid, const std::string& channel) const = 0;
+  virtual std::vector<MessageChannelSubscription> message_channels_of(
+      const std::string& uid) const = 0;
+  // The channel's subscribers in subscription order; only those with presence if asked.
+  virtual std::vector<std::string> channel_subscribers(const std::string& channel,
+                                                       bool presence_only) const = 0;
+  virtual std::size_t message_channel_count() const = 0;
 
   // ---- topics: `added`/`removed` tell whether anything changed. A new publisher joins
   // every "all publishers" subscription of the topic that has room, before this returns.
@@ -290,6 +327,21 @@ class MemoryStore : public StateStore {
   std::vector<std::string> channels_of(const std::string& uid) const override;
   Snapshot snapshot(const std::string& channel) const override;
   std::size_t channel_count() const override { return channels_.size(); }
+  bool set_member_token(const std::string& uid, const std::string& channel,
+                        std::int64_t expires_at_ms) override;
+  std::int64_t member_token(const std::string& uid, const std::string& channel) const override;
+
+  Outcome<bool> subscribe_channel(const std::string& uid,
+                                  const MessageChannelSubscription& subscription) override;
+  Outcome<MessageChannelSubscription> unsubscribe_channel(const std::string& uid,
+                                                          const std::string& channel) override;
+  std::optional<MessageChannelSubscription> message_channel(
+      const std::string& uid, const std::string& channel) const override;
+  std::vector<MessageChannelSubscription> message_channels_of(
+      const std::string& uid) const override;
+  std::vector<std::string> channel_subscribers(const std::string& channel,
+                                               bool presence_only) const override;
+  std::size_t message_channel_count() const override { return message_channels_.size(); }
 
   Outcome<TopicJoin> join_topic(const std::string& uid, const std::string& channel,
                                 const std::string& topic) override;
@@ -368,6 +420,7 @@ class MemoryStore : public StateStore {
     SessionInfo info;
     std::vector<std::string> channels;  // joined, in join order
     std::vector<UserId> watching;       // sorted
+    std::vector<MessageChannelSubscription> message_channels;  // in subscription order
   };
   struct Subscription {
     std::vector<UserId> publishers;  // sorted
@@ -382,6 +435,7 @@ class MemoryStore : public StateStore {
   };
   struct Member {
     std::uint64_t seq = 0;                 // join order, across channels
+    std::int64_t token_expires_at_ms = 0;  // channel token, 0: none
     std::vector<std::string> publishing;   // topics
     std::vector<std::string> subscribing;  // topics with a subscription of this member
   };
@@ -417,6 +471,8 @@ class MemoryStore : public StateStore {
   std::unordered_map<std::string, Channel> channels_;
   std::unordered_map<UserId, std::vector<UserId>> watchers_;  // watched -> watchers
   std::unordered_map<std::string, PresenceRecord> presence_;
+  // message channel -> its subscribers, in subscription order
+  std::unordered_map<std::string, std::vector<std::string>> message_channels_;
   std::size_t subscription_count_ = 0;
   std::uint64_t next_seq_ = 1;
   std::vector<ChangeListener*> listeners_;
