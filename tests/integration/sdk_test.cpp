@@ -369,6 +369,8 @@ TEST_CASE("sdk: a second login elsewhere replaces the session and the first clie
   auto ev = first.sessions.wait([](const sdk::SessionEvent& e) { return e.state == "replaced"; });
   REQUIRE(ev);
   CHECK(ev->current);
+  CHECK(ev->reason_code == sdk::ConnectionChangeReason::remote_login);
+  CHECK(ev->connection_state == sdk::ConnectionState::failed);
   // The newer session is untouched: the older client did not say offline for it.
   REQUIRE(second->where_now("frank").ok());
   auto where = second->where_now("frank");
