@@ -22,6 +22,7 @@
 #include "rtm/sdk/client.hpp"
 #include "rtm/tokens/jwt.hpp"
 #include "sdk_peer.hpp"
+#include "tcp_proxy.hpp"
 
 using namespace rtm::test;
 namespace sdk = rtm::sdk;
@@ -705,6 +706,36 @@ TEST_CASE("sdk: a token that expires on the enforcing set-up ends in failed TOKE
   const bool closed = log.find("its login token expired") != std::string::npos ||
                       log.find("closing every connection of 'tess'") != std::string::npos;
   CHECK_MESSAGE(closed, log);
+}
+
+TEST_CASE("sdk: a reconnect the enforcing broker refuses after the token expired ends in failed") {
+  LockedDown locked;
+  const auto uri = locked.broker.uri();
+  Peer probe(uri, "probe", 3600, [](sdk::ClientConfig& c) { c.request_timeout = 300ms; });
+  const auto deadline = Clock::now() + 20s;  // the gateway is ready when a login is answered
+  sdk::Result<sdk::LoginInfo> login = sdk::Status(sdk::ErrorCode::timeout, "not tried");
+  while (!login.ok() && Clock::now() < deadline) login = probe->login();
+  REQUIRE_MESSAGE(login.ok(), locked.gateway.log());
+
+  // uma's network goes while her token is valid; it expires while she is away, so the
+  // broker refuses her reconnect (CONNACK 5): she stops there instead of retrying for ever.
+  TcpProxy proxy(locked.broker.port());
+  Peer uma(proxy.uri(), "uma", 4);
+  auto logged_in = uma->login();
+  REQUIRE(logged_in.ok());
+  proxy.cut();
+  auto away = uma.wait_state(sdk::ConnectionState::reconnecting);
+  REQUIRE(away);
+  CHECK(away->reason == sdk::ConnectionChangeReason::interrupted);
+  // What the test waits for here is the clock passing the token's exp (the broker's check).
+  const auto expired_at = std::chrono::system_clock::from_time_t(logged_in->expires_at) + 1s;
+  while (std::chrono::system_clock::now() < expired_at) std::this_thread::sleep_for(50ms);
+  CHECK(uma->state() == sdk::ConnectionState::reconnecting);
+  proxy.restore();
+  auto failed = uma.wait_state(sdk::ConnectionState::failed, 15000ms);
+  REQUIRE(failed);
+  CHECK(failed->reason == sdk::ConnectionChangeReason::token_expired);
+  CHECK_MESSAGE(failed->message.find("refused") != std::string::npos, failed->message);
 }
 
 // ------------------------------------------------------------------ the rtm CLI
