@@ -358,6 +358,12 @@ void ClientImpl::send_request(const std::string& op, std::string body, std::stri
     if (closing_ || closed_) {
       refused = Status(ErrorCode::unavailable, "the client is closed");
     } else if (!internal && want_online_ && logged_in_ &&
+               (!connected_ || !ready_ || !parked_.empty()) &&
+               parked_.size() >= config_.max_send_queue) {
+      refused = Status(ErrorCode::unavailable, "reconnecting, and max_send_queue (" +
+                                                   std::to_string(config_.max_send_queue) +
+                                                   ") calls wait for the restore already");
+    } else if (!internal && want_online_ && logged_in_ &&
                (!connected_ || !ready_ || !parked_.empty())) {
       // Reconnecting or restoring: sent after the restore, within its own deadline.
       park_locked(id, Pending{what, done, Clock::now() + timeout, timeout, true, req_base_ + uri,

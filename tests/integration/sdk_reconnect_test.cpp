@@ -299,7 +299,10 @@ TEST_CASE(
     c.request_timeout = 8000ms;
     c.logger = logger;
   });
-  Away short_wait(s, "dee", [&](sdk::ClientConfig& c) { c.request_timeout = 700ms; });
+  Away short_wait(s, "dee", [&](sdk::ClientConfig& c) {
+    c.request_timeout = 700ms;
+    c.max_send_queue = 1;  // one call may wait for the restore
+  });
   a.peer.login();
   short_wait.peer.login();
 
@@ -336,5 +339,15 @@ TEST_CASE(
   auto relogin = short_wait.peer->login();
   CHECK(relogin.status().is(sdk::ErrorCode::timeout));
   CHECK(Clock::now() - start < 5000ms);
+  // One call waits already: the next is refused at once, not held.
+  Recorder<sdk::Result<std::vector<std::string>>> first;
+  short_wait.peer->stream_channel("lobby").who_now_async(
+      [&](sdk::Result<std::vector<std::string>> r) { first.push(r); });
+  auto second = short_wait.peer->where_now("dee");
+  CHECK(second.status().is(sdk::ErrorCode::unavailable));
+  CHECK(second.message().find("max_send_queue") != std::string::npos);
+  auto held_one = first.next();
+  REQUIRE(held_one);
+  CHECK(held_one->status().is(sdk::ErrorCode::timeout));
   short_wait.restore();
 }

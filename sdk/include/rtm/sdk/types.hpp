@@ -604,7 +604,8 @@ struct ClientConfig {
   // While reconnecting, channel publishes and peer messages (publish) wait in a send queue and
   // go out in order after the restore. Past either bound a QoS 0 message makes room by
   // dropping the oldest QoS 0 ones (counted: send_queue_stats()); a QoS 1 message that does
-  // not fit is refused with LIMIT_SEND_QUEUE.
+  // not fit is refused with LIMIT_SEND_QUEUE. Calls made while reconnecting wait too, at most
+  // max_send_queue of them (UNAVAILABLE past it), each within request_timeout.
   std::size_t max_send_queue = 1000;               // messages
   std::size_t max_send_queue_bytes = 1024 * 1024;  // payload bytes
   // Called from SDK threads (not the dispatcher); must be thread-safe and quick, and must
