@@ -323,11 +323,11 @@ std::unique_ptr<sdk::Client> make_client(Common c) {
 void exit_on_failure(sdk::Client& client, Stop& stop) {
   client.on_connection_state([&stop](const sdk::ConnectionStateEvent& e) {
     if (e.state == sdk::ConnectionState::failed) {
-      note("session over: " + e.reason);
+      note("session over: " + sdk::to_string(e));
       stop.request(1);
     } else if (e.state == sdk::ConnectionState::reconnecting ||
                e.state == sdk::ConnectionState::restored) {
-      note(std::string(sdk::to_string(e.state)) + ": " + e.reason);
+      note(sdk::to_string(e));
     }
   });
 }

@@ -75,7 +75,8 @@ int main(int argc, char** argv) {
 
     client.on_connection_state([](const rtm::sdk::ConnectionStateEvent& e) {
       if (e.state != rtm::sdk::ConnectionState::connecting) {
-        std::cout << "[" << rtm::sdk::to_string(e.state) << "] " << e.reason << std::endl;
+        std::cout << "[" << rtm::sdk::to_string(e.state) << "] " << rtm::sdk::to_string(e.reason)
+                  << ": " << e.message << std::endl;
       }
     });
     // Each frame: sequence bookkeeping and latency, on the SDK's dispatcher thread.

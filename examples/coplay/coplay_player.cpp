@@ -28,7 +28,8 @@ int main(int argc, char** argv) {
     rtm::sdk::Client client(coplay::client_config(options));
     client.on_connection_state([](const rtm::sdk::ConnectionStateEvent& e) {
       if (e.state != rtm::sdk::ConnectionState::connecting) {
-        std::cerr << "[" << rtm::sdk::to_string(e.state) << "] " << e.reason << std::endl;
+        std::cerr << "[" << rtm::sdk::to_string(e.state) << "] " << rtm::sdk::to_string(e.reason)
+                  << ": " << e.message << std::endl;
       }
     });
     client.login().value();  // throws rtm::sdk::Error with the gateway's code and message

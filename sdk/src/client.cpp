@@ -18,6 +18,9 @@ const std::string& Client::uid() const { return impl_->config().uid; }
 const std::string& Client::prefix() const { return impl_->config().prefix; }
 ConnectionState Client::state() const { return impl_->state(); }
 std::string Client::session_id() const { return impl_->session_id(); }
+SendQueueStats Client::send_queue_stats() const {
+  return impl_->send_queue_stats();
+}
 
 void Client::on_connection_state(std::function<void(const ConnectionStateEvent&)> handler) {
   impl_->set_handler(std::move(handler));

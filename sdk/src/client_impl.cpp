@@ -353,10 +353,23 @@ void ClientImpl::send_request(const std::string& op, std::string body, std::stri
   const std::string id = next_msg_id();
   const std::string uri = op + (op.find('?') == std::string::npos ? "?" : "&") + "msg_id=" + id;
   Status refused;
+  bool parked = false;
   {
     Lock lock(mutex_);
     if (closing_ || closed_) {
       refused = Status(ErrorCode::unavailable, "the client is closed");
+    } else if (!internal && want_online_ && logged_in_ &&
+               (!connected_ || !ready_ || !parked_.empty()) &&
+               parked_.size() >= config_.max_send_queue) {
+      refused = Status(ErrorCode::unavailable, "reconnecting, and max_send_queue (" +
+                                                   std::to_string(config_.max_send_queue) +
+                                                   ") calls wait for the restore already");
+    } else if (!internal && want_online_ && logged_in_ &&
+               (!connected_ || !ready_ || !parked_.empty())) {
+      // Reconnecting or restoring: sent after the restore, within its own deadline.
+      park_locked(id, Pending{what, done, Clock::now() + timeout, timeout, true, req_base_ + uri,
+                              std::move(body)});
+      parked = true;
     } else if (!connected_) {
       if (!want_online_) {
         refused = Status(ErrorCode::not_logged_in, "not logged in: call login() first");
@@ -364,12 +377,8 @@ void ClientImpl::send_request(const std::string& op, std::string body, std::stri
         refused = Status(ErrorCode::unavailable, "not connected to the broker (" +
                                                      std::string(to_string(state_)) + ")");
       }
-    } else if (!internal && !ready_) {
-      refused = Status(ErrorCode::unavailable,
-                       "the session is being restored after a reconnect; try again after the "
-                       "restored event");
     } else {
-      pending_.emplace(id, Pending{what, done, Clock::now() + timeout, timeout});
+      pending_.emplace(id, Pending{what, done, Clock::now() + timeout, timeout, false, {}, {}});
     }
   }
   if (!refused.ok()) {
@@ -377,9 +386,24 @@ void ClientImpl::send_request(const std::string& op, std::string body, std::stri
     return;
   }
   timer_cv_.notify_one();
+  if (parked) return;
   try {
     client_->publish(req_base_ + uri, body.data(), body.size(), 1, false);
   } catch (const std::exception& e) {
+    {
+      // The link dropped under it: wait for the restore like a request made now.
+      Lock lock(mutex_);
+      auto it = pending_.find(id);
+      if (it != pending_.end() && !internal && want_online_ && logged_in_ && !closing_) {
+        Pending p = std::move(it->second);
+        pending_.erase(it);
+        p.parked = true;
+        p.topic = req_base_ + uri;
+        p.body = std::move(body);
+        park_locked(id, std::move(p));
+        return;
+      }
+    }
     complete(id, Reply{Status(ErrorCode::unavailable, "cannot send " + what + ": " + e.what()),
                        nullptr});
   }
@@ -406,12 +430,19 @@ void ClientImpl::complete(const std::string& id, Reply reply) {
   done(std::move(reply));
 }
 
-void ClientImpl::fail_all_pending(const Status& status) {
+void ClientImpl::fail_all_pending(const Status& status, bool keep_parked) {
   std::vector<ReplyFn> failed;
   {
     Lock lock(mutex_);
-    for (auto& [id, p] : pending_) failed.push_back(std::move(p.done));
-    pending_.clear();
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (keep_parked && it->second.parked) {
+        ++it;
+        continue;
+      }
+      failed.push_back(std::move(it->second.done));
+      it = pending_.erase(it);
+    }
+    if (!keep_parked) parked_.clear();
   }
   for (auto& done : failed) done(Reply{status, nullptr});
 }
@@ -424,11 +455,16 @@ void ClientImpl::timer_loop() {
     std::vector<std::pair<ReplyFn, Status>> expired;
     for (auto it = pending_.begin(); it != pending_.end();) {
       if (it->second.deadline <= now) {
-        expired.emplace_back(std::move(it->second.done),
-                             Status(ErrorCode::timeout,
-                                    "no answer from the gateway within " +
-                                        std::to_string(it->second.timeout.count()) + " ms to " +
-                                        it->second.what));
+        const auto& p = it->second;
+        Status why(ErrorCode::timeout, "no answer from the gateway within " +
+                                           std::to_string(p.timeout.count()) + " ms to " + p.what);
+        if (p.parked) {
+          why = Status(ErrorCode::timeout, "still reconnecting after " +
+                                               std::to_string(p.timeout.count()) +
+                                               " ms: " + p.what + " was not sent");
+          parked_.erase(std::remove(parked_.begin(), parked_.end(), it->first), parked_.end());
+        }
+        expired.emplace_back(std::move(it->second.done), std::move(why));
         it = pending_.erase(it);
       } else {
         next = std::min(next, it->second.deadline);
@@ -451,16 +487,22 @@ void ClientImpl::timer_loop() {
 
 // ====================================================================== connection
 
-void ClientImpl::set_state_locked(ConnectionState state, std::string reason) {
+void ClientImpl::set_state_locked(ConnectionState state, ConnectionChangeReason reason,
+                                  std::string message) {
   state_ = state;
-  log(LogLevel::info, "rtm sdk: " + config_.uid + ": " + std::string(to_string(state)) + ": " + reason);
-  emit(handler_of<ConnectionStateEvent>(), ConnectionStateEvent{state, std::move(reason)});
+  ConnectionStateEvent ev{state, reason, std::move(message)};
+  log(LogLevel::info, "rtm sdk: " + config_.uid + ": " + to_string(ev));
+  emit(handler_of<ConnectionStateEvent>(), std::move(ev));
 }
 
 // The session is over for good (replaced, expired, refused at restore): forget it and
 // disconnect. No offline presence: the gateway has already dealt with it, and after a
 // replacement the newer connection is the one online.
-void ClientImpl::end_session_locked(ConnectionState state, std::string reason) {
+void ClientImpl::end_session_locked(ConnectionState state, ConnectionChangeReason reason,
+                                    std::string message) {
+  drop_queue_locked(message);
+  watched_online_.clear();
+  invitations_.clear();
   logged_in_ = false;
   session_id_.clear();
   channels_.clear();
@@ -474,8 +516,9 @@ void ClientImpl::end_session_locked(ConnectionState state, std::string reason) {
   publish_offline_ = false;
   need_restore_ = false;
   ready_ = false;
-  set_state_locked(state, std::move(reason));
+  set_state_locked(state, reason, std::move(message));
   connector_cv_.notify_all();
+  timer_cv_.notify_all();  // parked requests fail now
 }
 
 std::vector<std::string> ClientImpl::mqtt_filters_locked() const {
@@ -535,7 +578,8 @@ void ClientImpl::connector_loop() {
       const bool first = !had_connection_;
       lock.unlock();
       std::string error;
-      const bool ok = try_connect(&error);
+      bool refused = false;
+      const bool ok = try_connect(&error, &refused);
       lock.lock();
       if (ok) {
         connected_ = true;
@@ -557,12 +601,25 @@ void ClientImpl::connector_loop() {
       if (first) {
         want_online_ = false;
         const std::string why = "cannot connect to " + config_.broker_uri + ": " + error;
-        set_state_locked(ConnectionState::failed, why);
+        set_state_locked(
+            ConnectionState::failed,
+            refused ? ConnectionChangeReason::login_failure : ConnectionChangeReason::login_timeout,
+            why);
         auto waiters = std::move(connect_waiters_);
         connect_waiters_.clear();
         lock.unlock();
         for (auto& w : waiters) w(Status(ErrorCode::unavailable, why));
         lock.lock();
+        continue;
+      }
+      if (refused && want_online_ && logged_in_) {
+        // The broker will not take this client back: retrying changes nothing.
+        const bool expired = token_expired_locked();
+        end_session_locked(ConnectionState::failed,
+                           expired ? ConnectionChangeReason::token_expired
+                                   : ConnectionChangeReason::banned_by_server,
+                           "the broker refused the reconnect: " + error +
+                               (expired ? " (the login token expired)" : ""));
         continue;
       }
       log(LogLevel::debug, "rtm sdk: reconnect to " + config_.broker_uri + " failed: " + error);
@@ -616,7 +673,7 @@ void ClientImpl::connector_loop() {
   }
 }
 
-bool ClientImpl::try_connect(std::string* error) {
+bool ClientImpl::try_connect(std::string* error, bool* refused) {
   const std::string connection = util::random_hex(16);
   std::string token;
   std::vector<std::string> filters{base_ + user_base_ + "#"};
@@ -657,6 +714,11 @@ bool ClientImpl::try_connect(std::string* error) {
     return true;
   } catch (const std::exception& e) {
     *error = e.what();
+    // CONNACK 4 (bad user name or password) or 5 (not authorized): the broker said no.
+    if (const auto* m = dynamic_cast<const mqtt::exception*>(&e)) {
+      const int rc = m->get_return_code();
+      *refused = rc == 4 || rc == 5;
+    }
     try {
       if (client_->is_connected()) client_->disconnect(0)->wait_for(1s);
     } catch (const std::exception&) {
@@ -713,20 +775,28 @@ void ClientImpl::do_disconnect(bool publish_offline, const std::string& connecti
 }
 
 void ClientImpl::on_connection_lost(const std::string& cause) {
+  bool keep_parked = false;
   {
     Lock lock(mutex_);
     if (!connected_) return;
     connected_ = false;
     ready_ = false;
     hold_streams_locked();
-    if (want_online_ && logged_in_) {
-      set_state_locked(ConnectionState::reconnecting,
+    keep_parked = want_online_ && logged_in_;
+    if (want_online_ && logged_in_ && token_expired_locked()) {
+      // A broker that enforces sessions closes the connection at expiry, maybe before the
+      // gateway's `session` event arrived: reconnecting would only be refused.
+      end_session_locked(ConnectionState::failed, ConnectionChangeReason::token_expired,
+                         "the login token expired; the broker closed the connection");
+      keep_parked = false;
+    } else if (want_online_ && logged_in_) {
+      set_state_locked(ConnectionState::reconnecting, ConnectionChangeReason::interrupted,
                        cause.empty() ? "connection to the broker lost"
                                      : "connection to the broker lost: " + cause);
     }
   }
   connector_cv_.notify_all();
-  fail_all_pending(Status(ErrorCode::unavailable, "connection to the broker lost"));
+  fail_all_pending(Status(ErrorCode::unavailable, "connection to the broker lost"), keep_parked);
 }
 
 ClientImpl::RestoreOutcome ClientImpl::restore() {
@@ -760,12 +830,16 @@ ClientImpl::RestoreOutcome ClientImpl::restore() {
     if (transport_failure(r.status)) return RestoreOutcome::retry;
     if (!r.status.ok()) {
       Lock lock(mutex_);
-      end_session_locked(ConnectionState::failed,
-                         "the session could not be restored: login refused: " + r.status.to_string());
+      end_session_locked(
+          ConnectionState::failed,
+          r.status.is(ErrorCode::token_expired) ? ConnectionChangeReason::token_expired
+                                                : ConnectionChangeReason::login_failure,
+          "the session could not be restored: login refused: " + r.status.to_string());
       return RestoreOutcome::failed;
     }
     Lock lock(mutex_);
     session_id_ = json::str(r.result(), "session_id");
+    token_expires_at_ = json::int64(r.result(), "expires_at");
   }
 
   // 2. Channels, topics, subscriptions and watches, asserted again (idempotent at the gateway).
@@ -882,31 +956,45 @@ ClientImpl::RestoreOutcome ClientImpl::restore() {
     if (!r.status.ok()) {
       problems.push_back("watch: " + r.status.to_string());
     } else {
+      std::vector<std::pair<std::string, bool>> states;
       for (const auto& p : parse_users(r.result())) {
         if (!p.result.status.ok()) {
           problems.push_back("watch " + p.result.uid + ": " + p.result.status.to_string());
           Lock lock(mutex_);
           watched_.erase(p.result.uid);
+          watched_online_.erase(p.result.uid);
+        } else {
+          states.emplace_back(p.result.uid, p.state == "online");
         }
       }
+      report_presence_changes(states);  // changes missed while away
     }
   }
+  if (!recheck_invitations(relogin, problems)) return RestoreOutcome::retry;
 
   if (!restore_message_channels(problems)) return RestoreOutcome::retry;
   std::size_t n_metadata = 0;
   if (!restore_storage(problems, n_metadata)) return RestoreOutcome::retry;
   if (!recover_streams(problems)) return RestoreOutcome::retry;
 
+  {
+    Lock lock(mutex_);
+    if (closing_ || !connected_ || !want_online_) return RestoreOutcome::retry;
+    ready_ = true;
+    flushing_ = true;
+  }
+  std::string sent;
+  if (!flush_after_restore(&sent)) return RestoreOutcome::retry;
   Lock lock(mutex_);
   if (closing_ || !connected_ || !want_online_) return RestoreOutcome::retry;
-  ready_ = true;
   std::string reason = std::string(relogin ? "logged in again" : "session kept") + "; " +
                        std::to_string(channels_.size()) + " channel(s), " +
                        std::to_string(n_topics) + " topic(s), " + std::to_string(n_subscriptions) +
                        " subscription(s), " + std::to_string(watched_.size()) + " watch(es), " +
                        std::to_string(n_metadata) + " metadata subscription(s) restored";
+  reason += sent;
   for (const auto& p : problems) reason += "; failed: " + p;
-  set_state_locked(ConnectionState::restored, std::move(reason));
+  set_state_locked(ConnectionState::restored, ConnectionChangeReason::restored, std::move(reason));
   return RestoreOutcome::done;
 }
 
@@ -998,26 +1086,37 @@ void ClientImpl::on_personal_event(std::string_view kind, const std::string& pay
     ev.state = json::str(doc, "state");
     ev.reason = json::str(doc, "reason");
     ev.session_id = json::str(doc, "session_id");
+    ev.reason_code = static_cast<ConnectionChangeReason>(json::int64(doc, "reason_code"));
+    ev.connection_state = static_cast<ConnectionState>(
+        json::int64(doc, "connection_state", static_cast<int>(ConnectionState::disconnected)));
     Lock lock(mutex_);
     const bool ours = !session_id_.empty() && ev.session_id == session_id_;
     ev.current = ours || (ev.state == "logged_in" && login_in_flight_ > 0);
     emit(handler_of<SessionEvent>(), ev);
     if (!ours || login_in_flight_ > 0 || logging_out_) return;
     if (ev.state == "replaced") {
-      end_session_locked(ConnectionState::failed,
-                         "replaced: " + (ev.reason.empty() ? std::string("logged in elsewhere") : ev.reason));
+      end_session_locked(
+          ConnectionState::failed, ConnectionChangeReason::remote_login,
+          "replaced: " + (ev.reason.empty() ? std::string("logged in elsewhere") : ev.reason));
     } else if (ev.state == "ended") {
       if (ev.reason == "connection_lost") {
         // An older connection's Will ended the session: log in again and restore.
         if (connected_ && want_online_) {
           need_restore_ = true;
           ready_ = false;
-          set_state_locked(ConnectionState::reconnecting,
+          set_state_locked(ConnectionState::reconnecting, ConnectionChangeReason::session_lost,
                            "the gateway ended the session (connection_lost); restoring it");
           connector_cv_.notify_all();
         }
       } else {
-        end_session_locked(ConnectionState::failed, "session ended: " + ev.reason);
+        // token_expired, kicked, logged_out (elsewhere): the gateway's code says which.
+        auto reason = ev.reason_code;
+        if (reason == ConnectionChangeReason::none) {
+          reason = ev.reason == "token_expired" ? ConnectionChangeReason::token_expired
+                   : ev.reason == "kicked"      ? ConnectionChangeReason::kicked
+                                                : ConnectionChangeReason::logout;
+        }
+        end_session_locked(ConnectionState::failed, reason, "session ended: " + ev.reason);
       }
     }
   } else if (kind == "token" && doc.HasMember("channel")) {
@@ -1069,6 +1168,10 @@ void ClientImpl::on_personal_event(std::string_view kind, const std::string& pay
     ev.uid = json::str(doc, "uid");
     ev.online = json::str(doc, "state") == "online";
     ev.ts = json::int64(doc, "ts");
+    {
+      Lock lock(mutex_);
+      if (watched_.count(ev.uid)) watched_online_[ev.uid] = ev.online;
+    }
     emit(handler_of<PresenceEvent>(), ev);
   }
 }
@@ -1140,7 +1243,9 @@ void ClientImpl::login(std::string token, Callback<LoginInfo> done) {
             session_id_ = json::str(r.result(), "session_id");
             LoginInfo info{json::str(r.result(), "uid", config_.uid), session_id_,
                            json::int64(r.result(), "expires_at")};
-            set_state_locked(ConnectionState::connected, "logged in as " + config_.uid);
+            token_expires_at_ = info.expires_at;
+            set_state_locked(ConnectionState::connected, ConnectionChangeReason::login_success,
+                             "logged in as " + config_.uid);
             lock.unlock();
             done(std::move(info));
             return;
@@ -1148,7 +1253,11 @@ void ClientImpl::login(std::string token, Callback<LoginInfo> done) {
           if (!logged_in_ && want_online_) {
             want_online_ = false;
             publish_offline_ = true;
-            set_state_locked(ConnectionState::failed, "login failed: " + r.status.to_string());
+            set_state_locked(ConnectionState::failed,
+                             r.status.is(ErrorCode::timeout)
+                                 ? ConnectionChangeReason::login_timeout
+                                 : ConnectionChangeReason::login_failure,
+                             "login failed: " + r.status.to_string());
             connector_cv_.notify_all();
           }
           lock.unlock();
@@ -1176,14 +1285,32 @@ void ClientImpl::login(std::string token, Callback<LoginInfo> done) {
             // to it yet: keep it, or that disconnect would fail this login.
             want_online_ = true;
             publish_offline_ = true;
-            set_state_locked(ConnectionState::connecting, "connecting to " + config_.broker_uri);
+            set_state_locked(ConnectionState::connecting, ConnectionChangeReason::login,
+                             "connecting to " + config_.broker_uri);
           }
+        } else if (want_online_ && had_connection_) {
+          // Reconnecting: wait for the connection, within the request timeout.
+          auto once = std::make_shared<std::atomic<bool>>(false);
+          connect_waiters_.push_back([once, send](Status st) {
+            if (!once->exchange(true)) send(std::move(st));
+          });
+          Pending wait{"login (waiting for the reconnect)",
+                       [once, send](Reply r) {
+                         if (!once->exchange(true)) send(std::move(r.status));
+                       },
+                       Clock::now() + config_.request_timeout,
+                       config_.request_timeout,
+                       true,
+                       {},
+                       {}};
+          park_locked(next_msg_id(), std::move(wait));
         } else {
           connect_waiters_.push_back(send);
           if (!want_online_) {
             want_online_ = true;
             publish_offline_ = true;
-            set_state_locked(ConnectionState::connecting, "connecting to " + config_.broker_uri);
+            set_state_locked(ConnectionState::connecting, ConnectionChangeReason::login,
+                             "connecting to " + config_.broker_uri);
           }
         }
       }
@@ -1202,6 +1329,9 @@ void ClientImpl::logout(Callback<void> done) {
     {
       Lock lock(mutex_);
       logging_out_ = false;
+      drop_queue_locked("logged out");
+      watched_online_.clear();
+      invitations_.clear();
       logged_in_ = false;
       session_id_.clear();
       channels_.clear();
@@ -1217,7 +1347,8 @@ void ClientImpl::logout(Callback<void> done) {
       disconnect_waiters_.push_back([this, done, status] {
         {
           Lock inner(mutex_);
-          set_state_locked(ConnectionState::disconnected, "logged out");
+          set_state_locked(ConnectionState::disconnected, ConnectionChangeReason::logout,
+                           "logged out");
         }
         done(status.ok() ? Result<void>() : Result<void>(status));
       });
@@ -1250,11 +1381,13 @@ void ClientImpl::renew_token(std::string token, Callback<std::int64_t> done) {
   send_request("renew_token", json::Object().str("token", token).text(), "renew_token",
                [this, token, done](Reply r) {
                  if (!r.status.ok()) return done(r.status);
+                 const auto expires_at = json::int64(r.result(), "expires_at");
                  {
                    Lock lock(mutex_);
                    token_ = token;  // for the next CONNECT and any re-login
+                   token_expires_at_ = expires_at;
                  }
-                 done(json::int64(r.result(), "expires_at"));
+                 done(expires_at);
                });
 }
 
@@ -1310,17 +1443,20 @@ void ClientImpl::inbox_history(const InboxHistoryOptions& options, Callback<Inbo
 Result<void> ClientImpl::publish_inbox(const std::string& user, std::string_view payload, int qos) {
   if (auto e = name_problem("uid", user)) return Status(ErrorCode::invalid_name, *e);
   if (qos < 0 || qos > 1) return Status(ErrorCode::invalid_parameter, "qos must be 0 or 1");
+  const std::string topic = base_ + "u/" + user + "/inbox/" + config_.uid;
   {
     Lock lock(mutex_);
+    if (queue_publishes_locked()) return enqueue_locked(topic, payload, qos);
     if (!connected_) {
       return Status(want_online_ ? ErrorCode::unavailable : ErrorCode::not_logged_in,
                     want_online_ ? "not connected to the broker" : "not logged in: call login() first");
     }
   }
-  const std::string topic = base_ + "u/" + user + "/inbox/" + config_.uid;
   try {
     client_->publish(topic, payload.data(), payload.size(), qos, false);
   } catch (const std::exception& e) {
+    Lock lock(mutex_);
+    if (want_online_ && logged_in_) return enqueue_locked(topic, payload, qos);  // just dropped
     return Status(ErrorCode::unavailable, "publish to " + topic + " failed: " + e.what());
   }
   return {};
@@ -1342,8 +1478,10 @@ void ClientImpl::watch(const std::vector<std::string>& users, bool unwatch,
                      if (p.result.status.ok()) {
                        if (unwatch) {
                          watched_.erase(p.result.uid);
+                         watched_online_.erase(p.result.uid);
                        } else {
                          watched_.insert(p.result.uid);
+                         watched_online_[p.result.uid] = p.state == "online";
                        }
                      }
                      out.push_back({p.result.uid, p.result.status, p.state == "online"});
@@ -1522,12 +1660,15 @@ Result<void> ClientImpl::publish_topic(const std::string& channel, const std::st
       return Status(ErrorCode::not_joined, config_.uid + " has not joined topic " + topic +
                                                " of channel " + channel + " (call join_topic first)");
     }
-    if (!connected_) return Status(ErrorCode::unavailable, "not connected to the broker");
     to = ch->second.topics[topic];
+    if (queue_publishes_locked()) return enqueue_locked(to, payload, qos);
+    if (!connected_) return Status(ErrorCode::unavailable, "not connected to the broker");
   }
   try {
     client_->publish(to, payload.data(), payload.size(), qos, false);
   } catch (const std::exception& e) {
+    Lock lock(mutex_);
+    if (want_online_ && logged_in_) return enqueue_locked(to, payload, qos);  // just dropped
     return Status(ErrorCode::unavailable, "publish to " + to + " failed: " + e.what());
   }
   return {};

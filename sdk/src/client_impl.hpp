@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <future>
 #include <map>
 #include <memory>
@@ -143,6 +144,8 @@ class ClientImpl {
   void on_message_channel_event(const std::string& payload);
   // A `token` event that names a channel.
   void on_channel_token_event(const rapidjson::Document& doc);
+  // ---- across a reconnect (client_reconnect.cpp)
+  SendQueueStats send_queue_stats() const;
 
   // ---- history and recovery (client_recovery.cpp)
   void history(const std::string& channel, const std::string& topic, const HistoryQuery& query,
@@ -173,6 +176,11 @@ class ClientImpl {
     ReplyFn done;
     Clock::time_point deadline;
     std::chrono::milliseconds timeout;
+    // Not sent yet: made while reconnecting, it waits for the restore (parked_ has its order).
+    // Empty topic: a login waiting for the connection.
+    bool parked = false;
+    std::string topic;
+    std::string body;
   };
   struct ChannelState {
     std::map<std::string, std::string> topics;                 // joined as publisher -> publish_to
@@ -199,20 +207,22 @@ class ClientImpl {
   Reply call_sync(const std::string& op, std::string body, std::string what,
                   std::chrono::milliseconds timeout);
   void complete(const std::string& id, Reply reply);
-  void fail_all_pending(const Status& status);
+  // Fails the requests in flight; with keep_parked those waiting for a restore stay.
+  void fail_all_pending(const Status& status, bool keep_parked = false);
   void timer_loop();
 
   // connection
   void connector_loop();
-  bool try_connect(std::string* error);
+  bool try_connect(std::string* error, bool* refused);
   void wait_connected(const mqtt::token_ptr& token);
   bool wake_paho();
   void do_disconnect(bool publish_offline, const std::string& connection_id);
   enum class RestoreOutcome { done, retry, failed };
   RestoreOutcome restore();
   void on_connection_lost(const std::string& cause);
-  void set_state_locked(ConnectionState state, std::string reason);
-  void end_session_locked(ConnectionState state, std::string reason);
+  void set_state_locked(ConnectionState state, ConnectionChangeReason reason, std::string message);
+  void end_session_locked(ConnectionState state, ConnectionChangeReason reason,
+                          std::string message);
   std::vector<std::string> mqtt_filters_locked() const;
   void mqtt_subscribe(const std::vector<std::string>& filters);
   void mqtt_unsubscribe(const std::vector<std::string>& filters);
@@ -273,6 +283,45 @@ class ClientImpl {
   // messages in order. False: retry the restore (the link failed).
   bool recover_streams(std::vector<std::string>& problems);
   std::map<StreamKey, StreamPosition> streams_;
+
+  // Across a reconnect (client_reconnect.cpp).
+  // Should a publish wait in the send queue (reconnecting, restoring, or the queue not yet
+  // flushed)?
+  bool queue_publishes_locked() const;
+  // Queues a publish; LIMIT_SEND_QUEUE for a QoS 1 message that does not fit.
+  Status enqueue_locked(std::string topic, std::string_view payload, int qos);
+  // After the restore: the queued messages, then the parked requests, in order; true when
+  // everything went out (false: the link dropped again; what is left waits).
+  bool flush_after_restore(std::string* report);
+  // The session is over: queued messages go (counted as dropped), parked requests fail.
+  void drop_queue_locked(const std::string& why);
+  // Parks an app request while reconnecting (it keeps its deadline).
+  void park_locked(const std::string& id, Pending pending);
+  // Did the login token expire (by this host's clock)?
+  bool token_expired_locked() const;
+  // The states the restore's watch answer gives, against those known before: a
+  // PresenceEvent for each difference.
+  void report_presence_changes(const std::vector<std::pair<std::string, bool>>& now);
+  // The invitations in flight now (the `invitations` operation) against those known before:
+  // events for those that changed, ended (while this client was away) or arrived meanwhile.
+  // False: retry the restore (the link failed).
+  bool recheck_invitations(bool relogin, std::vector<std::string>& problems);
+  // Keeps track of the invitations in flight from their events.
+  void track_invitation(const InvitationEvent& e);
+  struct Queued {
+    std::string topic;
+    std::string payload;
+    int qos = 0;
+  };
+  std::deque<Queued> send_queue_;
+  std::size_t send_queue_bytes_ = 0;
+  bool flushing_ = false;  // the queue is being sent after a restore: new publishes queue
+  std::uint64_t send_queue_sent_ = 0;
+  std::uint64_t send_queue_dropped_ = 0;
+  std::vector<std::string> parked_;    // ids of parked requests, oldest first
+  std::int64_t token_expires_at_ = 0;  // the session's token exp (s since the epoch); 0: unknown
+  std::map<std::string, bool> watched_online_;          // watched uid -> online, as last told
+  std::map<std::string, InvitationEvent> invitations_;  // in flight, by id
 
   template <class E>
   void emit(const HandlerPtr<E>& handler, E event, bool droppable = false);

@@ -54,6 +54,7 @@ void ClientImpl::list_invitations(Callback<std::vector<InvitationEvent>> done) {
 void ClientImpl::on_invitation_event(const rapidjson::Value& doc) {
   auto e = parse_invitation(doc);
   if (e.id.empty()) return;
+  track_invitation(e);
   if (e.side == InvitationSide::remote && e.state == "RECEIVED") {
     // Receipt first, before the app sees it (it may answer at once: the gateway takes
     // the answer after the acknowledgement, in order).

@@ -62,6 +62,8 @@ std::string_view error_name(int code) {
       return "INVITATION_WRONG_SIDE";
     case ErrorCode::limit_invitations:
       return "LIMIT_INVITATIONS";
+    case ErrorCode::limit_send_queue:
+      return "LIMIT_SEND_QUEUE";
     case ErrorCode::channel_token_required:
       return "CHANNEL_TOKEN_REQUIRED";
     case ErrorCode::token_channel_mismatch:
@@ -118,6 +120,44 @@ std::string_view to_string(ConnectionState state) {
     case ConnectionState::failed: return "failed";
   }
   return "unknown";
+}
+
+std::string_view state_name(ConnectionState state) {
+  switch (state) {
+    case ConnectionState::disconnected: return "DISCONNECTED";
+    case ConnectionState::connecting: return "CONNECTING";
+    case ConnectionState::connected: return "CONNECTED";
+    case ConnectionState::reconnecting: return "RECONNECTING";
+    case ConnectionState::failed: return "ABORTED";
+    case ConnectionState::restored: return "RESTORED";
+  }
+  return "UNKNOWN";
+}
+
+std::string_view to_string(ConnectionChangeReason reason) {
+  switch (reason) {
+    case ConnectionChangeReason::none: return "NONE";
+    case ConnectionChangeReason::login: return "LOGIN";
+    case ConnectionChangeReason::login_success: return "LOGIN_SUCCESS";
+    case ConnectionChangeReason::login_failure: return "LOGIN_FAILURE";
+    case ConnectionChangeReason::login_timeout: return "LOGIN_TIMEOUT";
+    case ConnectionChangeReason::interrupted: return "INTERRUPTED";
+    case ConnectionChangeReason::logout: return "LOGOUT";
+    case ConnectionChangeReason::banned_by_server: return "BANNED_BY_SERVER";
+    case ConnectionChangeReason::remote_login: return "REMOTE_LOGIN";
+    case ConnectionChangeReason::token_expired: return "TOKEN_EXPIRED";
+    case ConnectionChangeReason::kicked: return "KICKED";
+    case ConnectionChangeReason::restored: return "RESTORED";
+    case ConnectionChangeReason::session_lost: return "SESSION_LOST";
+  }
+  return "UNKNOWN";
+}
+
+std::string to_string(const ConnectionStateEvent& event) {
+  std::string out = std::string(to_string(event.state)) + " (" +
+                    std::string(to_string(event.reason)) + ")";
+  if (!event.message.empty()) out += ": " + event.message;
+  return out;
 }
 
 std::string_view to_string(ChannelEventType type) {

@@ -244,9 +244,9 @@ TEST_CASE(
   REQUIRE_MESSAGE(wait_gateway_ready(r.s.broker.uri()), r.s.gateway.log());
   auto restored = bob.wait_state(sdk::ConnectionState::restored, 20000ms);
   REQUIRE_MESSAGE(restored, r.s.gateway.log());
-  CHECK_MESSAGE(restored->reason.find("1 metadata subscription(s)") != std::string::npos,
-                restored->reason);
-  CHECK(restored->reason.find("failed") == std::string::npos);
+  CHECK_MESSAGE(restored->message.find("1 metadata subscription(s)") != std::string::npos,
+                restored->message);
+  CHECK(restored->message.find("failed") == std::string::npos);
   REQUIRE(wait_storage(bob, sdk::StorageEventType::snapshot));  // the renewal's snapshot
 
   // Changes flow again on the renewed subscription.

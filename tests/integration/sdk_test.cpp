@@ -22,6 +22,7 @@
 #include "rtm/sdk/client.hpp"
 #include "rtm/tokens/jwt.hpp"
 #include "sdk_peer.hpp"
+#include "tcp_proxy.hpp"
 
 using namespace rtm::test;
 namespace sdk = rtm::sdk;
@@ -364,10 +365,13 @@ TEST_CASE("sdk: a second login elsewhere replaces the session and the first clie
   second.login();
   auto failed = first.wait_state(sdk::ConnectionState::failed);
   REQUIRE(failed);
-  CHECK(failed->reason.find("replaced") != std::string::npos);
+  CHECK(failed->reason == sdk::ConnectionChangeReason::remote_login);
+  CHECK(failed->message.find("replaced") != std::string::npos);
   auto ev = first.sessions.wait([](const sdk::SessionEvent& e) { return e.state == "replaced"; });
   REQUIRE(ev);
   CHECK(ev->current);
+  CHECK(ev->reason_code == sdk::ConnectionChangeReason::remote_login);
+  CHECK(ev->connection_state == sdk::ConnectionState::failed);
   // The newer session is untouched: the older client did not say offline for it.
   REQUIRE(second->where_now("frank").ok());
   auto where = second->where_now("frank");
@@ -388,7 +392,8 @@ TEST_CASE("sdk: token will-expire event, then the session ends") {
   CHECK(expired->state == sdk::TokenEvent::State::expired);
   auto failed = u.wait_state(sdk::ConnectionState::failed);
   REQUIRE(failed);
-  CHECK(failed->reason.find("token_expired") != std::string::npos);
+  CHECK(failed->reason == sdk::ConnectionChangeReason::token_expired);
+  CHECK(failed->message.find("token_expired") != std::string::npos);
 }
 
 TEST_CASE("sdk: renew_token moves the expiry") {
@@ -424,9 +429,10 @@ TEST_CASE("sdk: the session is restored after the broker restarts and messages f
   s.broker.start();
   auto restored = host.wait_state(sdk::ConnectionState::restored, 20000ms);
   REQUIRE_MESSAGE(restored, s.gateway.log());
-  CHECK(restored->reason.find("1 channel(s)") != std::string::npos);
-  CHECK(restored->reason.find("2 subscription(s)") != std::string::npos);
-  CHECK(restored->reason.find("failed") == std::string::npos);
+  CHECK(restored->reason == sdk::ConnectionChangeReason::restored);
+  CHECK(restored->message.find("1 channel(s)") != std::string::npos);
+  CHECK(restored->message.find("2 subscription(s)") != std::string::npos);
+  CHECK(restored->message.find("failed") == std::string::npos);
   REQUIRE(player.wait_state(sdk::ConnectionState::restored, 20000ms));
   auto snap = host.events.wait(
       [](const sdk::ChannelEvent& e) { return e.type == sdk::ChannelEventType::snapshot; });
@@ -476,7 +482,7 @@ TEST_CASE("sdk: after the broker and the gateway restart, the SDK logs in again 
   REQUIRE_MESSAGE(wait_gateway_ready(s.broker.uri()), s.gateway.log());
   auto restored = host.wait_state(sdk::ConnectionState::restored, 20000ms);
   REQUIRE_MESSAGE(restored, s.gateway.log());
-  CHECK(restored->reason.find("logged in again") != std::string::npos);
+  CHECK(restored->message.find("logged in again") != std::string::npos);
   REQUIRE(player.wait_state(sdk::ConnectionState::restored, 20000ms));
   // The new gateway knows the channel, the publisher and the subscription again.
   CHECK(room.who_now()->size() == 2);
@@ -624,7 +630,9 @@ TEST_CASE("sdk: works on a locked-down broker - auth plugin, token as password, 
                 [](sdk::ClientConfig& c) { c.token = token_for("host-s"); });
   auto refused = intruder->login();
   CHECK(refused.status().is(sdk::ErrorCode::unavailable));
-  CHECK(intruder.wait_state(sdk::ConnectionState::failed));
+  auto intruder_failed = intruder.wait_state(sdk::ConnectionState::failed);
+  REQUIRE(intruder_failed);
+  CHECK(intruder_failed->reason == sdk::ConnectionChangeReason::login_failure);  // CONNACK 5
 }
 
 TEST_CASE("sdk: a kicked or replaced client on the enforcing set-up stops and stays away") {
@@ -651,7 +659,8 @@ TEST_CASE("sdk: a kicked or replaced client on the enforcing set-up stops and st
   REQUIRE(request(raw_ops, "ops", "kick?uid=alice&msg_id=k1")["code"].GetInt() == 0);
   auto failed = alice.wait_state(sdk::ConnectionState::failed);
   REQUIRE(failed);
-  CHECK(failed->reason.find("kicked") != std::string::npos);
+  CHECK(failed->reason == sdk::ConnectionChangeReason::kicked);
+  CHECK(failed->message.find("kicked") != std::string::npos);
   // It did not log in again: alice is in no channel.
   auto where = request(raw_ops, "ops", "where_now?uid=alice&msg_id=w1");
   REQUIRE(where["code"].GetInt() == 0);
@@ -664,10 +673,73 @@ TEST_CASE("sdk: a kicked or replaced client on the enforcing set-up stops and st
   laptop.login();
   auto replaced = phone.wait_state(sdk::ConnectionState::failed);
   REQUIRE(replaced);
-  CHECK(replaced->reason.find("replaced") != std::string::npos);
+  CHECK(replaced->reason == sdk::ConnectionChangeReason::remote_login);
   auto room = laptop->stream_channel("room");
   REQUIRE(room.join().ok());
   CHECK(laptop->state() == sdk::ConnectionState::connected);
+}
+
+TEST_CASE("sdk: a token that expires on the enforcing set-up ends in failed TOKEN_EXPIRED") {
+  LockedDown locked;
+  const auto uri = locked.broker.uri();
+  Peer probe(uri, "probe", 3600, [](sdk::ClientConfig& c) { c.request_timeout = 300ms; });
+  const auto deadline = Clock::now() + 20s;  // the gateway is ready when a login is answered
+  sdk::Result<sdk::LoginInfo> login = sdk::Status(sdk::ErrorCode::timeout, "not tried");
+  while (!login.ok() && Clock::now() < deadline) login = probe->login();
+  REQUIRE_MESSAGE(login.ok(), locked.gateway.log());
+
+  // The broker closes the connection at expiry by its own clock, and the gateway ends the
+  // session: whichever the SDK hears first, it stops with TOKEN_EXPIRED, not reconnecting.
+  Peer tess(uri, "tess", 3);
+  tess.login();
+  REQUIRE(tess->stream_channel("room").join().ok());
+  auto failed = tess.wait_state(sdk::ConnectionState::failed, 15000ms);
+  REQUIRE(failed);
+  CHECK(failed->reason == sdk::ConnectionChangeReason::token_expired);
+  for (const auto& e : tess.states.take_all()) {
+    CHECK_MESSAGE(e.state != sdk::ConnectionState::reconnecting, sdk::to_string(e));
+  }
+  CHECK(tess->state() == sdk::ConnectionState::failed);
+  // The broker closes tess's connection itself (its log says so), by its clock or at the
+  // gateway's word, whichever comes first; the SDK may have heard the gateway before that.
+  const auto closed_in = [](const std::string& log) {
+    return log.find("its login token expired") != std::string::npos ||
+           log.find("closing every connection of 'tess'") != std::string::npos;
+  };
+  const auto until = Clock::now() + 10s;
+  while (!closed_in(locked.broker.log()) && Clock::now() < until) std::this_thread::sleep_for(50ms);
+  locked.broker.stop();  // its whole log
+  CHECK_MESSAGE(closed_in(locked.broker.log()), locked.broker.log());
+}
+
+TEST_CASE("sdk: a reconnect the enforcing broker refuses after the token expired ends in failed") {
+  LockedDown locked;
+  const auto uri = locked.broker.uri();
+  Peer probe(uri, "probe", 3600, [](sdk::ClientConfig& c) { c.request_timeout = 300ms; });
+  const auto deadline = Clock::now() + 20s;  // the gateway is ready when a login is answered
+  sdk::Result<sdk::LoginInfo> login = sdk::Status(sdk::ErrorCode::timeout, "not tried");
+  while (!login.ok() && Clock::now() < deadline) login = probe->login();
+  REQUIRE_MESSAGE(login.ok(), locked.gateway.log());
+
+  // uma's network goes while her token is valid; it expires while she is away, so the
+  // broker refuses her reconnect (CONNACK 5): she stops there instead of retrying for ever.
+  TcpProxy proxy(locked.broker.port());
+  Peer uma(proxy.uri(), "uma", 4);
+  auto logged_in = uma->login();
+  REQUIRE(logged_in.ok());
+  proxy.cut();
+  auto away = uma.wait_state(sdk::ConnectionState::reconnecting);
+  REQUIRE(away);
+  CHECK(away->reason == sdk::ConnectionChangeReason::interrupted);
+  // What the test waits for here is the clock passing the token's exp (the broker's check).
+  const auto expired_at = std::chrono::system_clock::from_time_t(logged_in->expires_at) + 1s;
+  while (std::chrono::system_clock::now() < expired_at) std::this_thread::sleep_for(50ms);
+  CHECK(uma->state() == sdk::ConnectionState::reconnecting);
+  proxy.restore();
+  auto failed = uma.wait_state(sdk::ConnectionState::failed, 15000ms);
+  REQUIRE(failed);
+  CHECK(failed->reason == sdk::ConnectionChangeReason::token_expired);
+  CHECK_MESSAGE(failed->message.find("refused") != std::string::npos, failed->message);
 }
 
 // ------------------------------------------------------------------ the rtm CLI

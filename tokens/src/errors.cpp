@@ -101,6 +101,9 @@ constexpr ErrorInfo kErrors[] = {
     {ErrorCode::limit_invitations, "LIMIT_INVITATIONS",
      "an invitations.* limit refuses the invitation (in flight per caller, per callee, in all; "
      "content or response bytes); the message names the key"},
+    {ErrorCode::limit_send_queue, "LIMIT_SEND_QUEUE",
+     "(the C++ SDK, never the gateway) a QoS 1 message does not fit in the send queue while "
+     "reconnecting (ClientConfig::max_send_queue, max_send_queue_bytes)"},
     {ErrorCode::channel_token_required, "CHANNEL_TOKEN_REQUIRED",
      "the channel needs a channel token (channels.stream_token_required, "
      "channels.message_token_required) and the request carried none"},

@@ -11,11 +11,12 @@
 #include <tuple>
 #include <unordered_set>
 
-#include "rtm/mapping/json.hpp"
-#include "rtm/tokens/jwt.hpp"
+#include "rtm/gateway/connection_states.hpp"
 #include "rtm/gateway/enforcement.hpp"
 #include "rtm/gateway/operations.hpp"
 #include "rtm/gateway/state.hpp"
+#include "rtm/mapping/json.hpp"
+#include "rtm/tokens/jwt.hpp"
 #include "rtm/topics/names.hpp"
 
 namespace rtm::gateway {
@@ -229,6 +230,12 @@ class RtmService final : public RtmApi,
     json::set(e, "state", state);
     json::set(e, "session_id", session_id);
     if (reason) json::set(e, "reason", reason);
+    // The same change as codes and names (docs/protocol.md, "Connection states").
+    const auto change = session_change(state, reason ? reason : "");
+    json::set_int(e, "reason_code", static_cast<int>(change.reason));
+    json::set(e, "reason_name", std::string(connection_reason_name(change.reason)));
+    json::set_int(e, "connection_state", static_cast<int>(change.state));
+    json::set(e, "connection_state_name", std::string(connection_state_name(change.state)));
     core_.publish_user_event(uid, "session", e);
   }
 

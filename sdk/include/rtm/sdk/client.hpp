@@ -63,6 +63,8 @@ class Client {
   const std::string& prefix() const;
   ConnectionState state() const;
   std::string session_id() const;
+  // The send queue that holds publishes while reconnecting (ClientConfig::max_send_queue).
+  SendQueueStats send_queue_stats() const;
 
   // ---- handlers: set any time (before login to see everything); run on the dispatcher.
   void on_connection_state(std::function<void(const ConnectionStateEvent&)> handler);

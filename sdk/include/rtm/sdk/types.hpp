@@ -70,6 +70,9 @@ enum class ErrorCode : int {
   invitation_not_found = 59,
   invitation_wrong_side = 60,
   limit_invitations = 61,
+  // Local to the SDK (never answered by the gateway): a QoS 1 message does not fit in the send
+  // queue while reconnecting (ClientConfig::max_send_queue, max_send_queue_bytes).
+  limit_send_queue = 62,
   channel_token_required = 66,
   token_channel_mismatch = 67,
 };
@@ -281,22 +284,54 @@ struct LockInfo {
 
 // ------------------------------------------------------------------ events
 
-enum class ConnectionState {
-  disconnected,  // not connected (before login, after logout)
-  connecting,    // login in progress
-  connected,     // logged in, ready
-  reconnecting,  // the broker link dropped; the SDK is reconnecting
+// Connection states and the reasons they change: the codes and names of docs/protocol.md
+// ("Connection states"), which the gateway's `session` events carry too. The numbers are
+// anyRTC's where they fit (its ABORTED is `failed` here).
+enum class ConnectionState : int {
+  disconnected = 1,  // not connected (before login, after logout)
+  connecting = 2,    // login in progress
+  connected = 3,     // logged in, ready
+  // the broker link (or the session) was lost; the SDK is reconnecting. Blocking calls made
+  // now wait for the restore (each within the request timeout); messages are queued
+  // (ClientConfig::max_send_queue).
+  reconnecting = 4,
+  // the session is over and will not come back by itself (replaced, token expired, ...)
+  failed = 5,
   // reconnected, and the session restored: login, joins, topics, subscriptions, watches,
   // metadata subscriptions (a snapshot StorageEvent each) and presence states
-  restored,
-  failed,  // the session is over and will not come back by itself (replaced, token expired, ...)
+  restored = 6,
 };
+// "reconnecting", ...
 std::string_view to_string(ConnectionState state);
+// The table's name: "RECONNECTING", "ABORTED" (failed), ...
+std::string_view state_name(ConnectionState state);
+
+// Why the connection state changed.
+enum class ConnectionChangeReason : int {
+  none = 0,
+  login = 1,             // login() was called (connecting)
+  login_success = 2,     // the gateway accepted the login (connected)
+  login_failure = 3,     // the broker refused the connection or the gateway the login (failed)
+  login_timeout = 4,     // no connection or no login answer within the timeouts (failed)
+  interrupted = 5,       // the broker link dropped (reconnecting)
+  logout = 6,            // logged out (disconnected; or failed: logged out elsewhere)
+  banned_by_server = 7,  // the broker refused to take the client back: not authorized (failed)
+  remote_login = 8,      // a login of the same uid elsewhere replaced the session (failed)
+  token_expired = 9,     // the token expired: the gateway ended the session (failed)
+  kicked = 10,           // an operator ended the session (failed)
+  restored = 11,         // reconnected and the session restored (restored)
+  session_lost = 12,     // the gateway timed the session out; logging in again (reconnecting)
+};
+// "TOKEN_EXPIRED", ...; "UNKNOWN" for a number this SDK does not know.
+std::string_view to_string(ConnectionChangeReason reason);
 
 struct ConnectionStateEvent {
   ConnectionState state = ConnectionState::disconnected;
-  std::string reason;
+  ConnectionChangeReason reason = ConnectionChangeReason::none;
+  std::string message;  // for people: what happened, what was restored, what failed
 };
+// "reconnecting (INTERRUPTED): connection to the broker lost"
+std::string to_string(const ConnectionStateEvent& event);
 
 // A message on a channel topic, from one publisher, straight from the broker (or, after a
 // reconnect, from the stream's history: `recovered`).
@@ -478,6 +513,10 @@ struct MessageChannelInfo {
 struct SessionEvent {
   std::string state;       // logged_in, replaced, ended
   std::string reason;      // e.g. "logged in elsewhere", "logged_out", "token_expired"
+  // The event's reason as a code (LOGIN_SUCCESS, REMOTE_LOGIN, LOGOUT, TOKEN_EXPIRED, KICKED,
+  // INTERRUPTED), and the connection state it puts the session's client in.
+  ConnectionChangeReason reason_code = ConnectionChangeReason::none;
+  ConnectionState connection_state = ConnectionState::disconnected;
   std::string session_id;  // the session the event is about
   bool current = false;    // it is about this client's session
 };
@@ -559,6 +598,14 @@ struct InvitationEvent {
   }
 };
 
+// The send queue (ClientConfig::max_send_queue): what waits now, and what was dropped.
+struct SendQueueStats {
+  std::size_t queued = 0;        // messages waiting for the restore
+  std::size_t queued_bytes = 0;  // their payload bytes
+  std::uint64_t sent = 0;        // sent after a restore, since the client was made
+  std::uint64_t dropped = 0;     // QoS 0 dropped past the bound, or left when the session ended
+};
+
 // ------------------------------------------------------------------ configuration
 
 enum class LogLevel { debug, info, warn, error };
@@ -591,6 +638,13 @@ struct ClientConfig {
   bool recover_streams = true;
   // Live messages held while a stream recovers; beyond it the oldest go (incomplete).
   std::size_t max_recovery_buffer = 100000;
+  // While reconnecting, channel publishes and peer messages (publish) wait in a send queue and
+  // go out in order after the restore. Past either bound a QoS 0 message makes room by
+  // dropping the oldest QoS 0 ones (counted: send_queue_stats()); a QoS 1 message that does
+  // not fit is refused with LIMIT_SEND_QUEUE. Calls made while reconnecting wait too, at most
+  // max_send_queue of them (UNAVAILABLE past it), each within request_timeout.
+  std::size_t max_send_queue = 1000;               // messages
+  std::size_t max_send_queue_bytes = 1024 * 1024;  // payload bytes
   // Called from SDK threads (not the dispatcher); must be thread-safe and quick, and must
   // not call the SDK. Empty: no logging.
   Logger logger;

@@ -62,6 +62,8 @@ enum class ErrorCode : int {
   invitation_not_found = 59,
   invitation_wrong_side = 60,
   limit_invitations = 61,
+  // Local to the SDK (its send queue while reconnecting); never answered by the gateway.
+  limit_send_queue = 62,
   // Channel tokens (join, subscribe_channel, renew_channel_token).
   channel_token_required = 66,
   token_channel_mismatch = 67,
