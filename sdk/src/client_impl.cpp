@@ -1443,23 +1443,7 @@ void ClientImpl::inbox_history(const InboxHistoryOptions& options, Callback<Inbo
 Result<void> ClientImpl::publish_inbox(const std::string& user, std::string_view payload, int qos) {
   if (auto e = name_problem("uid", user)) return Status(ErrorCode::invalid_name, *e);
   if (qos < 0 || qos > 1) return Status(ErrorCode::invalid_parameter, "qos must be 0 or 1");
-  const std::string topic = base_ + "u/" + user + "/inbox/" + config_.uid;
-  {
-    Lock lock(mutex_);
-    if (queue_publishes_locked()) return enqueue_locked(topic, payload, qos);
-    if (!connected_) {
-      return Status(want_online_ ? ErrorCode::unavailable : ErrorCode::not_logged_in,
-                    want_online_ ? "not connected to the broker" : "not logged in: call login() first");
-    }
-  }
-  try {
-    client_->publish(topic, payload.data(), payload.size(), qos, false);
-  } catch (const std::exception& e) {
-    Lock lock(mutex_);
-    if (want_online_ && logged_in_) return enqueue_locked(topic, payload, qos);  // just dropped
-    return Status(ErrorCode::unavailable, "publish to " + topic + " failed: " + e.what());
-  }
-  return {};
+  return publish_or_queue(base_ + "u/" + user + "/inbox/" + config_.uid, payload, qos);
 }
 
 void ClientImpl::watch(const std::vector<std::string>& users, bool unwatch,
@@ -1661,17 +1645,8 @@ Result<void> ClientImpl::publish_topic(const std::string& channel, const std::st
                                                " of channel " + channel + " (call join_topic first)");
     }
     to = ch->second.topics[topic];
-    if (queue_publishes_locked()) return enqueue_locked(to, payload, qos);
-    if (!connected_) return Status(ErrorCode::unavailable, "not connected to the broker");
   }
-  try {
-    client_->publish(to, payload.data(), payload.size(), qos, false);
-  } catch (const std::exception& e) {
-    Lock lock(mutex_);
-    if (want_online_ && logged_in_) return enqueue_locked(to, payload, qos);  // just dropped
-    return Status(ErrorCode::unavailable, "publish to " + to + " failed: " + e.what());
-  }
-  return {};
+  return publish_or_queue(to, payload, qos);
 }
 
 void ClientImpl::subscribe(const std::string& channel, const std::string& topic,

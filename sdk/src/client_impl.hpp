@@ -290,6 +290,8 @@ class ClientImpl {
   bool queue_publishes_locked() const;
   // Queues a publish; LIMIT_SEND_QUEUE for a QoS 1 message that does not fit.
   Status enqueue_locked(std::string topic, std::string_view payload, int qos);
+  // A message to the broker: sent now, or queued while reconnecting (called without mutex_).
+  Result<void> publish_or_queue(const std::string& topic, std::string_view payload, int qos);
   // After the restore: the queued messages, then the parked requests, in order; true when
   // everything went out (false: the link dropped again; what is left waits).
   bool flush_after_restore(std::string* report);

@@ -38,16 +38,7 @@ Result<void> ClientImpl::publish_channel(const std::string& channel, std::string
     to += '/';
     to += kStringLevel;
   }
-  {
-    Lock lock(mutex_);
-    if (!connected_) return Status(ErrorCode::unavailable, "not connected to the broker");
-  }
-  try {
-    client_->publish(to, payload.data(), payload.size(), qos, false);
-  } catch (const std::exception& e) {
-    return Status(ErrorCode::unavailable, "publish to " + to + " failed: " + e.what());
-  }
-  return {};
+  return publish_or_queue(to, payload, qos);
 }
 
 void ClientImpl::subscribe_channel(const std::string& channel,

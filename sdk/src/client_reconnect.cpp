@@ -77,6 +77,26 @@ Status ClientImpl::enqueue_locked(std::string topic, std::string_view payload, i
   return {};
 }
 
+Result<void> ClientImpl::publish_or_queue(const std::string& topic, std::string_view payload,
+                                          int qos) {
+  {
+    Lock lock(mutex_);
+    if (queue_publishes_locked()) return enqueue_locked(topic, payload, qos);
+    if (!connected_) {
+      return Status(want_online_ ? ErrorCode::unavailable : ErrorCode::not_logged_in,
+                    want_online_ ? "not connected to the broker" : "not logged in: call login() first");
+    }
+  }
+  try {
+    client_->publish(topic, payload.data(), payload.size(), qos, false);
+  } catch (const std::exception& e) {
+    Lock lock(mutex_);
+    if (want_online_ && logged_in_) return enqueue_locked(topic, payload, qos);  // just dropped
+    return Status(ErrorCode::unavailable, "publish to " + topic + " failed: " + e.what());
+  }
+  return {};
+}
+
 void ClientImpl::drop_queue_locked(const std::string& why) {
   if (!send_queue_.empty()) {
     log(LogLevel::warn,

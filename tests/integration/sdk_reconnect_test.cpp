@@ -217,6 +217,7 @@ TEST_CASE("reconnect: messages published while disconnected arrive after the res
   REQUIRE(room.subscribe_topic("input", {"p2"})->all_ok());
   REQUIRE(proom.publish_topic("input", "live").ok());
   REQUIRE(host.messages.next());
+  REQUIRE(host->subscribe_channel("lobby").ok());  // a message channel: no join
 
   player.cut();
   // Mixed QoS 0 and 1, as a game mixes frames and events.
@@ -225,8 +226,9 @@ TEST_CASE("reconnect: messages published while disconnected arrive after the res
                 .ok());
   }
   REQUIRE(player.peer->publish("host", "dm while away").ok());
+  REQUIRE(player.peer->publish("lobby", "to the lobby while away", sdk::MessageType::string).ok());
   auto stats = player.peer->send_queue_stats();
-  CHECK(stats.queued == 11);
+  CHECK(stats.queued == 12);
   CHECK(stats.dropped == 0);
   CHECK(host.messages.take_all().empty());  // nothing went out yet
 
@@ -240,9 +242,15 @@ TEST_CASE("reconnect: messages published while disconnected arrive after the res
   REQUIRE(dm);
   CHECK(dm->payload == "dm while away");
   CHECK(dm->from == "p2");
+  auto lobby = host.channel_messages.next();
+  REQUIRE(lobby);
+  CHECK(lobby->channel == "lobby");
+  CHECK(lobby->publisher == "p2");
+  CHECK(lobby->payload == "to the lobby while away");
+  CHECK(lobby->type == sdk::MessageType::string);
   stats = player.peer->send_queue_stats();
   CHECK(stats.queued == 0);
-  CHECK(stats.sent == 11);
+  CHECK(stats.sent == 12);
   // Live again: straight to the broker.
   REQUIRE(proom.publish_topic("input", "after").ok());
   auto after = host.messages.next();
