@@ -83,8 +83,9 @@ Result<void> ClientImpl::publish_or_queue(const std::string& topic, std::string_
     Lock lock(mutex_);
     if (queue_publishes_locked()) return enqueue_locked(topic, payload, qos);
     if (!connected_) {
-      return Status(want_online_ ? ErrorCode::unavailable : ErrorCode::not_logged_in,
-                    want_online_ ? "not connected to the broker" : "not logged in: call login() first");
+      return Status(
+          want_online_ ? ErrorCode::unavailable : ErrorCode::not_logged_in,
+          want_online_ ? "not connected to the broker" : "not logged in: call login() first");
     }
   }
   try {
