@@ -28,6 +28,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -183,6 +184,22 @@ class LineReader {
   std::string buffer_;
   bool eof_ = false;
 };
+
+// Sends `message`, or else each line of stdin until it ends (or Ctrl-C); how many went.
+long send_each(Stop& stop, const std::optional<std::string>& message,
+               const std::function<void(const std::string&)>& send) {
+  if (message) {
+    send(*message);
+    return 1;
+  }
+  long sent = 0;
+  LineReader lines(stop);
+  while (auto line = lines.next()) {
+    send(*line);
+    ++sent;
+  }
+  return sent;
+}
 
 // ------------------------------------------------------------------ options
 
@@ -443,17 +460,9 @@ int cmd_send(const Common& common, const std::string& channel, const std::string
   auto ch = client->stream_channel(channel);
   check(ch.join(), "join " + channel);
   check(ch.join_topic(topic), "join_topic " + channel + "/" + topic);
-  long sent = 0;
-  auto send = [&](const std::string& text) {
+  const long sent = send_each(stop, message, [&](const std::string& text) {
     check(ch.publish_topic(topic, text, sdk::PublishOptions{qos}), "publish");
-    ++sent;
-  };
-  if (message) {
-    send(*message);
-  } else {
-    LineReader lines(stop);
-    while (auto line = lines.next()) send(*line);
-  }
+  });
   if (common.verbose) note("sent " + std::to_string(sent) + " message(s)");
   return 0;
 }
@@ -494,17 +503,9 @@ int cmd_publish(const Common& common, const std::string& channel,
   auto client = make_client(common);
   check(client->login(), "login");
   const auto type = binary ? sdk::MessageType::binary : sdk::MessageType::string;
-  long sent = 0;
-  auto send = [&](const std::string& text) {
+  const long sent = send_each(stop, message, [&](const std::string& text) {
     check(client->publish(channel, text, type, sdk::PublishOptions{qos}), "publish");
-    ++sent;
-  };
-  if (message) {
-    send(*message);
-  } else {
-    LineReader lines(stop);
-    while (auto line = lines.next()) send(*line);
-  }
+  });
   if (common.verbose) note("sent " + std::to_string(sent) + " message(s)");
   return 0;
 }
@@ -592,12 +593,7 @@ int cmd_dm(const Common& common, const std::string& to, const std::optional<std:
     const auto sent = check(client->send_message(to, text, options), "send_message to " + to);
     say(sent.id + " " + std::string(sdk::to_string(sent.status)));
   };
-  if (message) {
-    send(*message);
-  } else {
-    LineReader lines(stop);
-    while (auto line = lines.next()) send(*line);
-  }
+  send_each(stop, message, send);
   return 0;
 }
 

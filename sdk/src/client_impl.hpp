@@ -43,6 +43,9 @@ struct Reply {
 };
 using ReplyFn = std::function<void(Reply)>;
 
+// An invitation as the gateway sends it (an `invitation` event or an `invitations` entry).
+InvitationEvent parse_invitation(const rapidjson::Value& v);
+
 class ClientImpl {
  public:
   explicit ClientImpl(ClientConfig config);

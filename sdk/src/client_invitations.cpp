@@ -7,8 +7,6 @@
 
 namespace rtm::sdk::detail {
 
-namespace {
-
 InvitationEvent parse_invitation(const rapidjson::Value& v) {
   InvitationEvent e;
   e.id = json::str(v, "id");
@@ -25,8 +23,6 @@ InvitationEvent parse_invitation(const rapidjson::Value& v) {
   e.ts = json::int64(v, "ts");
   return e;
 }
-
-}  // namespace
 
 void ClientImpl::invitation_op(const char* op, std::string body, Callback<InvitationEvent> done) {
   send_request(op, std::move(body), op, [done](Reply r) {

@@ -224,25 +224,6 @@ void ClientImpl::track_invitation(const InvitationEvent& e) {
   }
 }
 
-namespace {
-InvitationEvent invitation_of(const rapidjson::Value& v) {
-  InvitationEvent e;
-  e.id = json::str(v, "id");
-  e.side = json::str(v, "side") == "remote" ? InvitationSide::remote : InvitationSide::local;
-  e.state = json::str(v, "state");
-  e.state_code = static_cast<int>(json::int64(v, "state_code"));
-  e.reason = json::str(v, "reason", "OK");
-  e.reason_code = static_cast<int>(json::int64(v, "reason_code"));
-  e.caller = json::str(v, "caller");
-  e.callee = json::str(v, "callee");
-  e.content = json::str(v, "content");
-  e.channel_id = json::str(v, "channel_id");
-  e.response = json::str(v, "response");
-  e.ts = json::int64(v, "ts");
-  return e;
-}
-}  // namespace
-
 bool ClientImpl::recheck_invitations(bool relogin, std::vector<std::string>& problems) {
   std::map<std::string, InvitationEvent> before;
   {
@@ -260,7 +241,7 @@ bool ClientImpl::recheck_invitations(bool relogin, std::vector<std::string>& pro
   const auto list = r.result().FindMember("invitations");
   if (list != r.result().MemberEnd() && list->value.IsArray()) {
     for (const auto& v : list->value.GetArray()) {
-      auto e = invitation_of(v);
+      auto e = parse_invitation(v);
       if (!e.id.empty()) now.emplace(e.id, std::move(e));
     }
   }
