@@ -1176,27 +1176,28 @@ void ClientImpl::on_personal_event(std::string_view kind, const std::string& pay
   }
 }
 
+std::optional<ChannelEventType> channel_event_type(std::string_view name) {
+  if (name == "member_joined") return ChannelEventType::member_joined;
+  if (name == "member_left") return ChannelEventType::member_left;
+  if (name == "member_timed_out") return ChannelEventType::member_timed_out;
+  if (name == "publisher_joined") return ChannelEventType::publisher_joined;
+  if (name == "publisher_left") return ChannelEventType::publisher_left;
+  return std::nullopt;
+}
+
 void ClientImpl::on_channel_event(const std::string& payload) {
   rapidjson::Document doc;
   doc.Parse(payload.data(), payload.size());
   if (doc.HasParseError() || !doc.IsObject()) return;
   const std::string name = json::str(doc, "event");
   if (on_storage_channel_event(name, doc)) return;
-  ChannelEvent ev;
-  if (name == "member_joined") {
-    ev.type = ChannelEventType::member_joined;
-  } else if (name == "member_left") {
-    ev.type = ChannelEventType::member_left;
-  } else if (name == "member_timed_out") {
-    ev.type = ChannelEventType::member_timed_out;
-  } else if (name == "publisher_joined") {
-    ev.type = ChannelEventType::publisher_joined;
-  } else if (name == "publisher_left") {
-    ev.type = ChannelEventType::publisher_left;
-  } else {
+  const auto type = channel_event_type(name);
+  if (!type) {
     log(LogLevel::debug, "rtm sdk: unknown channel event " + name);
     return;
   }
+  ChannelEvent ev;
+  ev.type = *type;
   ev.channel = json::str(doc, "channel");
   ev.uid = json::str(doc, "uid");
   ev.topic = json::str(doc, "topic");

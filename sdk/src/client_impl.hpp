@@ -46,6 +46,9 @@ using ReplyFn = std::function<void(Reply)>;
 // An invitation as the gateway sends it (an `invitation` event or an `invitations` entry).
 InvitationEvent parse_invitation(const rapidjson::Value& v);
 
+// The type of a channel event named `name` ("member_joined", ...); none for other names.
+std::optional<ChannelEventType> channel_event_type(std::string_view name);
+
 class ClientImpl {
  public:
   explicit ClientImpl(ClientConfig config);

@@ -161,16 +161,14 @@ void ClientImpl::on_message_channel_event(const std::string& payload) {
   doc.Parse(payload.data(), payload.size());
   if (doc.HasParseError() || !doc.IsObject()) return;
   const std::string name = json::str(doc, "event");
-  ChannelEvent ev;
-  if (name == "member_joined") {
-    ev.type = ChannelEventType::member_joined;
-  } else if (name == "member_left") {
-    ev.type = ChannelEventType::member_left;
-  } else if (name == "member_timed_out") {
-    ev.type = ChannelEventType::member_timed_out;
-  } else {
+  // A message channel has members, not publishers.
+  const auto type = channel_event_type(name);
+  if (!type || *type == ChannelEventType::publisher_joined ||
+      *type == ChannelEventType::publisher_left) {
     return;
   }
+  ChannelEvent ev;
+  ev.type = *type;
   ev.message_channel = true;
   ev.channel = json::str(doc, "channel");
   ev.uid = json::str(doc, "uid");
