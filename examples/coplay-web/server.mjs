@@ -33,7 +33,7 @@ const HOST = '127.0.0.1';
 export const TOKEN_TTL_DEFAULT_S = 3600;
 export const TOKEN_TTL_MIN_S = 60;
 export const TOKEN_TTL_MAX_S = 3600;
-export const TOKENS_PER_MINUTE = 120;
+export const TOKENS_PER_MINUTE = 120; // RTM_WEB_TOKENS_PER_MINUTE may lower it (the tests do)
 const TOKEN_COMMAND_TIMEOUT_MS = 5000;
 export const UID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const MAX_URL_BYTES = 2048;
@@ -285,7 +285,8 @@ function sendJson(res, status, value) {
 }
 
 export function createServer(settings) {
-  const limit = new RateLimit(TOKENS_PER_MINUTE);
+  const perMinute = Math.min(TOKENS_PER_MINUTE, Number(process.env.RTM_WEB_TOKENS_PER_MINUTE) || TOKENS_PER_MINUTE);
+  const limit = new RateLimit(perMinute);
   let configText = '';
   const server = http.createServer(async (req, res) => {
     try {
@@ -344,7 +345,7 @@ export function createServer(settings) {
           return;
         }
         if (!limit.take()) {
-          sendJson(res, 429, { error: `more than ${TOKENS_PER_MINUTE} tokens a minute` });
+          sendJson(res, 429, { error: `more than ${perMinute} tokens a minute` });
           return;
         }
         try {

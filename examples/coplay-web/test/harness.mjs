@@ -1,0 +1,260 @@
+// Real parts for the web tests, as tests/integration/harness.cpp has them for the C++ tests: a
+// Mosquitto started on free ports with its own config (a TCP and a WebSockets listener), the
+// real rtm-gateway binary, the demo's server.mjs, and Debian's Chromium through playwright-core.
+// Waiting is always for an event or a condition with a deadline, never a fixed sleep.
+import { spawn, spawnSync } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import mqtt from 'mqtt';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const webDir = path.resolve(here, '..');
+export const repoRoot = path.resolve(webDir, '../..');
+
+export const START_DEADLINE_MS = 10000;
+const STOP_GRACE_MS = 5000;
+const POLL_MS = 10;
+
+export const gatewayBinary = process.env.RTM_GATEWAY_BIN || path.join(repoRoot, 'build', 'gateway', 'rtm-gateway');
+export const chromiumPath = process.env.RTM_CHROMIUM || '/usr/bin/chromium';
+// Where screenshots and logs go: ctest's build tree (CMake sets it), else a temp dir.
+export const outputDir = process.env.RTM_TEST_OUTPUT_DIR || path.join(os.tmpdir(), 'coplay-web-test-output');
+export const TEST_SECRET = 'coplay-web-test-secret-0123456789abcdef';
+
+export function tempDir(t, prefix = 'coplay-web-') {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  // Mosquitto started as root reads its files as the `mosquitto` user.
+  chmodSync(dir, 0o755);
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitUntil(check, { deadlineMs = START_DEADLINE_MS, what = 'condition' } = {}) {
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() >= deadline) throw new Error(`${what}: not within ${deadlineMs} ms`);
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}
+
+function portAccepts(port) {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+// A child process with its output in a log file; stopped (SIGTERM, then SIGKILL) at the
+// test's end.
+export class Process {
+  constructor(t, name, command, args, { env = {}, logDir, cwd } = {}) {
+    this.name = name;
+    this.logPath = path.join(logDir, `${name}.log`);
+    const log = createWriteStream(this.logPath);
+    this.child = spawn(command, args, { env: { ...process.env, ...env }, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.output = '';
+    this.exited = null;
+    const collect = (chunk) => {
+      this.output += chunk.toString();
+      log.write(chunk);
+    };
+    this.child.stdout.on('data', collect);
+    this.child.stderr.on('data', collect);
+    this.exitPromise = new Promise((resolve) => {
+      this.child.once('exit', (code, signal) => {
+        this.exited = { code, signal };
+        log.end();
+        resolve(this.exited);
+      });
+    });
+    this.child.once('error', (e) => {
+      this.output += `spawn failed: ${e.message}\n`;
+    });
+    t.after(() => this.stop());
+  }
+
+  running() {
+    return this.exited === null && this.child.exitCode === null;
+  }
+
+  async stop() {
+    if (!this.running()) return this.exited;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), STOP_GRACE_MS);
+    const result = await this.exitPromise;
+    clearTimeout(timer);
+    return result;
+  }
+
+  async waitForOutput(regex, deadlineMs = START_DEADLINE_MS) {
+    return waitUntil(() => {
+      if (!this.running()) throw new Error(`${this.name} exited (${JSON.stringify(this.exited)}):\n${this.output}`);
+      return regex.exec(this.output);
+    }, { deadlineMs, what: `${this.name} printing ${regex}` });
+  }
+}
+
+// Mosquitto with a TCP listener and a `protocol websockets` listener, open (no logins), as the
+// C++ harness configures it (set_tcp_nodelay true, no persistence).
+export async function startMosquitto(t, dir) {
+  const tcpPort = await freePort();
+  const wsPort = await freePort();
+  const conf = path.join(dir, 'mosquitto.conf');
+  writeFileSync(conf, [
+    'per_listener_settings false',
+    'allow_anonymous true',
+    'set_tcp_nodelay true',
+    'persistence false',
+    `listener ${tcpPort} 127.0.0.1`,
+    // Debian's Mosquitto 2.0.11 binds a WebSockets listener on every interface whatever the
+    // address: for this test's few seconds only.
+    `listener ${wsPort} 127.0.0.1`,
+    'protocol websockets',
+    'log_dest stdout',
+    'log_type error', 'log_type warning', 'log_type notice',
+    '',
+  ].join('\n'));
+  const mosquitto = new Process(t, 'mosquitto', findProgram('mosquitto'), ['-c', conf], { logDir: dir });
+  for (const port of [tcpPort, wsPort]) {
+    await waitUntil(async () => {
+      if (!mosquitto.running()) throw new Error(`mosquitto exited at start:\n${mosquitto.output}`);
+      return portAccepts(port);
+    }, { what: `mosquitto accepting on ${port}` });
+  }
+  return { process: mosquitto, tcpPort, wsPort, uri: `tcp://127.0.0.1:${tcpPort}`, wsUrl: `ws://127.0.0.1:${wsPort}` };
+}
+
+export function findProgram(name) {
+  for (const dir of [...(process.env.PATH || '').split(':'), '/usr/sbin', '/sbin', '/usr/local/sbin']) {
+    const file = path.join(dir, name);
+    if (dir && existsSync(file)) return file;
+  }
+  throw new Error(`${name} is not installed (scripts/install-deps.sh)`);
+}
+
+// The gateway on a config the test writes (broker, prefix rtm, TEST_SECRET, memory state), or
+// on a given config file with --broker pointing at the test's broker.
+export async function startGateway(t, dir, brokerUri, { configFile, extraYaml = '' } = {}) {
+  let config = configFile;
+  const args = [];
+  if (!config) {
+    config = path.join(dir, 'gateway.yaml');
+    writeFileSync(config, [
+      'broker:',
+      `  uri: ${brokerUri}`,
+      `  client_id: gw-web-${process.pid}-${Date.now()}`,
+      '  reconnect_min_ms: 50',
+      '  reconnect_max_ms: 500',
+      'topics:',
+      '  prefix: rtm',
+      'auth:',
+      `  token_secret: ${TEST_SECRET}`,
+      'log:',
+      '  level: info',
+      extraYaml,
+    ].join('\n'));
+  } else {
+    args.push('--broker', brokerUri, '--ops-listen', '');
+  }
+  if (!existsSync(gatewayBinary)) throw new Error(`${gatewayBinary} is missing: build rtm-gateway (or set RTM_GATEWAY_BIN)`);
+  const gateway = new Process(t, 'gateway', gatewayBinary, ['--config', config, ...args], { logDir: dir });
+  await waitGatewayReady(brokerUri, gateway);
+  return { process: gateway, config };
+}
+
+// Until the gateway answers a ping over MQTT (as wait_gateway_ready of the C++ harness).
+export async function waitGatewayReady(brokerUri, gateway, prefix = 'rtm') {
+  const uid = `probe-${process.pid}-${Date.now()}`;
+  const client = await mqtt.connectAsync(brokerUri.replace(/^tcp:/, 'mqtt:'), { clientId: uid, reconnectPeriod: 0 });
+  try {
+    await client.subscribeAsync(`${prefix}/u/${uid}/#`);
+    let answered = false;
+    client.on('message', (topic, payload) => {
+      if (topic.startsWith(`${prefix}/u/${uid}/res/ping`) && JSON.parse(payload.toString()).code === 0) answered = true;
+    });
+    let n = 0;
+    let lastAsk = 0;
+    await waitUntil(() => {
+      if (!gateway.running()) throw new Error(`the gateway exited:\n${gateway.output}`);
+      if (!answered && Date.now() - lastAsk > 200) {
+        lastAsk = Date.now();
+        client.publish(`${prefix}/req/${uid}/ping?msg_id=ready-${++n}`, '', { qos: 1 });
+      }
+      return answered;
+    }, { what: 'the gateway answering a ping' });
+  } finally {
+    await client.endAsync();
+  }
+}
+
+// examples/coplay-web/server.mjs on a free port, with the test's broker and gateway config.
+export async function startWebServer(t, dir, { brokerWs, config }) {
+  const server = new Process(t, 'web', process.execPath, [path.join(webDir, 'server.mjs')], {
+    logDir: dir,
+    env: {
+      RTM_WEB_PORT: '0',
+      RTM_BROKER_WS: brokerWs || '',
+      RTM_CONFIG: config,
+      RTM_GATEWAY_BIN: gatewayBinary,
+      RTM_RUN_ENV: path.join(dir, 'no-run-env'), // never the developer's run.sh
+    },
+  });
+  const match = await server.waitForOutput(/serving \S+ on (http:\/\/127\.0\.0\.1:\d+)/);
+  return { process: server, base: match[1] };
+}
+
+// Headless Debian Chromium through playwright-core (no browser download: executablePath).
+export async function launchBrowser(t) {
+  if (!existsSync(chromiumPath)) throw new Error(`${chromiumPath} is missing: apt-get install chromium (scripts/packages.txt)`);
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    // As root (CI, containers) Chromium's sandbox cannot start.
+    args: process.getuid && process.getuid() === 0 ? ['--no-sandbox'] : [],
+  });
+  t.after(() => browser.close());
+  return browser;
+}
+
+// A page that fails the test on an uncaught error, and keeps its console for the report.
+export async function openPage(browser, url, log) {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  page.on('console', (m) => log.push(`[${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => log.push(`[pageerror] ${e.message}`));
+  await page.goto(url);
+  return page;
+}
+
+export function saveArtifact(name, data) {
+  mkdirSync(outputDir, { recursive: true });
+  const file = path.join(outputDir, name);
+  writeFileSync(file, data);
+  return file;
+}
+
+export function readText(file) {
+  return readFileSync(file, 'utf8');
+}
+
+export { spawnSync };
