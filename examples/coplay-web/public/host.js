@@ -20,6 +20,7 @@ const stats = {
   state: 'idle',
   joined: false,
   badFrames: 0,
+  ticks: 0, // one-second windows closed so far
   players: {},
   subscribed: [],
   events,
@@ -280,6 +281,7 @@ function renderCharts() {
 setInterval(() => {
   const t = Math.floor(Date.now() / 1000);
   for (const p of players.values()) p.tick(t);
+  stats.ticks++;
   renderTable();
   renderCharts();
 }, 1000);

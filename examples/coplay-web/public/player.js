@@ -2,7 +2,8 @@
 // input frame (examples/coplay's format) `rate` times a second from the keyboard or a gamepad.
 // URL parameters: room, uid, frames (stop after this many; 0: never), format (binary|json),
 // rate (frames/s), qos (0|1), auto=1 (made-up input while no key or gamepad is used, as
-// coplay-player sends). window.coplayPlayer holds the counters for machines.
+// coplay-player sends), start=button (wait for the start button instead of sending at once).
+// window.coplayPlayer holds the counters for machines.
 import { connect, describe, nameError, param } from './connect.js';
 import { encode, nowNs, AXIS_MAX, BUTTONS } from './frame.js';
 
@@ -18,6 +19,7 @@ const format = param('format', 'binary') === 'json' ? 'json' : 'binary';
 const rate = Math.min(MAX_RATE, Math.max(1, Number(param('rate', '60')) || 60));
 const qos = param('qos', '0') === '1' ? 1 : 0;
 const auto = param('auto', '0') === '1';
+const startOnButton = param('start', 'now') === 'button';
 const topic = 'input';
 
 const player = {
@@ -26,6 +28,8 @@ const player = {
   sent: 0, // publish calls made
   queued: 0, // publish calls not yet settled (in flight, or queued while reconnecting)
   failed: 0,
+  ready: false, // joined the room and topic: sending, or waiting for the start button
+  sending: false,
   done: false, // the frame limit was reached, or stop was pressed
   error: null,
   input: 'keyboard',
@@ -96,6 +100,10 @@ function readInput(seq) {
 let last = { buttons: 0, axes: [0, 0, 0, 0] };
 
 function startSending(channel) {
+  if (player.sending || player.done) return;
+  player.sending = true;
+  $('start').disabled = true;
+  showMessage(`Publishing ${topic} in ${room}.`);
   const period = 1000 / rate;
   let next = performance.now();
   let seq = 0;
@@ -174,6 +182,7 @@ function render() {
 }
 setInterval(render, RENDER_INTERVAL_MS);
 $('stop').addEventListener('click', () => stop('stop pressed'));
+$('start').disabled = true;
 
 async function main() {
   const why = nameError(room, 'room');
@@ -189,8 +198,14 @@ async function main() {
   await channel.join();
   await channel.joinTopic(topic);
   window.addEventListener('pagehide', () => client.close());
-  showMessage(`Publishing ${topic} in ${room}.`);
-  startSending(channel);
+  player.ready = true;
+  $('start').addEventListener('click', () => startSending(channel));
+  if (startOnButton) {
+    $('start').disabled = false;
+    showMessage(`Joined ${room} as a publisher of ${topic}: press start.`);
+  } else {
+    startSending(channel);
+  }
 }
 
 main().catch((e) => {

@@ -106,6 +106,7 @@ export class PlayerStats {
       firstSeq: this.firstSeq,
       lastSeq: this.maxSeq,
       fps: this.fps,
+      peakFps: this.history.reduce((a, h) => Math.max(a, h.fps), 0),
       p50Ms: round(this.windowP50),
       p99Ms: round(this.windowP99),
       totalP50Ms: round(this.totalP50),

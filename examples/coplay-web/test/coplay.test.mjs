@@ -1,0 +1,106 @@
+// The coplay demo end to end in a real browser: Mosquitto (TCP + WebSockets listeners), the real
+// gateway, the demo server, headless Debian Chromium. Two player pages (binary and JSON frames)
+// send 600 frames each at 60 Hz over MQTT-over-WebSockets; the host page must count all of them,
+// none lost, none out of order. Its figures and a screenshot go to the test output folder.
+import assert from 'node:assert/strict';
+import { copyFileSync } from 'node:fs';
+import path from 'node:path';
+import test from 'node:test';
+import {
+  launchBrowser, openPage, outputDir, repoRoot, saveArtifact, startGateway, startMosquitto,
+  startWebServer, tempDir,
+} from './harness.mjs';
+
+const FRAMES = 600;
+const ROOM = 'web-room';
+const JOIN_DEADLINE_MS = 15000;
+// 600 frames at 60 Hz take 10 s; a loaded 2-core machine gets twice that.
+const FRAMES_DEADLINE_MS = 30000;
+
+async function failWithLogs(page, what, log, fn) {
+  try {
+    return await fn();
+  } catch (e) {
+    const state = await page.evaluate(() => JSON.stringify(window.coplayStats || window.coplayPlayer)).catch(() => '?');
+    throw new Error(`${what}: ${e.message}\npage state: ${state}\nconsole:\n${log.join('\n')}`);
+  }
+}
+
+test('coplay web: 600 frames from each player page reach the host page, none lost or out of order', async (t) => {
+  const dir = tempDir(t);
+  const broker = await startMosquitto(t, dir);
+  const gateway = await startGateway(t, dir, broker.uri);
+  const web = await startWebServer(t, dir, { brokerWs: broker.wsUrl, config: gateway.config });
+  const browser = await launchBrowser(t);
+  const log = [];
+
+  const host = await openPage(browser, `${web.base}/host.html?room=${ROOM}&uid=host`, log);
+  await failWithLogs(host, 'the host page joining', log, () =>
+    host.waitForFunction(() => window.coplayStats.joined || window.coplayStats.error, null, { timeout: JOIN_DEADLINE_MS }));
+  assert.equal(await host.evaluate(() => window.coplayStats.error), null);
+
+  // The players wait for their start button, so that the host has subscribed to them before
+  // their first frame (frames sent before that are not the host's to count).
+  const players = [];
+  for (const [uid, format] of [['p1', 'binary'], ['p2', 'json']]) {
+    const page = await openPage(browser,
+      `${web.base}/player.html?room=${ROOM}&uid=${uid}&frames=${FRAMES}&format=${format}&auto=1&start=button`, log);
+    await failWithLogs(page, `player ${uid} joining`, log, () =>
+      page.waitForFunction(() => window.coplayPlayer.ready || window.coplayPlayer.error, null, { timeout: JOIN_DEADLINE_MS }));
+    assert.equal(await page.evaluate(() => window.coplayPlayer.error), null);
+    players.push({ uid, format, page });
+  }
+  await failWithLogs(host, 'the host subscribing to both players', log, () =>
+    host.waitForFunction(() => ['p1', 'p2'].every((u) => window.coplayStats.subscribed.includes(u)), null,
+      { timeout: JOIN_DEADLINE_MS }));
+
+  const started = Date.now();
+  for (const p of players) await p.page.click('#start');
+  for (const p of players) {
+    await failWithLogs(p.page, `player ${p.uid} sending ${FRAMES} frames`, log, () =>
+      p.page.waitForFunction(() => window.coplayPlayer.done && window.coplayPlayer.queued === 0, null,
+        { timeout: FRAMES_DEADLINE_MS }));
+    const counters = await p.page.evaluate(() => window.coplayPlayer);
+    assert.equal(counters.sent, FRAMES);
+    assert.equal(counters.failed, 0);
+    assert.equal(counters.state, 'connected');
+  }
+  // Every frame counted, then one more one-second window closed so that the figures are final.
+  await failWithLogs(host, `the host counting ${FRAMES} frames of each player`, log, () =>
+    host.waitForFunction((n) => ['p1', 'p2'].every((u) => window.coplayStats.players[u]?.received === n), FRAMES,
+      { timeout: FRAMES_DEADLINE_MS }));
+  const ticks = await host.evaluate(() => window.coplayStats.ticks);
+  await host.waitForFunction((n) => window.coplayStats.ticks > n, ticks, { timeout: 5000 });
+  const tookMs = Date.now() - started;
+
+  const stats = await host.evaluate(() => window.coplayStats);
+  for (const p of players) {
+    const s = stats.players[p.uid];
+    assert.equal(s.received, FRAMES, p.uid);
+    assert.equal(s.lost, 0, p.uid);
+    assert.equal(s.outOfOrder, 0, p.uid);
+    assert.equal(s.duplicates, 0, p.uid);
+    assert.equal(s.firstSeq, 0, p.uid);
+    assert.equal(s.lastSeq, FRAMES - 1, p.uid);
+    assert.equal(s.format, p.format, p.uid);
+    assert.ok(s.totalP50Ms !== null && s.totalP99Ms >= s.totalP50Ms, p.uid);
+    // The table shows the same figures (data- attributes of the player's row).
+    const row = await host.$eval(`#players tr[data-uid="${p.uid}"]`, (tr) => ({ ...tr.dataset }));
+    assert.equal(row.received, String(FRAMES));
+    assert.equal(row.lost, '0');
+    assert.equal(row.outOfOrder, '0');
+  }
+  assert.equal(stats.badFrames, 0);
+  const figures = players.map((p) => {
+    const s = stats.players[p.uid];
+    return `${p.uid} (${p.format}): ${s.peakFps} fps at most, received ${s.received}, lost ${s.lost}, out of order ${s.outOfOrder}, ` +
+      `latency p50 ${s.totalP50Ms} ms, p99 ${s.totalP99Ms} ms, max ${s.maxMs} ms`;
+  });
+  console.log(`# ${FRAMES} frames per player over WebSockets in ${(tookMs / 1000).toFixed(1)} s:\n# ${figures.join('\n# ')}`);
+  saveArtifact('coplay-web-host.json', JSON.stringify({ tookMs, players: stats.players }, null, 2));
+  const shot = path.join(outputDir, 'coplay-web-host.png');
+  saveArtifact('coplay-web-host.png', await host.screenshot({ fullPage: true }));
+  console.log(`# screenshot: ${shot}`);
+  // RTM_UPDATE_SCREENSHOT=1: refresh the README's picture from this run.
+  if (process.env.RTM_UPDATE_SCREENSHOT === '1') copyFileSync(shot, path.join(repoRoot, 'docs', 'images', 'coplay-web-host.png'));
+});
