@@ -1,35 +1,38 @@
 #!/usr/bin/env bash
-# Installs and builds the JavaScript parts from their committed lockfiles: sdk-js/ (the SDK:
-# npm ci, then its build into sdk-js/dist) and examples/coplay-web/ (the web demo: npm ci).
-# npm ci runs again only when a lockfile changed or an install did not finish, and the build
-# only when a source is newer than its output, so a second run needs no network. No browser is
-# ever downloaded (the tests drive Debian's chromium through playwright-core).
-#   scripts/js.sh
+# Installs and builds the project's JavaScript packages: for each folder below, `npm ci` from
+# its committed lockfile when node_modules is missing or the lockfile is newer than the
+# stamp of the last install, then `npm run build` when the package has a build script.
+# npm writes only into each folder's node_modules and its cache (~/.npm); --prefer-offline
+# takes what the cache holds, so a second run needs no network.
+#   scripts/js.sh            every package
+#   scripts/js.sh sdk-js     only these folders (relative to the checkout)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-for tool in node npm; do
-  command -v "$tool" >/dev/null || { echo "js.sh: $tool is missing: run scripts/install-deps.sh" >&2; exit 1; }
-done
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# The JS packages of the project, in build order (a package after those it depends on).
+packages=(sdk-js examples/coplay-web)
+if (($# > 0)); then packages=("$@"); fi
+# No package downloads a browser: the web tests drive Debian's chromium (playwright-core).
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1
-
-npm_ci() {  # npm_ci DIR
-  # npm leaves node_modules/.package-lock.json once an install has finished.
-  if [[ -f $1/node_modules/.package-lock.json && $1/node_modules/.package-lock.json -nt $1/package-lock.json ]]; then
-    echo "js.sh: $1: dependencies up to date"
-  else
-    echo "js.sh: $1: npm ci"
-    (cd "$1" && npm ci --prefer-offline --no-audit --no-fund --ignore-scripts --update-notifier=false --loglevel=warn)
+for tool in node npm; do
+  command -v "$tool" >/dev/null || { echo "$tool is missing: run scripts/install-deps.sh" >&2; exit 1; }
+done
+for pkg in "${packages[@]}"; do
+  dir="$root/$pkg"
+  if [[ ! -f $dir/package.json ]]; then
+    echo "js: $pkg has no package.json here; skipped"
+    continue
   fi
-}
-
-if [[ -d sdk-js ]]; then
-  npm_ci sdk-js
-  if [[ -f sdk-js/dist/index.js ]] && [[ -z $(find sdk-js/src sdk-js/package.json sdk-js/tsconfig.json -newer sdk-js/dist/index.js -print -quit) ]]; then
-    echo "js.sh: sdk-js: dist up to date"
+  stamp="$dir/node_modules/.rtm-npm-ci-stamp"
+  if [[ ! -f $stamp || $dir/package-lock.json -nt $stamp ]]; then
+    (cd "$dir" && npm ci --prefer-offline --no-audit --no-fund --update-notifier=false --loglevel=warn)
+    touch "$stamp"
+    echo "js: $pkg: dependencies installed (npm ci)"
   else
-    echo "js.sh: sdk-js: building dist"
-    (cd sdk-js && npm run --silent build)
+    echo "js: $pkg: dependencies up to date"
   fi
-fi
-npm_ci examples/coplay-web
-echo "js.sh: node $(node --version), npm $(npm --version): ready"
+  if node -e 'process.exit(require(process.argv[1]).scripts?.build ? 0 : 1)' "$dir/package.json"; then
+    (cd "$dir" && npm run --silent build)
+    echo "js: $pkg: built"
+  fi
+done
+echo "js: node $(node --version), npm $(npm --version)"
