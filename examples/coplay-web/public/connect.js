@@ -1,6 +1,6 @@
 // What both pages do first: read the demo server's settings (the broker's WebSockets URL, the
 // topic prefix), get a login token for the uid, and make the SDK's client.
-import { RtmClient } from '@rtm-mqtt-gateway/sdk';
+import { RtmClient, connectionStateName, connectionReasonName } from '@rtm-mqtt-gateway/sdk';
 
 // Names the demo server issues tokens for (a subset of the gateway's names that every broker
 // profile takes: no '.').
@@ -57,4 +57,13 @@ async function getJson(url) {
 export function describe(error) {
   if (error && error.codeName) return `${error.codeName}: ${error.message}`;
   return error && error.message ? error.message : String(error);
+}
+
+// A connectionState event as words: { state: 'connected', reason: 'login_success', message }.
+export function stateWords(e) {
+  return {
+    state: connectionStateName(e.state).toLowerCase(),
+    reason: connectionReasonName(e.reason).toLowerCase(),
+    message: e.message || '',
+  };
 }

@@ -1,7 +1,7 @@
 // The host page: joins the room, subscribes to every player's `input` as it appears, and
 // measures each player's frames (as coplay-host does). window.coplayStats holds the figures
 // for machines (the browser test reads them); the table carries them as data- attributes too.
-import { connect, describe, nameError, param } from './connect.js';
+import { connect, describe, nameError, param, stateWords } from './connect.js';
 import { decode, BUTTONS, AXIS_MAX } from './frame.js';
 import { PlayerStats, HISTORY_SECONDS } from './stats.js';
 
@@ -73,9 +73,16 @@ async function subscribe(channel, ids) {
   if (fresh.length === 0) return;
   fresh.forEach((id) => subscribed.add(id));
   try {
-    await channel.subscribeTopic(topic, fresh);
-    fresh.forEach((id) => player(id));
-    logEvent(`subscribed to ${fresh.join(', ')} on ${topic}`);
+    const result = await channel.subscribeTopic(topic, fresh);
+    for (const r of result.users) {
+      if (r.ok) {
+        player(r.uid);
+      } else {
+        subscribed.delete(r.uid);
+        logEvent(`subscribe ${r.uid}: ${describe(r.error)}`);
+      }
+    }
+    if (result.succeeded.length) logEvent(`subscribed to ${result.succeeded.join(', ')} on ${topic}`);
   } catch (e) {
     fresh.forEach((id) => subscribed.delete(id));
     logEvent(`subscribe ${fresh.join(', ')}: ${describe(e)}`);
@@ -83,12 +90,9 @@ async function subscribe(channel, ids) {
   stats.subscribed = [...subscribed];
 }
 
-// The publishers of `topic` in a join snapshot, whichever shape it has: the SDK's
-// { publishers: { topic: [uids] } } or the wire's { topics: [{ topic, publishers }] }.
+// The publishers of `topic` in a join snapshot ({ members, publishers: { topic: [uids] } }).
 function snapshotPublishers(snapshot) {
-  if (snapshot?.publishers && !Array.isArray(snapshot.publishers)) return snapshot.publishers[topic] || [];
-  const entry = (snapshot?.topics || []).find((t) => t.topic === topic);
-  return entry ? entry.publishers : [];
+  return snapshot.publishers[topic] || [];
 }
 
 async function main() {
@@ -100,9 +104,10 @@ async function main() {
   const { client } = await connect(uid);
   const channel = client.streamChannel(room);
 
-  client.on('connectionState', (e) => {
-    setState(e.state, `${e.reason || ''} ${e.message || ''}`.trim());
-    if (e.state !== 'connecting') logEvent(`[${e.state}] ${e.reason || ''}${e.message ? `: ${e.message}` : ''}`);
+  client.on('connectionState', (event) => {
+    const e = stateWords(event);
+    setState(e.state, `${e.reason} ${e.message}`.trim());
+    if (e.state !== 'connecting') logEvent(`[${e.state}] ${e.reason}${e.message ? `: ${e.message}` : ''}`);
   });
   client.on('message', (e) => {
     if (e.channel !== room || e.topic !== topic) return;
@@ -135,7 +140,7 @@ async function main() {
   const snapshot = await channel.join();
   stats.joined = true;
   const already = snapshotPublishers(snapshot).filter((id) => id !== uid);
-  logEvent(`joined ${room}: ${(snapshot?.members || []).length} member(s), ${already.length} publishing ${topic}`);
+  logEvent(`joined ${room}: ${snapshot.members.length} member(s), ${already.length} publishing ${topic}`);
   showMessage(`Hosting ${room}. Players appear here when they publish on topic "${topic}".`);
   await subscribe(channel, already);
   window.addEventListener('pagehide', () => client.close());
@@ -149,7 +154,8 @@ function cell(row, key, text) {
 }
 
 function ms(v) {
-  return v === null || v === undefined ? '–' : `${v.toFixed(2)} ms`;
+  if (v === null || v === undefined) return '–';
+  return `${v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)} ms`;
 }
 
 function buttonNames(mask) {

@@ -4,7 +4,7 @@
 // rate (frames/s), qos (0|1), auto=1 (made-up input while no key or gamepad is used, as
 // coplay-player sends), start=button (wait for the start button instead of sending at once).
 // window.coplayPlayer holds the counters for machines.
-import { connect, describe, nameError, param } from './connect.js';
+import { connect, describe, nameError, param, stateWords } from './connect.js';
 import { encode, nowNs, AXIS_MAX, BUTTONS } from './frame.js';
 
 const MAX_RATE = 240;
@@ -25,8 +25,9 @@ const topic = 'input';
 const player = {
   uid, room, format, rate, qos, frameLimit,
   state: 'idle',
-  sent: 0, // publish calls made
-  queued: 0, // publish calls not yet settled (in flight, or queued while reconnecting)
+  sent: 0, // frames handed to the SDK
+  queued: 0, // of those, waiting in the SDK's send queue (while reconnecting)
+  dropped: 0, // dropped by the SDK's send queue (past its bound, or the session ended)
   failed: 0,
   ready: false, // joined the room and topic: sending, or waiting for the start button
   sending: false,
@@ -116,13 +117,10 @@ function startSending(channel) {
     const payload = encode({ seq, sent_ns: nowNs(), ...input }, format);
     seq++;
     player.sent++;
-    player.queued++;
-    channel.publishTopic(topic, payload, { qos }).then(
-      () => player.queued--,
-      (e) => {
-        player.queued--;
-        if (player.failed++ === 0) showMessage(`publish failed: ${describe(e)}`, true);
-      });
+    // Sent at once, or queued by the SDK while it reconnects: the promise settles either way.
+    channel.publishTopic(topic, payload, { qos }).catch((e) => {
+      if (player.failed++ === 0) showMessage(`publish failed: ${describe(e)}`, true);
+    });
     if (frameLimit && player.sent >= frameLimit) {
       stop(`sent ${player.sent} frames`);
       return;
@@ -171,7 +169,15 @@ function drawSticks() {
   }
 }
 
+let client = null;
+
 function render() {
+  if (client) {
+    const q = client.sendQueueStats();
+    player.queued = q.queued;
+    player.dropped = q.dropped;
+  }
+  $('dropped').textContent = String(player.dropped);
   $('sent').textContent = String(player.sent);
   $('queued').textContent = String(player.queued);
   $('failed').textContent = String(player.failed);
@@ -188,10 +194,11 @@ async function main() {
   const why = nameError(room, 'room');
   if (why) throw new Error(why);
   showMessage('connecting…');
-  const { client } = await connect(uid);
-  client.on('connectionState', (e) => {
+  ({ client } = await connect(uid));
+  client.on('connectionState', (event) => {
+    const e = stateWords(event);
     setState(e.state);
-    if (e.state === 'reconnecting' || e.state === 'disconnected') showMessage(`${e.state}: ${e.reason || ''} ${e.message || ''}`);
+    if (e.state === 'reconnecting' || e.state === 'disconnected') showMessage(`${e.state}: ${e.reason} ${e.message}`);
   });
   await client.login();
   const channel = client.streamChannel(room);

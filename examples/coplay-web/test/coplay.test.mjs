@@ -61,6 +61,7 @@ test('coplay web: 600 frames from each player page reach the host page, none los
       p.page.waitForFunction(() => window.coplayPlayer.done && window.coplayPlayer.queued === 0, null,
         { timeout: FRAMES_DEADLINE_MS }));
     const counters = await p.page.evaluate(() => window.coplayPlayer);
+    assert.equal(counters.dropped, 0);
     assert.equal(counters.sent, FRAMES);
     assert.equal(counters.failed, 0);
     assert.equal(counters.state, 'connected');
