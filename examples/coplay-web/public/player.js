@@ -8,7 +8,6 @@ import { connect, describe, nameError, param, stateWords } from './connect.js';
 import { encode, nowNs, AXIS_MAX, BUTTONS } from './frame.js';
 
 const MAX_RATE = 240;
-const STALL_PERIODS = 10; // after a stall this long, skip the late frames instead of bursting them
 const DEADZONE = 0.08; // of a gamepad stick's range: resting sticks read a little off centre
 const RENDER_INTERVAL_MS = 100;
 
@@ -100,18 +99,17 @@ function readInput(seq) {
 
 let last = { buttons: 0, axes: [0, 0, 0, 0] };
 
+let ticker = null;
+
 function startSending(channel) {
   if (player.sending || player.done) return;
   player.sending = true;
   $('start').disabled = true;
   showMessage(`Publishing ${topic} in ${room}.`);
-  const period = 1000 / rate;
-  let next = performance.now();
   let seq = 0;
-  const step = () => {
+  ticker = new Worker('/ticker.js');
+  ticker.onmessage = () => {
     if (player.done) return;
-    const now = performance.now();
-    if (now - next > STALL_PERIODS * period) next = now;
     const input = readInput(seq);
     last = input;
     const payload = encode({ seq, sent_ns: nowNs(), ...input }, format);
@@ -121,19 +119,15 @@ function startSending(channel) {
     channel.publishTopic(topic, payload, { qos }).catch((e) => {
       if (player.failed++ === 0) showMessage(`publish failed: ${describe(e)}`, true);
     });
-    if (frameLimit && player.sent >= frameLimit) {
-      stop(`sent ${player.sent} frames`);
-      return;
-    }
-    next += period;
-    setTimeout(step, Math.max(0, next - performance.now()));
+    if (frameLimit && player.sent >= frameLimit) stop(`sent ${player.sent} frames`);
   };
-  step();
+  ticker.postMessage({ command: 'start', rate });
 }
 
 function stop(why) {
   if (player.done) return;
   player.done = true;
+  if (ticker) ticker.terminate();
   showMessage(`Stopped: ${why}.`);
 }
 
