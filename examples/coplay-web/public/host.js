@@ -263,13 +263,14 @@ function drawChart(canvas, series, { unit, minTop }) {
   g.lineWidth = 1;
 }
 
+// A chart's top: a value whose quarters are round numbers.
 function niceTop(v) {
-  const steps = [0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
-  return steps.find((s) => s >= v) || Math.ceil(v);
+  const tops = [1, 2, 4, 8, 12, 20, 40, 60, 80, 100, 200, 400, 800, 1000, 2000, 4000];
+  return tops.find((top) => top >= v) || Math.ceil(v);
 }
 
 function formatTick(v) {
-  return v >= 10 ? String(Math.round(v)) : v.toFixed(v >= 1 ? 1 : 2);
+  return Number.isInteger(v) ? String(v) : v.toFixed(1);
 }
 
 function renderCharts() {
@@ -281,7 +282,7 @@ function renderCharts() {
     fps.push({ color: p.color, points: p.history.map((h) => ({ t: h.t, v: h.fps })) });
   }
   drawChart($('latency-chart'), latency, { unit: '', minTop: 1 });
-  drawChart($('fps-chart'), fps, { unit: '', minTop: 60 });
+  drawChart($('fps-chart'), fps, { unit: '', minTop: 61 }); // 60 Hz below the top line
 }
 
 setInterval(() => {

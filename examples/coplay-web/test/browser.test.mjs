@@ -3,7 +3,7 @@
 // send 600 frames each at 60 Hz over MQTT-over-WebSockets; the host page must count all of them,
 // none lost, none out of order. Its figures and a screenshot go to the test output folder.
 import assert from 'node:assert/strict';
-import { copyFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import test from 'node:test';
 import {
@@ -56,6 +56,12 @@ test('coplay web: 600 frames from each player page reach the host page, none los
 
   const started = Date.now();
   for (const p of players) await p.page.click('#start');
+  // A picture while the frames flow (the README's), from a one-second window well inside the run.
+  const LIVE_AT = FRAMES / 2;
+  await failWithLogs(host, 'the host counting frames', log, () =>
+    host.waitForFunction((n) => ['p1', 'p2'].every((u) => window.coplayStats.players[u]?.received >= n), LIVE_AT,
+      { timeout: FRAMES_DEADLINE_MS, polling: 50 }));
+  const live = saveArtifact('coplay-web-host-live.png', await host.screenshot({ fullPage: true }));
   for (const p of players) {
     await failWithLogs(p.page, `player ${p.uid} sending ${FRAMES} frames`, log, () =>
       p.page.waitForFunction(() => window.coplayPlayer.done && window.coplayPlayer.queued === 0, null,
@@ -66,6 +72,7 @@ test('coplay web: 600 frames from each player page reach the host page, none los
     assert.equal(counters.failed, 0);
     assert.equal(counters.state, 'connected');
   }
+  saveArtifact('coplay-web-player.png', await players[0].page.screenshot());
   // Every frame counted, then one more one-second window closed so that the figures are final.
   await failWithLogs(host, `the host counting ${FRAMES} frames of each player`, log, () =>
     host.waitForFunction((n) => ['p1', 'p2'].every((u) => window.coplayStats.players[u]?.received === n), FRAMES,
@@ -99,9 +106,11 @@ test('coplay web: 600 frames from each player page reach the host page, none los
   });
   console.log(`# ${FRAMES} frames per player over WebSockets in ${(tookMs / 1000).toFixed(1)} s:\n# ${figures.join('\n# ')}`);
   saveArtifact('coplay-web-host.json', JSON.stringify({ tookMs, players: stats.players }, null, 2));
-  const shot = path.join(outputDir, 'coplay-web-host.png');
-  saveArtifact('coplay-web-host.png', await host.screenshot({ fullPage: true }));
-  console.log(`# screenshot: ${shot}`);
-  // RTM_UPDATE_SCREENSHOT=1: refresh the README's picture from this run.
-  if (process.env.RTM_UPDATE_SCREENSHOT === '1') copyFileSync(shot, path.join(repoRoot, 'docs', 'images', 'coplay-web-host.png'));
+  const shot = saveArtifact('coplay-web-host.png', await host.screenshot({ fullPage: true }));
+  console.log(`# screenshots: ${shot} (the end), ${live} (during the run), in ${outputDir}`);
+  // RTM_UPDATE_SCREENSHOT=1: refresh the README's picture (during the run) from this run.
+  if (process.env.RTM_UPDATE_SCREENSHOT === '1') {
+    mkdirSync(path.join(repoRoot, 'docs', 'images'), { recursive: true });
+    copyFileSync(live, path.join(repoRoot, 'docs', 'images', 'coplay-web-host.png'));
+  }
 });

@@ -239,7 +239,7 @@ export async function launchBrowser(t) {
 
 // A page that fails the test on an uncaught error, and keeps its console for the report.
 export async function openPage(browser, url, log) {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const page = await browser.newPage({ viewport: { width: 1280, height: 760 } });
   page.on('console', (m) => log.push(`[${m.type()}] ${m.text()}`));
   page.on('pageerror', (e) => log.push(`[pageerror] ${e.message}`));
   await page.goto(url);
