@@ -266,6 +266,7 @@ class Broker:
     def __init__(self, tmp, token_secret, password):
         self.tmp = tmp
         self.port = free_port()
+        self.ws_port = free_port()
         os.chmod(tmp, 0o755)  # the broker drops to user mosquitto when started as root
         self.secrets = tmp / "secrets"
         self.secrets.mkdir(mode=0o755)
@@ -301,6 +302,7 @@ class Broker:
             "/run/secrets/": str(self.secrets) + "/",
             "/var/lib/rtm-broker/": str(self.state) + "/",
             "listener 1883 0.0.0.0": f"listener {self.port} 127.0.0.1",
+            "listener 9001 0.0.0.0": f"listener {self.ws_port} 127.0.0.1",
         }
         conf = (SOURCE / "docker/mosquitto/mosquitto.secure.conf").read_text()
         for image_path, here in self.mapping.items():
@@ -346,6 +348,46 @@ class Broker:
         return (self.tmp / "broker.log").read_text(errors="replace")
 
 
+def websocket_connack(port, username, password, client_id, timeout_s=5):
+    """The CONNACK return code of an MQTT 3.1.1 CONNECT sent over a WebSocket (RFC 6455, the
+    `mqtt` subprotocol), as a browser's MQTT client sends it; None when there is no answer."""
+    def utf8(text):
+        raw = text.encode()
+        return len(raw).to_bytes(2, "big") + raw
+    flags = 0x02 | (0x80 if username is not None else 0) | (0x40 if password is not None else 0)
+    body = utf8("MQTT") + bytes([4, flags]) + (30).to_bytes(2, "big") + utf8(client_id)
+    body += (utf8(username) if username is not None else b"") + (utf8(password) if password is not None else b"")
+    connect = bytes([0x10, len(body)]) + body  # remaining length < 128 here
+    mask = secrets.token_bytes(4)
+    frame = bytes([0x82, 0x80 | len(connect)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(connect))
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
+        key = secrets.token_hex(8)
+        sock.sendall((f"GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}==\r\nSec-WebSocket-Version: 13\r\n"
+                      "Sec-WebSocket-Protocol: mqtt\r\n\r\n").encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return None
+            data += chunk
+        head, _, data = data.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 101"):
+            return None
+        sock.sendall(frame)
+        try:
+            while len(data) < 6:  # server frame header (2) + CONNACK (4)
+                chunk = sock.recv(4096)
+                if not chunk:
+                    return None
+                data += chunk
+        except OSError:
+            return None
+        if data[0] & 0x0F != 0x2 or data[2] != 0x20:
+            return None
+        return data[5]
+
+
 def part_broker():
     with tempfile.TemporaryDirectory(prefix="rtm-broker-image-") as tmp:
         token_secret, password = secrets.token_hex(32), secrets.token_hex(16)
@@ -363,6 +405,12 @@ def part_broker():
             anonymous = subprocess.run(["mosquitto_sub", "-p", str(broker.port), "-t", "rtm/#", "-C", "1", "-W", "3"],
                                        capture_output=True, text=True)
             check(anonymous.returncode not in (0, 27), "the broker refuses anonymous clients")
+            check(websocket_connack(broker.ws_port, None, None, "anonymous-web") == 5,
+                  "the WebSockets listener refuses anonymous clients as well (CONNACK 5)")
+            check(websocket_connack(broker.ws_port, "rtm-gateway", "not-the-password", "rtm-gateway-ws") == 5,
+                  "the WebSockets listener refuses a wrong password")
+            check(websocket_connack(broker.ws_port, "rtm-gateway", password, "rtm-gateway-ws") == 0,
+                  "the WebSockets listener takes the logins of the password file (MQTT over WebSockets)")
             passwd = (broker.state / "passwd").read_text() if (broker.state / "passwd").exists() else ""
             check(password not in passwd and passwd.startswith("rtm-gateway:$"),
                   "the password file holds a hash of the gateway's password")

@@ -164,10 +164,11 @@ CommandResult run_command(const std::vector<std::string>& argv, std::chrono::mil
   return {code, p.log()};
 }
 
-Mosquitto::Mosquitto(std::string extra_config, bool allow_anonymous)
+Mosquitto::Mosquitto(std::string extra_config, bool allow_anonymous, bool websockets)
     : port_(free_port()),
       extra_config_(std::move(extra_config)),
       allow_anonymous_(allow_anonymous) {
+  while (websockets && (ws_port_ == 0 || ws_port_ == port_)) ws_port_ = free_port();
   start();
 }
 
@@ -215,8 +216,9 @@ void Mosquitto::start() {
                                    fs::perms::group_exec | fs::perms::others_read |
                                    fs::perms::others_exec);
   std::ostringstream conf;
-  conf << "listener " << port_ << " 127.0.0.1\n"
-       << "allow_anonymous " << (allow_anonymous_ ? "true" : "false") << "\n"
+  conf << "listener " << port_ << " 127.0.0.1\n";
+  if (ws_port_ != 0) conf << "listener " << ws_port_ << " 127.0.0.1\nprotocol websockets\n";
+  conf << "allow_anonymous " << (allow_anonymous_ ? "true" : "false") << "\n"
        << "set_tcp_nodelay true\n"
        // Off unless the test's own lines turn it on (Mosquitto takes the first value).
        << (extra_config_.find("persistence true") == std::string::npos ? "persistence false\n" : "")
@@ -233,7 +235,7 @@ void Mosquitto::start() {
     if (!process_->running()) {
       throw std::runtime_error("mosquitto exited at start: " + process_->log());
     }
-    if (port_accepts(port_)) return;
+    if (port_accepts(port_) && (ws_port_ == 0 || port_accepts(ws_port_))) return;
     std::this_thread::sleep_for(10ms);
   }
   throw std::runtime_error("mosquitto did not accept connections within 10 s");

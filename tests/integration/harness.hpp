@@ -73,10 +73,15 @@ class Mosquitto {
   // `extra_config` lines are appended to the generated mosquitto.conf. Files it names
   // (plugin, acl_file, password_file, ...) are handed to the broker as copies in its own
   // temp dir: see readable_copies() in harness.cpp.
-  explicit Mosquitto(std::string extra_config = "", bool allow_anonymous = true);
+  // `websockets` adds an MQTT-over-WebSockets listener on a second free port, with the same
+  // settings (logins, plugin, ACL) as the TCP one.
+  explicit Mosquitto(std::string extra_config = "", bool allow_anonymous = true,
+                     bool websockets = false);
   ~Mosquitto();
   int port() const { return port_; }
   std::string uri() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
+  int ws_port() const { return ws_port_; }  // 0 without a WebSockets listener
+  std::string ws_uri() const { return "ws://127.0.0.1:" + std::to_string(ws_port_); }
   void start();  // (re)starts on the same port, waits until it accepts connections
   void kill_hard();
   void stop();
@@ -87,6 +92,7 @@ class Mosquitto {
  private:
   TempDir dir_;
   int port_;
+  int ws_port_ = 0;
   std::string extra_config_;
   bool allow_anonymous_;
   std::unique_ptr<Process> process_;
