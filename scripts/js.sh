@@ -31,8 +31,16 @@ for pkg in "${packages[@]}"; do
     echo "js: $pkg: dependencies up to date"
   fi
   if node -e 'process.exit(require(process.argv[1]).scripts?.build ? 0 : 1)' "$dir/package.json"; then
-    (cd "$dir" && npm run --silent build)
-    echo "js: $pkg: built"
+    # Built again only when a file of the package (not node_modules, not the output) changed
+    # since the last build: scripts/web.sh runs this before every start.
+    built="$dir/node_modules/.rtm-build-stamp"
+    if [[ -f $built ]] && [[ -z $(find "$dir" \( -name node_modules -o -name dist \) -prune -o -type f -newer "$built" -print -quit) ]]; then
+      echo "js: $pkg: build up to date"
+    else
+      (cd "$dir" && npm run --silent build)
+      touch "$built"
+      echo "js: $pkg: built"
+    fi
   fi
 done
 echo "js: node $(node --version), npm $(npm --version)"

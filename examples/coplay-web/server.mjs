@@ -127,7 +127,7 @@ export function makeSettings(options, env = process.env) {
     config = fromCwd(options.config || env.RTM_CONFIG);
     configFrom = options.config ? '--config' : 'RTM_CONFIG';
   } else if (runEnv.RTM_CONFIG) {
-    config = path.resolve(repoRoot, runEnv.RTM_CONFIG);
+    config = path.resolve(path.dirname(path.dirname(runEnvFile)), runEnv.RTM_CONFIG); // the checkout's
     configFrom = '.run/env';
   } else {
     config = path.join(repoRoot, 'config.yaml');

@@ -51,6 +51,7 @@ READY_OUTPUT = {
     "coplay-host": r"Ctrl-C to stop",
     "coplay-player": r"sending \S+ frames/s",
     "im-worker": r"is up on",
+    "web.sh": r"Ctrl-C to stop",
 }
 
 
