@@ -18,7 +18,7 @@
 // The token endpoint is what a real app's backend does after its own login: here anyone who can
 // reach 127.0.0.1 gets a token for any plain uid, so the demo server must stay on loopback.
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, promises as fsp } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, promises as fsp } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -440,7 +440,8 @@ async function main() {
   process.on('SIGTERM', stop);
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+// Run as a program (not imported by the tests); Node names this module by its real path.
+if (process.argv[1] && realpathSync(path.resolve(process.argv[1])) === fileURLToPath(import.meta.url)) {
   main().catch((e) => {
     console.error(`coplay-web: ${e.message}`);
     process.exit(1);
