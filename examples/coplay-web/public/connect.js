@@ -29,8 +29,10 @@ export async function connect(uid) {
   }
   const settings = await getJson('/config.json');
   if (!settings.brokerUrl) throw new SetupError(settings.help || 'the demo server knows no broker WebSockets URL');
-  // A real app gets its token from its own backend; the demo server signs short ones.
-  const { token } = await getJson(`/token?uid=${encodeURIComponent(uid)}`);
+  // A real app gets its token from its own backend; the demo server signs short ones (an
+  // hour, or the page's ttl parameter), and the pages renew them before they expire.
+  const tokenUrl = `/token?uid=${encodeURIComponent(uid)}${param('ttl', '') ? `&ttl=${encodeURIComponent(param('ttl'))}` : ''}`;
+  const { token } = await getJson(tokenUrl);
   const client = new RtmClient({
     brokerUrl: settings.brokerUrl,
     uid,
@@ -38,8 +40,21 @@ export async function connect(uid) {
     prefix: settings.prefix,
     requestTimeoutMs: 10000,
   });
-  return { client, uid, settings };
+  // The gateway warns before the login token expires (auth.token_warn_before_s): renew it.
+  client.on('token', async (e) => {
+    if (e.state !== 'will_expire' || e.channel) return;
+    try {
+      await client.renewToken((await getJson(tokenUrl)).token);
+      renewals.count++;
+    } catch (error) {
+      renewals.error = describe(error);
+    }
+  });
+  return { client, uid, settings, renewals };
 }
+
+// Token renewals of this page (shown in window.coplayStats / window.coplayPlayer).
+export const renewals = { count: 0, error: null };
 
 async function getJson(url) {
   let response;

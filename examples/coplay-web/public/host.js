@@ -1,7 +1,7 @@
 // The host page: joins the room, subscribes to every player's `input` as it appears, and
 // measures each player's frames (as coplay-host does). window.coplayStats holds the figures
 // for machines (the browser test reads them); the table carries them as data- attributes too.
-import { connect, describe, nameError, param, stateWords } from './connect.js';
+import { connect, describe, nameError, param, renewals, stateWords } from './connect.js';
 import { decode, BUTTONS, AXIS_MAX } from './frame.js';
 import { PlayerStats, HISTORY_SECONDS } from './stats.js';
 
@@ -25,6 +25,7 @@ const stats = {
   subscribed: [],
   events,
   error: null,
+  tokenRenewals: renewals,
 };
 window.coplayStats = stats;
 

@@ -4,7 +4,7 @@
 // rate (frames/s), qos (0|1), auto=1 (made-up input while no key or gamepad is used, as
 // coplay-player sends), start=button (wait for the start button instead of sending at once).
 // window.coplayPlayer holds the counters for machines.
-import { connect, describe, nameError, param, stateWords } from './connect.js';
+import { connect, describe, nameError, param, renewals, stateWords } from './connect.js';
 import { encode, nowNs, AXIS_MAX, BUTTONS } from './frame.js';
 
 const MAX_RATE = 240;
@@ -33,6 +33,7 @@ const player = {
   done: false, // the frame limit was reached, or stop was pressed
   error: null,
   input: 'keyboard',
+  tokenRenewals: renewals,
 };
 window.coplayPlayer = player;
 

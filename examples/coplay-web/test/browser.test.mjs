@@ -114,3 +114,62 @@ test('coplay web: 600 frames from each player page reach the host page, none los
     copyFileSync(live, path.join(repoRoot, 'docs', 'images', 'coplay-web-host.png'));
   }
 });
+
+test('coplay web: keyboard and gamepad input reach the host page, and the pages renew their tokens', async (t) => {
+  const dir = tempDir(t);
+  const broker = await startMosquitto(t, dir);
+  // Tokens of 60 s warned about 58 s before expiry: the pages renew theirs within seconds.
+  const gateway = await startGateway(t, dir, broker.uri, { authYaml: '  token_warn_before_s: 58' });
+  const web = await startWebServer(t, dir, { brokerWs: broker.wsUrl, config: gateway.config });
+  const browser = await launchBrowser(t);
+  const log = [];
+  const host = await openPage(browser, `${web.base}/host.html?room=${ROOM}&uid=host&ttl=60`, log);
+  await host.waitForFunction(() => window.coplayStats.joined || window.coplayStats.error, null, { timeout: JOIN_DEADLINE_MS });
+  // A gamepad the test holds: navigator.getGamepads() answers window.testPad once it is set.
+  const page = await browser.newPage();
+  page.on('console', (m) => log.push(`[${m.type()}] ${m.text()}`));
+  await page.addInitScript(() => {
+    navigator.getGamepads = () => (window.testPad ? [window.testPad] : []);
+  });
+  await page.goto(`${web.base}/player.html?room=${ROOM}&uid=p3&ttl=60&start=button`);
+  await page.waitForFunction(() => window.coplayPlayer.ready || window.coplayPlayer.error, null, { timeout: JOIN_DEADLINE_MS });
+  assert.equal(await page.evaluate(() => window.coplayPlayer.error), null);
+  await host.waitForFunction(() => window.coplayStats.subscribed.includes('p3'), null, { timeout: JOIN_DEADLINE_MS });
+  await page.click('#start');
+  const hostSees = (buttons, axes, what) => failWithLogs(host, what, log, () =>
+    host.waitForFunction(({ b, a }) => {
+      const p = window.coplayStats.players.p3;
+      return p && p.buttons === b && a.every((v, i) => p.axes[i] === v);
+    }, { b: buttons, a: axes }, { timeout: JOIN_DEADLINE_MS }));
+
+  await hostSees(0, [0, 0, 0, 0], 'the host seeing p3 at rest');
+  // Keyboard: right arrow and W move the left stick right and up, Space is A, E is Y.
+  for (const key of ['ArrowRight', 'w', ' ', 'e']) await page.keyboard.down(key);
+  await hostSees(0x1 | 0x8, [32767, -32767, 0, 0], 'the host seeing the keys held on p3');
+  for (const key of ['ArrowRight', 'w', ' ', 'e']) await page.keyboard.up(key);
+  await hostSees(0, [0, 0, 0, 0], 'the host seeing p3 at rest again');
+
+  // Gamepad (standard mapping): button 1 is B, button 9 Start; axes are the two sticks.
+  await page.evaluate(() => {
+    const buttons = Array.from({ length: 17 }, (_, i) => ({ pressed: i === 1 || i === 9, value: 0 }));
+    window.testPad = { id: 'test pad', connected: true, buttons, axes: [0.5, -1, 0.02, 1] };
+  });
+  await hostSees((1 << 1) | (1 << 9), [16384, -32767, 0, 32767], 'the host seeing the gamepad of p3');
+  assert.match(await page.evaluate(() => window.coplayPlayer.input), /gamepad: test pad/);
+
+  // Both pages renewed their 60 s tokens on the gateway's warning, and p3 still sends.
+  await failWithLogs(page, 'token renewals', log, async () => {
+    await page.waitForFunction(() => window.coplayPlayer.tokenRenewals.count > 0 || window.coplayPlayer.tokenRenewals.error,
+      null, { timeout: JOIN_DEADLINE_MS });
+    await host.waitForFunction(() => window.coplayStats.tokenRenewals.count > 0 || window.coplayStats.tokenRenewals.error,
+      null, { timeout: JOIN_DEADLINE_MS });
+  });
+  assert.equal(await page.evaluate(() => window.coplayPlayer.tokenRenewals.error), null);
+  assert.equal(await host.evaluate(() => window.coplayStats.tokenRenewals.error), null);
+  const before = await host.evaluate(() => window.coplayStats.players.p3.received);
+  await host.waitForFunction((n) => window.coplayStats.players.p3.received > n + 30, before, { timeout: JOIN_DEADLINE_MS });
+  const s = await host.evaluate(() => window.coplayStats.players.p3);
+  assert.equal(s.lost, 0);
+  assert.equal(s.outOfOrder, 0);
+  assert.equal(await page.evaluate(() => window.coplayPlayer.state), 'connected');
+});

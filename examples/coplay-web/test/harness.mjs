@@ -154,7 +154,7 @@ export function findProgram(name) {
 
 // The gateway on a config the test writes (broker, prefix rtm, TEST_SECRET, memory state), or
 // on a given config file with --broker pointing at the test's broker.
-export async function startGateway(t, dir, brokerUri, { configFile, extraYaml = '' } = {}) {
+export async function startGateway(t, dir, brokerUri, { configFile, extraYaml = '', authYaml = '' } = {}) {
   let config = configFile;
   const args = [];
   if (!config) {
@@ -169,6 +169,7 @@ export async function startGateway(t, dir, brokerUri, { configFile, extraYaml = 
       '  prefix: rtm',
       'auth:',
       `  token_secret: ${TEST_SECRET}`,
+      authYaml,
       'log:',
       '  level: info',
       extraYaml,
