@@ -3,7 +3,10 @@
 // real rtm-gateway binary, the demo's server.mjs, and Debian's Chromium through playwright-core.
 // Waiting is always for an event or a condition with a deadline, never a fixed sleep.
 import { spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import {
+  chmodSync, copyFileSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync,
+  writeFileSync,
+} from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,11 +27,30 @@ export const chromiumPath = process.env.RTM_CHROMIUM || '/usr/bin/chromium';
 export const outputDir = process.env.RTM_TEST_OUTPUT_DIR || path.join(os.tmpdir(), 'coplay-web-test-output');
 export const TEST_SECRET = 'coplay-web-test-secret-0123456789abcdef';
 
+// Cleanups of a test, run last-registered first once it ends (processes stop before their
+// directory goes).
+const cleanups = new WeakMap();
+export function onCleanup(t, fn) {
+  if (!cleanups.has(t)) {
+    cleanups.set(t, []);
+    t.after(async () => {
+      for (const f of cleanups.get(t).reverse()) await f();
+    });
+  }
+  cleanups.get(t).push(fn);
+}
+
+// A temp dir for a test's processes; their logs are copied to the output folder at the end.
 export function tempDir(t, prefix = 'coplay-web-') {
   const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
   // Mosquitto started as root reads its files as the `mosquitto` user.
   chmodSync(dir, 0o755);
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  onCleanup(t, () => {
+    const logs = path.join(outputDir, 'logs', t.name.replace(/[^A-Za-z0-9_-]+/g, '-').slice(0, 80));
+    mkdirSync(logs, { recursive: true });
+    for (const f of readdirSync(dir)) if (f.endsWith('.log')) copyFileSync(path.join(dir, f), path.join(logs, f));
+    rmSync(dir, { recursive: true, force: true });
+  });
   return dir;
 }
 
@@ -90,7 +112,7 @@ export class Process {
     this.child.once('error', (e) => {
       this.output += `spawn failed: ${e.message}\n`;
     });
-    t.after(() => this.stop());
+    onCleanup(t, () => this.stop());
   }
 
   running() {
@@ -234,7 +256,7 @@ export async function launchBrowser(t) {
     // As root (CI, containers) Chromium's sandbox cannot start.
     args: process.getuid && process.getuid() === 0 ? ['--no-sandbox'] : [],
   });
-  t.after(() => browser.close());
+  onCleanup(t, () => browser.close());
   return browser;
 }
 

@@ -10,7 +10,7 @@ import test from 'node:test';
 import mqtt from 'mqtt';
 import { encodeBinary } from '../public/frame.js';
 import {
-  findProgram, launchBrowser, openPage, repoRoot, startGateway, startMosquitto, startWebServer, tempDir,
+  findProgram, launchBrowser, onCleanup, openPage, repoRoot, startGateway, startMosquitto, startWebServer, tempDir,
 } from './harness.mjs';
 
 const ROOM = 'room-legacy';
@@ -46,7 +46,7 @@ test('coplay web: a legacy controller through gateway.yaml\'s bridge shows up on
 
   // Then the controller plays: binary frames 1..FRAMES at 60 Hz over TCP.
   const controller = await mqtt.connectAsync(broker.uri.replace(/^tcp:/, 'mqtt:'), { clientId: `${CONTROLLER}-device`, reconnectPeriod: 0 });
-  t.after(() => controller.endAsync());
+  onCleanup(t, () => controller.endAsync());
   controller.stream.setNoDelay?.(true);
   const start = performance.now();
   for (let seq = 1; seq <= FRAMES; seq++) {
