@@ -130,6 +130,11 @@ async function main() {
       subscribed.delete(e.uid);
       stats.subscribed = [...subscribed];
       if (players.has(e.uid)) players.get(e.uid).gone = true;
+    } else if (e.type === 'snapshot' && e.snapshot) {
+      // After a reconnect the SDK restores the session and reports the channel as it is now:
+      // players who started publishing meanwhile are subscribed to here.
+      logEvent(`restored ${room}: ${e.snapshot.members.length} member(s)`);
+      subscribe(channel, snapshotPublishers(e.snapshot));
     } else if (e.type === 'member_joined') {
       logEvent(`+ ${e.uid} joined ${room}`);
     } else if (e.type === 'member_left' || e.type === 'member_timed_out') {
