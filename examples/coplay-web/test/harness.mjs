@@ -156,14 +156,29 @@ export async function startMosquitto(t, dir) {
     'log_type error', 'log_type warning', 'log_type notice',
     '',
   ].join('\n'));
-  const mosquitto = new Process(t, 'mosquitto', findProgram('mosquitto'), ['-c', conf], { logDir: dir });
-  for (const port of [tcpPort, wsPort]) {
-    await waitUntil(async () => {
-      if (!mosquitto.running()) throw new Error(`mosquitto exited at start:\n${mosquitto.output}`);
-      return portAccepts(port);
-    }, { what: `mosquitto accepting on ${port}` });
-  }
-  return { process: mosquitto, tcpPort, wsPort, uri: `tcp://127.0.0.1:${tcpPort}`, wsUrl: `ws://127.0.0.1:${wsPort}` };
+  const broker = {
+    process: null,
+    tcpPort,
+    wsPort,
+    uri: `tcp://127.0.0.1:${tcpPort}`,
+    wsUrl: `ws://127.0.0.1:${wsPort}`,
+    // (Re)starts on the same ports; resolves once both listeners accept connections.
+    async start() {
+      const n = broker.starts = (broker.starts || 0) + 1;
+      const mosquitto = new Process(t, n === 1 ? 'mosquitto' : `mosquitto-${n}`, findProgram('mosquitto'), ['-c', conf],
+        { logDir: dir });
+      broker.process = mosquitto;
+      for (const port of [tcpPort, wsPort]) {
+        await waitUntil(async () => {
+          if (!mosquitto.running()) throw new Error(`mosquitto exited at start:\n${mosquitto.output}`);
+          return portAccepts(port);
+        }, { what: `mosquitto accepting on ${port}` });
+      }
+    },
+    stop: () => broker.process.stop(),
+  };
+  await broker.start();
+  return broker;
 }
 
 export function findProgram(name) {
