@@ -210,9 +210,9 @@ function signToken(settings, uid, ttl) {
 const LOOPBACK_ADDRESSES = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
-// Who may ask for a token: a client on this machine, through a page this server served. The
-// Host check stops a DNS-rebinding page (evil.example resolving to 127.0.0.1); the Origin check
-// stops other local sites' pages.
+// Who may ask for a token: a client on this machine, through a page this server served (or a
+// tool such as curl). The Host check stops a DNS-rebinding page (evil.example resolving to
+// 127.0.0.1); the Origin and Sec-Fetch-Site checks stop other sites' pages.
 function tokenRequestRefusal(req, port) {
   if (!LOOPBACK_ADDRESSES.has(req.socket.remoteAddress)) return 'tokens are for loopback clients only';
   const host = String(req.headers.host || '');
@@ -222,6 +222,9 @@ function tokenRequestRefusal(req, port) {
   }
   const origin = req.headers.origin;
   if (origin !== undefined && origin !== `http://${host}`) return `Origin ${JSON.stringify(origin)} is not this server`;
+  // A page elsewhere that loads the URL without CORS (a <script> or <img>) sends no Origin.
+  const site = req.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') return `a ${site} request`;
   return null;
 }
 

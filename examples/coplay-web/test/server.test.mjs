@@ -137,11 +137,12 @@ test('coplay web server: demo tokens are bounded', async (t) => {
   // Only pages of this server, reached by its loopback name, get tokens.
   const port = new URL(base).port;
   for (const headers of [{ Host: 'evil.example' }, { Host: `evil.example:${port}` }, { Host: '127.0.0.1:1' },
-    { Origin: 'http://evil.example' }, { Origin: `http://localhost:${Number(port) + 1}` }]) {
+    { Origin: 'http://evil.example' }, { Origin: `http://localhost:${Number(port) + 1}` },
+    { 'Sec-Fetch-Site': 'cross-site' }, { 'Sec-Fetch-Site': 'same-site' }]) {
     const r = await get(base, '/token?uid=p3', headers);
     assert.equal(r.status, 403, `${JSON.stringify(headers)}: ${r.body}`);
   }
-  assert.equal((await get(base, '/token?uid=p3', { Origin: base })).status, 200);
+  assert.equal((await get(base, '/token?uid=p3', { Origin: base, 'Sec-Fetch-Site': 'same-origin' })).status, 200);
   assert.equal((await get(base, '/token?uid=p3', { Host: `localhost:${port}` })).status, 200);
 
   // A few tokens a minute (the test's server: RATE_LIMIT); then 429 until the bucket refills.
