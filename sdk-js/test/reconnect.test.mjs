@@ -17,80 +17,94 @@ const FAST_RECONNECT = { reconnectMinMs: 50, reconnectMaxMs: 300 };
 
 describe('network cut', () => {
   let setup;
-  let proxy;
+  let proxy; // to the broker's TCP listener
+  let wsProxy; // to its WebSockets listener
   before(async () => {
     setup = await Setup.start();
     proxy = await TcpProxy.start(setup.broker.port);
+    wsProxy = await TcpProxy.start(setup.broker.wsPort);
   });
   after(async () => {
     await proxy?.stop();
+    await wsProxy?.stop();
     await setup?.stop();
   });
 
-  /** A logged-in client whose connection goes through the proxy. */
-  async function away(uid, config = {}) {
-    const c = new RtmClient({ brokerUrl: proxy.url, uid, token: tokenFor(uid), requestTimeoutMs: 8000, ...FAST_RECONNECT, ...config });
+  /** A logged-in client whose connection goes through the proxy of `transport`. */
+  async function away(uid, config = {}, transport = 'tcp') {
+    const url = transport === 'ws' ? `ws://127.0.0.1:${wsProxy.port}` : proxy.url;
+    const c = new RtmClient({ brokerUrl: url, uid, token: tokenFor(uid), requestTimeoutMs: 8000, ...FAST_RECONNECT, ...config });
     setup.clients.push(c);
     await c.login();
     return c;
   }
 
-  test('restore after a cut: queue in order, parked calls, subscriptions and watches back', async () => {
-    const channel = uniqueId('room');
-    const traveller = await away(uniqueId('traveller'));
-    const peer = await setup.login(uniqueId('peer'));
-    const watched = uniqueId('watched');
-    const states = new Events(traveller, 'connectionState');
-    const travellerMessages = new Events(traveller, 'message');
-    const presence = new Events(traveller, 'presence');
-    const peerMessages = new Events(peer, 'message');
+  for (const transport of ['tcp', 'ws']) {
+    test(`restore after a cut over ${transport}: queue in order, parked calls, subscriptions, watches, invitations`, async () => {
+      const cutter = transport === 'ws' ? wsProxy : proxy;
+      const channel = uniqueId('room');
+      const traveller = await away(uniqueId('traveller'), {}, transport);
+      const peer = await setup.login(uniqueId('peer'));
+      const watched = uniqueId('watched');
+      const states = new Events(traveller, 'connectionState');
+      const travellerMessages = new Events(traveller, 'message');
+      const presence = new Events(traveller, 'presence');
+      const peerMessages = new Events(peer, 'message');
 
-    const tRoom = traveller.streamChannel(channel);
-    await tRoom.join();
-    await tRoom.joinTopic('input');
-    const pRoom = peer.streamChannel(channel);
-    await pRoom.join();
-    await pRoom.joinTopic('input');
-    await tRoom.subscribeTopic('input', [peer.uid]);
-    await pRoom.subscribeTopic('input', [traveller.uid]);
-    await traveller.watch([watched]);
+      const tRoom = traveller.streamChannel(channel);
+      await tRoom.join();
+      await tRoom.joinTopic('input');
+      const pRoom = peer.streamChannel(channel);
+      await pRoom.join();
+      await pRoom.joinTopic('input');
+      await tRoom.subscribeTopic('input', [peer.uid]);
+      await pRoom.subscribeTopic('input', [traveller.uid]);
+      await traveller.watch([watched]);
+      // An invitation in flight: the session ends with the cut (the broker publishes the Will),
+      // and the gateway cancels it; the restore reports what the lost connection did not.
+      const invitations = new Events(traveller, 'invitation');
+      const invitation = await traveller.invitations().send(peer.uid, 'play?');
+      await invitations.find((e) => e.state === 'RECEIVED_BY_REMOTE', 5000, 'RECEIVED_BY_REMOTE');
 
-    proxy.cut();
-    const lost = await states.find((e) => e.state === ConnectionState.RECONNECTING, 5000, 'RECONNECTING');
-    assert.equal(lost.reason, ConnectionChangeReason.INTERRUPTED);
+      cutter.cut();
+      const lost = await states.find((e) => e.state === ConnectionState.RECONNECTING, 5000, 'RECONNECTING');
+      assert.equal(lost.reason, ConnectionChangeReason.INTERRUPTED);
 
-    // While away: messages wait in the queue, calls wait for the restore.
-    for (let i = 0; i < 10; i++) await tRoom.publishTopic('input', `q-${i}`, { qos: i % 2 });
-    assert.equal(traveller.sendQueueStats().queued, 10);
-    assert.equal(traveller.sendQueueStats().queuedBytes, 30);
-    const parked = traveller.whoNow(channel);
-    // Meanwhile the watched user came online: the restore reports what was missed.
-    const watchedClient = await setup.login(watched);
+      // While away: messages wait in the queue, calls wait for the restore.
+      for (let i = 0; i < 10; i++) await tRoom.publishTopic('input', `q-${i}`, { qos: i % 2 });
+      assert.equal(traveller.sendQueueStats().queued, 10);
+      assert.equal(traveller.sendQueueStats().queuedBytes, 30);
+      const parked = traveller.whoNow(channel);
+      // Meanwhile the watched user came online: the restore reports what was missed.
+      const watchedClient = await setup.login(watched);
 
-    proxy.restore();
-    const restored = await states.find((e) => e.state === ConnectionState.RESTORED, 10000, 'RESTORED');
-    assert.equal(restored.reason, ConnectionChangeReason.RESTORED);
-    assert.match(restored.message, /1 channel\(s\), 1 topic\(s\), 1 subscription\(s\), 1 watch\(es\)/);
-    assert.match(restored.message, /sent after the restore: 10 queued message\(s\), 1 waiting request\(s\)/);
-    assert.deepEqual((await parked).sort(), [peer.uid, traveller.uid].sort());
+      cutter.restore();
+      const restored = await states.find((e) => e.state === ConnectionState.RESTORED, 10000, 'RESTORED');
+      assert.equal(restored.reason, ConnectionChangeReason.RESTORED);
+      assert.match(restored.message, /1 channel\(s\), 1 topic\(s\), 1 subscription\(s\), 1 watch\(es\)/);
+      assert.match(restored.message, /sent after the restore: 10 queued message\(s\), 1 waiting request\(s\)/);
+      assert.deepEqual((await parked).sort(), [peer.uid, traveller.uid].sort());
 
-    const got = await peerMessages.count(() => true, 10, 5000, 'queued messages');
-    assert.deepEqual(got.map((m) => text(m.payload)), Array.from({ length: 10 }, (_, i) => `q-${i}`), 'in order');
-    const stats = traveller.sendQueueStats();
-    assert.equal(stats.queued, 0);
-    assert.equal(stats.sent, 10);
-    assert.equal(stats.dropped, 0);
+      const got = await peerMessages.count(() => true, 10, 5000, 'queued messages');
+      assert.deepEqual(got.map((m) => text(m.payload)), Array.from({ length: 10 }, (_, i) => `q-${i}`), 'in order');
+      const stats = traveller.sendQueueStats();
+      assert.equal(stats.queued, 0);
+      assert.equal(stats.sent, 10);
+      assert.equal(stats.dropped, 0);
 
-    // Subscriptions are back: the peer's messages arrive again.
-    await pRoom.publishTopic('input', 'after-restore');
-    const m = await travellerMessages.find((x) => text(x.payload) === 'after-restore', 5000, 'message after restore');
-    assert.equal(m.publisher, peer.uid);
-    const online = await presence.find((e) => e.uid === watched, 5000, 'presence missed while away');
-    assert.equal(online.online, true);
-    assert.equal(traveller.state, ConnectionState.RESTORED);
-    assert.deepEqual(await traveller.whereNow(traveller.uid), [channel]);
-    await watchedClient.close();
-  });
+      // Subscriptions are back: the peer's messages arrive again.
+      await pRoom.publishTopic('input', 'after-restore');
+      const m = await travellerMessages.find((x) => text(x.payload) === 'after-restore', 5000, 'message after restore');
+      assert.equal(m.publisher, peer.uid);
+      const online = await presence.find((e) => e.uid === watched, 5000, 'presence missed while away');
+      assert.equal(online.online, true);
+      assert.equal(traveller.state, ConnectionState.RESTORED);
+      assert.deepEqual(await traveller.whereNow(traveller.uid), [channel]);
+      const ended = await invitations.find((e) => e.id === invitation.id && e.ended, 5000, 'the invitation ended');
+      assert.equal(ended.state, restored.message.startsWith('logged in again') ? 'CANCELED' : 'FAILURE');
+      await watchedClient.close();
+    });
+  }
 
   test('the send queue is bounded: QoS 1 refused with LIMIT_SEND_QUEUE, oldest QoS 0 dropped', async () => {
     const channel = uniqueId('room');
