@@ -3,7 +3,7 @@
 // Requests go to P/req/{uid}/{op}?msg_id=N and are answered on P/u/{uid}/res/...; data
 // (channel topics, peer inboxes, message channels) goes straight through the broker.
 import { Emitter } from './emitter.js';
-import { ErrorCode, RtmError, errorName, isTransportFailure, rtmError } from './errors.js';
+import { ErrorCode, RtmError, errorName, rtmError } from './errors.js';
 import { InvitationsApi, parseInvitation } from './invitations.js';
 import { ConnectRefused, Link } from './link.js';
 import { LocksApi, parseLockEvent } from './locks.js';
@@ -13,7 +13,7 @@ import { restoreSession } from './restore.js';
 import { DEFAULT_MAX_SEND_QUEUE, DEFAULT_MAX_SEND_QUEUE_BYTES, SendQueue, type SendQueueStats } from './sendQueue.js';
 import { ConnectionChangeReason, ConnectionState, connectionReasonName, connectionStateName } from './states.js';
 import { StorageApi, parseStorageEvent } from './storage.js';
-import { StreamChannel, parseSnapshot } from './streamChannel.js';
+import { StreamChannel } from './streamChannel.js';
 import type {
   ChannelEvent,
   ChannelMessageEvent,
@@ -760,7 +760,14 @@ export class RtmClient {
         if (!this.needRestore) break;
         this.needRestore = false;
         this.ready = false;
-        const outcome = await restoreSession(this, this.restoreHooks);
+        let outcome: 'done' | 'retry' | 'failed';
+        try {
+          outcome = await restoreSession(this, this.restoreHooks);
+        } catch (e) {
+          // A bug of the restore must not end the process (maintain() runs unawaited).
+          this.log('error', `restore failed: ${String(e)}`);
+          outcome = 'retry';
+        }
         if (outcome === 'retry' && this.link?.isOpen && this.wantOnline && this.loggedIn) {
           this.needRestore = true;
           await this.sleep(backoff);
@@ -843,7 +850,7 @@ export class RtmClient {
     this.setState(state, reason, message);
     // No offline presence: the gateway has dealt with it already, and after a replacement
     // the newer connection is the one online.
-    void this.dropLink(false);
+    this.dropLink(false).catch(() => {});
     this.wakeSleepers();
   }
 
@@ -1253,7 +1260,6 @@ export function asRtmError(e: unknown): RtmError {
   return new RtmError(ErrorCode.INTERNAL, e instanceof Error ? e.message : String(e));
 }
 
-export { isTransportFailure };
 
 /** @internal {"users":[{"uid":"bob","ok":true,"state":..},{"uid":"x","ok":false,"code":..,"error":..,"message":..}]} */
 export function parseUsers(result: Json): Array<UserResult & { state: string }> {
@@ -1299,4 +1305,3 @@ function dotsEscaped(uri: string): string {
   return uri.slice(0, from) + uri.slice(from).replaceAll('.', '%2E');
 }
 
-export { parseSnapshot };
