@@ -23,7 +23,7 @@ export interface LinkOptions {
   presenceTopic: string;
   presencePayload: (online: boolean, connectionId: string) => string;
   filters: string[];
-  onMessage: (topic: string, payload: Uint8Array, qos: 0 | 1) => void;
+  onMessage: (topic: string, payload: Uint8Array, qos: 0 | 1, retained: boolean) => void;
   onLost: (link: Link, cause: string) => void;
 }
 
@@ -105,7 +105,7 @@ export class Link {
       });
       client.on('message', (topic, payload, packet) => {
         if (this.lost) return;
-        o.onMessage(topic, payload, packet.qos === 0 ? 0 : 1);
+        o.onMessage(topic, payload, packet.qos === 0 ? 0 : 1, packet.retain === true);
       });
       client.on('connect', () => {
         // Node's TCP socket: without TCP_NODELAY a request waits ~40 ms behind the previous
