@@ -6,9 +6,11 @@
 # touches neither the system node nor the shared epmd on 4369. tests/integration/harness.cpp
 # (class RabbitMq) starts its nodes the same way.
 #
-#   rabbitmq_configure DIR MQTT_PORT [AUTH_URL]   writes DIR's config; AUTH_URL (the gateway's
-#                        /v1/rabbitmq/KEY) makes rabbitmq_auth_backend_http ask the gateway
-#                        about every login, queue and topic (docs/security.md, "RabbitMQ")
+#   rabbitmq_configure DIR MQTT_PORT [AUTH_URL [WS_PORT]]   writes DIR's config; AUTH_URL (the
+#                        gateway's /v1/rabbitmq/KEY) makes rabbitmq_auth_backend_http ask the
+#                        gateway about every login, queue and topic (docs/security.md,
+#                        "RabbitMQ"); WS_PORT adds MQTT over WebSockets (rabbitmq_web_mqtt) at
+#                        ws://127.0.0.1:WS_PORT/mqtt
 #   rabbitmq_start DIR   starts the node as a child of the calling shell: rabbitmq_pid
 #   rabbitmq_stop DIR    stops the node and its epmd (also one a killed run left behind)
 
@@ -20,7 +22,7 @@ rabbitmq_free_port() {
 }
 
 rabbitmq_configure() {
-  local dir=$1 mqtt_port=$2 auth_url=${3:-}
+  local dir=$1 mqtt_port=$2 auth_url=${3:-} ws_port=${4:-}
   if [[ ! -x $rabbitmq_server ]]; then
     echo "run.sh: $rabbitmq_server is missing: install Debian's rabbitmq-server" \
       "(scripts/install-deps.sh does, unless RTM_NO_TEST_BROKERS=1)" >&2
@@ -32,6 +34,7 @@ rabbitmq_configure() {
     plugins="$plugins,rabbitmq_auth_backend_http"
     anonymous=false
   fi
+  if [[ -n $ws_port ]]; then plugins="$plugins,rabbitmq_web_mqtt"; fi
   echo "[$plugins]." >"$dir/enabled_plugins"
   : >"$dir/rabbitmq-env.conf" # keeps /etc/rabbitmq/rabbitmq-env.conf out
   # The key in AUTH_URL is a secret: the config is for this user alone.
@@ -51,6 +54,14 @@ log.console = false
 log.file.level = info
 disk_free_limit.absolute = 10MB
 CONF
+    if [[ -n $ws_port ]]; then
+      cat >>"$dir/rabbitmq.conf" <<CONF
+# MQTT over WebSockets, at the path Mosquitto and MQTT.js use by default.
+web_mqtt.tcp.ip = 127.0.0.1
+web_mqtt.tcp.port = $ws_port
+web_mqtt.ws_path = /mqtt
+CONF
+    fi
     if [[ -n $auth_url ]]; then
       cat >>"$dir/rabbitmq.conf" <<CONF
 # Logins, queues and topics are asked of the gateway (docs/security.md, "RabbitMQ").

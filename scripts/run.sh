@@ -14,7 +14,7 @@
 #   RTM_CONFIG       gateway config file (default: config.yaml)
 #   RTM_BROKER_PORT  MQTT port of the local broker (default: 1883, or the next free one)
 #   RTM_OPS_PORT     port of the gateway's operations HTTP listener (default: 8089, or the next free one)
-#   RTM_WS_PORT      Mosquitto's MQTT-over-WebSockets listener for web pages and the JavaScript SDK:
+#   RTM_WS_PORT      the broker's MQTT-over-WebSockets listener for web pages and the JavaScript SDK:
 #                    a port, `auto` (9001 or the next free one) or `off`. Default: `auto` in the
 #                    secure set-up, `off` in the open one: Debian's Mosquitto 2.0.11 binds a
 #                    WebSockets listener to every interface whatever address it is given (fixed
@@ -132,11 +132,6 @@ case $ws_setting in
     exit 1 ;;
   *) ws_port=$(pick_port "$ws_setting" 9001 RTM_WS_PORT) ;;
 esac
-if [[ -n $ws_port && $broker == rabbitmq ]]; then
-  # RabbitMQ's WebSockets are its rabbitmq_web_mqtt plugin, which run.sh does not set up.
-  [[ -n ${RTM_WS_PORT:-} ]] && echo "run.sh: RTM_WS_PORT is for Mosquitto; RabbitMQ runs without WebSockets" >&2
-  ws_port=
-fi
 
 gateway="$root/$build/gateway/rtm-gateway"
 if ! "$gateway" --check-config --config "$config" >"$rundir/check-config.log" 2>&1; then
@@ -296,7 +291,7 @@ configure_rabbitmq() {
   else
     gateway_args+=(--broker-username "") # anonymous: RabbitMQ refuses a name without a password
   fi
-  rabbitmq_configure "$broker_data" "$port" "$auth_url"
+  rabbitmq_configure "$broker_data" "$port" "$auth_url" "$ws_port"
 }
 
 if [[ $broker == rabbitmq ]]; then
@@ -361,14 +356,15 @@ else
     sleep 0.05
   done
   port_in_use "$port" || failed "Mosquitto did not start" "$broker_log"
-  if [[ -n $ws_port ]]; then
-    for _ in $(seq 100); do
-      port_in_use "$ws_port" && break
-      sleep 0.05
-    done
-    port_in_use "$ws_port" || failed "Mosquitto did not open its WebSockets port $ws_port" "$broker_log"
-  fi
   ok
+fi
+if [[ -n $ws_port ]]; then
+  # RabbitMQ's web_mqtt listener may open a moment after its MQTT one.
+  for _ in $(seq 200); do
+    port_in_use "$ws_port" && break
+    sleep 0.05
+  done
+  port_in_use "$ws_port" || failed "$broker_name did not open its WebSockets port $ws_port" "$broker_log"
 fi
 
 step "starting the gateway ($config)"
@@ -407,7 +403,7 @@ if [[ -n $ws_port ]]; then
   cat >>"$rundir/env.tmp" <<ENV
 # MQTT over WebSockets, for web pages and the JavaScript SDK (sdk-js/).
 export RTM_WS_PORT=$ws_port
-export RTM_BROKER_WS=ws://127.0.0.1:$ws_port
+export RTM_BROKER_WS=ws://127.0.0.1:$ws_port/mqtt
 ENV
 fi
 if [[ -n "$secure" ]]; then
@@ -436,15 +432,15 @@ else
     shown_broker="Mosquitto  127.0.0.1:$port, open: no logins  (log: $shown_log; RTM_SECURE=1 for the secure set-up)"
   fi
   shown_grants="publishes grants"
-  if [[ -n $ws_port ]]; then
+fi
+if [[ -n $ws_port ]]; then
+  shown_broker="$shown_broker
+             WebSockets ws://127.0.0.1:$ws_port/mqtt  (RTM_BROKER_WS)"
+  if [[ -z $secure ]] && listens_on_every_address "$ws_port"; then
     shown_broker="$shown_broker
-             WebSockets ws://127.0.0.1:$ws_port  (RTM_BROKER_WS)"
-    if [[ -z $secure ]] && listens_on_every_address "$ws_port"; then
-      shown_broker="$shown_broker
-             warning: this Mosquitto listens for WebSockets on every address, not only
-             127.0.0.1 (fixed in Mosquitto 2.0.12): this open broker is reachable from the
+             warning: this $broker_name listens for WebSockets on every address, not only
+             127.0.0.1 (Mosquitto before 2.0.12): this open broker is reachable from the
              network on port $ws_port. RTM_SECURE=1 or a firewall, if that matters here."
-    fi
   fi
 fi
 if [[ -n "$secure" ]]; then

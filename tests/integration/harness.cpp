@@ -266,6 +266,10 @@ RabbitMq::RabbitMq(RabbitMqOptions options)
       amqp_port_(free_port()),
       dist_port_(free_port()),
       epmd_port_(free_port()) {
+  if (options_.websockets) {
+    options_.plugins.push_back("rabbitmq_web_mqtt");
+    ws_port_ = free_port();
+  }
   start();
 }
 
@@ -274,7 +278,7 @@ RabbitMq::~RabbitMq() {
 }
 
 RabbitMq& RabbitMq::shared() {
-  static RabbitMq node;
+  static RabbitMq node(RabbitMqOptions{{}, "", /*websockets=*/true});
   return node;
 }
 
@@ -294,8 +298,12 @@ void RabbitMq::start() {
        << "mqtt.listeners.tcp.default = 127.0.0.1:" << mqtt_port_ << "\n"
        << "mqtt.allow_anonymous = true\nmqtt.default_user = guest\nmqtt.default_pass = guest\n"
        << "mqtt.vhost = /\nmqtt.exchange = amq.topic\nloopback_users = none\n"
-       << "log.console = false\nlog.file.level = info\ndisk_free_limit.absolute = 10MB\n"
-       << options_.extra_config;
+       << "log.console = false\nlog.file.level = info\ndisk_free_limit.absolute = 10MB\n";
+  if (ws_port_ != 0) {
+    conf << "web_mqtt.tcp.ip = 127.0.0.1\nweb_mqtt.tcp.port = " << ws_port_
+         << "\nweb_mqtt.ws_path = /mqtt\n";
+  }
+  conf << options_.extra_config;
   write_file(d / "rabbitmq.conf", conf.str());
   // env(1) sets the node's environment and execs the server script, which (with
   // RABBITMQ_ALLOW_INPUT) execs erl: the process is the node itself.
@@ -322,7 +330,7 @@ void RabbitMq::start() {
   const auto deadline = Clock::now() + kRabbitStartDeadline;
   while (Clock::now() < deadline) {
     if (!process_->running()) throw std::runtime_error("rabbitmq exited at start: " + log());
-    if (port_accepts(mqtt_port_)) return;
+    if (port_accepts(mqtt_port_) && (ws_port_ == 0 || port_accepts(ws_port_))) return;
     std::this_thread::sleep_for(50ms);
   }
   throw std::runtime_error("rabbitmq did not accept MQTT connections in time: " + log());

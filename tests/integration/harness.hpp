@@ -105,6 +105,8 @@ class Mosquitto {
 struct RabbitMqOptions {
   std::vector<std::string> plugins;  // enabled besides rabbitmq_mqtt
   std::string extra_config;          // rabbitmq.conf lines appended to the generated ones
+  // MQTT over WebSockets (rabbitmq_web_mqtt) on a free port, at path /mqtt as on Mosquitto.
+  bool websockets = false;
 };
 
 class RabbitMq {
@@ -115,6 +117,8 @@ class RabbitMq {
   ~RabbitMq();
   int port() const { return mqtt_port_; }
   std::string uri() const { return "tcp://127.0.0.1:" + std::to_string(mqtt_port_); }
+  // With options.websockets (the shared node has it).
+  std::string ws_uri() const { return "ws://127.0.0.1:" + std::to_string(ws_port_) + "/mqtt"; }
   void start();  // (re)starts on the same ports, waits until MQTT accepts connections
   void stop();
   std::string log() const;
@@ -125,6 +129,7 @@ class RabbitMq {
   TempDir dir_;
   RabbitMqOptions options_;
   int mqtt_port_, amqp_port_, dist_port_, epmd_port_;
+  int ws_port_ = 0;
   std::unique_ptr<Process> process_;
 };
 

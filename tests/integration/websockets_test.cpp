@@ -121,3 +121,34 @@ TEST_CASE("websockets: the secure set-up's logins, ACL and grants hold on the We
     CHECK(next->payload == frame(2));
   }
 }
+
+TEST_CASE("websockets: RabbitMQ's web_mqtt listener carries an SDK client like TCP") {
+  RabbitMq& broker = RabbitMq::shared();
+  GatewayOptions options;
+  options.username = "";  // anonymous: the node's default user
+  options.broker_profile = "rabbitmq";
+  GatewayProcess gateway(broker.uri(), options);
+  REQUIRE_MESSAGE(wait_gateway_ready(broker.uri()), gateway.log());
+  const auto rabbit = [](sdk::ClientConfig& c) {
+    c.broker_credentials = false;  // the node's anonymous user
+    c.broker_profile = "rabbitmq";
+  };
+  Peer host(broker.uri(), unique_id("rhost"), 3600, rabbit);
+  Peer player(broker.ws_uri(), unique_id("rplayer"), 3600, rabbit);
+  host.login();
+  player.login();
+  const std::string channel = unique_id("rroom");
+  auto room = host->stream_channel(channel);
+  auto proom = player->stream_channel(channel);
+  REQUIRE(room.join().ok());
+  REQUIRE(proom.join().ok());
+  REQUIRE(proom.join_topic("input").ok());
+  REQUIRE(host.wait_event(sdk::ChannelEventType::publisher_joined, player->uid()));
+  REQUIRE(room.subscribe_topic("input", {player->uid()})->all_ok());
+  for (int i = 0; i < 20; ++i) REQUIRE(proom.publish_topic("input", frame(i)).ok());
+  for (int i = 0; i < 20; ++i) {
+    auto m = host.messages.next();
+    REQUIRE_MESSAGE(m, "frame " << i << " missing");
+    CHECK(m->payload == frame(i));
+  }
+}

@@ -18,6 +18,8 @@
 
 namespace {
 
+using rtm::test::text;
+
 using rtm::gateway::InboxLimits;
 using rtm::gateway::MemoryInboxStore;
 using rtm::gateway::PeerMessage;
@@ -43,28 +45,7 @@ Lines payloads(const std::vector<PeerMessage>& list) {
   return out;
 }
 
-std::string text(const rapidjson::Value& v, const char* key) {
-  REQUIRE_MESSAGE(v.HasMember(key), "no " << key);
-  REQUIRE(v[key].IsString());
-  return v[key].GetString();
-}
 
-// A sqlite state file in a folder of its own, removed at the end.
-struct TempState {
-  TempState() {
-    char pattern[] = "/tmp/rtm-inbox-test-XXXXXX";
-    dir = mkdtemp(pattern);
-    config = rtm::test::harness_config();
-    config.state.backend = "sqlite";
-    config.state.path = dir + "/state.db";
-  }
-  ~TempState() {
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
-  std::string dir;
-  rtm::gateway::Config config;
-};
 
 rtm::gateway::Message direct(const std::string& to, const std::string& from,
                              const std::string& payload) {
@@ -178,7 +159,7 @@ TEST_CASE("inbox store: expired messages go, oldest first") {
 }
 
 TEST_CASE("inbox store: sqlite keeps messages and the id counter across a restart") {
-  TempState state;
+  rtm::test::SqliteStateDir state;
   std::uint64_t last = 0;
   {
     rtm::gateway::SqliteStore store(state.config.state, state.config.limits, 30000);
@@ -210,7 +191,7 @@ TEST_CASE("inbox store: sqlite keeps messages and the id counter across a restar
 }
 
 TEST_CASE("inbox store: a schema 4 state file is migrated in place") {
-  TempState state;
+  rtm::test::SqliteStateDir state;
   {
     rtm::gateway::SqliteStore store(state.config.state, state.config.limits, 30000);
     store.start_session("alice", "s1", kT0, kT0 + 3600000);
@@ -389,7 +370,7 @@ TEST_CASE("inbox: limits refuse and count, old messages expire, inbox.offline of
 }
 
 TEST_CASE("inbox: kept messages survive a gateway restart on sqlite and are delivered once") {
-  TempState state;
+  rtm::test::SqliteStateDir state;
   RtmHarness h(state.config);
   h.login("alice");
   h.deliver(direct("bob", "alice", "before"));

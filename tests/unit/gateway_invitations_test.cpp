@@ -29,21 +29,6 @@ Lines told(const RtmHarness& h, const std::string& uid, std::size_t from = 0) {
   return out;
 }
 
-struct TempState {
-  TempState() {
-    char pattern[] = "/tmp/rtm-invitations-test-XXXXXX";
-    dir = mkdtemp(pattern);
-    config = rtm::test::harness_config();
-    config.state.backend = "sqlite";
-    config.state.path = dir + "/state.db";
-  }
-  ~TempState() {
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
-  std::string dir;
-  rtm::gateway::Config config;
-};
 
 }  // namespace
 
@@ -135,7 +120,7 @@ TEST_CASE("invitation service: offline callee, no ack, expiry, session ends, lim
 
 TEST_CASE(
     "invitation service: on sqlite an invitation in flight survives a restart with its timer") {
-  TempState state;
+  rtm::test::SqliteStateDir state;
   state.config.invitations.expire_s = 60;
   RtmHarness h(state.config);
   h.login("alice");
@@ -165,7 +150,7 @@ TEST_CASE(
 }
 
 TEST_CASE("invitation store: a schema 5 state file is migrated in place to 6") {
-  TempState state;
+  rtm::test::SqliteStateDir state;
   {
     rtm::gateway::SqliteStore store(state.config.state, state.config.limits, 30000);
     store.start_session("alice", "s1", 1700000000000, 1700003600000);

@@ -15,14 +15,11 @@
 
 namespace {
 
+using rtm::test::text;
+
 using rtm::test::RtmHarness;
 using Lines = std::vector<std::string>;
 
-std::string text(const rapidjson::Value& v, const char* key) {
-  REQUIRE_MESSAGE(v.HasMember(key), "no " << key);
-  REQUIRE(v[key].IsString());
-  return v[key].GetString();
-}
 
 // The lock events on the channel from `from` on, as "kind/lock/uid" ("kind/lock" without
 // uid; set adds "/ttl").
@@ -93,22 +90,6 @@ rtm::gateway::Config short_ttl_config() {
   return config;
 }
 
-// A sqlite state file in a folder of its own, removed at the end.
-struct TempState {
-  TempState() {
-    char pattern[] = "/tmp/rtm-locks-test-XXXXXX";
-    dir = mkdtemp(pattern);
-    config = short_ttl_config();
-    config.state.backend = "sqlite";
-    config.state.path = dir + "/state.db";
-  }
-  ~TempState() {
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
-  std::string dir;
-  rtm::gateway::Config config;
-};
 
 }  // namespace
 
@@ -449,7 +430,7 @@ TEST_CASE("locks: the rtm_locks gauge counts the locks of every channel") {
 }
 
 TEST_CASE("locks: locks, holders, queues and countdowns survive a restart on sqlite") {
-  TempState state;
+  rtm::test::SqliteStateDir state{short_ttl_config()};
   RtmHarness h(state.config);
   enter_all(h, {"bob", "carol", "dave"});
   hold(h, "host", 5, {"bob", "carol"});

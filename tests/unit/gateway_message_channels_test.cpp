@@ -14,13 +14,10 @@
 
 namespace {
 
+using rtm::test::text;
+
 using rtm::test::RtmHarness;
 
-std::string text(const rapidjson::Value& v, const char* key) {
-  REQUIRE_MESSAGE(v.HasMember(key), "no " << key);
-  REQUIRE(v[key].IsString());
-  return v[key].GetString();
-}
 
 // "event/uid/reason" of what was sent to `topic` from `from` on.
 std::vector<std::string> events(const RtmHarness& h, const std::string& topic, std::size_t from) {
@@ -62,21 +59,6 @@ std::vector<std::string> names(const rapidjson::Value& list) {
   return out;
 }
 
-struct TempState {
-  TempState() {
-    char pattern[] = "/tmp/rtm-mchan-test-XXXXXX";
-    dir = mkdtemp(pattern);
-    config = rtm::test::harness_config();
-    config.state.backend = "sqlite";
-    config.state.path = dir + "/state.db";
-  }
-  ~TempState() {
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
-  std::string dir;
-  rtm::gateway::Config config;
-};
 
 }  // namespace
 
@@ -240,7 +222,7 @@ TEST_CASE("channel tokens: a message channel subscription expires, leaving with 
 }
 
 TEST_CASE("channel tokens and message channels come back after a restart on sqlite") {
-  TempState state;
+  rtm::test::SqliteStateDir state;
   state.config.auth.token_warn_before_s = 10;
   const auto t0 = rtm::test::kHarnessStart;
   {

@@ -14,15 +14,12 @@
 
 namespace {
 
+using rtm::test::text;
+
 using rtm::gateway::Message;
 using rtm::test::RtmHarness;
 using rtm::test::Sent;
 
-std::string text(const rapidjson::Value& v, const char* key) {
-  REQUIRE_MESSAGE(v.HasMember(key), "no " << key);
-  REQUIRE(v[key].IsString());
-  return v[key].GetString();
-}
 
 // "event/state/reason" of the user events and channel events sent to `topic` from `from`
 // on, e.g. "session/replaced/logged in elsewhere" or "member_left/alice/replaced".

@@ -12,13 +12,10 @@
 
 namespace {
 
+using rtm::test::text;
+
 using rtm::test::RtmHarness;
 
-std::string text(const rapidjson::Value& v, const char* key) {
-  REQUIRE_MESSAGE(v.HasMember(key), "no " << key);
-  REQUIRE(v[key].IsString());
-  return v[key].GetString();
-}
 
 // "key=value@revision" of each item, in order.
 std::vector<std::string> items(const rapidjson::Value& v) {

@@ -7,7 +7,10 @@
 #include <doctest/doctest.h>
 #include <rapidjson/document.h>
 
+#include <stdlib.h>
+
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -52,11 +55,38 @@ inline rapidjson::Document parse_json(const std::string& text) {
 }
 
 // A config with the harness's token secret.
+// The string member `key` of a JSON object (a test failure when it is missing or not a string).
+inline std::string text(const rapidjson::Value& v, const char* key) {
+  REQUIRE_MESSAGE(v.HasMember(key), "no " << key);
+  REQUIRE(v[key].IsString());
+  return v[key].GetString();
+}
+
 inline gateway::Config harness_config() {
   gateway::Config config;
   config.auth.token_secret = kHarnessSecret;
   return config;
 }
+
+// A sqlite state file in a folder of its own under the system temp dir, removed at the end;
+// `config` is `base` with the sqlite backend on that file.
+struct SqliteStateDir {
+  explicit SqliteStateDir(gateway::Config base = harness_config()) : config(std::move(base)) {
+    std::string pattern = (std::filesystem::temp_directory_path() / "rtm-unit-state-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) FAIL("mkdtemp failed");
+    dir = pattern;
+    config.state.backend = "sqlite";
+    config.state.path = dir + "/state.db";
+  }
+  ~SqliteStateDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+  SqliteStateDir(const SqliteStateDir&) = delete;
+  SqliteStateDir& operator=(const SqliteStateDir&) = delete;
+  std::string dir;
+  gateway::Config config;
+};
 
 struct RtmHarness {
   explicit RtmHarness(gateway::Config c = harness_config(), std::int64_t start = kHarnessStart)
