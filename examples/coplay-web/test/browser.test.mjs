@@ -3,12 +3,12 @@
 // send 600 frames each at 60 Hz over MQTT-over-WebSockets; the host page must count all of them,
 // none lost, none out of order. Its figures and a screenshot go to the test output folder.
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import test from 'node:test';
 import {
   launchBrowser, openPage, outputDir, repoRoot, saveArtifact, startGateway, startMosquitto,
-  startWebServer, tempDir,
+  startWebServer, tempDir, TEST_SECRET,
 } from './harness.mjs';
 
 const FRAMES = 600;
@@ -172,4 +172,20 @@ test('coplay web: keyboard and gamepad input reach the host page, and the pages 
   assert.equal(s.lost, 0);
   assert.equal(s.outOfOrder, 0);
   assert.equal(await page.evaluate(() => window.coplayPlayer.state), 'connected');
+});
+
+test('coplay web: without a broker WebSockets URL the pages say how to start one', async (t) => {
+  const dir = tempDir(t);
+  const config = path.join(dir, 'gateway.yaml');
+  writeFileSync(config, `topics:\n  prefix: rtm\nauth:\n  token_secret: ${TEST_SECRET}\n`);
+  const web = await startWebServer(t, dir, { brokerWs: '', config });
+  assert.match(web.process.output, /broker: +none yet\. .*RTM_WS_PORT=auto \.\/scripts\/run\.sh/);
+  const browser = await launchBrowser(t);
+  const log = [];
+  for (const page of ['host.html', 'player.html']) {
+    const p = await openPage(browser, `${web.base}/${page}?room=${ROOM}&uid=u1`, log);
+    await p.waitForFunction(() => (window.coplayStats || window.coplayPlayer).error, null, { timeout: JOIN_DEADLINE_MS });
+    assert.match(await p.textContent('#message'), /RTM_WS_PORT=auto \.\/scripts\/run\.sh/, page);
+    assert.equal(await p.textContent('#state'), 'failed', page);
+  }
 });
