@@ -1,6 +1,7 @@
 // The pages ride out a broker restart: Mosquitto stops under a host page and a player page that
-// is sending, and starts again on the same ports. Both pages show that they reconnect, the SDK
-// restores their sessions, and the player's frames reach the host again, in order.
+// is sending, and starts again on the same ports. Both pages show that they reconnect, the player
+// shows its queued frames, the SDK restores the sessions, and the frames reach the host again,
+// in order.
 import assert from 'node:assert/strict';
 import test from 'node:test';
 import { launchBrowser, openPage, startGateway, startMosquitto, startWebServer, tempDir } from './harness.mjs';
@@ -28,6 +29,9 @@ test('coplay web: the pages reconnect after the broker restarts, and frames flow
   await Promise.all([host, player].map((page) => page.waitForFunction(
     () => (window.coplayStats || window.coplayPlayer).state === 'reconnecting', null, { timeout: DEADLINE_MS })))
     .catch((e) => fail('the pages showing reconnecting', e));
+  // While away the player's frames wait in the SDK's send queue, and the page shows them.
+  await player.waitForFunction(() => window.coplayPlayer.queued > 0 && Number(document.getElementById('queued').textContent) > 0,
+    null, { timeout: DEADLINE_MS }).catch((e) => fail('the player page showing queued frames', e));
   const sentBefore = await player.evaluate(() => window.coplayPlayer.sent);
   await broker.start();
   await Promise.all([host, player].map((page) => page.waitForFunction(
@@ -41,9 +45,11 @@ test('coplay web: the pages reconnect after the broker restarts, and frames flow
   const s = await host.evaluate(() => window.coplayStats.players.p9);
   const p = await player.evaluate(() => window.coplayPlayer);
   assert.equal(s.outOfOrder, 0, 'frames in order across the restart');
+  await player.waitForFunction(() => window.coplayPlayer.queued === 0, null, { timeout: DEADLINE_MS })
+    .catch((e) => fail('the send queue emptied', e));
   assert.equal(p.failed, 0);
   assert.equal(p.error, null);
-  console.log(`# broker restart: player sent ${sentBefore} before it; the host has received ${s.received}, ` +
+  console.log(`# broker restart: the player had sent ${sentBefore} frames when the broker came back; the host has received ${s.received}, ` +
     `lost ${s.lost} (QoS 0 frames in flight when the broker stopped, or dropped while away), ` +
     `out of order ${s.outOfOrder}; player queued ${p.queued}, dropped ${p.dropped}`);
 });
