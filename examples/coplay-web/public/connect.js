@@ -22,7 +22,10 @@ export function param(name, fallback) {
 
 export class SetupError extends Error {}
 
-// { client, uid, settings } or a SetupError that says what to do.
+// Token renewals of this page (shown in window.coplayStats / window.coplayPlayer).
+export const renewals = { count: 0, error: null };
+
+// { client, uid, settings, renewals }, or a SetupError that says what to do.
 export async function connect(uid) {
   if (!UID_PATTERN.test(uid)) {
     throw new SetupError(`uid "${uid}": use 1-64 letters, digits, '-' or '_'`);
@@ -52,9 +55,6 @@ export async function connect(uid) {
   });
   return { client, uid, settings, renewals };
 }
-
-// Token renewals of this page (shown in window.coplayStats / window.coplayPlayer).
-export const renewals = { count: 0, error: null };
 
 async function getJson(url) {
   let response;
