@@ -2,9 +2,9 @@
 // Mosquitto started on free ports with its own config (a TCP and a WebSockets listener), the
 // real rtm-gateway binary, the demo's server.mjs, and Debian's Chromium through playwright-core.
 // Waiting is always for an event or a condition with a deadline, never a fixed sleep.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import {
-  chmodSync, copyFileSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync,
+  chmodSync, copyFileSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync,
   writeFileSync,
 } from 'node:fs';
 import net from 'node:net';
@@ -290,9 +290,3 @@ export function saveArtifact(name, data) {
   writeFileSync(file, data);
   return file;
 }
-
-export function readText(file) {
-  return readFileSync(file, 'utf8');
-}
-
-export { spawnSync };
