@@ -53,10 +53,10 @@ test('coplay web: a legacy controller through gateway.yaml\'s bridge shows up on
     const due = start + ((seq - 1) * 1000) / RATE_HZ;
     const wait = due - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait)); // the controller's 60 Hz clock
-    const t_ = seq / RATE_HZ;
+    const phase = seq / RATE_HZ;
     controller.publish(`coplay/${ROOM}/${CONTROLLER}/input`,
       Buffer.from(encodeBinary({ seq, sent_ns: nowNs(), buttons: seq % 60 < 30 ? 0x2 : 0,
-        axes: [Math.round(32767 * Math.cos(t_)), Math.round(32767 * Math.sin(t_)), 0, 0] })), { qos: 0 });
+        axes: [Math.round(32767 * Math.cos(phase)), Math.round(32767 * Math.sin(phase)), 0, 0] })), { qos: 0 });
   }
   await host.waitForFunction(({ c, n }) => window.coplayStats.players[c]?.lastSeq === n, { c: CONTROLLER, n: FRAMES },
     { timeout: DEADLINE_MS }).catch(async (e) => assert.fail(`the host seeing frame ${FRAMES}: ${e.message}\n${await state()}`));
