@@ -2,7 +2,7 @@
 // Mosquitto started on free ports with its own config (a TCP and a WebSockets listener), the
 // real rtm-gateway binary, the demo's server.mjs, and Debian's Chromium through playwright-core.
 // Waiting is always for an event or a condition with a deadline, never a fixed sleep.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import {
   chmodSync, copyFileSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync,
   writeFileSync,
@@ -138,10 +138,20 @@ export class Process {
 
 // Mosquitto with a TCP listener and a `protocol websockets` listener, open (no logins), as the
 // C++ harness configures it (set_tcp_nodelay true, no persistence).
-export async function startMosquitto(t, dir) {
+// With `tls`, the WebSockets listener is wss:// with a self-signed certificate for 127.0.0.1
+// (made here with openssl), as docs/security.md's "Mosquitto itself" set-up.
+export async function startMosquitto(t, dir, { tls = false } = {}) {
   const tcpPort = await freePort();
   const wsPort = await freePort();
   const conf = path.join(dir, 'mosquitto.conf');
+  const tlsLines = [];
+  if (tls) {
+    const [cert, key] = [path.join(dir, 'cert.pem'), path.join(dir, 'key.pem')];
+    execFileSync(findProgram('openssl'), ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert,
+      '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    chmodSync(key, 0o644); // read by the `mosquitto` user; a throw-away key in a throw-away dir
+    tlsLines.push(`certfile ${cert}`, `keyfile ${key}`);
+  }
   writeFileSync(conf, [
     'per_listener_settings false',
     'allow_anonymous true',
@@ -152,6 +162,7 @@ export async function startMosquitto(t, dir) {
     // address: for this test's few seconds only.
     `listener ${wsPort} 127.0.0.1`,
     'protocol websockets',
+    ...tlsLines,
     'log_dest stdout',
     'log_type error', 'log_type warning', 'log_type notice',
     '',
@@ -161,7 +172,7 @@ export async function startMosquitto(t, dir) {
     tcpPort,
     wsPort,
     uri: `tcp://127.0.0.1:${tcpPort}`,
-    wsUrl: `ws://127.0.0.1:${wsPort}`,
+    wsUrl: `${tls ? 'wss' : 'ws'}://127.0.0.1:${wsPort}`,
     // (Re)starts on the same ports; resolves once both listeners accept connections.
     async start() {
       const n = broker.starts = (broker.starts || 0) + 1;
