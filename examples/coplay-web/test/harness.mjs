@@ -3,6 +3,7 @@
 // real rtm-gateway binary, the demo's server.mjs, and Debian's Chromium through playwright-core.
 // Waiting is always for an event or a condition with a deadline, never a fixed sleep.
 import { execFileSync, spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import {
   chmodSync, copyFileSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync,
   writeFileSync,
@@ -140,7 +141,10 @@ export class Process {
 // C++ harness configures it (set_tcp_nodelay true, no persistence).
 // With `tls`, the WebSockets listener is wss:// with a self-signed certificate for 127.0.0.1
 // (made here with openssl), as docs/security.md's "Mosquitto itself" set-up.
-export async function startMosquitto(t, dir, { tls = false } = {}) {
+// `secure`: the shipped secure set-up (docs/security.md): the project's auth plugin (tokens as
+// MQTT passwords, client ids "{uid}/...", the gateway's grants enforced), the shipped ACL, no
+// anonymous clients, and the gateway as password user rtm-gateway (GATEWAY_PASSWORD).
+export async function startMosquitto(t, dir, { tls = false, secure = false } = {}) {
   const tcpPort = await freePort();
   const wsPort = await freePort();
   const conf = path.join(dir, 'mosquitto.conf');
@@ -154,7 +158,8 @@ export async function startMosquitto(t, dir, { tls = false } = {}) {
   }
   writeFileSync(conf, [
     'per_listener_settings false',
-    'allow_anonymous true',
+    `allow_anonymous ${secure ? 'false' : 'true'}`,
+    ...(secure ? secureLines(dir) : []),
     'set_tcp_nodelay true',
     'persistence false',
     `listener ${tcpPort} 127.0.0.1`,
@@ -192,6 +197,29 @@ export async function startMosquitto(t, dir, { tls = false } = {}) {
   return broker;
 }
 
+export const GATEWAY_PASSWORD = 'coplay-web-test-gateway-password';
+export const authPlugin = process.env.RTM_AUTH_PLUGIN || path.join(repoRoot, 'build', 'mosquitto-auth', 'rtm_mosquitto_auth.so');
+
+// The secure set-up's broker lines, with copies of its files the `mosquitto` user can read.
+function secureLines(dir) {
+  if (!existsSync(authPlugin)) throw new Error(`${authPlugin} is missing: build rtm_mosquitto_auth (or set RTM_AUTH_PLUGIN)`);
+  const [plugin, acl, passwd] = ['rtm_mosquitto_auth.so', 'acl', 'passwd'].map((f) => path.join(dir, f));
+  copyFileSync(authPlugin, plugin);
+  copyFileSync(path.join(repoRoot, 'docker', 'mosquitto', 'acl'), acl);
+  execFileSync(findProgram('mosquitto_passwd'), ['-b', '-c', passwd, 'rtm-gateway', GATEWAY_PASSWORD]);
+  for (const f of [plugin, acl, passwd]) chmodSync(f, 0o644);
+  return [`plugin ${plugin}`, `plugin_opt_token_secret ${TEST_SECRET}`, 'plugin_opt_enforce_grants true',
+    `password_file ${passwd}`, `acl_file ${acl}`];
+}
+
+// A login token as `rtm-gateway token` signs it (HS256; sub, iat, exp).
+export function tokenFor(uid, ttlS = 600) {
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: uid, iat: now, exp: now + ttlS })}`;
+  return `${body}.${createHmac('sha256', TEST_SECRET).update(body).digest('base64url')}`;
+}
+
 export function findProgram(name) {
   for (const dir of [...(process.env.PATH || '').split(':'), '/usr/sbin', '/sbin', '/usr/local/sbin']) {
     const file = path.join(dir, name);
@@ -202,7 +230,7 @@ export function findProgram(name) {
 
 // The gateway on a config the test writes (broker, prefix rtm, TEST_SECRET, memory state), or
 // on a given config file with --broker pointing at the test's broker.
-export async function startGateway(t, dir, brokerUri, { configFile, extraYaml = '', authYaml = '' } = {}) {
+export async function startGateway(t, dir, brokerUri, { configFile, extraYaml = '', authYaml = '', secure = false } = {}) {
   let config = configFile;
   const args = [];
   if (!config) {
@@ -213,6 +241,7 @@ export async function startGateway(t, dir, brokerUri, { configFile, extraYaml = 
       `  client_id: gw-web-${process.pid}-${Date.now()}`,
       '  reconnect_min_ms: 50',
       '  reconnect_max_ms: 500',
+      ...(secure ? ['  username: rtm-gateway', `  password: ${GATEWAY_PASSWORD}`] : []),
       'topics:',
       '  prefix: rtm',
       'auth:',
@@ -220,6 +249,7 @@ export async function startGateway(t, dir, brokerUri, { configFile, extraYaml = 
       authYaml,
       'log:',
       '  level: info',
+      ...(secure ? ['enforcement:', '  publish_grants: true'] : []),
       extraYaml,
     ].join('\n'));
   } else {
@@ -227,14 +257,16 @@ export async function startGateway(t, dir, brokerUri, { configFile, extraYaml = 
   }
   if (!existsSync(gatewayBinary)) throw new Error(`${gatewayBinary} is missing: build rtm-gateway (or set RTM_GATEWAY_BIN)`);
   const gateway = new Process(t, 'gateway', gatewayBinary, ['--config', config, ...args], { logDir: dir });
-  await waitGatewayReady(brokerUri, gateway);
+  await waitGatewayReady(brokerUri, gateway, 'rtm', secure);
   return { process: gateway, config };
 }
 
 // Until the gateway answers a ping over MQTT (as wait_gateway_ready of the C++ harness).
-export async function waitGatewayReady(brokerUri, gateway, prefix = 'rtm') {
+export async function waitGatewayReady(brokerUri, gateway, prefix = 'rtm', secure = false) {
   const uid = `probe-${process.pid}-${Date.now()}`;
-  const client = await mqtt.connectAsync(brokerUri.replace(/^tcp:/, 'mqtt:'), { clientId: uid, reconnectPeriod: 0 });
+  // The secure broker takes token logins: username = uid, password = token, client id uid/...
+  const login = secure ? { username: uid, password: tokenFor(uid), clientId: `${uid}/probe` } : { clientId: uid };
+  const client = await mqtt.connectAsync(brokerUri.replace(/^tcp:/, 'mqtt:'), { ...login, reconnectPeriod: 0 });
   try {
     await client.subscribeAsync(`${prefix}/u/${uid}/#`);
     let answered = false;
@@ -268,8 +300,10 @@ export async function startWebServer(t, dir, { brokerWs, config }) {
       RTM_RUN_ENV: path.join(dir, 'no-run-env'), // never the developer's run.sh
     },
   });
-  const match = await server.waitForOutput(/serving \S+ on (http:\/\/127\.0\.0\.1:\d+)/);
-  return { process: server, base: match[1] };
+  // Its last line of the start: everything it says at the start has been read then.
+  await server.waitForOutput(/Ctrl-C to stop/);
+  const base = /serving \S+ on (http:\/\/127\.0\.0\.1:\d+)/.exec(server.output)[1];
+  return { process: server, base };
 }
 
 // Headless Debian Chromium through playwright-core (no browser download: executablePath).
