@@ -41,11 +41,13 @@ const TOKEN_TTL_S = 3600;
 
 const USAGE = `usage: coplay_latency.mjs [--raw] --transport ws|tcp --broker-url URL --pairs N
   [--hz 60] [--seconds 20] [--warmup 1] [--frame-bytes 32] [--secret S] [--prefix rtm]
-  [--procs K] [--broker-pid P] [--gateway-pid P] [--json out.json] [--curve out.csv] [--label L]`;
+  [--procs K] [--broker-pid P] [--gateway-pid P] [--json out.json] [--curve out.csv] [--label L]
+  --raw            MQTT.js alone, no SDK and no gateway
+  --ws-one-frame   (with --raw over ws) one WebSocket frame per MQTT packet: see openRawPath`;
 
 function parseArgs(argv) {
   const o = {
-    raw: false, transport: '', brokerUrl: '', pairs: 1, hz: 60, seconds: 20, warmup: 1,
+    raw: false, oneFrame: false, transport: '', brokerUrl: '', pairs: 1, hz: 60, seconds: 20, warmup: 1,
     frameBytes: 32, secret: '', prefix: 'rtm', procs: 0, brokerPid: 0, gatewayPid: 0,
     json: '', curve: '', label: '', tag: randomBytes(3).toString('hex'),
   };
@@ -53,10 +55,11 @@ function parseArgs(argv) {
   for (let i = 0; i < argv.length; ++i) {
     const a = argv[i];
     if (a === '--raw') { o.raw = true; continue; }
+    if (a === '--ws-one-frame') { o.oneFrame = true; continue; }
     if (a === '--help' || a === '-h') { console.log(USAGE); process.exit(0); }
     if (!a.startsWith('--') || i + 1 >= argv.length) throw new Error(`bad argument ${a}\n${USAGE}`);
     const key = a.slice(2).replace(/-([a-z])/g, (_, c) => c.toUpperCase());
-    if (!(key in o) || key === 'raw') throw new Error(`unknown option ${a}\n${USAGE}`);
+    if (!(key in o) || key === 'raw' || key === 'oneFrame') throw new Error(`unknown option ${a}\n${USAGE}`);
     const v = argv[++i];
     o[key] = numeric.has(key) ? Number(v) : v;
     if (numeric.has(key) && !Number.isFinite(o[key])) throw new Error(`${a}: not a number: ${v}`);
@@ -67,8 +70,9 @@ function parseArgs(argv) {
   if (!o.raw && !o.secret) throw new Error('--secret (the gateway\'s auth.token_secret) is needed for the SDK logins');
   o.frameBytes = Math.max(o.frameBytes, HEADER_BYTES);
   o.procs = Math.min(Math.max(o.procs > 0 ? o.procs : Math.ceil(o.pairs / PAIRS_PER_PROC), 1), o.pairs);
+  if (o.oneFrame && !(o.raw && o.transport === 'ws')) throw new Error('--ws-one-frame goes with --raw --transport ws');
   o.path = o.raw ? 'mqttjs' : 'js-sdk';
-  if (!o.label) o.label = `${o.path}-${o.transport}`;
+  if (!o.label) o.label = `${o.path}-${o.transport}${o.oneFrame ? '1' : ''}`;
   return o;
 }
 
@@ -135,6 +139,18 @@ async function openSdkPath(o, first, last, sink) {
   };
 }
 
+// mqtt-packet writes a PUBLISH as 5 writes (header, length, topic length, topic, payload)
+// into a corked stream. A TCP socket takes them as one writev; the Duplex of ws's
+// createWebSocketStream (MQTT.js over ws:// in Node) has no _writev, so each write becomes a
+// WebSocket frame of its own and a send() of its own. Giving it a _writev that joins the
+// corked writes sends one frame per packet, as MQTT.js's browser stream does.
+function coalesceWrites(stream) {
+  const write = stream._write;
+  stream._writev = function (chunks, callback) {
+    write.call(this, Buffer.concat(chunks.map((c) => c.chunk)), 'buffer', callback);
+  };
+}
+
 async function openRawPath(o, first, last, sink) {
   const mqtt = createRequire(SDK_PACKAGE)('mqtt'); // the MQTT.js the SDK is built on
   const connect = (clientId) => new Promise((resolve, reject) => {
@@ -142,6 +158,7 @@ async function openRawPath(o, first, last, sink) {
     c.once('connect', () => {
       // As the SDK does: Nagle would hold each small PUBLISH on a TCP socket (ws sets it itself).
       c.stream?.setNoDelay?.(true);
+      if (o.oneFrame) coalesceWrites(c.stream);
       resolve(c);
     });
     c.once('error', reject);
@@ -307,7 +324,8 @@ async function runParent(o) {
   const { warmupFrames, framesPerPair } = frameCounts(o);
   const perProc = Math.ceil(o.pairs / o.procs);
   const what = o.raw
-    ? `one MQTT.js ${o.transport} connection per player and per host, publish -> 'message' (no SDK, no gateway)`
+    ? `one MQTT.js ${o.transport} connection per player and per host${o.oneFrame ? ' (one WebSocket frame per packet)' : ''}, ` +
+      "publish -> 'message' (no SDK, no gateway)"
     : `one RtmClient of @rtm-mqtt-gateway/sdk (Node, MQTT.js over ${o.transport}) per player and per host; publishTopic -> 'message'`;
   const describe = `${what}; ${o.procs} Node process(es), ${perProc} pair(s) each`;
   console.error(`latency ${o.label}: ${o.pairs} pair(s), ${o.hz} Hz, ${o.warmup} s warm-up + ${o.seconds} s; ${describe}`);
@@ -382,7 +400,7 @@ async function runParent(o) {
 
     // The keys of rtm-bench latency's results (bench/src/latency.cpp), plus transport and client.
     const r = {
-      benchmark: 'latency', path: o.path, transport: o.transport, client: o.raw ? 'mqttjs' : 'js-sdk',
+      benchmark: 'latency', path: o.path, transport: o.transport, client: o.raw ? 'mqttjs' : 'js-sdk', ws_one_frame: o.oneFrame ? 1 : 0,
       label: o.label, describe, pairs: o.pairs, token_logins: o.raw ? 0 : 1, grants_population: 0, procs: o.procs,
       hz: o.hz, seconds: o.seconds, frame_bytes: o.frameBytes, node: process.version,
       expected, lost, reordered: sum('reordered'), duplicates: sum('duplicates'),
