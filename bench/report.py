@@ -621,7 +621,7 @@ def web_report(raw, m, stamp):
               "receive time is taken). **MQTT.js alone**: the same program with `--raw`, the player publishing "
               "`rtm/ch/{room}/input/{player}` and the host subscribed to it, without the SDK. **Baseline**: the C++ "
               "bench's direct path (Paho C++, publish → subscribe on the same topic) over TCP, same broker, same run. "
-              "Method and caveats: [bench/README.md](../README.md), section 6.\n")
+              "Method and caveats: [bench/README.md](../README.md), section 7.\n")
     md.append("| path | transport | pairs | p50 ms | p99 ms | p99.9 ms | max ms | lost | reordered | broker CPU | "
               "client CPU per 1000 frames | sender lateness p99 ms | p50 × direct | p99 × direct | machine busy, load |")
     md.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
