@@ -3,17 +3,18 @@
 // Requests go to P/req/{uid}/{op}?msg_id=N and are answered on P/u/{uid}/res/...; data
 // (channel topics, peer inboxes, message channels) goes straight through the broker.
 import { Emitter } from './emitter.js';
-import { ErrorCode, RtmError, errorName, isTransportFailure, rtmError } from './errors.js';
+import { ErrorCode, RtmError, errorName, rtmError } from './errors.js';
 import { InvitationsApi, parseInvitation } from './invitations.js';
 import { ConnectRefused, Link } from './link.js';
 import { LocksApi, parseLockEvent } from './locks.js';
 import { nameError } from './names.js';
 import { PresenceApi } from './presence.js';
+import { StreamRecovery } from './recovery.js';
 import { restoreSession } from './restore.js';
 import { DEFAULT_MAX_SEND_QUEUE, DEFAULT_MAX_SEND_QUEUE_BYTES, SendQueue, type SendQueueStats } from './sendQueue.js';
 import { ConnectionChangeReason, ConnectionState, connectionReasonName, connectionStateName } from './states.js';
 import { StorageApi, parseStorageEvent } from './storage.js';
-import { StreamChannel, parseSnapshot } from './streamChannel.js';
+import { StreamChannel } from './streamChannel.js';
 import type {
   ChannelEvent,
   ChannelMessageEvent,
@@ -26,6 +27,7 @@ import type {
   InvitationEvent,
   LoginInfo,
   MessageChannelInfo,
+  MessageEvent,
   MessageType,
   PublishOptions,
   Qos,
@@ -104,7 +106,7 @@ export class RtmClient {
   readonly uid: string;
   readonly prefix: string;
 
-  /** @internal */ readonly config: Required<Omit<RtmClientConfig, 'token' | 'logger' | 'clientId'>> & {
+  /** @internal */ readonly config: Required<Omit<RtmClientConfig, 'token' | 'logger' | 'clientId' | 'recoverStreams'>> & {
     clientId?: string;
   };
   /** @internal */ readonly channels = new Map<string, ChannelState>();
@@ -115,6 +117,7 @@ export class RtmClient {
   /** @internal */ readonly dataTopics = new Set<string>(); // P/ch/c/t/p subscribed by name
   /** @internal */ readonly allFilters = new Set<string>(); // P/ch/c/t/+ of every-publisher topics
   /** @internal */ readonly lockWaits = new Map<string, Set<(e?: RtmError) => void>>();
+  /** @internal */ readonly streams: StreamRecovery;
 
   private readonly emitter: Emitter<ClientEvents>;
   private readonly logger?: RtmClientConfig['logger'];
@@ -175,6 +178,7 @@ export class RtmClient {
     this.userBase = 'u/' + this.uid + '/';
     this.reqBase = this.base + 'req/' + this.uid + '/';
     this.emitter = new Emitter<ClientEvents>((name, e) => this.log('error', `a ${name} handler threw: ${String(e)}`));
+    this.streams = new StreamRecovery(config.recoverStreams ?? true);
     this.sendQueue = new SendQueue(this.config.maxSendQueue, this.config.maxSendQueueBytes, (t) => this.log('warn', t));
   }
 
@@ -549,6 +553,7 @@ export class RtmClient {
     const drop = this.channelFilters(channel, ch);
     drop.push(this.eventsTopic(channel));
     this.channels.delete(channel);
+    this.streams.untrack(channel, () => false);
     this.mqttUnsubscribe(drop);
   }
 
@@ -668,7 +673,7 @@ export class RtmClient {
       presenceTopic: `${this.base}presence/${this.uid}`,
       presencePayload: (online, connection) => JSON.stringify({ state: online ? 'online' : 'offline', session: connection }),
       filters,
-      onMessage: (topic, payload, qos) => this.onMessage(topic, payload, qos),
+      onMessage: (topic, payload, qos, retained) => this.onMessage(topic, payload, qos, retained),
       onLost: (link, cause) => this.onLinkLost(link, cause),
     })
       .then(async (link) => {
@@ -705,6 +710,7 @@ export class RtmClient {
     if (link !== this.link) return;
     this.link = null;
     this.ready = false;
+    this.streams.hold();
     const restoring = this.wantOnline && this.loggedIn && !this.closed;
     if (restoring && this.tokenExpired()) {
       // A broker that enforces sessions closes the connection at expiry, maybe before the
@@ -760,7 +766,14 @@ export class RtmClient {
         if (!this.needRestore) break;
         this.needRestore = false;
         this.ready = false;
-        const outcome = await restoreSession(this, this.restoreHooks);
+        let outcome: 'done' | 'retry' | 'failed';
+        try {
+          outcome = await restoreSession(this, this.restoreHooks);
+        } catch (e) {
+          // A bug of the restore must not end the process (maintain() runs unawaited).
+          this.log('error', `restore failed: ${String(e)}`);
+          outcome = 'retry';
+        }
         if (outcome === 'retry' && this.link?.isOpen && this.wantOnline && this.loggedIn) {
           this.needRestore = true;
           await this.sleep(backoff);
@@ -843,7 +856,7 @@ export class RtmClient {
     this.setState(state, reason, message);
     // No offline presence: the gateway has dealt with it already, and after a replacement
     // the newer connection is the one online.
-    void this.dropLink(false);
+    this.dropLink(false).catch(() => {});
     this.wakeSleepers();
   }
 
@@ -861,6 +874,7 @@ export class RtmClient {
     this.invitationsInFlight.clear();
     this.dataTopics.clear();
     this.allFilters.clear();
+    this.streams.clear();
   }
 
   private sleep(ms: number): Promise<void> {
@@ -881,10 +895,10 @@ export class RtmClient {
 
   // ------------------------------------------------------------------ what arrives
 
-  private onMessage(topic: string, payload: Uint8Array, qos: Qos): void {
+  private onMessage(topic: string, payload: Uint8Array, qos: Qos, retained: boolean): void {
     this.receive.received++;
     try {
-      if (!this.dispatch(topic, payload, qos)) {
+      if (!this.dispatch(topic, payload, qos, retained)) {
         this.receive.malformed++;
         this.log('debug', `skipped a malformed message on ${topic.slice(0, 200)}`);
       }
@@ -895,10 +909,10 @@ export class RtmClient {
   }
 
   /** Routes one message; false when it is malformed. */
-  private dispatch(topic: string, payload: Uint8Array, qos: Qos): boolean {
+  private dispatch(topic: string, payload: Uint8Array, qos: Qos, retained: boolean): boolean {
     if (!topic.startsWith(this.base)) return true;
     const t = topic.slice(this.base.length);
-    if (t.startsWith('ch/')) return this.onStreamMessage(topic, t.slice(3), payload, qos);
+    if (t.startsWith('ch/')) return this.onStreamMessage(topic, t.slice(3), payload, qos, retained);
     if (t.startsWith(this.userBase)) {
       const rest = t.slice(this.userBase.length);
       if (rest.startsWith('res/') || rest === 'res') return this.onResponse(payload);
@@ -925,13 +939,22 @@ export class RtmClient {
     return true;
   }
 
-  private onStreamMessage(topic: string, rest: string, payload: Uint8Array, qos: Qos): boolean {
+  private onStreamMessage(topic: string, rest: string, payload: Uint8Array, qos: Qos, retained: boolean): boolean {
     const parts = rest.split('/');
     if (parts.length !== 3 || parts.some((p) => p.length === 0)) return false;
     const [channel, name, publisher] = parts;
     if (!this.wanted(topic, channel, name, publisher)) return true;
-    this.emit('message', { channel, topic: name, publisher, payload, qos });
+    const ev: MessageEvent = { channel, topic: name, publisher, payload, qos };
+    if (!this.streams.onMessage(ev, retained)) return true; // held: its stream recovers
+    this.emit('message', ev);
     return true;
+  }
+
+  /** @internal Is (channel, topic) subscribed, by name or every publisher? */
+  streamSubscribed(channel: string, topic: string): boolean {
+    const ch = this.channels.get(channel);
+    if (!ch) return false;
+    return ch.all.has(topic) || (ch.subscribed.get(topic)?.size ?? 0) > 0;
   }
 
   /** A channel message is delivered when its publisher is subscribed to by name, or when its
@@ -1253,7 +1276,6 @@ export function asRtmError(e: unknown): RtmError {
   return new RtmError(ErrorCode.INTERNAL, e instanceof Error ? e.message : String(e));
 }
 
-export { isTransportFailure };
 
 /** @internal {"users":[{"uid":"bob","ok":true,"state":..},{"uid":"x","ok":false,"code":..,"error":..,"message":..}]} */
 export function parseUsers(result: Json): Array<UserResult & { state: string }> {
@@ -1299,4 +1321,3 @@ function dotsEscaped(uri: string): string {
   return uri.slice(0, from) + uri.slice(from).replaceAll('.', '%2E');
 }
 
-export { parseSnapshot };

@@ -10,6 +10,9 @@ import type { IClientOptions, MqttClient } from 'mqtt';
 import { RtmError, rtmError } from './errors.js';
 import { randomHex } from './wire.js';
 
+/** Longest wait for a clean DISCONNECT (messages in flight first) before the socket is dropped. */
+const CLOSE_TIMEOUT_MS = 2000;
+
 export interface LinkOptions {
   brokerUrl: string;
   clientId: string;
@@ -20,7 +23,7 @@ export interface LinkOptions {
   presenceTopic: string;
   presencePayload: (online: boolean, connectionId: string) => string;
   filters: string[];
-  onMessage: (topic: string, payload: Uint8Array, qos: 0 | 1) => void;
+  onMessage: (topic: string, payload: Uint8Array, qos: 0 | 1, retained: boolean) => void;
   onLost: (link: Link, cause: string) => void;
 }
 
@@ -102,7 +105,7 @@ export class Link {
       });
       client.on('message', (topic, payload, packet) => {
         if (this.lost) return;
-        o.onMessage(topic, payload, packet.qos === 0 ? 0 : 1);
+        o.onMessage(topic, payload, packet.qos === 0 ? 0 : 1, packet.retain === true);
       });
       client.on('connect', () => {
         // Node's TCP socket: without TCP_NODELAY a request waits ~40 ms behind the previous
@@ -165,20 +168,32 @@ export class Link {
     if (!client) return;
     const wasOpen = this.isOpen;
     this.lost = true;
+    let clean = wasOpen;
     if (wasOpen && sayOffline) {
+      // The link may be dropping under us (its close not seen yet): stop waiting when it does.
+      const closed = new Promise<never>((_, reject) => client.once('close', () => reject(new Error('closed'))));
+      closed.catch(() => {});
       try {
         await withTimeout(
-          client.publishAsync(this.options.presenceTopic, this.options.presencePayload(false, this.connectionId), {
-            qos: 1,
-            retain: true,
-          }),
+          Promise.race([
+            client.publishAsync(this.options.presenceTopic, this.options.presencePayload(false, this.connectionId), {
+              qos: 1,
+              retain: true,
+            }),
+            closed,
+          ]),
           this.options.connectTimeoutMs,
         );
       } catch {
-        // gone anyway: the Will says it
+        clean = false; // gone anyway: the Will says it
       }
     }
-    await new Promise<void>((resolve) => client.end(!wasOpen, {}, () => resolve()));
+    // A clean end waits for messages in flight; a link that is gone is simply dropped.
+    try {
+      await withTimeout(new Promise<void>((resolve) => client.end(!clean, {}, () => resolve())), CLOSE_TIMEOUT_MS);
+    } catch {
+      this.kill(); // end() is waiting already: drop the socket under it
+    }
   }
 
   /** Drops the connection as if the network failed (the Will is published). */

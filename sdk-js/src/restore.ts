@@ -2,8 +2,8 @@
 // the session still there (else log in again with the same token), then channels, topics,
 // subscriptions, watches (and the presence changes missed), invitations, message channels,
 // presence states and metadata subscriptions asserted again (idempotent at the gateway),
+// then what subscribed streams with history missed while away is delivered (recovery.ts),
 // then the send queue and the parked calls go out, and the state becomes RESTORED.
-// Not here: the recovery of stream history missed while away (the C++ SDK's on_recovery).
 import { type RtmClient, parseUsers } from './client.js';
 import { ErrorCode, RtmError, isTransportFailure } from './errors.js';
 import { parseInvitation } from './invitations.js';
@@ -201,6 +201,18 @@ export async function restoreSession(client: RtmClient, hooks: RestoreHooks): Pr
         client.metadataSubscriptions.delete(uid);
       }
     }
+
+    // 6. What subscribed streams with history missed while away.
+    await client.streams.recover(
+      {
+        call: (op, body, what) => call(op, body, what),
+        isTransportFailure: (e) => e instanceof Retry,
+        emitMessage: (ev) => client.emit('message', ev),
+        emitRecovery: (ev) => client.emit('recovery', ev),
+        subscribed: (channel, topic) => client.streamSubscribed(channel, topic),
+      },
+      problems,
+    );
 
     let summary =
       `${relogin ? 'logged in again' : 'session kept'}; ${client.channels.size} channel(s), ${nTopics} topic(s), ` +

@@ -240,6 +240,8 @@ export class StreamChannel {
     }
     c.mqttSubscribe(add);
     c.mqttUnsubscribe(drop);
+    if (!unsubscribe) c.streams.track(this.name, topic, r);
+    else c.streams.untrack(this.name, (t) => c.streamSubscribed(this.name, t));
     return result;
   }
 
@@ -256,6 +258,7 @@ export class StreamChannel {
       fresh = true;
       c.mqttSubscribe([filter]);
     }
+    if (!unsubscribe) c.streams.expect(this.name, topic);
     const op = unsubscribe ? 'unsubscribe' : 'subscribe';
     let r: Json;
     try {
@@ -299,6 +302,8 @@ export class StreamChannel {
     }
     c.mqttSubscribe(add);
     c.mqttUnsubscribe(drop);
+    if (!unsubscribe) c.streams.track(this.name, topic, r);
+    else c.streams.untrack(this.name, (t) => c.streamSubscribed(this.name, t));
     return {
       channel: this.name,
       topic,

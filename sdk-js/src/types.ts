@@ -29,6 +29,8 @@ export interface RtmClientConfig {
   clientId?: string;
   /** Send uid and token as MQTT username and password. Default true. */
   brokerCredentials?: boolean;
+  /** After a reconnect, deliver what subscribed streams with history missed ('recovery' events). Default true. */
+  recoverStreams?: boolean;
   /** Called with the SDK's own log lines (warnings about skipped messages, reconnects). */
   logger?: (level: 'debug' | 'info' | 'warn' | 'error', text: string) => void;
 }
@@ -89,6 +91,21 @@ export interface MessageEvent {
   publisher: string;
   payload: Uint8Array;
   qos: Qos;
+  /** Missed while disconnected, read back from the stream's history (then offset and ts are set). */
+  recovered?: boolean;
+  offset?: number;
+  ts?: number;
+}
+
+/** After a reconnect, per subscribed stream with history: what was missed has been delivered
+ *  (MessageEvent.recovered) before any newer live message, and whether that was everything. */
+export interface RecoveryEvent {
+  channel: string;
+  topic: string;
+  /** false: messages were lost (history too short, a gateway restart, ...): `reason` says why. */
+  complete: boolean;
+  recovered: number;
+  reason: string;
 }
 
 export type ChannelEventType =
@@ -352,6 +369,7 @@ export interface ClientEvents {
   storageEvent: StorageEvent;
   lockEvent: LockEvent;
   presenceState: PresenceStateEvent;
+  recovery: RecoveryEvent;
 }
 
 export type ClientEventName = keyof ClientEvents;

@@ -4,7 +4,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { ConnectionChangeReason, ConnectionState, ErrorCode, RtmClient, RtmError } from '../dist/index.js';
+import {
+  ConnectionChangeReason,
+  ConnectionState,
+  ErrorCode,
+  MAX_SUBSCRIBED_PUBLISHERS,
+  RtmClient,
+  RtmError,
+} from '../dist/index.js';
 import { Events, Setup, text, tokenFor, uniqueId } from './harness.mjs';
 
 let setup;
@@ -163,6 +170,18 @@ for (const transport of ['tcp', 'ws']) {
       await full.join();
       for (let i = 0; i < 8; i++) await full.joinTopic(`t${i}`);
       await rejectsWith(full.joinTopic('t8'), 'LIMIT_TOPICS');
+      // at most 64 publishers per subscription: the rest are refused one by one
+      const users = Array.from({ length: MAX_SUBSCRIBED_PUBLISHERS + 2 }, (_, i) => `p${i}`);
+      const sub = await full.subscribeTopic('t0', users);
+      assert.equal(sub.succeeded.length, MAX_SUBSCRIBED_PUBLISHERS);
+      assert.deepEqual(
+        sub.users.filter((u) => !u.ok).map((u) => [u.uid, u.error.codeName, u.error.code]),
+        [
+          ['p64', 'LIMIT_SUBSCRIPTIONS', 33],
+          ['p65', 'LIMIT_SUBSCRIPTIONS', 33],
+        ],
+      );
+      assert.equal((await full.subscribedUsers('t0')).length, MAX_SUBSCRIBED_PUBLISHERS);
     });
 
     test('request round trips are fast (TCP_NODELAY on Node sockets)', async () => {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import { ErrorCode, RtmError } from '../dist/index.js';
-import { Events, Setup, text, uniqueId } from './harness.mjs';
+import { Events, Setup, text, tokenFor, uniqueId } from './harness.mjs';
 
 let setup;
 before(async () => {
@@ -230,6 +230,21 @@ for (const transport of ['tcp', 'ws']) {
       await rejectsWith(bob.unsubscribeChannel(channel), 'NOT_SUBSCRIBED');
       await alice.publish(channel, 'after', 'string');
       await assert.rejects(alice.publish('bad/channel', 'x', 'string'), (e) => e.codeName === 'INVALID_NAME');
+    });
+
+    test('channel tokens: join with one, one for another channel refused, renewal', async () => {
+      const alice = await setup.login(uniqueId('alice'), transport);
+      const channel = uniqueId('vip');
+      const snapshot = await alice.streamChannel(channel).join(tokenFor(alice.uid, 600, { channel }));
+      assert.ok(snapshot.tokenExpiresAt > Date.now() / 1000 + 500, 'the channel token expiry');
+      await rejectsWith(
+        alice.streamChannel(uniqueId('other')).join(tokenFor(alice.uid, 600, { channel })),
+        'TOKEN_CHANNEL_MISMATCH',
+      );
+      const renewed = await alice.renewChannelToken(channel, tokenFor(alice.uid, 1200, { channel }));
+      assert.ok(renewed > snapshot.tokenExpiresAt);
+      const info = await alice.subscribeChannel(channel, { token: tokenFor(alice.uid, 600, { channel }) });
+      assert.ok(info.tokenExpiresAt > 0);
     });
 
     test('generic request: built-in operations and an absolute URI without a backend', async () => {

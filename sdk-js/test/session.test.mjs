@@ -4,14 +4,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { ConnectionChangeReason, ConnectionState, ErrorCode } from '../dist/index.js';
-import { Events, Setup, tokenFor, uniqueId, waitUntil } from './harness.mjs';
+import { ConnectionChangeReason, ConnectionState, ErrorCode, RtmClient } from '../dist/index.js';
+import { Events, Setup, TcpProxy, tokenFor, uniqueId, waitUntil } from './harness.mjs';
 
 const TOKEN_TTL_S = 3;
+const OPERATOR = uniqueId('operator');
 
 let setup;
 before(async () => {
-  setup = await Setup.start({ authYaml: '  token_warn_before_s: 1\n' });
+  setup = await Setup.start({ authYaml: '  token_warn_before_s: 1\n', extraYaml: `ops:\n  uids: [${OPERATOR}]\n` });
 });
 after(async () => {
   await setup?.stop();
@@ -67,5 +68,44 @@ describe('tokens and sessions', { concurrency: true }, () => {
     assert.equal(failed.reason, ConnectionChangeReason.REMOTE_LOGIN);
     assert.equal(second.state, ConnectionState.CONNECTED);
     assert.deepEqual(await second.whereNow(uid), [], 'the replaced session left its channels');
+  });
+
+  test('an operator kicks a user: FAILED with KICKED; a user may not kick', async () => {
+    const victim = await setup.login(uniqueId('victim'), 'ws');
+    const states = new Events(victim, 'connectionState');
+    const operator = await setup.login(OPERATOR, 'tcp');
+    await assert.rejects(victim.request('kick', { uid: OPERATOR }), (e) => e.codeName === 'FORBIDDEN');
+    await operator.request('kick', { uid: victim.uid });
+    const failed = await states.find((e) => e.state === ConnectionState.FAILED, 5000, 'FAILED');
+    assert.equal(failed.reason, ConnectionChangeReason.KICKED);
+    await assert.rejects(victim.request('ping'), (e) => e.code === ErrorCode.NOT_LOGGED_IN);
+  });
+
+  test('logout, then login again on the same client', async () => {
+    const c = await setup.login(uniqueId('again'), 'tcp');
+    await c.streamChannel(uniqueId('room')).join();
+    await c.logout();
+    assert.equal(c.state, ConnectionState.DISCONNECTED);
+    const info = await c.login();
+    assert.equal(c.state, ConnectionState.CONNECTED);
+    assert.equal(c.sessionId, info.sessionId);
+    assert.deepEqual(await c.whereNow(c.uid), [], 'the logout left the channel');
+  });
+
+  test('without reconnect a lost link ends the session: FAILED with INTERRUPTED', async () => {
+    const uid = uniqueId('fragile');
+    const proxy = await TcpProxy.start(setup.broker.port);
+    const c = new RtmClient({ brokerUrl: proxy.url, uid, token: tokenFor(uid), reconnect: false });
+    setup.clients.push(c);
+    try {
+      const states = new Events(c, 'connectionState');
+      await c.login();
+      proxy.cut();
+      const failed = await states.find((e) => e.state === ConnectionState.FAILED, 5000, 'FAILED');
+      assert.equal(failed.reason, ConnectionChangeReason.INTERRUPTED);
+      await assert.rejects(c.streamChannel('room').publishTopic('t', 'x'), (e) => e.codeName === 'NOT_JOINED');
+    } finally {
+      await proxy.stop();
+    }
   });
 });
