@@ -573,7 +573,8 @@ WEB_SECTION = "## 6. Web: coplay over WebSockets"
 WEB_RUNS = (("direct-tcp", "C++ `rtm-bench latency --path direct` (baseline)", "TCP"),
             ("js-sdk-ws", "JS SDK, Node", "WebSockets"),
             ("js-sdk-tcp", "JS SDK, Node", "TCP (TCP_NODELAY)"),
-            ("mqttjs-ws", "MQTT.js alone, Node (no SDK)", "WebSockets"))
+            ("mqttjs-ws", "MQTT.js alone, Node (no SDK)", "WebSockets"),
+            ("mqttjs-ws1", "MQTT.js alone, one WebSocket frame per packet", "WebSockets"))
 
 
 def web_report(raw, m, stamp):
@@ -619,7 +620,9 @@ def web_report(raw, m, stamp):
               "of `@rtm-mqtt-gateway/sdk` (login with a token, `join`, `joinTopic('input')` / "
               "`subscribeTopic('input', [player])`, `publishTopic` → the host's `'message'` handler, where the "
               "receive time is taken). **MQTT.js alone**: the same program with `--raw`, the player publishing "
-              "`rtm/ch/{room}/input/{player}` and the host subscribed to it, without the SDK. **Baseline**: the C++ "
+              "`rtm/ch/{room}/input/{player}` and the host subscribed to it, without the SDK; *one WebSocket frame "
+              "per packet*: the same with `--ws-one-frame` (MQTT.js in Node otherwise sends a PUBLISH as 5 "
+              "WebSocket frames). **Baseline**: the C++ "
               "bench's direct path (Paho C++, publish → subscribe on the same topic) over TCP, same broker, same run. "
               "Method and caveats: [bench/README.md](../README.md), section 7.\n")
     md.append("| path | transport | pairs | p50 ms | p99 ms | p99.9 ms | max ms | lost | reordered | broker CPU | "

@@ -618,6 +618,8 @@ if want web && [[ $has_node == 1 ]]; then
   done
   echo "MQTT.js alone over ws:// (no SDK): what the transport costs without the SDK"
   web_run mqttjs-ws 100 "${node_bench[@]}" --raw --transport ws --broker-url "$ws_broker"
+  echo "MQTT.js alone over ws:// with one WebSocket frame per MQTT packet (bench/README.md, 7)"
+  web_run mqttjs-ws1 100 "${node_bench[@]}" --raw --ws-one-frame --transport ws --broker-url "$ws_broker"
   stop_stack web
   echo "web_loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$raw/meta.txt"
 fi
