@@ -625,6 +625,9 @@ def web_report(raw, m, stamp):
               "WebSocket frames). **Baseline**: the C++ "
               "bench's direct path (Paho C++, publish → subscribe on the same topic) over TCP, same broker, same run. "
               "Method and caveats: [bench/README.md](../README.md), section 7.\n")
+    if m.get("quick") == "1":
+        md.append("**Quick run (BENCH_QUICK=1): a smoke test of the programs; do not read performance into "
+                  "these numbers.**\n")
     md.append("| path | transport | pairs | p50 ms | p99 ms | p99.9 ms | max ms | lost | reordered | broker CPU | "
               "client CPU per 1000 frames | sender lateness p99 ms | p50 × direct | p99 × direct | machine busy, load |")
     md.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")

@@ -598,7 +598,7 @@ if want web && [[ $has_node == 1 ]]; then
     local t1 i1
     read -r t1 i1 < <(cpu_ticks)
     awk -v t="$(( t1 - $2 ))" -v i="$(( i1 - $3 ))" -v n="$(nproc)" -v l="$(cut -d' ' -f1 /proc/loadavg)" \
-      'BEGIN { printf "busy_cores=%.2f\nload1=%s\n", t > 0 ? n * (t - i) / t : 0, l }' >"$1"
+      'BEGIN { printf "busy_cores=%.2f\nload1=%s\n", (t > 0 ? n * (t - i) / t : 0), l }' >"$1"
   }
   web_run() {  # web_run NAME PAIRS COMMAND...: one run, results in $raw/web-NAME-PAIRS.*
     local name=$1 pairs=$2 t0 i0
