@@ -212,6 +212,8 @@ def main():
     dirty = " (with uncommitted changes)" if sh(["git", "status", "--porcelain", "--untracked-files=no"]) else ""
     now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     web_targets, web_md, web_rows = web_report(raw, m, f"{now}, commit `{commit}`{dirty}")
+    if web_md:
+        plot_web(raw, out, quick)
     targets += web_targets
     # A run of the enforcement group or the web group alone (or both) leaves the other groups'
     # results as they are: enforcement's go to enforcement.md and enforcement.csv, web's
@@ -654,7 +656,40 @@ def web_report(raw, m, stamp):
               "TCP with the same number of pairs in this run. Machine busy: cores in use (all processes, the other "
               "work on this shared machine included) over the whole run from /proc/stat, and the 1-minute load "
               "average after it.\n")
+    md.append("![coplay over WebSockets, latency by percentile](web_latency.png)\n")
     return targets, md, rows
+
+
+def plot_web(raw, out, quick):
+    """web_latency.png: latency by percentile of each run of group web, 1 and 100 pairs."""
+    colors = {"direct-tcp": "#1b9e77", "js-sdk-ws": "#7570b3", "js-sdk-tcp": "#d95f02",
+              "mqttjs-ws": "#e7298a", "mqttjs-ws1": "#66a61e"}
+    labels = {"direct-tcp": "C++ direct, TCP (baseline)", "js-sdk-ws": "JS SDK, ws://", "js-sdk-tcp": "JS SDK, mqtt://",
+              "mqttjs-ws": "MQTT.js alone, ws://", "mqttjs-ws1": "MQTT.js alone, ws://, one frame per packet"}
+    series = [(pairs, name, path, transport, os.path.join(raw, f"web-{name}-{pairs}.csv"))
+              for pairs in (1, 100) for name, path, transport in WEB_RUNS
+              if os.path.exists(os.path.join(raw, f"web-{name}-{pairs}.csv"))]
+    if not series:
+        return
+    gp = os.path.join(raw, "web_latency.gp")
+    with open(gp, "w") as g:
+        g.write(f'set terminal pngcairo noenhanced size 1200,500 font "sans,10"\nset output "{os.path.join(out, "web_latency.png")}"\n')
+        g.write('set datafile separator ","\nset key top left\nset grid\nset logscale y\n')
+        g.write('set xtics ("p0" 0, "p90" 1, "p99" 2, "p99.9" 3, "p99.99" 4, "p99.999" 5)\n')
+        g.write('set xlabel "percentile"\nset ylabel "one-way latency (ms)"\n')
+        g.write(f'set multiplot layout 1,2 title "coplay over WebSockets and TCP, 60 Hz{" (QUICK RUN)" if quick else ""}"\n')
+        for pairs in (1, 100):
+            mine = [x for x in series if x[0] == pairs]
+            if not mine:
+                continue
+            g.write(f'set title "{pairs} pair{"s" if pairs > 1 else ""}"\n')
+            parts = [f'"{f}" using 4:5 skip 1 with lines lw 2 lc rgb "{colors.get(name, "#666666")}" '
+                     f'title "{labels.get(name, name)}"' for _, name, _, _, f in mine]
+            g.write("plot " + ", \\\n     ".join(parts) + "\n")
+        g.write("unset multiplot\n")
+    r = subprocess.run(["gnuplot", gp], capture_output=True, text=True)
+    if r.returncode != 0:
+        print("gnuplot failed:", r.stderr, file=sys.stderr)
 
 
 def machine_note(path):
