@@ -592,22 +592,28 @@ if want web && [[ $has_node == 1 ]]; then
   echo "web_loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$raw/meta.txt"
   BROKER_WS=1 start_stack web
   # How busy the whole machine was during each run (the other engineers' work included):
-  # cores busy from /proc/stat over the run, and the 1-minute load average after it.
-  cpu_ticks() { awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6}' /proc/stat; }
-  machine_note() {  # machine_note FILE TOTAL0 IDLE0
-    local t1 i1
-    read -r t1 i1 < <(cpu_ticks)
-    awk -v t="$(( t1 - $2 ))" -v i="$(( i1 - $3 ))" -v n="$(nproc)" -v l="$(cut -d' ' -f1 /proc/loadavg)" \
-      'BEGIN { printf "busy_cores=%.2f\nload1=%s\n", (t > 0 ? n * (t - i) / t : 0), l }' >"$1"
+  # cores busy from /proc/stat, the share of the time some task waited for a CPU (PSI,
+  # /proc/pressure/cpu "some"), both over the whole run, and the 1-minute load average after it.
+  cpu_ticks() {
+    awk '/^cpu /{printf "%d %d ", $2+$3+$4+$5+$6+$7+$8+$9, $5+$6}' /proc/stat
+    { sed -n 's/^some .*total=//p' /proc/pressure/cpu 2>/dev/null || true; } | awk '{printf "%d ", $1} END {if (!NR) printf "0 "}'
+    date +%s%N
+  }
+  machine_note() {  # machine_note FILE TICKS0 IDLE0 STALL0 NS0
+    local t1 i1 s1 n1
+    read -r t1 i1 s1 n1 < <(cpu_ticks)
+    awk -v t="$(( t1 - $2 ))" -v i="$(( i1 - $3 ))" -v s="$(( s1 - $4 ))" -v w="$(( (n1 - $5) / 1000 ))" \
+      -v n="$(nproc)" -v l="$(cut -d' ' -f1 /proc/loadavg)" \
+      'BEGIN { printf "busy_cores=%.2f\ncpu_wait=%.3f\nload1=%s\n", (t > 0 ? n * (t - i) / t : 0), (w > 0 ? s / w : 0), l }' >"$1"
   }
   web_run() {  # web_run NAME PAIRS COMMAND...: one run, results in $raw/web-NAME-PAIRS.*
-    local name=$1 pairs=$2 t0 i0
+    local name=$1 pairs=$2 t0 i0 s0 n0
     shift 2
-    read -r t0 i0 < <(cpu_ticks)
+    read -r t0 i0 s0 n0 < <(cpu_ticks)
     "$@" --pairs "$pairs" --hz 60 --seconds "$web_seconds" --warmup "$lat_warmup" --secret "$secret" \
       --broker-pid "$broker_pid" --gateway-pid "$gateway_pid" --json "$raw/web-$name-$pairs.json" \
       --curve "$raw/web-$name-$pairs.csv" || echo "web $name $pairs failed"
-    machine_note "$raw/web-$name-$pairs.machine" "$t0" "$i0"
+    machine_note "$raw/web-$name-$pairs.machine" "$t0" "$i0" "$s0" "$n0"
   }
   node_bench=(node bench/web/coplay_latency.mjs)
   for pairs in 1 100; do
