@@ -591,29 +591,29 @@ if want web && [[ $has_node == 1 ]]; then
   say "web: coplay over WebSockets (JS SDK, Node) and TCP, 1 and 100 pairs at 60 Hz, ${web_seconds} s each"
   echo "web_loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$raw/meta.txt"
   BROKER_WS=1 start_stack web
-  # How busy the whole machine was during each run (the other engineers' work included):
-  # cores busy from /proc/stat, the share of the time some task waited for a CPU (PSI,
-  # /proc/pressure/cpu "some"), both over the whole run, and the 1-minute load average after it.
-  cpu_ticks() {
-    awk '/^cpu /{printf "%d %d ", $2+$3+$4+$5+$6+$7+$8+$9, $5+$6}' /proc/stat
-    { sed -n 's/^some .*total=//p' /proc/pressure/cpu 2>/dev/null || true; } | awk '{printf "%d ", $1} END {if (!NR) printf "0 "}'
-    date +%s%N
+  # How much the machine made the run wait, other engineers' work included: the share of the
+  # run's time in which some runnable task waited for a CPU (PSI, /proc/pressure/cpu "some",
+  # exact: scheduler-kept), and the 1-minute load average after it. (/proc/stat's busy ticks
+  # are sampled at the timer tick and missed most of the C++ clients' short, tick-aligned work.)
+  cpu_stall() {  # "STALL_US NOW_NS"
+    local stall
+    stall=$(sed -n 's/^some .*total=//p' /proc/pressure/cpu 2>/dev/null || true)
+    echo "${stall:-0} $(date +%s%N)"
   }
-  machine_note() {  # machine_note FILE TICKS0 IDLE0 STALL0 NS0
-    local t1 i1 s1 n1
-    read -r t1 i1 s1 n1 < <(cpu_ticks)
-    awk -v t="$(( t1 - $2 ))" -v i="$(( i1 - $3 ))" -v s="$(( s1 - $4 ))" -v w="$(( (n1 - $5) / 1000 ))" \
-      -v n="$(nproc)" -v l="$(cut -d' ' -f1 /proc/loadavg)" \
-      'BEGIN { printf "busy_cores=%.2f\ncpu_wait=%.3f\nload1=%s\n", (t > 0 ? n * (t - i) / t : 0), (w > 0 ? s / w : 0), l }' >"$1"
+  machine_note() {  # machine_note FILE STALL0 NS0
+    local s1 n1
+    read -r s1 n1 < <(cpu_stall)
+    awk -v s="$(( s1 - $2 ))" -v w="$(( (n1 - $3) / 1000 ))" -v l="$(cut -d' ' -f1 /proc/loadavg)" \
+      'BEGIN { printf "cpu_wait=%.3f\nload1=%s\n", (w > 0 ? s / w : 0), l }' >"$1"
   }
   web_run() {  # web_run NAME PAIRS COMMAND...: one run, results in $raw/web-NAME-PAIRS.*
-    local name=$1 pairs=$2 t0 i0 s0 n0
+    local name=$1 pairs=$2 s0 n0
     shift 2
-    read -r t0 i0 s0 n0 < <(cpu_ticks)
+    read -r s0 n0 < <(cpu_stall)
     "$@" --pairs "$pairs" --hz 60 --seconds "$web_seconds" --warmup "$lat_warmup" --secret "$secret" \
       --broker-pid "$broker_pid" --gateway-pid "$gateway_pid" --json "$raw/web-$name-$pairs.json" \
       --curve "$raw/web-$name-$pairs.csv" || echo "web $name $pairs failed"
-    machine_note "$raw/web-$name-$pairs.machine" "$t0" "$i0" "$s0" "$n0"
+    machine_note "$raw/web-$name-$pairs.machine" "$s0" "$n0"
   }
   node_bench=(node bench/web/coplay_latency.mjs)
   for pairs in 1 100; do
