@@ -2,6 +2,7 @@
 // rtm-mqtt-gateway (docs/protocol.md), as the C++ SDK (sdk/include/rtm/sdk/client.hpp).
 // Requests go to P/req/{uid}/{op}?msg_id=N and are answered on P/u/{uid}/res/...; data
 // (channel topics, peer inboxes, message channels) goes straight through the broker.
+import { parsePeerMessage, parseUsers } from './answers.js';
 import { Emitter } from './emitter.js';
 import { ErrorCode, RtmError, errorName, rtmError } from './errors.js';
 import { InvitationsApi, parseInvitation } from './invitations.js';
@@ -37,11 +38,9 @@ import type {
   StateMap,
   SubscribeChannelOptions,
   UserPresence,
-  UserResult,
 } from './types.js';
 import {
   type Json,
-  base64Decode,
   base64Encode,
   bool,
   isObject,
@@ -1277,36 +1276,7 @@ export function asRtmError(e: unknown): RtmError {
 }
 
 
-/** @internal {"users":[{"uid":"bob","ok":true,"state":..},{"uid":"x","ok":false,"code":..,"error":..,"message":..}]} */
-export function parseUsers(result: Json): Array<UserResult & { state: string }> {
-  return objects(result, 'users').map((u) => {
-    const ok = bool(u, 'ok');
-    const out: UserResult & { state: string } = { uid: str(u, 'uid'), ok, state: str(u, 'state') };
-    if (!ok) {
-      const code = num(u, 'code', ErrorCode.INTERNAL);
-      out.error = new RtmError(code, str(u, 'message'), str(u, 'error', errorName(code)));
-    }
-    return out;
-  });
-}
 
-/** A `message` event (and an inbox_history entry); undefined when a binary message's base64 does not decode. */
-function parsePeerMessage(v: Json): InboxMessage | undefined {
-  const binary = str(v, 'type') === 'binary';
-  const message = str(v, 'message');
-  const payload = binary ? base64Decode(message) : new TextEncoder().encode(message);
-  if (!payload) return undefined;
-  return {
-    from: str(v, 'from'),
-    payload,
-    text: binary ? utf8(payload) : message,
-    qos: 1,
-    id: str(v, 'id'),
-    type: binary ? 'binary' : 'text',
-    serverTs: num(v, 'ts'),
-    offline: bool(v, 'offline'),
-  };
-}
 
 // The URI with every '.' after the scheme and host written %2E: on RabbitMQ a '.' in a
 // topic becomes a level separator, and the gateway decodes %2E in paths and queries on

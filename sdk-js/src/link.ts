@@ -82,7 +82,17 @@ export class Link {
         () => fail(rtmError('UNAVAILABLE', `no CONNACK from ${o.brokerUrl} within ${o.connectTimeoutMs} ms`)),
         o.connectTimeoutMs + 1000,
       );
-      const client = mqtt.connect(o.brokerUrl, mqttOptions);
+      let client: MqttClient;
+      try {
+        client = mqtt.connect(o.brokerUrl, mqttOptions);
+      } catch (e) {
+        // An unusable URL (unknown protocol, ...): MQTT.js throws before any socket exists.
+        settled = true;
+        clearTimeout(timer);
+        this.lost = true;
+        reject(rtmError('INVALID_PARAMETER', `brokerUrl "${o.brokerUrl}": ${(e as Error).message}`));
+        return;
+      }
       this.client = client;
       client.on('error', (err: Error & { code?: number | string }) => {
         if (settled) return;

@@ -6,8 +6,9 @@
 // what came after those positions, delivers it (`recovered`), then the held live messages
 // minus those the history already returned (told apart by payload hash at the end of each
 // publisher's history), and reports a 'recovery' event per stream.
-import type { MessageEvent, RecoveryEvent } from './types.js';
-import { type Json, base64Decode, bool, isObject, num, obj, objects, str } from './wire.js';
+import { parseHistoryPage } from './answers.js';
+import type { HistoryMessage, MessageEvent, RecoveryEvent } from './types.js';
+import { type Json, isObject, num, obj, str } from './wire.js';
 
 /** A stream that missed more pages than this is left incomplete rather than holding its live messages for ever. */
 const MAX_RECOVERY_PAGES = 100;
@@ -58,33 +59,16 @@ interface Stream {
   overflowed: boolean;
 }
 
-interface HistoryEntry {
-  offset: number;
-  publisher: string;
-  seq: number;
-  ts: number;
-  payload: Uint8Array;
-}
+type HistoryEntry = HistoryMessage;
 
-function parsePage(r: Json): { epoch: string; top: number; complete: boolean; more: boolean; messages: HistoryEntry[]; tops: Map<string, Top> } {
+/** A history answer, and each publisher's newest entry at the gateway (`publishers`). */
+function parsePage(r: Json) {
   const tops = new Map<string, Top>();
   for (const [name, v] of Object.entries(obj(r, 'publishers'))) {
     if (!isObject(v)) continue;
     tops.set(name, { seq: num(v, 'seq'), hash: parseHashHex(str(v, 'hash')) ?? 0n });
   }
-  return {
-    epoch: str(r, 'epoch'),
-    top: num(r, 'top'),
-    complete: bool(r, 'complete', true),
-    more: bool(r, 'more'),
-    messages: objects(r, 'messages').map((m) => {
-      const text = str(m, 'message');
-      const payload =
-        str(m, 'encoding') === 'base64' ? (base64Decode(text) ?? new Uint8Array()) : new TextEncoder().encode(text);
-      return { offset: num(m, 'offset'), publisher: str(m, 'publisher'), seq: num(m, 'seq'), ts: num(m, 'ts'), payload };
-    }),
-    tops,
-  };
+  return { ...parseHistoryPage(r), tops };
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

@@ -4,11 +4,11 @@
 // presence states and metadata subscriptions asserted again (idempotent at the gateway),
 // then what subscribed streams with history missed while away is delivered (recovery.ts),
 // then the send queue and the parked calls go out, and the state becomes RESTORED.
-import { type RtmClient, parseUsers } from './client.js';
+import { parseSnapshot, parseUsers } from './answers.js';
+import type { RtmClient } from './client.js';
 import { ErrorCode, RtmError, isTransportFailure } from './errors.js';
 import { parseInvitation } from './invitations.js';
 import { ConnectionChangeReason, ConnectionState } from './states.js';
-import { parseSnapshot } from './streamChannel.js';
 import type { InvitationEvent } from './types.js';
 import { type Json, num, objects, str } from './wire.js';
 

@@ -2,9 +2,10 @@
 // in, subscriptions to publishers (by name, at most 64 per topic, or every publisher), and
 // the stream's history. Data goes straight to P/ch/{channel}/{topic}/{publisher}.
 import type { ChannelState, RtmClient } from './client.js';
+import { parseHistoryPage, parseSnapshot, parseUsers } from './answers.js';
 import { ErrorCode, RtmError, rtmError } from './errors.js';
 import type { ChannelSnapshot, Data, HistoryPage, HistoryQuery, PublishOptions, SubscribeResult } from './types.js';
-import { type Json, base64Decode, bool, num, obj, objects, str, strings } from './wire.js';
+import { type Json, str, strings } from './wire.js';
 
 /** The gateway's limit of publishers per (subscriber, channel, topic). */
 export const MAX_SUBSCRIBED_PUBLISHERS = 64;
@@ -135,27 +136,7 @@ export class StreamChannel {
     if (query.reverse) body.reverse = true;
     if (query.after !== undefined) body.after = query.after;
     if (query.before !== undefined) body.before = query.before;
-    const r = await c.call('history', body, `history ${this.name}/${topic}`);
-    return {
-      epoch: str(r, 'epoch'),
-      top: num(r, 'top'),
-      oldest: num(r, 'oldest'),
-      complete: bool(r, 'complete', true),
-      more: bool(r, 'more'),
-      messages: objects(r, 'messages').map((m) => {
-        const text = str(m, 'message');
-        const payload =
-          str(m, 'encoding') === 'base64' ? (base64Decode(text) ?? new Uint8Array()) : new TextEncoder().encode(text);
-        return {
-          offset: num(m, 'offset'),
-          publisher: str(m, 'publisher'),
-          seq: num(m, 'seq'),
-          ts: num(m, 'ts'),
-          payload,
-          tooLarge: bool(m, 'too_large'),
-        };
-      }),
-    };
+    return parseHistoryPage(await c.call('history', body, `history ${this.name}/${topic}`));
   }
 
   // ------------------------------------------------------------------ internals
@@ -208,7 +189,7 @@ export class StreamChannel {
     }
     const all = ch?.all.get(topic);
     const result: SubscribeResult = { channel: this.name, topic, users: [], all: all !== undefined, succeeded: [] };
-    for (const u of parseUsersOf(r)) {
+    for (const u of parseUsers(r)) {
       const t = c.dataTopic(this.name, topic, u.uid);
       if (!unsubscribe) {
         if (u.ok) {
@@ -270,7 +251,7 @@ export class StreamChannel {
       }
       throw e;
     }
-    const parsed = parseUsersOf(r);
+    const parsed = parseUsers(r);
     const add: string[] = [];
     const drop: string[] = [];
     let ch = c.channels.get(this.name);
@@ -314,25 +295,4 @@ export class StreamChannel {
   }
 }
 
-/** The snapshot of a join answer: members (in join order) and, per topic, its publishers. */
-export function parseSnapshot(result: Json, channel: string): ChannelSnapshot {
-  const snapshot = obj(result, 'snapshot');
-  const publishers: Record<string, string[]> = {};
-  for (const t of objects(snapshot, 'topics')) {
-    const topic = str(t, 'topic');
-    if (topic) publishers[topic] = strings(t, 'publishers');
-  }
-  const out: ChannelSnapshot = { channel: str(result, 'channel', channel), members: strings(snapshot, 'members'), publishers };
-  const expires = num(result, 'token_expires_at');
-  if (expires) out.tokenExpiresAt = expires;
-  return out;
-}
 
-function parseUsersOf(result: Json): Array<{ uid: string; ok: boolean; error?: RtmError }> {
-  return objects(result, 'users').map((u) => {
-    const ok = bool(u, 'ok');
-    if (ok) return { uid: str(u, 'uid'), ok };
-    const code = num(u, 'code', ErrorCode.INTERNAL);
-    return { uid: str(u, 'uid'), ok, error: new RtmError(code, str(u, 'message'), str(u, 'error') || undefined) };
-  });
-}

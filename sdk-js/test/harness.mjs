@@ -87,8 +87,9 @@ class Process {
 
 /** Mosquitto with a TCP and a WebSockets listener, set_tcp_nodelay on. */
 export class Mosquitto {
-  static async start(extra = '') {
+  static async start(extra = '', { allowAnonymous = true } = {}) {
     const m = new Mosquitto();
+    m.allowAnonymous = allowAnonymous;
     m.dir = mkdtempSync(path.join(tmpdir(), 'rtm-js-mosq-'));
     chmodSync(m.dir, 0o755); // Mosquitto started as root reads it as the mosquitto user
     m.port = await freePort();
@@ -103,7 +104,7 @@ export class Mosquitto {
       `listener ${this.port} 127.0.0.1`,
       `listener ${this.wsPort} 127.0.0.1`,
       'protocol websockets',
-      'allow_anonymous true',
+      `allow_anonymous ${this.allowAnonymous}`,
       'set_tcp_nodelay true',
       'persistence false',
       'log_dest stdout',
@@ -138,7 +139,7 @@ export class Mosquitto {
 
 /** The gateway binary with a generated config (as harness.cpp's GatewayProcess). */
 export class Gateway {
-  static async start(brokerPort, { extraYaml = '', authYaml = '', prefix = 'rtm' } = {}) {
+  static async start(brokerPort, { extraYaml = '', authYaml = '', prefix = 'rtm', password = '' } = {}) {
     const g = new Gateway();
     g.dir = mkdtempSync(path.join(tmpdir(), 'rtm-js-gw-'));
     g.configPath = path.join(g.dir, 'config.yaml');
@@ -146,7 +147,7 @@ export class Gateway {
     g.prefix = prefix;
     const yaml =
       `broker:\n  uri: tcp://127.0.0.1:${brokerPort}\n  client_id: ${uniqueId('gw')}\n` +
-      `  username: "rtm-gateway"\n  password: ""\n  reconnect_min_ms: 50\n  reconnect_max_ms: 500\n` +
+      `  username: "rtm-gateway"\n  password: "${password}"\n  reconnect_min_ms: 50\n  reconnect_max_ms: 500\n` +
       `topics:\n  prefix: ${prefix}\n` +
       `auth:\n  token_secret: ${SECRET}\n${authYaml}` +
       `log:\n  level: debug\n  stats_interval_s: 1\n` +
@@ -177,8 +178,8 @@ export class Gateway {
 }
 
 /** A plain MQTT client (MQTT.js) for what the tests do outside the SDK. */
-export async function rawClient(url, clientId = uniqueId('raw')) {
-  const c = mqtt.connect(url, { clientId, protocolVersion: 4, reconnectPeriod: 0, clean: true });
+export async function rawClient(url, clientId = uniqueId('raw'), credentials = {}) {
+  const c = mqtt.connect(url, { clientId, protocolVersion: 4, reconnectPeriod: 0, clean: true, ...credentials });
   await new Promise((resolve, reject) => {
     c.once('connect', resolve);
     c.once('error', reject);
@@ -189,7 +190,8 @@ export async function rawClient(url, clientId = uniqueId('raw')) {
 
 export async function waitGatewayReady(brokerUrl, timeoutMs, prefix = 'rtm') {
   const uid = uniqueId('probe');
-  const c = await rawClient(brokerUrl, uid);
+  // With a token: a broker with the auth plugin takes token users ("{uid}/..." client ids) only.
+  const c = await rawClient(brokerUrl, `${uid}/probe`, { username: uid, password: tokenFor(uid) });
   try {
     await c.subscribeAsync(`${prefix}/u/${uid}/#`, { qos: 1 });
     const deadline = Date.now() + timeoutMs;

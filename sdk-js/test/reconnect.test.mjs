@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { ConnectionChangeReason, ConnectionState, ErrorCode, RtmClient, RtmError } from '../dist/index.js';
-import { Events, Gateway, Mosquitto, TcpProxy, Setup, text, tokenFor, uniqueId } from './harness.mjs';
+import { Events, Gateway, Mosquitto, TcpProxy, Setup, rawClient, text, tokenFor, uniqueId } from './harness.mjs';
 
 const FAST_RECONNECT = { reconnectMinMs: 50, reconnectMaxMs: 300 };
 
@@ -147,6 +147,28 @@ describe('network cut', () => {
     assert.ok(Date.now() - t0 >= 250);
     proxy.restore();
     await states.find((e) => e.state === ConnectionState.RESTORED, 10000, 'RESTORED');
+  });
+  test('the gateway ends the session while the link stays up: SESSION_LOST, then RESTORED', async () => {
+    const channel = uniqueId('room');
+    const c = await setup.login(uniqueId('lost'));
+    const states = new Events(c, 'connectionState');
+    await c.streamChannel(channel).join();
+    // The session ends as if this connection's Will came: its own offline presence, as the
+    // broker would publish it for a connection it believed dead.
+    const raw = await rawClient(setup.broker.tcpUrl);
+    const presence = `rtm/presence/${c.uid}`;
+    const online = await new Promise((resolve) => {
+      raw.on('message', (topic, payload) => topic === presence && resolve(JSON.parse(payload.toString())));
+      raw.subscribe(presence);
+    });
+    assert.equal(online.state, 'online');
+    await raw.publishAsync(presence, JSON.stringify({ state: 'offline', session: online.session }), { qos: 1, retain: true });
+    const lost = await states.find((e) => e.state === ConnectionState.RECONNECTING, 5000, 'RECONNECTING');
+    assert.equal(lost.reason, ConnectionChangeReason.SESSION_LOST);
+    const restored = await states.find((e) => e.state === ConnectionState.RESTORED, 10000, 'RESTORED');
+    assert.match(restored.message, /^logged in again; 1 channel/);
+    assert.deepEqual(await c.whereNow(c.uid), [channel]);
+    raw.end(true);
   });
 });
 
