@@ -575,6 +575,8 @@ WEB_SECTION = "## 6. Web: coplay over WebSockets"
 WEB_RUNS = (("direct-tcp", "C++ `rtm-bench latency --path direct` (baseline)", "TCP"),
             ("js-sdk-ws", "JS SDK, Node", "WebSockets"),
             ("js-sdk-tcp", "JS SDK, Node", "TCP (TCP_NODELAY)"),
+            ("js-sdk-ws-tcp", "JS SDK, Node", "player WebSockets → host TCP"),
+            ("js-sdk-tcp-ws", "JS SDK, Node", "player TCP → host WebSockets"),
             ("mqttjs-ws", "MQTT.js alone, Node (no SDK)", "WebSockets"),
             ("mqttjs-ws1", "MQTT.js alone, one WebSocket frame per packet", "WebSockets"))
 
@@ -665,8 +667,10 @@ def web_report(raw, m, stamp):
 def plot_web(raw, out, quick):
     """web_latency.png: latency by percentile of each run of group web, 1 and 100 pairs."""
     colors = {"direct-tcp": "#1b9e77", "js-sdk-ws": "#7570b3", "js-sdk-tcp": "#d95f02",
+              "js-sdk-ws-tcp": "#a6761d", "js-sdk-tcp-ws": "#666666",
               "mqttjs-ws": "#e7298a", "mqttjs-ws1": "#66a61e"}
     labels = {"direct-tcp": "C++ direct, TCP (baseline)", "js-sdk-ws": "JS SDK, ws://", "js-sdk-tcp": "JS SDK, mqtt://",
+              "js-sdk-ws-tcp": "JS SDK, player ws:// -> host mqtt://", "js-sdk-tcp-ws": "JS SDK, player mqtt:// -> host ws://",
               "mqttjs-ws": "MQTT.js alone, ws://", "mqttjs-ws1": "MQTT.js alone, ws://, one frame per packet"}
     series = [(pairs, name, path, transport, os.path.join(raw, f"web-{name}-{pairs}.csv"))
               for pairs in (1, 100) for name, path, transport in WEB_RUNS

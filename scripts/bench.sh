@@ -621,6 +621,13 @@ if want web && [[ $has_node == 1 ]]; then
     web_run direct-tcp "$pairs" "$bench_bin" latency --path direct --broker "$broker"
     web_run js-sdk-ws "$pairs" "${node_bench[@]}" --transport ws --broker-url "$ws_broker"
     web_run js-sdk-tcp "$pairs" "${node_bench[@]}" --transport tcp --broker-url "mqtt://127.0.0.1:$port"
+    if [[ $pairs == 1 ]]; then
+      echo "mixed: players on one listener, hosts on the other (which leg of ws -> ws costs what)"
+      web_run js-sdk-ws-tcp 1 "${node_bench[@]}" --transport ws --broker-url "$ws_broker" \
+        --host-transport tcp --host-broker-url "mqtt://127.0.0.1:$port"
+      web_run js-sdk-tcp-ws 1 "${node_bench[@]}" --transport tcp --broker-url "mqtt://127.0.0.1:$port" \
+        --host-transport ws --host-broker-url "$ws_broker"
+    fi
   done
   echo "MQTT.js alone over ws:// (no SDK): what the transport costs without the SDK"
   web_run mqttjs-ws 100 "${node_bench[@]}" --raw --transport ws --broker-url "$ws_broker"

@@ -42,12 +42,13 @@ const TOKEN_TTL_S = 3600;
 const USAGE = `usage: coplay_latency.mjs [--raw] --transport ws|tcp --broker-url URL --pairs N
   [--hz 60] [--seconds 20] [--warmup 1] [--frame-bytes 32] [--secret S] [--prefix rtm]
   [--procs K] [--broker-pid P] [--gateway-pid P] [--json out.json] [--curve out.csv] [--label L]
+  [--host-transport ws|tcp --host-broker-url URL]   hosts on another listener than players
   --raw            MQTT.js alone, no SDK and no gateway
   --ws-one-frame   (with --raw over ws) one WebSocket frame per MQTT packet: see openRawPath`;
 
 function parseArgs(argv) {
   const o = {
-    raw: false, oneFrame: false, transport: '', brokerUrl: '', pairs: 1, hz: 60, seconds: 20, warmup: 1,
+    raw: false, oneFrame: false, transport: '', brokerUrl: '', hostBrokerUrl: '', hostTransport: '', pairs: 1, hz: 60, seconds: 20, warmup: 1,
     frameBytes: 32, secret: '', prefix: 'rtm', procs: 0, brokerPid: 0, gatewayPid: 0,
     json: '', curve: '', label: '', tag: randomBytes(3).toString('hex'),
   };
@@ -66,13 +67,21 @@ function parseArgs(argv) {
   }
   if (o.transport !== 'ws' && o.transport !== 'tcp') throw new Error(`--transport ws|tcp is required\n${USAGE}`);
   if (!o.brokerUrl) o.brokerUrl = o.transport === 'ws' ? 'ws://127.0.0.1:9001' : 'mqtt://127.0.0.1:1883';
+  // Mixed runs (a ws player and a tcp host, or the other way) tell which leg costs what.
+  if (!o.hostTransport) o.hostTransport = o.transport;
+  if (o.hostTransport !== 'ws' && o.hostTransport !== 'tcp') throw new Error('--host-transport is ws or tcp');
+  if (!o.hostBrokerUrl) {
+    if (o.hostTransport !== o.transport) throw new Error('--host-transport needs --host-broker-url');
+    o.hostBrokerUrl = o.brokerUrl;
+  }
   if (o.pairs < 1 || o.hz <= 0 || o.seconds <= 0 || o.warmup < 0) throw new Error('bad --pairs/--hz/--seconds/--warmup');
   if (!o.raw && !o.secret) throw new Error('--secret (the gateway\'s auth.token_secret) is needed for the SDK logins');
   o.frameBytes = Math.max(o.frameBytes, HEADER_BYTES);
   o.procs = Math.min(Math.max(o.procs > 0 ? o.procs : Math.ceil(o.pairs / PAIRS_PER_PROC), 1), o.pairs);
   if (o.oneFrame && !(o.raw && o.transport === 'ws')) throw new Error('--ws-one-frame goes with --raw --transport ws');
   o.path = o.raw ? 'mqttjs' : 'js-sdk';
-  if (!o.label) o.label = `${o.path}-${o.transport}${o.oneFrame ? '1' : ''}`;
+  const transports = o.hostTransport === o.transport ? o.transport : `${o.transport}-${o.hostTransport}`;
+  if (!o.label) o.label = `${o.path}-${transports}${o.oneFrame ? '1' : ''}`;
   return o;
 }
 
@@ -103,17 +112,17 @@ function signToken(uid, secret, ttlS = TOKEN_TTL_S) {
 async function openSdkPath(o, first, last, sink) {
   const { RtmClient } = await import(SDK_DIST.href);
   const logger = (level, text) => { if (level === 'warn' || level === 'error') console.error(`sdk ${level}: ${text}`); };
-  const make = (uid) => new RtmClient({ brokerUrl: o.brokerUrl, uid, token: signToken(uid, o.secret), prefix: o.prefix, logger });
+  const make = (uid, brokerUrl) => new RtmClient({ brokerUrl, uid, token: signToken(uid, o.secret), prefix: o.prefix, logger });
   const rooms = new Map(); // pair -> the player's StreamChannel
   const clients = [];
   const setUp = async (i) => {
-    const p = make(player(o, i));
+    const p = make(player(o, i), o.brokerUrl);
     clients.push(p);
     await p.login();
     const pRoom = p.streamChannel(room(o, i));
     await pRoom.join();
     await pRoom.joinTopic('input');
-    const h = make(host(o, i));
+    const h = make(host(o, i), o.hostBrokerUrl);
     clients.push(h);
     h.on('message', (e) => {
       const recv = nowNs(); // first thing: the SDK has parsed the packet and matched the subscription
@@ -153,12 +162,12 @@ function coalesceWrites(stream) {
 
 async function openRawPath(o, first, last, sink) {
   const mqtt = createRequire(SDK_PACKAGE)('mqtt'); // the MQTT.js the SDK is built on
-  const connect = (clientId) => new Promise((resolve, reject) => {
-    const c = mqtt.connect(o.brokerUrl, { protocolVersion: 4, clientId, clean: true, keepalive: 60, reconnectPeriod: 0 });
+  const connect = (clientId, brokerUrl) => new Promise((resolve, reject) => {
+    const c = mqtt.connect(brokerUrl, { protocolVersion: 4, clientId, clean: true, keepalive: 60, reconnectPeriod: 0 });
     c.once('connect', () => {
       // As the SDK does: Nagle would hold each small PUBLISH on a TCP socket (ws sets it itself).
       c.stream?.setNoDelay?.(true);
-      if (o.oneFrame) coalesceWrites(c.stream);
+      if (o.oneFrame && brokerUrl.startsWith('ws')) coalesceWrites(c.stream);
       resolve(c);
     });
     c.once('error', reject);
@@ -167,9 +176,9 @@ async function openRawPath(o, first, last, sink) {
   const clients = [];
   const topicOf = (i) => `${o.prefix}/ch/${room(o, i)}/input/${player(o, i)}`;
   const setUp = async (i) => {
-    const p = await connect(`lat-mqttjs-${o.tag}-${i}-player`);
+    const p = await connect(`lat-mqttjs-${o.tag}-${i}-player`, o.brokerUrl);
     clients.push(p);
-    const h = await connect(`lat-mqttjs-${o.tag}-${i}-host`);
+    const h = await connect(`lat-mqttjs-${o.tag}-${i}-host`, o.hostBrokerUrl);
     clients.push(h);
     const topic = topicOf(i);
     h.on('message', (t, payload) => {
@@ -323,10 +332,11 @@ const fmt = (v) => v.toFixed(3);
 async function runParent(o) {
   const { warmupFrames, framesPerPair } = frameCounts(o);
   const perProc = Math.ceil(o.pairs / o.procs);
+  const legs = o.hostTransport === o.transport ? o.transport : `${o.transport} (players), ${o.hostTransport} (hosts)`;
   const what = o.raw
-    ? `one MQTT.js ${o.transport} connection per player and per host${o.oneFrame ? ' (one WebSocket frame per packet)' : ''}, ` +
+    ? `one MQTT.js ${legs} connection per player and per host${o.oneFrame ? ' (one WebSocket frame per packet)' : ''}, ` +
       "publish -> 'message' (no SDK, no gateway)"
-    : `one RtmClient of @rtm-mqtt-gateway/sdk (Node, MQTT.js over ${o.transport}) per player and per host; publishTopic -> 'message'`;
+    : `one RtmClient of @rtm-mqtt-gateway/sdk (Node, MQTT.js over ${legs}) per player and per host; publishTopic -> 'message'`;
   const describe = `${what}; ${o.procs} Node process(es), ${perProc} pair(s) each`;
   console.error(`latency ${o.label}: ${o.pairs} pair(s), ${o.hz} Hz, ${o.warmup} s warm-up + ${o.seconds} s; ${describe}`);
 
@@ -400,7 +410,7 @@ async function runParent(o) {
 
     // The keys of rtm-bench latency's results (bench/src/latency.cpp), plus transport and client.
     const r = {
-      benchmark: 'latency', path: o.path, transport: o.transport, client: o.raw ? 'mqttjs' : 'js-sdk', ws_one_frame: o.oneFrame ? 1 : 0,
+      benchmark: 'latency', path: o.path, transport: o.transport, host_transport: o.hostTransport, client: o.raw ? 'mqttjs' : 'js-sdk', ws_one_frame: o.oneFrame ? 1 : 0,
       label: o.label, describe, pairs: o.pairs, token_logins: o.raw ? 0 : 1, grants_population: 0, procs: o.procs,
       hz: o.hz, seconds: o.seconds, frame_bytes: o.frameBytes, node: process.version,
       expected, lost, reordered: sum('reordered'), duplicates: sum('duplicates'),
