@@ -633,7 +633,7 @@ def web_report(raw, m, stamp):
         md.append("**Quick run (BENCH_QUICK=1): a smoke test of the programs; do not read performance into "
                   "these numbers.**\n")
     md.append("| path | transport | pairs | p50 ms | p99 ms | p99.9 ms | max ms | lost | reordered | broker CPU | "
-              "client CPU per 1000 frames | sender lateness p99 ms | p50 × direct | p99 × direct | CPU wait, load |")
+              "client CPU per 1000 frames | sender lateness p99 ms | p50 × direct | p99 × direct | CPU wait (measured part, whole run), load |")
     md.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for pairs in (1, 100):
         base = runs.get(("direct-tcp", pairs))
@@ -648,7 +648,7 @@ def web_report(raw, m, stamp):
                       f"{int(d['reordered'])} | {fmt(100 * d['cpu.broker_s'] / wall, 0)}% | "
                       f"{fmt(1000 * 1000 * d['cpu.bench_s'] / frames, 1)} ms | {fmt(d['sender_lateness.p99_ms'], 3)} | "
                       f"{fmt(ratio(d, base, 'latency.p50_ms'), 2)} | {fmt(ratio(d, base, 'latency.p99_ms'), 2)} | "
-                      f"{fmt(100 * d['machine.cpu_wait'], 0) + '%' if 'machine.cpu_wait' in d else '–'}, "
+                      f"{pct(d.get('machine.cpu_wait_measured'))}, {pct(d.get('machine.cpu_wait'))}, "
                       f"{fmt(d.get('machine.load1'), 1)} |")
     md.append("\nLatency: one way, player's send → host's handler, CLOCK_MONOTONIC on both ends (Node's "
               "`process.hrtime` and C++'s `steady_clock`). Broker CPU: share of one core over the measured part. "
@@ -656,10 +656,11 @@ def web_report(raw, m, stamp):
               "send to the last send, per 1000 frames delivered. Sender lateness: how late the clients sent "
               "against the schedule; Node's timers have 1 ms resolution, so its senders are up to ~1 ms late by "
               "design (the latency is timed from the actual send). × direct: the ratio to the C++ direct path over "
-              "TCP with the same number of pairs in this run. CPU wait: the share of the run's time (set-up "
-              "included) in which some runnable task on this shared machine, the run's own or anyone else's, "
-              "waited for a CPU (PSI, /proc/pressure/cpu `some`); above a few %, clients and broker were queuing "
-              "for the 2 cores. Load: the 1-minute load average after the run.\n")
+              "TCP with the same number of pairs in this run. CPU wait: the share of the time in which some "
+              "runnable task on this shared machine, the run's own or anyone else's, waited for a CPU (PSI, "
+              "/proc/pressure/cpu `some`), over the measured part and over the whole run with its set-up; above a "
+              "few %, clients and broker were queuing for the 2 cores. Load: the 1-minute load average after "
+              "the run.\n")
     md.append("![coplay over WebSockets, latency by percentile](web_latency.png)\n")
     return targets, md, rows
 
@@ -696,6 +697,10 @@ def plot_web(raw, out, quick):
     r = subprocess.run(["gnuplot", gp], capture_output=True, text=True)
     if r.returncode != 0:
         print("gnuplot failed:", r.stderr, file=sys.stderr)
+
+
+def pct(v):
+    return "–" if v is None else f"{100 * v:.0f}%"
 
 
 def machine_note(path):

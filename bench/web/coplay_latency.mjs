@@ -326,6 +326,16 @@ function procCpuS(pid) {
   }
 }
 
+// Microseconds in which some runnable task waited for a CPU (PSI "some" total), or null.
+function cpuStallUs() {
+  try {
+    const m = readFileSync('/proc/pressure/cpu', 'utf8').match(/^some .*total=(\d+)/m);
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
 const sleepUntilNs = (t) => new Promise((r) => setTimeout(r, Math.max(0, Math.ceil((t - nowNs()) / 1e6))));
 const fmt = (v) => v.toFixed(3);
 
@@ -374,9 +384,10 @@ async function runParent(o) {
     // CPU of the broker and the gateway over the measured part.
     const measureFrom = t0 + (warmupFrames * 1e9) / o.hz, measureTo = t0 + (framesPerPair * 1e9) / o.hz;
     await sleepUntilNs(measureFrom);
-    const broker0 = procCpuS(o.brokerPid), gateway0 = procCpuS(o.gatewayPid);
+    const broker0 = procCpuS(o.brokerPid), gateway0 = procCpuS(o.gatewayPid), stall0 = cpuStallUs();
     await sleepUntilNs(measureTo);
     const brokerS = procCpuS(o.brokerPid) - broker0, gatewayS = procCpuS(o.gatewayPid) - gateway0;
+    const stall1 = cpuStallUs();
     const wallS = (measureTo - measureFrom) / 1e9;
 
     const results = [];
@@ -417,6 +428,8 @@ async function runParent(o) {
       misrouted: sum('misrouted'), malformed: sum('malformed'),
       'cpu.broker_s': brokerS, 'cpu.gateway_s': gatewayS, 'cpu.bench_s': clientS, 'cpu.wall_s': wallS,
     };
+    // The share of the measured part in which some task of the machine waited for a CPU.
+    if (stall0 !== null && stall1 !== null) r['machine.cpu_wait_measured'] = (stall1 - stall0) / 1e6 / wallS;
     for (const [prefix, summary] of [['latency', s], ['sender_lateness', late]]) {
       for (const [k, v] of Object.entries(summary)) r[`${prefix}.${k}`] = v;
     }
