@@ -2,7 +2,8 @@
 # Runs the benchmarks of issue 7 against a Mosquitto (set_tcp_nodelay true) and a gateway
 # (with the coplay mapping rules) that it starts itself on a free port, each benchmark with
 # its baseline in the same run, and writes bench/results/: results.md (targets, pass/miss),
-# latency.png, results.csv and latency_percentiles.csv. Under 10 minutes on 2 cores.
+# latency.png, results.csv and latency_percentiles.csv. Under 10 minutes on 2 cores before
+# group web (issue 18), which adds about 2 minutes (web_latency.png, section 6 of results.md).
 #
 #   BENCH_QUICK=1        3 s phases and short throughput steps: a smoke run (~3 min)
 #   BENCH_ONLY="..."     a subset of: state sessions control storage flood latency throughput history enforcement web

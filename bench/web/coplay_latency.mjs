@@ -48,8 +48,8 @@ const USAGE = `usage: coplay_latency.mjs [--raw] --transport ws|tcp --broker-url
 
 function parseArgs(argv) {
   const o = {
-    raw: false, oneFrame: false, transport: '', brokerUrl: '', hostBrokerUrl: '', hostTransport: '', pairs: 1, hz: 60, seconds: 20, warmup: 1,
-    frameBytes: 32, secret: '', prefix: 'rtm', procs: 0, brokerPid: 0, gatewayPid: 0,
+    raw: false, oneFrame: false, transport: '', brokerUrl: '', hostTransport: '', hostBrokerUrl: '',
+    pairs: 1, hz: 60, seconds: 20, warmup: 1, frameBytes: 32, secret: '', prefix: 'rtm', procs: 0, brokerPid: 0, gatewayPid: 0,
     json: '', curve: '', label: '', tag: randomBytes(3).toString('hex'),
   };
   const numeric = new Set(['pairs', 'hz', 'seconds', 'warmup', 'frameBytes', 'procs', 'brokerPid', 'gatewayPid']);
