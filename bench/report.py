@@ -208,21 +208,27 @@ def main():
     # ------------------------------------------------------------ enforcement (issue 13)
     enf_targets, enf_md, enf_rows = enforcement_report(raw, m)
     targets += enf_targets
-    # A run of the enforcement group alone leaves results.md, results.csv and the plot of the
-    # other groups as they are: its results go to enforcement.md and enforcement.csv.
-    others = any(not os.path.basename(p).startswith("enf-") for p in glob.glob(os.path.join(raw, "*.json")))
-    rows += enf_rows
-    csv_name = "results.csv" if others else "enforcement.csv"
-    with open(os.path.join(out, csv_name), "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["benchmark", "config", "metric", "value"])
-        for r in (rows if others else enf_rows):
-            w.writerow(r)
-
-    # ------------------------------------------------------------ markdown
     commit = sh(["git", "rev-parse", "--short", "HEAD"])
     dirty = " (with uncommitted changes)" if sh(["git", "status", "--porcelain", "--untracked-files=no"]) else ""
     now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    web_targets, web_md, web_rows = web_report(raw, m, f"{now}, commit `{commit}`{dirty}")
+    if web_md:
+        plot_web(raw, out, quick)
+    targets += web_targets
+    # A run of the enforcement group or the web group alone (or both) leaves the other groups'
+    # results as they are: enforcement's go to enforcement.md and enforcement.csv, web's
+    # replace only its own section of results.md and its own rows of results.csv.
+    others = any(not os.path.basename(p).startswith(("enf-", "web-")) for p in glob.glob(os.path.join(raw, "*.json")))
+    rows += enf_rows + web_rows
+    if others:
+        write_csv(os.path.join(out, "results.csv"), rows)
+    else:
+        if enf_rows:
+            write_csv(os.path.join(out, "enforcement.csv"), enf_rows)
+        if web_rows:
+            merge_web(out, web_md, web_rows)
+
+    # ------------------------------------------------------------ markdown
     md.append("# Benchmark results\n")
     md.append(f"Written by `scripts/bench.sh` on {now}, commit `{commit}`{dirty}. "
               f"{os.cpu_count()} × {cpu_model()}, Linux {platform.release()}; Mosquitto {pkg_version('mosquitto')} "
@@ -388,6 +394,7 @@ def main():
                   "the channel, the second finds it warm.\n")
 
     md += enf_md
+    md += web_md
     header = md[:md.index("## Targets (issue 7)\n")]
     if enf_md:
         # The enforcement section on its own page too, with its targets.
@@ -561,6 +568,190 @@ def enforcement_report(raw, m):
             md.append(f"| {n:,} | {rc} | {rb} | {rcpu} | {rs} | {dc} | {db} | {dcpu} | {dfile} |")
         md.append("")
     return targets, md, rows
+
+
+WEB_SECTION = "## 6. Web: coplay over WebSockets"
+# The runs of group web (raw files web-{name}-{pairs}.json), in table order: name, path, transport.
+WEB_RUNS = (("direct-tcp", "C++ `rtm-bench latency --path direct` (baseline)", "TCP"),
+            ("js-sdk-ws", "JS SDK, Node", "WebSockets"),
+            ("js-sdk-tcp", "JS SDK, Node", "TCP (TCP_NODELAY)"),
+            ("js-sdk-ws-tcp", "JS SDK, Node", "player WebSockets → host TCP"),
+            ("js-sdk-tcp-ws", "JS SDK, Node", "player TCP → host WebSockets"),
+            ("mqttjs-ws", "MQTT.js alone, Node (no SDK)", "WebSockets"),
+            ("mqttjs-ws1", "MQTT.js alone, one WebSocket frame per packet", "WebSockets"))
+
+
+def web_report(raw, m, stamp):
+    """Issue 18: coplay through Mosquitto's WebSockets listener with Node clients of the JS SDK,
+    next to the C++ direct path over TCP of the same run. Returns (targets, markdown lines, csv rows)."""
+    runs = {}
+    for name, _, _ in WEB_RUNS:
+        for pairs in (1, 100):
+            d = load(os.path.join(raw, f"web-{name}-{pairs}.json"))
+            if d:
+                d.update(machine_note(os.path.join(raw, f"web-{name}-{pairs}.machine")))
+                runs[(name, pairs)] = d
+    rows, targets, md = [], [], []
+    if not runs:
+        return targets, md, rows
+    for (name, pairs), d in runs.items():
+        for k, v in d.items():
+            if isinstance(v, (int, float)):
+                rows.append(("web", f"{name} {pairs} pairs", k, v))
+
+    def ratio(d, base, key):
+        return d[key] / base[key] if base and base.get(key) else None
+
+    sdk, base = runs.get(("js-sdk-ws", 100)), runs.get(("direct-tcp", 100))
+    if sdk:
+        targets.append(("web: coplay 100 pairs, 60 Hz, JS SDK (Node) over WebSockets",
+                        f"p50 {fmt(sdk['latency.p50_ms'], 3)} / p99 {fmt(sdk['latency.p99_ms'], 3)} ms "
+                        f"({fmt(ratio(sdk, base, 'latency.p50_ms'), 1)}× / {fmt(ratio(sdk, base, 'latency.p99_ms'), 1)}× direct), "
+                        f"{int(sdk['lost'])} lost",
+                        f"C++ direct over TCP p50 {fmt(base['latency.p50_ms'], 3)} / p99 {fmt(base['latency.p99_ms'], 3)} ms"
+                        if base else "", "figure"))
+
+    any_d = next(iter(runs.values()))
+    node = next((d["node"] for d in runs.values() if d.get("node")), "?")  # only the Node runs say it
+    md.append(WEB_SECTION + "\n")
+    md.append(f"Group web of `scripts/bench.sh` ({stamp}); load average at its start {m.get('web_loadavg_start', '?')}, "
+              f"at its end {m.get('web_loadavg_end', '?')} (2 cores, shared). One broker (a TCP listener and a "
+              "`protocol websockets` listener, `set_tcp_nodelay true`) and one gateway for all the runs, one run "
+              f"after the other; each run {fmt(any_d.get('seconds'), 0)} s measured after a warm-up, 60 Hz, frames of "
+              f"{int(any_d.get('frame_bytes', 32))} bytes, QoS 0, one connection per player and per host, the pairs "
+              "split over client processes of 10 pairs. **JS SDK**: `bench/web/coplay_latency.mjs`, Node "
+              f"{node} clients "
+              "of `@rtm-mqtt-gateway/sdk` (login with a token, `join`, `joinTopic('input')` / "
+              "`subscribeTopic('input', [player])`, `publishTopic` → the host's `'message'` handler, where the "
+              "receive time is taken). **MQTT.js alone**: the same program with `--raw`, the player publishing "
+              "`rtm/ch/{room}/input/{player}` and the host subscribed to it, without the SDK; *one WebSocket frame "
+              "per packet*: the same with `--ws-one-frame` (MQTT.js in Node otherwise sends a PUBLISH as 5 "
+              "WebSocket frames). **Baseline**: the C++ "
+              "bench's direct path (Paho C++, publish → subscribe on the same topic) over TCP, same broker, same run. "
+              "Method and caveats: [bench/README.md](../README.md), section 7.\n")
+    if m.get("quick") == "1":
+        md.append("**Quick run (BENCH_QUICK=1): a smoke test of the programs; do not read performance into "
+                  "these numbers.**\n")
+    md.append("| path | transport | pairs | p50 ms | p99 ms | p99.9 ms | max ms | lost | reordered | broker CPU | "
+              "client CPU per 1000 frames | sender lateness p99 ms | p50 × direct | p99 × direct | CPU wait (measured part, whole run), load |")
+    md.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for pairs in (1, 100):
+        base = runs.get(("direct-tcp", pairs))
+        for name, path, transport in WEB_RUNS:
+            d = runs.get((name, pairs))
+            if not d:
+                continue
+            wall = d.get("cpu.wall_s") or 1
+            frames = max(1, int(d["expected"]) - int(d["lost"]))
+            md.append(f"| {path} | {transport} | {pairs} | {fmt(d['latency.p50_ms'], 3)} | {fmt(d['latency.p99_ms'], 3)} | "
+                      f"{fmt(d['latency.p999_ms'], 3)} | {fmt(d['latency.max_ms'], 3)} | {int(d['lost'])}/{int(d['expected'])} | "
+                      f"{int(d['reordered'])} | {fmt(100 * d['cpu.broker_s'] / wall, 0)}% | "
+                      f"{fmt(1000 * 1000 * d['cpu.bench_s'] / frames, 1)} ms | {fmt(d['sender_lateness.p99_ms'], 3)} | "
+                      f"{fmt(ratio(d, base, 'latency.p50_ms'), 2)} | {fmt(ratio(d, base, 'latency.p99_ms'), 2)} | "
+                      f"{pct(d.get('machine.cpu_wait_measured'))}, {pct(d.get('machine.cpu_wait'))}, "
+                      f"{fmt(d.get('machine.load1'), 1)} |")
+    md.append("\nLatency: one way, player's send → host's handler, CLOCK_MONOTONIC on both ends (Node's "
+              "`process.hrtime` and C++'s `steady_clock`). Broker CPU: share of one core over the measured part. "
+              "Client CPU: user + system time of all client processes (players and hosts) from the first measured "
+              "send to the last send, per 1000 frames delivered. Sender lateness: how late the clients sent "
+              "against the schedule; Node's timers have 1 ms resolution, so its senders are up to ~1 ms late by "
+              "design (the latency is timed from the actual send). × direct: the ratio to the C++ direct path over "
+              "TCP with the same number of pairs in this run. CPU wait: the share of the time in which some "
+              "runnable task on this shared machine, the run's own or anyone else's, waited for a CPU (PSI, "
+              "/proc/pressure/cpu `some`), over the measured part and over the whole run with its set-up; above a "
+              "few %, clients and broker were queuing for the 2 cores. Load: the 1-minute load average after "
+              "the run.\n")
+    md.append("![coplay over WebSockets, latency by percentile](web_latency.png)\n")
+    return targets, md, rows
+
+
+def plot_web(raw, out, quick):
+    """web_latency.png: latency by percentile of each run of group web, 1 and 100 pairs."""
+    colors = {"direct-tcp": "#1b9e77", "js-sdk-ws": "#7570b3", "js-sdk-tcp": "#d95f02",
+              "js-sdk-ws-tcp": "#a6761d", "js-sdk-tcp-ws": "#666666",
+              "mqttjs-ws": "#e7298a", "mqttjs-ws1": "#66a61e"}
+    labels = {"direct-tcp": "C++ direct, TCP (baseline)", "js-sdk-ws": "JS SDK, ws://", "js-sdk-tcp": "JS SDK, mqtt://",
+              "js-sdk-ws-tcp": "JS SDK, player ws:// -> host mqtt://", "js-sdk-tcp-ws": "JS SDK, player mqtt:// -> host ws://",
+              "mqttjs-ws": "MQTT.js alone, ws://", "mqttjs-ws1": "MQTT.js alone, ws://, one frame per packet"}
+    series = [(pairs, name, path, transport, os.path.join(raw, f"web-{name}-{pairs}.csv"))
+              for pairs in (1, 100) for name, path, transport in WEB_RUNS
+              if os.path.exists(os.path.join(raw, f"web-{name}-{pairs}.csv"))]
+    if not series:
+        return
+    gp = os.path.join(raw, "web_latency.gp")
+    with open(gp, "w") as g:
+        g.write(f'set terminal pngcairo noenhanced size 1200,500 font "sans,10"\nset output "{os.path.join(out, "web_latency.png")}"\n')
+        g.write('set datafile separator ","\nset key top left\nset grid\nset logscale y\n')
+        g.write('set xtics ("p0" 0, "p90" 1, "p99" 2, "p99.9" 3, "p99.99" 4, "p99.999" 5)\n')
+        g.write('set xlabel "percentile"\nset ylabel "one-way latency (ms)"\n')
+        g.write(f'set multiplot layout 1,2 title "coplay over WebSockets and TCP, 60 Hz{" (QUICK RUN)" if quick else ""}"\n')
+        for pairs in (1, 100):
+            mine = [x for x in series if x[0] == pairs]
+            if not mine:
+                continue
+            g.write(f'set title "{pairs} pair{"s" if pairs > 1 else ""}"\n')
+            parts = [f'"{f}" using 4:5 skip 1 with lines lw 2 lc rgb "{colors.get(name, "#666666")}" '
+                     f'title "{labels.get(name, name)}"' for _, name, _, _, f in mine]
+            g.write("plot " + ", \\\n     ".join(parts) + "\n")
+        g.write("unset multiplot\n")
+    r = subprocess.run(["gnuplot", gp], capture_output=True, text=True)
+    if r.returncode != 0:
+        print("gnuplot failed:", r.stderr, file=sys.stderr)
+
+
+def pct(v):
+    return "–" if v is None else f"{100 * v:.0f}%"
+
+
+def machine_note(path):
+    """bench.sh's note of how busy the machine was during one run: key=value lines."""
+    out = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                k, _, v = line.strip().partition("=")
+                try:
+                    out[f"machine.{k}"] = float(v)
+                except ValueError:
+                    pass
+    except OSError:
+        pass
+    return out
+
+
+def write_csv(path, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["benchmark", "config", "metric", "value"])
+        for r in rows:
+            w.writerow(r)
+
+
+def merge_web(out, web_md, web_rows):
+    """A run of group web alone: its section replaces the one in results.md (or is added at the
+    end) and its rows replace the "web" rows of results.csv; everything else stays."""
+    md_path, csv_path = os.path.join(out, "results.md"), os.path.join(out, "results.csv")
+    try:
+        with open(md_path) as f:
+            lines = f.read().rstrip("\n").split("\n")
+    except OSError:
+        lines = ["# Benchmark results", ""]
+    start = next((i for i, l in enumerate(lines) if l.startswith(WEB_SECTION)), None)
+    if start is None:
+        lines += [""] + web_md
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        lines = lines[:start] + web_md + lines[end:]
+    with open(md_path, "w") as f:
+        f.write("\n".join(lines).rstrip("\n") + "\n")
+    old = []
+    try:
+        with open(csv_path, newline="") as f:
+            old = [r for r in csv.reader(f)][1:]
+    except OSError:
+        pass
+    write_csv(csv_path, [r for r in old if r and r[0] != "web"] + list(web_rows))
+    print(f"report: the web section of {md_path} and the web rows of {csv_path} (the rest kept)")
 
 
 def plot(raw, out, lat, quick):

@@ -2,10 +2,11 @@
 # Runs the benchmarks of issue 7 against a Mosquitto (set_tcp_nodelay true) and a gateway
 # (with the coplay mapping rules) that it starts itself on a free port, each benchmark with
 # its baseline in the same run, and writes bench/results/: results.md (targets, pass/miss),
-# latency.png, results.csv and latency_percentiles.csv. Under 10 minutes on 2 cores.
+# latency.png, results.csv and latency_percentiles.csv. Under 10 minutes on 2 cores before
+# group web (issue 18), which adds about 2 minutes (web_latency.png, section 6 of results.md).
 #
 #   BENCH_QUICK=1        3 s phases and short throughput steps: a smoke run (~3 min)
-#   BENCH_ONLY="..."     a subset of: state sessions control storage flood latency throughput history enforcement
+#   BENCH_ONLY="..."     a subset of: state sessions control storage flood latency throughput history enforcement web
 #   BENCH_SECONDS=N      length of each latency run (default 20, quick 3)
 #   BENCH_NO_SDK=1       leave out latency path (b) (and do not build it against the SDK)
 #   RTM_BENCH_BUILD_DIR  build directory (default build-bench, CMAKE_BUILD_TYPE=Release)
@@ -13,18 +14,20 @@
 #   BENCH_RESULTS=DIR    where the results go (default bench/results)
 #   BENCH_GATEWAY_CLIENT the gateway's broker.client (native or paho); default: its own default
 #   BENCH_ENF_PARTS="..." group enforcement: a subset of brokers propagation changes (default all)
+#   BENCH_WEB_SECONDS=N  length of each run of group web (default 10, quick 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 started=$(date +%s)
 
 quick=${BENCH_QUICK:-0}
-all_groups="state sessions control storage flood latency throughput history enforcement"
+all_groups="state sessions control storage flood latency throughput history enforcement web"
 only=${BENCH_ONLY:-$all_groups}
 build=${RTM_BENCH_BUILD_DIR:-build-bench}
 results=${BENCH_RESULTS:-bench/results}
 if [[ $quick == 1 ]]; then
   lat_seconds=${BENCH_SECONDS:-3}; lat_warmup=0.5
+  web_seconds=${BENCH_WEB_SECONDS:-3}
   ctl_seconds=3; ctl_warmup=0.5
   flood_seconds=3
   tp_step=1; tp_probe=1
@@ -32,6 +35,8 @@ if [[ $quick == 1 ]]; then
   state_args=(--benchmark_min_time=0.1)
 else
   lat_seconds=${BENCH_SECONDS:-20}; lat_warmup=1
+  # Seven runs in group web: 10 s each keeps the group near 2 minutes (100 pairs: 60k samples).
+  web_seconds=${BENCH_WEB_SECONDS:-10}
   ctl_seconds=10; ctl_warmup=1
   flood_seconds=10
   tp_step=1.5; tp_probe=1
@@ -53,6 +58,15 @@ if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
   want state && targets+=(rtm-bench-state)
   want enforcement && targets+=(rtm_mosquitto_auth)
   cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" --target "${targets[@]}"
+fi
+has_node=0
+if want web; then
+  if command -v node >/dev/null && command -v npm >/dev/null; then
+    say "build: the JavaScript SDK (scripts/js.sh sdk-js), for group web"
+    ./scripts/js.sh sdk-js && has_node=1
+  else
+    echo "node/npm missing: group web is left out (scripts/install-deps.sh installs them)"
+  fi
 fi
 gateway_bin="$root/$build/gateway/rtm-gateway"
 bench_bin="$root/$build/bench/rtm-bench"
@@ -98,7 +112,8 @@ free_port() {
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # start_broker NAME [CONF...]: a fresh Mosquitto on a free port; each CONF argument is one more
-# line of its config (anonymous clients are allowed unless one says otherwise).
+# line of its config (anonymous clients are allowed unless one says otherwise). With
+# BROKER_WS=1, also a WebSockets listener on another free port: ws_port, ws_broker.
 start_broker() {
   local name=$1 attempt line anon=true
   shift
@@ -106,6 +121,12 @@ start_broker() {
   for attempt in 1 2 3; do  # another program may take the free port before Mosquitto does
     port=$(free_port)
     broker="tcp://127.0.0.1:$port"
+    ws_port=""
+    ws_broker=""
+    if [[ ${BROKER_WS:-0} == 1 ]]; then
+      ws_port=$(free_port)
+      ws_broker="ws://127.0.0.1:$ws_port"
+    fi
     {
       cat <<CONF
 listener $port 127.0.0.1
@@ -118,6 +139,8 @@ log_type warning
 log_type notice
 CONF
       for line in "$@"; do echo "$line"; done
+      # Last: "protocol" applies to the listener line before it.
+      if [[ -n $ws_port ]]; then printf 'listener %s 127.0.0.1\nprotocol websockets\n' "$ws_port"; fi
     } >"$work/mosquitto.conf"
     "$mosquitto_bin" -c "$work/mosquitto.conf" >"$raw/mosquitto-$name.log" 2>&1 &
     broker_pid=$!
@@ -127,7 +150,7 @@ CONF
       sleep 0.05
     done
     sleep 0.2  # a Mosquitto that lost the port to another program exits right after trying
-    if kill -0 "$broker_pid" 2>/dev/null && port_open "$port" &&
+    if kill -0 "$broker_pid" 2>/dev/null && port_open "$port" && { [[ -z $ws_port ]] || port_open "$ws_port"; } &&
        ! grep -q "Error" "$raw/mosquitto-$name.log"; then
       pids+=("$broker_pid")
       break
@@ -559,6 +582,60 @@ PY
   fi
   fi
   rm -rf "$enf"
+fi
+
+# ---------------------------------------------------------------- 6. coplay over WebSockets
+# Node clients of the JS SDK (bench/web/coplay_latency.mjs) through Mosquitto's WebSockets
+# listener and its TCP listener, next to the C++ direct path (the TCP baseline) and MQTT.js
+# alone over ws://, all on one broker and gateway in one run, one run after the other.
+if want web && [[ $has_node == 1 ]]; then
+  say "web: coplay over WebSockets (JS SDK, Node) and TCP, 1 and 100 pairs at 60 Hz, ${web_seconds} s each"
+  echo "web_loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$raw/meta.txt"
+  BROKER_WS=1 start_stack web
+  # How much the machine made the run wait, other engineers' work included: the share of the
+  # run's time in which some runnable task waited for a CPU (PSI, /proc/pressure/cpu "some",
+  # exact: scheduler-kept), and the 1-minute load average after it. (/proc/stat's busy ticks
+  # are sampled at the timer tick and missed most of the C++ clients' short, tick-aligned work.)
+  cpu_stall() {  # "STALL_US NOW_NS"
+    local stall
+    stall=$(sed -n 's/^some .*total=//p' /proc/pressure/cpu 2>/dev/null || true)
+    echo "${stall:-0} $(date +%s%N)"
+  }
+  machine_note() {  # machine_note FILE STALL0 NS0
+    local s1 n1
+    read -r s1 n1 < <(cpu_stall)
+    awk -v s="$(( s1 - $2 ))" -v w="$(( (n1 - $3) / 1000 ))" -v l="$(cut -d' ' -f1 /proc/loadavg)" \
+      'BEGIN { printf "cpu_wait=%.3f\nload1=%s\n", (w > 0 ? s / w : 0), l }' >"$1"
+  }
+  web_run() {  # web_run NAME PAIRS COMMAND...: one run, results in $raw/web-NAME-PAIRS.*
+    local name=$1 pairs=$2 s0 n0
+    shift 2
+    read -r s0 n0 < <(cpu_stall)
+    "$@" --pairs "$pairs" --hz 60 --seconds "$web_seconds" --warmup "$lat_warmup" --secret "$secret" \
+      --broker-pid "$broker_pid" --gateway-pid "$gateway_pid" --json "$raw/web-$name-$pairs.json" \
+      --curve "$raw/web-$name-$pairs.csv" || echo "web $name $pairs failed"
+    machine_note "$raw/web-$name-$pairs.machine" "$s0" "$n0"
+  }
+  node_bench=(node bench/web/coplay_latency.mjs)
+  for pairs in 1 100; do
+    echo "baseline: the C++ direct path over TCP (rtm-bench latency --path direct)"
+    web_run direct-tcp "$pairs" "$bench_bin" latency --path direct --broker "$broker"
+    web_run js-sdk-ws "$pairs" "${node_bench[@]}" --transport ws --broker-url "$ws_broker"
+    web_run js-sdk-tcp "$pairs" "${node_bench[@]}" --transport tcp --broker-url "mqtt://127.0.0.1:$port"
+    if [[ $pairs == 1 ]]; then
+      echo "mixed: players on one listener, hosts on the other (which leg of ws -> ws costs what)"
+      web_run js-sdk-ws-tcp 1 "${node_bench[@]}" --transport ws --broker-url "$ws_broker" \
+        --host-transport tcp --host-broker-url "mqtt://127.0.0.1:$port"
+      web_run js-sdk-tcp-ws 1 "${node_bench[@]}" --transport tcp --broker-url "mqtt://127.0.0.1:$port" \
+        --host-transport ws --host-broker-url "$ws_broker"
+    fi
+  done
+  echo "MQTT.js alone over ws:// (no SDK): what the transport costs without the SDK"
+  web_run mqttjs-ws 100 "${node_bench[@]}" --raw --transport ws --broker-url "$ws_broker"
+  echo "MQTT.js alone over ws:// with one WebSocket frame per MQTT packet (bench/README.md, 7)"
+  web_run mqttjs-ws1 100 "${node_bench[@]}" --raw --ws-one-frame --transport ws --broker-url "$ws_broker"
+  stop_stack web
+  echo "web_loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$raw/meta.txt"
 fi
 
 # ---------------------------------------------------------------- report

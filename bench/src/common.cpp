@@ -82,6 +82,16 @@ std::optional<ProcSample> read_proc(int pid) {
   return out;
 }
 
+std::optional<std::uint64_t> cpu_stall_us() {
+  std::ifstream in("/proc/pressure/cpu");
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto at = line.find("total=");
+    if (line.rfind("some ", 0) == 0 && at != std::string::npos) return std::stoull(line.substr(at + 6));
+  }
+  return std::nullopt;
+}
+
 void CpuMeter::reset() {
   auto s = read_proc(pid_);
   start_ = s ? s->cpu_s : 0;

@@ -56,6 +56,11 @@ class CpuMeter {
   double start_ = 0;
 };
 
+// Microseconds in which some runnable task of the machine waited for a CPU (PSI,
+// /proc/pressure/cpu "some" total); nullopt where the kernel has no PSI. Over an interval,
+// its growth divided by the interval says how much the run queued for the CPUs.
+std::optional<std::uint64_t> cpu_stall_us();
+
 // A Paho client with a large send buffer, connected with a clean session (3.1.1).
 std::unique_ptr<mqtt::async_client> make_client(const std::string& uri, const std::string& id);
 // With a username, it logs in with it and `password` (a token login: see token_for).

@@ -263,9 +263,11 @@ int run_latency(const LatencyOptions& o) {
   const std::int64_t measure_to = t0 + static_cast<std::int64_t>(frames_per_pair * 1e9 / o.hz);
   std::this_thread::sleep_until(from_ns(measure_from));
   CpuMeter broker_cpu(o.broker_pid), gateway_cpu(o.gateway_pid);
+  const auto stall_from = cpu_stall_us();
   std::this_thread::sleep_until(from_ns(measure_to));
   const double broker_cpu_s = broker_cpu.elapsed_cpu_s();
   const double gateway_cpu_s = gateway_cpu.elapsed_cpu_s();
+  const auto stall_to = cpu_stall_us();
   const double wall_s = static_cast<double>(measure_to - measure_from) / 1e9;
 
   std::vector<std::int64_t> all, lateness;
@@ -331,6 +333,9 @@ int run_latency(const LatencyOptions& o) {
   r.set("cpu.gateway_s", gateway_cpu_s);
   r.set("cpu.bench_s", sum.cpu_s);
   r.set("cpu.wall_s", wall_s);
+  if (stall_from && stall_to) {  // share of the measured part in which some task waited for a CPU
+    r.set("machine.cpu_wait_measured", static_cast<double>(*stall_to - *stall_from) / 1e6 / wall_s);
+  }
   r.write(o.json_out);
 
   if (!o.curve_out.empty() && !all.empty()) {
