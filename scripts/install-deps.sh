@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages listed in scripts/packages.txt that are missing, and those of
-# scripts/packages-brokers.txt (other brokers for the tests) unless RTM_NO_TEST_BROKERS=1.
+# scripts/packages-brokers.txt (what only the tests need: other brokers, a browser) unless
+# RTM_NO_TEST_BROKERS=1.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 lists=("$here/packages.txt")

@@ -398,6 +398,8 @@ export RTM_BROKER_PORT=$port
 export RTM_BROKER=tcp://127.0.0.1:$port
 export RTM_OPS_PORT=$ops_port
 export RTM_GATEWAY_PID=$gateway_pid
+# The gateway's config (relative: to the checkout), for scripts/web.sh's demo tokens.
+export RTM_CONFIG=$(printf %q "$config")
 ENV
 if [[ -n $ws_port ]]; then
   cat >>"$rundir/env.tmp" <<ENV
