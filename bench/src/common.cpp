@@ -87,7 +87,8 @@ std::optional<std::uint64_t> cpu_stall_us() {
   std::string line;
   while (std::getline(in, line)) {
     const auto at = line.find("total=");
-    if (line.rfind("some ", 0) == 0 && at != std::string::npos) return std::stoull(line.substr(at + 6));
+    if (line.rfind("some ", 0) == 0 && at != std::string::npos)
+      return std::stoull(line.substr(at + 6));
   }
   return std::nullopt;
 }

@@ -33,7 +33,9 @@ struct SecureWebSetup {
   SecureWebSetup() { REQUIRE_MESSAGE(wait_ready_with_token(broker.uri()), gateway.log()); }
 };
 
-std::string frame(int i) { return "frame-" + std::to_string(i) + std::string("\0\x01\xff", 3); }
+std::string frame(int i) {
+  return "frame-" + std::to_string(i) + std::string("\0\x01\xff", 3);
+}
 
 }  // namespace
 
@@ -67,18 +69,19 @@ TEST_CASE("websockets: a player on ws:// and a host on TCP share a room, binary 
   // The web client's presence is its Will over WebSockets too: dropping it is seen.
   REQUIRE(host->watch({"player-w"}).ok());
   player.client.reset();
-  auto gone = host.presence.wait([](const sdk::PresenceEvent& e) {
-    return e.uid == "player-w" && !e.online;
-  });
+  auto gone = host.presence.wait(
+      [](const sdk::PresenceEvent& e) { return e.uid == "player-w" && !e.online; });
   CHECK(gone);
 }
 
-TEST_CASE("websockets: the secure set-up's logins, ACL and grants hold on the WebSockets listener") {
+TEST_CASE(
+    "websockets: the secure set-up's logins, ACL and grants hold on the WebSockets listener") {
   SecureWebSetup s;
   const auto ws = s.broker.ws_uri();
   SUBCASE("logins: no token, a wrong token and another user's client id are refused") {
     CHECK(connect_outcome(ws, "web-alice", "") == kNotAuthorized);
-    CHECK(connect_outcome(ws, "web-alice", signed_token("web-alice", 600, "another-secret-of-32-bytes-000000")) ==
+    CHECK(connect_outcome(ws, "web-alice",
+                          signed_token("web-alice", 600, "another-secret-of-32-bytes-000000")) ==
           kNotAuthorized);
     CHECK(connect_outcome(ws, "web-alice", signed_token("web-alice"), "web-bob/tab-1") ==
           kNotAuthorized);

@@ -45,8 +45,6 @@ Lines payloads(const std::vector<PeerMessage>& list) {
   return out;
 }
 
-
-
 rtm::gateway::Message direct(const std::string& to, const std::string& from,
                              const std::string& payload) {
   return rtm::gateway::Message{"rtm/u/" + to + "/inbox/" + from, payload, 1, false};

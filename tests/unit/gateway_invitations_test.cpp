@@ -29,7 +29,6 @@ Lines told(const RtmHarness& h, const std::string& uid, std::size_t from = 0) {
   return out;
 }
 
-
 }  // namespace
 
 TEST_CASE("invitation service: invite, ack, accept, with events on both sides") {

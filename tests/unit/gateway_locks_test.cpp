@@ -20,7 +20,6 @@ using rtm::test::text;
 using rtm::test::RtmHarness;
 using Lines = std::vector<std::string>;
 
-
 // The lock events on the channel from `from` on, as "kind/lock/uid" ("kind/lock" without
 // uid; set adds "/ttl").
 Lines lock_events(const RtmHarness& h, const std::string& channel, std::size_t from) {
@@ -89,7 +88,6 @@ rtm::gateway::Config short_ttl_config() {
   config.storage.locks.min_ttl_s = 1;
   return config;
 }
-
 
 }  // namespace
 

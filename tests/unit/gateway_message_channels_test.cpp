@@ -18,7 +18,6 @@ using rtm::test::text;
 
 using rtm::test::RtmHarness;
 
-
 // "event/uid/reason" of what was sent to `topic` from `from` on.
 std::vector<std::string> events(const RtmHarness& h, const std::string& topic, std::size_t from) {
   std::vector<std::string> out;
@@ -58,7 +57,6 @@ std::vector<std::string> names(const rapidjson::Value& list) {
   for (const auto& v : list.GetArray()) out.emplace_back(v.GetString());
   return out;
 }
-
 
 }  // namespace
 

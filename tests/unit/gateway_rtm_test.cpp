@@ -20,7 +20,6 @@ using rtm::gateway::Message;
 using rtm::test::RtmHarness;
 using rtm::test::Sent;
 
-
 // "event/state/reason" of the user events and channel events sent to `topic` from `from`
 // on, e.g. "session/replaced/logged in elsewhere" or "member_left/alice/replaced".
 std::vector<std::string> events(const RtmHarness& h, const std::string& topic, std::size_t from) {

@@ -16,7 +16,6 @@ using rtm::test::text;
 
 using rtm::test::RtmHarness;
 
-
 // "key=value@revision" of each item, in order.
 std::vector<std::string> items(const rapidjson::Value& v) {
   std::vector<std::string> out;

@@ -72,7 +72,8 @@ inline gateway::Config harness_config() {
 // `config` is `base` with the sqlite backend on that file.
 struct SqliteStateDir {
   explicit SqliteStateDir(gateway::Config base = harness_config()) : config(std::move(base)) {
-    std::string pattern = (std::filesystem::temp_directory_path() / "rtm-unit-state-XXXXXX").string();
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "rtm-unit-state-XXXXXX").string();
     if (mkdtemp(pattern.data()) == nullptr) FAIL("mkdtemp failed");
     dir = pattern;
     config.state.backend = "sqlite";
