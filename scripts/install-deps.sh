@@ -42,6 +42,8 @@ if [[ ! -e /usr/sbin/policy-rc.d ]]; then
 fi
 "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 if [[ -n $guard ]]; then "${sudo_cmd[@]}" rm -f /usr/sbin/policy-rc.d; fi
-if [[ " ${missing[*]} " == *" rabbitmq-server "* && -d /run/systemd/system ]]; then
-  "${sudo_cmd[@]}" systemctl disable --now rabbitmq-server.service >/dev/null 2>&1 || true
-fi
+for service in rabbitmq-server redis-server; do
+  if [[ " ${missing[*]} " == *" $service "* && -d /run/systemd/system ]]; then
+    "${sudo_cmd[@]}" systemctl disable --now "$service.service" >/dev/null 2>&1 || true
+  fi
+done

@@ -352,6 +352,46 @@ std::string RabbitMq::log() const {
   return text;
 }
 
+Redis::Redis(std::string password, std::string extra_config)
+    : port_(free_port()), password_(std::move(password)), extra_config_(std::move(extra_config)) {
+  start();
+}
+
+Redis::~Redis() {
+  stop();
+}
+
+void Redis::start() {
+  std::ostringstream conf;
+  conf << "port " << port_ << "\nbind 127.0.0.1\nprotected-mode yes\ndaemonize no\n"
+       << "dir " << dir_.path().string() << "\nsave \"\"\nappendonly no\nlogfile \"\"\n";
+  if (!password_.empty()) conf << "requirepass " << password_ << "\n";
+  conf << extra_config_;
+  write_file(dir_.path() / "redis.conf", conf.str());
+  process_ = std::make_unique<Process>(
+      std::vector<std::string>{find_program("redis-server"), (dir_.path() / "redis.conf").string()},
+      dir_.path() / "redis.log");
+  const auto deadline = Clock::now() + 10s;
+  while (Clock::now() < deadline) {
+    if (!process_->running()) throw std::runtime_error("redis-server exited at start: " + log());
+    if (port_accepts(port_)) return;
+    std::this_thread::sleep_for(10ms);
+  }
+  throw std::runtime_error("redis-server did not accept connections within 10 s: " + log());
+}
+
+void Redis::stop() {
+  if (process_) process_->stop();
+}
+
+void Redis::kill_hard() {
+  if (process_) process_->kill_hard();
+}
+
+std::string Redis::log() const {
+  return read_file(dir_.path() / "redis.log");
+}
+
 Aedes::Aedes(bool no_delay) : port_(free_port()), no_delay_(no_delay) {
   start();
 }

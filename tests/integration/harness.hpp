@@ -133,6 +133,29 @@ class RabbitMq {
   std::unique_ptr<Process> process_;
 };
 
+// A private Redis (Debian's redis-server) on a free port of 127.0.0.1, with its own config:
+// no persistence unless `extra_config` asks for it (its files in its temp dir), `requirepass`
+// when `password` is set. Starts in well under a second: one per test.
+class Redis {
+ public:
+  explicit Redis(std::string password = "", std::string extra_config = "");
+  ~Redis();
+  Redis(Redis&&) = delete;
+  int port() const { return port_; }
+  std::string uri() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+  void start();  // (re)starts on the same port, waits until it accepts connections
+  void stop();
+  void kill_hard();
+  std::string log() const;
+
+ private:
+  TempDir dir_;
+  int port_;
+  std::string password_;
+  std::string extra_config_;
+  std::unique_ptr<Process> process_;
+};
+
 // A private Aedes (examples/aedes/broker.mjs, a Node broker, everything in memory) on a free
 // port. It runs from BUILD_DIR/aedes, where the ctest fixture `aedes_npm_ci`
 // (scripts/aedes-deps.sh) put the script and its locked npm dependencies. Starts in well under
