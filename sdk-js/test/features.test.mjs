@@ -5,8 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { ErrorCode, RtmError } from '../dist/index.js';
-import { Events, Setup, text, tokenFor, uniqueId } from './harness.mjs';
+import { Events, Setup, rejectsWith, text, tokenFor, uniqueId } from './harness.mjs';
 
 let setup;
 before(async () => {
@@ -15,15 +14,6 @@ before(async () => {
 after(async () => {
   await setup?.stop();
 });
-
-async function rejectsWith(promise, codeName) {
-  await assert.rejects(promise, (e) => {
-    assert.ok(e instanceof RtmError, `an RtmError, got ${e}`);
-    assert.equal(e.codeName, codeName, `${codeName} expected, got ${e}`);
-    assert.equal(e.code, ErrorCode[codeName]);
-    return true;
-  });
-}
 
 for (const transport of ['tcp', 'ws']) {
   describe(`over ${transport}`, () => {

@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync, openSync } from 'node:fs';
+import assert from 'node:assert/strict';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 
 import mqtt from 'mqtt';
 
-import { RtmClient, ConnectionState } from '../dist/index.js';
+import { ConnectionState, ErrorCode, RtmClient, RtmError } from '../dist/index.js';
 
 export const SECRET = 'js-sdk-test-secret-0123456789abcdef';
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -369,4 +370,14 @@ export class Setup {
 
 export function text(bytes) {
   return Buffer.from(bytes).toString('utf8');
+}
+
+/** Asserts that `promise` rejects with the RtmError of `codeName`, its number as ErrorCode says. */
+export async function rejectsWith(promise, codeName) {
+  await assert.rejects(promise, (e) => {
+    assert.ok(e instanceof RtmError, `an RtmError, got ${e}`);
+    assert.equal(e.codeName, codeName, `${codeName} expected, got ${e}`);
+    assert.equal(e.code, ErrorCode[codeName]);
+    return true;
+  });
 }
