@@ -7,8 +7,7 @@ import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import test from 'node:test';
 import {
-  launchBrowser, openPage, outputDir, repoRoot, saveArtifact, startGateway, startMosquitto,
-  startWebServer, tempDir, TEST_SECRET,
+  launchBrowser, openPage, outputDir, repoRoot, saveArtifact, startDemo, startWebServer, tempDir, TEST_SECRET,
 } from './harness.mjs';
 
 const FRAMES = 600;
@@ -27,12 +26,7 @@ async function failWithLogs(page, what, log, fn) {
 }
 
 test('coplay web: 600 frames from each player page reach the host page, none lost or out of order', async (t) => {
-  const dir = tempDir(t);
-  const broker = await startMosquitto(t, dir);
-  const gateway = await startGateway(t, dir, broker.uri);
-  const web = await startWebServer(t, dir, { brokerWs: broker.wsUrl, config: gateway.config });
-  const browser = await launchBrowser(t);
-  const log = [];
+  const { web, browser, log } = await startDemo(t);
 
   const host = await openPage(browser, `${web.base}/host.html?room=${ROOM}&uid=host`, log);
   await failWithLogs(host, 'the host page joining', log, () =>
@@ -116,13 +110,8 @@ test('coplay web: 600 frames from each player page reach the host page, none los
 });
 
 test('coplay web: keyboard and gamepad input reach the host page, and the pages renew their tokens', async (t) => {
-  const dir = tempDir(t);
-  const broker = await startMosquitto(t, dir);
   // Tokens of 60 s warned about 58 s before expiry: the pages renew theirs within seconds.
-  const gateway = await startGateway(t, dir, broker.uri, { authYaml: '  token_warn_before_s: 58' });
-  const web = await startWebServer(t, dir, { brokerWs: broker.wsUrl, config: gateway.config });
-  const browser = await launchBrowser(t);
-  const log = [];
+  const { web, browser, log } = await startDemo(t, { gateway: { authYaml: '  token_warn_before_s: 58' } });
   const host = await openPage(browser, `${web.base}/host.html?room=${ROOM}&uid=host&ttl=60`, log);
   await host.waitForFunction(() => window.coplayStats.joined || window.coplayStats.error, null, { timeout: JOIN_DEADLINE_MS });
   // A gamepad the test holds: navigator.getGamepads() answers window.testPad once it is set.

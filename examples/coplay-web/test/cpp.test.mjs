@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import test from 'node:test';
 import {
-  launchBrowser, openPage, Process, repoRoot, startGateway, startMosquitto, startWebServer, tempDir, TEST_SECRET,
+  openPage, Process, repoRoot, startDemo, TEST_SECRET,
 } from './harness.mjs';
 
 const ROOM = 'room-cpp';
@@ -19,12 +19,7 @@ const playerBinary = process.env.RTM_COPLAY_PLAYER || path.join(repoRoot, 'build
 
 test('coplay web: C++ coplay-players (binary and JSON frames) show up on the web host page', async (t) => {
   assert.ok(existsSync(playerBinary), `${playerBinary} is missing: build coplay-player (or set RTM_COPLAY_PLAYER)`);
-  const dir = tempDir(t);
-  const broker = await startMosquitto(t, dir);
-  const gateway = await startGateway(t, dir, broker.uri);
-  const web = await startWebServer(t, dir, { brokerWs: broker.wsUrl, config: gateway.config });
-  const browser = await launchBrowser(t);
-  const log = [];
+  const { dir, broker, web, browser, log } = await startDemo(t);
   const host = await openPage(browser, `${web.base}/host.html?room=${ROOM}&uid=host`, log);
   await host.waitForFunction(() => window.coplayStats.joined || window.coplayStats.error, null, { timeout: DEADLINE_MS });
   assert.equal(await host.evaluate(() => window.coplayStats.error), null);

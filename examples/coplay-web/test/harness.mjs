@@ -306,6 +306,18 @@ export async function startWebServer(t, dir, { brokerWs, config }) {
   return { process: server, base };
 }
 
+// The whole demo for one test: a Mosquitto with its WebSockets listener (`broker`: the options
+// of startMosquitto), the gateway (`gateway`: those of startGateway), the demo server on both,
+// and a headless Chromium; all stopped at the test's end. `log` gathers the pages' consoles.
+export async function startDemo(t, { broker: brokerOptions = {}, gateway: gatewayOptions = {} } = {}) {
+  const dir = tempDir(t);
+  const broker = await startMosquitto(t, dir, brokerOptions);
+  const gateway = await startGateway(t, dir, broker.uri, gatewayOptions);
+  const web = await startWebServer(t, dir, { brokerWs: broker.wsUrl, config: gateway.config });
+  const browser = await launchBrowser(t);
+  return { dir, broker, gateway, web, browser, log: [] };
+}
+
 // Headless Debian Chromium through playwright-core (no browser download: executablePath).
 export async function launchBrowser(t) {
   if (!existsSync(chromiumPath)) throw new Error(`${chromiumPath} is missing: apt-get install chromium (scripts/packages.txt)`);

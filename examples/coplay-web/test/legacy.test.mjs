@@ -10,7 +10,7 @@ import test from 'node:test';
 import mqtt from 'mqtt';
 import { encodeBinary } from '../public/frame.js';
 import {
-  findProgram, launchBrowser, onCleanup, openPage, repoRoot, startGateway, startMosquitto, startWebServer, tempDir,
+  findProgram, onCleanup, openPage, repoRoot, startDemo,
 } from './harness.mjs';
 
 const ROOM = 'room-legacy';
@@ -24,13 +24,8 @@ function nowNs() {
 }
 
 test('coplay web: a legacy controller through gateway.yaml\'s bridge shows up on the host page', async (t) => {
-  const dir = tempDir(t);
-  const broker = await startMosquitto(t, dir);
   const config = path.join(repoRoot, 'examples', 'coplay', 'gateway.yaml');
-  await startGateway(t, dir, broker.uri, { configFile: config });
-  const web = await startWebServer(t, dir, { brokerWs: broker.wsUrl, config });
-  const browser = await launchBrowser(t);
-  const log = [];
+  const { broker, web, browser, log } = await startDemo(t, { gateway: { configFile: config } });
   const host = await openPage(browser, `${web.base}/host.html?room=${ROOM}&uid=host`, log);
   const state = async () => JSON.stringify(await host.evaluate(() => window.coplayStats)) + `\n${log.join('\n')}`;
   await host.waitForFunction(() => window.coplayStats.joined || window.coplayStats.error, null, { timeout: DEADLINE_MS })

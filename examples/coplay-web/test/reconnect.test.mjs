@@ -4,19 +4,14 @@
 // in order.
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import { launchBrowser, openPage, startGateway, startMosquitto, startWebServer, tempDir } from './harness.mjs';
+import { openPage, startDemo } from './harness.mjs';
 
 const ROOM = 'room-restart';
 const DEADLINE_MS = 20000;
 const FRAMES_AFTER = 60; // a second of frames after the restore
 
 test('coplay web: the pages reconnect after the broker restarts, and frames flow again', async (t) => {
-  const dir = tempDir(t);
-  const broker = await startMosquitto(t, dir);
-  const gateway = await startGateway(t, dir, broker.uri);
-  const web = await startWebServer(t, dir, { brokerWs: broker.wsUrl, config: gateway.config });
-  const browser = await launchBrowser(t);
-  const log = [];
+  const { broker, web, browser, log } = await startDemo(t);
   const host = await openPage(browser, `${web.base}/host.html?room=${ROOM}&uid=host`, log);
   await host.waitForFunction(() => window.coplayStats.joined || window.coplayStats.error, null, { timeout: DEADLINE_MS });
   const player = await openPage(browser, `${web.base}/player.html?room=${ROOM}&uid=p9&auto=1`, log);

@@ -4,7 +4,7 @@
 // subscribed to; frames still cross, none lost or out of order.
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import { authPlugin, launchBrowser, openPage, startGateway, startMosquitto, startWebServer, tempDir } from './harness.mjs';
+import { authPlugin, openPage, startDemo } from './harness.mjs';
 import { existsSync } from 'node:fs';
 
 const ROOM = 'room-secure';
@@ -13,12 +13,7 @@ const DEADLINE_MS = 20000;
 
 test('coplay web: host and player pages in the secure set-up (token logins, enforced grants)',
   { skip: !existsSync(authPlugin) && `no auth plugin at ${authPlugin}` }, async (t) => {
-    const dir = tempDir(t);
-    const broker = await startMosquitto(t, dir, { secure: true });
-    const gateway = await startGateway(t, dir, broker.uri, { secure: true });
-    const web = await startWebServer(t, dir, { brokerWs: broker.wsUrl, config: gateway.config });
-    const browser = await launchBrowser(t);
-    const log = [];
+    const { web, browser, log } = await startDemo(t, { broker: { secure: true }, gateway: { secure: true } });
     const host = await openPage(browser, `${web.base}/host.html?room=${ROOM}&uid=host`, log);
     const fail = async (what, e) => assert.fail(`${what}: ${e.message}\n${JSON.stringify(await host.evaluate(() => window.coplayStats))}\n${log.join('\n')}`);
     await host.waitForFunction(() => window.coplayStats.joined || window.coplayStats.error, null, { timeout: DEADLINE_MS });

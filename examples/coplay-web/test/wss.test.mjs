@@ -3,21 +3,16 @@
 // accept the test's self-signed certificate; a real deployment has a trusted one.
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import { launchBrowser, startGateway, startMosquitto, startWebServer, tempDir } from './harness.mjs';
+import { startDemo } from './harness.mjs';
 
 const ROOM = 'room-wss';
 const FRAMES = 120;
 const DEADLINE_MS = 20000;
 
 test('coplay web: host and player pages over wss://', async (t) => {
-  const dir = tempDir(t);
-  const broker = await startMosquitto(t, dir, { tls: true });
+  const { broker, web, browser, log } = await startDemo(t, { broker: { tls: true } });
   assert.match(broker.wsUrl, /^wss:\/\//);
-  const gateway = await startGateway(t, dir, broker.uri);
-  const web = await startWebServer(t, dir, { brokerWs: broker.wsUrl, config: gateway.config });
-  const browser = await launchBrowser(t);
   const context = await browser.newContext({ ignoreHTTPSErrors: true });
-  const log = [];
   const open = async (url) => {
     const page = await context.newPage();
     page.on('console', (m) => log.push(`[${m.type()}] ${m.text()}`));
