@@ -11,8 +11,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
+#include <functional>
+#include <initializer_list>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -68,6 +71,24 @@ static bool port_accepts(int port) {
   const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
   ::close(fd);
   return ok;
+}
+
+// Waits until `process` accepts connections on every port of `ports` (0: none there); throws,
+// with the server's log, when it exits first or at the deadline.
+static void wait_accepting(Process& process, std::initializer_list<int> ports,
+                           std::chrono::milliseconds timeout, const std::string& name,
+                           const std::function<std::string()>& log) {
+  const auto accepting = [&] {
+    return std::all_of(ports.begin(), ports.end(), [](int p) { return p == 0 || port_accepts(p); });
+  };
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    if (!process.running()) throw std::runtime_error(name + " exited at start: " + log());
+    if (accepting()) return;
+    std::this_thread::sleep_for(10ms);
+  }
+  throw std::runtime_error(name + " did not accept connections within " +
+                           std::to_string(timeout.count() / 1000) + " s: " + log());
 }
 
 std::string read_file(const fs::path& path) {
@@ -230,15 +251,7 @@ void Mosquitto::start() {
       std::make_unique<Process>(std::vector<std::string>{find_program("mosquitto"), "-c",
                                                          (dir_.path() / "mosquitto.conf").string()},
                                 dir_.path() / "mosquitto.log");
-  const auto deadline = Clock::now() + 10s;
-  while (Clock::now() < deadline) {
-    if (!process_->running()) {
-      throw std::runtime_error("mosquitto exited at start: " + process_->log());
-    }
-    if (port_accepts(port_) && (ws_port_ == 0 || port_accepts(ws_port_))) return;
-    std::this_thread::sleep_for(10ms);
-  }
-  throw std::runtime_error("mosquitto did not accept connections within 10 s");
+  wait_accepting(*process_, {port_, ws_port_}, 10s, "mosquitto", [this] { return log(); });
 }
 
 void Mosquitto::kill_hard() {
@@ -327,13 +340,8 @@ void RabbitMq::start() {
       "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-noinput -kernel inet_dist_use_interface {127,0,0,1}",
       kRabbitServer};
   process_ = std::make_unique<Process>(argv, d / "log" / "stdout.log");
-  const auto deadline = Clock::now() + kRabbitStartDeadline;
-  while (Clock::now() < deadline) {
-    if (!process_->running()) throw std::runtime_error("rabbitmq exited at start: " + log());
-    if (port_accepts(mqtt_port_) && (ws_port_ == 0 || port_accepts(ws_port_))) return;
-    std::this_thread::sleep_for(50ms);
-  }
-  throw std::runtime_error("rabbitmq did not accept MQTT connections in time: " + log());
+  wait_accepting(*process_, {mqtt_port_, ws_port_}, kRabbitStartDeadline, "rabbitmq",
+                 [this] { return log(); });
 }
 
 void RabbitMq::stop() {
@@ -371,13 +379,7 @@ void Redis::start() {
   process_ = std::make_unique<Process>(
       std::vector<std::string>{find_program("redis-server"), (dir_.path() / "redis.conf").string()},
       dir_.path() / "redis.log");
-  const auto deadline = Clock::now() + 10s;
-  while (Clock::now() < deadline) {
-    if (!process_->running()) throw std::runtime_error("redis-server exited at start: " + log());
-    if (port_accepts(port_)) return;
-    std::this_thread::sleep_for(10ms);
-  }
-  throw std::runtime_error("redis-server did not accept connections within 10 s: " + log());
+  wait_accepting(*process_, {port_}, 10s, "redis-server", [this] { return log(); });
 }
 
 void Redis::stop() {
@@ -415,13 +417,7 @@ void Aedes::start() {
                                 std::to_string(port_)};
   if (!no_delay_) argv.push_back("--no-nodelay");
   process_ = std::make_unique<Process>(argv, dir_.path() / "aedes.log");
-  const auto deadline = Clock::now() + 20s;
-  while (Clock::now() < deadline) {
-    if (!process_->running()) throw std::runtime_error("aedes exited at start: " + log());
-    if (port_accepts(port_)) return;
-    std::this_thread::sleep_for(10ms);
-  }
-  throw std::runtime_error("aedes did not accept connections within 20 s: " + log());
+  wait_accepting(*process_, {port_}, 20s, "aedes", [this] { return log(); });
 }
 
 void Aedes::kill_hard() {
