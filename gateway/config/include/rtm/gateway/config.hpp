@@ -272,13 +272,36 @@ struct InvitationsConfig {
 
 // Where the RTM state lives (docs/state.md). "memory" keeps it in the process only (tests,
 // benchmarks); "sqlite" makes every change durable in one file before the answer that
-// reports it goes out.
+// reports it goes out; "redis" shares it between the gateways of a cluster (docs/cluster.md).
+struct RedisStateConfig {
+  std::string uri = "redis://127.0.0.1:6379";  // redis://[:pw@]host[:port][/db], unix:///path
+  std::string password;                         // or password_file (a secret, as auth's)
+  std::string key_prefix = "rtm";               // every key this cluster writes: "{prefix}:..."
+  std::int64_t connect_timeout_ms = 1000;
+  std::int64_t command_timeout_ms = 1000;
+};
 struct StateConfig {
-  std::string backend = "memory";  // memory | sqlite
+  std::string backend = "memory";  // memory | sqlite | redis
   std::string path;                // sqlite: the database file (relative: to the config file)
   // sqlite: "normal" loses nothing committed when the gateway crashes or is killed, and may
   // lose the last commits on a power loss; "full" also survives that, at an fsync per commit.
   std::string synchronous = "normal";
+  RedisStateConfig redis;
+};
+
+// Several gateways on one shared state (state.backend: redis) and one broker or broker
+// cluster (docs/cluster.md).
+struct ClusterConfig {
+  bool enabled = false;
+  // The shared subscription group: requests, presence, device topics and peer messages
+  // reach one gateway of the group ($share/{group}/...). Gateways of one cluster share it.
+  std::string group = "rtm";
+  // How long a gateway may hold the cluster's turn; a gateway that dies holding it delays
+  // the others this long at most. A turn that outlives it is discarded (docs/cluster.md).
+  std::int64_t turn_lease_ms = 2000;
+  // How long the shared change log keeps entries: a gateway that was away longer reloads
+  // the whole state when it comes back.
+  std::int64_t log_retention_s = 600;
 };
 
 // Secrets (auth.token_secret, broker.password) may be given inline or as KEY_file: the
@@ -298,6 +321,7 @@ struct Config {
   OpsConfig ops;
   HttpApiConfig http_api;
   StateConfig state;
+  ClusterConfig cluster;
   EnforcementConfig enforcement;
   ChannelsConfig channels;
   StorageConfig storage;

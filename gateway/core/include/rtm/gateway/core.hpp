@@ -55,6 +55,19 @@ class Durability {
   virtual void commit(std::function<void(bool ok)> done) = 0;
   // Answers remembered at or after since_ms, oldest first (read once, at start-up).
   virtual std::vector<StoredAnswer> stored_answers(std::int64_t since_ms) = 0;
+  // Before a turn changes anything. A shared backend (several gateways on one state) takes
+  // the cluster's turn here and applies what the other gateways changed; the answers they
+  // gave come back in `answers`, so that a request redelivered to this gateway is answered
+  // from them, not executed again. False: the shared state cannot be reached, and the turn
+  // must change nothing (requests are answered UNAVAILABLE, other work waits).
+  virtual bool begin_turn(std::vector<StoredAnswer>* answers) {
+    (void)answers;
+    return true;
+  }
+  // True when a failed commit means the turn did not happen (a shared backend lost its turn
+  // to another gateway): its messages are dropped, not sent. False: the model serves on and
+  // the messages go out.
+  virtual bool discards_failed_turns() const { return false; }
 };
 
 using Clock = std::function<std::int64_t()>;  // milliseconds since the Unix epoch

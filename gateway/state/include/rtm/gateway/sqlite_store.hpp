@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -71,57 +70,6 @@ class SqliteStore final : public MemoryStore {
 
  private:
   class Statement;
-  class Keys final : public ChangeListener,
-                     public MetadataListener,
-                     public LockListener,
-                     public InboxListener,
-                     public InvitationListener {
-   public:
-    void session_changed(const std::string& uid) override { sessions.insert(uid); }
-    void member_changed(const std::string& channel, const std::string& uid) override {
-      members.emplace(channel, uid);
-    }
-    void metadata_changed(MetadataScope scope, const std::string& name) override {
-      metadata.emplace(scope, name);
-    }
-    void metadata_subscriptions_changed(const std::string& subscriber) override {
-      metadata_subscribers.insert(subscriber);
-    }
-    void locks_changed(const std::string& channel) override { locks.insert(channel); }
-    void inbox_changed(std::uint64_t id) override { inbox.insert(id); }
-    void inbox_id_used(std::uint64_t last) override { inbox_last_id = last; }
-    void invitation_changed(std::uint64_t id) override { invitations.insert(id); }
-    bool empty() const {
-      return sessions.empty() && members.empty() && presence.empty() && metadata.empty() &&
-             metadata_subscribers.empty() && locks.empty() && inbox.empty() && !inbox_last_id &&
-             invitations.empty();
-    }
-    void clear() {
-      sessions.clear();
-      members.clear();
-      presence.clear();
-      metadata.clear();
-      metadata_subscribers.clear();
-      locks.clear();
-      inbox.clear();
-      inbox_last_id.reset();
-      invitations.clear();
-    }
-    std::size_t size() const {
-      return sessions.size() + members.size() + presence.size() + metadata.size() +
-             metadata_subscribers.size() + locks.size() + inbox.size() + invitations.size();
-    }
-    std::set<std::string> sessions;
-    std::set<std::string> presence;                         // uids, written by SqliteStore itself
-    std::set<std::pair<std::string, std::string>> members;  // (channel, uid)
-    std::set<std::pair<MetadataScope, std::string>> metadata;
-    std::set<std::string> metadata_subscribers;
-    std::set<std::string> locks;  // channels
-    std::set<std::uint64_t> inbox;  // message ids
-    std::optional<std::uint64_t> inbox_last_id;
-    std::set<std::uint64_t> invitations;  // invitation ids
-  };
-
   void open(const StateConfig& config);
   void close();
   void identify();
@@ -173,7 +121,7 @@ class SqliteStore final : public MemoryStore {
   Statement* delete_invitation_ = nullptr;
   Statement* put_answer_ = nullptr;
   Statement* prune_answers_ = nullptr;
-  Keys keys_;
+  ChangeSet keys_;
   std::vector<StoredAnswer> answers_;
   std::int64_t newest_answer_ms_ = 0;
   std::int64_t last_prune_ms_ = 0;

@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "rtm/gateway/change_set.hpp"
 #include "rtm/gateway/config.hpp"
 #include "rtm/gateway/core.hpp"
 #include "rtm/gateway/inbox_store.hpp"
@@ -129,13 +130,15 @@ struct StoredSession {
   std::vector<MessageChannelSubscription> message_channels;  // in subscription order
 };
 
-// What changed in the model, by key, so that a durable backend writes just that. A
-// session key covers its watches; a member key covers its topics and subscriptions.
-class ChangeListener {
+// Told when the store applied rows that another gateway of the cluster changed (a shared
+// backend, docs/cluster.md), at the start of a turn and before anything of the turn runs:
+// runtime state derived from rows (token timers, lock and inbox deadlines) follows them.
+// ChangeListeners are not told: the gateway that made a change publishes what follows
+// from it (events, grants).
+class ReplicaListener {
  public:
-  virtual ~ChangeListener() = default;
-  virtual void session_changed(const std::string& uid) = 0;
-  virtual void member_changed(const std::string& channel, const std::string& uid) = 0;
+  virtual ~ReplicaListener() = default;
+  virtual void replicated(const ChangeSet& applied) = 0;
 };
 
 // Sizes for metrics and the state benchmark.
@@ -286,6 +289,17 @@ class StateStore : public Durability {
   // registration); remove_change_listener ends that.
   virtual void add_change_listener(ChangeListener* listener) = 0;
   virtual void remove_change_listener(ChangeListener* listener) = 0;
+  // Rows applied from other gateways (shared backends only; the others never call it).
+  virtual void add_replica_listener(ReplicaListener* listener) { (void)listener; }
+  virtual void remove_replica_listener(ReplicaListener* listener) { (void)listener; }
+  // Work that is not a change of rows but must happen once across a cluster (a "will
+  // expire" warning that every gateway's timer sees): true for the first caller of `key`
+  // within ttl_ms. A store of one gateway always answers true.
+  virtual bool claim_once(const std::string& key, std::int64_t ttl_ms) {
+    (void)key;
+    (void)ttl_ms;
+    return true;
+  }
   virtual std::optional<StoredSession> stored_session(const std::string& uid) const = 0;
   virtual std::optional<StoredMember> stored_member(const std::string& channel,
                                                     const std::string& uid) const = 0;
