@@ -208,6 +208,7 @@ class GatewayProcess {
     if (process_) process_->kill_hard();
   }
   int pid() const { return process_ ? process_->pid() : -1; }
+  bool running() { return process_ && process_->running(); }
   std::string log() const { return process_ ? process_->log() : ""; }
   const std::filesystem::path& config_path() const { return config_path_; }
   static constexpr const char* kSecret = "integration-test-secret-0123456789abcdef";

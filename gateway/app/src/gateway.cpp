@@ -23,6 +23,7 @@
 #include "rtm/gateway/logging.hpp"
 #include "rtm/gateway/modules.hpp"
 #include "rtm/gateway/operations.hpp"
+#include "rtm/gateway/redis_store.hpp"
 #include "rtm/gateway/state.hpp"
 #include "rtm/gateway/storage_operations.hpp"
 #include "rtm/topics/names.hpp"
@@ -47,6 +48,8 @@ constexpr std::size_t kOtherGatewaysRemembered = 64;
 // While the broker link is down, the loop looks this often whether it is back (to run
 // the timers it held).
 constexpr std::int64_t kUnlinkedPollMs = 20;
+// While the shared state cannot be reached, the loop tries to begin a turn this often.
+constexpr std::int64_t kUnavailableRetryMs = 100;
 // The loop takes this many messages of one user (or of the bridge and the rest) per turn,
 // and this many in all, so that a user with a backlog waits behind the others' first.
 constexpr std::size_t kTakePerUser = 32;
@@ -106,7 +109,7 @@ Gateway::Gateway(const Config& config, std::unique_ptr<BrokerLink> link)
   core_->set_task_queue(this);
   register_basic_operations(*core_);
   // One state store for the RTM and the storage operations: one commit per loop turn.
-  auto store = make_state_store(config_);
+  auto store = make_store();
   rtm_ = register_rtm_operations(*core_, store);
   register_storage_operations(*core_, store);
   // Before the bridge: history reads channel messages that mapping rules may also relay.
@@ -670,6 +673,36 @@ void Gateway::log_stats() {
   for (const auto& line : core_->stats_lines()) spdlog::info("stats: {}", line);
 }
 
+// No turn could begin: requests are answered UNAVAILABLE at once (Core::on_message knows),
+// other messages wait in `parked` (the oldest dropped and counted past the inbound queue's
+// capacity), and tasks wait in the task queue: they may change the state.
+void Gateway::park(std::deque<Message>& batch, std::deque<std::function<void()>>& tasks,
+                   std::deque<Message>& parked) {
+  for (auto& message : batch) {
+    if (core_->is_request(message.topic)) {
+      core_->on_message(message);
+    } else {
+      parked.push_back(std::move(message));
+    }
+  }
+  while (parked.size() > config_.requests.queue_capacity) {
+    parked.pop_front();
+    ++core_->counters().dropped_inbound;
+  }
+  if (tasks.empty()) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto it = tasks.rbegin(); it != tasks.rend(); ++it) tasks_.push_front(std::move(*it));
+  tasks.clear();
+}
+
+std::shared_ptr<StateStore> Gateway::make_store() {
+  if (config_.state.backend != "redis") return make_state_store(config_);
+  auto store = std::make_shared<RedisStore>(config_, host_name() + "/" + instance_);
+  set_store_limits(*store, config_);
+  core_->add_metrics_source(store);
+  return store;
+}
+
 void Gateway::run() {
   link_->set_drain_mark(config_.mapping.max_in_flight / 2);
   link_->subscribe(core_->subscriptions(), 1);
@@ -677,21 +710,29 @@ void Gateway::run() {
   auto next_stats = SteadyClock::now() + std::chrono::seconds(config_.log.stats_interval_s);
   std::deque<Message> batch;
   std::deque<std::function<void()>> tasks;
+  // Messages that must not be lost or refused while no turn can begin (presence, device
+  // topics, peer messages): they wait for the next turn that begins.
+  std::deque<Message> parked;
   auto next_drop_log = SteadyClock::now();
+  bool turn = core_->begin_turn();
   while (true) {
     last_turn_ms_.store(steady_ms(), std::memory_order_relaxed);
     // Timers wait while the broker link is down: what they publish (token expiries after a
-    // restart, module deadlines) would be lost. They fire as soon as it is back.
+    // restart, module deadlines) would be lost. They fire as soon as it is back. They also
+    // wait while no turn began (the shared state is out of reach).
     const bool linked = link_->connected();
-    const std::int64_t next_due = linked ? core_->run_due() : core_->now_ms() + kUnlinkedPollMs;
+    const std::int64_t next_due = !turn   ? core_->now_ms() + kUnavailableRetryMs
+                                  : linked ? core_->run_due()
+                                           : core_->now_ms() + kUnlinkedPollMs;
     // The last turn's state changes (and the timers' just now) become durable before
     // their answers and events go out.
     core_->end_turn();
     {
       std::unique_lock<std::mutex> lock(mutex_);
       const bool hold = core_->backpressured();
-      auto ready = [this, hold] {
-        return stopping_ || drained_ || !tasks_.empty() || (!hold && !inbox_.empty());
+      // Without a turn, tasks wait for the next try (kUnavailableRetryMs), not a wake-up.
+      auto ready = [this, hold, turn] {
+        return stopping_ || drained_ || (turn && !tasks_.empty()) || (!hold && !inbox_.empty());
       };
       // Held back, the loop still looks often: the link may drain without telling us
       // (for example when the connection drops and its counters reset).
@@ -722,18 +763,23 @@ void Gateway::run() {
       explicit LinkBatch(BrokerLink& l) : link(l) { link.begin_batch(); }
       ~LinkBatch() { link.end_batch(); }
     } link_batch(*link_);
-    for (auto& message : batch) {
-      core_->on_message(message);
+    turn = core_->begin_turn();
+    if (turn) {
+      for (auto& message : parked) core_->on_message(message);
+      parked.clear();
+      for (auto& message : batch) core_->on_message(message);
+      for (auto& task : tasks) {
+        try {
+          task();
+        } catch (const std::exception& e) {
+          spdlog::error("gateway: posted task failed: {}", e.what());
+        }
+      }
+      tasks.clear();
+    } else {
+      park(batch, tasks, parked);
     }
     batch.clear();
-    for (auto& task : tasks) {
-      try {
-        task();
-      } catch (const std::exception& e) {
-        spdlog::error("gateway: posted task failed: {}", e.what());
-      }
-    }
-    tasks.clear();
     core_->run_idle_work();
     if (config_.log.stats_interval_s > 0 && SteadyClock::now() >= next_stats) {
       log_stats();

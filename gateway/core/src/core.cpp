@@ -272,6 +272,23 @@ void Core::set_durability(std::shared_ptr<Durability> durability) {
   }
 }
 
+bool Core::begin_turn() {
+  if (!durability_) return true;
+  std::vector<StoredAnswer> answers;
+  turn_ok_ = durability_->begin_turn(&answers);
+  // Answers other gateways gave: a redelivered request is answered from them.
+  for (auto& a : answers) {
+    dedup_.remember(a.uid, a.msg_id, a.fingerprint, std::move(a.payload), a.at_ms);
+  }
+  return turn_ok_;
+}
+
+bool Core::is_request(const std::string& topic) const {
+  const auto& prefix = tree_.prefix();
+  return topic.size() > prefix.size() + 5 && topic.compare(0, prefix.size(), prefix) == 0 &&
+         topic.compare(prefix.size(), 5, "/req/") == 0;
+}
+
 void Core::end_turn() {
   flush_barriers();
   auto done = std::move(after_commit_);
@@ -286,10 +303,20 @@ void Core::end_turn() {
   // for the next turn's.)
   auto held = std::move(held_);
   held_.clear();
-  durability_->commit([this, held = std::move(held), done = std::move(done)](bool) {
-    // On a failed commit the messages still go out: the model serves on, and the backend
-    // has logged and counted what a crash could now lose.
-    for (const Held& m : held) send(m.topic, m.payload, m.qos, m.retain);
+  auto answered = std::move(turn_answers_);
+  turn_answers_.clear();
+  durability_->commit([this, held = std::move(held), done = std::move(done),
+                       answered = std::move(answered)](bool ok) {
+    if (!ok && durability_->discards_failed_turns()) {
+      // The turn did not happen (another gateway's turn came first): nothing it said may
+      // go out, and a redelivery of its requests runs again.
+      counters_.discarded_messages += held.size();
+      for (const auto& [uid, msg_id] : answered) dedup_.forget(uid, msg_id);
+    } else {
+      // On a failed commit the messages still go out: the model serves on, and the backend
+      // has logged and counted what a crash could now lose.
+      for (const Held& m : held) send(m.topic, m.payload, m.qos, m.retain);
+    }
     for (const auto& d : done) d();
   });
 }
@@ -378,7 +405,10 @@ void Core::answer(const std::string& uid, const std::string& response_topic,
   }
   if (cache) {
     const std::int64_t now = clock_();
-    if (durability_) durability_->remember_answer({uid, msg_id, print, payload, now});
+    if (durability_) {
+      durability_->remember_answer({uid, msg_id, print, payload, now});
+      if (durability_->discards_failed_turns()) turn_answers_.emplace_back(uid, msg_id);
+    }
     dedup_.remember(uid, msg_id, print, payload, now);
   }
   // Responses go at QoS 1: a lost answer would leave the caller waiting for its timeout.
@@ -444,6 +474,15 @@ void Core::handle_request(const topics::ParsedTopic& parsed, const Message& mess
                     tree_.request(uid, uri->path + "?msg_id=1"));
   }
 
+  if (!turn_ok_) {
+    // No turn: the shared state is out of reach, and a request must not run on a model
+    // that may be behind it (nor be answered from a dedup cache that may be).
+    answer(uid, response_topic, msg_id,
+           failure(ErrorCode::unavailable,
+                   "the gateway cannot reach its shared state; try again shortly"),
+           print, false, how);
+    return;
+  }
   if (const auto* seen = dedup_.find(uid, msg_id, clock_())) {
     if (seen->fingerprint != print) {
       answer(uid, response_topic, msg_id,

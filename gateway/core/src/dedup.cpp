@@ -81,6 +81,11 @@ const Dedup::Seen* Dedup::find(const std::string& uid, const std::string& msg_id
   return &it->second.seen;
 }
 
+void Dedup::forget(const std::string& uid, const std::string& msg_id) {
+  // Its slots in the queues go stale and are skipped, as after an expiry.
+  if (auto it = entries_.find(key(uid, msg_id)); it != entries_.end()) erase(it);
+}
+
 void Dedup::remember(const std::string& uid, const std::string& msg_id, std::uint64_t fingerprint,
                      std::optional<std::string> response, std::int64_t now_ms) {
   if (window_ms_ <= 0 || max_entries_ == 0) return;

@@ -236,10 +236,12 @@ Result<bool> Connection::ensure_connected() {
     if (r->type == REDIS_REPLY_ERROR) {
       std::string message = cmd[0] + " refused by " + where + ": " + std::string(r->str, r->len);
       // A wrong password or database stays wrong: back off as for an unreachable server.
+      credentials_refused_ = true;
       return fail(Failure::unavailable, std::move(message));
     }
   }
   ++stats_.connects;
+  credentials_refused_ = false;
   backoff_ = std::chrono::milliseconds{0};
   return true;
 }

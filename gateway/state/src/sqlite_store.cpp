@@ -903,11 +903,16 @@ std::shared_ptr<StateStore> make_state_store(const Config& config) {
   } else {
     store = std::make_shared<MemoryStore>(config.limits);
   }
-  store->metadata().set_limits(config.storage.metadata);
-  store->locks().set_limits(config.storage.locks);
-  store->inbox().set_limits(inbox_limits(config.inbox));
-  store->invitations().set_limits(invitation_limits(config.invitations));
+  set_store_limits(*store, config);
   return store;
+}
+
+void set_store_limits(StateStore& store, const Config& config) {
+  store.set_limits(config.limits);
+  store.metadata().set_limits(config.storage.metadata);
+  store.locks().set_limits(config.storage.locks);
+  store.inbox().set_limits(inbox_limits(config.inbox));
+  store.invitations().set_limits(invitation_limits(config.invitations));
 }
 
 }  // namespace rtm::gateway

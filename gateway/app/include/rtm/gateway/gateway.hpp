@@ -21,6 +21,8 @@
 
 namespace rtm::gateway {
 
+class StateStore;
+
 class Gateway final : public BrokerLink::Listener,
                       public Outbox,
                       public TaskQueue,
@@ -76,6 +78,9 @@ class Gateway final : public BrokerLink::Listener,
   class StatusWatch;  // reads P/gateway/status for the Core (see on_status)
 
   void log_stats();
+  std::shared_ptr<StateStore> make_store();
+  void park(std::deque<Message>& batch, std::deque<std::function<void()>>& tasks,
+            std::deque<Message>& parked);
   std::string status_payload(bool online, std::string_view reason) const;
   bool on_status(const Message& message);
   void apply_reload(const Config& next);

@@ -118,6 +118,7 @@ struct Counters {
   std::uint64_t replayed = 0;  // answered again from the dedup cache
   std::uint64_t publish_failed = 0;
   std::uint64_t dropped_inbound = 0;  // queue full before the loop saw them
+  std::uint64_t discarded_messages = 0;  // answers and events of turns that did not commit
 };
 
 // A part that must know when the broker lost the gateway's MQTT session, and with it the
@@ -340,6 +341,13 @@ class Core final : public MetricsSource {
   // answers now, and from then on holds every message published until end_turn's commit
   // reports back. Without one (the memory backend), messages go out at once.
   void set_durability(std::shared_ptr<Durability> durability);
+  // The loop calls this before a turn (messages, tasks and timers) changes anything: a
+  // shared state backend takes the cluster's turn and catches up (Durability::begin_turn).
+  // False: it cannot; the turn must change nothing, and requests handed to on_message are
+  // answered UNAVAILABLE until the next turn that begins.
+  bool begin_turn();
+  // Is a message on this topic a request (it gets an answer even when no turn began)?
+  bool is_request(const std::string& topic) const;
   // The loop calls this after each turn (messages, tasks and timers): commits the turn's
   // changes and then publishes what they held back.
   void end_turn();
@@ -377,6 +385,9 @@ class Core final : public MetricsSource {
   bool loop_must_see(std::string_view topic) const;
 
   std::shared_ptr<Durability> durability_;
+  bool turn_ok_ = true;  // the last begin_turn succeeded
+  // (uid, msg_id) of the answers remembered this turn: forgotten if the turn is discarded.
+  std::vector<std::pair<std::string, std::string>> turn_answers_;
   std::vector<Held> held_;
   std::vector<std::function<void()>> after_commit_;
   std::vector<std::shared_ptr<PublishBarrier>> barriers_;

@@ -39,6 +39,8 @@ class Dedup {
   // not kept: a redelivery then runs again (only read operations answer that much).
   void remember(const std::string& uid, const std::string& msg_id, std::uint64_t fingerprint,
                 std::optional<std::string> response, std::int64_t now_ms);
+  // Drops the entry (an answer whose turn was discarded: a redelivery runs again).
+  void forget(const std::string& uid, const std::string& msg_id);
   std::size_t size() const { return entries_.size(); }
   // Bytes held, overhead included.
   std::size_t bytes() const { return bytes_; }

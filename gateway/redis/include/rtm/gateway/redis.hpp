@@ -107,6 +107,8 @@ class Connection {
                      const std::vector<std::string>& args);
 
   bool connected() const { return context_ != nullptr; }
+  // The last connection attempt reached Redis, which refused its AUTH or SELECT.
+  bool credentials_refused() const { return credentials_refused_; }
   const ConnectionStats& stats() const { return stats_; }
 
  private:
@@ -121,6 +123,7 @@ class Connection {
   std::chrono::milliseconds backoff_{0};
   std::string last_error_;
   ConnectionStats stats_;
+  bool credentials_refused_ = false;
 };
 
 }  // namespace rtm::gateway::redis
