@@ -19,9 +19,13 @@ GrantFeed::GrantFeed(Core& core, std::shared_ptr<StateStore> state, bool publish
       epoch_(static_cast<std::uint64_t>(core.now_ms())) {
   if (keep_table) table_ = std::make_unique<grants::Table>(core.tree().prefix());
   state_.add_change_listener(this);
+  state_.add_replica_listener(this);
 }
 
-GrantFeed::~GrantFeed() { state_.remove_change_listener(this); }
+GrantFeed::~GrantFeed() {
+  state_.remove_change_listener(this);
+  state_.remove_replica_listener(this);
+}
 
 grants::MemberGrants member_grants(const StoredMember& member) {
   grants::MemberGrants g;
@@ -55,24 +59,37 @@ void write_full_set(const StateStore& state, std::uint64_t epoch, grants::Record
   out.sync_end(epoch);
 }
 
-void GrantFeed::write_changes() {
-  for (const auto& uid : dirty_sessions_) {
-    writer_.session(uid, state_.has_session(uid));
+void GrantFeed::write_keys(const std::set<std::string>& sessions,
+                           const std::set<std::pair<std::string, std::string>>& members,
+                           grants::RecordWriter& out) {
+  for (const auto& uid : sessions) {
+    out.session(uid, state_.has_session(uid));
     // A C record only where message channels are or were: most sessions have none.
     auto channels = message_channel_grants(state_.message_channels_of(uid));
     if (channels.empty() && message_channel_users_.erase(uid) == 0) continue;
     if (!channels.empty()) message_channel_users_.insert(uid);
-    writer_.message_channels(uid, channels);
+    out.message_channels(uid, channels);
   }
-  for (const auto& [channel, uid] : dirty_members_) {
+  for (const auto& [channel, uid] : members) {
     if (const auto m = state_.stored_member(channel, uid)) {
-      writer_.member(channel, uid, member_grants(*m));
+      out.member(channel, uid, member_grants(*m));
     } else {
-      writer_.no_member(channel, uid);
+      out.no_member(channel, uid);
     }
   }
+}
+
+void GrantFeed::write_changes() {
+  write_keys(dirty_sessions_, dirty_members_, writer_);
   dirty_sessions_.clear();
   dirty_members_.clear();
+}
+
+void GrantFeed::replicated(const ChangeSet& applied) {
+  if (!table_) return;
+  grants::RecordWriter local;
+  write_keys(applied.sessions, applied.members, local);
+  for (auto& message : local.take()) table_->apply_message(message);
 }
 
 void GrantFeed::send(Core& core) {

@@ -61,6 +61,7 @@ grants::MessageChannelGrants message_channel_grants(
 void write_full_set(const StateStore& state, std::uint64_t epoch, grants::RecordWriter& out);
 
 class GrantFeed final : public ChangeListener,
+                        public ReplicaListener,
                         public PublishBarrier,
                         public BrokerSessionObserver,
                         public ConnectionControl,
@@ -78,6 +79,11 @@ class GrantFeed final : public ChangeListener,
   void member_changed(const std::string& channel, const std::string& uid) override {
     dirty_members_.emplace(channel, uid);
   }
+
+  // ReplicaListener: rows another gateway of the cluster changed. The broker's plugin has
+  // their records from that gateway; the local table (keep_table) takes them here, so that
+  // authorize() answers from the shared state.
+  void replicated(const ChangeSet& applied) override;
 
   // PublishBarrier: the records of every change since the last flush.
   void flush(Core& core) override;
@@ -104,6 +110,10 @@ class GrantFeed final : public ChangeListener,
   void write_metrics(MetricsWriter& out) const override;
 
  private:
+  // The records of these keys as the state holds them now.
+  void write_keys(const std::set<std::string>& sessions,
+                  const std::set<std::pair<std::string, std::string>>& members,
+                  grants::RecordWriter& out);
   void write_changes();
   void send(Core& core);
 
