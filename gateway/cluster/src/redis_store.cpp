@@ -126,6 +126,7 @@ RedisStore::RedisStore(const Config& config, std::string gateway_id)
   locks_.set_listener(&keys_);
   inbox_.set_listener(&keys_);
   invitations_.set_listener(&keys_);
+  states_.set_listener(&keys_);  // shared between gateways, unlike on disk
   // Load now when Redis answers, so that start-up sees the sessions (their timers are armed
   // as after a restart); otherwise the first turn loads.
   if (begin_turn(&loaded_answers_)) {
@@ -147,6 +148,7 @@ RedisStore::~RedisStore() {
   locks_.set_listener(nullptr);
   inbox_.set_listener(nullptr);
   invitations_.set_listener(nullptr);
+  states_.set_listener(nullptr);
 }
 
 bool RedisStore::take_lease(redis::Reply& reply) {

@@ -76,6 +76,11 @@ class PresenceStates {
   void set_limits(const StateLimits& limits) { limits_ = limits; }
   // Members (channel, uid) that have states.
   std::size_t holder_count() const { return holders_; }
+  // Sets uid's states in channel to `states` as they are (none: removed), without limits:
+  // states another gateway of a cluster accepted.
+  void replace(const std::string& channel, const std::string& uid, const StateItems& states) {
+    store(channel, uid, states);
+  }
 
  private:
   void store(const std::string& channel, const std::string& uid, const StateItems& states);

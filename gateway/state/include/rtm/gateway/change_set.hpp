@@ -13,6 +13,7 @@
 #include "rtm/gateway/invitation_store.hpp"
 #include "rtm/gateway/lock_store.hpp"
 #include "rtm/gateway/metadata_store.hpp"
+#include "rtm/gateway/presence_state_store.hpp"
 
 namespace rtm::gateway {
 
@@ -27,7 +28,8 @@ class ChangeSet final : public ChangeListener,
                         public MetadataListener,
                         public LockListener,
                         public InboxListener,
-                        public InvitationListener {
+                        public InvitationListener,
+                        public PresenceStateListener {
  public:
   void session_changed(const std::string& uid) override { sessions.insert(uid); }
   void member_changed(const std::string& channel, const std::string& uid) override {
@@ -43,16 +45,20 @@ class ChangeSet final : public ChangeListener,
   void inbox_changed(std::uint64_t id) override { inbox.insert(id); }
   void inbox_id_used(std::uint64_t last) override { inbox_last_id = last; }
   void invitation_changed(std::uint64_t id) override { invitations.insert(id); }
+  void states_changed(const std::string& channel, const std::string& uid) override {
+    states.emplace(channel, uid);
+  }
 
   bool empty() const {
     return sessions.empty() && members.empty() && presence.empty() && metadata.empty() &&
            metadata_subscribers.empty() && locks.empty() && inbox.empty() && !inbox_last_id &&
-           invitations.empty();
+           invitations.empty() && states.empty();
   }
   void clear() { *this = ChangeSet(); }
   std::size_t size() const {
     return sessions.size() + members.size() + presence.size() + metadata.size() +
-           metadata_subscribers.size() + locks.size() + inbox.size() + invitations.size();
+           metadata_subscribers.size() + locks.size() + inbox.size() + invitations.size() +
+           states.size();
   }
 
   std::set<std::string> sessions;
@@ -64,6 +70,9 @@ class ChangeSet final : public ChangeListener,
   std::set<std::uint64_t> inbox;   // message ids
   std::optional<std::uint64_t> inbox_last_id;
   std::set<std::uint64_t> invitations;  // invitation ids
+  // (channel, uid) presence states: shared in a cluster, never stored on disk (RTM 2's
+  // states do not outlive the gateway).
+  std::set<std::pair<std::string, std::string>> states;
 };
 
 }  // namespace rtm::gateway

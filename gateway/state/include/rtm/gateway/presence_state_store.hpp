@@ -14,6 +14,14 @@
 
 namespace rtm::gateway {
 
+// Told of every (channel, uid) whose states changed: a shared state backend sends them to
+// the other gateways of its cluster (a single gateway keeps them in memory only).
+class PresenceStateListener {
+ public:
+  virtual ~PresenceStateListener() = default;
+  virtual void states_changed(const std::string& channel, const std::string& uid) = 0;
+};
+
 class PresenceStateStore {
  public:
   virtual ~PresenceStateStore() = default;
@@ -48,7 +56,9 @@ class MemoryPresenceStateStore final : public PresenceStateStore {
   storage::Result<storage::StateChange> set(
       const std::string& channel, const std::string& uid,
       const std::vector<std::pair<std::string, std::string>>& items) override {
-    return book_.set(channel, uid, items);
+    auto change = book_.set(channel, uid, items);
+    if (change && change->changed()) note(channel, uid);
+    return change;
   }
   storage::Result<storage::StateChange> remove(const std::string& channel, const std::string& uid,
                                                const std::vector<std::string>& keys) override;
@@ -61,11 +71,23 @@ class MemoryPresenceStateStore final : public PresenceStateStore {
   }
   std::size_t holder_count() const override { return book_.holder_count(); }
   void membership_ended(const std::string& channel, const std::string& uid) override {
-    book_.leave(channel, uid);
+    if (book_.leave(channel, uid)) note(channel, uid);
+  }
+
+  void set_listener(PresenceStateListener* listener) { listener_ = listener; }
+  // States another gateway of a cluster accepted, as they are (none: removed); unheard.
+  void replace(const std::string& channel, const std::string& uid,
+               const storage::StateItems& states) {
+    book_.replace(channel, uid, states);
   }
 
  private:
+  void note(const std::string& channel, const std::string& uid) {
+    if (listener_) listener_->states_changed(channel, uid);
+  }
+
   storage::PresenceStates book_;
+  PresenceStateListener* listener_ = nullptr;
 };
 
 }  // namespace rtm::gateway
