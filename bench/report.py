@@ -218,7 +218,7 @@ def main():
     # A run of the enforcement group or the web group alone (or both) leaves the other groups'
     # results as they are: enforcement's go to enforcement.md and enforcement.csv, web's
     # replace only its own section of results.md and its own rows of results.csv.
-    others = any(not os.path.basename(p).startswith(("enf-", "web-")) for p in glob.glob(os.path.join(raw, "*.json")))
+    others = any(not os.path.basename(p).startswith(("enf-", "web-", "cluster-")) for p in glob.glob(os.path.join(raw, "*.json")))
     rows += enf_rows + web_rows
     if others:
         write_csv(os.path.join(out, "results.csv"), rows)

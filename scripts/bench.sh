@@ -6,7 +6,7 @@
 # group web (issue 18), which adds about 2 minutes (web_latency.png, section 6 of results.md).
 #
 #   BENCH_QUICK=1        3 s phases and short throughput steps: a smoke run (~3 min)
-#   BENCH_ONLY="..."     a subset of: state sessions control storage flood latency throughput history enforcement web
+#   BENCH_ONLY="..."     a subset of: state sessions control storage cluster flood latency throughput history enforcement web
 #   BENCH_SECONDS=N      length of each latency run (default 20, quick 3)
 #   BENCH_NO_SDK=1       leave out latency path (b) (and do not build it against the SDK)
 #   RTM_BENCH_BUILD_DIR  build directory (default build-bench, CMAKE_BUILD_TYPE=Release)
@@ -21,7 +21,7 @@ root=$(pwd)
 started=$(date +%s)
 
 quick=${BENCH_QUICK:-0}
-all_groups="state sessions control storage flood latency throughput history enforcement web"
+all_groups="state sessions control storage cluster flood latency throughput history enforcement web"
 only=${BENCH_ONLY:-$all_groups}
 build=${RTM_BENCH_BUILD_DIR:-build-bench}
 results=${BENCH_RESULTS:-bench/results}
@@ -295,6 +295,87 @@ if e and m and s:
     mu, su = m["cpu.responder_us_per_op"], s["cpu.responder_us_per_op"]
     print(f"  gateway CPU per op: memory {mu:.1f} us, sqlite {su:.1f} us ({su / mu:.2f}x memory's)")
 PY
+fi
+
+# ---------------------------------------------------------------- 3f. several gateways (issue 19)
+# The control-plane stage against 1, 2 and 3 gateways on one shared state in Redis, with the
+# trivial responder and one gateway on memory and on sqlite in the same run (bench/README.md
+# 3f; bench/results/cluster.md).
+if want cluster; then
+  say "several gateways: the control plane on 1, 2, 3 gateways sharing Redis, against echo, memory, sqlite"
+  start_broker cluster
+  redis_port=$(free_port)
+  mkdir -p "$work/redis"
+  # As docs/cluster.md runs it: the append-only file, written every second.
+  redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work/redis" --save "" \
+    --appendonly yes --appendfsync everysec --logfile "$raw/redis.log" &
+  redis_pid=$!
+  pids+=("$redis_pid")
+  for _ in $(seq 200); do port_open "$redis_port" && break; sleep 0.05; done
+  "$bench_bin" echo --broker "$broker" --prefix echo >"$raw/echo-cluster.log" 2>&1 &
+  echo_pid=$!
+  pids+=("$echo_pid")
+  "$bench_bin" wait-ready --broker "$broker" --prefix echo --timeout 10
+  echo "baseline: the same requests answered by a trivial responder (rtm-bench echo)"
+  "$bench_bin" control --broker "$broker" --prefix echo --label echo --secret "$secret" \
+    --clients 50 --seconds "$ctl_seconds" --warmup "$ctl_warmup" --nodelay --broker-pid "$broker_pid" \
+    --responder-pid "$echo_pid" --json "$raw/cluster-echo.json" || true
+  kill "$echo_pid" 2>/dev/null || true
+  wait "$echo_pid" 2>/dev/null || true
+  # cluster_run LABEL N BACKEND: N gateways on BACKEND (memory, sqlite, redis), the control
+  # stage against them, the gateways' Redis round trips and requests from their metrics.
+  cluster_run() {
+    local label=$1 n=$2 backend=$3 i
+    local gw_pids=() ports=()
+    redis-cli -p "$redis_port" FLUSHALL >/dev/null  # every run from an empty state
+    for ((i = 1; i <= n; i++)); do
+      ports+=("$(free_port)")
+      {
+        printf 'broker:\n  uri: %s\n  client_id: rtm-gateway-bench-%s\n' "$broker" "$i"
+        printf 'topics:\n  prefix: rtm\nauth:\n  token_secret: "%s"\n' "$secret"
+        printf 'log:\n  level: info\n  stats_interval_s: 10\n'
+        printf 'requests:\n  rate_per_s: 1000000\n  burst: 1000000\n'
+        printf 'ops:\n  http_listen: 127.0.0.1:%s\n' "${ports[-1]}"
+        case $backend in
+          sqlite) printf 'state:\n  backend: sqlite\n  path: %s\n' "$work/cluster-$label.db" ;;
+          redis)
+            printf 'state:\n  backend: redis\n  redis:\n    uri: redis://127.0.0.1:%s\n' "$redis_port"
+            printf 'cluster:\n  enabled: true\n'
+            ;;
+        esac
+      } >"$work/gateway-$label-$i.yaml"
+      "$gateway_bin" --config "$work/gateway-$label-$i.yaml" >"$raw/gateway-cluster-$label-$i.log" 2>&1 &
+      gw_pids+=($!)
+      pids+=($!)
+    done
+    "$bench_bin" wait-ready --broker "$broker" --prefix rtm --timeout 20 ||
+      { echo "the gateways did not answer: $raw/gateway-cluster-$label-1.log" >&2; exit 1; }
+    for i in "${ports[@]}"; do
+      for _ in $(seq 200); do curl -sf "http://127.0.0.1:$i/metrics" >/dev/null && break; sleep 0.05; done
+    done
+    for i in "${!ports[@]}"; do curl -sf "http://127.0.0.1:${ports[$i]}/metrics" >"$raw/cluster-$label-$i.before.prom" || true; done
+    local more redis_opt=()
+    more=$(IFS=,; echo "${gw_pids[*]:1}")
+    if [[ $backend == redis ]]; then redis_opt=(--redis-pid "$redis_pid"); fi
+    "$bench_bin" control --broker "$broker" --prefix rtm --label "$label" --secret "$secret" \
+      --clients 50 --seconds "$ctl_seconds" --warmup "$ctl_warmup" --nodelay --broker-pid "$broker_pid" \
+      --responder-pid "${gw_pids[0]}" ${more:+--more-responder-pids "$more"} \
+      ${redis_opt[@]+"${redis_opt[@]}"} \
+      --json "$raw/cluster-$label.json" || true
+    for i in "${!ports[@]}"; do curl -sf "http://127.0.0.1:${ports[$i]}/metrics" >"$raw/cluster-$label-$i.after.prom" || true; done
+    for i in "${gw_pids[@]}"; do kill -TERM "$i" 2>/dev/null || true; done
+    for i in "${gw_pids[@]}"; do wait "$i" 2>/dev/null || true; done
+    local keep=()
+    for i in "${pids[@]}"; do [[ " ${gw_pids[*]} " == *" $i "* ]] || keep+=("$i"); done
+    pids=("${keep[@]}")
+  }
+  cluster_run memory 1 memory
+  cluster_run sqlite 1 sqlite
+  cluster_run redis-1 1 redis
+  cluster_run redis-2 2 redis
+  cluster_run redis-3 3 redis
+  stop_stack cluster
+  python3 bench/cluster_report.py --raw "$raw" --out "$results/cluster.md"
 fi
 
 # ---------------------------------------------------------------- 3d. storage operations

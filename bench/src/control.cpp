@@ -281,10 +281,14 @@ int run_control(const ControlOptions& o) {
     std::fflush(c.to);
   }
   std::this_thread::sleep_until(from_ns(warm_end));
-  CpuMeter broker_cpu(o.broker_pid), responder_cpu(o.gateway_pid);
+  CpuMeter broker_cpu(o.broker_pid), responder_cpu(o.gateway_pid), redis_cpu(o.redis_pid);
+  std::vector<CpuMeter> more_cpu;
+  for (const int pid : o.more_responder_pids) more_cpu.emplace_back(pid);
   std::this_thread::sleep_until(from_ns(end));
   const double broker_cpu_s = broker_cpu.elapsed_cpu_s();
-  const double responder_cpu_s = responder_cpu.elapsed_cpu_s();
+  double responder_cpu_s = responder_cpu.elapsed_cpu_s();
+  for (const auto& m : more_cpu) responder_cpu_s += m.elapsed_cpu_s();
+  const double redis_cpu_s = o.redis_pid > 0 ? redis_cpu.elapsed_cpu_s() : 0;
 
   std::vector<std::int64_t> per_op[kOps];
   std::uint64_t errors = 0, unanswered = 0;
@@ -331,6 +335,12 @@ int run_control(const ControlOptions& o) {
   const double us_per_op =
       all.empty() ? 0 : responder_cpu_s * 1e6 / static_cast<double>(all.size());
   r.set("cpu.responder_us_per_op", us_per_op);
+  r.set("responders", static_cast<double>(1 + o.more_responder_pids.size()));
+  if (o.redis_pid > 0) {
+    r.set("cpu.redis_s", redis_cpu_s);
+    r.set("cpu.redis_us_per_op",
+          all.empty() ? 0 : redis_cpu_s * 1e6 / static_cast<double>(all.size()));
+  }
   std::cout << "control " << o.label << ": " << o.clients << " clients, "
             << static_cast<long>(ops_per_s) << " ops/s, " << format_summary(s) << ", errors "
             << errors << ", unanswered " << unanswered << "; cpu broker " << broker_cpu_s << " s, "

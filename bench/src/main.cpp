@@ -87,6 +87,11 @@ int main(int argc, char** argv) {
   c->add_option("--warmup", ctl.warmup_s, "seconds before measuring");
   c->add_option("--broker-pid", ctl.broker_pid, "for CPU readings");
   c->add_option("--responder-pid", ctl.gateway_pid, "for CPU readings (gateway or echo)");
+  c->add_option("--more-responder-pids", ctl.more_responder_pids,
+                "more responders whose CPU counts with --responder-pid's (the other gateways of "
+                "a cluster), comma-separated")
+      ->delimiter(',');
+  c->add_option("--redis-pid", ctl.redis_pid, "for CPU readings of the shared state's Redis");
   c->add_flag("--nodelay", ctl.nodelay, "set TCP_NODELAY on the clients' sockets");
   c->add_option("--workload", ctl.workload,
                 "rtm (login/join/join_topic/subscribe/leave) | metadata (set_channel_metadata "
