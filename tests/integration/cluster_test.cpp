@@ -177,8 +177,9 @@ TEST_CASE("cluster: kill -9 of one gateway under load loses no answered request 
 
   // The load: alice sends numbered peer messages to bob, who is offline, so each one that
   // runs is kept in bob's inbox. Unanswered ones are sent again with the same msg_id, as an
-  // MQTT client's retry would be: they must not run twice.
-  constexpr int kMessages = 300;
+  // MQTT client's retry would be: they must not run twice (neither the resend nor the first
+  // copy, which the killed gateway reads when it is back).
+  constexpr int kMessages = 150;
   std::atomic<int> answered{0};
   std::atomic<int> retries{0};
   std::atomic<bool> failed{false};
@@ -190,11 +191,12 @@ TEST_CASE("cluster: kill -9 of one gateway under load loses no answered request 
       for (int attempt = 0; attempt < 15 && !ok; ++attempt) {
         if (attempt > 0) ++retries;
         try {
-          auto d = request(*alice, "alice", "send_message?msg_id=" + id, body, "rtm", 2s);
+          auto d = request(*alice, "alice", "send_message?msg_id=" + id, body, "rtm", 1s);
           ok = answered_ok(d);
           if (!ok && d.IsObject() && d.HasMember("code")) break;  // an error answer: fail
         } catch (const std::exception&) {
-          // no answer within 2 s: sent again
+          // No answer within 1 s: the broker gave it to the killed gateway's session, where
+          // it waits for the restart. Sent again.
         }
       }
       if (!ok) {
@@ -221,7 +223,7 @@ TEST_CASE("cluster: kill -9 of one gateway under load loses no answered request 
   load.join();
   REQUIRE_MESSAGE(!failed, cluster.logs());
   CHECK(answered == kMessages);
-  MESSAGE("requests sent again after no answer within 2 s: " << retries.load());
+  MESSAGE("requests sent again after no answer within 1 s: " << retries.load());
 
   // Each message is in bob's inbox exactly once, in order.
   auto bob = device(uri, "bob");
@@ -274,9 +276,6 @@ TEST_CASE("cluster: presence from a Will is handled once, and Redis away means U
   login(*alice, "alice");
   login(*bob, "bob");
   must(*alice, "alice", "watch?users=bob&msg_id=w");
-  bob->publish("rtm/presence/bob", R"({"state":"online","session":"bob-conn"})", 1, true);
-  auto online = wait_event(*alice, "rtm/u/alice/events/presence", "presence", "online");
-  REQUIRE_MESSAGE(online, cluster.logs());
   // bob's Will, as the broker would publish it: one gateway ends his session, alice hears once.
   bob->publish("rtm/presence/bob", R"({"state":"offline","session":"bob-conn"})", 1, true);
   auto offline = wait_event(*alice, "rtm/u/alice/events/presence", "presence", "offline");
