@@ -19,9 +19,13 @@ GrantFeed::GrantFeed(Core& core, std::shared_ptr<StateStore> state, bool publish
       epoch_(static_cast<std::uint64_t>(core.now_ms())) {
   if (keep_table) table_ = std::make_unique<grants::Table>(core.tree().prefix());
   state_.add_change_listener(this);
+  state_.add_replica_listener(this);
 }
 
-GrantFeed::~GrantFeed() { state_.remove_change_listener(this); }
+GrantFeed::~GrantFeed() {
+  state_.remove_replica_listener(this);
+  state_.remove_change_listener(this);
+}
 
 grants::MemberGrants member_grants(const StoredMember& member) {
   grants::MemberGrants g;
@@ -73,6 +77,29 @@ void GrantFeed::write_changes() {
   }
   dirty_sessions_.clear();
   dirty_members_.clear();
+}
+
+void GrantFeed::replicated(const ChangeSet& applied) {
+  if (!table_) return;
+  grants::RecordWriter local;  // never published: the gateway that made the change did
+  for (const auto& uid : applied.sessions) {
+    local.session(uid, state_.has_session(uid));
+    auto channels = message_channel_grants(state_.message_channels_of(uid));
+    if (channels.empty()) {
+      message_channel_users_.erase(uid);
+    } else {
+      message_channel_users_.insert(uid);
+    }
+    local.message_channels(uid, channels);
+  }
+  for (const auto& [channel, uid] : applied.members) {
+    if (const auto m = state_.stored_member(channel, uid)) {
+      local.member(channel, uid, member_grants(*m));
+    } else {
+      local.no_member(channel, uid);
+    }
+  }
+  for (const auto& message : local.take()) table_->apply_message(message);
 }
 
 void GrantFeed::send(Core& core) {

@@ -61,6 +61,7 @@ grants::MessageChannelGrants message_channel_grants(
 void write_full_set(const StateStore& state, std::uint64_t epoch, grants::RecordWriter& out);
 
 class GrantFeed final : public ChangeListener,
+                        public ReplicaListener,
                         public PublishBarrier,
                         public BrokerSessionObserver,
                         public ConnectionControl,
@@ -78,6 +79,10 @@ class GrantFeed final : public ChangeListener,
   void member_changed(const std::string& channel, const std::string& uid) override {
     dirty_members_.emplace(channel, uid);
   }
+
+  // ReplicaListener: rows another gateway of a cluster changed. Its own feed told the
+  // broker; the local table (EMQX's and RabbitMQ's answers) follows them here.
+  void replicated(const ChangeSet& applied) override;
 
   // PublishBarrier: the records of every change since the last flush.
   void flush(Core& core) override;
