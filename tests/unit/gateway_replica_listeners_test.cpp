@@ -191,3 +191,21 @@ TEST_CASE("replica: channel tokens follow members changed on another gateway") {
   c.store->replicate(applied);
   CHECK(c.h.core->timers().size() == timers - 1);
 }
+
+TEST_CASE("replica: after the broker lost the session, a user seen by another gateway stays") {
+  Cluster c;
+  c.h.login("alice", 3600);
+  c.h.login("bob", 3600);
+  c.h.core->broker_session_lost();  // every session must show itself within the grace
+  // alice's request went to another gateway (the request filter is shared): a watch
+  // there changed her session's row. bob's presence came there too.
+  (void)c.store->watch("alice", {"carol"});
+  c.store->set_presence("bob", true, "conn-2");
+  ChangeSet applied;
+  applied.sessions.insert("alice");
+  applied.presence.insert("bob");
+  c.store->replicate(applied);
+  c.h.advance_to(kHarnessStart + (c.h.config.presence.reaffirm_grace_s + 1) * 1000LL);
+  CHECK(c.h.store->has_session("alice"));
+  CHECK(c.h.store->has_session("bob"));
+}

@@ -438,6 +438,9 @@ class RtmService final : public RtmApi,
   void follow_session(const std::string& uid) {
     const auto s = state_.session(uid);
     restored_.erase(uid);  // not restored here: the rows came from a live gateway
+    // Only the user's own requests (login, renew, watch, ...) or its device's messages
+    // change its session's row: it is still there, whichever gateway heard it.
+    if (s) unconfirmed_.erase(uid);
     if (!s || is_device_session(*s)) {
       cancel_timers(uid);
       cancel_channel_timers(uid);
