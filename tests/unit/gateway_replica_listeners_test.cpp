@@ -209,3 +209,29 @@ TEST_CASE("replica: after the broker lost the session, a user seen by another ga
   CHECK(c.h.store->has_session("alice"));
   CHECK(c.h.store->has_session("bob"));
 }
+
+TEST_CASE("replica: EMQX's HTTP authorization follows grants made on another gateway") {
+  auto config = harness_config();
+  config.enforcement.http_authz = true;  // a local table, nothing published
+  auto store = std::make_shared<ClusterStore>(config);
+  RtmHarness h(config, kHarnessStart, store);
+  CHECK(store->listeners.size() == 5);  // the grant feed too
+  auto ask = [&](const std::string& user, const std::string& topic, bool publish) {
+    return h.api->authorize({user, topic, publish});
+  };
+  // dave logged in, joined and became a publisher on another gateway: its rows arrive.
+  store->start_session("dave", "s-1", kHarnessStart, kHarnessStart + 3'600'000);
+  bool joined = false;
+  REQUIRE(store->join("dave", "room", &joined));
+  REQUIRE(store->join_topic("dave", "room", "input"));
+  CHECK(ask("dave", "rtm/ch/room/input/dave", true) == "deny");  // not applied yet
+  ChangeSet applied;
+  applied.sessions.insert("dave");
+  applied.members.emplace("room", "dave");
+  store->replicate(applied);
+  CHECK(ask("dave", "rtm/ch/room/input/dave", true) == "allow");
+  // And left there.
+  (void)store->leave("dave", "room");
+  store->replicate(applied);
+  CHECK(ask("dave", "rtm/ch/room/input/dave", true) == "deny");
+}
