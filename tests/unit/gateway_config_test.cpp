@@ -659,3 +659,109 @@ TEST_CASE("config: rabbitmq_http_auth and its keys") {
   CHECK(joined(problems_of(kAuth + "enforcement:\n  rabbitmq_vhost: \"\"\n"))
             .find("rabbitmq_vhost") != std::string::npos);
 }
+
+TEST_CASE("config: state.redis and cluster") {
+  SUBCASE("defaults") {
+    const Config c = load_config_text(kAuth);
+    CHECK(c.state.redis.uri == "redis://127.0.0.1:6379");
+    CHECK(c.state.redis.password.empty());
+    CHECK(c.state.redis.key_prefix == "rtm");
+    CHECK(c.state.redis.connect_timeout_ms == 1000);
+    CHECK(c.state.redis.command_timeout_ms == 1000);
+    CHECK_FALSE(c.cluster.enabled);
+    CHECK(c.cluster.group == "rtm");
+    CHECK(c.cluster.turn_lease_ms == 2000);
+    CHECK(c.cluster.log_retention_s == 600);
+  }
+  SUBCASE("every key read") {
+    const Config c = load_config_text(kAuth +
+                                      "state:\n  backend: redis\n  redis:\n"
+                                      "    uri: unix:///run/redis/redis.sock?db=2\n"
+                                      "    password: pw\n    key_prefix: acme:rtm-1\n"
+                                      "    connect_timeout_ms: 250\n    command_timeout_ms: 300\n"
+                                      "cluster:\n  enabled: true\n  group: gw-eu\n"
+                                      "  turn_lease_ms: 5000\n  log_retention_s: 3600\n");
+    CHECK(c.state.backend == "redis");
+    CHECK(c.state.redis.uri == "unix:///run/redis/redis.sock?db=2");
+    CHECK(c.state.redis.password == "pw");
+    CHECK(c.state.redis.key_prefix == "acme:rtm-1");
+    CHECK(c.state.redis.connect_timeout_ms == 250);
+    CHECK(c.state.redis.command_timeout_ms == 300);
+    CHECK(c.cluster.enabled);
+    CHECK(c.cluster.group == "gw-eu");
+    CHECK(c.cluster.turn_lease_ms == 5000);
+    CHECK(c.cluster.log_retention_s == 3600);
+  }
+  SUBCASE("redis without a cluster: one gateway, durable in Redis") {
+    const Config c = load_config_text(kAuth + "state:\n  backend: redis\n");
+    CHECK(c.state.backend == "redis");
+    CHECK_FALSE(c.cluster.enabled);
+  }
+  SUBCASE("the password from a file") {
+    namespace fs = std::filesystem;
+    const fs::path dir =
+        fs::temp_directory_path() / ("rtm-config-redis-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    std::ofstream(dir / "redis.pw", std::ios::binary) << "r3dis\n";
+    const Config c = load_config_text(
+        kAuth + "state:\n  backend: redis\n  redis:\n    password_file: redis.pw\n", dir.string());
+    CHECK(c.state.redis.password == "r3dis");
+    fs::remove_all(dir);
+  }
+  SUBCASE("problems, with their key paths") {
+    CHECK(problems_of(kAuth + "cluster:\n  enabled: true\n").at(0) ==
+          "cluster.enabled: needs state.backend: redis (the gateways of a cluster share their "
+          "state there; with \"memory\" each would answer from its own)");
+    CHECK(
+        problems_of(kAuth + "state:\n  backend: sqlite\n  path: x.db\ncluster:\n  enabled: true\n")
+            .at(0)
+            .rfind("cluster.enabled: needs state.backend: redis", 0) == 0);
+    CHECK(problems_of(kAuth + "state:\n  backend: redis\ncluster:\n  enabled: true\n"
+                              "history:\n  streams:\n    - {channel: lobby, topic: chat}\n")
+              .at(0)
+              .rfind("history.streams: not shared between gateways yet; ", 0) == 0);
+    CHECK(problems_of(kAuth + "state:\n  backend: postgres\n").at(0) ==
+          "state.backend: expected memory, sqlite or redis, got \"postgres\"");
+    CHECK(problems_of(kAuth + "state:\n  redis:\n    uri: http://x:1\n").at(0) ==
+          "state.redis.uri: a Redis URI starts with redis:// or unix://, got \"http://x:1\"");
+    CHECK(problems_of(kAuth + "state:\n  redis:\n    uri: redis://h:99999\n").at(0) ==
+          "state.redis.uri: the port of a Redis URI is 1-65535, got \"redis://h:99999\"");
+    CHECK(problems_of(kAuth + "state:\n  redis:\n    uri: redis://:a@h\n    password: b\n")
+              .at(0)
+              .rfind("state.redis.password: the password is given in state.redis.uri too", 0) == 0);
+    CHECK(problems_of(kAuth + "state:\n  redis:\n    password: a\n    password_file: b\n").at(0) ==
+          "state.redis.password_file: give password or password_file, not both");
+    CHECK(problems_of(kAuth + "state:\n  redis:\n    key_prefix: \"rtm{1}\"\n").at(0) ==
+          "state.redis.key_prefix: may hold letters, digits, '-', '_', '.' and ':' only, got "
+          "\"rtm{1}\" (byte 3)");
+    CHECK(problems_of(kAuth + "state:\n  redis:\n    key_prefix: \"\"\n").at(0) ==
+          "state.redis.key_prefix: must be 1-64 bytes, got 0");
+    CHECK(problems_of(kAuth + "state:\n  redis:\n    command_timeout_ms: 0\n")
+              .at(0)
+              .rfind("state.redis.command_timeout_ms: must be between 1 and ", 0) == 0);
+    CHECK(problems_of(kAuth + "state:\n  redis:\n    what: 1\n").at(0) ==
+          "state.redis.what: unknown key");
+    for (const char* group : {"a/b", "\"+\"", "\"#\"", "$g", "\"\""}) {
+      CAPTURE(group);
+      CHECK(problems_of(kAuth + "cluster:\n  group: " + group + "\n")
+                .at(0)
+                .rfind("cluster.group: ", 0) == 0);
+    }
+    CHECK(problems_of(kAuth + "cluster:\n  turn_lease_ms: 10\n").at(0) ==
+          "cluster.turn_lease_ms: must be between 100 and 60000, got 10");
+    CHECK(problems_of(kAuth + "cluster:\n  log_retention_s: 1\n").at(0) ==
+          "cluster.log_retention_s: must be between 10 and 604800, got 1");
+  }
+  SUBCASE("restart-only") {
+    const Config a = load_config_text(kAuth);
+    Config b = a;
+    b.state.redis.uri = "redis://other:6379";
+    b.state.redis.key_prefix = "x";
+    b.cluster.enabled = true;
+    b.cluster.group = "g";
+    b.cluster.turn_lease_ms = 1;
+    CHECK(restart_only_changes(a, b) ==
+          std::vector<std::string>{"state.redis.uri", "state.redis.key_prefix", "cluster.enabled",
+                                   "cluster.group", "cluster.turn_lease_ms"});
+  }
+}

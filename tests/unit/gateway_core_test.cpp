@@ -64,8 +64,10 @@ class Sessions final : public rtm::gateway::SessionDirectory {
 // A handler of one filter that records what it is offered.
 class Recorder final : public rtm::gateway::MessageHandler {
  public:
-  explicit Recorder(std::string filter) : filter_(std::move(filter)) {}
+  explicit Recorder(std::string filter, bool per_gateway = false)
+      : filter_(std::move(filter)), per_gateway_(per_gateway) {}
   std::vector<std::string> filters() const override { return {filter_}; }
+  bool per_gateway() const override { return per_gateway_; }
   bool on_message(const Message& m) override {
     seen.push_back(m.topic);
     return m.topic.rfind("rtm/presence/", 0) == 0;
@@ -74,6 +76,7 @@ class Recorder final : public rtm::gateway::MessageHandler {
 
  private:
   std::string filter_;
+  bool per_gateway_;
 };
 
 // A published response, parsed.
@@ -449,6 +452,50 @@ TEST_CASE("core: messages outside the request branch are not answered") {
   CHECK(h.core->counters().requests == 0);
   // The handler's filter joins the subscriptions.
   CHECK(h.core->subscriptions() == std::vector<std::string>{"rtm/req/+/#", "rtm/presence/+"});
+}
+
+TEST_CASE(
+    "core: with cluster.enabled shared filters are $share/{group}/..., per-gateway ones plain") {
+  Harness h([](Config& c) {
+    c.cluster.enabled = true;
+    c.cluster.group = "gw";
+  });
+  auto presence = std::make_shared<Recorder>("rtm/presence/+");
+  auto status = std::make_shared<Recorder>("rtm/gateway/status", true);
+  h.core->add_message_handler(presence);
+  h.core->add_message_handler(status);
+  CHECK(h.core->subscriptions() == std::vector<std::string>{"$share/gw/rtm/req/+/#",
+                                                            "$share/gw/rtm/presence/+",
+                                                            "rtm/gateway/status"});
+  // The broker delivers the real topic: requests and handlers match it unwrapped.
+  CHECK(h.request("alice", "ping?msg_id=1").code == 0);
+  h.core->on_message(Message{"rtm/presence/alice", R"({"state":"online"})", 1, false});
+  h.core->on_message(Message{"rtm/gateway/status", R"({"state":"online"})", 1, true});
+  // (Handlers are offered a message in turn until one takes it: presence first.)
+  CHECK(presence->seen == std::vector<std::string>{"rtm/presence/alice", "rtm/gateway/status"});
+  CHECK(status->seen == std::vector<std::string>{"rtm/gateway/status"});
+  // The loop filters (the bridge's fast path must leave these to the loop) are matched
+  // unwrapped against the real topics too.
+  struct TakeAll final : rtm::gateway::FastPath {
+    rtm::gateway::FastResult on_link_thread(const Message&) override {
+      return rtm::gateway::FastResult::handled;
+    }
+  };
+  h.core->set_fast_path(std::make_shared<TakeAll>());
+  h.core->set_loop_filters("inbox", {"rtm/u/+/inbox/+"});
+  CHECK(h.core->fast_path(Message{"rtm/u/bob/inbox/alice", "hi", 1, false}) ==
+        rtm::gateway::FastResult::not_mine);
+  CHECK(h.core->fast_path(Message{"factory/line-3/temp", "21", 0, false}) ==
+        rtm::gateway::FastResult::handled);
+  CHECK(rtm::gateway::shared_filter("g", "a/#") == "$share/g/a/#");
+}
+
+TEST_CASE("core: without cluster.enabled every filter is plain") {
+  Harness h([](Config& c) { c.cluster.group = "gw"; });
+  h.core->add_message_handler(std::make_shared<Recorder>("rtm/presence/+"));
+  h.core->add_message_handler(std::make_shared<Recorder>("rtm/gateway/status", true));
+  CHECK(h.core->subscriptions() ==
+        std::vector<std::string>{"rtm/req/+/#", "rtm/presence/+", "rtm/gateway/status"});
 }
 
 TEST_CASE("core: publish failures are counted, events go to P/u/{uid}/events/{kind}") {

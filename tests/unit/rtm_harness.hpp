@@ -90,8 +90,9 @@ struct SqliteStateDir {
 };
 
 struct RtmHarness {
-  explicit RtmHarness(gateway::Config c = harness_config(), std::int64_t start = kHarnessStart)
-      : config(std::move(c)), now(start) {
+  explicit RtmHarness(gateway::Config c = harness_config(), std::int64_t start = kHarnessStart,
+                      std::shared_ptr<gateway::StateStore> given_store = nullptr)
+      : config(std::move(c)), now(start), given_store_(std::move(given_store)) {
     start_core();
   }
 
@@ -99,7 +100,8 @@ struct RtmHarness {
   void start_core() {
     core = std::make_unique<gateway::Core>(config, outbox, [this] { return now; });
     gateway::register_basic_operations(*core);
-    auto store = gateway::make_state_store(config);
+    // A store given to the harness (a test's own backend) lives on across a restart.
+    store = given_store_ ? given_store_ : gateway::make_state_store(config);
     api = gateway::register_rtm_operations(*core, store);
     gateway::register_storage_operations(*core, store);
     inbox = gateway::register_inbox(*core, store);
@@ -113,6 +115,7 @@ struct RtmHarness {
     api.reset();
     inbox.reset();
     core.reset();
+    store.reset();  // a sqlite file's lock goes with its last owner
     now = at;
     start_core();
   }
@@ -197,7 +200,11 @@ struct RtmHarness {
   std::unique_ptr<gateway::Core> core;
   std::shared_ptr<gateway::RtmApi> api;
   std::shared_ptr<gateway::PeerInbox> inbox;
+  std::shared_ptr<gateway::StateStore> store;
   int msg_id = 0;
+
+ private:
+  std::shared_ptr<gateway::StateStore> given_store_;
 };
 
 }  // namespace rtm::test

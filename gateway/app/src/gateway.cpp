@@ -93,6 +93,7 @@ class Gateway::StatusWatch final : public MessageHandler {
   explicit StatusWatch(Gateway& gateway) : gateway_(gateway) {}
   std::vector<std::string> filters() const override { return {gateway_.status_topic_}; }
   bool on_message(const Message& m) override { return gateway_.on_status(m); }
+  bool per_gateway() const override { return true; }  // each gateway watches for the others
 
  private:
   Gateway& gateway_;  // owns the Core, and so outlives this
@@ -222,8 +223,8 @@ void Gateway::on_connection_lost(const std::string& why) {
 }
 
 // Another gateway's status on our prefix means requests are answered twice, each time
-// from a different state; the same client id means the two take the broker connection
-// from each other. Say so plainly.
+// from a different state (unless they form a cluster: cluster.enabled); the same client
+// id means the two take the broker connection from each other. Say so plainly.
 bool Gateway::on_status(const Message& m) {
   if (m.topic != status_topic_) return false;
   json::Document doc;
@@ -277,6 +278,10 @@ bool Gateway::on_status(const Message& m) {
         "broker gives the id to whichever connects last, so the two keep knocking each "
         "other off. Give each gateway its own broker.client_id",
         where, client_id);
+  } else if (config_.cluster.enabled) {
+    // A member of the cluster: the shared subscriptions give each request to one of us.
+    spdlog::info("gateway: another gateway of the cluster ({}, client id \"{}\") is online", where,
+                 client_id);
   } else {
     spdlog::error(
         "gateway: another gateway ({}, client id \"{}\") answers requests on prefix "

@@ -15,6 +15,7 @@
 #include <set>
 #include <sstream>
 
+#include "rtm/gateway/redis.hpp"
 #include "rtm/topics/names.hpp"
 #include "rtm/topics/tree.hpp"
 #include "rtm/util/ascii.hpp"
@@ -266,6 +267,79 @@ std::string check_level(const std::string& level) {
     return "expected one of trace, debug, info, warn, error, off, got \"" + level + "\"";
   }
   return {};
+}
+
+// ---------------------------------------------------------------- state.redis, cluster
+
+// Bounds of the cluster's keys: a lease shorter than a busy turn (a full reload, a slow
+// commit) would be lost mid-turn; a longer one than a minute stalls the others that long
+// when its holder dies. A log shorter than a restart makes every restart a full reload.
+constexpr long long kMinTurnLeaseMs = 100;
+constexpr long long kMaxTurnLeaseMs = 60000;
+constexpr long long kMinLogRetentionS = 10;
+constexpr long long kMaxLogRetentionS = 7LL * 86400;
+constexpr long long kMaxRedisTimeoutMs = 60000;
+constexpr std::size_t kMaxKeyPrefixBytes = 64;
+
+std::string check_redis_uri(const std::string& uri) {
+  auto endpoint = redis::parse_uri(uri);
+  if (!endpoint) return endpoint.error().message + ", got \"" + uri + "\"";
+  return {};
+}
+
+// Every key is "{prefix}:...": letters, digits and "-_.:" keep it readable in redis-cli
+// and free of Redis Cluster's hash-tag braces and of glob characters (SCAN MATCH).
+std::string check_key_prefix(const std::string& prefix) {
+  if (prefix.empty() || prefix.size() > kMaxKeyPrefixBytes) {
+    return "must be 1-" + std::to_string(kMaxKeyPrefixBytes) + " bytes, got " +
+           std::to_string(prefix.size());
+  }
+  for (std::size_t i = 0; i < prefix.size(); ++i) {
+    const char c = prefix[i];
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_' || c == '.' || c == ':';
+    if (!ok) {
+      return "may hold letters, digits, '-', '_', '.' and ':' only, got \"" + prefix + "\" (byte " +
+             std::to_string(i) + ")";
+    }
+  }
+  return {};
+}
+
+// The group of $share/{group}/{filter}: one topic level without wildcards or '$'.
+std::string check_share_group(const std::string& group) {
+  if (auto why = topics::name_error(group, "a shared subscription group")) {
+    return *why + " (it is one topic level of $share/{group}/...)";
+  }
+  return {};
+}
+
+void parse_redis_state(const YAML::Node& node, const std::string& base_dir, RedisStateConfig& r,
+                       std::vector<std::string>& problems) {
+  Section s(node, "state.redis", problems);
+  s.string("uri", r.uri, check_redis_uri);
+  s.secret("password", r.password, base_dir);
+  s.string("key_prefix", r.key_prefix, check_key_prefix);
+  s.integer("connect_timeout_ms", r.connect_timeout_ms, 1, kMaxRedisTimeoutMs);
+  s.integer("command_timeout_ms", r.command_timeout_ms, 1, kMaxRedisTimeoutMs);
+  if (!r.password.empty()) {
+    if (auto endpoint = redis::parse_uri(r.uri); endpoint && !endpoint->password.empty()) {
+      s.problem("state.redis.password",
+                "the password is given in state.redis.uri too: keep it in one place (better "
+                "password_file than the URI)");
+    }
+  }
+}
+
+// What a cluster cannot share yet: each of these keeps its state in one gateway, so the
+// gateways would answer differently (docs/cluster.md).
+void cluster_problems(const Config& cfg, std::vector<std::string>& problems) {
+  if (!cfg.history.streams.empty()) {
+    problems.push_back(
+        "history.streams: not shared between gateways yet; with cluster.enabled each gateway "
+        "would keep its own copy under its own epoch, and a recovery asked of another "
+        "gateway would start over. Remove the streams or run one gateway");
+  }
 }
 
 // ---------------------------------------------------------------- mapping section
@@ -694,8 +768,9 @@ Config parse(const YAML::Node& root, const std::string& base_dir) {
     {
       Section s(top.child("state"), "state", problems);
       s.string("backend", cfg.state.backend, [](const std::string& v) {
-        return v == "memory" || v == "sqlite" ? std::string()
-                                              : "expected memory or sqlite, got \"" + v + "\"";
+        return v == "memory" || v == "sqlite" || v == "redis"
+                   ? std::string()
+                   : "expected memory, sqlite or redis, got \"" + v + "\"";
       });
       s.string("path", cfg.state.path);
       s.string("synchronous", cfg.state.synchronous, [](const std::string& v) {
@@ -708,6 +783,21 @@ Config parse(const YAML::Node& root, const std::string& base_dir) {
       std::filesystem::path path(cfg.state.path);
       if (!cfg.state.path.empty() && path.is_relative() && !base_dir.empty()) {
         cfg.state.path = (std::filesystem::path(base_dir) / path).string();
+      }
+      parse_redis_state(s.child("redis"), base_dir, cfg.state.redis, problems);
+    }
+    {
+      Section s(top.child("cluster"), "cluster", problems);
+      auto& cl = cfg.cluster;
+      s.boolean("enabled", cl.enabled);
+      s.string("group", cl.group, check_share_group);
+      s.integer("turn_lease_ms", cl.turn_lease_ms, kMinTurnLeaseMs, kMaxTurnLeaseMs);
+      s.integer("log_retention_s", cl.log_retention_s, kMinLogRetentionS, kMaxLogRetentionS);
+      if (cl.enabled && cfg.state.backend != "redis") {
+        s.problem("cluster.enabled",
+                  "needs state.backend: redis (the gateways of a cluster share their state "
+                  "there; with \"" +
+                      cfg.state.backend + "\" each would answer from its own)");
       }
     }
     {
@@ -928,6 +1018,7 @@ Config parse(const YAML::Node& root, const std::string& base_dir) {
       s.integer("max_total", in.max_total, 1, 100000000);
       s.integer("max_content_bytes", in.max_content_bytes, 0, 1024 * 1024);
     }
+    if (cfg.cluster.enabled) cluster_problems(cfg, problems);
     if (problems.empty()) parse_mapping(top.child("mapping"), cfg, problems);
     else top.child("mapping");
   }
@@ -1034,6 +1125,17 @@ std::vector<std::string> restart_only_changes(const Config& a, const Config& b) 
   check(a.state.backend != b.state.backend, "state.backend");
   check(a.state.path != b.state.path, "state.path");
   check(a.state.synchronous != b.state.synchronous, "state.synchronous");
+  check(a.state.redis.uri != b.state.redis.uri, "state.redis.uri");
+  check(a.state.redis.password != b.state.redis.password, "state.redis.password");
+  check(a.state.redis.key_prefix != b.state.redis.key_prefix, "state.redis.key_prefix");
+  check(a.state.redis.connect_timeout_ms != b.state.redis.connect_timeout_ms,
+        "state.redis.connect_timeout_ms");
+  check(a.state.redis.command_timeout_ms != b.state.redis.command_timeout_ms,
+        "state.redis.command_timeout_ms");
+  check(a.cluster.enabled != b.cluster.enabled, "cluster.enabled");
+  check(a.cluster.group != b.cluster.group, "cluster.group");
+  check(a.cluster.turn_lease_ms != b.cluster.turn_lease_ms, "cluster.turn_lease_ms");
+  check(a.cluster.log_retention_s != b.cluster.log_retention_s, "cluster.log_retention_s");
   check(a.enforcement.publish_grants != b.enforcement.publish_grants, "enforcement.publish_grants");
   check(a.enforcement.http_authz != b.enforcement.http_authz, "enforcement.http_authz");
   check(a.enforcement.rabbitmq_http_auth != b.enforcement.rabbitmq_http_auth,

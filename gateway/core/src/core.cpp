@@ -121,10 +121,25 @@ bool Core::loop_must_see(std::string_view topic) const {
   return false;
 }
 
+std::string shared_filter(std::string_view group, std::string_view filter) {
+  std::string out = "$share/";
+  out.append(group);
+  out += '/';
+  out.append(filter);
+  return out;
+}
+
 std::vector<std::string> Core::subscriptions() const {
-  std::vector<std::string> filters{tree_.request_filter()};
+  // cluster.* is restart-only: reload() never changes it, so a reload's diff of the
+  // filters compares like with like.
+  const auto& cluster = config_.cluster;
+  auto wrap = [&cluster](std::string f, bool per_gateway) {
+    return cluster.enabled && !per_gateway ? shared_filter(cluster.group, f) : f;
+  };
+  std::vector<std::string> filters{wrap(tree_.request_filter(), false)};
   for (const auto& handler : message_handlers_) {
-    for (auto& f : handler->filters()) filters.push_back(std::move(f));
+    const bool per_gateway = handler->per_gateway();
+    for (auto& f : handler->filters()) filters.push_back(wrap(std::move(f), per_gateway));
   }
   return filters;
 }

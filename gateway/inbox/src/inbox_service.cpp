@@ -27,11 +27,15 @@ class InboxService final : public MessageHandler,
                            public LoginObserver,
                            public Reloadable,
                            public MetricsSource,
-                           public PeerInbox {
+                           public PeerInbox,
+                           public ReplicaListener {
  public:
   InboxService(Core& core, std::shared_ptr<StateStore> store)
-      : core_(core), store_(std::move(store)), state_(*store_), inbox_(state_.inbox()) {}
+      : core_(core), store_(std::move(store)), state_(*store_), inbox_(state_.inbox()) {
+    state_.add_replica_listener(this);
+  }
   // The core owns this service and its timers alike, and destroys its timers first.
+  ~InboxService() override { state_.remove_replica_listener(this); }
   InboxService(const InboxService&) = delete;
   InboxService& operator=(const InboxService&) = delete;
 
@@ -83,6 +87,10 @@ class InboxService final : public MessageHandler,
     if (!config().deliver_on_login || inbox_.count(uid) == 0) return;
     core_.post([this, uid] { deliver(uid); });
   }
+
+  // ---- ReplicaListener: messages kept, delivered or expired by another gateway: the
+  // timer follows the oldest one left (expire_due reads the rows when it fires).
+  void replicated(const ChangeSet&) override { arm(); }
 
   void reload(const Config& next) override {
     inbox_.set_limits(inbox_limits(next.inbox));

@@ -39,6 +39,7 @@ Failure to_failure(const inv::Error& e) {
 }
 
 class InvitationService final : public ChangeListener,
+                                public ReplicaListener,
                                 public PublishBarrier,
                                 public Reloadable,
                                 public MetricsSource {
@@ -46,9 +47,13 @@ class InvitationService final : public ChangeListener,
   InvitationService(Core& core, std::shared_ptr<StateStore> store)
       : core_(core), store_(std::move(store)), state_(*store_), book_(state_.invitations()) {
     state_.add_change_listener(this);
+    state_.add_replica_listener(this);
   }
   // The core owns this service and its timers alike, and destroys its timers first.
-  ~InvitationService() override { state_.remove_change_listener(this); }
+  ~InvitationService() override {
+    state_.remove_replica_listener(this);
+    state_.remove_change_listener(this);
+  }
   InvitationService(const InvitationService&) = delete;
   InvitationService& operator=(const InvitationService&) = delete;
 
@@ -80,6 +85,11 @@ class InvitationService final : public ChangeListener,
     }
     arm();
   }
+
+  // ---- ReplicaListener: invitations made, answered or ended by another gateway (which
+  // also ended those of the sessions it ended): the timer follows the next deadline, and
+  // due() reads the rows when it fires.
+  void replicated(const ChangeSet&) override { arm(); }
 
   void reload(const Config& next) override {
     book_.set_limits(invitation_limits(next.invitations));

@@ -242,6 +242,8 @@ class ModuleRpc final : public Reloadable, public MessageHandler, public BrokerS
     return {nodes_prefix_ + "+/+", reply_prefix_ + "+"};
   }
   bool on_message(const Message& m) override { return on_node(m) || on_reply(m); }
+  // Every gateway keeps its own directory of nodes, and the answers name the gateway.
+  bool per_gateway() const override { return true; }
 
   // BrokerSessionObserver: after every (re)connect the gateway's status says "online", and
   // the nodes announce themselves again on reading it (docs/modules.md). Requests for a

@@ -8,6 +8,7 @@
 #include <climits>
 #include <map>
 #include <random>
+#include <set>
 #include <tuple>
 #include <unordered_set>
 
@@ -32,15 +33,25 @@ constexpr const char* kReplaced = "replaced";
 constexpr const char* kConnectionLost = "connection_lost";
 constexpr const char* kKicked = "kicked";
 constexpr std::int64_t kNeverMs = INT64_MAX / 4;  // device sessions carry no token
+// A "will expire" warning is claimed across a cluster until this long after the expiry it
+// warns of (StateStore::claim_once): longer than the gateways' clocks and turns drift.
+constexpr std::int64_t kWarningClaimMarginMs = 60'000;
 const std::string kDeviceSession = "device-";     // session id prefix of bridged devices
 
 class RtmService final : public RtmApi,
                          public SessionDirectory,
                          public MessageHandler,
-                         public BrokerSessionObserver {
+                         public BrokerSessionObserver,
+                         public ReplicaListener {
  public:
   RtmService(Core& core, std::shared_ptr<StateStore> store)
-      : core_(core), store_(std::move(store)), state_(*store_), rng_(std::random_device{}()) {}
+      : core_(core), store_(std::move(store)), state_(*store_), rng_(std::random_device{}()) {
+    state_.add_replica_listener(this);
+  }
+  // The core owns this service and its timers alike, and destroys its timers first.
+  ~RtmService() override { state_.remove_replica_listener(this); }
+  RtmService(const RtmService&) = delete;
+  RtmService& operator=(const RtmService&) = delete;
 
   void install() {
     add("login", false, {"token"}, &RtmService::login);
@@ -105,6 +116,24 @@ class RtmService final : public RtmApi,
     }
     if (!restored_.empty()) {
       spdlog::info("state: {} sessions resumed; token timers armed again", restored_.size());
+    }
+  }
+
+  // ReplicaListener: rows another gateway of the cluster changed, applied before this turn.
+  // The token timers follow them as resume() arms them after a restart: a token renewed
+  // there re-arms here at its new expiry, an ended session or membership cancels.
+  void replicated(const ChangeSet& applied) override {
+    // Publishers may have gone: the bridge's fast path checks its registrations again.
+    if (!applied.sessions.empty() || !applied.members.empty()) removing();
+    for (const auto& uid : applied.sessions) follow_session(uid);
+    for (const auto& [channel, uid] : applied.members) {
+      follow_channel_token({ChannelKind::stream, uid, channel});
+    }
+    // The presence filter is shared: a user that showed itself to another gateway counts
+    // as seen here too (a request it sent there changes no row, so only this is seen).
+    for (const auto& uid : applied.presence) {
+      unconfirmed_.erase(uid);
+      restored_.erase(uid);
     }
   }
 
@@ -348,10 +377,15 @@ class RtmService final : public RtmApi,
   // One timer per session (its id kept here, not in the stored session): it fires first
   // for the "will expire" warning and then re-arms itself for the expiry. Memory per idle
   // session counts.
+  struct ArmedTimer {
+    Timers::Id id = 0;
+    std::int64_t expires_at_s = 0;  // the token expiry it was armed for
+  };
+
   void cancel_timers(const std::string& uid) {
     auto it = token_timers_.find(uid);
     if (it == token_timers_.end()) return;
-    core_.timers().cancel(it->second);
+    core_.timers().cancel(it->second.id);
     token_timers_.erase(it);
   }
 
@@ -360,16 +394,77 @@ class RtmService final : public RtmApi,
     if (!state_.has_session(uid)) return;
     const std::int64_t expires_ms = expires_at_s * 1000;
     const std::int64_t warn_ms = expires_ms - core_.config().auth.token_warn_before_s * 1000LL;
+    auto expire_fn = [this, uid, expires_at_s] {
+      if (session_token_current(uid, expires_at_s)) expire(uid, expires_at_s);
+    };
+    Timers::Id id = 0;
     if (core_.config().auth.token_warn_before_s > 0 && warn_ms < expires_ms) {
-      token_timers_[uid] = core_.timers().at(std::max(warn_ms, now_ms()), [this, uid, expires_at_s] {
-        token_event(uid, "will_expire", expires_at_s);
-        token_timers_[uid] = core_.timers().at(expires_at_s * 1000, [this, uid, expires_at_s] {
-          expire(uid, expires_at_s);
-        });
+      id = core_.timers().at(std::max(warn_ms, now_ms()), [this, uid, expires_at_s, expire_fn] {
+        if (!session_token_current(uid, expires_at_s)) return;
+        if (claim_warning("warn:" + uid + ":" + std::to_string(expires_at_s), expires_at_s)) {
+          token_event(uid, "will_expire", expires_at_s);
+        }
+        token_timers_[uid] = {core_.timers().at(expires_at_s * 1000, expire_fn), expires_at_s};
       });
     } else {
-      token_timers_[uid] =
-          core_.timers().at(expires_ms, [this, uid, expires_at_s] { expire(uid, expires_at_s); });
+      id = core_.timers().at(expires_ms, expire_fn);
+    }
+    token_timers_[uid] = {id, expires_at_s};
+  }
+
+  // Does uid's session still expire at expires_at_s? A timer armed for another expiry (a
+  // token renewed, or the session ended, by another gateway of the cluster) must not act:
+  // it re-arms for the session as the rows say, or drops out.
+  bool session_token_current(const std::string& uid, std::int64_t expires_at_s) {
+    const auto s = state_.session(uid);
+    if (s && s->expires_at_ms / 1000 == expires_at_s) return true;
+    if (s && !is_device_session(*s)) {
+      schedule_timers(uid, s->expires_at_ms / 1000);
+    } else {
+      token_timers_.erase(uid);
+    }
+    return false;
+  }
+
+  // A "will expire" warning changes no row: in a cluster every gateway's timer finds it
+  // due, and only the first to claim it sends it. A single gateway always may.
+  bool claim_warning(const std::string& key, std::int64_t expires_at_s) {
+    const std::int64_t ttl_ms =
+        std::max<std::int64_t>(expires_at_s * 1000 - now_ms(), 0) + kWarningClaimMarginMs;
+    return state_.claim_once(key, ttl_ms);
+  }
+
+  // A session another gateway changed: its timers as the rows say now.
+  void follow_session(const std::string& uid) {
+    const auto s = state_.session(uid);
+    restored_.erase(uid);  // not restored here: the rows came from a live gateway
+    // Only the user's own requests (login, renew, watch, ...) or its device's messages
+    // change its session's row: it is still there, whichever gateway heard it.
+    if (s) unconfirmed_.erase(uid);
+    if (!s || is_device_session(*s)) {
+      cancel_timers(uid);
+      cancel_channel_timers(uid);
+      return;
+    }
+    const std::int64_t expires_at_s = s->expires_at_ms / 1000;
+    const auto armed = token_timers_.find(uid);
+    if (armed == token_timers_.end() || armed->second.expires_at_s != expires_at_s) {
+      schedule_timers(uid, expires_at_s);
+    }
+    // Message channel subscriptions are part of the session's row.
+    std::set<std::string> subscribed;
+    for (const auto& sub : state_.message_channels_of(uid)) {
+      subscribed.insert(sub.channel);
+      follow_channel_token({ChannelKind::message, uid, sub.channel});
+    }
+    auto it = channel_timers_.lower_bound(ChannelKey{ChannelKind::stream, uid, ""});
+    while (it != channel_timers_.end() && it->first.uid == uid) {
+      if (it->first.kind == ChannelKind::message && !subscribed.count(it->first.channel)) {
+        core_.timers().cancel(it->second.id);
+        it = channel_timers_.erase(it);
+      } else {
+        ++it;
+      }
     }
   }
 
@@ -754,16 +849,56 @@ class RtmService final : public RtmApi,
   void cancel_channel_timer(const ChannelKey& key) {
     auto it = channel_timers_.find(key);
     if (it == channel_timers_.end()) return;
-    core_.timers().cancel(it->second);
+    core_.timers().cancel(it->second.id);
     channel_timers_.erase(it);
   }
 
   void cancel_channel_timers(const std::string& uid) {
     auto it = channel_timers_.lower_bound(ChannelKey{ChannelKind::stream, uid, ""});
     while (it != channel_timers_.end() && it->first.uid == uid) {
-      core_.timers().cancel(it->second);
+      core_.timers().cancel(it->second.id);
       it = channel_timers_.erase(it);
     }
+  }
+
+  // The channel token's expiry as the rows say (s since the epoch), 0: none, or no longer
+  // a member or subscriber.
+  std::int64_t channel_token_expiry_s(const ChannelKey& key) const {
+    if (key.kind == ChannelKind::stream) {
+      return state_.is_member(key.uid, key.channel)
+                 ? state_.member_token(key.uid, key.channel) / 1000
+                 : 0;
+    }
+    const auto sub = state_.message_channel(key.uid, key.channel);
+    return sub ? sub->token_expires_at_ms / 1000 : 0;
+  }
+
+  // As session_token_current, for a channel token.
+  bool channel_token_current(const ChannelKey& key, std::int64_t expires_at_s) {
+    const std::int64_t now_s = channel_token_expiry_s(key);
+    if (now_s == expires_at_s) return true;
+    if (now_s > 0) {
+      schedule_channel_timers(key, now_s);
+    } else {
+      channel_timers_.erase(key);
+    }
+    return false;
+  }
+
+  // A membership or subscription another gateway changed: its timer as the rows say.
+  void follow_channel_token(const ChannelKey& key) {
+    const std::int64_t expires_at_s = channel_token_expiry_s(key);
+    if (expires_at_s <= 0) return cancel_channel_timer(key);
+    const auto armed = channel_timers_.find(key);
+    if (armed == channel_timers_.end() || armed->second.expires_at_s != expires_at_s) {
+      schedule_channel_timers(key, expires_at_s);
+    }
+  }
+
+  void warn_channel_token(const ChannelKey& key, std::int64_t expires_at_s) {
+    const std::string claim = "warn:" + key.uid + "/" + kind_name(key.kind) + "/" + key.channel +
+                              ":" + std::to_string(expires_at_s);
+    if (claim_warning(claim, expires_at_s)) channel_token_event(key, "will_expire", expires_at_s);
   }
 
   // As the session's timer: a "will expire" warning auth.token_warn_before_s ahead, then
@@ -773,17 +908,21 @@ class RtmService final : public RtmApi,
     if (expires_at_s <= 0) return;
     const std::int64_t expires_ms = expires_at_s * 1000;
     const std::int64_t warn_ms = expires_ms - core_.config().auth.token_warn_before_s * 1000LL;
-    auto expire_fn = [this, key, expires_at_s] { channel_token_expired(key, expires_at_s); };
+    auto expire_fn = [this, key, expires_at_s] {
+      if (channel_token_current(key, expires_at_s)) channel_token_expired(key, expires_at_s);
+    };
+    auto warn_fn = [this, key, expires_at_s, expire_fn] {
+      if (!channel_token_current(key, expires_at_s)) return;
+      warn_channel_token(key, expires_at_s);
+      channel_timers_[key] = {core_.timers().at(expires_at_s * 1000, expire_fn), expires_at_s};
+    };
     if (core_.config().auth.token_warn_before_s > 0 && warn_ms < expires_ms && warn_ms > now_ms()) {
-      channel_timers_[key] = core_.timers().at(warn_ms, [this, key, expires_at_s, expire_fn] {
-        channel_token_event(key, "will_expire", expires_at_s);
-        channel_timers_[key] = core_.timers().at(expires_at_s * 1000, expire_fn);
-      });
+      channel_timers_[key] = {core_.timers().at(warn_ms, warn_fn), expires_at_s};
     } else {
       if (core_.config().auth.token_warn_before_s > 0 && expires_ms > now_ms()) {
-        channel_token_event(key, "will_expire", expires_at_s);
+        warn_channel_token(key, expires_at_s);
       }
-      channel_timers_[key] = core_.timers().at(expires_ms, expire_fn);
+      channel_timers_[key] = {core_.timers().at(expires_ms, expire_fn), expires_at_s};
     }
   }
 
@@ -1002,8 +1141,8 @@ class RtmService final : public RtmApi,
   StateStore& state_;
   std::shared_ptr<ConnectionControl> control_;
   std::shared_ptr<GrantFeed> feed_;
-  std::unordered_map<std::string, Timers::Id> token_timers_;  // runtime, not stored
-  std::map<ChannelKey, Timers::Id> channel_timers_;           // channel tokens, runtime
+  std::unordered_map<std::string, ArmedTimer> token_timers_;  // runtime, not stored
+  std::map<ChannelKey, ArmedTimer> channel_timers_;           // channel tokens, runtime
   // Sessions restored at start-up that have not shown themselves since (see on_presence).
   std::unordered_set<std::string> restored_;
   std::mt19937_64 rng_;

@@ -49,16 +49,21 @@ constexpr std::int64_t kMaxTtlParam = 1'000'000'000;
 
 class LockService final : public PublishBarrier,
                           public ChangeListener,
+                          public ReplicaListener,
                           public Reloadable,
                           public MetricsSource {
  public:
   LockService(Core& core, std::shared_ptr<StateStore> store)
       : core_(core), store_(std::move(store)), state_(*store_), locks_(state_.locks()) {
     state_.add_change_listener(this);
+    state_.add_replica_listener(this);
   }
   // The core owns this service and its timers alike, and destroys its timers first: the
   // armed timer is not cancelled here (its callback dies with the core).
-  ~LockService() override { state_.remove_change_listener(this); }
+  ~LockService() override {
+    state_.remove_replica_listener(this);
+    state_.remove_change_listener(this);
+  }
   LockService(const LockService&) = delete;
   LockService& operator=(const LockService&) = delete;
 
@@ -89,6 +94,11 @@ class LockService final : public PublishBarrier,
     for (const auto& [channel, uid] : dirty) follow_member(channel, uid, now);
     arm();
   }
+
+  // ---- ReplicaListener: another gateway changed locks (its countdowns and grants came
+  // with the rows, as it followed its members): the timer follows the next deadline.
+  // expire_due reads the rows when it fires, so a countdown ended elsewhere is not run.
+  void replicated(const ChangeSet&) override { arm(); }
 
   void reload(const Config& next) override { locks_.set_limits(next.storage.locks); }
 

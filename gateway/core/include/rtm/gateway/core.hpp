@@ -170,6 +170,11 @@ class MessageHandler {
   virtual ~MessageHandler() = default;
   // The filters the broker link must keep subscribed for it; asked again after a reload.
   virtual std::vector<std::string> filters() const = 0;
+  // With cluster.enabled, a handler's filters are shared by the gateways of the group
+  // ($share/{group}/{filter}: each message reaches one of them, for work that must happen
+  // once) unless it says they are per gateway (each gateway must see every message: other
+  // gateways' status, module nodes' announcements, answers addressed to this gateway).
+  virtual bool per_gateway() const { return false; }
   // True when the message was its own: no later handler sees it. Loop thread.
   virtual bool on_message(const Message& message) = 0;
 };
@@ -233,7 +238,8 @@ class Core final : public MetricsSource {
   std::int64_t now_ms() const { return clock_(); }
 
   // Filters the broker link must keep subscribed: the request branch's, then every
-  // MessageHandler's.
+  // MessageHandler's; with cluster.enabled the shared ones as $share/{group}/{filter}.
+  // Messages still arrive on their real topics, which handlers match as before.
   std::vector<std::string> subscriptions() const;
 
   // Takes the settings that may change at run time from `next` (checked already) and
@@ -419,6 +425,10 @@ class Core final : public MetricsSource {
   std::vector<std::vector<std::uint64_t>> answers_by_code_{kFixedSlots};
   LatencyHistogram latency_;
 };
+
+// "$share/{group}/{filter}": the filter shared by the gateways of a cluster (MQTT 5's form,
+// which Mosquitto 2 and EMQX also take from MQTT 3.1.1 clients).
+std::string shared_filter(std::string_view group, std::string_view filter);
 
 // Serialises a response: {"msg_id":..,"code":0,"result":..} or with error/message.
 std::string response_payload(const std::string& msg_id, const Outcome<json::Document>& outcome);
