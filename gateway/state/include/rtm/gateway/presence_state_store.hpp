@@ -63,6 +63,8 @@ class MemoryPresenceStateStore final : public PresenceStateStore {
   void membership_ended(const std::string& channel, const std::string& uid) override {
     book_.leave(channel, uid);
   }
+  // Every state gone (a full reload of the model).
+  void clear() { book_ = storage::PresenceStates(book_.limits()); }
 
  private:
   storage::PresenceStates book_;
