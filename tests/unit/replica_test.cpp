@@ -709,3 +709,36 @@ TEST_CASE("replica: members of several gateways take their places by seq") {
   CHECK(y.stored_member("c", "amy")->seq == 10);
   CHECK(y.index_problems() == std::vector<std::string>{});
 }
+
+TEST_CASE("replica: id counters and seqs follow the rows, also of records already gone") {
+  Source x(gw::LimitsConfig{});
+  auto& s = x.store;
+  gw::MemoryStore y(gw::LimitsConfig{});
+  small_sub_limits(y);
+  for (const auto& u : {"amy", "bob"}) s.start_session(u, "s", 0, 0);
+  constexpr std::int64_t kNow = 5;  // one millisecond: ids come from the counters alone
+  // An invitation and a kept message that end before any row is read.
+  auto invited = s.invitations().invite("amy", "bob", "", "", true, kNow);
+  REQUIRE(invited);
+  REQUIRE(s.invitations().cancel("amy", invited.value().id, kNow));
+  gw::PeerMessage m;
+  m.id = s.inbox().next_id(kNow);
+  m.to = "bob";
+  REQUIRE(s.inbox().put(m));
+  CHECK(s.inbox().take("bob", m.id).size() == 1);
+  bool joined = false;
+  REQUIRE(s.join("amy", "room", &joined));
+  REQUIRE(replica::apply_rows(y, replica::read_rows(s, x.changes), nullptr).empty());
+  x.changes.clear();
+  CHECK(y.invitations().size() == 0);
+  CHECK(y.inbox().message_count() == 0);
+  auto again_x = s.invitations().invite("bob", "amy", "", "", true, kNow);
+  auto again_y = y.invitations().invite("bob", "amy", "", "", true, kNow);
+  REQUIRE(again_x);
+  REQUIRE(again_y);
+  CHECK(again_y.value().id == again_x.value().id);
+  CHECK(y.inbox().next_id(kNow) == s.inbox().next_id(kNow));
+  REQUIRE(y.join("bob", "room", &joined));
+  REQUIRE(s.join("bob", "room", &joined));
+  CHECK(y.stored_member("room", "bob")->seq == s.stored_member("room", "bob")->seq);
+}
