@@ -5,8 +5,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <map>
 #include <cstdint>
+#include <map>
 #include <random>
 #include <set>
 #include <string>
@@ -77,7 +77,9 @@ struct Source {
   gw::ChangeSet changes;
 };
 
-std::string code(const gw::Failure& f) { return "E" + std::to_string(static_cast<int>(f.code)); }
+std::string code(const gw::Failure& f) {
+  return "E" + std::to_string(static_cast<int>(f.code));
+}
 
 std::string results(const std::vector<gw::UserResult>& rs) {
   std::string out;
@@ -139,12 +141,14 @@ std::string run_op(gw::MemoryStore& s, std::mt19937& rng, std::int64_t now,
     case 7: {
       auto r = s.leave(uid, channel);
       if (r) s.locks().holder_left(channel, uid, now);
-      return r ? "leave " + std::to_string(r.value().topics_left.size()) : "leave " + code(r.error());
+      return r ? "leave " + std::to_string(r.value().topics_left.size())
+               : "leave " + code(r.error());
     }
     case 8:
     case 9: {
       auto r = s.join_topic(uid, channel, topic);
-      return r ? "join_topic " + std::to_string(r.value().added) + results(r.value().all_subscribers)
+      return r ? "join_topic " + std::to_string(r.value().added) +
+                     results(r.value().all_subscribers)
                : "join_topic " + code(r.error());
     }
     case 10: {
@@ -210,10 +214,13 @@ std::string run_op(gw::MemoryStore& s, std::mt19937& rng, std::int64_t now,
       return "metadata " + storage_outcome(s.metadata().write(scope, pick(kUsers), w, {uid, now}));
     }
     case 23: {
-      if (rng() % 3 == 0) return "metadata_unsubscribe " + std::to_string(s.metadata().unsubscribe(uid, pick(kUsers)));
+      if (rng() % 3 == 0)
+        return "metadata_unsubscribe " +
+               std::to_string(s.metadata().unsubscribe(uid, pick(kUsers)));
       if (!s.has_session(uid)) return "metadata_subscribe no session";
       auto r = s.metadata().subscribe(uid, pick(kUsers), 2);
-      return r ? "metadata_subscribe " + std::to_string(r.value()) : "metadata_subscribe " + code(r.error());
+      return r ? "metadata_subscribe " + std::to_string(r.value())
+               : "metadata_subscribe " + code(r.error());
     }
     case 24: {
       const std::string lock = pick(kLocks);
@@ -223,7 +230,8 @@ std::string run_op(gw::MemoryStore& s, std::mt19937& rng, std::int64_t now,
         case 1:
         case 2:
           if (!s.is_member(uid, channel)) return "acquire not a member";
-          return "acquire " + storage_outcome(s.locks().acquire(channel, lock, uid, rng() % 2 == 0, now));
+          return "acquire " +
+                 storage_outcome(s.locks().acquire(channel, lock, uid, rng() % 2 == 0, now));
         case 3:
           return "release " + storage_outcome(s.locks().release(channel, lock, uid, now));
         default:
@@ -250,7 +258,8 @@ std::string run_op(gw::MemoryStore& s, std::mt19937& rng, std::int64_t now,
     case 27: {
       auto r = s.invitations().invite(uid, pick(kUsers), u8"call ☎", rng() % 2 ? channel : "",
                                       s.has_session(uid) || rng() % 2 == 0, now);
-      return r ? "invite " + std::to_string(r.value().id) + " " + std::to_string(r.value().changed.size())
+      return r ? "invite " + std::to_string(r.value().id) + " " +
+                     std::to_string(r.value().changed.size())
                : "invite E" + std::to_string(static_cast<int>(r.error().code));
     }
     case 28: {
@@ -261,11 +270,14 @@ std::string run_op(gw::MemoryStore& s, std::mt19937& rng, std::int64_t now,
         case 0:
           return "ack " + std::to_string(static_cast<bool>(s.invitations().ack(uid, id, now)));
         case 1:
-          return "accept " + std::to_string(static_cast<bool>(s.invitations().accept(uid, id, "yes", now)));
+          return "accept " +
+                 std::to_string(static_cast<bool>(s.invitations().accept(uid, id, "yes", now)));
         case 2:
-          return "refuse " + std::to_string(static_cast<bool>(s.invitations().refuse(uid, id, "no", now)));
+          return "refuse " +
+                 std::to_string(static_cast<bool>(s.invitations().refuse(uid, id, "no", now)));
         default:
-          return "cancel " + std::to_string(static_cast<bool>(s.invitations().cancel(uid, id, now)));
+          return "cancel " +
+                 std::to_string(static_cast<bool>(s.invitations().cancel(uid, id, now)));
       }
     }
     default: {
@@ -273,8 +285,8 @@ std::string run_op(gw::MemoryStore& s, std::mt19937& rng, std::int64_t now,
       const auto locks = s.locks().due(now);
       const auto invitations = s.invitations().due(now);
       const auto expired = s.inbox().expire(now);
-      return "due " + std::to_string(locks.size()) + " " + std::to_string(invitations.events.size()) +
-             " " + std::to_string(expired.size());
+      return "due " + std::to_string(locks.size()) + " " +
+             std::to_string(invitations.events.size()) + " " + std::to_string(expired.size());
     }
   }
 }
@@ -282,9 +294,8 @@ std::string run_op(gw::MemoryStore& s, std::mt19937& rng, std::int64_t now,
 std::vector<replica::Row> all_rows(const gw::MemoryStore& s) {
   std::vector<replica::Row> rows;
   replica::for_each_row(s, [&](replica::Row row) { rows.push_back(std::move(row)); });
-  std::sort(rows.begin(), rows.end(), [](const replica::Row& a, const replica::Row& b) {
-    return a.field < b.field;
-  });
+  std::sort(rows.begin(), rows.end(),
+            [](const replica::Row& a, const replica::Row& b) { return a.field < b.field; });
   return rows;
 }
 
@@ -309,8 +320,8 @@ std::string locks_text(const std::vector<rtm::storage::LockState>& locks) {
 std::string messages_text(const std::vector<gw::PeerMessage>& messages) {
   std::string out;
   for (const auto& m : messages) {
-    out += std::to_string(m.id) + ":" + m.from + ">" + m.to + ":" + std::to_string(m.ts_ms) +
-           ":" + std::to_string(m.binary) + std::to_string(m.receipt) + ":" + m.payload + " ";
+    out += std::to_string(m.id) + ":" + m.from + ">" + m.to + ":" + std::to_string(m.ts_ms) + ":" +
+           std::to_string(m.binary) + std::to_string(m.receipt) + ":" + m.payload + " ";
   }
   return out;
 }
@@ -386,10 +397,10 @@ std::string observed(const gw::MemoryStore& s) {
   }
   out += "metadata_count " + std::to_string(s.metadata().metadata_count()) + " locks " +
          std::to_string(s.locks().lock_count()) + " " +
-         std::to_string(s.locks().next_deadline().value_or(-1)) + " " + sorted(s.locks().channels()) +
-         " inbox " + std::to_string(s.inbox().message_count()) + " " +
-         std::to_string(s.inbox().bytes()) + " " + std::to_string(s.inbox().user_count()) + " " +
-         std::to_string(s.inbox().next_expiry().value_or(-1)) + " invitations " +
+         std::to_string(s.locks().next_deadline().value_or(-1)) + " " +
+         sorted(s.locks().channels()) + " inbox " + std::to_string(s.inbox().message_count()) +
+         " " + std::to_string(s.inbox().bytes()) + " " + std::to_string(s.inbox().user_count()) +
+         " " + std::to_string(s.inbox().next_expiry().value_or(-1)) + " invitations " +
          std::to_string(s.invitations().size()) + " " +
          std::to_string(s.invitations().next_deadline().value_or(-1)) + "\n";
   return out;
@@ -573,38 +584,54 @@ TEST_CASE("replica: every row survives encode and decode exactly") {
 
 TEST_CASE("replica: bad rows are skipped with a message, the others applied") {
   gw::MemoryStore y(gw::LimitsConfig{});
-  const std::string session = R"({"v":1,"session_id":"s","started_ms":1,"expires_at_ms":2,"watching":[],"message_channels":[]})";
+  const std::string session =
+      R"({"v":1,"session_id":"s","started_ms":1,"expires_at_ms":2,"watching":[],"message_channels":[]})";
   std::vector<replica::Row> rows = {
       {"s:amy", session},
-      {"x:amy", session},                                                // unknown kind
-      {"s", session},                                                    // no kind
-      {"s:", session},                                                   // no name
-      {"s:bob", std::string("{\"v\":1,")},                               // not JSON
-      {"s:bob", std::string("[1,2]")},                                   // not an object
-      {"s:bob", std::string("{\"session_id\":\"s\"}")},                  // no version
-      {"s:bob", R"({"v":2,"session_id":"s","started_ms":1,"expires_at_ms":2,"watching":[],"message_channels":[]})"},
-      {"s:bob", R"({"v":1,"session_id":"s","started_ms":1e400,"expires_at_ms":2,"watching":[],"message_channels":[]})"},
-      {"s:bob", R"({"v":1,"session_id":"s","started_ms":99999999999999999999,"expires_at_ms":2,"watching":[],"message_channels":[]})"},
-      {"s:bob", R"({"v":1,"session_id":5,"started_ms":1,"expires_at_ms":2,"watching":[],"message_channels":[]})"},
-      {"s:bob", R"({"v":1,"session_id":"s","started_ms":1,"expires_at_ms":2,"watching":[3],"message_channels":[]})"},
-      {"s:bob", R"({"v":1,"session_id_b64":"!!","started_ms":1,"expires_at_ms":2,"watching":[],"message_channels":[]})"},
-      {"s:bob", std::string("{\"v\":1,\"session_id\":\"\xff\"}")},       // not UTF-8
-      {"m:room/amy", R"({"v":1,"seq":18446744073709551615,"token_expires_at_ms":0,"publishing":[],"subscriptions":[]})"},
-      {"m:room/amy", R"({"v":1,"seq":-1,"token_expires_at_ms":0,"publishing":[],"subscriptions":[]})"},
-      {"m:room/amy", R"({"v":1,"seq":0,"token_expires_at_ms":0,"publishing":[],"subscriptions":[]})"},
-      {"m:roomamy", R"({"v":1,"seq":3,"token_expires_at_ms":0,"publishing":[],"subscriptions":[]})"},
-      {"m:room/nobody", R"({"v":1,"seq":3,"token_expires_at_ms":0,"publishing":[],"subscriptions":[]})"},  // no session
-      {"m:room/amy", R"({"v":1,"seq":3,"token_expires_at_ms":0,"publishing":["t"],"subscriptions":[{"topic":"t","all":true,"publishers":[],"automatic":"x"}]})"},
+      {"x:amy", session},                                // unknown kind
+      {"s", session},                                    // no kind
+      {"s:", session},                                   // no name
+      {"s:bob", std::string("{\"v\":1,")},               // not JSON
+      {"s:bob", std::string("[1,2]")},                   // not an object
+      {"s:bob", std::string("{\"session_id\":\"s\"}")},  // no version
+      {"s:bob",
+       R"({"v":2,"session_id":"s","started_ms":1,"expires_at_ms":2,"watching":[],"message_channels":[]})"},
+      {"s:bob",
+       R"({"v":1,"session_id":"s","started_ms":1e400,"expires_at_ms":2,"watching":[],"message_channels":[]})"},
+      {"s:bob",
+       R"({"v":1,"session_id":"s","started_ms":99999999999999999999,"expires_at_ms":2,"watching":[],"message_channels":[]})"},
+      {"s:bob",
+       R"({"v":1,"session_id":5,"started_ms":1,"expires_at_ms":2,"watching":[],"message_channels":[]})"},
+      {"s:bob",
+       R"({"v":1,"session_id":"s","started_ms":1,"expires_at_ms":2,"watching":[3],"message_channels":[]})"},
+      {"s:bob",
+       R"({"v":1,"session_id_b64":"!!","started_ms":1,"expires_at_ms":2,"watching":[],"message_channels":[]})"},
+      {"s:bob", std::string("{\"v\":1,\"session_id\":\"\xff\"}")},  // not UTF-8
+      {"m:room/amy",
+       R"({"v":1,"seq":18446744073709551615,"token_expires_at_ms":0,"publishing":[],"subscriptions":[]})"},
+      {"m:room/amy",
+       R"({"v":1,"seq":-1,"token_expires_at_ms":0,"publishing":[],"subscriptions":[]})"},
+      {"m:room/amy",
+       R"({"v":1,"seq":0,"token_expires_at_ms":0,"publishing":[],"subscriptions":[]})"},
+      {"m:roomamy",
+       R"({"v":1,"seq":3,"token_expires_at_ms":0,"publishing":[],"subscriptions":[]})"},
+      {"m:room/nobody",
+       R"({"v":1,"seq":3,"token_expires_at_ms":0,"publishing":[],"subscriptions":[]})"},  // no
+                                                                                          // session
+      {"m:room/amy",
+       R"({"v":1,"seq":3,"token_expires_at_ms":0,"publishing":["t"],"subscriptions":[{"topic":"t","all":true,"publishers":[],"automatic":"x"}]})"},
       {"i:01", R"({"v":1})"},
       {"i:99999999999999999999", R"({"v":1})"},
       {"v:abc", R"({"v":1})"},
-      {"v:7", R"({"v":1,"caller":"a","callee":"b","content":"","channel_id":"","phase":5,"created_ms":0,"deadline_ms":0})"},
+      {"v:7",
+       R"({"v":1,"caller":"a","callee":"b","content":"","channel_id":"","phase":5,"created_ms":0,"deadline_ms":0})"},
       {"d:x/amy", R"({"v":1,"record":""})"},
       {"d:u/amy", R"({"v":1,"record":"rtm-metadata 9\n"})"},
       {"l:room", R"({"v":1,"record":"garbage"})"},
       {"n:", R"({"v":1,"last_id":1e30})"},
       {"n:x", R"({"v":1,"last_id":1})"},
-      {"m:room/amy", R"({"v":1,"seq":4,"token_expires_at_ms":0,"publishing":["t"],"subscriptions":[]})"},
+      {"m:room/amy",
+       R"({"v":1,"seq":4,"token_expires_at_ms":0,"publishing":["t"],"subscriptions":[]})"},
       {"p:amy", R"({"v":1,"connected":true,"connection":"c","future_field":[1,2]})"},
   };
   const auto errors = replica::apply_rows(y, rows, nullptr);
@@ -686,16 +713,18 @@ TEST_CASE("replica: a member row replaces only its own data") {
 TEST_CASE("replica: members of several gateways take their places by seq") {
   gw::MemoryStore y(gw::LimitsConfig{});
   auto session = [](const std::string& uid) {
-    return replica::Row{"s:" + uid, R"({"v":1,"session_id":"s","started_ms":1,"expires_at_ms":2,"watching":[],"message_channels":[]})"};
+    return replica::Row{
+        "s:" + uid,
+        R"({"v":1,"session_id":"s","started_ms":1,"expires_at_ms":2,"watching":[],"message_channels":[]})"};
   };
   auto member = [](const std::string& channel, const std::string& uid, int seq) {
     return replica::Row{"m:" + channel + "/" + uid,
                         R"({"v":1,"seq":)" + std::to_string(seq) +
                             R"(,"token_expires_at_ms":0,"publishing":[],"subscriptions":[]})"};
   };
-  REQUIRE(replica::apply_rows(y, {session("amy"), session("bob"), member("b", "amy", 7),
-                                  member("a", "bob", 9)},
-                              nullptr)
+  REQUIRE(replica::apply_rows(
+              y, {session("amy"), session("bob"), member("b", "amy", 7), member("a", "bob", 9)},
+              nullptr)
               .empty());
   // Later batches with earlier seqs (another gateway's rows) still land in order.
   REQUIRE(replica::apply_rows(y, {member("a", "amy", 3)}, nullptr).empty());

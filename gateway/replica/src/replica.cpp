@@ -22,8 +22,8 @@ namespace {
 // newer gateway's rows are skipped (and said) rather than misread.
 constexpr std::int64_t kVersion = 1;
 // Sequences and ids stay in int64 (sqlite keeps them so) and cannot overflow a counter.
-constexpr std::uint64_t kMaxNumber = static_cast<std::uint64_t>(
-    std::numeric_limits<std::int64_t>::max());
+constexpr std::uint64_t kMaxNumber =
+    static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
 
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 using JsonValue = rapidjson::Value;
@@ -171,19 +171,31 @@ std::string encode_invitation(const invitations::Invitation& inv) {
 
 // ---------------------------------------------------------------- fields
 
-std::string session_field(const std::string& uid) { return "s:" + uid; }
+std::string session_field(const std::string& uid) {
+  return "s:" + uid;
+}
 std::string member_field(const std::string& channel, const std::string& uid) {
   return "m:" + channel + "/" + uid;
 }
-std::string presence_field(const std::string& uid) { return "p:" + uid; }
+std::string presence_field(const std::string& uid) {
+  return "p:" + uid;
+}
 std::string metadata_field(MetadataScope scope, const std::string& name) {
   return std::string("d:") + (scope == MetadataScope::user ? "u/" : "c/") + name;
 }
-std::string subscriptions_field(const std::string& uid) { return "w:" + uid; }
-std::string locks_field(const std::string& channel) { return "l:" + channel; }
-std::string inbox_field(std::uint64_t id) { return "i:" + std::to_string(id); }
+std::string subscriptions_field(const std::string& uid) {
+  return "w:" + uid;
+}
+std::string locks_field(const std::string& channel) {
+  return "l:" + channel;
+}
+std::string inbox_field(std::uint64_t id) {
+  return "i:" + std::to_string(id);
+}
 constexpr const char* kLastInboxIdField = "n:";
-std::string invitation_field(std::uint64_t id) { return "v:" + std::to_string(id); }
+std::string invitation_field(std::uint64_t id) {
+  return "v:" + std::to_string(id);
+}
 
 // ---------------------------------------------------------------- reading
 
@@ -196,7 +208,8 @@ class ObjectReader {
 
   std::string string(const char* k) {
     if (!ok()) return {};
-    if (const auto* v = member(k); v && v->IsString()) return {v->GetString(), v->GetStringLength()};
+    if (const auto* v = member(k); v && v->IsString())
+      return {v->GetString(), v->GetStringLength()};
     const std::string encoded = std::string(k) + "_b64";
     if (const auto* v = member(encoded.c_str()); v && v->IsString()) {
       if (auto bytes = util::base64_decode({v->GetString(), v->GetStringLength()})) return *bytes;
@@ -507,8 +520,8 @@ std::string apply(MemoryStore& store, const Decoded& row, ChangeSet* applied) {
       keys.metadata_subscribers.insert(row.name);
       return "";
     case 'l':
-      store.locks_model().restore(row.name, row.deleted ? std::vector<storage::LockState>{}
-                                                        : row.locks);
+      store.locks_model().restore(row.name,
+                                  row.deleted ? std::vector<storage::LockState>{} : row.locks);
       keys.locks.insert(row.name);
       return "";
     case 'i':
@@ -592,8 +605,9 @@ std::vector<Row> read_rows(const MemoryStore& store, const ChangeSet& changes) {
 }
 
 void for_each_row(const MemoryStore& store, const std::function<void(Row)>& visit) {
-  store.for_each_session(
-      [&](const StoredSession& s) { visit({session_field(s.uid), encode_session(s)}); });
+  store.for_each_session([&](const StoredSession& s) {
+    visit({session_field(s.uid), encode_session(s)});
+  });
   store.for_each_member(
       [&](const std::string& channel, const std::string& uid, const StoredMember& m) {
         visit({member_field(channel, uid), encode_member(m)});
@@ -612,8 +626,9 @@ void for_each_row(const MemoryStore& store, const std::function<void(Row)>& visi
   for (const auto& channel : store.locks_model().channels()) {
     visit({locks_field(channel), encode_locks_row(store.locks_model().records(channel))});
   }
-  store.inbox_model().for_each(
-      [&](const PeerMessage& m) { visit({inbox_field(m.id), encode_message(m)}); });
+  store.inbox_model().for_each([&](const PeerMessage& m) {
+    visit({inbox_field(m.id), encode_message(m)});
+  });
   if (store.inbox_model().last_id() > 0) {
     visit({kLastInboxIdField, encode_last_id(store.inbox_model().last_id())});
   }
@@ -664,6 +679,8 @@ std::vector<std::string> apply_rows(MemoryStore& store, const std::vector<Row>& 
   return errors;
 }
 
-void clear(MemoryStore& store) { store.clear_model(); }
+void clear(MemoryStore& store) {
+  store.clear_model();
+}
 
 }  // namespace rtm::gateway::replica

@@ -1103,7 +1103,9 @@ std::vector<std::string> MemoryStore::index_problems() const {
   std::vector<std::string> problems;
   auto problem = [&](std::string text) { problems.push_back(std::move(text)); };
   std::map<UserId, std::uint32_t> refs;
-  auto name_of = [&](UserId id) { return "user#" + std::to_string(id) + "(" + users_.name(id) + ")"; };
+  auto name_of = [&](UserId id) {
+    return "user#" + std::to_string(id) + "(" + users_.name(id) + ")";
+  };
   for (const auto& [uid, session] : sessions_) {
     for (auto target : session.watching) {
       ++refs[target];
@@ -1177,15 +1179,15 @@ std::vector<std::string> MemoryStore::index_problems() const {
     for (const auto& [id, member] : ch.members) {
       ++refs[id];
       auto s = sessions_.find(users_.name(id));
-      if (s == sessions_.end() || std::count(s->second.channels.begin(),
-                                             s->second.channels.end(), channel) != 1) {
+      if (s == sessions_.end() ||
+          std::count(s->second.channels.begin(), s->second.channels.end(), channel) != 1) {
         problem(name_of(id) + " is a member of " + channel + " without its session listing it");
       }
       if (member.seq >= next_seq_) problem(name_of(id) + "'s seq is not below the next one");
       for (const auto& topic : member.publishing) {
         auto t = ch.topics.find(topic);
-        if (t == ch.topics.end() || !std::binary_search(t->second.publishers.begin(),
-                                                        t->second.publishers.end(), id)) {
+        if (t == ch.topics.end() ||
+            !std::binary_search(t->second.publishers.begin(), t->second.publishers.end(), id)) {
           problem(name_of(id) + " publishes in " + channel + "/" + topic + " unlisted");
         }
       }
@@ -1209,8 +1211,8 @@ std::vector<std::string> MemoryStore::index_problems() const {
         ++refs[subscriber];
         auto m = ch.members.find(subscriber);
         if (m == ch.members.end() || !contains(m->second.subscribing, topic)) {
-          problem(name_of(subscriber) + " has a subscription record in " + channel + "/" +
-                  topic + " it does not list");
+          problem(name_of(subscriber) + " has a subscription record in " + channel + "/" + topic +
+                  " it does not list");
         }
         if (sub.empty()) problem("an empty subscription in " + channel + "/" + topic);
         for (auto p : sub.publishers) ++refs[p];
@@ -1233,9 +1235,8 @@ std::vector<std::string> MemoryStore::index_problems() const {
     for (const auto& [id, count] : refs) {
       auto it = interned.find(id);
       if (it == interned.end() || it->second != count) {
-        problem(name_of(id) + " has " +
-                std::to_string(it == interned.end() ? 0 : it->second) + " references, " +
-                std::to_string(count) + " expected");
+        problem(name_of(id) + " has " + std::to_string(it == interned.end() ? 0 : it->second) +
+                " references, " + std::to_string(count) + " expected");
       }
     }
     for (const auto& [id, count] : interned) {

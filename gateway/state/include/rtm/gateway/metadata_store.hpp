@@ -94,7 +94,8 @@ class MemoryMetadataStore final : public MetadataStore {
   }
   void erase(MetadataScope scope, const std::string& name) { map(scope).erase(name); }
   // The subscriber's subscriptions become `targets` (none: it has none).
-  void replace_subscriptions(const std::string& subscriber, const std::vector<std::string>& targets);
+  void replace_subscriptions(const std::string& subscriber,
+                             const std::vector<std::string>& targets);
   void for_each_subscriber(
       const std::function<void(const std::string& subscriber,
                                const std::vector<std::string>& targets)>& visit) const;
