@@ -468,6 +468,8 @@ void run_model(std::uint32_t seed) {
   std::int64_t now = 1000000;
   int since_sync = 0;
   std::map<std::string, std::size_t> peak;
+  int syncs = 0;
+  int reloads = 0;
   for (int step = 0; step < 1500; ++step) {
     CAPTURE(step);
     now += 1 + rng() % 40;
@@ -481,14 +483,16 @@ void run_model(std::uint32_t seed) {
     CHECK(applied.size() >= rows.size() - (applied.inbox_last_id ? 1 : 0));
     check_same(x.store, y, true);
     note_peaks(x.store, peak);
-    if (step % 97 == 0) {
+    if (++syncs % 20 == 0) {
       replica::clear(reloaded);
       std::vector<replica::Row> every;
       replica::for_each_row(x.store, [&](replica::Row r) { every.push_back(std::move(r)); });
       REQUIRE(replica::apply_rows(reloaded, every, nullptr) == std::vector<std::string>{});
       check_same(x.store, reloaded, true);
+      ++reloads;
     }
   }
+  CHECK(reloads >= 5);
   for (const auto& [what, n] : peak) {
     CAPTURE(what);
     CHECK(n >= 1);
