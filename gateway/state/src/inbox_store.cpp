@@ -149,4 +149,35 @@ std::optional<PeerMessage> MemoryInboxStore::find(std::uint64_t id) const {
   return *m;
 }
 
+void MemoryInboxStore::replace(PeerMessage message) {
+  erase(message.id);
+  restore(std::move(message));
+}
+
+void MemoryInboxStore::erase(std::uint64_t id) {
+  auto at = index_.find(id);
+  if (at == index_.end()) return;
+  auto user = users_.find(at->second);
+  index_.erase(at);
+  if (user == users_.end()) return;
+  auto& queue = user->second;
+  auto m = std::lower_bound(queue.begin(), queue.end(), id, id_less);
+  if (m == queue.end() || m->id != id) return;
+  bytes_ -= inbox_bytes(*m);
+  queue.erase(m);
+  if (queue.empty()) users_.erase(user);
+}
+
+void MemoryInboxStore::for_each(const std::function<void(const PeerMessage&)>& visit) const {
+  for (const auto& [id, uid] : index_) {
+    if (auto m = find(id)) visit(*m);
+  }
+}
+
+void MemoryInboxStore::clear() {
+  users_.clear();
+  index_.clear();
+  bytes_ = 0;
+}
+
 }  // namespace rtm::gateway

@@ -153,4 +153,12 @@ void MemoryLockStore::restore(const std::string& channel,
   listener_ = listener;
 }
 
+void MemoryLockStore::clear() {
+  channels_.clear();
+  deadlines_.clear();
+  deadline_of_.clear();
+  count_of_.clear();
+  lock_count_ = 0;
+}
+
 }  // namespace rtm::gateway

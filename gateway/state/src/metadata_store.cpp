@@ -103,4 +103,30 @@ void MemoryMetadataStore::for_each(
   for (const auto& [name, m] : channels_) visit(MetadataScope::channel, name, m);
 }
 
+void MemoryMetadataStore::replace_subscriptions(const std::string& subscriber,
+                                                const std::vector<std::string>& targets) {
+  for (const auto& target : subscriptions_of(subscriber)) {
+    auto t = by_target_.find(target);
+    if (t == by_target_.end()) continue;
+    t->second.erase(subscriber);
+    if (t->second.empty()) by_target_.erase(t);
+  }
+  by_subscriber_.erase(subscriber);
+  for (const auto& target : targets) restore_subscription(subscriber, target);
+}
+
+void MemoryMetadataStore::for_each_subscriber(
+    const std::function<void(const std::string&, const std::vector<std::string>&)>& visit) const {
+  for (const auto& [subscriber, targets] : by_subscriber_) {
+    visit(subscriber, {targets.begin(), targets.end()});
+  }
+}
+
+void MemoryMetadataStore::clear() {
+  users_.clear();
+  channels_.clear();
+  by_subscriber_.clear();
+  by_target_.clear();
+}
+
 }  // namespace rtm::gateway

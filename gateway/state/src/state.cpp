@@ -1,6 +1,9 @@
 #include "rtm/gateway/state.hpp"
 
 #include <algorithm>
+#include <limits>
+#include <map>
+#include <set>
 
 namespace rtm::gateway {
 namespace {
@@ -877,6 +880,370 @@ bool MemoryStore::restore_member(const std::string& channel, const std::string& 
   ch.join_order.push_back(id);
   s->second.channels.push_back(channel);
   return true;
+}
+
+// ---------------------------------------------------------------- replicated rows
+
+void MemoryStore::apply_session(const std::string& uid,
+                                const std::optional<StoredSession>& stored) {
+  if (!stored) {
+    auto it = sessions_.find(uid);
+    if (it == sessions_.end()) return;
+    // Members whose rows did not come (a writer always sends them) go with the session.
+    const auto channels = it->second.channels;
+    for (const auto& channel : channels) erase_member(channel, uid);
+    replace_watches(uid, it->second, {});
+    replace_message_channels(uid, it->second, {});
+    metadata_.replace_subscriptions(uid, {});
+    sessions_.erase(it);
+    return;
+  }
+  auto& session = sessions_[uid];
+  session.info = stored->info;
+  replace_watches(uid, session, stored->watching);
+  replace_message_channels(uid, session, stored->message_channels);
+}
+
+void MemoryStore::replace_watches(const std::string& uid, Session& session,
+                                  const std::vector<std::string>& watching) {
+  std::vector<std::string> wanted = watching;
+  std::sort(wanted.begin(), wanted.end());
+  wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
+  for (const auto& name : names(session.watching)) {
+    if (std::binary_search(wanted.begin(), wanted.end(), name)) continue;
+    const UserId target = *users_.find(name);
+    const UserId self = *users_.find(uid);  // held by the watchers index
+    sorted_erase(session.watching, target);
+    auto w = watchers_.find(target);
+    if (w != watchers_.end() && sorted_erase(w->second, self)) {
+      users_.release(self);
+      if (w->second.empty()) watchers_.erase(w);
+    }
+    users_.release(target);
+  }
+  for (const auto& name : wanted) {
+    const auto existing = users_.find(name);
+    if (existing &&
+        std::binary_search(session.watching.begin(), session.watching.end(), *existing)) {
+      continue;
+    }
+    const UserId target = users_.acquire(name);
+    sorted_insert(session.watching, target);
+    sorted_insert(watchers_[target], users_.acquire(uid));
+  }
+}
+
+// Subscriptions the session keeps stay where they are among the channel's subscribers; new
+// ones come last, as a new subscription does.
+void MemoryStore::replace_message_channels(
+    const std::string& uid, Session& session,
+    const std::vector<MessageChannelSubscription>& subscriptions) {
+  std::vector<MessageChannelSubscription> wanted;
+  for (const auto& sub : subscriptions) {
+    if (!contains_channel(wanted, sub.channel)) wanted.push_back(sub);
+  }
+  for (const auto& old : session.message_channels) {
+    if (contains_channel(wanted, old.channel)) continue;
+    auto subs = message_channels_.find(old.channel);
+    if (subs == message_channels_.end()) continue;
+    erase_value(subs->second, uid);
+    if (subs->second.empty()) message_channels_.erase(subs);
+  }
+  for (const auto& sub : wanted) {
+    if (!contains_channel(session.message_channels, sub.channel)) {
+      message_channels_[sub.channel].push_back(uid);
+    }
+  }
+  session.message_channels = std::move(wanted);
+}
+
+// Leaving without its effects on others: the topics lose this publisher, but the "all"
+// subscriptions of other members that held it change by their own rows.
+void MemoryStore::erase_member(const std::string& channel, const std::string& uid) {
+  auto* ch = find_channel(channel);
+  const auto found = users_.find(uid);
+  if (!ch || !found) return;
+  const UserId id = *found;
+  auto m = ch->members.find(id);
+  if (m == ch->members.end()) return;
+  const Member member = std::move(m->second);
+  for (const auto& topic : member.publishing) {
+    auto t = ch->topics.find(topic);
+    if (t == ch->topics.end() || !sorted_erase(t->second.publishers, id)) continue;
+    users_.release(id);  // the member's own reference keeps the id until the end
+    if (t->second.empty()) ch->topics.erase(t);
+  }
+  for (const auto& topic : member.subscribing) drop_subscription(*ch, topic, id);
+  states_.membership_ended(channel, uid);
+  ch->members.erase(id);
+  ch->join_order.erase(std::find(ch->join_order.begin(), ch->join_order.end(), id));
+  users_.release(id);
+  if (ch->members.empty()) channels_.erase(channel);
+  if (auto s = sessions_.find(uid); s != sessions_.end()) erase_value(s->second.channels, channel);
+}
+
+// Puts the member at its sequence among the channel's join order and the session's channels
+// (rows of several gateways may come in any order).
+void MemoryStore::place_member(Channel& ch, const std::string& channel, UserId id,
+                               std::uint64_t seq, Session& session) {
+  ch.members.at(id).seq = seq;
+  auto& order = ch.join_order;
+  if (auto at = std::find(order.begin(), order.end(), id); at != order.end()) order.erase(at);
+  auto before = std::find_if(order.begin(), order.end(),
+                             [&](UserId other) { return ch.members.at(other).seq > seq; });
+  order.insert(before, id);
+  auto& channels = session.channels;
+  erase_value(channels, channel);
+  auto later = std::find_if(channels.begin(), channels.end(), [&](const std::string& other) {
+    return channels_.at(other).members.at(id).seq > seq;
+  });
+  channels.insert(later, channel);
+  if (seq < std::numeric_limits<std::uint64_t>::max()) next_seq_ = std::max(next_seq_, seq + 1);
+}
+
+bool MemoryStore::apply_member(const std::string& channel, const std::string& uid,
+                               const std::optional<StoredMember>& stored) {
+  if (!stored) {
+    erase_member(channel, uid);
+    return true;
+  }
+  auto s = sessions_.find(uid);
+  if (s == sessions_.end()) return false;
+  auto& ch = channels_[channel];
+  const UserId id = users_.acquire(uid);
+  auto [m, created] = ch.members.try_emplace(id);
+  if (!created) users_.release(id);  // the member holds its reference already
+  Member& member = m->second;
+  // Another sequence: it left and joined again, and leaving ends its presence states.
+  if (!created && member.seq != stored->seq) states_.membership_ended(channel, uid);
+  member.token_expires_at_ms = stored->token_expires_at_ms;
+
+  std::vector<std::string> publishing;
+  for (const auto& topic : stored->publishing) {
+    if (!contains(publishing, topic)) publishing.push_back(topic);
+  }
+  for (const auto& topic : member.publishing) {
+    if (contains(publishing, topic)) continue;
+    auto t = ch.topics.find(topic);
+    if (t == ch.topics.end() || !sorted_erase(t->second.publishers, id)) continue;
+    users_.release(id);
+    if (t->second.empty()) ch.topics.erase(t);
+  }
+  for (const auto& topic : publishing) {
+    if (contains(member.publishing, topic)) continue;
+    if (sorted_insert(ch.topics[topic].publishers, id)) users_.retain(id);
+  }
+  member.publishing = std::move(publishing);
+
+  // The model keeps no empty subscription, and one per topic.
+  std::vector<const StoredSubscription*> wanted;
+  for (const auto& sub : stored->subscriptions) {
+    if (sub.publishers.empty() && !sub.all) continue;
+    if (std::any_of(wanted.begin(), wanted.end(),
+                    [&](const StoredSubscription* w) { return w->topic == sub.topic; })) {
+      continue;
+    }
+    wanted.push_back(&sub);
+  }
+  for (const auto& topic : member.subscribing) {
+    if (std::none_of(wanted.begin(), wanted.end(),
+                     [&](const StoredSubscription* w) { return w->topic == topic; })) {
+      drop_subscription(ch, topic, id);
+    }
+  }
+  std::vector<std::string> subscribing;
+  for (const auto* w : wanted) {
+    auto [entry, opened] = ch.topics[w->topic].subscriptions.try_emplace(id);
+    if (opened) users_.retain(id);
+    Subscription& sub = entry->second;
+    std::vector<UserId> publishers;
+    for (const auto& name : w->publishers) {
+      const UserId p = users_.acquire(name);
+      if (!sorted_insert(publishers, p)) users_.release(p);
+    }
+    std::vector<UserId> automatic;
+    for (const auto& name : w->automatic) {
+      const auto p = users_.find(name);
+      if (p && std::binary_search(publishers.begin(), publishers.end(), *p)) {
+        sorted_insert(automatic, *p);
+      }
+    }
+    for (auto p : sub.publishers) users_.release(p);  // after the new ones took theirs
+    subscription_count_ = subscription_count_ - sub.publishers.size() + publishers.size();
+    sub.publishers = std::move(publishers);
+    sub.automatic = std::move(automatic);
+    sub.all = w->all;
+    subscribing.push_back(w->topic);
+  }
+  member.subscribing = std::move(subscribing);
+
+  if (created || member.seq != stored->seq) {
+    place_member(ch, channel, id, stored->seq, s->second);
+  }
+  return true;
+}
+
+void MemoryStore::clear_model() {
+  // The sequence and the id counters only grow: ids stay unique across a reload.
+  users_ = Interner();
+  sessions_.clear();
+  channels_.clear();
+  watchers_.clear();
+  presence_.clear();
+  message_channels_.clear();
+  subscription_count_ = 0;
+  metadata_.clear();
+  states_.clear();
+  locks_.clear();
+  inbox_.clear();
+  invitations_.clear();
+}
+
+std::vector<std::string> MemoryStore::index_problems() const {
+  std::vector<std::string> problems;
+  auto problem = [&](std::string text) { problems.push_back(std::move(text)); };
+  std::map<UserId, std::uint32_t> refs;
+  auto name_of = [&](UserId id) {
+    return "user#" + std::to_string(id) + "(" + users_.name(id) + ")";
+  };
+  for (const auto& [uid, session] : sessions_) {
+    for (auto target : session.watching) {
+      ++refs[target];
+      auto w = watchers_.find(target);
+      const auto self = users_.find(uid);
+      if (!self || w == watchers_.end() ||
+          !std::binary_search(w->second.begin(), w->second.end(), *self)) {
+        problem(uid + " watches " + name_of(target) + " but is not among its watchers");
+      }
+    }
+    for (const auto& sub : session.message_channels) {
+      auto subs = message_channels_.find(sub.channel);
+      if (subs == message_channels_.end() ||
+          std::count(subs->second.begin(), subs->second.end(), uid) != 1) {
+        problem(uid + " subscribes to message channel " + sub.channel + " but is not listed");
+      }
+    }
+    std::uint64_t last_seq = 0;
+    for (const auto& channel : session.channels) {
+      const auto* ch = find_channel(channel);
+      const auto id = users_.find(uid);
+      if (!ch || !id || !ch->members.count(*id)) {
+        problem(uid + " lists channel " + channel + " without being a member");
+        continue;
+      }
+      const auto seq = ch->members.at(*id).seq;
+      if (seq <= last_seq) problem(uid + "'s channels are not in join order at " + channel);
+      last_seq = seq;
+    }
+  }
+  std::size_t watch_entries = 0;
+  for (const auto& [target, watchers] : watchers_) {
+    if (watchers.empty()) problem("an empty watchers entry of " + name_of(target));
+    for (auto watcher : watchers) {
+      ++refs[watcher];
+      ++watch_entries;
+      auto s = sessions_.find(users_.name(watcher));
+      if (s == sessions_.end() ||
+          !std::binary_search(s->second.watching.begin(), s->second.watching.end(), target)) {
+        problem(name_of(watcher) + " is a watcher of " + name_of(target) + " without watching");
+      }
+    }
+  }
+  std::size_t watching_entries = 0;
+  for (const auto& [uid, session] : sessions_) watching_entries += session.watching.size();
+  if (watch_entries != watching_entries) problem("watchers and watches differ in number");
+  for (const auto& [channel, subscribers] : message_channels_) {
+    if (subscribers.empty()) problem("an empty subscriber list of message channel " + channel);
+    for (const auto& uid : subscribers) {
+      if (!message_channel(uid, channel)) {
+        problem(uid + " is listed in message channel " + channel + " without subscribing");
+      }
+    }
+  }
+  std::size_t subscriptions = 0;
+  for (const auto& [channel, ch] : channels_) {
+    if (ch.members.empty()) problem("channel " + channel + " has no members");
+    if (ch.join_order.size() != ch.members.size()) {
+      problem("channel " + channel + "'s join order and members differ");
+    }
+    std::uint64_t last_seq = 0;
+    for (auto id : ch.join_order) {
+      auto m = ch.members.find(id);
+      if (m == ch.members.end()) {
+        problem("channel " + channel + " orders a non-member " + name_of(id));
+        continue;
+      }
+      if (m->second.seq <= last_seq) problem("channel " + channel + " is not in seq order");
+      last_seq = m->second.seq;
+    }
+    for (const auto& [id, member] : ch.members) {
+      ++refs[id];
+      auto s = sessions_.find(users_.name(id));
+      if (s == sessions_.end() ||
+          std::count(s->second.channels.begin(), s->second.channels.end(), channel) != 1) {
+        problem(name_of(id) + " is a member of " + channel + " without its session listing it");
+      }
+      if (member.seq >= next_seq_) problem(name_of(id) + "'s seq is not below the next one");
+      for (const auto& topic : member.publishing) {
+        auto t = ch.topics.find(topic);
+        if (t == ch.topics.end() ||
+            !std::binary_search(t->second.publishers.begin(), t->second.publishers.end(), id)) {
+          problem(name_of(id) + " publishes in " + channel + "/" + topic + " unlisted");
+        }
+      }
+      for (const auto& topic : member.subscribing) {
+        auto t = ch.topics.find(topic);
+        if (t == ch.topics.end() || !t->second.subscriptions.count(id)) {
+          problem(name_of(id) + " subscribes in " + channel + "/" + topic + " without a record");
+        }
+      }
+    }
+    for (const auto& [topic, t] : ch.topics) {
+      if (t.empty()) problem("an empty topic " + channel + "/" + topic);
+      for (auto p : t.publishers) {
+        ++refs[p];
+        auto m = ch.members.find(p);
+        if (m == ch.members.end() || !contains(m->second.publishing, topic)) {
+          problem(name_of(p) + " is listed as a publisher of " + channel + "/" + topic);
+        }
+      }
+      for (const auto& [subscriber, sub] : t.subscriptions) {
+        ++refs[subscriber];
+        auto m = ch.members.find(subscriber);
+        if (m == ch.members.end() || !contains(m->second.subscribing, topic)) {
+          problem(name_of(subscriber) + " has a subscription record in " + channel + "/" + topic +
+                  " it does not list");
+        }
+        if (sub.empty()) problem("an empty subscription in " + channel + "/" + topic);
+        for (auto p : sub.publishers) ++refs[p];
+        subscriptions += sub.publishers.size();
+        for (auto a : sub.automatic) {
+          if (!std::binary_search(sub.publishers.begin(), sub.publishers.end(), a)) {
+            problem("an automatic entry that is not a publisher in " + channel + "/" + topic);
+          }
+        }
+      }
+    }
+  }
+  if (subscriptions != subscription_count_) {
+    problem("subscription_count " + std::to_string(subscription_count_) + ", counted " +
+            std::to_string(subscriptions));
+  }
+  std::map<UserId, std::uint32_t> interned;
+  for (const auto& [id, count] : users_.live_refs()) interned[id] = count;
+  if (interned != refs) {
+    for (const auto& [id, count] : refs) {
+      auto it = interned.find(id);
+      if (it == interned.end() || it->second != count) {
+        problem(name_of(id) + " has " + std::to_string(it == interned.end() ? 0 : it->second) +
+                " references, " + std::to_string(count) + " expected");
+      }
+    }
+    for (const auto& [id, count] : interned) {
+      if (!refs.count(id)) problem(name_of(id) + " is interned without a reference");
+    }
+  }
+  return problems;
 }
 
 }  // namespace rtm::gateway

@@ -168,6 +168,14 @@ class Invitations {
   // ---- for stores: restoring without limits or events.
   void restore(Invitation invitation);
   void restore_last_id(std::uint64_t id) { last_id_ = std::max(last_id_, id); }
+  // Drops the invitation of `id` without events (a store replicating another's records).
+  void forget(std::uint64_t id) {
+    if (all_.count(id)) erase(id);
+  }
+  template <class Visit>
+  void for_each(Visit&& visit) const {
+    for (const auto& [id, invitation] : all_) visit(invitation);
+  }
 
  private:
   Result<Transition> answer(const std::string& uid, std::uint64_t id, std::string response,

@@ -9,7 +9,15 @@
 // (seq, channel token, topics, subscriptions), "p:{uid}" connection presence,
 // "d:{u|c}/{name}" user or channel metadata, "w:{uid}" a user's metadata subscriptions,
 // "l:{channel}" the channel's locks, "i:{id}" a kept peer message, "n:" the last inbox id,
-// "v:{id}" a call invitation. Names never hold '/', so a key splits at its first '/'.
+// "v:{id}" a call invitation. Names never hold '/', so a key splits at its first '/'; ids
+// are decimal, without leading zeros, up to 2^63-1.
+//
+// A value is compact JSON with its version first: {"v":1,...}. Text that is not UTF-8
+// (binary payloads, metadata values) goes base64 under the name with "_b64" appended
+// ("payload_b64"). Metadata and locks carry the storage model's own records
+// (storage::encode_metadata, storage::encode_locks) under "record". A gateway skips, and
+// says, a value of a version above its own, as it does any row it cannot decode; members
+// a value does not know are ignored, so that a version may add some.
 #include <functional>
 #include <optional>
 #include <string>
@@ -34,14 +42,21 @@ std::vector<Row> read_rows(const MemoryStore& store, const ChangeSet& changes);
 void for_each_row(const MemoryStore& store, const std::function<void(Row)>& visit);
 
 // Applies rows written by another gateway, in an order that keeps the model whole (member
-// deletions before session deletions, sessions before members), without limits and
-// without telling the store's ChangeListeners. `applied` (if given) gets the keys.
-// A row that does not decode is skipped; one message per skipped row comes back (empty:
-// every row applied).
+// deletions, session deletions, session puts, member puts by seq, the rest), without
+// limits and without telling the store's ChangeListeners or its sub-stores' listeners.
+// Each row replaces only its own data: a member row never changes other members'
+// subscriptions (their rows carry them). A session deleted while member rows of it remain
+// takes them along, with its metadata subscriptions. A deleted member loses its presence
+// states in that channel, as leaving does (states are not rows). Sequences and the inbox
+// and invitation id counters rise to the largest applied (deleted rows' ids too).
+// `applied` (if given) gets the keys, also those a session deletion took along.
+// A row that does not decode, or a member whose session is missing, is skipped; one
+// message per skipped row comes back (empty: every row applied).
 std::vector<std::string> apply_rows(MemoryStore& store, const std::vector<Row>& rows,
                                     ChangeSet* applied);
 
-// Empties the model (before a full reload from the shared state).
+// Empties the model (before a full reload from the shared state), presence states too, as
+// a restart would. The sequence and id counters stay: ids never repeat.
 void clear(MemoryStore& store);
 
 }  // namespace rtm::gateway::replica

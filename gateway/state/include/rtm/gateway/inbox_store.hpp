@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -111,6 +112,13 @@ class MemoryInboxStore final : public InboxStore {
   std::uint64_t last_id() const { return last_id_; }
   // The message of `id` now (nullopt: gone, the backend deletes its record).
   std::optional<PeerMessage> find(std::uint64_t id) const;
+  // ---- for shared backends (replicated rows): without limits or listener. replace keeps
+  // `message` in place of one of the same id; erase drops the message of `id`, if any.
+  void replace(PeerMessage message);
+  void erase(std::uint64_t id);
+  void for_each(const std::function<void(const PeerMessage&)>& visit) const;
+  // No messages (a full reload); the last id stays, so that ids never repeat.
+  void clear();
 
  private:
   void insert(PeerMessage message);

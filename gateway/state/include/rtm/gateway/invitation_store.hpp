@@ -5,6 +5,7 @@
 // model (rtm::invitations), and a store writes the records each transition changed, so
 // that a restart mid-invitation keeps it with its deadline.
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -86,6 +87,20 @@ class MemoryInvitationStore final : public InvitationStore {
   void restore(invitations::Invitation invitation) { model_.restore(std::move(invitation)); }
   // The invitation of `id` now (nullptr: gone, the backend deletes its record).
   const invitations::Invitation* find(std::uint64_t id) const { return model_.find(id); }
+  // ---- for shared backends (replicated rows): without listener. restore replaces one of
+  // the same id; forget drops one; the last id only grows.
+  void forget(std::uint64_t id) { model_.forget(id); }
+  void restore_last_id(std::uint64_t id) { model_.restore_last_id(id); }
+  std::uint64_t last_id() const { return model_.last_id(); }
+  void for_each(const std::function<void(const invitations::Invitation&)>& visit) const {
+    model_.for_each(visit);
+  }
+  // No invitations (a full reload); the last id stays, so that ids never repeat.
+  void clear() {
+    const auto last = model_.last_id();
+    model_ = invitations::Invitations(model_.limits());
+    model_.restore_last_id(last);
+  }
 
  private:
   template <class T>

@@ -129,6 +129,8 @@ class MemoryLockStore final : public LockStore {
   std::vector<storage::LockState> records(const std::string& channel) const {
     return get_locks(channel);
   }
+  // No locks anywhere (a full reload; restore(channel, {}) erases one channel's).
+  void clear();
 
  private:
   // Runs `step` on the channel's locks (a new, empty one when it has none); when it

@@ -88,6 +88,18 @@ class MemoryMetadataStore final : public MetadataStore {
   void restore_subscription(const std::string& subscriber, const std::string& target);
   void for_each(const std::function<void(MetadataScope, const std::string&,
                                          const storage::Metadata&)>& visit) const;
+  // ---- for shared backends (replicated rows): without events or limits.
+  bool contains(MetadataScope scope, const std::string& name) const {
+    return map(scope).count(name) != 0;
+  }
+  void erase(MetadataScope scope, const std::string& name) { map(scope).erase(name); }
+  // The subscriber's subscriptions become `targets` (none: it has none).
+  void replace_subscriptions(const std::string& subscriber,
+                             const std::vector<std::string>& targets);
+  void for_each_subscriber(
+      const std::function<void(const std::string& subscriber,
+                               const std::vector<std::string>& targets)>& visit) const;
+  void clear();
 
  private:
   using Map = std::unordered_map<std::string, storage::Metadata>;

@@ -80,6 +80,8 @@ class MemoryPresenceStateStore final : public PresenceStateStore {
                const storage::StateItems& states) {
     book_.replace(channel, uid, states);
   }
+  // Every state gone (a full reload of the model).
+  void clear() { book_ = storage::PresenceStates(book_.limits()); }
 
  private:
   void note(const std::string& channel, const std::string& uid) {

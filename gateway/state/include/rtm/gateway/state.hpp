@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "rtm/gateway/change_set.hpp"
@@ -42,6 +43,12 @@ class Interner {
   std::optional<UserId> find(const std::string& name) const;
   const std::string& name(UserId id) const { return entries_[id].name; }
   std::size_t live() const { return index_.size(); }
+  // Every live id with its references (tests check them against the model).
+  std::vector<std::pair<UserId, std::uint32_t>> live_refs() const {
+    std::vector<std::pair<UserId, std::uint32_t>> out;
+    for (const auto& [name, id] : index_) out.emplace_back(id, entries_[id].refs);
+    return out;
+  }
 
  private:
   struct Entry {
@@ -429,6 +436,32 @@ class MemoryStore : public StateStore {
   bool restore_member(const std::string& channel, const std::string& uid,
                       const StoredMember& member);
 
+  // ---- for shared backends (rtm/gateway/replica.hpp): replace or erase one row as another
+  // gateway wrote it, without limits, events or listeners, keeping every index whole.
+  // Session: info, watches and message channels (its channels follow its member rows);
+  // erasing it erases its members and metadata subscriptions too.
+  void apply_session(const std::string& uid, const std::optional<StoredSession>& session);
+  // Member: only this member's own data (seq, token, topics, its subscriptions); other
+  // members' subscriptions come in their own rows. False (nothing changed) when the put
+  // names a user without a session.
+  bool apply_member(const std::string& channel, const std::string& uid,
+                    const std::optional<StoredMember>& member);
+  // Empties the model but the limits and listeners; presence states go too (like a restart).
+  void clear_model();
+  // The sub-stores' models, for shared backends that read and replace their rows.
+  MemoryMetadataStore& metadata_model() { return metadata_; }
+  const MemoryMetadataStore& metadata_model() const { return metadata_; }
+  MemoryLockStore& locks_model() { return locks_; }
+  const MemoryLockStore& locks_model() const { return locks_; }
+  MemoryInboxStore& inbox_model() { return inbox_; }
+  const MemoryInboxStore& inbox_model() const { return inbox_; }
+  MemoryInvitationStore& invitations_model() { return invitations_; }
+  const MemoryInvitationStore& invitations_model() const { return invitations_; }
+  // What is inconsistent among the model's indexes (interned names and their references,
+  // watchers, message channel subscribers, join orders, topics, counts); empty: nothing.
+  // For tests.
+  std::vector<std::string> index_problems() const;
+
  private:
   struct Session {
     SessionInfo info;
@@ -471,6 +504,13 @@ class MemoryStore : public StateStore {
   Failure subscription_full(const std::string& uid, const std::string& channel,
                             const std::string& topic, std::size_t size) const;
   void remove_watches(const std::string& uid, Session& session);
+  void erase_member(const std::string& channel, const std::string& uid);
+  void replace_watches(const std::string& uid, Session& session,
+                       const std::vector<std::string>& watching);
+  void replace_message_channels(const std::string& uid, Session& session,
+                                const std::vector<MessageChannelSubscription>& subscriptions);
+  void place_member(Channel& ch, const std::string& channel, UserId id, std::uint64_t seq,
+                    Session& session);
   std::vector<std::string> names(const std::vector<UserId>& ids) const;
   void note_session(const std::string& uid) {
     for (auto* l : listeners_) l->session_changed(uid);
