@@ -900,6 +900,9 @@ std::shared_ptr<StateStore> make_state_store(const Config& config) {
     store = std::make_shared<SqliteStore>(
         config.state, config.limits,
         static_cast<std::int64_t>(config.requests.dedup_window_s) * 1000);
+  } else if (config.state.backend == "redis") {
+    // Above this library (gateway/cluster); the gateway builds it (Gateway::make_store).
+    throw std::runtime_error("state.backend redis: make a RedisStore (gateway/cluster)");
   } else {
     store = std::make_shared<MemoryStore>(config.limits);
   }
