@@ -140,6 +140,12 @@ TEST_CASE("cluster: three gateways share one state and answer each request once"
   must(*bob, "bob", "join?channel=room-1&msg_id=j1");
   must(*alice, "alice", "join_topic?channel=room-1&topic=input&msg_id=t1");
   must(*bob, "bob", "subscribe?channel=room-1&topic=input&users=alice&msg_id=s1");
+  // Presence states are shared too: set through one gateway, read through all.
+  must(*alice, "alice", "set_state?channel=room-1&msg_id=st", R"({"states":{"seat":"2"}})");
+  for (int i = 0; i < 6; ++i) {
+    auto got = must(*bob, "bob", "get_state?channel=room-1&uid=alice&msg_id=g" + std::to_string(i));
+    CHECK(json_text(got["result"]["states"]) == R"({"seat":"2"})");
+  }
   constexpr int kReads = 60;
   for (int i = 0; i < kReads; ++i) {
     auto who = must(*bob, "bob", "who_now?channel=room-1&msg_id=w" + std::to_string(i));
@@ -155,7 +161,7 @@ TEST_CASE("cluster: three gateways share one state and answer each request once"
     CHECK(handled > 0);
     total += handled;
   }
-  CHECK(total == doctest::Approx(2 + 2 + 1 + 1 + 2 * kReads));
+  CHECK(total == doctest::Approx(2 + 2 + 1 + 1 + 1 + 6 + 2 * kReads));
   // The event of alice's join went out once: the next event on the channel is bob's.
   auto next = wait_event(*bob, "rtm/events/room-1", "member_joined");
   REQUIRE(next);

@@ -65,6 +65,7 @@ struct Source {
     store.locks_model().set_listener(&changes);
     store.inbox_model().set_listener(&changes);
     store.invitations_model().set_listener(&changes);
+    store.states_model().set_listener(&changes);
     small_sub_limits(store);
   }
   ~Source() {
@@ -73,6 +74,7 @@ struct Source {
     store.locks_model().set_listener(nullptr);
     store.inbox_model().set_listener(nullptr);
     store.invitations_model().set_listener(nullptr);
+    store.states_model().set_listener(nullptr);
   }
   gw::MemoryStore store;
   gw::ChangeSet changes;
@@ -789,4 +791,34 @@ TEST_CASE("replica: id counters and seqs follow the rows, also of records alread
   REQUIRE(y.join("bob", "room", &joined));
   REQUIRE(s.join("bob", "room", &joined));
   CHECK(y.stored_member("room", "bob")->seq == s.stored_member("room", "bob")->seq);
+}
+
+TEST_CASE("replica: presence states travel as rows, and go with the membership") {
+  Source x(gw::LimitsConfig{});
+  auto& s = x.store;
+  s.start_session("amy", "s", 0, 0);
+  bool joined = false;
+  REQUIRE(s.join("amy", "room", &joined));
+  REQUIRE(s.states().set("room", "amy", {{"mood", "ready"}, {"bin", std::string("\0\xff", 2)}}));
+  gw::MemoryStore y(gw::LimitsConfig{});
+  REQUIRE(replica::apply_rows(y, replica::read_rows(s, x.changes), nullptr).empty());
+  CHECK(y.states().get("room", "amy") == s.states().get("room", "amy"));
+  CHECK(y.states().get("room", "amy").at("bin") == std::string("\0\xff", 2));
+  x.changes.clear();
+  REQUIRE(s.states().remove("room", "amy", {"mood"}));
+  gw::ChangeSet applied;
+  REQUIRE(replica::apply_rows(y, replica::read_rows(s, x.changes), &applied).empty());
+  CHECK(applied.states.count({"room", "amy"}) == 1);
+  CHECK(y.states().get("room", "amy").count("mood") == 0);
+  x.changes.clear();
+  REQUIRE(s.leave("amy", "room"));
+  REQUIRE(replica::apply_rows(y, replica::read_rows(s, x.changes), nullptr).empty());
+  CHECK(y.states().get("room", "amy").empty());
+  CHECK(y.states().holder_count() == 0);
+  // A full copy carries them too.
+  REQUIRE(s.join("amy", "room", &joined));
+  REQUIRE(s.states().set("room", "amy", {{"seat", "3"}}));
+  gw::MemoryStore z(gw::LimitsConfig{});
+  REQUIRE(replica::apply_rows(z, all_rows(s), nullptr).empty());
+  CHECK(z.states().get("room", "amy") == s.states().get("room", "amy"));
 }

@@ -169,6 +169,21 @@ std::string encode_invitation(const invitations::Invitation& inv) {
   });
 }
 
+// Presence states: [{"key":..,"value":..}] (values may be any bytes: base64 when not UTF-8).
+std::string encode_states(const storage::StateItems& states) {
+  return encode([&](Writer& w) {
+    key(w, "states");
+    w.StartArray();
+    for (const auto& [k, v] : states) {
+      w.StartObject();
+      put_string(w, "key", k);
+      put_string(w, "value", v);
+      w.EndObject();
+    }
+    w.EndArray();
+  });
+}
+
 // ---------------------------------------------------------------- fields
 
 std::string session_field(const std::string& uid) {
@@ -195,6 +210,9 @@ std::string inbox_field(std::uint64_t id) {
 constexpr const char* kLastInboxIdField = "n:";
 std::string invitation_field(std::uint64_t id) {
   return "v:" + std::to_string(id);
+}
+std::string states_field(const std::string& channel, const std::string& uid) {
+  return "t:" + channel + "/" + uid;
 }
 
 // ---------------------------------------------------------------- reading
@@ -332,6 +350,7 @@ struct Decoded {
   PeerMessage message;
   std::uint64_t last_id = 0;
   invitations::Invitation invitation;
+  storage::StateItems states;
 };
 
 // The decimal id of "i:" and "v:" fields, in its one spelling.
@@ -361,6 +380,8 @@ std::string decode_field(const std::string& field, Decoded& out) {
       return out.name.empty() ? "the field names nothing" : "";
     case 'm':
       return split(out.name, out.uid) ? "" : "the field is not m:{channel}/{uid}";
+    case 't':
+      return split(out.name, out.uid) ? "" : "the field is not t:{channel}/{uid}";
     case 'd': {
       std::string scope;
       if (!split(scope, out.name) || (scope != "u" && scope != "c")) {
@@ -449,6 +470,13 @@ std::string decode_value(const std::string& value, Decoded& out) {
       });
     case 'n':
       return decode(value, [&](ObjectReader& r) { out.last_id = r.number("last_id"); });
+    case 't':
+      return decode(value, [&](ObjectReader& r) {
+        r.objects("states", [&](ObjectReader& item) {
+          auto k = item.string("key");
+          out.states[std::move(k)] = item.string("value");
+        });
+      });
     case 'v':
       return decode(value, [&](ObjectReader& r) {
         auto& inv = out.invitation;
@@ -475,6 +503,12 @@ std::string apply(MemoryStore& store, const Decoded& row, ChangeSet* applied) {
   ChangeSet ignored;
   ChangeSet& keys = applied ? *applied : ignored;
   switch (row.kind) {
+    case 't':
+      // Presence states: shared between gateways, never on disk (RTM 2's do not outlive it).
+      store.states_model().replace(row.name, row.uid,
+                                   row.deleted ? storage::StateItems{} : row.states);
+      keys.states.emplace(row.name, row.uid);
+      return "";
     case 's':
       if (row.deleted) {
         // What the session takes with it is applied too, for the listeners of `applied`.
@@ -601,6 +635,11 @@ std::vector<Row> read_rows(const MemoryStore& store, const ChangeSet& changes) {
     rows.push_back(
         {invitation_field(id), inv ? std::optional(encode_invitation(*inv)) : std::nullopt});
   }
+  for (const auto& [channel, uid] : changes.states) {
+    const auto states = store.states_model().get(channel, uid);
+    rows.push_back({states_field(channel, uid),
+                    states.empty() ? std::nullopt : std::optional(encode_states(states))});
+  }
   return rows;
 }
 
@@ -635,6 +674,10 @@ void for_each_row(const MemoryStore& store, const std::function<void(Row)>& visi
   store.invitations_model().for_each([&](const invitations::Invitation& inv) {
     visit({invitation_field(inv.id), encode_invitation(inv)});
   });
+  store.states_model().for_each(
+      [&](const std::string& channel, const std::string& uid, const storage::StateItems& states) {
+        visit({states_field(channel, uid), encode_states(states)});
+      });
 }
 
 std::vector<std::string> apply_rows(MemoryStore& store, const std::vector<Row>& rows,
@@ -672,7 +715,7 @@ std::vector<std::string> apply_rows(MemoryStore& store, const std::vector<Row>& 
     std::string error = apply(store, d, applied);
     if (!error.empty()) {
       std::string field(1, d.kind);
-      field += ":" + d.name + (d.kind == 'm' ? "/" + d.uid : "");
+      field += ":" + d.name + (d.kind == 'm' || d.kind == 't' ? "/" + d.uid : "");
       errors.push_back(field + ": " + error + "; skipped");
     }
   }

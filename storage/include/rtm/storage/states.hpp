@@ -81,6 +81,13 @@ class PresenceStates {
   void replace(const std::string& channel, const std::string& uid, const StateItems& states) {
     store(channel, uid, states);
   }
+  // Every (channel, uid) with states, by channel and uid.
+  template <class Visit>
+  void for_each(Visit visit) const {
+    for (const auto& [channel, users] : by_channel_) {
+      for (const auto& [uid, states] : users) visit(channel, uid, states);
+    }
+  }
 
  private:
   void store(const std::string& channel, const std::string& uid, const StateItems& states);

@@ -9,7 +9,8 @@
 // (seq, channel token, topics, subscriptions), "p:{uid}" connection presence,
 // "d:{u|c}/{name}" user or channel metadata, "w:{uid}" a user's metadata subscriptions,
 // "l:{channel}" the channel's locks, "i:{id}" a kept peer message, "n:" the last inbox id,
-// "v:{id}" a call invitation. Names never hold '/', so a key splits at its first '/'; ids
+// "v:{id}" a call invitation, "t:{channel}/{uid}" a member's presence states (shared between
+// gateways, never written to disk). Names never hold '/', so a key splits at its first '/'; ids
 // are decimal, without leading zeros, up to 2^63-1.
 //
 // A value is compact JSON with its version first: {"v":1,...}. Text that is not UTF-8

@@ -6,6 +6,7 @@
 // RTM 2's, states do not survive a gateway restart. Values in, values and error values out;
 // loop thread only.
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -79,6 +80,10 @@ class MemoryPresenceStateStore final : public PresenceStateStore {
   void replace(const std::string& channel, const std::string& uid,
                const storage::StateItems& states) {
     book_.replace(channel, uid, states);
+  }
+  void for_each(const std::function<void(const std::string& channel, const std::string& uid,
+                                         const storage::StateItems& states)>& visit) const {
+    book_.for_each(visit);
   }
   // Every state gone (a full reload of the model).
   void clear() { book_ = storage::PresenceStates(book_.limits()); }

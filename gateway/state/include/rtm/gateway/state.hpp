@@ -457,6 +457,8 @@ class MemoryStore : public StateStore {
   const MemoryInboxStore& inbox_model() const { return inbox_; }
   MemoryInvitationStore& invitations_model() { return invitations_; }
   const MemoryInvitationStore& invitations_model() const { return invitations_; }
+  MemoryPresenceStateStore& states_model() { return states_; }
+  const MemoryPresenceStateStore& states_model() const { return states_; }
   // What is inconsistent among the model's indexes (interned names and their references,
   // watchers, message channel subscribers, join orders, topics, counts); empty: nothing.
   // For tests.
