@@ -21,7 +21,7 @@ struct ControlOptions {
   int broker_pid = 0;
   int gateway_pid = 0;   // the responder's pid (gateway or echo)
   std::vector<int> more_responder_pids;  // the other gateways of a cluster
-  int redis_pid = 0;     // Redis of a cluster's shared state
+  int redis_pid = 0;                     // Redis of a cluster's shared state
   bool nodelay = false;  // TCP_NODELAY on the clients' sockets (see rtm::sdk::enable_tcp_nodelay_to)
   std::string json_out;
   std::string tag;

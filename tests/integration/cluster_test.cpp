@@ -150,8 +150,8 @@ TEST_CASE("cluster: three gateways share one state and answer each request once"
   for (int i = 0; i < kReads; ++i) {
     auto who = must(*bob, "bob", "who_now?channel=room-1&msg_id=w" + std::to_string(i));
     CHECK(members_of(who) == std::set<std::string>{"alice", "bob"});
-    auto subs = must(*bob, "bob",
-                     "subscribed?channel=room-1&topic=input&msg_id=q" + std::to_string(i));
+    auto subs =
+        must(*bob, "bob", "subscribed?channel=room-1&topic=input&msg_id=q" + std::to_string(i));
     CHECK(json_text(subs["result"]).find("alice") != std::string::npos);
   }
   // Every gateway took a share, and the shares add up to the requests sent (none twice).
@@ -168,9 +168,11 @@ TEST_CASE("cluster: three gateways share one state and answer each request once"
   CHECK(std::string((*next)["uid"].GetString()) == "bob");
 }
 
-TEST_CASE("cluster: kill -9 of one gateway under load loses no answered request and runs none twice") {
-  Cluster cluster("inbox:\n  deliver_on_login: false\n  max_messages_per_user: 10000\n"
-                  "auth:\n  token_warn_before_s: 2\n");
+TEST_CASE(
+    "cluster: kill -9 of one gateway under load loses no answered request and runs none twice") {
+  Cluster cluster(
+      "inbox:\n  deliver_on_login: false\n  max_messages_per_user: 10000\n"
+      "auth:\n  token_warn_before_s: 2\n");
   const auto uri = cluster.broker.uri();
   auto alice = device(uri, "alice");
   auto carol = device(uri, "carol");
@@ -266,7 +268,9 @@ TEST_CASE("cluster: kill -9 of one gateway under load loses no answered request 
   REQUIRE_MESSAGE(left, cluster.logs());
   CHECK(std::string((*left)["uid"].GetString()) == "dave");
   std::vector<std::string> token_events;
-  if (warned) token_events.push_back((*warned)["state"].IsString() ? (*warned)["state"].GetString() : json_text(*warned));
+  if (warned)
+    token_events.push_back((*warned)["state"].IsString() ? (*warned)["state"].GetString()
+                                                         : json_text(*warned));
   for (const auto& m : dave->take("rtm/u/dave/events/token")) token_events.push_back(m.payload);
   // A second expiry or left event would come within the next moments if a second gateway
   // fired the same timer.

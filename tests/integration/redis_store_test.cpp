@@ -50,17 +50,17 @@ std::string dump(const StateStore& store) {
     lines.push_back(out);
     out.clear();
   });
-  store.for_each_member([&](const std::string& channel, const std::string& uid,
-                            const StoredMember& m) {
-    out += "member " + channel + "/" + uid + " seq " + std::to_string(m.seq) + " publishing";
-    for (const auto& t : m.publishing) out += " " + t;
-    for (const auto& sub : m.subscriptions) {
-      out += " sub " + sub.topic + (sub.all ? " all" : "");
-      for (const auto& p : sub.publishers) out += " " + p;
-    }
-    lines.push_back(out);
-    out.clear();
-  });
+  store.for_each_member(
+      [&](const std::string& channel, const std::string& uid, const StoredMember& m) {
+        out += "member " + channel + "/" + uid + " seq " + std::to_string(m.seq) + " publishing";
+        for (const auto& t : m.publishing) out += " " + t;
+        for (const auto& sub : m.subscriptions) {
+          out += " sub " + sub.topic + (sub.all ? " all" : "");
+          for (const auto& p : sub.publishers) out += " " + p;
+        }
+        lines.push_back(out);
+        out.clear();
+      });
   std::sort(lines.begin(), lines.end());
   for (const auto& l : lines) out += l + "\n";
   return out;
@@ -152,12 +152,13 @@ TEST_CASE("redis store: answers travel with the commit, and the log catches up i
   for (int i = 0; i < commits; ++i) {
     CHECK(turn(a, [&] {
       a.start_session("u" + std::to_string(i), "s", 1, 9'000'000'000'000);
-      a.remember_answer({"u" + std::to_string(i), "m" + std::to_string(i), 42, "{\"ok\":1}",
-                         1000 + i});
+      a.remember_answer(
+          {"u" + std::to_string(i), "m" + std::to_string(i), 42, "{\"ok\":1}", 1000 + i});
     }));
   }
   std::vector<StoredAnswer> answers;
-  CHECK(turn(b, [] {}, &answers));
+  CHECK(turn(
+      b, [] {}, &answers));
   CHECK(b.session_count() == static_cast<std::size_t>(commits));
   REQUIRE(answers.size() == static_cast<std::size_t>(commits));
   CHECK(answers.back().uid == "u" + std::to_string(commits - 1));

@@ -13,8 +13,8 @@ TEST_CASE("log entry: rows and answers survive the framing, binary and empty val
   StoredAnswer answer{"alice", "7/a:b", 0xfedcba9876543210ULL, "{\"msg_id\":\"7\"}", 1234};
   auto [field, value] = encode_answer(answer);
   const std::string binary("\0\x01\xff:9:", 6);
-  const auto framed = frame({{"s:alice", "{\"v\":1}"}, {"m:room/bob", ""}, {"i:7", binary},
-                             {field, value}});
+  const auto framed =
+      frame({{"s:alice", "{\"v\":1}"}, {"m:room/bob", ""}, {"i:7", binary}, {field, value}});
   auto entry = parse_entry(framed);
   REQUIRE(entry);
   REQUIRE(entry->rows.size() == 3);
@@ -37,10 +37,10 @@ TEST_CASE("log entry: bad framing and bad answers are error values") {
     CAPTURE(bad);
     CHECK_FALSE(parse_entry(bad));
   }
-  CHECK_FALSE(decode_answer("a:alice", "1:2:x"));       // no msg_id
-  CHECK_FALSE(decode_answer("a:/m", "1:2:x"));          // no uid
-  CHECK_FALSE(decode_answer("a:alice/m", "zz:2:x"));    // fingerprint not hex
-  CHECK_FALSE(decode_answer("a:alice/m", "1:x:x"));     // time not a number
-  CHECK_FALSE(decode_answer("a:alice/m", "1"));         // missing parts
-  CHECK(decode_answer("a:alice/m", "1:2:"));            // an empty payload is a payload
+  CHECK_FALSE(decode_answer("a:alice", "1:2:x"));     // no msg_id
+  CHECK_FALSE(decode_answer("a:/m", "1:2:x"));        // no uid
+  CHECK_FALSE(decode_answer("a:alice/m", "zz:2:x"));  // fingerprint not hex
+  CHECK_FALSE(decode_answer("a:alice/m", "1:x:x"));   // time not a number
+  CHECK_FALSE(decode_answer("a:alice/m", "1"));       // missing parts
+  CHECK(decode_answer("a:alice/m", "1:2:"));          // an empty payload is a payload
 }

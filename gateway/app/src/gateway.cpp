@@ -726,7 +726,7 @@ void Gateway::run() {
     // restart, module deadlines) would be lost. They fire as soon as it is back. They also
     // wait while no turn began (the shared state is out of reach).
     const bool linked = link_->connected();
-    const std::int64_t next_due = !turn   ? core_->now_ms() + kUnavailableRetryMs
+    const std::int64_t next_due = !turn    ? core_->now_ms() + kUnavailableRetryMs
                                   : linked ? core_->run_due()
                                            : core_->now_ms() + kUnlinkedPollMs;
     // The last turn's state changes (and the timers' just now) become durable before

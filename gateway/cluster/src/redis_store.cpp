@@ -131,8 +131,8 @@ RedisStore::RedisStore(const Config& config, std::string gateway_id)
   // as after a restart); otherwise the first turn loads.
   if (begin_turn(&loaded_answers_)) {
     commit([](bool) {});
-    spdlog::info("state: {} sessions, {} channels loaded from Redis (version {})",
-                 session_count(), channel_count(), version_);
+    spdlog::info("state: {} sessions, {} channels loaded from Redis (version {})", session_count(),
+                 channel_count(), version_);
   } else if (redis_.credentials_refused() ||
              (last_failure_ && last_failure_->kind == redis::Failure::refused)) {
     // Credentials, or a key of ours holding something else: an operator must look.
@@ -266,13 +266,13 @@ bool RedisStore::apply_entries(const redis::Reply& entries, std::int64_t& applie
   return true;
 }
 
-bool RedisStore::catch_up(std::int64_t target, const redis::Reply* first_batch,
-                          ChangeSet& applied, std::vector<StoredAnswer>* answers) {
+bool RedisStore::catch_up(std::int64_t target, const redis::Reply* first_batch, ChangeSet& applied,
+                          std::vector<StoredAnswer>* answers) {
   std::int64_t v = version_;
   bool gap = first_batch != nullptr && !apply_entries(*first_batch, v, applied, answers);
   while (!gap && v < target) {
-    auto r = redis_.command({"XRANGE", key("log"), "(" + last_id_, "+", "COUNT",
-                             std::to_string(kCatchUpBatch)});
+    auto r = redis_.command(
+        {"XRANGE", key("log"), "(" + last_id_, "+", "COUNT", std::to_string(kCatchUpBatch)});
     if (!r) return false;
     gap = r->elements.empty() || !apply_entries(*r, v, applied, answers);
   }
@@ -296,8 +296,7 @@ bool RedisStore::reload(std::int64_t target, ChangeSet& applied,
   std::vector<replica::Row> rows;
   std::string cursor = "0";
   do {
-    auto r = redis_.command(
-        {"HSCAN", key("rows"), cursor, "COUNT", std::to_string(kReloadBatch)});
+    auto r = redis_.command({"HSCAN", key("rows"), cursor, "COUNT", std::to_string(kReloadBatch)});
     if (!r || !is_array(*r, 2)) return false;
     cursor = r->elements[0].text;
     const auto& pairs = r->elements[1].elements;
@@ -323,8 +322,8 @@ bool RedisStore::reload(std::int64_t target, ChangeSet& applied,
   if (answers != nullptr) {
     std::string from = std::to_string(std::max<std::int64_t>(0, wall_ms() - answer_window_ms_));
     for (;;) {
-      auto r = redis_.command(
-          {"XRANGE", key("log"), from, "+", "COUNT", std::to_string(kCatchUpBatch)});
+      auto r =
+          redis_.command({"XRANGE", key("log"), from, "+", "COUNT", std::to_string(kCatchUpBatch)});
       if (!r) return false;
       for (const auto& entry : r->elements) {
         if (!is_array(entry, 2)) continue;
@@ -395,8 +394,8 @@ void RedisStore::commit(std::function<void(bool ok)> done) {
     args.push_back(std::move(field));
     args.push_back(std::move(value));
   }
-  auto r = redis_.eval(commit_script(), {key("turn"), key("version"), key("log"), key("rows")},
-                       args);
+  auto r =
+      redis_.eval(commit_script(), {key("turn"), key("version"), key("log"), key("rows")}, args);
   if (!r || !is_array(*r, 1)) {
     lost_turn(r ? "unexpected answer from the commit script"
                 : "the commit's outcome is unknown: " + r.error().message);

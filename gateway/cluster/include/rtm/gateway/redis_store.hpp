@@ -63,18 +63,18 @@ class RedisStore final : public MemoryStore, public MetricsSource {
   void write_metrics(MetricsWriter& out) const override;
 
   struct Counters {
-    std::uint64_t turns = 0;             // turns begun
-    std::uint64_t lease_waits = 0;       // polls while another gateway held the turn
-    double lease_wait_ms = 0;            // time spent waiting for it
-    std::uint64_t lease_timeouts = 0;    // turns not begun: the lease stayed taken
-    std::uint64_t unavailable = 0;       // turns not begun: Redis did not answer
-    std::uint64_t entries_applied = 0;   // log entries of other gateways applied
+    std::uint64_t turns = 0;            // turns begun
+    std::uint64_t lease_waits = 0;      // polls while another gateway held the turn
+    double lease_wait_ms = 0;           // time spent waiting for it
+    std::uint64_t lease_timeouts = 0;   // turns not begun: the lease stayed taken
+    std::uint64_t unavailable = 0;      // turns not begun: Redis did not answer
+    std::uint64_t entries_applied = 0;  // log entries of other gateways applied
     std::uint64_t rows_applied = 0;
-    std::uint64_t bad_rows = 0;          // rows that did not decode (skipped, logged)
-    std::uint64_t reloads = 0;           // full reloads of the model
-    std::uint64_t commits = 0;           // commits with changes
-    std::uint64_t discarded_turns = 0;   // commits refused (lease lost) or of unknown outcome
-    std::uint64_t claims = 0;            // claim_once calls
+    std::uint64_t bad_rows = 0;         // rows that did not decode (skipped, logged)
+    std::uint64_t reloads = 0;          // full reloads of the model
+    std::uint64_t commits = 0;          // commits with changes
+    std::uint64_t discarded_turns = 0;  // commits refused (lease lost) or of unknown outcome
+    std::uint64_t claims = 0;           // claim_once calls
   };
   const Counters& counters() const { return counters_; }
   const redis::ConnectionStats& redis_stats() const { return redis_.stats(); }
@@ -84,8 +84,8 @@ class RedisStore final : public MemoryStore, public MetricsSource {
   bool take_lease(redis::Reply& reply);
   bool catch_up(std::int64_t target, const redis::Reply* first_batch, ChangeSet& applied,
                 std::vector<StoredAnswer>* answers);
-  bool apply_entries(const redis::Reply& entries, std::int64_t& applied_version,
-                     ChangeSet& applied, std::vector<StoredAnswer>* answers);
+  bool apply_entries(const redis::Reply& entries, std::int64_t& applied_version, ChangeSet& applied,
+                     std::vector<StoredAnswer>* answers);
   bool reload(std::int64_t target, ChangeSet& applied, std::vector<StoredAnswer>* answers);
   void release_lease();
   void lost_turn(const std::string& why);
@@ -102,7 +102,7 @@ class RedisStore final : public MemoryStore, public MetricsSource {
   std::string last_id_;        // the last log entry applied ("" after no load)
   bool in_turn_ = false;
   bool reseed_ = false;  // this turn writes the whole model (Redis came back empty)
-  std::string token_;          // this turn's lease token
+  std::string token_;    // this turn's lease token
   std::uint64_t turn_number_ = 0;
   ChangeSet keys_;
   std::vector<StoredAnswer> answers_;

@@ -541,8 +541,9 @@ class MemoryStore : public StateStore {
   MemoryInvitationStore invitations_;
 };
 
-// Builds the backend that config.state names (memory, sqlite; redis: RedisStore), restored from what it stored. Throws
-// std::runtime_error at start-up when it cannot (a corrupt or newer file, no access).
+// Builds the backend that config.state names (memory, sqlite; redis: RedisStore), restored from
+// what it stored. Throws std::runtime_error at start-up when it cannot (a corrupt or newer file, no
+// access).
 std::shared_ptr<StateStore> make_state_store(const Config& config);
 // The limits of config (limits, storage, inbox, invitations) on every part of `store`.
 void set_store_limits(StateStore& store, const Config& config);
