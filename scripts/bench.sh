@@ -230,6 +230,19 @@ stop_stack() {
   fi
 }
 
+# control_baseline GROUP: the control-plane stage against the trivial responder (rtm-bench
+# echo, left running as echo_pid) on the current broker: GROUP-echo.json.
+control_baseline() {
+  "$bench_bin" echo --broker "$broker" --prefix echo >"$raw/echo-$1.log" 2>&1 &
+  echo_pid=$!
+  pids+=("$echo_pid")
+  "$bench_bin" wait-ready --broker "$broker" --prefix echo --timeout 10
+  echo "baseline: the same requests answered by a trivial responder (rtm-bench echo)"
+  "$bench_bin" control --broker "$broker" --prefix echo --label echo --secret "$secret" \
+    --clients 50 --seconds "$ctl_seconds" --warmup "$ctl_warmup" --nodelay --broker-pid "$broker_pid" \
+    --responder-pid "$echo_pid" --json "$raw/$1-echo.json" || true
+}
+
 # ---------------------------------------------------------------- 4. state scale
 if want state; then
   say "state scale: rtm::gateway::State, 100k sessions, 1M subscriptions (Google Benchmark)"
@@ -263,14 +276,7 @@ fi
 if want control; then
   say "control plane: 50 clients, login/join/join_topic/subscribe/leave"
   start_stack control
-  "$bench_bin" echo --broker "$broker" --prefix echo >"$raw/echo.log" 2>&1 &
-  echo_pid=$!
-  pids+=("$echo_pid")
-  "$bench_bin" wait-ready --broker "$broker" --prefix echo --timeout 10
-  echo "baseline: the same requests answered by a trivial responder (rtm-bench echo)"
-  "$bench_bin" control --broker "$broker" --prefix echo --label echo --secret "$secret" \
-    --clients 50 --seconds "$ctl_seconds" --warmup "$ctl_warmup" --nodelay --broker-pid "$broker_pid" \
-    --responder-pid "$echo_pid" --json "$raw/control-echo.json" || true
+  control_baseline control
   "$bench_bin" control --broker "$broker" --prefix rtm --label gateway --secret "$secret" \
     --clients 50 --seconds "$ctl_seconds" --warmup "$ctl_warmup" --nodelay --broker-pid "$broker_pid" \
     --responder-pid "$gateway_pid" --json "$raw/control-gateway.json" || true
@@ -312,14 +318,7 @@ if want cluster; then
   redis_pid=$!
   pids+=("$redis_pid")
   for _ in $(seq 200); do port_open "$redis_port" && break; sleep 0.05; done
-  "$bench_bin" echo --broker "$broker" --prefix echo >"$raw/echo-cluster.log" 2>&1 &
-  echo_pid=$!
-  pids+=("$echo_pid")
-  "$bench_bin" wait-ready --broker "$broker" --prefix echo --timeout 10
-  echo "baseline: the same requests answered by a trivial responder (rtm-bench echo)"
-  "$bench_bin" control --broker "$broker" --prefix echo --label echo --secret "$secret" \
-    --clients 50 --seconds "$ctl_seconds" --warmup "$ctl_warmup" --nodelay --broker-pid "$broker_pid" \
-    --responder-pid "$echo_pid" --json "$raw/cluster-echo.json" || true
+  control_baseline cluster
   kill "$echo_pid" 2>/dev/null || true
   wait "$echo_pid" 2>/dev/null || true
   # cluster_run LABEL N BACKEND: N gateways on BACKEND (memory, sqlite, redis), the control

@@ -226,13 +226,20 @@ Outcome<Departure> MemoryStore::leave(const std::string& uid, const std::string&
   }
   for (const auto& topic : member.subscribing) drop_subscription(*ch, topic, id);
   note_member(channel, id);  // before its name may be released
-  states_.membership_ended(channel, uid);
-  ch->members.erase(id);
-  ch->join_order.erase(std::find(ch->join_order.begin(), ch->join_order.end(), id));
-  users_.release(id);
-  if (ch->members.empty()) channels_.erase(channel);
-  if (auto s = sessions_.find(uid); s != sessions_.end()) erase_value(s->second.channels, channel);
+  drop_membership(*ch, channel, uid, id);
   return d;
+}
+
+// The last of a member: its states, its place in the channel and the session's list, its
+// reference to the name, and the channel when it was the last member.
+void MemoryStore::drop_membership(Channel& ch, const std::string& channel, const std::string& uid,
+                                  UserId id) {
+  states_.membership_ended(channel, uid);
+  ch.members.erase(id);
+  ch.join_order.erase(std::find(ch.join_order.begin(), ch.join_order.end(), id));
+  users_.release(id);
+  if (ch.members.empty()) channels_.erase(channel);
+  if (auto s = sessions_.find(uid); s != sessions_.end()) erase_value(s->second.channels, channel);
 }
 
 Outcome<std::vector<std::string>> MemoryStore::members(const std::string& channel) const {
@@ -974,12 +981,7 @@ void MemoryStore::erase_member(const std::string& channel, const std::string& ui
     if (t->second.empty()) ch->topics.erase(t);
   }
   for (const auto& topic : member.subscribing) drop_subscription(*ch, topic, id);
-  states_.membership_ended(channel, uid);
-  ch->members.erase(id);
-  ch->join_order.erase(std::find(ch->join_order.begin(), ch->join_order.end(), id));
-  users_.release(id);
-  if (ch->members.empty()) channels_.erase(channel);
-  if (auto s = sessions_.find(uid); s != sessions_.end()) erase_value(s->second.channels, channel);
+  drop_membership(*ch, channel, uid, id);
 }
 
 // Puts the member at its sequence among the channel's join order and the session's channels

@@ -498,6 +498,7 @@ class MemoryStore : public StateStore {
   const Channel* find_channel(const std::string& channel) const;
   Outcome<Member*> membership(const std::string& uid, const std::string& channel, Channel** out);
   void drop_subscription(Channel& ch, const std::string& topic, UserId subscriber);
+  void drop_membership(Channel& ch, const std::string& channel, const std::string& uid, UserId id);
   Outcome<Subscription*> open_subscription(const std::string& uid, const std::string& channel,
                                            const std::string& topic, Member& member, Channel& ch);
   std::vector<UserResult> add_to_all(const std::string& channel, Topic& t, UserId publisher);
