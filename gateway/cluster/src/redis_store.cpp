@@ -33,7 +33,8 @@ return {1, version, redis.call('XRANGE', KEYS[3], '(' .. ARGV[4], '+', 'COUNT', 
 // turn began on. Writes the rows, appends rows and answers to the log as one entry, bumps
 // the version, trims the log to the retention and releases the lease.
 // KEYS: turn, version, log, rows. ARGV: token, version, retention ms, gateway, number of
-// rows, then field/value pairs: the rows ('' deletes) and then the answers.
+// rows, most entries kept, then field/value pairs: the rows ('' deletes) and then the
+// answers.
 // Returns {-1} (the lease is not ours), {-2, version} (the version moved), {0, version}
 // (nothing to write; lease released) or {1, version, entry id}.
 const redis::Script& commit_script() {
@@ -41,9 +42,9 @@ const redis::Script& commit_script() {
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1} end
 local version = tonumber(redis.call('GET', KEYS[2]) or '0')
 if version ~= tonumber(ARGV[2]) then return {-2, version} end
-local rows_end = 6 + 2 * tonumber(ARGV[5])
+local rows_end = 7 + 2 * tonumber(ARGV[5])
 local parts = {}
-for i = 6, #ARGV - 1, 2 do
+for i = 7, #ARGV - 1, 2 do
   local field, value = ARGV[i], ARGV[i + 1]
   if i < rows_end then
     if value == '' then redis.call('HDEL', KEYS[4], field)
@@ -59,8 +60,9 @@ version = version + 1
 redis.call('SET', KEYS[2], version)
 local now = redis.call('TIME')
 local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[3])
-local id = redis.call('XADD', KEYS[3], 'MINID', '~', tostring(oldest), '*',
+local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*',
                       'v', tostring(version), 'by', ARGV[4], 'c', table.concat(parts))
+redis.call('XTRIM', KEYS[3], 'MINID', '~', tostring(oldest))
 redis.call('DEL', KEYS[1])
 return {1, version, id}
 )lua");
@@ -382,8 +384,12 @@ void RedisStore::commit(std::function<void(bool ok)> done) {
   } else {
     rows = replica::read_rows(*this, keys_);
   }
-  std::vector<std::string> args{token_, std::to_string(version_), std::to_string(retention_ms_),
-                                gateway_id_, std::to_string(rows.size())};
+  std::vector<std::string> args{token_,
+                                std::to_string(version_),
+                                std::to_string(retention_ms_),
+                                gateway_id_,
+                                std::to_string(rows.size()),
+                                std::to_string(kLogMaxEntries)};
   args.reserve(args.size() + 2 * (rows.size() + answers_.size()));
   for (const auto& row : rows) {
     args.push_back(row.field);

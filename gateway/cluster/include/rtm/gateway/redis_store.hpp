@@ -32,6 +32,9 @@ class RedisStore final : public MemoryStore, public MetricsSource {
   // Entries read per round trip while catching up, and rows per HSCAN of a full reload.
   static constexpr std::size_t kCatchUpBatch = 200;
   static constexpr std::size_t kReloadBatch = 1000;
+  // The change log keeps cluster.log_retention_s of commits, and at most this many (about):
+  // what bounds its memory in Redis under load. A gateway further behind reloads.
+  static constexpr std::size_t kLogMaxEntries = 100000;
   // Waiting for another gateway's turn: polls from kWaitMin, doubling up to kWaitMax.
   static constexpr std::chrono::microseconds kWaitMin{50};
   static constexpr std::chrono::microseconds kWaitMax{2000};
