@@ -12,9 +12,11 @@ import {
 const ROOM = 'room-cpp';
 const SECONDS = 3;
 const DEADLINE_MS = 20000;
-// Sanity bound for one-way latency on one machine: far above what is measured (about 1 ms),
-// far below a clock that is off (seconds) or a unit mistake (x1000).
-const LATENCY_SANITY_MS = 200;
+// Sanity bound for the median one-way latency on one machine: far above what is measured
+// (about 1 ms), far below a clock that is off (seconds) or a unit mistake (x1000). On the
+// median: a busy machine stretches the tail (a p99 of 330 ms was seen while another build ran),
+// and latency targets belong to the benchmarks (group web).
+const LATENCY_SANITY_MS = 100;
 const playerBinary = process.env.RTM_COPLAY_PLAYER || path.join(repoRoot, 'build', 'examples', 'coplay', 'coplay-player');
 
 test('coplay web: C++ coplay-players (binary and JSON frames) show up on the web host page', async (t) => {
@@ -52,7 +54,7 @@ test('coplay web: C++ coplay-players (binary and JSON frames) show up on the web
     assert.ok(s.received >= p.sent / 2, `${p.uid}: received ${s.received} of ${p.sent}`);
     assert.equal(s.lost, 0, p.uid);
     assert.equal(s.outOfOrder, 0, p.uid);
-    assert.ok(s.totalP50Ms > 0 && s.totalP99Ms < LATENCY_SANITY_MS, `${p.uid}: p50 ${s.totalP50Ms} ms, p99 ${s.totalP99Ms} ms`);
+    assert.ok(s.totalP50Ms > 0 && s.totalP50Ms < LATENCY_SANITY_MS, `${p.uid}: p50 ${s.totalP50Ms} ms, p99 ${s.totalP99Ms} ms`);
     console.log(`# ${p.uid} (C++, ${p.format}, TCP) -> web host: received ${s.received} of ${p.sent}, ` +
       `latency p50 ${s.totalP50Ms} ms, p99 ${s.totalP99Ms} ms`);
   }
