@@ -63,7 +63,8 @@ constexpr ErrorInfo kErrors[] = {
     {ErrorCode::backend_error, "BACKEND_ERROR", "the backend failed to handle the request"},
     {ErrorCode::rate_limited, "RATE_LIMITED", "too many requests from this user; slow down"},
     {ErrorCode::unavailable, "UNAVAILABLE",
-     "the gateway cannot serve this now (shutting down, broker link down)"},
+     "the gateway cannot serve this now (shutting down, broker link down, its shared state in "
+     "Redis out of reach: docs/cluster.md); nothing was done, send it again"},
     {ErrorCode::major_revision_mismatch, "MAJOR_REVISION_MISMATCH",
      "the call's major_revision is not the metadata's current one (0: never written); nothing "
      "changed"},
