@@ -720,6 +720,11 @@ TEST_CASE("config: state.redis and cluster") {
                               "history:\n  streams:\n    - {channel: lobby, topic: chat}\n")
               .at(0)
               .rfind("history.streams: not shared between gateways yet; ", 0) == 0);
+    CHECK(problems_of(kAuth + "state:\n  backend: redis\ncluster:\n  enabled: true\n"
+                              "broker:\n  uri: tcp://127.0.0.1:1883\n  profile: rabbitmq\n")
+              .at(0)
+              .rfind("cluster.enabled: RabbitMQ's MQTT plugin (3.10, Debian 12) has no shared ", 0) ==
+          0);
     CHECK(problems_of(kAuth + "state:\n  backend: postgres\n").at(0) ==
           "state.backend: expected memory, sqlite or redis, got \"postgres\"");
     CHECK(problems_of(kAuth + "state:\n  redis:\n    uri: http://x:1\n").at(0) ==

@@ -340,6 +340,13 @@ void cluster_problems(const Config& cfg, std::vector<std::string>& problems) {
         "would keep its own copy under its own epoch, and a recovery asked of another "
         "gateway would start over. Remove the streams or run one gateway");
   }
+  if (cfg.broker.profile == topics::BrokerProfile::rabbitmq) {
+    // Without $share every gateway would get every request and answer it.
+    problems.push_back(
+        "cluster.enabled: RabbitMQ's MQTT plugin (3.10, Debian 12) has no shared subscriptions "
+        "($share/...), so every gateway would take every request; run one gateway on "
+        "RabbitMQ, or the cluster on Mosquitto or EMQX");
+  }
 }
 
 // ---------------------------------------------------------------- mapping section
