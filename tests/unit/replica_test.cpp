@@ -60,21 +60,11 @@ void small_sub_limits(gw::MemoryStore& s) {
 // A model whose changes are noted, as a shared backend notes them (SqliteStore's listeners).
 struct Source {
   explicit Source(const gw::LimitsConfig& limits) : store(limits) {
-    store.add_change_listener(&changes);
-    store.metadata_model().set_listener(&changes);
-    store.locks_model().set_listener(&changes);
-    store.inbox_model().set_listener(&changes);
-    store.invitations_model().set_listener(&changes);
-    store.states_model().set_listener(&changes);
+    store.track_rows(&changes, true);
     small_sub_limits(store);
   }
   ~Source() {
-    store.remove_change_listener(&changes);
-    store.metadata_model().set_listener(nullptr);
-    store.locks_model().set_listener(nullptr);
-    store.inbox_model().set_listener(nullptr);
-    store.invitations_model().set_listener(nullptr);
-    store.states_model().set_listener(nullptr);
+    store.track_rows(nullptr, false);
   }
   gw::MemoryStore store;
   gw::ChangeSet changes;
@@ -96,8 +86,8 @@ std::string storage_outcome(const rtm::storage::Result<T>& r) {
 }
 
 // One random operation on `s` (the same draws give the same operation on any store); what
-// it answered, as text. `changes` (if given) notes presence, which the store leaves to its
-// backend.
+// it answered, as text. `changes` (if given) notes presence as well (a store tracking its
+// rows notes it too, MemoryStore::track_rows).
 std::string run_op(gw::MemoryStore& s, std::mt19937& rng, std::int64_t now,
                    gw::ChangeSet* changes) {
   auto pick = [&](const std::vector<std::string>& v) { return v[rng() % v.size()]; };

@@ -123,12 +123,7 @@ RedisStore::RedisStore(const Config& config, std::string gateway_id)
       lease_ms_(config.cluster.turn_lease_ms),
       retention_ms_(config.cluster.log_retention_s * 1000),
       answer_window_ms_(static_cast<std::int64_t>(config.requests.dedup_window_s) * 1000) {
-  add_change_listener(&keys_);
-  metadata_.set_listener(&keys_);
-  locks_.set_listener(&keys_);
-  inbox_.set_listener(&keys_);
-  invitations_.set_listener(&keys_);
-  states_.set_listener(&keys_);  // shared between gateways, unlike on disk
+  track_rows(&keys_, true);  // presence states are shared between gateways, unlike on disk
   // Load now when Redis answers, so that start-up sees the sessions (their timers are armed
   // as after a restart); otherwise the first turn loads.
   if (begin_turn(&loaded_answers_)) {
@@ -144,14 +139,7 @@ RedisStore::RedisStore(const Config& config, std::string gateway_id)
   }
 }
 
-RedisStore::~RedisStore() {
-  remove_change_listener(&keys_);
-  metadata_.set_listener(nullptr);
-  locks_.set_listener(nullptr);
-  inbox_.set_listener(nullptr);
-  invitations_.set_listener(nullptr);
-  states_.set_listener(nullptr);
-}
+RedisStore::~RedisStore() { track_rows(nullptr, false); }
 
 bool RedisStore::take_lease(redis::Reply& reply) {
   const auto start = std::chrono::steady_clock::now();
@@ -435,16 +423,6 @@ std::vector<StoredAnswer> RedisStore::stored_answers(std::int64_t since_ms) {
   }
   loaded_answers_.clear();
   return out;
-}
-
-void RedisStore::set_presence(const std::string& uid, bool connected, std::string connection) {
-  MemoryStore::set_presence(uid, connected, std::move(connection));
-  keys_.presence.insert(uid);
-}
-
-void RedisStore::forget_presence(const std::string& uid) {
-  MemoryStore::forget_presence(uid);
-  keys_.presence.insert(uid);
 }
 
 void RedisStore::add_replica_listener(ReplicaListener* listener) {

@@ -532,12 +532,7 @@ std::string apply(MemoryStore& store, const Decoded& row, ChangeSet* applied) {
       keys.members.emplace(row.name, row.uid);
       return "";
     case 'p':
-      // Qualified: a backend that notes presence changes of its own must not note these.
-      if (row.deleted) {
-        store.MemoryStore::forget_presence(row.name);
-      } else {
-        store.MemoryStore::set_presence(row.name, row.presence.connected, row.presence.connection);
-      }
+      store.apply_presence(row.name, row.deleted ? std::nullopt : std::optional(row.presence));
       keys.presence.insert(row.name);
       return "";
     case 'd':

@@ -241,19 +241,11 @@ SqliteStore::SqliteStore(const StateConfig& config, const LimitsConfig& limits,
     close();  // no destructor runs for a constructor that throws
     throw;
   }
-  add_change_listener(&keys_);
-  metadata_.set_listener(&keys_);
-  locks_.set_listener(&keys_);
-  inbox_.set_listener(&keys_);
-  invitations_.set_listener(&keys_);
+  track_rows(&keys_, false);  // presence states are not kept on disk
 }
 
 SqliteStore::~SqliteStore() {
-  remove_change_listener(&keys_);
-  metadata_.set_listener(nullptr);
-  locks_.set_listener(nullptr);
-  inbox_.set_listener(nullptr);
-  invitations_.set_listener(nullptr);
+  track_rows(nullptr, false);
   close();
 }
 
@@ -774,16 +766,6 @@ void SqliteStore::write_member(const std::string& channel, const std::string& ui
         .text(6, automatic);
     if (!put_subscription_->run()) fail("writing a subscription of " + uid + " in " + channel);
   }
-}
-
-void SqliteStore::set_presence(const std::string& uid, bool connected, std::string connection) {
-  MemoryStore::set_presence(uid, connected, std::move(connection));
-  keys_.presence.insert(uid);
-}
-
-void SqliteStore::forget_presence(const std::string& uid) {
-  MemoryStore::forget_presence(uid);
-  keys_.presence.insert(uid);
 }
 
 void SqliteStore::write_presence(const std::string& uid) {

@@ -645,6 +645,32 @@ void MemoryStore::set_presence(const std::string& uid, bool connected, std::stri
   auto& p = presence_[uid];
   p.connected = connected;
   p.connection = std::move(connection);
+  if (tracked_) tracked_->presence.insert(uid);
+}
+
+void MemoryStore::forget_presence(const std::string& uid) {
+  presence_.erase(uid);
+  if (tracked_) tracked_->presence.insert(uid);
+}
+
+void MemoryStore::apply_presence(const std::string& uid,
+                                 const std::optional<PresenceRecord>& record) {
+  if (record) {
+    presence_[uid] = *record;
+  } else {
+    presence_.erase(uid);
+  }
+}
+
+void MemoryStore::track_rows(ChangeSet* keys, bool presence_states) {
+  if (tracked_) remove_change_listener(tracked_);
+  tracked_ = keys;
+  if (keys) add_change_listener(keys);
+  metadata_.set_listener(keys);
+  locks_.set_listener(keys);
+  inbox_.set_listener(keys);
+  invitations_.set_listener(keys);
+  states_.set_listener(presence_states ? keys : nullptr);
 }
 
 std::vector<std::string> MemoryStore::session_uids() const {

@@ -56,8 +56,6 @@ class RedisStore final : public MemoryStore, public MetricsSource {
 
   StoreStats stats() const override;
   bool durable() const override { return true; }
-  void set_presence(const std::string& uid, bool connected, std::string connection) override;
-  void forget_presence(const std::string& uid) override;
   void add_replica_listener(ReplicaListener* listener) override;
   void remove_replica_listener(ReplicaListener* listener) override;
   bool claim_once(const std::string& key, std::int64_t ttl_ms) override;

@@ -41,10 +41,6 @@ class SqliteStore final : public MemoryStore {
   void remember_answer(StoredAnswer answer) override;
   void commit(std::function<void(bool ok)> done) override;
   std::vector<StoredAnswer> stored_answers(std::int64_t since_ms) override;
-  // Connection presence is stored too (schema 2): after a restart it is known before any
-  // retained message arrives, on brokers that hand none to a wildcard subscription.
-  void set_presence(const std::string& uid, bool connected, std::string connection) override;
-  void forget_presence(const std::string& uid) override;
 
   // What the start-up restore found: rows restored, and rows that did not fit the model
   // (a member without a session), which are dropped from the file.
@@ -121,6 +117,9 @@ class SqliteStore final : public MemoryStore {
   Statement* delete_invitation_ = nullptr;
   Statement* put_answer_ = nullptr;
   Statement* prune_answers_ = nullptr;
+  // The keys of the turn's changes (MemoryStore::track_rows). Connection presence is among
+  // them (schema 2): after a restart it is known before any retained message arrives, on
+  // brokers that hand none to a wildcard subscription.
   ChangeSet keys_;
   std::vector<StoredAnswer> answers_;
   std::int64_t newest_answer_ms_ = 0;

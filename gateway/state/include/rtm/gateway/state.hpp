@@ -400,7 +400,7 @@ class MemoryStore : public StateStore {
 
   std::optional<PresenceRecord> presence(const std::string& uid) const override;
   void set_presence(const std::string& uid, bool connected, std::string connection) override;
-  void forget_presence(const std::string& uid) override { presence_.erase(uid); }
+  void forget_presence(const std::string& uid) override;
 
   MetadataStore& metadata() override { return metadata_; }
   const MetadataStore& metadata() const override { return metadata_; }
@@ -428,7 +428,14 @@ class MemoryStore : public StateStore {
     for (const auto& [uid, record] : presence_) visit(uid, record);
   }
 
-  // ---- for durable backends
+  // ---- for durable and shared backends
+  // Notes in `keys` the key of every row that changes from now on (nullptr: no longer): the
+  // model's, its sub-stores' and connection presence; presence states only when asked (a
+  // shared backend sends them to the other gateways, one on disk does not keep them).
+  void track_rows(ChangeSet* keys, bool presence_states);
+  // A connection presence record as another gateway holds it (none: forgotten), unnoted.
+  void apply_presence(const std::string& uid, const std::optional<PresenceRecord>& record);
+
   // Restoring at start-up, without limits or events: sessions first (their watches may
   // name users not restored yet), then members in sequence order. False (and nothing
   // changed) when a member's session is missing.
@@ -533,6 +540,7 @@ class MemoryStore : public StateStore {
   std::size_t subscription_count_ = 0;
   std::uint64_t next_seq_ = 1;
   std::vector<ChangeListener*> listeners_;
+  ChangeSet* tracked_ = nullptr;  // see track_rows
 
  protected:
   MemoryMetadataStore metadata_;
