@@ -305,7 +305,7 @@ void Gateway::on_message(Message&& message) {
       break;
   }
   const std::string_view owner = owner_of(message.topic, core_->tree().prefix());
-  const bool request = !owner.empty() && message.topic.compare(core_->tree().prefix().size() + 1, 4, "req/") == 0;
+  const bool request = !owner.empty() && core_->is_request(message.topic);
   if (request) {
     switch (limiter_.check(owner, steady_us())) {
       case RateLimiter::Verdict::admit:
