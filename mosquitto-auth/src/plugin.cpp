@@ -1,5 +1,6 @@
 // Mosquitto 2.0 plugin (plugin API v5) of rtm-mqtt-gateway: token logins, and (when turned
-// on) the gateway's grants enforced by the broker. docs/security.md explains both.
+// on) the gateway's grants enforced by the broker (docs/security.md) and the zero-hop
+// bridge, the gateway's mapping rules carried out inside the broker (docs/mapping.md).
 //
 // Token logins (token_login.cpp): a user logs in to the broker with its RTM login token as
 // the MQTT password. Username = uid, password = JWT (HS256) signed with the gateway's
@@ -40,8 +41,12 @@
 //                                 presence: the pattern lines of the shipped ACL) without
 //                                 asking the acl_file; false: it only refuses.
 //   plugin_opt_grants_from        the one service user whose messages on
-//                                 {prefix}/gateway/grants are grant records (default
+//                                 {prefix}/gateway/grants are grant records, and on
+//                                 {prefix}/gateway/bridge/control bridge records (default
 //                                 rtm-gateway); it must be one of the service users.
+//   plugin_opt_bridge             true | false (default false): the zero-hop bridge
+//                                 (bridge.cpp; the gateway's mapping.mode broker): the
+//                                 gateway's mapping rules carried out inside the broker.
 // An unknown option, a bad value or (with enforcement on) a broker config without an
 // acl_file stops the broker at start.
 //
@@ -59,6 +64,7 @@
 #include <string>
 #include <string_view>
 
+#include "bridge.hpp"
 #include "common.hpp"
 #include "enforcement.hpp"
 #include "rtm/topics/tree.hpp"
@@ -80,6 +86,8 @@ struct Plugin {
   bool enforce = false;
   EnforcementSettings enforcement_settings;
   std::unique_ptr<Enforcement> enforcement;  // with plugin_opt_enforce_grants true
+  bool bridge_on = false;
+  std::unique_ptr<Bridge> bridge;  // with plugin_opt_bridge true
   rtm::grants::LogBudget error_log{5, 60};
 };
 
@@ -160,6 +168,13 @@ bool configure(Plugin& plugin, const mosquitto_opt* options, int option_count, s
       plugin.enforcement_settings.prefix = value;
     } else if (key == "grants_from") {
       plugin.enforcement_settings.grants_from = value;
+    } else if (key == "bridge") {
+      const std::string_view flag = value;
+      if (flag != "true" && flag != "false") {
+        error = "plugin_opt_bridge must be true or false, got '" + loggable(value) + "'";
+        return false;
+      }
+      plugin.bridge_on = flag == "true";
     } else if (key == "tree_rules") {
       const std::string_view flag = value;
       if (flag != "true" && flag != "false") {
@@ -170,7 +185,7 @@ bool configure(Plugin& plugin, const mosquitto_opt* options, int option_count, s
     } else {
       error = "unknown option plugin_opt_" + loggable(options[i].key) +
               " (known: token_secret, token_secret_file, service_users, client_id_rule, "
-              "enforce_grants, topic_prefix, grants_from, tree_rules)";
+              "enforce_grants, topic_prefix, grants_from, tree_rules, bridge)";
       return false;
     }
   }
@@ -196,7 +211,7 @@ bool configure(Plugin& plugin, const mosquitto_opt* options, int option_count, s
   // A grants sender that could log in by token would let whoever gets a token for that
   // name rewrite everyone's rights.
   const auto& from = plugin.enforcement_settings.grants_from;
-  if (plugin.enforce && plugin.tokens.service_users.count(from) == 0) {
+  if ((plugin.enforce || plugin.bridge_on) && plugin.tokens.service_users.count(from) == 0) {
     error = "plugin_opt_grants_from '" + loggable(from) +
             "' must be one of plugin_opt_service_users (users that never log in by token)";
     return false;
@@ -265,16 +280,22 @@ int on_message(int /*event*/, void* event_data, void* userdata) {
   auto* plugin = static_cast<Plugin*>(userdata);
   auto* message = static_cast<mosquitto_evt_message*>(event_data);
   try {
-    if (plugin == nullptr || message == nullptr || !plugin->enforcement) return MOSQ_ERR_SUCCESS;
-    return plugin->enforcement->message(*message);
+    if (plugin == nullptr || message == nullptr) return MOSQ_ERR_SUCCESS;
+    if (plugin->enforcement) {
+      const int rc = plugin->enforcement->message(*message);
+      if (rc != MOSQ_ERR_SUCCESS) return rc;
+    }
+    if (plugin->bridge) return plugin->bridge->message(*message);
+    return MOSQ_ERR_SUCCESS;
   } catch (const std::exception& e) {
-    log_failure(plugin, "grant message", e.what());
+    log_failure(plugin, "message", e.what());
   } catch (...) {
-    log_failure(plugin, "grant message", "unknown error");
+    log_failure(plugin, "message", "unknown error");
   }
-  // Grant records are never delivered, even when applying them failed.
-  if (plugin != nullptr && plugin->enforcement && message != nullptr && message->topic != nullptr &&
-      plugin->enforcement->grants_topic() == message->topic) {
+  // Grant and bridge records are never delivered, even when applying them failed.
+  if (plugin != nullptr && message != nullptr && message->topic != nullptr &&
+      ((plugin->enforcement && plugin->enforcement->grants_topic() == message->topic) ||
+       (plugin->bridge && plugin->bridge->control_topic() == message->topic))) {
     return kConsumeMessage;
   }
   return MOSQ_ERR_SUCCESS;
@@ -284,10 +305,23 @@ int on_tick(int /*event*/, void* /*event_data*/, void* userdata) {
   auto* plugin = static_cast<Plugin*>(userdata);
   try {
     if (plugin != nullptr && plugin->enforcement) plugin->enforcement->tick();
+    if (plugin != nullptr && plugin->bridge) plugin->bridge->tick();
   } catch (const std::exception& e) {
-    log_failure(plugin, "expiry check", e.what());
+    log_failure(plugin, "tick", e.what());
   } catch (...) {
-    log_failure(plugin, "expiry check", "unknown error");
+    log_failure(plugin, "tick", "unknown error");
+  }
+  return MOSQ_ERR_SUCCESS;
+}
+
+int on_reload(int /*event*/, void* /*event_data*/, void* userdata) {
+  auto* plugin = static_cast<Plugin*>(userdata);
+  try {
+    if (plugin != nullptr && plugin->bridge) plugin->bridge->reload();
+  } catch (const std::exception& e) {
+    log_failure(plugin, "reload", e.what());
+  } catch (...) {
+    log_failure(plugin, "reload", "unknown error");
   }
   return MOSQ_ERR_SUCCESS;
 }
@@ -312,12 +346,22 @@ struct Registration {
   MOSQ_FUNC_generic_callback callback;
   const char* name;
 };
-constexpr Registration kEnforcementEvents[] = {
-    {MOSQ_EVT_ACL_CHECK, on_acl_check, "access checks"},
-    {MOSQ_EVT_MESSAGE, on_message, "messages"},
-    {MOSQ_EVT_TICK, on_tick, "ticks"},
-    {MOSQ_EVT_DISCONNECT, on_disconnect, "disconnects"},
+// Which events each part needs; an event is registered once when either part is on.
+struct EventUse {
+  Registration registration;
+  bool enforcement, bridge;
 };
+constexpr EventUse kEvents[] = {
+    {{MOSQ_EVT_ACL_CHECK, on_acl_check, "access checks"}, true, false},
+    {{MOSQ_EVT_MESSAGE, on_message, "messages"}, true, true},
+    {{MOSQ_EVT_TICK, on_tick, "ticks"}, true, true},
+    {{MOSQ_EVT_DISCONNECT, on_disconnect, "disconnects"}, true, false},
+    {{MOSQ_EVT_RELOAD, on_reload, "reloads"}, false, true},
+};
+
+bool needs(const Plugin& plugin, const EventUse& use) {
+  return (use.enforcement && plugin.enforce) || (use.bridge && plugin.bridge_on);
+}
 
 }  // namespace
 
@@ -350,14 +394,21 @@ RTM_PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, v
                            rc);
       return rc;
     }
-    if (plugin->enforce) {
-      for (const auto& r : kEnforcementEvents) {
-        rc = mosquitto_callback_register(identifier, r.event, r.callback, nullptr, plugin.get());
-        if (rc != MOSQ_ERR_SUCCESS) {
-          mosquitto_log_printf(MOSQ_LOG_ERR, "%s: cannot register for %s (error %d)", kLogTag,
-                               r.name, rc);
-          return rc;
-        }
+    if (plugin->bridge_on) {
+      BridgeSettings settings;
+      settings.prefix = plugin->enforcement_settings.prefix;
+      settings.gateway_user = plugin->enforcement_settings.grants_from;
+      settings.enforce = plugin->enforce;
+      plugin->bridge = std::make_unique<Bridge>(settings, plugin->tokens.service_users);
+    }
+    for (const auto& use : kEvents) {
+      if (!needs(*plugin, use)) continue;
+      const auto& r = use.registration;
+      rc = mosquitto_callback_register(identifier, r.event, r.callback, nullptr, plugin.get());
+      if (rc != MOSQ_ERR_SUCCESS) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "%s: cannot register for %s (error %d)", kLogTag,
+                             r.name, rc);
+        return rc;
       }
     }
     std::string services;
@@ -381,6 +432,13 @@ RTM_PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, v
       mosquitto_log_printf(MOSQ_LOG_INFO, "%s: grants not enforced (plugin_opt_enforce_grants false)",
                            kLogTag);
     }
+    if (plugin->bridge) {
+      mosquitto_log_printf(MOSQ_LOG_NOTICE,
+                           "%s: zero-hop bridge on: mapping rules from '%s' on %s; none in force "
+                           "until the gateway (mapping.mode broker) sends them",
+                           kLogTag, plugin->enforcement_settings.grants_from.c_str(),
+                           plugin->bridge->control_topic().c_str());
+    }
     *userdata = plugin.release();
     return MOSQ_ERR_SUCCESS;
   } catch (const std::exception& e) {
@@ -396,9 +454,10 @@ RTM_PLUGIN_EXPORT int mosquitto_plugin_cleanup(void* userdata, mosquitto_opt* /*
   auto* plugin = static_cast<Plugin*>(userdata);
   if (plugin == nullptr) return MOSQ_ERR_SUCCESS;
   mosquitto_callback_unregister(plugin->id, MOSQ_EVT_BASIC_AUTH, on_basic_auth, nullptr);
-  if (plugin->enforcement) {
-    for (const auto& r : kEnforcementEvents) {
-      mosquitto_callback_unregister(plugin->id, r.event, r.callback, nullptr);
+  for (const auto& use : kEvents) {
+    if (needs(*plugin, use)) {
+      mosquitto_callback_unregister(plugin->id, use.registration.event, use.registration.callback,
+                                    nullptr);
     }
   }
   delete plugin;

@@ -18,7 +18,10 @@
 #include <shared_mutex>
 #include <unordered_map>
 
+#include "bridge_parts.hpp"
+
 namespace rtm::gateway {
+namespace bridge_detail {
 namespace {
 
 struct RuleCounters;
@@ -84,7 +87,8 @@ struct AtomicCounters {
 void bump(std::atomic<std::uint64_t>& c) { c.fetch_add(1, std::memory_order_relaxed); }
 std::uint64_t get(const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_relaxed); }
 
-class Bridge final : public Reloadable,
+class Bridge final : public BridgeView,
+                     public Reloadable,
                      public MetricsSource,
                      public MessageHandler,
                      public FastPath,
@@ -153,11 +157,11 @@ class Bridge final : public Reloadable,
               static_cast<double>(queued()));
   }
 
-  BridgeCounters counters() const {
+  BridgeCounters counters() const override {
     return {get(c_.received), get(c_.relayed), get(c_.dropped), get(c_.shed),
             get(c_.failed),   get(c_.echoes),  get(c_.presence)};
   }
-  std::size_t queued() const { return queued_.load(std::memory_order_relaxed); }
+  std::size_t queued() const override { return queued_.load(std::memory_order_relaxed); }
   std::uint64_t fast() const { return get(c_.fast); }
 
   // ---------------------------------------------------------------- link thread
@@ -439,12 +443,22 @@ class Bridge final : public Reloadable,
 
 }  // namespace
 
-void register_bridge(Core& core, std::shared_ptr<RtmApi> rtm) {
+std::shared_ptr<const BridgeView> install_relay(Core& core, std::shared_ptr<RtmApi> rtm) {
   // Always there, so that a reload can bring rules to a gateway started without any.
   auto bridge = std::make_shared<Bridge>(core, core.config().mapping.compiled, std::move(rtm));
   Bridge::install(core, bridge);
   spdlog::info("bridge: {} mapping rules, {} presence rules", core.config().mapping.rules.size(),
                core.config().mapping.presence.size());
+  return bridge;
+}
+
+}  // namespace bridge_detail
+
+void register_bridge(Core& core, std::shared_ptr<RtmApi> rtm) {
+  const std::shared_ptr<const bridge_detail::BridgeView> bridge =
+      core.config().mapping.mode == BridgeMode::broker
+          ? bridge_detail::install_broker_mode(core, std::move(rtm))
+          : bridge_detail::install_relay(core, std::move(rtm));
   // `stats`: the gateway's counters, for operators (ops.uids) and tests.
   core.add_operation({"stats", false, {}, [&core, bridge](Call& call) -> Outcome<json::Document> {
                         if (!core.is_operator(call.uid)) {

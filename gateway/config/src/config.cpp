@@ -15,6 +15,7 @@
 #include <set>
 #include <sstream>
 
+#include "rtm/broker_bridge/records.hpp"
 #include "rtm/gateway/redis.hpp"
 #include "rtm/topics/names.hpp"
 #include "rtm/topics/tree.hpp"
@@ -423,9 +424,7 @@ void parse_transform(const YAML::Node& node, const std::string& path,
 void compile_mapping(Config& config, std::vector<std::string>& problems) {
   auto& m = config.mapping;
   if (m.rules.empty() && m.presence.empty()) return;
-  const topics::TopicTree tree(config.topics.prefix);
-  auto compiled = mapping::RuleSet::compile(m.rules, m.presence, config.topics.prefix,
-                                            {tree.request_filter(), tree.presence_filter()});
+  auto compiled = broker_bridge::compile_rules(m.rules, m.presence, config.topics.prefix);
   if (!compiled) {
     for (const auto& e : compiled.error()) problems.push_back("mapping." + e.path + ": " + e.message);
     return;
@@ -443,6 +442,21 @@ void parse_mapping(const YAML::Node& node, Config& cfg, std::vector<std::string>
     s.integer("qos0_queue", m.qos0_queue, 1, 10000000);
     s.integer("qos1_queue", m.qos1_queue, 1, 10000000);
     s.integer("max_in_flight", m.max_in_flight, 1, 1000000);
+    std::string mode = "relay";
+    s.string("mode", mode);
+    if (mode == "relay") {
+      m.mode = BridgeMode::relay;
+    } else if (mode == "broker") {
+      m.mode = BridgeMode::broker;
+    } else {
+      s.problem("mapping.mode", "expected relay or broker, got \"" + mode + "\"");
+    }
+    if (m.mode == BridgeMode::broker && cfg.broker.profile != topics::BrokerProfile::mosquitto) {
+      s.problem("mapping.mode",
+                "broker needs Mosquitto with the project's plugin (broker.profile mosquitto); "
+                "with " + std::string(topics::broker_profile_name(cfg.broker.profile)) +
+                    " the gateway relays (mapping.mode relay)");
+    }
     auto rules = s.child("rules");
     if (rules && !rules.IsNull() && !rules.IsSequence()) {
       s.problem("mapping.rules", "expected a list of rules, got " + quoted(rules));
@@ -1110,6 +1124,7 @@ std::vector<std::string> restart_only_changes(const Config& a, const Config& b) 
   check(a.requests.queue_capacity != b.requests.queue_capacity, "requests.queue_capacity");
   check(a.requests.queue_max_bytes != b.requests.queue_max_bytes, "requests.queue_max_bytes");
   check(a.mapping.echo_ttl_ms != b.mapping.echo_ttl_ms, "mapping.echo_ttl_ms");
+  check(a.mapping.mode != b.mapping.mode, "mapping.mode");
   check(a.mapping.qos0_queue != b.mapping.qos0_queue, "mapping.qos0_queue");
   check(a.mapping.qos1_queue != b.mapping.qos1_queue, "mapping.qos1_queue");
   check(a.mapping.max_in_flight != b.mapping.max_in_flight, "mapping.max_in_flight");

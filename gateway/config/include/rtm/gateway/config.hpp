@@ -114,7 +114,12 @@ struct LimitsConfig {
 };
 
 // The bridge: mapping rules between device topics and the RTM tree (docs/mapping.md).
+// Who carries the mapping rules out: the gateway, as a relay through the broker (any
+// broker), or the broker itself through the project's Mosquitto plugin (zero hop).
+enum class BridgeMode { relay, broker };
+
 struct MappingConfig {
+  BridgeMode mode = BridgeMode::relay;  // [restart]
   std::vector<mapping::RuleSpec> rules;
   std::vector<mapping::PresenceRuleSpec> presence;
   // Compiled and checked at load (loops, captures, names); shared, immutable.

@@ -1,0 +1,270 @@
+#include "bridge.hpp"
+
+#include <chrono>
+#include <cstring>
+#include <exception>
+#include <utility>
+#include <vector>
+
+#include "enforcement.hpp"
+
+namespace rtm::plugin {
+
+namespace bb = rtm::broker_bridge;
+
+Bridge::Bridge(BridgeSettings settings, const NameSet& service_users)
+    : settings_(std::move(settings)),
+      service_users_(service_users),
+      tree_(settings_.prefix),
+      control_topic_(bb::control_topic(settings_.prefix)),
+      plugin_topic_(bb::plugin_topic(settings_.prefix)),
+      prefix_slash_(settings_.prefix + "/") {}
+
+std::int64_t Bridge::now_ms() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int Bridge::message(const mosquitto_evt_message& event) {
+  if (event.topic == nullptr) return MOSQ_ERR_SUCCESS;
+  const std::string_view topic(event.topic);
+  if (topic == control_topic_) {
+    apply_control(event);
+    return kConsumeMessage;
+  }
+  if (topic == plugin_topic_) {
+    // Only the plugin speaks on this topic, from inside the broker (those messages never
+    // come through here): a client's message there would be a forged record.
+    std::uint64_t suppressed = 0;
+    if (control_log_.allow(now_s(), suppressed)) {
+      const char* username = event.client ? mosquitto_client_username(event.client) : nullptr;
+      mosquitto_log_printf(MOSQ_LOG_WARNING, "%s: bridge: a client (username '%s') wrote to %s; "
+                           "dropped (only the plugin writes there)", kLogTag,
+                           loggable(username ? username : "").c_str(), plugin_topic_.c_str());
+    }
+    return kConsumeMessage;
+  }
+  if (rules_ && rules_->matches_any(topic)) route(event);
+  return MOSQ_ERR_SUCCESS;
+}
+
+bool Bridge::sender_allowed(const mosquitto_evt_message& event, const std::string& topic,
+                            std::string& why) const {
+  if (topic.compare(0, prefix_slash_.size(), prefix_slash_) != 0) return true;  // a device topic
+  auto parsed = tree_.parse(topic);
+  if (!parsed) return true;
+  std::string uid;
+  if (parsed->kind == topics::TopicKind::channel_message) {
+    uid = parsed->publisher;
+  } else if (parsed->kind == topics::TopicKind::inbox) {
+    uid = parsed->from;
+  } else {
+    return true;
+  }
+  const char* username = event.client ? mosquitto_client_username(event.client) : nullptr;
+  if (username != nullptr && service_users_.count(username) > 0) return true;
+  // With the grants enforced, the broker's access check let only a registered publisher
+  // (or a user in session, for an inbox) write here.
+  if (settings_.enforce) return true;
+  if (username != nullptr && uid == username) return true;
+  why = "the sender (username '" + loggable(username ? username : "") + "') is not " + uid +
+        ": not relayed";
+  return false;
+}
+
+void Bridge::route(const mosquitto_evt_message& event) {
+  const std::string topic(event.topic);
+  const std::string_view payload(static_cast<const char*>(event.payload),
+                                 event.payload ? event.payloadlen : 0);
+  const std::int64_t now = now_ms();
+  auto decisions = rules_->route(topic, payload, now);
+  if (decisions.empty()) return;
+  ++counters_.received;
+  ++changes_;
+  std::string why;
+  if (!sender_allowed(event, topic, why)) {
+    for (const auto& d : decisions) dropped(d.rule, why);
+    return;
+  }
+  for (auto& d : decisions) {
+    if (d.kind == mapping::Decision::Kind::drop) {
+      dropped(d.rule, d.reason);
+      continue;
+    }
+    // Device status topics are the gateway's: it reads them itself (a Will never comes
+    // through MOSQ_EVT_MESSAGE, so the plugin could not see a device go offline).
+    if (d.kind == mapping::Decision::Kind::presence) continue;
+    if (!d.publisher.empty()) {
+      const auto status = book_.status(d.publisher, d.channel, d.topic_name, now);
+      if (status == bb::DeviceBook::Status::refused) {
+        dropped(d.rule, "cannot register " + d.publisher + " as a publisher: " +
+                            book_.reason(d.publisher, d.channel, d.topic_name));
+        continue;
+      }
+      if (status != bb::DeviceBook::Status::registered) {
+        bb::DeviceKey device{d.publisher, d.channel, d.topic_name};
+        const auto held = book_.hold(
+            device, bb::HeldMessage{d.rule, std::move(d.topic), std::move(d.payload), d.qos, d.retain},
+            now);
+        if (held == bb::DeviceBook::Held::dropped_full) {
+          dropped(d.rule, "too many messages wait for their device's registration by the gateway");
+        } else if (held == bb::DeviceBook::Held::held_announce) {
+          tell_gateway(bb::encode_announce({device}));
+        }
+        counters_.held = book_.held_messages();
+        continue;
+      }
+    }
+    publish(d.rule, d.topic, d.payload, d.qos, d.retain);
+  }
+}
+
+void Bridge::publish(const std::string& rule, const std::string& topic,
+                     const std::string& payload, int qos, bool retain) {
+  void* copy = nullptr;
+  if (!payload.empty()) {
+    copy = mosquitto_malloc(payload.size());
+    if (copy == nullptr) return dropped(rule, "out of memory");
+    std::memcpy(copy, payload.data(), payload.size());
+  }
+  // The broker takes the payload (heap, freed by it) when it accepts the message.
+  const int rc = mosquitto_broker_publish(nullptr, topic.c_str(), static_cast<int>(payload.size()),
+                                          copy, qos, retain, nullptr);
+  if (rc != MOSQ_ERR_SUCCESS) {
+    mosquitto_free(copy);
+    return dropped(rule, "the broker refused to publish on " + loggable(topic) + " (error " +
+                             std::to_string(rc) + ")");
+  }
+  ++counters_.relayed;
+  ++per_rule_[rule].relayed;
+  ++changes_;
+}
+
+void Bridge::dropped(const std::string& rule, const std::string& why) {
+  ++counters_.dropped;
+  ++per_rule_[rule].dropped;
+  ++changes_;
+  std::uint64_t suppressed = 0;
+  if (drop_log_.allow(now_s(), suppressed)) {
+    mosquitto_log_printf(MOSQ_LOG_WARNING, "%s: bridge: rule %s dropped a message: %s (%llu more "
+                         "since the last line)", kLogTag, loggable(rule).c_str(),
+                         loggable(why).c_str(), static_cast<unsigned long long>(suppressed));
+  }
+}
+
+void Bridge::tell_gateway(const std::string& record) {
+  void* copy = mosquitto_malloc(record.size());
+  if (copy == nullptr) return;
+  std::memcpy(copy, record.data(), record.size());
+  if (mosquitto_broker_publish(nullptr, plugin_topic_.c_str(), static_cast<int>(record.size()),
+                               copy, 1, false, nullptr) != MOSQ_ERR_SUCCESS) {
+    mosquitto_free(copy);
+  }
+}
+
+void Bridge::apply_control(const mosquitto_evt_message& event) {
+  const char* username = event.client ? mosquitto_client_username(event.client) : nullptr;
+  std::uint64_t suppressed = 0;
+  if (username == nullptr || settings_.gateway_user != username) {
+    if (control_log_.allow(now_s(), suppressed)) {
+      mosquitto_log_printf(MOSQ_LOG_WARNING, "%s: bridge: a record on %s from '%s', not from the "
+                           "gateway's user '%s': dropped", kLogTag, control_topic_.c_str(),
+                           loggable(username ? username : "").c_str(),
+                           settings_.gateway_user.c_str());
+    }
+    return;
+  }
+  const std::string_view payload(static_cast<const char*>(event.payload),
+                                 event.payload ? event.payloadlen : 0);
+  auto record = bb::decode_control(payload);
+  if (!record) {
+    if (control_log_.allow(now_s(), suppressed)) {
+      mosquitto_log_printf(MOSQ_LOG_ERR, "%s: bridge: a control record the plugin cannot read: %s",
+                           kLogTag, loggable(record.error().message).c_str());
+    }
+    return;
+  }
+  if (record->kind == bb::Record::Kind::rules) {
+    apply_rules(record->rules);
+  } else {
+    apply_devices(record->devices);
+  }
+}
+
+void Bridge::apply_rules(const bb::RulesRecord& record) {
+  if (record.instance != instance_) {
+    // Another gateway process: what the previous one registered is asked again.
+    if (!instance_.empty()) book_.forget_registrations();
+    instance_ = record.instance;
+  }
+  bb::RulesAnswer answer;
+  answer.id = record.id;
+  if (record.prefix != settings_.prefix) {
+    answer.errors.push_back({"", "the gateway's topics.prefix '" + loggable(record.prefix) +
+                                     "' is not the plugin's plugin_opt_topic_prefix '" +
+                                     settings_.prefix + "'"});
+  } else {
+    auto compiled = bb::compile_rules(record.rules, record.presence, settings_.prefix);
+    if (!compiled) {
+      answer.errors = compiled.error();
+    } else {
+      rules_ = std::make_shared<const mapping::RuleSet>(std::move(compiled).value());
+      rules_id_ = record.id;
+      answer.ok = true;
+    }
+  }
+  tell_gateway(bb::encode(answer));
+  if (answer.ok) {
+    mosquitto_log_printf(MOSQ_LOG_NOTICE, "%s: bridge: %zu mapping rules in force (rule set %s)",
+                         kLogTag, record.rules.size(), rules_id_.c_str());
+  } else {
+    const auto& first = answer.errors.front();
+    mosquitto_log_printf(MOSQ_LOG_ERR, "%s: bridge: rule set %s refused (%zu problems; first: "
+                         "mapping.%s: %s); the rules in force stay", kLogTag,
+                         loggable(record.id).c_str(), answer.errors.size(),
+                         loggable(first.path).c_str(), loggable(first.message).c_str());
+  }
+}
+
+void Bridge::apply_devices(const bb::DevicesAnswer& answer) {
+  const std::int64_t now = now_ms();
+  for (const auto& device : answer.confirmed) {
+    for (auto& m : book_.confirm(device)) publish(m.rule, m.topic, m.payload, m.qos, m.retain);
+  }
+  for (const auto& r : answer.refused) {
+    const auto lost = book_.refuse(r.device, r.reason, now);
+    counters_.dropped += lost;
+    changes_ += lost + 1;
+    std::uint64_t suppressed = 0;
+    if (drop_log_.allow(now_s(), suppressed)) {
+      mosquitto_log_printf(MOSQ_LOG_WARNING, "%s: bridge: the gateway refused %s as a publisher "
+                           "of %s in %s: %s (%zu held messages dropped)", kLogTag,
+                           loggable(r.device.uid).c_str(), loggable(r.device.topic).c_str(),
+                           loggable(r.device.channel).c_str(), loggable(r.reason).c_str(), lost);
+    }
+  }
+  for (const auto& device : answer.removed) book_.remove(device);
+  counters_.held = book_.held_messages();
+}
+
+void Bridge::tick() {
+  const std::int64_t now = now_ms();
+  if (rules_) {
+    auto due = book_.due(now);
+    if (!due.empty()) tell_gateway(bb::encode_announce(due));
+  }
+  constexpr std::int64_t kCountersEveryMs = 1000;
+  if (changes_ != counters_sent_change_ && now - counters_sent_ms_ >= kCountersEveryMs) {
+    counters_sent_change_ = changes_;
+    counters_sent_ms_ = now;
+    counters_.held = book_.held_messages();
+    counters_.rules.clear();
+    for (const auto& [name, c] : per_rule_) counters_.rules.push_back({name, c.relayed, c.dropped});
+    tell_gateway(bb::encode(counters_));
+  }
+}
+
+void Bridge::reload() { tell_gateway(bb::encode_hello()); }
+
+}  // namespace rtm::plugin
