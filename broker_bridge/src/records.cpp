@@ -389,7 +389,7 @@ std::string encode(const RulesAnswer& answer) {
 std::string encode(const DevicesAnswer& answer) {
   rapidjson::StringBuffer buffer;
   Writer w(buffer);
-  head(w, "devices");
+  head(w, answer.senders ? "senders" : "devices");
   write_devices(w, "confirmed", answer.confirmed);
   w.Key("refused");
   w.StartArray();
@@ -415,10 +415,10 @@ std::string encode_hello() {
   return text_of(buffer);
 }
 
-std::string encode_announce(const std::vector<DeviceKey>& devices) {
+std::string encode_announce(const std::vector<DeviceKey>& devices, bool senders) {
   rapidjson::StringBuffer buffer;
   Writer w(buffer);
-  head(w, "devices");
+  head(w, senders ? "senders" : "devices");
   write_devices(w, "announce", devices);
   w.EndObject();
   return text_of(buffer);
@@ -487,8 +487,9 @@ Expected<Record, Error> decode_control(std::string_view payload) {
     }
     return out;
   }
-  if (*kind == "devices") {
+  if (*kind == "devices" || *kind == "senders") {
     out.kind = Record::Kind::devices;
+    out.devices.senders = *kind == "senders";
     const auto* confirmed = r.array("confirmed", kMaxDevicesPerRecord);
     const auto* refused = r.array("refused", kMaxDevicesPerRecord);
     const auto* removed = r.array("removed", kMaxDevicesPerRecord);
@@ -532,8 +533,9 @@ Expected<Record, Error> decode_plugin(std::string_view payload) {
     }
     return out;
   }
-  if (*kind == "devices") {
+  if (*kind == "devices" || *kind == "senders") {
     out.kind = Record::Kind::announce;
+    out.senders = *kind == "senders";
     const auto* announce = r.array("announce", kMaxDevicesPerRecord);
     if (!r.ok()) return Error{error};
     if (!read_devices(*announce, "announce", &error, out.announce)) return Error{error};

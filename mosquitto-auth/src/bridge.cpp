@@ -49,28 +49,47 @@ int Bridge::message(const mosquitto_evt_message& event) {
   return MOSQ_ERR_SUCCESS;
 }
 
-bool Bridge::sender_allowed(const mosquitto_evt_message& event, const std::string& topic,
-                            std::string& why) const {
-  if (topic.compare(0, prefix_slash_.size(), prefix_slash_) != 0) return true;  // a device topic
-  auto parsed = tree_.parse(topic);
-  if (!parsed) return true;
-  std::string uid;
-  if (parsed->kind == topics::TopicKind::channel_message) {
-    uid = parsed->publisher;
-  } else if (parsed->kind == topics::TopicKind::inbox) {
-    uid = parsed->from;
-  } else {
-    return true;
-  }
+std::optional<bb::DeviceKey> Bridge::sender_to_check(const mosquitto_evt_message& event,
+                                                     const std::string& topic) const {
+  if (topic.compare(0, prefix_slash_.size(), prefix_slash_) != 0) return std::nullopt;  // device
   const char* username = event.client ? mosquitto_client_username(event.client) : nullptr;
-  if (username != nullptr && service_users_.count(username) > 0) return true;
+  if (username != nullptr && service_users_.count(username) > 0) return std::nullopt;
   // With the grants enforced, the broker's access check let only a registered publisher
   // (or a user in session, for an inbox) write here.
-  if (settings_.enforce) return true;
-  if (username != nullptr && uid == username) return true;
-  why = "the sender (username '" + loggable(username ? username : "") + "') is not " + uid +
-        ": not relayed";
-  return false;
+  if (settings_.enforce) return std::nullopt;
+  auto parsed = tree_.parse(topic);
+  if (!parsed) return std::nullopt;
+  if (parsed->kind == topics::TopicKind::channel_message) {
+    return bb::DeviceKey{parsed->publisher, parsed->channel, parsed->topic};
+  }
+  if (parsed->kind == topics::TopicKind::inbox) return bb::DeviceKey{parsed->from, "", ""};
+  return std::nullopt;
+}
+
+void Bridge::carry_or_hold(bb::DeviceBook& book, const bb::DeviceKey& key, bool senders,
+                           mapping::Decision& d, std::int64_t now) {
+  const auto status = book.status(key.uid, key.channel, key.topic, now);
+  if (status == bb::DeviceBook::Status::registered) {
+    publish(d.rule, d.topic, d.payload, d.qos, d.retain);
+    return;
+  }
+  if (status == bb::DeviceBook::Status::refused) {
+    dropped(d.rule, book.reason(key.uid, key.channel, key.topic));
+    return;
+  }
+  const auto held = book.hold(
+      key, bb::HeldMessage{d.rule, std::move(d.topic), std::move(d.payload), d.qos, d.retain}, now);
+  if (held == bb::DeviceBook::Held::dropped_full) {
+    dropped(d.rule, senders ? "too many messages wait for the gateway's check of their sender"
+                            : "too many messages wait for their device's registration by the gateway");
+  } else if (held == bb::DeviceBook::Held::held_announce) {
+    tell_gateway(bb::encode_announce({key}, senders));
+  }
+  update_held();
+}
+
+void Bridge::update_held() {
+  counters_.held = book_.held_messages() + senders_.held_messages();
 }
 
 void Bridge::route(const mosquitto_evt_message& event) {
@@ -82,11 +101,7 @@ void Bridge::route(const mosquitto_evt_message& event) {
   if (decisions.empty()) return;
   ++counters_.received;
   ++changes_;
-  std::string why;
-  if (!sender_allowed(event, topic, why)) {
-    for (const auto& d : decisions) dropped(d.rule, why);
-    return;
-  }
+  const auto sender = sender_to_check(event, topic);
   for (auto& d : decisions) {
     if (d.kind == mapping::Decision::Kind::drop) {
       dropped(d.rule, d.reason);
@@ -95,28 +110,13 @@ void Bridge::route(const mosquitto_evt_message& event) {
     // Device status topics are the gateway's: it reads them itself (a Will never comes
     // through MOSQ_EVT_MESSAGE, so the plugin could not see a device go offline).
     if (d.kind == mapping::Decision::Kind::presence) continue;
-    if (!d.publisher.empty()) {
-      const auto status = book_.status(d.publisher, d.channel, d.topic_name, now);
-      if (status == bb::DeviceBook::Status::refused) {
-        dropped(d.rule, "cannot register " + d.publisher + " as a publisher: " +
-                            book_.reason(d.publisher, d.channel, d.topic_name));
-        continue;
-      }
-      if (status != bb::DeviceBook::Status::registered) {
-        bb::DeviceKey device{d.publisher, d.channel, d.topic_name};
-        const auto held = book_.hold(
-            device, bb::HeldMessage{d.rule, std::move(d.topic), std::move(d.payload), d.qos, d.retain},
-            now);
-        if (held == bb::DeviceBook::Held::dropped_full) {
-          dropped(d.rule, "too many messages wait for their device's registration by the gateway");
-        } else if (held == bb::DeviceBook::Held::held_announce) {
-          tell_gateway(bb::encode_announce({device}));
-        }
-        counters_.held = book_.held_messages();
-        continue;
-      }
+    if (sender) {
+      carry_or_hold(senders_, *sender, true, d, now);
+    } else if (!d.publisher.empty()) {
+      carry_or_hold(book_, bb::DeviceKey{d.publisher, d.channel, d.topic_name}, false, d, now);
+    } else {
+      publish(d.rule, d.topic, d.payload, d.qos, d.retain);
     }
-    publish(d.rule, d.topic, d.payload, d.qos, d.retain);
   }
 }
 
@@ -195,7 +195,10 @@ void Bridge::apply_control(const mosquitto_evt_message& event) {
 void Bridge::apply_rules(const bb::RulesRecord& record) {
   if (record.instance != instance_) {
     // Another gateway process: what the previous one registered is asked again.
-    if (!instance_.empty()) book_.forget_registrations();
+    if (!instance_.empty()) {
+      book_.forget_registrations();
+      senders_.forget_registrations();
+    }
     instance_ = record.instance;
   }
   bb::RulesAnswer answer;
@@ -229,23 +232,23 @@ void Bridge::apply_rules(const bb::RulesRecord& record) {
 
 void Bridge::apply_devices(const bb::DevicesAnswer& answer) {
   const std::int64_t now = now_ms();
+  auto& book = answer.senders ? senders_ : book_;
   for (const auto& device : answer.confirmed) {
-    for (auto& m : book_.confirm(device)) publish(m.rule, m.topic, m.payload, m.qos, m.retain);
+    for (auto& m : book.confirm(device)) publish(m.rule, m.topic, m.payload, m.qos, m.retain);
   }
   for (const auto& r : answer.refused) {
-    const auto lost = book_.refuse(r.device, r.reason, now);
+    const auto lost = book.refuse(r.device, r.reason, now);
     counters_.dropped += lost;
     changes_ += lost + 1;
     std::uint64_t suppressed = 0;
     if (drop_log_.allow(now_s(), suppressed)) {
-      mosquitto_log_printf(MOSQ_LOG_WARNING, "%s: bridge: the gateway refused %s as a publisher "
-                           "of %s in %s: %s (%zu held messages dropped)", kLogTag,
-                           loggable(r.device.uid).c_str(), loggable(r.device.topic).c_str(),
-                           loggable(r.device.channel).c_str(), loggable(r.reason).c_str(), lost);
+      mosquitto_log_printf(MOSQ_LOG_WARNING, "%s: bridge: the gateway refused %s %s: %s (%zu held "
+                           "messages dropped)", kLogTag, answer.senders ? "sender" : "device",
+                           loggable(r.device.uid).c_str(), loggable(r.reason).c_str(), lost);
     }
   }
-  for (const auto& device : answer.removed) book_.remove(device);
-  counters_.held = book_.held_messages();
+  for (const auto& device : answer.removed) book.remove(device);
+  update_held();
 }
 
 void Bridge::tick() {
@@ -253,12 +256,14 @@ void Bridge::tick() {
   if (rules_) {
     auto due = book_.due(now);
     if (!due.empty()) tell_gateway(bb::encode_announce(due));
+    due = senders_.due(now);
+    if (!due.empty()) tell_gateway(bb::encode_announce(due, true));
   }
   constexpr std::int64_t kCountersEveryMs = 1000;
   if (changes_ != counters_sent_change_ && now - counters_sent_ms_ >= kCountersEveryMs) {
     counters_sent_change_ = changes_;
     counters_sent_ms_ = now;
-    counters_.held = book_.held_messages();
+    update_held();
     counters_.rules.clear();
     for (const auto& [name, c] : per_rule_) counters_.rules.push_back({name, c.relayed, c.dropped});
     tell_gateway(bb::encode(counters_));

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -52,9 +53,16 @@ class Bridge {
   void apply_control(const mosquitto_evt_message& event);
   void apply_rules(const broker_bridge::RulesRecord& record);
   void apply_devices(const broker_bridge::DevicesAnswer& answer);
+  void update_held();
   void route(const mosquitto_evt_message& event);
-  bool sender_allowed(const mosquitto_evt_message& event, const std::string& topic,
-                      std::string& why) const;
+  // The RTM user whose message an outbound rule carries, when the gateway must vouch for it
+  // (not a service user; the grants not enforced by this broker).
+  std::optional<broker_bridge::DeviceKey> sender_to_check(const mosquitto_evt_message& event,
+                                                          const std::string& topic) const;
+  // Carries out one publish decision, or holds it in `book` (announced to the gateway) until
+  // `key` is confirmed.
+  void carry_or_hold(broker_bridge::DeviceBook& book, const broker_bridge::DeviceKey& key,
+                     bool senders, mapping::Decision& d, std::int64_t now);
   void publish(const std::string& rule, const std::string& topic, const std::string& payload,
                int qos, bool retain);
   void dropped(const std::string& rule, const std::string& why);
@@ -67,7 +75,8 @@ class Bridge {
   std::string control_topic_, plugin_topic_, prefix_slash_;
   std::shared_ptr<const mapping::RuleSet> rules_;  // nullptr until the gateway sends them
   std::string rules_id_, instance_;
-  broker_bridge::DeviceBook book_;
+  broker_bridge::DeviceBook book_;     // device publishers (inbound rules)
+  broker_bridge::DeviceBook senders_;  // RTM senders (outbound rules)
   std::unordered_map<std::string, RuleCounts> per_rule_;
   broker_bridge::Counters counters_;
   std::uint64_t counters_sent_change_ = 0, changes_ = 0;

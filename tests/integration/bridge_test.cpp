@@ -1,17 +1,25 @@
 // The bridge, tried as a fleet operator would: the coplay example's rules, a legacy
 // controller that only knows its old topics, a host that speaks RTM, all through a real
-// Mosquitto and the real gateway.
+// Mosquitto and the real gateway. Every case runs twice: with the gateway relaying
+// (mapping.mode relay) and with the rules carried out inside the broker by the project's
+// plugin (mapping.mode broker, plugin_opt_bridge true); the user sees the same either way.
 #include <doctest/doctest.h>
 
+#include <csignal>
 #include <chrono>
+#include <memory>
 #include <string>
 
 #include "harness.hpp"
+#include "rtm/broker_bridge/records.hpp"
 #include "rtm/tokens/jwt.hpp"
+#include "secure.hpp"
 
 using namespace rtm::test;
 
 namespace {
+
+enum class Mode { relay, broker };
 
 // The mapping section of the shipped example, so the test proves what users run.
 std::string coplay_mapping() {
@@ -27,13 +35,56 @@ rapidjson::Document parse(const std::string& text) {
   return d;
 }
 
+// Mosquitto as the zero-hop bridge needs it: the plugin with its bridge on, the gateway's
+// user in a password_file (only it may send the rules); devices connect anonymously, as
+// legacy devices do.
+std::string broker_mode_config(const std::string& password_file) {
+  return bridge_plugin_config(password_file);
+}
+
+std::string with_mode(std::string mapping, Mode mode) {
+  if (mode == Mode::broker) {
+    const auto at = mapping.find("mapping:\n");
+    REQUIRE(at != std::string::npos);
+    mapping.insert(at + 9, "  mode: broker\n");
+  }
+  return mapping;
+}
+
+GatewayOptions options_for(const std::string& mapping, Mode mode) {
+  GatewayOptions o{with_mode(mapping, mode) + "ops:\n  uids: [host-a]\n", "rtm", "rtm-gateway", "",
+                   "info", {}};
+  if (mode == Mode::broker) o.password = kGatewayPassword;
+  return o;
+}
+
 struct Setup {
+  Mode mode;
+  TempDir dir;
   Mosquitto broker;
   GatewayProcess gateway;
-  explicit Setup(const std::string& mapping)
-      : gateway(broker.uri(),
-                GatewayOptions{mapping + "ops:\n  uids: [host-a]\n", "rtm", "rtm-gateway", "", "info", {}}) {
+  Setup(const std::string& mapping, Mode m)
+      : mode(m),
+        broker(m == Mode::broker ? broker_mode_config(password_file_in(dir)) : ""),
+        gateway(broker.uri(), options_for(mapping, m)) {
     REQUIRE_MESSAGE(wait_gateway_ready(broker.uri()), gateway.log());
+    if (mode == Mode::broker) {
+      // The bridge carries messages once the plugin has taken the gateway's rules.
+      REQUIRE_MESSAGE(wait_for_text([this] { return gateway.log(); },
+                                    "the broker's plugin carries rule set"),
+                      gateway.log() << broker.log());
+    }
+  }
+  // Where the bridge logs a dropped message: the gateway, or the broker (its plugin).
+  std::string bridge_log() const { return mode == Mode::broker ? broker.log() : gateway.log(); }
+  void reload_gateway(const std::string& mapping) {
+    std::string text = read_file(gateway.config_path());
+    const auto at = text.find("\nmapping:");
+    REQUIRE(at != std::string::npos);
+    const auto end = text.find("\nops:", at);
+    text.replace(at + 1, end == std::string::npos ? std::string::npos : end - at, with_mode(mapping, mode));
+    write_file(gateway.config_path(), text);
+    ::kill(gateway.pid(), SIGHUP);
   }
 };
 
@@ -69,10 +120,31 @@ std::optional<rapidjson::Document> wait_channel_event(Client& c, const std::stri
   return std::nullopt;
 }
 
+// The bridge's counters as `stats` shows them, once `field` reads `expected` (the broker's
+// plugin reports its counters to the gateway at most once a second); the last read otherwise.
+rapidjson::Document wait_stats(RtmUser& op, const char* field, std::uint64_t expected) {
+  const auto deadline = Clock::now() + 10s;
+  for (;;) {
+    auto stats = op.ok("stats");
+    if (stats["result"]["bridge"][field].GetUint64() == expected || Clock::now() >= deadline) {
+      return stats;
+    }
+    std::this_thread::sleep_for(50ms);  // polling a counter, not waiting for time
+  }
+}
+
 }  // namespace
 
-TEST_CASE("coplay: every controller frame reaches the host in order, intact, state goes back out") {
-  Setup s(coplay_mapping());
+// Each case runs in both modes, as two test cases.
+#define BRIDGE_CASE(name, body)                          \
+  static void body(Mode mode);                           \
+  TEST_CASE("relay bridge: " name) { body(Mode::relay); } \
+  TEST_CASE("broker bridge: " name) { body(Mode::broker); } \
+  static void body(Mode mode)
+
+BRIDGE_CASE("coplay, every controller frame reaches the host in order, intact, state goes back out",
+            coplay_frames) {
+  Setup s(coplay_mapping(), mode);
   RtmUser host(s, "host-a");
   host.ok("login", "", "{\"token\":\"" + token_for("host-a") + "\"}");
   host.ok("join", "channel=room-42");
@@ -124,13 +196,16 @@ TEST_CASE("coplay: every controller frame reaches the host in order, intact, sta
     CHECK(got->payload == "state-" + std::to_string(i));
   }
 
-  auto stats = host.ok("stats");
+  // Each frame and state carried exactly once: none seen again and carried twice (echoes).
+  auto stats = wait_stats(host, "relayed", frames + 100);
   CHECK(stats["result"]["bridge"]["relayed"].GetUint64() == frames + 100);
+  CHECK(stats["result"]["bridge"]["received"].GetUint64() == frames + 100);
   CHECK(stats["result"]["bridge"]["dropped"].GetUint64() == 0);
+  CHECK_FALSE(controller.wait_for("coplay/room-42/state", 200ms));  // and no state twice
 }
 
-TEST_CASE("coplay: a controller's status topic is its presence") {
-  Setup s(coplay_mapping());
+BRIDGE_CASE("coplay, a controller's status topic is its presence", controller_presence) {
+  Setup s(coplay_mapping(), mode);
   RtmUser host(s, "host-a");
   host.ok("login", "", "{\"token\":\"" + token_for("host-a") + "\"}");
   host.ok("join", "channel=room-7");
@@ -163,8 +238,8 @@ TEST_CASE("coplay: a controller's status topic is its presence") {
   CHECK(host.ok("who_now", "channel=room-7")["result"]["members"].Size() == 1);
 }
 
-TEST_CASE("bridge: a message a rule cannot carry is dropped and counted, the rest flow on") {
-  Setup s(coplay_mapping());
+BRIDGE_CASE("a message a rule cannot carry is dropped and counted, the rest flow on", bad_capture) {
+  Setup s(coplay_mapping(), mode);
   RtmUser host(s, "host-a");
   host.ok("login", "", "{\"token\":\"" + token_for("host-a") + "\"}");
   host.ok("join", "channel=room-42");
@@ -178,13 +253,13 @@ TEST_CASE("bridge: a message a rule cannot carry is dropped and counted, the res
   auto got = host.client.wait_for("rtm/ch/room-42/input/+");
   REQUIRE(got);
   CHECK(got->payload == "good");
-  auto stats = host.ok("stats");
+  auto stats = wait_stats(host, "relayed", 1);
   CHECK(stats["result"]["bridge"]["dropped"].GetUint64() == 1);
   CHECK(stats["result"]["bridge"]["relayed"].GetUint64() == 1);
-  CHECK(s.gateway.log().find("controller-input") != std::string::npos);
+  CHECK(wait_for_text([&] { return s.bridge_log(); }, "controller-input"));
 }
 
-TEST_CASE("bridge: envelope and extract transforms, inbox targets") {
+BRIDGE_CASE("envelope and extract transforms, inbox targets", transforms) {
   const std::string mapping = R"(mapping:
   rules:
     - name: line-temp
@@ -203,7 +278,7 @@ TEST_CASE("bridge: envelope and extract transforms, inbox targets") {
       target: {to: "operator", from: "{line}"}
       transform: {type: extract, pointer: /message}
 )";
-  Setup s(mapping);
+  Setup s(mapping, mode);
   Client op(s.broker.uri(), "operator-app");
   op.connect();
   op.subscribe("rtm/u/operator/#");
@@ -225,12 +300,12 @@ TEST_CASE("bridge: envelope and extract transforms, inbox targets") {
   CHECK(alarm->payload == "belt stopped");
 }
 
-TEST_CASE("bridge: a rule set that would loop is refused at config check, naming both rules") {
+BRIDGE_CASE("a rule set that would loop is refused at config check, naming both rules", loop_refused) {
   TempDir dir;
-  write_file(dir.path() / "loop.yaml", R"(auth:
+  write_file(dir.path() / "loop.yaml", std::string(R"(auth:
   token_secret: "integration-test-secret-0123456789abcdef"
 mapping:
-  rules:
+)") + (mode == Mode::broker ? "  mode: broker\n" : "") + R"(  rules:
     - name: in
       source: "dev/{room}/{p}/input"
       target: {channel: "{room}", topic: input, publisher: "{p}"}
@@ -244,4 +319,206 @@ mapping:
   CHECK(r.output.find("\"in\"") != std::string::npos);
   CHECK(r.output.find("\"out\"") != std::string::npos);
   CHECK(r.output.find("loop") != std::string::npos);
+}
+
+BRIDGE_CASE("a device topic never speaks for a logged-in user", no_impersonation) {
+  Setup s(coplay_mapping(), mode);
+  RtmUser host(s, "host-a");
+  host.ok("login", "", "{\"token\":\"" + token_for("host-a") + "\"}");
+  host.ok("join", "channel=room-42");
+  host.client.subscribe("rtm/ch/room-42/input/+", 1);
+  Client controller(s.broker.uri(), "legacy-impostor");
+  controller.connect();
+  controller.publish("coplay/room-42/host-a/input", "as host-a", 1);
+  controller.publish("coplay/room-42/p2/input", "as p2", 1);
+  auto got = host.client.wait_for("rtm/ch/room-42/input/+");
+  REQUIRE(got);
+  CHECK(got->topic == "rtm/ch/room-42/input/p2");  // host-a's never came
+  CHECK(got->payload == "as p2");
+  auto stats = wait_stats(host, "dropped", 1);
+  CHECK(stats["result"]["bridge"]["dropped"].GetUint64() == 1);
+  CHECK(host.ok("who_now", "channel=room-42")["result"]["members"].Size() == 2);  // host-a, p2
+}
+
+// ------------------------------------------------------------------ broker mode only
+
+namespace {
+
+namespace bb = rtm::broker_bridge;
+namespace mapping = rtm::mapping;
+
+// A client of the gateway's own user: it may write bridge records, as the gateway does.
+std::unique_ptr<Client> gateway_user_client(const Setup& s) {
+  auto c = std::make_unique<Client>(s.broker.uri(), unique_id("as-gateway"),
+                                    login_as(kGatewayUser, kGatewayPassword));
+  c->connect();
+  return c;
+}
+
+bb::RulesRecord loop_rules() {
+  bb::RulesRecord r;
+  r.id = "test-loop";
+  r.instance = "test";
+  r.prefix = "rtm";
+  mapping::RuleSpec in;
+  in.name = "in";
+  in.source.device_topic = "dev/{room}/{p}/input";
+  in.target.channel = "{room}";
+  in.target.topic = "input";
+  in.target.publisher = "{p}";
+  mapping::RuleSpec out;
+  out.name = "out";
+  out.direction = mapping::Direction::outbound;
+  out.source.channel = "{room}";
+  out.source.topic = "input";
+  out.source.publisher = "{p}";
+  out.target.device_topic = "dev/{room}/{p}/input";
+  r.rules = {in, out};
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("broker bridge: a rule set that would loop is refused by the plugin too, with key paths, "
+          "and the rules in force stay") {
+  Setup s(coplay_mapping(), Mode::broker);
+  auto as_gateway = gateway_user_client(s);
+  as_gateway->subscribe(bb::plugin_topic("rtm"), 1);
+  as_gateway->publish(bb::control_topic("rtm"), bb::encode(loop_rules()), 1);
+  std::optional<bb::RulesAnswer> answer;
+  const auto deadline = Clock::now() + 10s;
+  while (!answer && Clock::now() < deadline) {
+    auto got = as_gateway->wait_for(bb::plugin_topic("rtm"), 10s);
+    if (!got) break;
+    auto record = bb::decode_plugin(got->payload);
+    REQUIRE(record);
+    if (record->kind == bb::Record::Kind::rules_answer && record->rules_answer.id == "test-loop") {
+      answer = record->rules_answer;
+    }
+  }
+  REQUIRE_MESSAGE(answer, s.broker.log());
+  CHECK_FALSE(answer->ok);
+  REQUIRE_FALSE(answer->errors.empty());
+  std::string all;
+  for (const auto& e : answer->errors) {
+    CHECK(e.path.rfind("rules[", 0) == 0);
+    all += e.path + ": " + e.message + "\n";
+  }
+  CHECK_MESSAGE(all.find("\"in\"") != std::string::npos, all);
+  CHECK_MESSAGE(all.find("\"out\"") != std::string::npos, all);
+  CHECK_MESSAGE(all.find("loop") != std::string::npos, all);
+  CHECK(wait_for_text([&] { return s.broker.log(); }, "rule set test-loop refused"));
+
+  // The coplay rules still carry.
+  Client host(s.broker.uri(), "host-view");
+  host.connect();
+  host.subscribe("rtm/ch/room-9/input/+", 1);
+  Client controller(s.broker.uri(), "legacy-9");
+  controller.connect();
+  controller.publish("coplay/room-9/p1/input", "still", 1);
+  auto got = host.wait_for("rtm/ch/room-9/input/+");
+  REQUIRE(got);
+  CHECK(got->payload == "still");
+}
+
+TEST_CASE("broker bridge: only the gateway's user changes the rules, and nobody speaks for the plugin") {
+  Setup s(coplay_mapping(), Mode::broker);
+  Client events(s.broker.uri(), "events-5");
+  events.connect();
+  events.subscribe("rtm/events/room-5");
+  Client intruder(s.broker.uri(), "intruder");  // anonymous, as any device may be
+  intruder.connect();
+  bb::RulesRecord rules;
+  rules.id = "forged";
+  rules.prefix = "rtm";
+  mapping::RuleSpec grab;
+  grab.name = "grab";
+  grab.source.device_topic = "secret/{x}";
+  grab.target.channel = "loot";
+  grab.target.topic = "all";
+  grab.target.publisher = "{x}";
+  rules.rules = {grab};
+  intruder.publish(bb::control_topic("rtm"), bb::encode(rules), 1);
+  // A forged announcement would make the gateway register a publisher nobody is.
+  intruder.publish(bb::plugin_topic("rtm"), bb::encode_announce({{"ghost", "room-5", "input"}}), 1);
+
+  Client reader(s.broker.uri(), "loot-reader");
+  reader.connect();
+  reader.subscribe("rtm/ch/loot/all/+", 1);
+  reader.subscribe("rtm/ch/room-5/input/+", 1);
+  Client device(s.broker.uri(), "secret-keeper");
+  device.connect();
+  device.publish("secret/k1", "not for you", 1);
+  // A real controller's frame is the marker: it went through the plugin after all the above.
+  device.publish("coplay/room-5/p1/input", "marker", 1);
+  auto got = reader.wait_for("rtm/ch/#");
+  REQUIRE(got);
+  CHECK(got->topic == "rtm/ch/room-5/input/p1");
+  auto joined = wait_channel_event(events, "room-5", "publisher_joined", "p1");
+  REQUIRE(joined);
+  CHECK(wait_for_text([&] { return s.broker.log(); }, "not from the gateway's user"));
+  CHECK(wait_for_text([&] { return s.broker.log(); }, "only the plugin writes there"));
+  RtmUser probe(s, "probe-5");
+  probe.ok("login", "", "{\"token\":\"" + token_for("probe-5") + "\"}");
+  auto snap = probe.ok("join", "channel=room-5");
+  const auto& topics = snap["result"]["snapshot"]["topics"];
+  REQUIRE(topics.Size() == 1);
+  REQUIRE(topics[0]["publishers"].Size() == 1);
+  CHECK(std::string(topics[0]["publishers"][0].GetString()) == "p1");  // no ghost
+}
+
+TEST_CASE("broker bridge: SIGHUP in the gateway brings new rules to the plugin, a broken file "
+          "changes neither, the broker's own reload asks for the rules again") {
+  Setup s(coplay_mapping(), Mode::broker);
+  Client reader(s.broker.uri(), "temps-reader");
+  reader.connect();
+  reader.subscribe("rtm/ch/hall/temp/+", 1);
+  Client sensor(s.broker.uri(), "sensor-1");
+  sensor.connect();
+
+  // The coplay rules list ends before "presence:": the new rule goes into that list.
+  std::string with_temps = coplay_mapping();
+  const auto presence_at = with_temps.find("\n  presence:");
+  REQUIRE(presence_at != std::string::npos);
+  with_temps.insert(presence_at + 1,
+                    "    - name: temps\n      source: \"factory/{hall}/{sensor}/temp\"\n"
+                    "      target: {channel: \"{hall}\", topic: temp, publisher: \"{sensor}\"}\n");
+  const auto before = s.gateway.log().size();
+  s.reload_gateway(with_temps);
+  auto mark = wait_for_text([&] { return s.gateway.log(); }, "the broker's plugin carries rule set",
+                            before);
+  REQUIRE_MESSAGE(mark, s.gateway.log());
+  sensor.publish("factory/hall/s1/temp", "21.0", 1);
+  auto got = reader.wait_for("rtm/ch/hall/temp/+");
+  REQUIRE_MESSAGE(got, s.broker.log());
+  CHECK(got->topic == "rtm/ch/hall/temp/s1");
+
+  // A file that loops: the gateway refuses it, so the plugin never hears of it.
+  std::string looping = with_temps;
+  looping.insert(looping.find("\n  presence:") + 1,
+                 "    - name: back\n      direction: outbound\n"
+                 "      source: {channel: \"{hall}\", topic: temp, publisher: \"{sensor}\"}\n"
+                 "      target: \"factory/{hall}/{sensor}/temp\"\n");
+  const auto before_bad = s.gateway.log().size();
+  s.reload_gateway(looping);
+  REQUIRE(wait_for_text([&] { return s.gateway.log(); }, "the running configuration stays",
+                        before_bad));
+  sensor.publish("factory/hall/s1/temp", "22.0", 1);
+  got = reader.wait_for("rtm/ch/hall/temp/+");
+  REQUIRE(got);
+  CHECK(got->payload == "22.0");
+  // Carried once: the looping rule is in force nowhere.
+  CHECK_FALSE(reader.wait_for("rtm/ch/hall/temp/+", 300ms));
+
+  const auto before_hup = s.gateway.log().size();
+  ::kill(s.broker.pid(), SIGHUP);
+  REQUIRE_MESSAGE(wait_for_text([&] { return s.gateway.log(); }, "the broker's plugin (re)loaded",
+                                before_hup),
+                  s.gateway.log());
+  REQUIRE(wait_for_text([&] { return s.gateway.log(); }, "the broker's plugin carries rule set",
+                        before_hup));
+  sensor.publish("factory/hall/s1/temp", "23.0", 1);
+  got = reader.wait_for("rtm/ch/hall/temp/+");
+  REQUIRE(got);
+  CHECK(got->payload == "23.0");
 }

@@ -247,10 +247,12 @@ void Mosquitto::start() {
        << "log_type error\nlog_type warning\nlog_type notice\n"
        << readable_copies(extra_config_, dir_.path());
   write_file(dir_.path() / "mosquitto.conf", conf.str());
-  process_ =
-      std::make_unique<Process>(std::vector<std::string>{find_program("mosquitto"), "-c",
-                                                         (dir_.path() / "mosquitto.conf").string()},
-                                dir_.path() / "mosquitto.log");
+  // Line-buffered stdout (stdbuf execs the broker: same pid): a broker writing to a file
+  // keeps its log lines, the plugin's among them, in a buffer until it fills.
+  process_ = std::make_unique<Process>(
+      std::vector<std::string>{find_program("stdbuf"), "-oL", find_program("mosquitto"), "-c",
+                               (dir_.path() / "mosquitto.conf").string()},
+      dir_.path() / "mosquitto.log");
   wait_accepting(*process_, {port_, ws_port_}, 10s, "mosquitto", [this] { return log(); });
 }
 

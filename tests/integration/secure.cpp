@@ -41,6 +41,11 @@ std::string secure_config(const std::string& password_file, const std::string& s
   return config;
 }
 
+std::string bridge_plugin_config(const std::string& password_file) {
+  return std::string("plugin ") + RTM_AUTH_PLUGIN + "\n" + inline_secret() +
+         "\nplugin_opt_bridge true\npassword_file " + password_file + "\n";
+}
+
 Client::Options login_as(const std::string& username, const std::string& password) {
   Client::Options options;
   options.username = username;

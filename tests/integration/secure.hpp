@@ -26,6 +26,9 @@ std::string inline_secret();
 // the gateway's grants, as shipped; enforce_grants false: token logins and the ACL only).
 std::string secure_config(const std::string& password_file, const std::string& secret_option,
                           bool enforce_grants = true);
+// The zero-hop bridge's set-up (mapping.mode broker): the plugin with plugin_opt_bridge true,
+// token logins, the gateway's user in the password_file; no ACL, anonymous devices allowed.
+std::string bridge_plugin_config(const std::string& password_file);
 Client::Options login_as(const std::string& username, const std::string& password);
 // 0 when the broker accepts the CONNECT, else the CONNACK return code (5 = not authorised).
 int connect_outcome(const std::string& uri, const std::string& username,

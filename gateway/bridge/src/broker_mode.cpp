@@ -182,7 +182,11 @@ class BrokerMode final : public BridgeView,
         on_answer(record->rules_answer);
         break;
       case bb::Record::Kind::announce:
-        register_devices(record->announce);
+        if (record->senders) {
+          check_senders(record->announce);
+        } else {
+          register_devices(record->announce);
+        }
         break;
       case bb::Record::Kind::counters:
         plugin_ = std::move(record->counters);
@@ -211,6 +215,29 @@ class BrokerMode final : public BridgeView,
     core_.outbox().publish(control_topic_, bb::encode(answer), 1, false);
   }
 
+  // Whose messages an outbound rule may carry to devices: a publisher of the channel topic,
+  // or (an inbox message) a user in session, as the relay checks.
+  bool sender_ok(const bb::DeviceKey& d) const {
+    return d.channel.empty() ? rtm_->has_session(d.uid) : rtm_->is_publisher(d.uid, d.channel, d.topic);
+  }
+
+  void check_senders(const std::vector<bb::DeviceKey>& senders) {
+    bb::DevicesAnswer answer;
+    answer.senders = true;
+    for (const auto& d : senders) {
+      if (sender_ok(d)) {
+        if (senders_.size() < kMaxTrackedDevices) senders_.emplace(key_of(d), d);
+        answer.confirmed.push_back(d);
+      } else {
+        answer.refused.push_back(
+            {d, d.channel.empty() ? d.uid + " has no session: its inbox messages are not relayed"
+                                  : d.uid + " is not a publisher of topic " + d.topic +
+                                        " in channel " + d.channel + ": not relayed"});
+      }
+    }
+    core_.outbox().publish(control_topic_, bb::encode(answer), 1, false);
+  }
+
   // IdleWork: registrations that ended (the device went offline, an operator kicked it)
   // are reported, so the plugin announces the device again at its next message.
   void on_idle() override {
@@ -225,15 +252,23 @@ class BrokerMode final : public BridgeView,
     if (generation == swept_generation_ || now - swept_ms_ < kSweepEveryMs) return;
     swept_generation_ = generation;
     swept_ms_ = now;
+    report_ended(registered_, false,
+                 [this](const bb::DeviceKey& d) { return rtm_->is_publisher(d.uid, d.channel, d.topic); });
+    report_ended(senders_, true, [this](const bb::DeviceKey& d) { return sender_ok(d); });
+  }
+
+  template <class StillThere>
+  void report_ended(std::unordered_map<std::string, bb::DeviceKey>& known, bool senders,
+                    StillThere still_there) {
     bb::DevicesAnswer answer;
-    for (auto it = registered_.begin(); it != registered_.end();) {
-      const auto& d = it->second;
-      if (rtm_->is_publisher(d.uid, d.channel, d.topic)) {
+    answer.senders = senders;
+    for (auto it = known.begin(); it != known.end();) {
+      if (still_there(it->second)) {
         ++it;
         continue;
       }
-      answer.removed.push_back(d);
-      it = registered_.erase(it);
+      answer.removed.push_back(it->second);
+      it = known.erase(it);
       if (answer.removed.size() >= bb::kMaxDevicesPerRecord) break;
     }
     if (!answer.removed.empty()) core_.outbox().publish(control_topic_, bb::encode(answer), 1, false);
@@ -273,7 +308,8 @@ class BrokerMode final : public BridgeView,
   std::int64_t sent_ms_ = 0;
   bool warned_ = false;
   bool plugin_accepted_ = false;
-  std::unordered_map<std::string, bb::DeviceKey> registered_;
+  std::unordered_map<std::string, bb::DeviceKey> registered_;  // devices the plugin was told of
+  std::unordered_map<std::string, bb::DeviceKey> senders_;     // senders it was told are fine
   std::uint64_t swept_generation_ = 0;
   std::int64_t swept_ms_ = 0;
   bb::Counters plugin_;  // the plugin's latest counters

@@ -5,10 +5,16 @@
 //     {"v":1,"kind":"rules","id":..,"instance":..,"prefix":..,"rules":[..],"presence":[..]}
 //     {"v":1,"kind":"devices","confirmed":[[uid,channel,topic],..],
 //                             "refused":[[uid,channel,topic,reason],..],"removed":[..]}
+//     {"v":1,"kind":"senders",...}  the same for senders (below)
 //   {prefix}/gateway/bridge/plugin   plugin -> gateway
 //     {"v":1,"kind":"hello"}                       the plugin (re)loaded: send the rules
 //     {"v":1,"kind":"rules","id":..,"ok":true}      or "ok":false,"errors":[{"path","message"}]
 //     {"v":1,"kind":"devices","announce":[[uid,channel,topic],..]}
+//     {"v":1,"kind":"senders","announce":[[uid,channel,topic],..]}
+// Devices are device publishers to register (inbound rules to a channel topic); senders are
+// RTM users whose messages an outbound rule carries to devices, only while the user is a
+// publisher of that channel topic (or, for an inbox message, channel and topic empty, has a
+// session): the gateway checks, the plugin remembers the answer until told otherwise.
 //     {"v":1,"kind":"counters","received":..,"relayed":..,"dropped":..,"held":..,
 //      "rules":[[name,relayed,dropped],..]}     at most once a second, when they changed
 // Every decoder bounds its input and never throws.
@@ -61,6 +67,7 @@ struct RefusedDevice {
 
 // Gateway -> plugin: what became of announced devices, and registrations that ended.
 struct DevicesAnswer {
+  bool senders = false;  // about senders, not devices
   std::vector<DeviceKey> confirmed;
   std::vector<RefusedDevice> refused;
   std::vector<DeviceKey> removed;
@@ -88,6 +95,7 @@ struct Record {
   DevicesAnswer devices;
   RulesAnswer rules_answer;
   std::vector<DeviceKey> announce;
+  bool senders = false;  // announce: senders to check, not devices to register
   Counters counters;
 };
 
@@ -99,7 +107,7 @@ std::string encode(const RulesRecord& record);
 std::string encode(const RulesAnswer& answer);
 std::string encode(const DevicesAnswer& answer);
 std::string encode_hello();
-std::string encode_announce(const std::vector<DeviceKey>& devices);
+std::string encode_announce(const std::vector<DeviceKey>& devices, bool senders = false);
 std::string encode(const Counters& counters);
 
 // The one way both sides compile a rule set: for the tree with `prefix`, with the tree's
