@@ -6,7 +6,7 @@
 # group web (issue 18), which adds about 2 minutes (web_latency.png, section 6 of results.md).
 #
 #   BENCH_QUICK=1        3 s phases and short throughput steps: a smoke run (~3 min)
-#   BENCH_ONLY="..."     a subset of: state sessions control storage cluster flood latency throughput history enforcement web
+#   BENCH_ONLY="..."     a subset of: state sessions control storage cluster flood latency throughput zerohop history enforcement web
 #   BENCH_SECONDS=N      length of each latency run (default 20, quick 3)
 #   BENCH_NO_SDK=1       leave out latency path (b) (and do not build it against the SDK)
 #   RTM_BENCH_BUILD_DIR  build directory (default build-bench, CMAKE_BUILD_TYPE=Release)
@@ -21,7 +21,7 @@ root=$(pwd)
 started=$(date +%s)
 
 quick=${BENCH_QUICK:-0}
-all_groups="state sessions control storage cluster flood latency throughput history enforcement web"
+all_groups="state sessions control storage cluster flood latency throughput zerohop history enforcement web"
 only=${BENCH_ONLY:-$all_groups}
 build=${RTM_BENCH_BUILD_DIR:-build-bench}
 results=${BENCH_RESULTS:-bench/results}
@@ -56,7 +56,7 @@ if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
     -DRTM_BUILD_BENCH=ON -DRTM_BENCH_SDK=$sdk_opt -DRTM_SANITIZE=OFF >/dev/null
   targets=(rtm-gateway rtm-bench)
   want state && targets+=(rtm-bench-state)
-  want enforcement && targets+=(rtm_mosquitto_auth)
+  { want enforcement || want zerohop; } && targets+=(rtm_mosquitto_auth)
   cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" --target "${targets[@]}"
 fi
 has_node=0
@@ -206,9 +206,12 @@ YAML
         topic: input
         publisher: "{player}"
       qos: 1
+      keep_source: false
 YAML
   awk '/^mapping:/{m=1} m' examples/coplay/gateway.yaml | sed "/^  rules:\$/r $work/q1-rule.yaml" \
     >>"$work/gateway.yaml"
+  # mapping.mode (the mapping section is the file's last): broker hands the rules to the plugin.
+  if [[ -n ${MAPPING_MODE:-} ]]; then printf '  mode: %s\n' "$MAPPING_MODE" >>"$work/gateway.yaml"; fi
   "$gateway_bin" --check-config --config "$work/gateway.yaml" >/dev/null
   local started_ns
   started_ns=$(date +%s%N)
@@ -478,6 +481,57 @@ if want throughput; then
     done
   done
   stop_stack throughput
+fi
+
+# ---------------------------------------------------------------- 2c. zero-hop bridge
+# The same coplay latency (100 pairs) and bridge throughput with the rules carried out by the
+# gateway (mapping.mode relay) and inside the broker by the project's plugin (mapping.mode
+# broker, plugin_opt_bridge true), each stack with its own direct baseline in the same run.
+if want zerohop; then
+  say "zero-hop bridge: relay and broker modes side by side, each with its direct baseline"
+  zh=$(mktemp -d /tmp/rtm-bench-zh.XXXXXX)
+  chmod 755 "$zh"
+  if [[ $(id -u) == 0 ]] && id mosquitto >/dev/null 2>&1; then chown mosquitto "$zh"; fi
+  zh_password="gw-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+  mosquitto_passwd -b -c "$zh/passwd" rtm-gateway "$zh_password" >/dev/null
+  chmod 644 "$zh/passwd"
+  for zmode in relay broker; do
+    if [[ $zmode == broker ]]; then
+      BROKER_CONF=("plugin $root/$build/mosquitto-auth/rtm_mosquitto_auth.so"
+                   "plugin_opt_token_secret $secret" "plugin_opt_bridge true" "password_file $zh/passwd")
+      GATEWAY_USER=rtm-gateway GATEWAY_PASSWORD=$zh_password MAPPING_MODE=broker \
+        start_stack "zerohop-$zmode"
+      for _ in $(seq 100); do  # the bridge carries once the plugin took the rules
+        grep -q "the broker's plugin carries rule set" "$raw/gateway-zerohop-$zmode.log" && break
+        sleep 0.05
+      done
+      grep -q "the broker's plugin carries rule set" "$raw/gateway-zerohop-$zmode.log" ||
+        { echo "the plugin did not take the rules: $raw/gateway-zerohop-$zmode.log" >&2; exit 1; }
+    else
+      start_stack "zerohop-$zmode"
+    fi
+    for path in direct bridge; do
+      [[ $path == direct ]] && echo "baseline: direct, same broker ($zmode stack)"
+      "$bench_bin" latency --path "$path" --pairs 100 --hz 60 --seconds "$lat_seconds" \
+        --warmup "$lat_warmup" --broker "$broker" --secret "$secret" --broker-pid "$broker_pid" \
+        --gateway-pid "$gateway_pid" --json "$raw/zh-$zmode-latency-$path.json" ||
+        echo "zero-hop latency $zmode $path failed"
+    done
+    for qos in 0 1; do
+      for size in 64 1024; do
+        for path in direct bridge; do
+          "$bench_bin" throughput --path "$path" --qos "$qos" --size "$size" --broker "$broker" \
+            --step-seconds "$tp_step" --probe-seconds "$tp_probe" --broker-pid "$broker_pid" \
+            --gateway-pid "$gateway_pid" --json "$raw/zh-$zmode-throughput-$path-q$qos-$size.json" ||
+            echo "zero-hop throughput $zmode $path QoS $qos $size B: no clean step"
+        done
+      done
+    done
+    stop_stack "zerohop-$zmode"
+    unset BROKER_CONF
+  done
+  rm -rf "$zh"
+  python3 bench/zerohop_report.py "$raw" "$results/zerohop.md"
 fi
 
 # ---------------------------------------------------------------- 2b. channel history on/off

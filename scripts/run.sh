@@ -11,6 +11,10 @@
 #                    project's plugin (token logins, the gateway's grants enforced), no anonymous
 #                    clients, the shipped ACL, and the gateway as password user rtm-gateway
 #                    (a random password per run). Default: an open broker, anyone may do anything.
+#   RTM_BRIDGE=broker the zero-hop bridge (docs/mapping.md): the config's mapping rules carried
+#                    out inside Mosquitto by the project's plugin (plugin_opt_bridge true), the
+#                    gateway started with --mapping-mode broker and logged in as password user
+#                    rtm-gateway. Default (relay): the gateway relays bridged messages itself.
 #   RTM_CONFIG       gateway config file (default: config.yaml)
 #   RTM_BROKER_PORT  MQTT port of the local broker (default: 1883, or the next free one)
 #   RTM_OPS_PORT     port of the gateway's operations HTTP listener (default: 8089, or the next free one)
@@ -30,7 +34,17 @@ case ${RTM_SECURE:-} in
   "" | 0 | false | no) ;;
   *) secure=1 ;;
 esac
+bridge_mode=
+case ${RTM_BRIDGE:-} in
+  "" | relay) ;;
+  broker) bridge_mode=broker ;;
+  *) echo "run.sh: RTM_BRIDGE=${RTM_BRIDGE}: relay (the default) or broker" >&2; exit 1 ;;
+esac
 broker=${RTM_BROKER:-mosquitto}
+if [[ -n $bridge_mode && $broker != mosquitto ]]; then
+  echo "run.sh: RTM_BRIDGE=broker needs Mosquitto (the project's plugin carries the rules out)" >&2
+  exit 1
+fi
 case $broker in
   mosquitto) broker_name=Mosquitto ;;
   rabbitmq) broker_name=RabbitMQ ;;
@@ -204,7 +218,7 @@ configure_mosquitto() {
   # The broker's settings: open, or (RTM_SECURE) those of docker/mosquitto/mosquitto.secure.conf.
   broker_conf=$rundir/mosquitto.conf
   local security="allow_anonymous true"
-  if [[ -n "$secure" ]]; then
+  if [[ -n "$secure" || -n "$bridge_mode" ]]; then
     # Mosquitto started as root becomes the `mosquitto` user before it loads the plugin and
     # reads the password, ACL and secret files (and the plugin reads the broker's config): they
     # all live in the broker's data folder, owned by that user, the secrets readable by it alone.
@@ -218,13 +232,26 @@ configure_mosquitto() {
         printf 'rtm-gateway:%s\n' "$(cat "$secrets/gateway-password")" >"$broker_data/passwd"
         mosquitto_passwd -U "$broker_data/passwd"
       ) || { echo "run.sh: could not write the secure set-up's secrets (see above)" >&2; exit 1; }
-    # The shipped ACL, for this config's topic prefix (which may hold sed's & or |).
-    sed "/^#/!s|rtm/|$(printf '%s' "$prefix" | sed 's/[&|\\]/\\&/g')/|g" docker/mosquitto/acl >"$broker_data/acl"
     cp "$build/mosquitto-auth/rtm_mosquitto_auth.so" "$broker_data/rtm_mosquitto_auth.so"
-    chmod 644 "$broker_data/acl" "$broker_data/rtm_mosquitto_auth.so"
+    chmod 644 "$broker_data/rtm_mosquitto_auth.so"
     if [[ $(id -u) == 0 ]] && id mosquitto >/dev/null 2>&1; then
       chown mosquitto "$broker_data/token-secret" "$broker_data/passwd"
     fi
+  fi
+  if [[ -z "$secure" && -n "$bridge_mode" ]]; then
+    # Open, but only the gateway (a password user) may hand the plugin its rules.
+    security="allow_anonymous true
+plugin $broker_data/rtm_mosquitto_auth.so
+plugin_opt_token_secret_file $broker_data/token-secret
+plugin_opt_service_users rtm-gateway
+plugin_opt_topic_prefix $prefix
+plugin_opt_grants_from rtm-gateway
+password_file $broker_data/passwd"
+  fi
+  if [[ -n "$secure" ]]; then
+    # The shipped ACL, for this config's topic prefix (which may hold sed's & or |).
+    sed "/^#/!s|rtm/|$(printf '%s' "$prefix" | sed 's/[&|\\]/\\&/g')/|g" docker/mosquitto/acl >"$broker_data/acl"
+    chmod 644 "$broker_data/acl"
     security="allow_anonymous false
 plugin $broker_data/rtm_mosquitto_auth.so
 plugin_opt_token_secret_file $broker_data/token-secret
@@ -236,6 +263,12 @@ plugin_opt_grants_from rtm-gateway
 password_file $broker_data/passwd
 acl_file $broker_data/acl"
     gateway_args+=(--publish-grants)
+  fi
+  if [[ -n "$bridge_mode" ]]; then
+    # The zero-hop bridge: the plugin carries the mapping rules the gateway hands it.
+    security="$security
+plugin_opt_bridge true"
+    gateway_args+=(--mapping-mode broker)
   fi
 
   # MQTT over WebSockets for web pages (RTM_WS_PORT). Mosquitto takes the other settings of

@@ -89,6 +89,8 @@ void write_rules(Writer& w, const std::vector<mapping::RuleSpec>& rules,
     w.Int(r.qos);
     w.Key("retain");
     w.Bool(r.retain);
+    w.Key("keep_source");
+    w.Bool(r.keep_source);
     w.EndObject();
   }
   w.EndArray();
@@ -281,6 +283,7 @@ bool read_rule(const rapidjson::Value& v, const std::string& path, std::string* 
   }
   r.integer("qos", rule.qos, 0, 1);
   r.boolean("retain", rule.retain);
+  r.boolean("keep_source", rule.keep_source);
   return r.ok();
 }
 

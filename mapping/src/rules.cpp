@@ -149,6 +149,7 @@ struct RuleSet::Compiled {
   SourcePattern source;
   int qos = 0;
   bool retain = false;
+  bool keep_source = true;
 
   TargetKind target_kind = TargetKind::channel;
   Template channel, topic, publisher;  // TargetKind::channel
@@ -364,6 +365,7 @@ std::optional<std::string> RuleSet::Compiled::decide(std::string_view topic_name
   decision.rule = name;
   decision.qos = qos;
   decision.retain = retain;
+  decision.keep_source = keep_source;
 
   switch (target_kind) {
     case TargetKind::channel: {
@@ -629,10 +631,16 @@ Expected<RuleSet, std::vector<RuleError>> RuleSet::compile(
     rule->name = spec.name;
     rule->qos = spec.qos;
     rule->retain = spec.retain;
+    rule->keep_source = spec.keep_source;
     rule->transform = spec.transform.kind;
     check_name(spec.name, path);
     if (spec.qos < 0 || spec.qos > 1) {
       sink.add(path + ".qos", "must be 0 or 1, got " + std::to_string(spec.qos));
+    }
+    if (!spec.keep_source && spec.direction == Direction::outbound) {
+      sink.add(path + ".keep_source",
+               "false is for inbound rules only: the subscribers of an RTM topic always get its "
+               "messages");
     }
 
     // Source.

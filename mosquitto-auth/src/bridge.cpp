@@ -26,7 +26,7 @@ std::int64_t Bridge::now_ms() const {
       .count();
 }
 
-int Bridge::message(const mosquitto_evt_message& event) {
+int Bridge::message(mosquitto_evt_message& event) {
   if (event.topic == nullptr) return MOSQ_ERR_SUCCESS;
   const std::string_view topic(event.topic);
   if (topic == control_topic_) {
@@ -92,7 +92,45 @@ void Bridge::update_held() {
   counters_.held = book_.held_messages() + senders_.held_messages();
 }
 
-void Bridge::route(const mosquitto_evt_message& event) {
+bool Bridge::move(mosquitto_evt_message& event, const mapping::Decision& d) {
+  // Mosquitto 2.0.11 keeps the publisher's QoS whatever the plugin says (its PUBACK depends
+  // on it): only a message that already has the target's QoS can be moved.
+  if (d.keep_source || d.kind != mapping::Decision::Kind::publish || d.qos != event.qos) return false;
+  if (!d.publisher.empty() &&
+      book_.status(d.publisher, d.channel, d.topic_name, now_ms()) !=
+          bb::DeviceBook::Status::registered) {
+    return false;  // held until the gateway registered the device: a copy waits instead
+  }
+  char* topic = mosquitto_strdup(d.topic.c_str());
+  if (topic == nullptr) return false;
+  const bool same_payload =
+      d.payload.size() == event.payloadlen &&
+      (d.payload.empty() || std::memcmp(d.payload.data(), event.payload, d.payload.size()) == 0);
+  if (!same_payload) {
+    void* payload = d.payload.empty() ? nullptr : mosquitto_malloc(d.payload.size());
+    if (!d.payload.empty() && payload == nullptr) {
+      mosquitto_free(topic);
+      return false;
+    }
+    if (payload != nullptr) std::memcpy(payload, d.payload.data(), d.payload.size());
+    event.payload = payload;  // the broker frees the one it replaces
+    event.payloadlen = static_cast<std::uint32_t>(d.payload.size());
+  }
+  // Mosquitto 2.0.11 takes the new topic without freeing the one it replaces.
+  mosquitto_free(event.topic);
+  event.topic = topic;
+  event.retain = d.retain;
+  count_relayed(d.rule);
+  return true;
+}
+
+void Bridge::count_relayed(const std::string& rule) {
+  ++counters_.relayed;
+  ++per_rule_[rule].relayed;
+  ++changes_;
+}
+
+void Bridge::route(mosquitto_evt_message& event) {
   const std::string topic(event.topic);
   const std::string_view payload(static_cast<const char*>(event.payload),
                                  event.payload ? event.payloadlen : 0);
@@ -102,6 +140,7 @@ void Bridge::route(const mosquitto_evt_message& event) {
   ++counters_.received;
   ++changes_;
   const auto sender = sender_to_check(event, topic);
+  if (!sender && decisions.size() == 1 && move(event, decisions.front())) return;
   for (auto& d : decisions) {
     if (d.kind == mapping::Decision::Kind::drop) {
       dropped(d.rule, d.reason);
@@ -136,9 +175,7 @@ void Bridge::publish(const std::string& rule, const std::string& topic,
     return dropped(rule, "the broker refused to publish on " + loggable(topic) + " (error " +
                              std::to_string(rc) + ")");
   }
-  ++counters_.relayed;
-  ++per_rule_[rule].relayed;
-  ++changes_;
+  count_relayed(rule);
 }
 
 void Bridge::dropped(const std::string& rule, const std::string& why) {

@@ -38,7 +38,7 @@ class Bridge {
 
   // MOSQ_EVT_MESSAGE: control records are applied and taken (kConsumeMessage); a message
   // a rule matches is carried out; the original is always delivered as usual.
-  int message(const mosquitto_evt_message& event);
+  int message(mosquitto_evt_message& event);
   // MOSQ_EVT_TICK: announcements the gateway did not answer, counters.
   void tick();
   // MOSQ_EVT_RELOAD (the broker's SIGHUP): asks the gateway for its rules again.
@@ -50,11 +50,15 @@ class Bridge {
   struct RuleCounts {
     std::uint64_t relayed = 0, dropped = 0;
   };
+  void count_relayed(const std::string& rule);
   void apply_control(const mosquitto_evt_message& event);
   void apply_rules(const broker_bridge::RulesRecord& record);
   void apply_devices(const broker_bridge::DevicesAnswer& answer);
   void update_held();
-  void route(const mosquitto_evt_message& event);
+  void route(mosquitto_evt_message& event);
+  // A rule with keep_source false whose one target can take the message as it is: the
+  // message itself goes there (its topic, payload and retain changed in place), no copy.
+  bool move(mosquitto_evt_message& event, const mapping::Decision& d);
   // The RTM user whose message an outbound rule carries, when the gateway must vouch for it
   // (not a service user; the grants not enforced by this broker).
   std::optional<broker_bridge::DeviceKey> sender_to_check(const mosquitto_evt_message& event,

@@ -36,6 +36,7 @@ struct Overrides {
   bool publish_grants = false;
   std::string broker_profile;
   std::string rabbitmq_http_auth_key_file;
+  std::string mapping_mode;
 };
 
 // The content of a secret file, as broker.password_file reads it (one trailing line break
@@ -64,6 +65,17 @@ Config load(const std::string& path, const Overrides& overrides) {
   if (!overrides.broker_profile.empty()) {
     // Checked in main() before the first load.
     config.broker.profile = *rtm::topics::parse_broker_profile(overrides.broker_profile);
+  }
+  if (!overrides.mapping_mode.empty()) {
+    if (overrides.mapping_mode != "relay" && overrides.mapping_mode != "broker") {
+      throw ConfigError({"--mapping-mode: relay or broker, got \"" + overrides.mapping_mode + "\""});
+    }
+    config.mapping.mode = overrides.mapping_mode == "broker" ? BridgeMode::broker : BridgeMode::relay;
+    if (config.mapping.mode == BridgeMode::broker &&
+        config.broker.profile != rtm::topics::BrokerProfile::mosquitto) {
+      throw ConfigError({"--mapping-mode broker: needs Mosquitto with the project's plugin "
+                         "(broker.profile mosquitto)"});
+    }
   }
   if (!overrides.rabbitmq_http_auth_key_file.empty()) {
     // The checks load_config_file makes of enforcement.rabbitmq_http_auth, on the result.
@@ -158,6 +170,9 @@ int main(int argc, char** argv) {
   app.add_flag("--publish-grants", overrides.publish_grants,
                "publish grant records for the broker's plugin, as enforcement.publish_grants: "
                "true (docs/security.md, \"Broker-enforced channels\")");
+  app.add_option("--mapping-mode", overrides.mapping_mode,
+                 "relay or broker, overriding mapping.mode (broker: the project's Mosquitto "
+                 "plugin carries the mapping rules out, docs/mapping.md)");
   app.add_option("--broker-profile", overrides.broker_profile,
                  "mosquitto, emqx, rabbitmq or generic, overriding broker.profile");
   app.add_option("--rabbitmq-http-auth-key-file", overrides.rabbitmq_http_auth_key_file,

@@ -506,6 +506,7 @@ void parse_mapping(const YAML::Node& node, Config& cfg, std::vector<std::string>
         }
         r.integer("qos", rule.qos, 0, 1);
         r.boolean("retain", rule.retain);
+        r.boolean("keep_source", rule.keep_source);
         parse_transform(r.child("transform"), path + ".transform", problems, rule.transform);
         m.rules.push_back(std::move(rule));
       }

@@ -64,6 +64,10 @@ struct RuleSpec {
   TransformSpec transform;
   int qos = 0;  // QoS of the published message
   bool retain = false;
+  // False: the device topic's own subscribers need not get the message. The broker's
+  // plugin (mapping.mode broker) then moves the message to its target instead of
+  // publishing a copy; the relay cannot withhold it (the broker delivered it already).
+  bool keep_source = true;
 };
 
 // A device's status topic (its Will) mapped to presence, e.g. source
@@ -95,6 +99,7 @@ struct Decision {
   std::string payload;
   int qos = 0;
   bool retain = false;
+  bool keep_source = true;  // the rule's keep_source
   std::string reason;
   // For inbound channel messages: the RTM names, so that the gateway can register the
   // device as a publisher of the topic. Empty otherwise.
