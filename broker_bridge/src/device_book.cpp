@@ -58,10 +58,12 @@ DeviceBook::Held DeviceBook::hold(const DeviceKey& device, HeldMessage message,
   if (it == entries_.end()) {
     if (!make_room()) return Held::dropped_full;
     it = entries_.emplace(key_, Entry{device, Status::pending, now_ms, 0, {}, {}}).first;
+    ++pending_;
     announce = true;
   } else if (it->second.status != Status::pending) {
     it->second.status = Status::pending;
     it->second.announced_ms = now_ms;
+    ++pending_;
     announce = true;
   }
   Entry& e = it->second;
@@ -87,6 +89,7 @@ std::vector<HeldMessage> DeviceBook::confirm(const DeviceKey& device) {
     return out;
   }
   Entry& e = it->second;
+  if (e.status == Status::pending) --pending_;
   e.status = Status::registered;
   e.reason.clear();
   out.reserve(e.held.size());
@@ -106,6 +109,7 @@ std::size_t DeviceBook::refuse(const DeviceKey& device, const std::string& reaso
   Entry& e = it->second;
   const std::size_t dropped = e.held.size();
   drop_held(e);
+  if (e.status == Status::pending) --pending_;
   e.status = Status::refused;
   e.refused_until_ms = now_ms + limits_.refused_retry_ms;
   e.reason = reason;
@@ -130,6 +134,7 @@ void DeviceBook::forget_registrations() {
 
 std::vector<DeviceKey> DeviceBook::due(std::int64_t now_ms) {
   std::vector<DeviceKey> out;
+  if (pending_ == 0) return out;
   for (auto& [key, e] : entries_) {
     if (e.status == Status::pending && now_ms - e.announced_ms >= limits_.announce_retry_ms) {
       e.announced_ms = now_ms;

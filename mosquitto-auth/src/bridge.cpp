@@ -50,7 +50,7 @@ int Bridge::message(mosquitto_evt_message& event) {
 }
 
 std::optional<bb::DeviceKey> Bridge::sender_to_check(const mosquitto_evt_message& event,
-                                                     const std::string& topic) const {
+                                                     std::string_view topic) const {
   if (topic.compare(0, prefix_slash_.size(), prefix_slash_) != 0) return std::nullopt;  // device
   const char* username = event.client ? mosquitto_client_username(event.client) : nullptr;
   if (username != nullptr && service_users_.count(username) > 0) return std::nullopt;
@@ -92,12 +92,12 @@ void Bridge::update_held() {
   counters_.held = book_.held_messages() + senders_.held_messages();
 }
 
-bool Bridge::move(mosquitto_evt_message& event, const mapping::Decision& d) {
+bool Bridge::move(mosquitto_evt_message& event, const mapping::Decision& d, std::int64_t now) {
   // Mosquitto 2.0.11 keeps the publisher's QoS whatever the plugin says (its PUBACK depends
   // on it): only a message that already has the target's QoS can be moved.
   if (d.keep_source || d.kind != mapping::Decision::Kind::publish || d.qos != event.qos) return false;
   if (!d.publisher.empty() &&
-      book_.status(d.publisher, d.channel, d.topic_name, now_ms()) !=
+      book_.status(d.publisher, d.channel, d.topic_name, now) !=
           bb::DeviceBook::Status::registered) {
     return false;  // held until the gateway registered the device: a copy waits instead
   }
@@ -124,14 +124,25 @@ bool Bridge::move(mosquitto_evt_message& event, const mapping::Decision& d) {
   return true;
 }
 
+Bridge::RuleCounts& Bridge::counts(const std::string& rule) {
+  // Messages of one rule come in runs: the last lookup is usually the right one. The map's
+  // nodes (and keys) stay put until it is cleared, which it never is.
+  if (last_rule_ == nullptr || *last_rule_ != rule) {
+    auto it = per_rule_.try_emplace(rule).first;
+    last_rule_ = &it->first;
+    last_counts_ = &it->second;
+  }
+  return *last_counts_;
+}
+
 void Bridge::count_relayed(const std::string& rule) {
   ++counters_.relayed;
-  ++per_rule_[rule].relayed;
+  ++counts(rule).relayed;
   ++changes_;
 }
 
 void Bridge::route(mosquitto_evt_message& event) {
-  const std::string topic(event.topic);
+  const std::string_view topic(event.topic);  // event.topic may be replaced by move()
   const std::string_view payload(static_cast<const char*>(event.payload),
                                  event.payload ? event.payloadlen : 0);
   const std::int64_t now = now_ms();
@@ -140,7 +151,7 @@ void Bridge::route(mosquitto_evt_message& event) {
   ++counters_.received;
   ++changes_;
   const auto sender = sender_to_check(event, topic);
-  if (!sender && decisions.size() == 1 && move(event, decisions.front())) return;
+  if (!sender && decisions.size() == 1 && move(event, decisions.front(), now)) return;
   for (auto& d : decisions) {
     if (d.kind == mapping::Decision::Kind::drop) {
       dropped(d.rule, d.reason);
@@ -180,7 +191,7 @@ void Bridge::publish(const std::string& rule, const std::string& topic,
 
 void Bridge::dropped(const std::string& rule, const std::string& why) {
   ++counters_.dropped;
-  ++per_rule_[rule].dropped;
+  ++counts(rule).dropped;
   ++changes_;
   std::uint64_t suppressed = 0;
   if (drop_log_.allow(now_s(), suppressed)) {

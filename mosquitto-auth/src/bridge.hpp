@@ -58,11 +58,11 @@ class Bridge {
   void route(mosquitto_evt_message& event);
   // A rule with keep_source false whose one target can take the message as it is: the
   // message itself goes there (its topic, payload and retain changed in place), no copy.
-  bool move(mosquitto_evt_message& event, const mapping::Decision& d);
+  bool move(mosquitto_evt_message& event, const mapping::Decision& d, std::int64_t now);
   // The RTM user whose message an outbound rule carries, when the gateway must vouch for it
   // (not a service user; the grants not enforced by this broker).
   std::optional<broker_bridge::DeviceKey> sender_to_check(const mosquitto_evt_message& event,
-                                                          const std::string& topic) const;
+                                                          std::string_view topic) const;
   // Carries out one publish decision, or holds it in `book` (announced to the gateway) until
   // `key` is confirmed.
   void carry_or_hold(broker_bridge::DeviceBook& book, const broker_bridge::DeviceKey& key,
@@ -82,6 +82,9 @@ class Bridge {
   broker_bridge::DeviceBook book_;     // device publishers (inbound rules)
   broker_bridge::DeviceBook senders_;  // RTM senders (outbound rules)
   std::unordered_map<std::string, RuleCounts> per_rule_;
+  RuleCounts& counts(const std::string& rule);
+  const std::string* last_rule_ = nullptr;  // the last rule counted, and its counts
+  RuleCounts* last_counts_ = nullptr;
   broker_bridge::Counters counters_;
   std::uint64_t counters_sent_change_ = 0, changes_ = 0;
   std::int64_t counters_sent_ms_ = 0;

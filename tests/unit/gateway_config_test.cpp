@@ -770,3 +770,39 @@ TEST_CASE("config: state.redis and cluster") {
                                    "cluster.group", "cluster.turn_lease_ms"});
   }
 }
+
+TEST_CASE("config: mapping.mode picks who carries the rules out, relay by default") {
+  CHECK(load_config_text(kAuth).mapping.mode == rtm::gateway::BridgeMode::relay);
+  CHECK(load_config_text(kAuth + "mapping:\n  mode: broker\n").mapping.mode ==
+        rtm::gateway::BridgeMode::broker);
+  auto bad = problems_of(kAuth + "mapping:\n  mode: inside\n");
+  REQUIRE(bad.size() == 1);
+  CHECK(bad[0] == "mapping.mode: expected relay or broker, got \"inside\"");
+  // Only Mosquitto has the project's plugin.
+  auto emqx = problems_of(kAuth + "broker:\n  profile: emqx\nmapping:\n  mode: broker\n");
+  REQUIRE(emqx.size() == 1);
+  CHECK(emqx[0].rfind("mapping.mode: broker needs Mosquitto", 0) == 0);
+}
+
+TEST_CASE("config: keep_source false is read for inbound rules and refused for outbound ones") {
+  const std::string rules = kAuth + R"(mapping:
+  rules:
+    - name: in
+      source: "dev/{id}/x"
+      target: {channel: c, topic: t, publisher: "{id}"}
+      keep_source: false
+)";
+  auto c = load_config_text(rules);
+  REQUIRE(c.mapping.rules.size() == 1);
+  CHECK_FALSE(c.mapping.rules[0].keep_source);
+  auto out = problems_of(kAuth + R"(mapping:
+  rules:
+    - name: out
+      direction: outbound
+      source: {channel: c, topic: t, publisher: "+"}
+      target: "dev/state"
+      keep_source: false
+)");
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].rfind("mapping.rules[0].keep_source: false is for inbound rules only", 0) == 0);
+}

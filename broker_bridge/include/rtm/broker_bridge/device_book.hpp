@@ -93,6 +93,7 @@ class DeviceBook {
   std::string key_;  // reused: building a key allocates nothing once warm
   std::size_t held_messages_ = 0;
   std::size_t held_bytes_ = 0;
+  std::size_t pending_ = 0;  // entries in state pending: due() is free without any
 };
 
 }  // namespace rtm::broker_bridge
