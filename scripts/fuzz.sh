@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-targets=(topics request mqtt_codec mapping_compile mapping_route jwt grants)
+targets=(topics request mqtt_codec mapping_compile mapping_route jwt grants broker_bridge)
 # Longest input per target: room for long URIs, topics and tokens (the JWT limit is 8192)
 # without slowing the common case down.
 declare -A max_len=([topics]=4096 [request]=4096 [mqtt_codec]=4096 [mapping_compile]=4096

@@ -5,7 +5,9 @@
 
 namespace rtm::broker_bridge {
 namespace {
-std::size_t bytes_of(const HeldMessage& m) { return m.topic.size() + m.payload.size(); }
+std::size_t bytes_of(const HeldMessage& m) {
+  return m.topic.size() + m.payload.size();
+}
 }  // namespace
 
 DeviceBook::DeviceBook(BookLimits limits) : limits_(limits) {}

@@ -6,6 +6,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <initializer_list>
 #include <utility>
 
 #include "rtm/mapping/json.hpp"
@@ -45,6 +46,28 @@ const char* transform_name(mapping::TransformKind kind) {
   return "pass";
 }
 
+// A source or a target: both have the same fields (each kind of rule fills some of them).
+template <class Endpoint>
+void write_endpoint(Writer& w, const char* key, const Endpoint& e) {
+  w.Key(key);
+  w.StartObject();
+  put(w, "device_topic", e.device_topic);
+  put(w, "channel", e.channel);
+  put(w, "topic", e.topic);
+  put(w, "publisher", e.publisher);
+  put(w, "to", e.inbox_to);
+  put(w, "from", e.inbox_from);
+  w.EndObject();
+}
+
+// A JSON array of strings: a device key, a refusal, an envelope field.
+void write_strings(Writer& w, std::initializer_list<const std::string*> items) {
+  w.StartArray();
+  for (const auto* item : items)
+    w.String(item->data(), static_cast<rapidjson::SizeType>(item->size()));
+  w.EndArray();
+}
+
 void write_rules(Writer& w, const std::vector<mapping::RuleSpec>& rules,
                  const std::vector<mapping::PresenceRuleSpec>& presence) {
   w.Key("rules");
@@ -53,36 +76,15 @@ void write_rules(Writer& w, const std::vector<mapping::RuleSpec>& rules,
     w.StartObject();
     put(w, "name", r.name);
     put(w, "direction", r.direction == mapping::Direction::inbound ? "inbound" : "outbound");
-    w.Key("source");
-    w.StartObject();
-    put(w, "device_topic", r.source.device_topic);
-    put(w, "channel", r.source.channel);
-    put(w, "topic", r.source.topic);
-    put(w, "publisher", r.source.publisher);
-    put(w, "to", r.source.inbox_to);
-    put(w, "from", r.source.inbox_from);
-    w.EndObject();
-    w.Key("target");
-    w.StartObject();
-    put(w, "device_topic", r.target.device_topic);
-    put(w, "channel", r.target.channel);
-    put(w, "topic", r.target.topic);
-    put(w, "publisher", r.target.publisher);
-    put(w, "to", r.target.inbox_to);
-    put(w, "from", r.target.inbox_from);
-    w.EndObject();
+    write_endpoint(w, "source", r.source);
+    write_endpoint(w, "target", r.target);
     w.Key("transform");
     w.StartObject();
     put(w, "type", transform_name(r.transform.kind));
     put(w, "pointer", r.transform.pointer);
     w.Key("fields");
     w.StartArray();
-    for (const auto& f : r.transform.fields) {
-      w.StartArray();
-      w.String(f.name.data(), static_cast<rapidjson::SizeType>(f.name.size()));
-      w.String(f.value.data(), static_cast<rapidjson::SizeType>(f.value.size()));
-      w.EndArray();
-    }
+    for (const auto& f : r.transform.fields) write_strings(w, {&f.name, &f.value});
     w.EndArray();
     w.EndObject();
     w.Key("qos");
@@ -111,13 +113,7 @@ void write_rules(Writer& w, const std::vector<mapping::RuleSpec>& rules,
 void write_devices(Writer& w, const char* key, const std::vector<DeviceKey>& devices) {
   w.Key(key);
   w.StartArray();
-  for (const auto& d : devices) {
-    w.StartArray();
-    w.String(d.uid.data(), static_cast<rapidjson::SizeType>(d.uid.size()));
-    w.String(d.channel.data(), static_cast<rapidjson::SizeType>(d.channel.size()));
-    w.String(d.topic.data(), static_cast<rapidjson::SizeType>(d.topic.size()));
-    w.EndArray();
-  }
+  for (const auto& d : devices) write_strings(w, {&d.uid, &d.channel, &d.topic});
   w.EndArray();
 }
 
@@ -151,8 +147,8 @@ class Reader {
     auto it = object_.FindMember(key);
     if (it == object_.MemberEnd()) return;
     if (!it->value.IsInt() || it->value.GetInt() < low || it->value.GetInt() > high) {
-      return fail(key, "must be an integer from " + std::to_string(low) + " to " +
-                           std::to_string(high));
+      return fail(key,
+                  "must be an integer from " + std::to_string(low) + " to " + std::to_string(high));
     }
     out = it->value.GetInt();
   }
@@ -208,20 +204,20 @@ std::string indexed(const std::string& base, std::size_t i) {
   return base + "[" + std::to_string(i) + "]";
 }
 
+template <class Endpoint>
 bool read_endpoint(const rapidjson::Value& v, const std::string& path, std::string* error,
-                   std::string& device_topic, std::string& channel, std::string& topic,
-                   std::string& publisher, std::string& to, std::string& from) {
+                   Endpoint& e) {
   if (!v.IsObject()) {
     *error = path + " must be an object";
     return false;
   }
   Reader r(v, path, error);
-  r.string("device_topic", device_topic);
-  r.string("channel", channel);
-  r.string("topic", topic);
-  r.string("publisher", publisher);
-  r.string("to", to);
-  r.string("from", from);
+  r.string("device_topic", e.device_topic);
+  r.string("channel", e.channel);
+  r.string("topic", e.topic);
+  r.string("publisher", e.publisher);
+  r.string("to", e.inbox_to);
+  r.string("from", e.inbox_from);
   return r.ok();
 }
 
@@ -248,12 +244,8 @@ bool read_rule(const rapidjson::Value& v, const std::string& path, std::string* 
   const auto* target = r.object("target");
   const auto* transform = r.object("transform");
   if (!r.ok()) return false;
-  if (!read_endpoint(*source, r.at("source"), error, rule.source.device_topic,
-                     rule.source.channel, rule.source.topic, rule.source.publisher,
-                     rule.source.inbox_to, rule.source.inbox_from) ||
-      !read_endpoint(*target, r.at("target"), error, rule.target.device_topic,
-                     rule.target.channel, rule.target.topic, rule.target.publisher,
-                     rule.target.inbox_to, rule.target.inbox_from)) {
+  if (!read_endpoint(*source, r.at("source"), error, rule.source) ||
+      !read_endpoint(*target, r.at("target"), error, rule.target)) {
     return false;
   }
   Reader t(*transform, r.at("transform"), error);
@@ -344,8 +336,12 @@ Expected<std::string, Error> read_head(std::string_view payload, rapidjson::Docu
 
 }  // namespace
 
-std::string control_topic(const std::string& prefix) { return prefix + "/gateway/bridge/control"; }
-std::string plugin_topic(const std::string& prefix) { return prefix + "/gateway/bridge/plugin"; }
+std::string control_topic(const std::string& prefix) {
+  return prefix + "/gateway/bridge/control";
+}
+std::string plugin_topic(const std::string& prefix) {
+  return prefix + "/gateway/bridge/plugin";
+}
 
 std::string rules_id(const std::vector<mapping::RuleSpec>& rules,
                      const std::vector<mapping::PresenceRuleSpec>& presence) {
@@ -397,12 +393,7 @@ std::string encode(const DevicesAnswer& answer) {
   w.Key("refused");
   w.StartArray();
   for (const auto& r : answer.refused) {
-    w.StartArray();
-    w.String(r.device.uid.data(), static_cast<rapidjson::SizeType>(r.device.uid.size()));
-    w.String(r.device.channel.data(), static_cast<rapidjson::SizeType>(r.device.channel.size()));
-    w.String(r.device.topic.data(), static_cast<rapidjson::SizeType>(r.device.topic.size()));
-    w.String(r.reason.data(), static_cast<rapidjson::SizeType>(r.reason.size()));
-    w.EndArray();
+    write_strings(w, {&r.device.uid, &r.device.channel, &r.device.topic, &r.reason});
   }
   w.EndArray();
   write_devices(w, "removed", answer.removed);

@@ -182,7 +182,8 @@ struct RuleSet::Compiled {
   // cannot be carried.
   std::optional<std::string> decide(std::string_view topic_name, std::string_view payload,
                                     std::int64_t now_ms, const Captures& captures,
-                                    const std::string& prefix, Decision& decision) const;
+                                    const std::string& prefix, PayloadCopy copy,
+                                    Decision& decision) const;
   std::optional<std::string> decide_presence(std::string_view payload, const Captures& captures,
                                              Decision& decision) const;
 
@@ -359,7 +360,7 @@ std::optional<std::string> RuleSet::Compiled::extract(std::string_view payload,
 std::optional<std::string> RuleSet::Compiled::decide(std::string_view topic_name,
                                                      std::string_view payload, std::int64_t now_ms,
                                                      const Captures& captures,
-                                                     const std::string& prefix,
+                                                     const std::string& prefix, PayloadCopy copy,
                                                      Decision& decision) const {
   decision.kind = Decision::Kind::publish;
   decision.rule = name;
@@ -404,7 +405,8 @@ std::optional<std::string> RuleSet::Compiled::decide(std::string_view topic_name
 
   switch (transform) {
     case TransformKind::pass:
-      decision.payload.assign(payload.data(), payload.size());
+      decision.payload_unchanged = true;
+      if (copy == PayloadCopy::always) decision.payload.assign(payload.data(), payload.size());
       return std::nullopt;
     case TransformKind::envelope:
       return write_envelope(topic_name, payload, now_ms, captures, decision.payload);
@@ -442,7 +444,7 @@ bool RuleSet::matches_any(std::string_view topic) const {
 }
 
 std::vector<Decision> RuleSet::route(std::string_view topic, std::string_view payload,
-                                     std::int64_t now_ms) const {
+                                     std::int64_t now_ms, PayloadCopy copy) const {
   std::vector<Decision> decisions;
   if (!index_) return decisions;
   Captures captures;
@@ -456,7 +458,7 @@ std::vector<Decision> RuleSet::route(std::string_view topic, std::string_view pa
       Decision& decision = decisions.emplace_back();  // filled in place: no moves
       auto reason = rule.kind == Compiled::Kind::presence
                         ? rule.decide_presence(payload, captures, decision)
-                        : rule.decide(topic, payload, now_ms, captures, prefix_, decision);
+                        : rule.decide(topic, payload, now_ms, captures, prefix_, copy, decision);
       if (reason) decision = make_drop(rule.name, std::move(*reason));
     } catch (const std::exception& error) {
       try {

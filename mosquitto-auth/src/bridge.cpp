@@ -39,9 +39,11 @@ int Bridge::message(mosquitto_evt_message& event) {
     std::uint64_t suppressed = 0;
     if (control_log_.allow(now_s(), suppressed)) {
       const char* username = event.client ? mosquitto_client_username(event.client) : nullptr;
-      mosquitto_log_printf(MOSQ_LOG_WARNING, "%s: bridge: a client (username '%s') wrote to %s; "
-                           "dropped (only the plugin writes there)", kLogTag,
-                           loggable(username ? username : "").c_str(), plugin_topic_.c_str());
+      mosquitto_log_printf(MOSQ_LOG_WARNING,
+                           "%s: bridge: a client (username '%s') wrote to %s; "
+                           "dropped (only the plugin writes there)",
+                           kLogTag, loggable(username ? username : "").c_str(),
+                           plugin_topic_.c_str());
     }
     return kConsumeMessage;
   }
@@ -67,10 +69,10 @@ std::optional<bb::DeviceKey> Bridge::sender_to_check(const mosquitto_evt_message
 }
 
 void Bridge::carry_or_hold(bb::DeviceBook& book, const bb::DeviceKey& key, bool senders,
-                           mapping::Decision& d, std::int64_t now) {
+                           mapping::Decision& d, std::string_view payload, std::int64_t now) {
   const auto status = book.status(key.uid, key.channel, key.topic, now);
   if (status == bb::DeviceBook::Status::registered) {
-    publish(d.rule, d.topic, d.payload, d.qos, d.retain);
+    publish(d.rule, d.topic, payload, d.qos, d.retain);
     return;
   }
   if (status == bb::DeviceBook::Status::refused) {
@@ -78,10 +80,11 @@ void Bridge::carry_or_hold(bb::DeviceBook& book, const bb::DeviceKey& key, bool 
     return;
   }
   const auto held = book.hold(
-      key, bb::HeldMessage{d.rule, std::move(d.topic), std::move(d.payload), d.qos, d.retain}, now);
+      key, bb::HeldMessage{d.rule, std::move(d.topic), std::string(payload), d.qos, d.retain}, now);
   if (held == bb::DeviceBook::Held::dropped_full) {
-    dropped(d.rule, senders ? "too many messages wait for the gateway's check of their sender"
-                            : "too many messages wait for their device's registration by the gateway");
+    dropped(d.rule, senders
+                        ? "too many messages wait for the gateway's check of their sender"
+                        : "too many messages wait for their device's registration by the gateway");
   } else if (held == bb::DeviceBook::Held::held_announce) {
     tell_gateway(bb::encode_announce({key}, senders));
   }
@@ -95,18 +98,15 @@ void Bridge::update_held() {
 bool Bridge::move(mosquitto_evt_message& event, const mapping::Decision& d, std::int64_t now) {
   // Mosquitto 2.0.11 keeps the publisher's QoS whatever the plugin says (its PUBACK depends
   // on it): only a message that already has the target's QoS can be moved.
-  if (d.keep_source || d.kind != mapping::Decision::Kind::publish || d.qos != event.qos) return false;
-  if (!d.publisher.empty() &&
-      book_.status(d.publisher, d.channel, d.topic_name, now) !=
-          bb::DeviceBook::Status::registered) {
+  if (d.keep_source || d.kind != mapping::Decision::Kind::publish || d.qos != event.qos)
+    return false;
+  if (!d.publisher.empty() && book_.status(d.publisher, d.channel, d.topic_name, now) !=
+                                  bb::DeviceBook::Status::registered) {
     return false;  // held until the gateway registered the device: a copy waits instead
   }
   char* topic = mosquitto_strdup(d.topic.c_str());
   if (topic == nullptr) return false;
-  const bool same_payload =
-      d.payload.size() == event.payloadlen &&
-      (d.payload.empty() || std::memcmp(d.payload.data(), event.payload, d.payload.size()) == 0);
-  if (!same_payload) {
+  if (!d.payload_unchanged) {
     void* payload = d.payload.empty() ? nullptr : mosquitto_malloc(d.payload.size());
     if (!d.payload.empty() && payload == nullptr) {
       mosquitto_free(topic);
@@ -146,7 +146,8 @@ void Bridge::route(mosquitto_evt_message& event) {
   const std::string_view payload(static_cast<const char*>(event.payload),
                                  event.payload ? event.payloadlen : 0);
   const std::int64_t now = now_ms();
-  auto decisions = rules_->route(topic, payload, now);
+  // A payload that a rule passes unchanged is not copied: the event has it.
+  auto decisions = rules_->route(topic, payload, now, mapping::PayloadCopy::unless_unchanged);
   if (decisions.empty()) return;
   ++counters_.received;
   ++changes_;
@@ -160,18 +161,20 @@ void Bridge::route(mosquitto_evt_message& event) {
     // Device status topics are the gateway's: it reads them itself (a Will never comes
     // through MOSQ_EVT_MESSAGE, so the plugin could not see a device go offline).
     if (d.kind == mapping::Decision::Kind::presence) continue;
+    const auto bytes = payload_of(d, payload);
     if (sender) {
-      carry_or_hold(senders_, *sender, true, d, now);
+      carry_or_hold(senders_, *sender, true, d, bytes, now);
     } else if (!d.publisher.empty()) {
-      carry_or_hold(book_, bb::DeviceKey{d.publisher, d.channel, d.topic_name}, false, d, now);
+      carry_or_hold(book_, bb::DeviceKey{d.publisher, d.channel, d.topic_name}, false, d, bytes,
+                    now);
     } else {
-      publish(d.rule, d.topic, d.payload, d.qos, d.retain);
+      publish(d.rule, d.topic, bytes, d.qos, d.retain);
     }
   }
 }
 
-void Bridge::publish(const std::string& rule, const std::string& topic,
-                     const std::string& payload, int qos, bool retain) {
+void Bridge::publish(const std::string& rule, const std::string& topic, std::string_view payload,
+                     int qos, bool retain) {
   void* copy = nullptr;
   if (!payload.empty()) {
     copy = mosquitto_malloc(payload.size());
@@ -195,9 +198,11 @@ void Bridge::dropped(const std::string& rule, const std::string& why) {
   ++changes_;
   std::uint64_t suppressed = 0;
   if (drop_log_.allow(now_s(), suppressed)) {
-    mosquitto_log_printf(MOSQ_LOG_WARNING, "%s: bridge: rule %s dropped a message: %s (%llu more "
-                         "since the last line)", kLogTag, loggable(rule).c_str(),
-                         loggable(why).c_str(), static_cast<unsigned long long>(suppressed));
+    mosquitto_log_printf(MOSQ_LOG_WARNING,
+                         "%s: bridge: rule %s dropped a message: %s (%llu more "
+                         "since the last line)",
+                         kLogTag, loggable(rule).c_str(), loggable(why).c_str(),
+                         static_cast<unsigned long long>(suppressed));
   }
 }
 
@@ -216,8 +221,10 @@ void Bridge::apply_control(const mosquitto_evt_message& event) {
   std::uint64_t suppressed = 0;
   if (username == nullptr || settings_.gateway_user != username) {
     if (control_log_.allow(now_s(), suppressed)) {
-      mosquitto_log_printf(MOSQ_LOG_WARNING, "%s: bridge: a record on %s from '%s', not from the "
-                           "gateway's user '%s': dropped", kLogTag, control_topic_.c_str(),
+      mosquitto_log_printf(MOSQ_LOG_WARNING,
+                           "%s: bridge: a record on %s from '%s', not from the "
+                           "gateway's user '%s': dropped",
+                           kLogTag, control_topic_.c_str(),
                            loggable(username ? username : "").c_str(),
                            settings_.gateway_user.c_str());
     }
@@ -271,9 +278,10 @@ void Bridge::apply_rules(const bb::RulesRecord& record) {
                          kLogTag, record.rules.size(), rules_id_.c_str());
   } else {
     const auto& first = answer.errors.front();
-    mosquitto_log_printf(MOSQ_LOG_ERR, "%s: bridge: rule set %s refused (%zu problems; first: "
-                         "mapping.%s: %s); the rules in force stay", kLogTag,
-                         loggable(record.id).c_str(), answer.errors.size(),
+    mosquitto_log_printf(MOSQ_LOG_ERR,
+                         "%s: bridge: rule set %s refused (%zu problems; first: "
+                         "mapping.%s: %s); the rules in force stay",
+                         kLogTag, loggable(record.id).c_str(), answer.errors.size(),
                          loggable(first.path).c_str(), loggable(first.message).c_str());
   }
 }
@@ -290,8 +298,10 @@ void Bridge::apply_devices(const bb::DevicesAnswer& answer) {
     changes_ += lost + 1;
     std::uint64_t suppressed = 0;
     if (drop_log_.allow(now_s(), suppressed)) {
-      mosquitto_log_printf(MOSQ_LOG_WARNING, "%s: bridge: the gateway refused %s %s: %s (%zu held "
-                           "messages dropped)", kLogTag, answer.senders ? "sender" : "device",
+      mosquitto_log_printf(MOSQ_LOG_WARNING,
+                           "%s: bridge: the gateway refused %s %s: %s (%zu held "
+                           "messages dropped)",
+                           kLogTag, answer.senders ? "sender" : "device",
                            loggable(r.device.uid).c_str(), loggable(r.reason).c_str(), lost);
     }
   }
@@ -318,6 +328,8 @@ void Bridge::tick() {
   }
 }
 
-void Bridge::reload() { tell_gateway(bb::encode_hello()); }
+void Bridge::reload() {
+  tell_gateway(bb::encode_hello());
+}
 
 }  // namespace rtm::plugin

@@ -27,9 +27,9 @@
 namespace rtm::plugin {
 
 struct BridgeSettings {
-  std::string prefix = "rtm";           // plugin_opt_topic_prefix
+  std::string prefix = "rtm";                // plugin_opt_topic_prefix
   std::string gateway_user = "rtm-gateway";  // plugin_opt_grants_from: who sends the rules
-  bool enforce = false;                 // grants enforced: a channel write was checked already
+  bool enforce = false;                      // grants enforced: a channel write was checked already
 };
 
 class Bridge {
@@ -59,15 +59,21 @@ class Bridge {
   // A rule with keep_source false whose one target can take the message as it is: the
   // message itself goes there (its topic, payload and retain changed in place), no copy.
   bool move(mosquitto_evt_message& event, const mapping::Decision& d, std::int64_t now);
+  // The bytes a decision publishes: its own, or the source's when unchanged.
+  static std::string_view payload_of(const mapping::Decision& d, std::string_view source) {
+    return d.payload_unchanged ? source : std::string_view(d.payload);
+  }
   // The RTM user whose message an outbound rule carries, when the gateway must vouch for it
   // (not a service user; the grants not enforced by this broker).
   std::optional<broker_bridge::DeviceKey> sender_to_check(const mosquitto_evt_message& event,
                                                           std::string_view topic) const;
   // Carries out one publish decision, or holds it in `book` (announced to the gateway) until
   // `key` is confirmed.
+  // `payload` is the decision's, or the source's when the rule passed it unchanged.
   void carry_or_hold(broker_bridge::DeviceBook& book, const broker_bridge::DeviceKey& key,
-                     bool senders, mapping::Decision& d, std::int64_t now);
-  void publish(const std::string& rule, const std::string& topic, const std::string& payload,
+                     bool senders, mapping::Decision& d, std::string_view payload,
+                     std::int64_t now);
+  void publish(const std::string& rule, const std::string& topic, std::string_view payload,
                int qos, bool retain);
   void dropped(const std::string& rule, const std::string& why);
   void tell_gateway(const std::string& record);

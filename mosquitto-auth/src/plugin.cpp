@@ -406,8 +406,8 @@ RTM_PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, v
       const auto& r = use.registration;
       rc = mosquitto_callback_register(identifier, r.event, r.callback, nullptr, plugin.get());
       if (rc != MOSQ_ERR_SUCCESS) {
-        mosquitto_log_printf(MOSQ_LOG_ERR, "%s: cannot register for %s (error %d)", kLogTag,
-                             r.name, rc);
+        mosquitto_log_printf(MOSQ_LOG_ERR, "%s: cannot register for %s (error %d)", kLogTag, r.name,
+                             rc);
         return rc;
       }
     }

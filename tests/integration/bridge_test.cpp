@@ -5,8 +5,8 @@
 // plugin (mapping.mode broker, plugin_opt_bridge true); the user sees the same either way.
 #include <doctest/doctest.h>
 
-#include <csignal>
 #include <chrono>
+#include <csignal>
 #include <memory>
 #include <string>
 
@@ -52,8 +52,8 @@ std::string with_mode(std::string mapping, Mode mode) {
 }
 
 GatewayOptions options_for(const std::string& mapping, Mode mode) {
-  GatewayOptions o{with_mode(mapping, mode) + "ops:\n  uids: [host-a]\n", "rtm", "rtm-gateway", "",
-                   "info", {}};
+  GatewayOptions o{
+      with_mode(mapping, mode) + "ops:\n  uids: [host-a]\n", "rtm", "rtm-gateway", "", "info", {}};
   if (mode == Mode::broker) o.password = kGatewayPassword;
   return o;
 }
@@ -70,9 +70,9 @@ struct Setup {
     REQUIRE_MESSAGE(wait_gateway_ready(broker.uri()), gateway.log());
     if (mode == Mode::broker) {
       // The bridge carries messages once the plugin has taken the gateway's rules.
-      REQUIRE_MESSAGE(wait_for_text([this] { return gateway.log(); },
-                                    "the broker's plugin carries rule set"),
-                      gateway.log() << broker.log());
+      REQUIRE_MESSAGE(
+          wait_for_text([this] { return gateway.log(); }, "the broker's plugin carries rule set"),
+          gateway.log() << broker.log());
     }
   }
   // Where the bridge logs a dropped message: the gateway, or the broker (its plugin).
@@ -82,7 +82,8 @@ struct Setup {
     const auto at = text.find("\nmapping:");
     REQUIRE(at != std::string::npos);
     const auto end = text.find("\nops:", at);
-    text.replace(at + 1, end == std::string::npos ? std::string::npos : end - at, with_mode(mapping, mode));
+    text.replace(at + 1, end == std::string::npos ? std::string::npos : end - at,
+                 with_mode(mapping, mode));
     write_file(gateway.config_path(), text);
     ::kill(gateway.pid(), SIGHUP);
   }
@@ -136,10 +137,14 @@ rapidjson::Document wait_stats(RtmUser& op, const char* field, std::uint64_t exp
 }  // namespace
 
 // Each case runs in both modes, as two test cases.
-#define BRIDGE_CASE(name, body)                          \
-  static void body(Mode mode);                           \
-  TEST_CASE("relay bridge: " name) { body(Mode::relay); } \
-  TEST_CASE("broker bridge: " name) { body(Mode::broker); } \
+#define BRIDGE_CASE(name, body)       \
+  static void body(Mode mode);        \
+  TEST_CASE("relay bridge: " name) {  \
+    body(Mode::relay);                \
+  }                                   \
+  TEST_CASE("broker bridge: " name) { \
+    body(Mode::broker);               \
+  }                                   \
   static void body(Mode mode)
 
 BRIDGE_CASE("coplay, every controller frame reaches the host in order, intact, state goes back out",
@@ -300,12 +305,14 @@ BRIDGE_CASE("envelope and extract transforms, inbox targets", transforms) {
   CHECK(alarm->payload == "belt stopped");
 }
 
-BRIDGE_CASE("a rule set that would loop is refused at config check, naming both rules", loop_refused) {
+BRIDGE_CASE("a rule set that would loop is refused at config check, naming both rules",
+            loop_refused) {
   TempDir dir;
   write_file(dir.path() / "loop.yaml", std::string(R"(auth:
   token_secret: "integration-test-secret-0123456789abcdef"
 mapping:
-)") + (mode == Mode::broker ? "  mode: broker\n" : "") + R"(  rules:
+)") + (mode == Mode::broker ? "  mode: broker\n" : "") +
+                                           R"(  rules:
     - name: in
       source: "dev/{room}/{p}/input"
       target: {channel: "{room}", topic: input, publisher: "{p}"}
@@ -379,8 +386,9 @@ bb::RulesRecord loop_rules() {
 
 }  // namespace
 
-TEST_CASE("broker bridge: a rule set that would loop is refused by the plugin too, with key paths, "
-          "and the rules in force stay") {
+TEST_CASE(
+    "broker bridge: a rule set that would loop is refused by the plugin too, with key paths, "
+    "and the rules in force stay") {
   Setup s(coplay_mapping(), Mode::broker);
   auto as_gateway = gateway_user_client(s);
   as_gateway->subscribe(bb::plugin_topic("rtm"), 1);
@@ -421,7 +429,8 @@ TEST_CASE("broker bridge: a rule set that would loop is refused by the plugin to
   CHECK(got->payload == "still");
 }
 
-TEST_CASE("broker bridge: only the gateway's user changes the rules, and nobody speaks for the plugin") {
+TEST_CASE(
+    "broker bridge: only the gateway's user changes the rules, and nobody speaks for the plugin") {
   Setup s(coplay_mapping(), Mode::broker);
   Client events(s.broker.uri(), "events-5");
   events.connect();
@@ -467,8 +476,9 @@ TEST_CASE("broker bridge: only the gateway's user changes the rules, and nobody 
   CHECK(std::string(topics[0]["publishers"][0].GetString()) == "p1");  // no ghost
 }
 
-TEST_CASE("broker bridge: SIGHUP in the gateway brings new rules to the plugin, a broken file "
-          "changes neither, the broker's own reload asks for the rules again") {
+TEST_CASE(
+    "broker bridge: SIGHUP in the gateway brings new rules to the plugin, a broken file "
+    "changes neither, the broker's own reload asks for the rules again") {
   Setup s(coplay_mapping(), Mode::broker);
   Client reader(s.broker.uri(), "temps-reader");
   reader.connect();
@@ -512,9 +522,9 @@ TEST_CASE("broker bridge: SIGHUP in the gateway brings new rules to the plugin, 
 
   const auto before_hup = s.gateway.log().size();
   ::kill(s.broker.pid(), SIGHUP);
-  REQUIRE_MESSAGE(wait_for_text([&] { return s.gateway.log(); }, "the broker's plugin (re)loaded",
-                                before_hup),
-                  s.gateway.log());
+  REQUIRE_MESSAGE(
+      wait_for_text([&] { return s.gateway.log(); }, "the broker's plugin (re)loaded", before_hup),
+      s.gateway.log());
   REQUIRE(wait_for_text([&] { return s.gateway.log(); }, "the broker's plugin carries rule set",
                         before_hup));
   sensor.publish("factory/hall/s1/temp", "23.0", 1);
@@ -523,8 +533,9 @@ TEST_CASE("broker bridge: SIGHUP in the gateway brings new rules to the plugin, 
   CHECK(got->payload == "23.0");
 }
 
-TEST_CASE("broker bridge: keep_source false moves the message itself to its target, in order, "
-          "its payload transformed, retained there") {
+TEST_CASE(
+    "broker bridge: keep_source false moves the message itself to its target, in order, "
+    "its payload transformed, retained there") {
   const std::string mapping = R"(mapping:
   rules:
     - name: moved

@@ -148,8 +148,10 @@ TEST_CASE("broker bridge records: what is wrong is refused with its path, never 
        "rules[0].transform.type must be pass, envelope or extract"},
       {R"({"v":1,"kind":"rules","id":"x","prefix":"rtm","rules":[{"name":"a","direction":"inbound","source":{},"target":{},"transform":{},"qos":2}]})",
        "rules[0].qos must be an integer from 0 to 1"},
-      {R"({"v":1,"kind":"devices","confirmed":[["a","b"]]})", "confirmed[0] must be [uid, channel, topic]"},
-      {R"({"v":1,"kind":"devices","refused":[["a","b","c"]]})", "refused[0] must be [uid, channel, topic, reason]"},
+      {R"({"v":1,"kind":"devices","confirmed":[["a","b"]]})",
+       "confirmed[0] must be [uid, channel, topic]"},
+      {R"({"v":1,"kind":"devices","refused":[["a","b","c"]]})",
+       "refused[0] must be [uid, channel, topic, reason]"},
   };
   for (const auto& [text, why] : bad) {
     auto got = decode_control(text);
@@ -227,7 +229,8 @@ TEST_CASE("device book: bounded in messages per device, bytes and devices") {
   limits.max_devices = 4;
   DeviceBook book(limits);
   const DeviceKey p2{"p2", "room-1", "input"};
-  for (int i = 0; i < 3; ++i) CHECK(book.hold(p2, message("m"), 0) != DeviceBook::Held::dropped_full);
+  for (int i = 0; i < 3; ++i)
+    CHECK(book.hold(p2, message("m"), 0) != DeviceBook::Held::dropped_full);
   CHECK(book.hold(p2, message("m"), 0) == DeviceBook::Held::dropped_full);
   const DeviceKey big{"big", "room-1", "input"};
   CHECK(book.hold(big, message(std::string(300, 'x')), 0) == DeviceBook::Held::dropped_full);

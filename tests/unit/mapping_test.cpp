@@ -1160,3 +1160,32 @@ TEST_CASE("route never throws on random topics and payloads") {
   CHECK(drops > 100);
   CHECK(presences > 10);
 }
+
+TEST_CASE("route: a payload passed unchanged can be left to the caller") {
+  rtm::mapping::RuleSpec in;
+  in.name = "in";
+  in.source.device_topic = "dev/{id}/x";
+  in.target.channel = "c";
+  in.target.topic = "t";
+  in.target.publisher = "{id}";
+  rtm::mapping::RuleSpec wrapped = in;
+  wrapped.name = "wrapped";
+  wrapped.source.device_topic = "dev/{id}/y";
+  wrapped.transform.kind = rtm::mapping::TransformKind::envelope;
+  wrapped.transform.fields = {{"raw", "{payload}"}};
+  auto rules = rtm::mapping::RuleSet::compile({in, wrapped}, {}, "rtm", {});
+  REQUIRE(rules);
+  auto copied = rules->route("dev/d1/x", "frame", 1);
+  REQUIRE(copied.size() == 1);
+  CHECK(copied[0].payload_unchanged);
+  CHECK(copied[0].payload == "frame");
+  auto left = rules->route("dev/d1/x", "frame", 1, rtm::mapping::PayloadCopy::unless_unchanged);
+  REQUIRE(left.size() == 1);
+  CHECK(left[0].payload_unchanged);
+  CHECK(left[0].payload.empty());
+  CHECK(left[0].topic == "rtm/ch/c/t/d1");
+  auto changed = rules->route("dev/d1/y", "frame", 1, rtm::mapping::PayloadCopy::unless_unchanged);
+  REQUIRE(changed.size() == 1);
+  CHECK_FALSE(changed[0].payload_unchanged);
+  CHECK(changed[0].payload == "{\"raw\":\"frame\"}");
+}

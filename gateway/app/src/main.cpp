@@ -68,13 +68,16 @@ Config load(const std::string& path, const Overrides& overrides) {
   }
   if (!overrides.mapping_mode.empty()) {
     if (overrides.mapping_mode != "relay" && overrides.mapping_mode != "broker") {
-      throw ConfigError({"--mapping-mode: relay or broker, got \"" + overrides.mapping_mode + "\""});
+      throw ConfigError(
+          {"--mapping-mode: relay or broker, got \"" + overrides.mapping_mode + "\""});
     }
-    config.mapping.mode = overrides.mapping_mode == "broker" ? BridgeMode::broker : BridgeMode::relay;
+    config.mapping.mode =
+        overrides.mapping_mode == "broker" ? BridgeMode::broker : BridgeMode::relay;
     if (config.mapping.mode == BridgeMode::broker &&
         config.broker.profile != rtm::topics::BrokerProfile::mosquitto) {
-      throw ConfigError({"--mapping-mode broker: needs Mosquitto with the project's plugin "
-                         "(broker.profile mosquitto)"});
+      throw ConfigError(
+          {"--mapping-mode broker: needs Mosquitto with the project's plugin "
+           "(broker.profile mosquitto)"});
     }
   }
   if (!overrides.rabbitmq_http_auth_key_file.empty()) {

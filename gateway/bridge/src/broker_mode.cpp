@@ -34,12 +34,15 @@ RuleSetSpecs specs_of(const MappingConfig& m, const std::string& prefix) {
   RuleSetSpecs s{bb::rules_id(m.rules, m.presence), m.rules, m.presence, nullptr};
   if (!m.presence.empty()) {
     auto compiled = bb::compile_rules({}, m.presence, prefix);
-    if (compiled) s.presence_rules = std::make_shared<const mapping::RuleSet>(std::move(compiled).value());
+    if (compiled)
+      s.presence_rules = std::make_shared<const mapping::RuleSet>(std::move(compiled).value());
   }
   return s;
 }
 
-std::string key_of(const bb::DeviceKey& d) { return d.uid + '\n' + d.channel + '\n' + d.topic; }
+std::string key_of(const bb::DeviceKey& d) {
+  return d.uid + '\n' + d.channel + '\n' + d.topic;
+}
 
 class BrokerMode final : public BridgeView,
                          public MessageHandler,
@@ -90,7 +93,8 @@ class BrokerMode final : public BridgeView,
   // diffs the subscriptions once; the extra ones go at the next reload).
   std::vector<std::string> filters() const override {
     std::vector<std::string> out;
-    for (const RuleSetSpecs* specs : {&current_, static_cast<const RuleSetSpecs*>(pending_.get())}) {
+    for (const RuleSetSpecs* specs :
+         {&current_, static_cast<const RuleSetSpecs*>(pending_.get())}) {
       if (specs == nullptr || !specs->presence_rules) continue;
       for (auto& f : specs->presence_rules->subscriptions()) out.push_back(std::move(f));
     }
@@ -106,8 +110,10 @@ class BrokerMode final : public BridgeView,
       if (rtm_->device_presence(d.uid, d.online)) {
         ++presence_;
       } else {
-        spdlog::warn("bridge: rule {}: {} is a logged-in user: a device status never changes its "
-                     "session", d.rule, d.uid);
+        spdlog::warn(
+            "bridge: rule {}: {} is a logged-in user: a device status never changes its "
+            "session",
+            d.rule, d.uid);
       }
     }
     return true;
@@ -122,8 +128,10 @@ class BrokerMode final : public BridgeView,
   void reload(const Config& next) override {
     auto candidate = specs_of(next.mapping, prefix_);
     if (candidate.id == current_.id && !pending_) return;
-    spdlog::info("bridge: rule set {} sent to the broker's plugin; the rules in force ({}) stay "
-                 "until it takes them", candidate.id, current_.id);
+    spdlog::info(
+        "bridge: rule set {} sent to the broker's plugin; the rules in force ({}) stay "
+        "until it takes them",
+        candidate.id, current_.id);
     pending_ = std::make_unique<RuleSetSpecs>(std::move(candidate));
     send_rules(*pending_);
   }
@@ -131,8 +139,9 @@ class BrokerMode final : public BridgeView,
   void send_rules(const RuleSetSpecs& specs) {
     bb::RulesRecord record{specs.id, instance_, prefix_, specs.rules, specs.presence};
     if (!core_.outbox().publish(control_topic_, bb::encode(record), 1, false)) {
-      spdlog::warn("bridge: the rules could not be sent to the broker's plugin now; sent again "
-                   "at the next connection");
+      spdlog::warn(
+          "bridge: the rules could not be sent to the broker's plugin now; sent again "
+          "at the next connection");
     }
     sent_id_ = specs.id;
     sent_ms_ = core_.now_ms();
@@ -149,17 +158,22 @@ class BrokerMode final : public BridgeView,
         current_ = std::move(*pending_);
         pending_.reset();
       }
-      spdlog::info("bridge: the broker's plugin carries rule set {} ({} rules, {} presence rules "
-                   "read by the gateway)", answer.id, current_.rules.size(), current_.presence.size());
+      spdlog::info(
+          "bridge: the broker's plugin carries rule set {} ({} rules, {} presence rules "
+          "read by the gateway)",
+          answer.id, current_.rules.size(), current_.presence.size());
       return;
     }
     for (const auto& e : answer.errors) {
       spdlog::error("bridge: the broker's plugin refused rule set {}: {}{}{}", answer.id,
-                    e.path.empty() ? "" : "mapping.", e.path, (e.path.empty() ? "" : ": ") + e.message);
+                    e.path.empty() ? "" : "mapping.", e.path,
+                    (e.path.empty() ? "" : ": ") + e.message);
     }
     if (pending_ && pending_->id == answer.id) {
-      spdlog::error("bridge: rule set {} refused by the broker's plugin, so by the gateway too: the "
-                    "rules in force ({}) stay", answer.id, current_.id);
+      spdlog::error(
+          "bridge: rule set {} refused by the broker's plugin, so by the gateway too: the "
+          "rules in force ({}) stay",
+          answer.id, current_.id);
       pending_.reset();
     }
   }
@@ -169,8 +183,10 @@ class BrokerMode final : public BridgeView,
     auto record = bb::decode_plugin(m.payload);
     if (!record) {
       ++bad_records_;
-      spdlog::warn("bridge: a record from the broker's plugin the gateway cannot read ({} bytes, "
-                   "retained {}): {}", m.payload.size(), m.retained, record.error().message);
+      spdlog::warn(
+          "bridge: a record from the broker's plugin the gateway cannot read ({} bytes, "
+          "retained {}): {}",
+          m.payload.size(), m.retained, record.error().message);
       return true;
     }
     switch (record->kind) {
@@ -218,7 +234,8 @@ class BrokerMode final : public BridgeView,
   // Whose messages an outbound rule may carry to devices: a publisher of the channel topic,
   // or (an inbox message) a user in session, as the relay checks.
   bool sender_ok(const bb::DeviceKey& d) const {
-    return d.channel.empty() ? rtm_->has_session(d.uid) : rtm_->is_publisher(d.uid, d.channel, d.topic);
+    return d.channel.empty() ? rtm_->has_session(d.uid)
+                             : rtm_->is_publisher(d.uid, d.channel, d.topic);
   }
 
   void check_senders(const std::vector<bb::DeviceKey>& senders) {
@@ -244,16 +261,18 @@ class BrokerMode final : public BridgeView,
     const auto now = core_.now_ms();
     if (!sent_id_.empty() && !warned_ && now - sent_ms_ >= kAnswerWarningMs) {
       warned_ = true;
-      spdlog::warn("bridge: mapping.mode broker, but the broker's plugin has not answered rule set "
-                   "{} in {} ms: is rtm_mosquitto_auth loaded with plugin_opt_bridge true?",
-                   sent_id_, kAnswerWarningMs);
+      spdlog::warn(
+          "bridge: mapping.mode broker, but the broker's plugin has not answered rule set "
+          "{} in {} ms: is rtm_mosquitto_auth loaded with plugin_opt_bridge true?",
+          sent_id_, kAnswerWarningMs);
     }
     const auto generation = rtm_->generation();
     if (generation == swept_generation_ || now - swept_ms_ < kSweepEveryMs) return;
     swept_generation_ = generation;
     swept_ms_ = now;
-    report_ended(registered_, false,
-                 [this](const bb::DeviceKey& d) { return rtm_->is_publisher(d.uid, d.channel, d.topic); });
+    report_ended(registered_, false, [this](const bb::DeviceKey& d) {
+      return rtm_->is_publisher(d.uid, d.channel, d.topic);
+    });
     report_ended(senders_, true, [this](const bb::DeviceKey& d) { return sender_ok(d); });
   }
 
@@ -271,7 +290,8 @@ class BrokerMode final : public BridgeView,
       it = known.erase(it);
       if (answer.removed.size() >= bb::kMaxDevicesPerRecord) break;
     }
-    if (!answer.removed.empty()) core_.outbox().publish(control_topic_, bb::encode(answer), 1, false);
+    if (!answer.removed.empty())
+      core_.outbox().publish(control_topic_, bb::encode(answer), 1, false);
   }
 
   void write_metrics(MetricsWriter& out) const override {
@@ -291,7 +311,8 @@ class BrokerMode final : public BridgeView,
               "1 when the broker's plugin took the gateway's last rule set, 0 when it refused it",
               plugin_accepted_ ? 1.0 : 0.0);
     out.counter("rtm_bridge_plugin_announcements_total",
-                "Records of new devices the broker's plugin announced", static_cast<double>(announced_));
+                "Records of new devices the broker's plugin announced",
+                static_cast<double>(announced_));
     out.counter("rtm_bridge_plugin_bad_records_total",
                 "Records from the broker's plugin the gateway could not read",
                 static_cast<double>(bad_records_));
@@ -302,9 +323,9 @@ class BrokerMode final : public BridgeView,
   std::shared_ptr<RtmApi> rtm_;
   const std::string prefix_, control_topic_, plugin_topic_, instance_;
   std::shared_ptr<PluginRecords> records_;
-  RuleSetSpecs current_;                    // in force: the plugin took it (or the start set)
-  std::unique_ptr<RuleSetSpecs> pending_;   // a reload's set, until the plugin answers
-  std::string sent_id_, plugin_id_;         // waiting for an answer to sent_id_
+  RuleSetSpecs current_;                   // in force: the plugin took it (or the start set)
+  std::unique_ptr<RuleSetSpecs> pending_;  // a reload's set, until the plugin answers
+  std::string sent_id_, plugin_id_;        // waiting for an answer to sent_id_
   std::int64_t sent_ms_ = 0;
   bool warned_ = false;
   bool plugin_accepted_ = false;
@@ -321,9 +342,10 @@ class BrokerMode final : public BridgeView,
 std::shared_ptr<const BridgeView> install_broker_mode(Core& core, std::shared_ptr<RtmApi> rtm) {
   auto mode = std::make_shared<BrokerMode>(core, std::move(rtm));
   BrokerMode::install(core, mode);
-  spdlog::info("bridge: mapping.mode broker: the broker's plugin carries {} mapping rules; the "
-               "gateway reads {} device status rules",
-               core.config().mapping.rules.size(), core.config().mapping.presence.size());
+  spdlog::info(
+      "bridge: mapping.mode broker: the broker's plugin carries {} mapping rules; the "
+      "gateway reads {} device status rules",
+      core.config().mapping.rules.size(), core.config().mapping.presence.size());
   return mode;
 }
 

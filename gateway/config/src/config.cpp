@@ -454,7 +454,8 @@ void parse_mapping(const YAML::Node& node, Config& cfg, std::vector<std::string>
     if (m.mode == BridgeMode::broker && cfg.broker.profile != topics::BrokerProfile::mosquitto) {
       s.problem("mapping.mode",
                 "broker needs Mosquitto with the project's plugin (broker.profile mosquitto); "
-                "with " + std::string(topics::broker_profile_name(cfg.broker.profile)) +
+                "with " +
+                    std::string(topics::broker_profile_name(cfg.broker.profile)) +
                     " the gateway relays (mapping.mode relay)");
     }
     auto rules = s.child("rules");

@@ -27,11 +27,11 @@ struct HeldMessage {
 };
 
 struct BookLimits {
-  std::size_t max_devices = 100000;          // entries; the oldest registered one makes room
-  std::size_t max_held_per_device = 1000;    // messages waiting for one device's registration
-  std::size_t max_held_bytes = 64u << 20;    // payload + topic bytes waiting, all devices
-  std::int64_t announce_retry_ms = 2000;     // announce again when the gateway has not answered
-  std::int64_t refused_retry_ms = 5000;      // a refused device's messages are dropped this long
+  std::size_t max_devices = 100000;        // entries; the oldest registered one makes room
+  std::size_t max_held_per_device = 1000;  // messages waiting for one device's registration
+  std::size_t max_held_bytes = 64u << 20;  // payload + topic bytes waiting, all devices
+  std::int64_t announce_retry_ms = 2000;   // announce again when the gateway has not answered
+  std::int64_t refused_retry_ms = 5000;    // a refused device's messages are dropped this long
 };
 
 class DeviceBook {
@@ -67,8 +67,7 @@ class DeviceBook {
   std::vector<DeviceKey> due(std::int64_t now_ms);
 
   // Why the device was refused (after status() returned refused).
-  const std::string& reason(std::string_view uid, std::string_view channel,
-                            std::string_view topic);
+  const std::string& reason(std::string_view uid, std::string_view channel, std::string_view topic);
 
   std::size_t devices() const { return entries_.size(); }
   std::size_t held_messages() const { return held_messages_; }
@@ -78,13 +77,12 @@ class DeviceBook {
   struct Entry {
     DeviceKey device;
     Status status = Status::unknown;
-    std::int64_t announced_ms = 0;     // pending
+    std::int64_t announced_ms = 0;      // pending
     std::int64_t refused_until_ms = 0;  // refused
     std::string reason;
     std::deque<HeldMessage> held;
   };
-  const std::string& key_of(std::string_view uid, std::string_view channel,
-                            std::string_view topic);
+  const std::string& key_of(std::string_view uid, std::string_view channel, std::string_view topic);
   void drop_held(Entry& e);
   bool make_room();
 

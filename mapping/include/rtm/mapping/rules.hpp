@@ -100,6 +100,9 @@ struct Decision {
   int qos = 0;
   bool retain = false;
   bool keep_source = true;  // the rule's keep_source
+  // The payload is the source's, unchanged (transform pass). With
+  // PayloadCopy::unless_unchanged, `payload` is then left empty: the caller has the bytes.
+  bool payload_unchanged = false;
   std::string reason;
   // For inbound channel messages: the RTM names, so that the gateway can register the
   // device as a publisher of the topic. Empty otherwise.
@@ -108,6 +111,9 @@ struct Decision {
   std::string uid;
   bool online = false;
 };
+
+// Whether route() copies a payload that a rule passes unchanged into its decision.
+enum class PayloadCopy { always, unless_unchanged };
 
 class RuleSet {
  public:
@@ -139,7 +145,8 @@ class RuleSet {
   // not a legal name, a topic that is not a valid MQTT topic) yields a drop with a
   // precise reason; never throws.
   std::vector<Decision> route(std::string_view topic, std::string_view payload,
-                              std::int64_t now_ms) const;
+                              std::int64_t now_ms,
+                              PayloadCopy copy = PayloadCopy::always) const;
 
  private:
   struct Compiled;
