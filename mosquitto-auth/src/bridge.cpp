@@ -118,7 +118,9 @@ bool Bridge::move(mosquitto_evt_message& event, const mapping::Decision& d, std:
     event.payload = payload;  // the broker frees the one it replaces
     event.payloadlen = static_cast<std::uint32_t>(d.payload.size());
   }
-  // Mosquitto 2.0.11 takes the new topic without freeing the one it replaces.
+  // Mosquitto 2.0 (Debian 12's 2.0.11) takes the new topic without freeing the one it
+  // replaces, so the plugin frees it. A broker that frees it itself (the 2.1 line's message
+  // handling does) would need this line gone: the plugin is built and tested for 2.0.
   mosquitto_free(event.topic);
   event.topic = topic;
   event.retain = d.retain;
