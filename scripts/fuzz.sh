@@ -18,7 +18,7 @@ targets=(topics request mqtt_codec mapping_compile mapping_route jwt grants brok
 # Longest input per target: room for long URIs, topics and tokens (the JWT limit is 8192)
 # without slowing the common case down.
 declare -A max_len=([topics]=4096 [request]=4096 [mqtt_codec]=4096 [mapping_compile]=4096
-                    [mapping_route]=4096 [jwt]=9000 [grants]=4096)
+                    [mapping_route]=4096 [jwt]=9000 [grants]=4096 [broker_bridge]=8192)
 
 usage() {
   awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2
