@@ -152,7 +152,6 @@ class BrokerMode final : public BridgeView,
     if (answer.id != sent_id_) return;  // an answer to an older set
     sent_id_.clear();
     plugin_accepted_ = answer.ok;
-    plugin_id_ = answer.ok ? answer.id : plugin_id_;
     if (answer.ok) {
       if (pending_ && pending_->id == answer.id) {
         current_ = std::move(*pending_);
@@ -325,7 +324,7 @@ class BrokerMode final : public BridgeView,
   std::shared_ptr<PluginRecords> records_;
   RuleSetSpecs current_;                   // in force: the plugin took it (or the start set)
   std::unique_ptr<RuleSetSpecs> pending_;  // a reload's set, until the plugin answers
-  std::string sent_id_, plugin_id_;        // waiting for an answer to sent_id_
+  std::string sent_id_;                    // the set whose answer is awaited
   std::int64_t sent_ms_ = 0;
   bool warned_ = false;
   bool plugin_accepted_ = false;
